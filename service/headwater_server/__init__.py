@@ -1,0 +1,1 @@
+"""The Headwater gRPC service: orchestration, scheduling and storage behind headwater.v1."""
