@@ -4,8 +4,6 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PROTO_FILES := $(wildcard protos/headwater/v1/*.proto)
-GEN_DIR := python_client
 
 .PHONY: install demo test test-fast lint protos check-protos bench clean
 
@@ -37,11 +35,7 @@ lint: $(STAMP)
 # Regenerates the Python stubs and the descriptor image from protos/. The output is committed;
 # tests/protos/test_generated_fresh.py fails when it is stale.
 protos: $(STAMP)
-	rm -f $(GEN_DIR)/headwater/v1/*_pb2*.py $(GEN_DIR)/headwater/v1/*_pb2*.pyi
-	$(BIN)/python -m grpc_tools.protoc -Iprotos \
-		--python_out=$(GEN_DIR) --pyi_out=$(GEN_DIR) --grpc_python_out=$(GEN_DIR) \
-		$(PROTO_FILES)
-	$(BIN)/buf build protos -o protos/headwater.binpb
+	scripts/generate-protos
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -1,0 +1,163 @@
+"""The one catalogue of errors the service returns.
+
+Every error a caller can get from Headwater is declared here with its gRPC status code, a stable
+machine-readable reason (sent as ``google.rpc.ErrorInfo`` in the status details, domain
+``headwater.dev``) and a message that tells a person what to do. SDKs map code and reason to
+typed exceptions, so the reasons below are part of the API: never rename one.
+
+Storage and servicers raise :class:`ServiceError`; the gRPC layer turns it into a rich status with
+:func:`to_rpc_status`, and the engine stream turns it into an ``OperationError``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import grpc
+
+if TYPE_CHECKING:
+    from google.rpc import status_pb2
+
+DOMAIN = "headwater.dev"
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One problem with one request field, reported as a ``google.rpc.BadRequest`` entry."""
+
+    field: str
+    description: str
+
+
+@dataclass
+class ServiceError(Exception):
+    """An error the service returns to a caller: status code, stable reason, human message."""
+
+    code: grpc.StatusCode
+    reason: str
+    message: str
+    violations: tuple[FieldViolation, ...] = ()
+    resource_type: str = ""
+    resource_name: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def invalid_argument(
+    field_name: str, description: str, reason: str = "INVALID_ARGUMENT"
+) -> ServiceError:
+    """A request field is missing or malformed; the message names the field and the fix."""
+    return ServiceError(
+        code=grpc.StatusCode.INVALID_ARGUMENT,
+        reason=reason,
+        message=f"Invalid request field '{field_name}': {description}",
+        violations=(FieldViolation(field_name, description),),
+    )
+
+
+def not_found(resource_type: str, resource_id: str) -> ServiceError:
+    """The named resource does not exist (or was deleted)."""
+    label = resource_type.replace("_", " ")
+    return ServiceError(
+        code=grpc.StatusCode.NOT_FOUND,
+        reason=f"{resource_type.upper()}_NOT_FOUND",
+        message=(
+            f"No {label} with id '{resource_id}' exists. Check the id (list them with the "
+            f"List method), or create it first."
+        ),
+        resource_type=resource_type,
+        resource_name=resource_id,
+    )
+
+
+def already_exists(resource_type: str, resource_name: str, detail: str) -> ServiceError:
+    """Creating the resource would duplicate a unique name or key."""
+    return ServiceError(
+        code=grpc.StatusCode.ALREADY_EXISTS,
+        reason=f"{resource_type.upper()}_ALREADY_EXISTS",
+        message=detail,
+        resource_type=resource_type,
+        resource_name=resource_name,
+    )
+
+
+def failed_precondition(
+    reason: str, message: str, resource_type: str = "", resource_name: str = ""
+) -> ServiceError:
+    """The request is well formed but the resource is in a state that does not allow it."""
+    return ServiceError(
+        code=grpc.StatusCode.FAILED_PRECONDITION,
+        reason=reason,
+        message=message,
+        resource_type=resource_type,
+        resource_name=resource_name,
+    )
+
+
+def unavailable(message: str) -> ServiceError:
+    """The service cannot answer right now (shutting down, database unreachable); retry."""
+    return ServiceError(
+        code=grpc.StatusCode.UNAVAILABLE, reason="SERVICE_UNAVAILABLE", message=message
+    )
+
+
+def internal(message: str) -> ServiceError:
+    """A bug or an unexpected failure; the message says where to look."""
+    return ServiceError(code=grpc.StatusCode.INTERNAL, reason="INTERNAL", message=message)
+
+
+def parse_uuid(field_name: str, value: str, *, required: bool = True) -> str | None:
+    """Return ``value`` as a canonical UUID string, or raise INVALID_ARGUMENT naming the field.
+
+    Validating here, before storage, turns a typo into a clear message instead of a NOT_FOUND that
+    hides the real mistake.
+    """
+    if not value:
+        if required:
+            raise invalid_argument(field_name, "is required (a UUID such as '0b1c...-...').")
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, AttributeError, TypeError):
+        raise invalid_argument(field_name, f"'{value}' is not a valid UUID.") from None
+
+
+def to_rpc_status(error: ServiceError) -> status_pb2.Status:
+    """Build the ``google.rpc.Status`` (with ErrorInfo, BadRequest, ResourceInfo details)."""
+    from google.protobuf import any_pb2
+    from google.rpc import error_details_pb2, status_pb2
+
+    details = []
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata)
+    details.append(info)
+    if error.violations:
+        details.append(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=v.field, description=v.description
+                    )
+                    for v in error.violations
+                ]
+            )
+        )
+    if error.resource_type:
+        details.append(
+            error_details_pb2.ResourceInfo(
+                resource_type=f"headwater.v1.{error.resource_type}",
+                resource_name=error.resource_name,
+            )
+        )
+    packed = []
+    for detail in details:
+        any_detail = any_pb2.Any()
+        any_detail.Pack(detail)
+        packed.append(any_detail)
+    return status_pb2.Status(code=error.code.value[0], message=error.message, details=packed)

@@ -1,0 +1,39 @@
+"""The committed generated code must be exactly what `make protos` produces from protos/.
+
+A stale stub is a silent contract bug (a field the server sends that the SDK cannot see), so the
+suite regenerates everything into a temporary directory and compares bytes.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+GENERATED = ROOT / "python_client" / "headwater" / "v1"
+IMAGE = ROOT / "protos" / "headwater.binpb"
+
+
+def test_generated_code_and_image_match_protos(tmp_path: Path) -> None:
+    image = tmp_path / "headwater.binpb"
+    subprocess.run(
+        [str(ROOT / "scripts" / "generate-protos"), str(tmp_path), str(image)],
+        check=True,
+        capture_output=True,
+    )
+    fresh = tmp_path / "headwater" / "v1"
+    fresh_names = sorted(p.name for p in fresh.glob("*_pb2*"))
+    committed_names = sorted(p.name for p in GENERATED.glob("*_pb2*"))
+    assert fresh_names == committed_names, "generated files differ: run `make protos` and commit"
+    stale = [n for n in fresh_names if not filecmp.cmp(fresh / n, GENERATED / n, shallow=False)]
+    assert not stale, f"stale generated code {stale}: run `make protos` and commit the result"
+    assert image.read_bytes() == IMAGE.read_bytes(), (
+        "protos/headwater.binpb is stale: run `make protos` and commit it"
+    )
+
+
+def test_every_proto_file_is_generated() -> None:
+    protos = sorted(p.stem for p in (ROOT / "protos" / "headwater" / "v1").glob("*.proto"))
+    generated = sorted(p.name.removesuffix("_pb2.py") for p in GENERATED.glob("*_pb2.py"))
+    assert protos == generated
