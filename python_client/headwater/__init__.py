@@ -1,0 +1,120 @@
+"""Headwater: workflow orchestration over a language-neutral gRPC API.
+
+Decorate a function with `flow` and call it; the engine reports each state to the Headwater
+service (an embedded one when ``HEADWATER_API_URL`` is unset)::
+
+    from headwater import flow
+
+    @flow(retries=2)
+    def etl(day: str) -> int:
+        ...
+
+    etl("2026-01-01")
+
+Names are loaded on first use, so ``import headwater`` stays fast: it imports neither pydantic
+nor grpc. Exceptions live in `headwater.exceptions`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+# Not `from typing import TYPE_CHECKING`: importing typing alone costs ~9 ms, and this module
+# must stay cheap. Type checkers treat any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from headwater._flows import Flow, flow
+    from headwater._states import (
+        AwaitingConcurrencySlot,
+        AwaitingRetry,
+        Cached,
+        Cancelled,
+        Cancelling,
+        Completed,
+        Crashed,
+        Failed,
+        Late,
+        Paused,
+        Pending,
+        Retrying,
+        Running,
+        Scheduled,
+        State,
+        StateType,
+        Suspended,
+    )
+
+__all__ = [
+    "AwaitingConcurrencySlot",
+    "AwaitingRetry",
+    "Cached",
+    "Cancelled",
+    "Cancelling",
+    "Completed",
+    "Crashed",
+    "Failed",
+    "Flow",
+    "Late",
+    "Paused",
+    "Pending",
+    "Retrying",
+    "Running",
+    "Scheduled",
+    "State",
+    "StateType",
+    "Suspended",
+    "__version__",
+    "flow",
+]
+
+# Public name -> the private module that defines it.
+_LAZY_ATTRIBUTES = {
+    "flow": "headwater._flows",
+    "Flow": "headwater._flows",
+    **{
+        name: "headwater._states"
+        for name in (
+            "AwaitingConcurrencySlot",
+            "AwaitingRetry",
+            "Cached",
+            "Cancelled",
+            "Cancelling",
+            "Completed",
+            "Crashed",
+            "Failed",
+            "Late",
+            "Paused",
+            "Pending",
+            "Retrying",
+            "Running",
+            "Scheduled",
+            "State",
+            "StateType",
+            "Suspended",
+        )
+    },
+}
+
+# Public submodules reachable as attributes (``headwater.exceptions.ScriptError``).
+_SUBMODULES = frozenset({"exceptions", "flows", "task_runners"})
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY_ATTRIBUTES.get(name)
+    if module_name is not None:
+        value = getattr(importlib.import_module(module_name), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__, *_SUBMODULES})

@@ -1,0 +1,693 @@
+"""`Flow` and the `@flow` decorator: a function plus everything the engine needs to run it.
+
+The arguments, defaults and errors mirror Prefect 3's ``prefect.flows``, so a Prefect flow ports
+by changing its import. Declaring a flow is cheap and does not import pydantic: validators and
+the parameter schema are built the first time they are needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import types
+from collections.abc import Callable, Coroutine, Iterable
+from copy import copy
+from functools import partial, update_wrapper
+from typing import Any, Generic, NoReturn, ParamSpec, TypeVar, overload
+
+from headwater import _parameters
+from headwater._results import validate_serializer, validate_storage
+from headwater.exceptions import InvalidNameError, ReservedArgumentError
+from headwater.task_runners import TaskRunner, ThreadPoolTaskRunner
+
+__all__ = ["BANNED_CHARACTERS", "Flow", "NotSet", "flow", "serve"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+#: Characters the service refuses in flow and deployment names (they break URLs and paths).
+BANNED_CHARACTERS = ("/", "%", "&", ">", "<")
+
+#: Used by Prefect when nothing else is configured; Headwater keeps the same defaults.
+DEFAULT_RETRIES = 0
+DEFAULT_RETRY_DELAY_SECONDS: int | float = 0
+
+#: Names a flow function cannot use for a parameter: ``Flow.__call__`` takes them itself.
+RESERVED_ARGUMENTS = ("return_state", "wait_for")
+
+#: Module names given to scripts run by the entrypoint loader; such flows are identified by
+#: their file path instead, which is what a later process can load again.
+LOADER_MODULE_PREFIX = "__headwater_loader"
+
+_HOOK_NAMES = ("on_completion", "on_failure", "on_cancellation", "on_crashed", "on_running")
+
+Hook = Callable[..., Any]
+
+
+class _NotSetType:
+    """The type of `NotSet`: "argument not given", where None is a meaningful value."""
+
+    _instance: _NotSetType | None = None
+
+    def __new__(cls) -> _NotSetType:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NotSet"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __reduce__(self) -> str:
+        return "NotSet"
+
+
+#: Marks an argument of `Flow.with_options` as not given, so ``None`` can mean "turn off".
+NotSet: Any = _NotSetType()
+
+
+def _raise_on_name_with_banned_characters(name: str | None) -> str | None:
+    """Refuse names the service cannot store (see `BANNED_CHARACTERS`)."""
+    if name is None:
+        return name
+    found = [char for char in BANNED_CHARACTERS if char in name]
+    if found:
+        raise InvalidNameError(
+            f"Name {name!r} contains an invalid character ({', '.join(map(repr, found))}). "
+            f"Must not contain any of: {list(BANNED_CHARACTERS)}. Choose a name without them."
+        )
+    return name
+
+
+def _file_hash(path: str | None) -> str | None:
+    """The MD5 hex digest of a file's bytes, or None when it cannot be read.
+
+    A flow's default version, so it changes whenever its source file does. MD5 is used only as
+    a change detector, not for security.
+    """
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.md5(handle.read(), usedforsecurity=False).hexdigest()
+    except (OSError, TypeError, ValueError):
+        return None
+
+
+def _source_file(fn: Callable[..., Any]) -> str | None:
+    try:
+        return inspect.getsourcefile(fn)
+    except TypeError:  # builtins and C functions have no source file
+        return None
+
+
+def _validate_hooks(hook_name: str, hooks: Any) -> list[Hook] | None:
+    """Check that ``hooks`` is an iterable of callables and return it as a new list."""
+    if hooks is None:
+        return None
+    example = f"@flow({hook_name}=[hook1, hook2])\ndef my_flow():\n\tpass"
+    try:
+        hook_list = list(hooks)
+    except TypeError:
+        raise TypeError(
+            f"Expected iterable for '{hook_name}'; got {type(hooks).__name__} instead. "
+            f"Please provide a list of hooks to '{hook_name}':\n\n{example}"
+        ) from None
+    for hook in hook_list:
+        if not callable(hook):
+            raise TypeError(
+                f"Expected callables in '{hook_name}'; got {type(hook).__name__} instead. "
+                f"Please provide a list of hooks to '{hook_name}':\n\n{example}"
+            )
+    return hook_list
+
+
+def _bind_to_instance(fn: Callable[..., Any], instance: Any) -> Callable[..., Any]:
+    """A per-instance stand-in for ``fn`` that carries the instance to pass as ``self``.
+
+    The shared function object is never modified, so two instances of one class cannot see
+    each other's ``self``. A plain function is copied (same code, so ``async``-ness, signature
+    and source file stay true); anything else is wrapped.
+    """
+    origin = _parameters._origin(fn)
+    if isinstance(origin, types.FunctionType):
+        bound: Any = types.FunctionType(
+            origin.__code__,
+            origin.__globals__,
+            origin.__name__,
+            origin.__defaults__,
+            origin.__closure__,
+        )
+        bound.__kwdefaults__ = origin.__kwdefaults__
+        update_wrapper(bound, origin)
+        del bound.__wrapped__  # the copy *is* the function: inspect must not unwrap past it
+    else:
+
+        def bound(*args: Any, **kwargs: Any) -> Any:
+            return origin(*args, **kwargs)
+
+        update_wrapper(bound, origin)
+    setattr(bound, _parameters.ORIGIN_ATTRIBUTE, origin)
+    setattr(bound, _parameters.BOUND_SELF_ATTRIBUTE, instance)
+    return bound  # type: ignore[no-any-return]
+
+
+class Flow(Generic[P, R]):
+    """A workflow definition: a function and how to run it.
+
+    Use the `flow` decorator rather than building this directly. Calling a flow runs it through
+    the engine, which reports every state to the service.
+
+    Args:
+        fn: The function that defines the workflow.
+        name: The flow's name; defaults to the function's name with ``_`` replaced by ``-``.
+        version: A version string; defaults to a hash of the function's source file (None when
+            the file cannot be read), so it changes whenever the file does.
+        flow_run_name: A name for each run: a template string formatted with the run's
+            parameters (``"run-{x}"``) or a callable returning the name.
+        retries: How many times to retry a failed run (default 0).
+        retry_delay_seconds: Seconds to wait between retries (default 0).
+        task_runner: The task runner class or instance for tasks inside the flow; defaults to a
+            `ThreadPoolTaskRunner`.
+        description: Defaults to the function's docstring.
+        timeout_seconds: The longest a run may take before it fails.
+        validate_parameters: Validate and coerce parameters against the function's
+            annotations with pydantic (``"5"`` becomes ``5`` for ``x: int``).
+        persist_result: Write the result to result storage. ``None`` lets the engine decide; it
+            becomes True when ``result_storage`` or ``result_serializer`` is given.
+        result_storage: A directory path, ``file://`` URI, or storage object for results.
+        result_serializer: ``"pickle"``, ``"cloudpickle"``, ``"json"`` or a serializer object.
+        cache_result_in_memory: Keep the result in memory after persisting it.
+        log_prints: Send ``print`` output to the run's logs; ``None`` inherits the parent's.
+        on_completion: Callables ``hook(flow, flow_run, state)`` run when a run completes.
+        on_failure: Hooks run when a run fails.
+        on_cancellation: Hooks run when a run is cancelled.
+        on_crashed: Hooks run when a run crashes.
+        on_running: Hooks run when a run starts running.
+
+    Raises:
+        TypeError: ``fn`` is not callable, ``name`` is not a string, a hook list is not a list
+            of callables, ``flow_run_name`` is neither a string nor callable, or
+            ``result_storage``/``result_serializer`` is of an unusable type.
+        InvalidNameError: The name contains one of ``/ % & > <``.
+        ReservedArgumentError: ``fn`` has a parameter named ``return_state`` or ``wait_for``.
+        ValueError: ``fn``'s parameter names cannot be validated (``validate_parameters``), or
+            the result serializer name is unknown.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        name: str | None = None,
+        version: str | None = None,
+        flow_run_name: Callable[[], str] | str | None = None,
+        retries: int | None = None,
+        retry_delay_seconds: int | float | None = None,
+        task_runner: type[TaskRunner] | TaskRunner | None = None,
+        description: str | None = None,
+        timeout_seconds: int | float | None = None,
+        validate_parameters: bool = True,
+        persist_result: bool | None = None,
+        result_storage: Any = None,
+        result_serializer: Any = None,
+        cache_result_in_memory: bool = True,
+        log_prints: bool | None = None,
+        on_completion: list[Hook] | None = None,
+        on_failure: list[Hook] | None = None,
+        on_cancellation: list[Hook] | None = None,
+        on_crashed: list[Hook] | None = None,
+        on_running: list[Hook] | None = None,
+    ) -> None:
+        if name is not None and not isinstance(name, str):
+            hint = (
+                "Perhaps you meant to call it? e.g. '@flow(name=get_flow_run_name())'"
+                if callable(name)
+                else ""
+            )
+            raise TypeError(
+                f"Expected string for flow parameter 'name'; got {type(name).__name__} "
+                f"instead. {hint}"
+            )
+
+        hooks = {
+            hook_name: _validate_hooks(hook_name, value)
+            for hook_name, value in zip(
+                _HOOK_NAMES,
+                (on_completion, on_failure, on_cancellation, on_crashed, on_running),
+                strict=True,
+            )
+        }
+
+        if not callable(fn):
+            raise TypeError("'fn' must be callable")
+
+        # Copy the function's metadata first, so attributes set below always win over
+        # anything the function's __dict__ happens to hold.
+        update_wrapper(self, fn)
+        self.fn: Callable[P, R] = fn
+
+        fn_name = getattr(fn, "__name__", type(fn).__name__)
+        self.name: str = name or fn_name.replace("_", "-").replace(
+            "<lambda>",
+            "unknown-lambda",  # the service refuses "<" and ">" in names
+        )
+        _raise_on_name_with_banned_characters(self.name)
+
+        if flow_run_name is not None and not (
+            isinstance(flow_run_name, str) or callable(flow_run_name)
+        ):
+            raise TypeError(
+                "Expected string or callable for 'flow_run_name'; got "
+                f"{type(flow_run_name).__name__} instead."
+            )
+        self.flow_run_name = flow_run_name
+
+        runner: Any = task_runner or ThreadPoolTaskRunner()
+        self.task_runner: TaskRunner = runner() if isinstance(runner, type) else runner
+
+        self.log_prints = log_prints
+        self.description: str | None = description or inspect.getdoc(fn)
+
+        # A flow is async if its function is a coroutine function or an async generator, and
+        # a generator if it is either kind of generator.
+        self.isasync: bool = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
+        self.isgenerator: bool = inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)
+
+        parameters = _parameters.signature_of(fn).parameters
+        for argument in RESERVED_ARGUMENTS:
+            if argument in parameters:
+                raise ReservedArgumentError(
+                    f"{argument!r} is a reserved argument name and cannot be used. "
+                    f"Rename that parameter of {fn_name!r}: flow calls take {argument!r} "
+                    "themselves."
+                )
+
+        if not version:
+            version = _file_hash(_source_file(fn))
+        self.version: str | None = version
+
+        self.timeout_seconds: float | None = float(timeout_seconds) if timeout_seconds else None
+        self.retries: int = retries if retries is not None else DEFAULT_RETRIES
+        self.retry_delay_seconds: int | float = (
+            retry_delay_seconds if retry_delay_seconds is not None else DEFAULT_RETRY_DELAY_SECONDS
+        )
+
+        self.should_validate_parameters = validate_parameters
+        if validate_parameters:
+            # Fail at declaration, not at the first run.
+            _parameters.check_validation_compatible(fn)
+
+        if persist_result is None and (result_storage is not None or result_serializer is not None):
+            persist_result = True
+        validate_storage(result_storage)
+        validate_serializer(result_serializer)
+        self.persist_result = persist_result
+        self.result_storage = result_storage
+        self.result_serializer = result_serializer
+        self.cache_result_in_memory = cache_result_in_memory
+
+        self.on_completion_hooks: list[Hook] = hooks["on_completion"] or []
+        self.on_failure_hooks: list[Hook] = hooks["on_failure"] or []
+        self.on_cancellation_hooks: list[Hook] = hooks["on_cancellation"] or []
+        self.on_crashed_hooks: list[Hook] = hooks["on_crashed"] or []
+        self.on_running_hooks: list[Hook] = hooks["on_running"] or []
+
+        # Flows loaded from storage remember where they came from.
+        self._storage: Any = None
+        module = getattr(fn, "__module__", None) or "__main__"
+        if module == "__main__" or module.startswith(LOADER_MODULE_PREFIX):
+            try:
+                module_file = inspect.getfile(fn)
+            except TypeError:
+                module_file = "__main__"
+            if module_file != "__main__":
+                module = module_file
+        self._entrypoint: str | None = f"{module}:{fn_name}"
+
+    # -- introspection -------------------------------------------------------------------
+
+    @property
+    def ismethod(self) -> bool:
+        """True when the flow was accessed through an instance and passes it as ``self``."""
+        return hasattr(self.fn, _parameters.BOUND_SELF_ATTRIBUTE)
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The JSON schema of the flow's parameters (built on first access, then cached)."""
+        return _parameters.parameter_schema(self.fn)
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Flow[P, R]:
+        """Make a flow defined in a class body work as a method.
+
+        Accessed through an instance, the flow returns a copy whose function carries that
+        instance, which the call passes as ``self``. Accessed on the class, it is unchanged.
+        """
+        if instance is None:
+            return self
+        bound_flow = copy(self)
+        bound_flow.fn = _bind_to_instance(self.fn, instance)
+        return bound_flow
+
+    def __repr__(self) -> str:
+        return f"Flow(name={self.name!r})"
+
+    # -- options -------------------------------------------------------------------------
+
+    def with_options(
+        self,
+        *,
+        name: str | None = None,
+        version: str | None = None,
+        retries: int | None = None,
+        retry_delay_seconds: int | float | None = None,
+        description: str | None = None,
+        flow_run_name: Callable[[], str] | str | None = None,
+        task_runner: type[TaskRunner] | TaskRunner | None = None,
+        timeout_seconds: int | float | None = None,
+        validate_parameters: bool | None = None,
+        persist_result: bool | None = NotSet,
+        result_storage: Any = NotSet,
+        result_serializer: Any = NotSet,
+        cache_result_in_memory: bool | None = None,
+        log_prints: bool | None = NotSet,
+        on_completion: list[Hook] | None = None,
+        on_failure: list[Hook] | None = None,
+        on_cancellation: list[Hook] | None = None,
+        on_crashed: list[Hook] | None = None,
+        on_running: list[Hook] | None = None,
+    ) -> Flow[P, R]:
+        """Return a new flow like this one with some options changed.
+
+        Arguments left out keep this flow's values. ``persist_result``, ``result_storage``,
+        ``result_serializer`` and ``log_prints`` accept an explicit ``None`` to reset them
+        (they default to `NotSet`); for the other options ``None`` means "unchanged".
+
+        Example:
+            >>> @flow(name="My flow")
+            ... def my_flow():
+            ...     return 1
+            >>> my_flow.with_options(name="My new flow", retries=2).retries
+            2
+        """
+        new_flow: Flow[P, R] = Flow(
+            fn=self.fn,
+            name=name or self.name,
+            description=description or self.description,
+            flow_run_name=flow_run_name or self.flow_run_name,
+            version=version or self.version,
+            task_runner=task_runner or self.task_runner,
+            retries=retries if retries is not None else self.retries,
+            retry_delay_seconds=(
+                retry_delay_seconds if retry_delay_seconds is not None else self.retry_delay_seconds
+            ),
+            timeout_seconds=(
+                timeout_seconds if timeout_seconds is not None else self.timeout_seconds
+            ),
+            validate_parameters=(
+                validate_parameters
+                if validate_parameters is not None
+                else self.should_validate_parameters
+            ),
+            persist_result=(
+                persist_result if persist_result is not NotSet else self.persist_result
+            ),
+            result_storage=(
+                result_storage if result_storage is not NotSet else self.result_storage
+            ),
+            result_serializer=(
+                result_serializer if result_serializer is not NotSet else self.result_serializer
+            ),
+            cache_result_in_memory=(
+                cache_result_in_memory
+                if cache_result_in_memory is not None
+                else self.cache_result_in_memory
+            ),
+            log_prints=log_prints if log_prints is not NotSet else self.log_prints,
+            # Copies, so registering a hook on one flow never adds it to the other.
+            on_completion=list(on_completion or self.on_completion_hooks),
+            on_failure=list(on_failure or self.on_failure_hooks),
+            on_cancellation=list(on_cancellation or self.on_cancellation_hooks),
+            on_crashed=list(on_crashed or self.on_crashed_hooks),
+            on_running=list(on_running or self.on_running_hooks),
+        )
+        new_flow._storage = self._storage
+        new_flow._entrypoint = self._entrypoint
+        return new_flow
+
+    # -- parameters ----------------------------------------------------------------------
+
+    def validate_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        """Validate ``parameters`` against the function's annotations, coercing where possible.
+
+        Returns:
+            A new dict with the coerced values (``{"x": "5"}`` becomes ``{"x": 5}`` for
+            ``x: int``).
+
+        Raises:
+            ParameterTypeError: Some parameters are invalid; the message lists each one.
+        """
+        return _parameters.validate_parameters(self.fn, parameters, flow_name=self.name)
+
+    def serialize_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        """Convert parameters to JSON-compatible values for the service.
+
+        Values keep their JSON types (ints stay exact ints, at any size); a value with no JSON
+        form is recorded as ``"<TypeName>"`` instead of failing the run. The instance of a
+        method flow is left out.
+        """
+        from headwater._states import State
+
+        bound_self = getattr(self.fn, _parameters.BOUND_SELF_ATTRIBUTE, _MISSING)
+        serialized: dict[str, Any] = {}
+        for key, value in parameters.items():
+            if value is bound_self:
+                continue
+            if isinstance(value, State):
+                # Never convert a State (its data could be huge, or an exception).
+                serialized[key] = f"<{type(value).__name__}>"
+                continue
+            try:
+                serialized[key] = _parameters.jsonable(value)
+            except (TypeError, ValueError):
+                serialized[key] = f"<{type(value).__name__}>"
+        return serialized
+
+    # -- hooks as decorators -------------------------------------------------------------
+
+    def on_completion(self, fn: Hook) -> Hook:
+        """Register ``fn(flow, flow_run, state)`` to run when a run completes."""
+        self.on_completion_hooks.append(fn)
+        return fn
+
+    def on_failure(self, fn: Hook) -> Hook:
+        """Register ``fn(flow, flow_run, state)`` to run when a run fails."""
+        self.on_failure_hooks.append(fn)
+        return fn
+
+    def on_cancellation(self, fn: Hook) -> Hook:
+        """Register ``fn(flow, flow_run, state)`` to run when a run is cancelled."""
+        self.on_cancellation_hooks.append(fn)
+        return fn
+
+    def on_crashed(self, fn: Hook) -> Hook:
+        """Register ``fn(flow, flow_run, state)`` to run when a run crashes."""
+        self.on_crashed_hooks.append(fn)
+        return fn
+
+    def on_running(self, fn: Hook) -> Hook:
+        """Register ``fn(flow, flow_run, state)`` to run when a run starts running."""
+        self.on_running_hooks.append(fn)
+        return fn
+
+    # -- running -------------------------------------------------------------------------
+
+    @overload
+    def __call__(
+        self: Flow[P, Coroutine[Any, Any, T]], *args: P.args, **kwargs: P.kwargs
+    ) -> Coroutine[Any, Any, T]: ...
+
+    @overload
+    def __call__(self: Flow[P, T], *args: P.args, **kwargs: P.kwargs) -> T: ...
+
+    def __call__(  # type: ignore[misc]  # `return_state`/`wait_for` are the flow call's own
+        self,
+        *args: Any,
+        return_state: bool = False,
+        wait_for: Iterable[Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Run the flow and return its result (or its final `State`).
+
+        Args:
+            *args: Positional arguments for the flow function.
+            return_state: Return the final `State` instead of the result; a failed run then
+                returns its Failed state rather than raising.
+            wait_for: Futures to wait for before starting, when called as a subflow.
+            **kwargs: Keyword arguments for the flow function.
+
+        Returns:
+            The flow's return value, or its final state with ``return_state=True``. For an
+            async flow, an awaitable of either.
+
+        Raises:
+            ParameterBindError: The arguments do not fit the function's signature.
+        """
+        parameters = _parameters.get_call_parameters(self.fn, args, kwargs)
+        from headwater._engine import run_flow  # the engine pulls in grpc: load it on use
+
+        return run_flow(
+            flow=self,
+            parameters=parameters,
+            wait_for=wait_for,
+            return_type="state" if return_state else "result",
+        )
+
+    # -- deployments (a later release) ---------------------------------------------------
+
+    def to_deployment(self, name: str, *args: Any, **kwargs: Any) -> NoReturn:
+        """Not available yet: deployments arrive in a later Headwater release."""
+        _deployments_not_available(f"{self.name}.to_deployment()")
+
+    def serve(self, name: str | None = None, *args: Any, **kwargs: Any) -> NoReturn:
+        """Not available yet: deployments arrive in a later Headwater release."""
+        _deployments_not_available(f"{self.name}.serve()")
+
+    def deploy(self, name: str, *args: Any, **kwargs: Any) -> NoReturn:
+        """Not available yet: deployments arrive in a later Headwater release."""
+        _deployments_not_available(f"{self.name}.deploy()")
+
+    @classmethod
+    def from_source(cls, source: Any, entrypoint: str) -> NoReturn:
+        """Not available yet: loading flows from remote storage arrives with deployments.
+
+        To load a flow from a local file or module, use
+        `headwater.flows.load_flow_from_entrypoint`.
+        """
+        _deployments_not_available("Flow.from_source()")
+
+    def visualize(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Not available: Headwater does not draw flow graphs."""
+        raise NotImplementedError(
+            f"{self.name}.visualize() is not available in Headwater. Run the flow and inspect "
+            "its task runs instead."
+        )
+
+
+_MISSING = object()
+
+
+def _deployments_not_available(what: str) -> NoReturn:
+    raise NotImplementedError(
+        f"{what} is not available yet: deployments (serve, deploy, to_deployment, from_source) "
+        "arrive in a later Headwater release. For now, run the flow by calling it, e.g. "
+        "my_flow(), or load it from a file with headwater.flows.load_flow_from_entrypoint()."
+    )
+
+
+def serve(*args: Any, **kwargs: Any) -> NoReturn:
+    """Not available yet: serving deployments arrives in a later Headwater release."""
+    _deployments_not_available("serve()")
+
+
+@overload
+def flow(__fn: Callable[P, R], /) -> Flow[P, R]: ...
+
+
+@overload
+def flow(
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    flow_run_name: Callable[[], str] | str | None = None,
+    retries: int | None = None,
+    retry_delay_seconds: int | float | None = None,
+    task_runner: type[TaskRunner] | TaskRunner | None = None,
+    description: str | None = None,
+    timeout_seconds: int | float | None = None,
+    validate_parameters: bool = True,
+    persist_result: bool | None = None,
+    result_storage: Any = None,
+    result_serializer: Any = None,
+    cache_result_in_memory: bool = True,
+    log_prints: bool | None = None,
+    on_completion: list[Hook] | None = None,
+    on_failure: list[Hook] | None = None,
+    on_cancellation: list[Hook] | None = None,
+    on_crashed: list[Hook] | None = None,
+    on_running: list[Hook] | None = None,
+) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+
+
+def flow(
+    __fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    flow_run_name: Callable[[], str] | str | None = None,
+    retries: int | None = None,
+    retry_delay_seconds: int | float | None = None,
+    task_runner: type[TaskRunner] | TaskRunner | None = None,
+    description: str | None = None,
+    timeout_seconds: int | float | None = None,
+    validate_parameters: bool = True,
+    persist_result: bool | None = None,
+    result_storage: Any = None,
+    result_serializer: Any = None,
+    cache_result_in_memory: bool = True,
+    log_prints: bool | None = None,
+    on_completion: list[Hook] | None = None,
+    on_failure: list[Hook] | None = None,
+    on_cancellation: list[Hook] | None = None,
+    on_crashed: list[Hook] | None = None,
+    on_running: list[Hook] | None = None,
+) -> Any:
+    """Turn a function (sync or async) into a `Flow`; usable bare or with arguments.
+
+    The arguments are those of `Flow`, with the same defaults.
+
+    Examples:
+        >>> from headwater import flow
+        >>> @flow
+        ... def add(x: int, y: int) -> int:
+        ...     return x + y
+        >>> add.name
+        'add'
+
+        >>> @flow(name="nightly-etl", retries=2, retry_delay_seconds=10)
+        ... def etl() -> None:
+        ...     ...
+
+    Raises:
+        TypeError: ``@classmethod`` or ``@staticmethod`` was applied below ``@flow`` (it must
+            go on top), or any error `Flow` raises for its arguments.
+    """
+    options = dict(
+        name=name,
+        version=version,
+        flow_run_name=flow_run_name,
+        task_runner=task_runner,
+        description=description,
+        timeout_seconds=timeout_seconds,
+        validate_parameters=validate_parameters,
+        retries=retries,
+        retry_delay_seconds=retry_delay_seconds,
+        persist_result=persist_result,
+        result_storage=result_storage,
+        result_serializer=result_serializer,
+        cache_result_in_memory=cache_result_in_memory,
+        log_prints=log_prints,
+        on_completion=on_completion,
+        on_failure=on_failure,
+        on_cancellation=on_cancellation,
+        on_crashed=on_crashed,
+        on_running=on_running,
+    )
+    if __fn is None:
+        return partial(flow, **options)
+    if isinstance(__fn, classmethod | staticmethod):
+        raise TypeError(f"@{type(__fn).__name__} should be applied on top of @flow")
+    return Flow(fn=__fn, **options)

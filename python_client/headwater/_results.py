@@ -1,0 +1,439 @@
+"""Result persistence: write a run's return value to storage, and read it back.
+
+Results stay in memory by default. A flow persists them when asked (``persist_result=True``, or a
+``result_storage``/``result_serializer`` given), so a result outlives the process and a large one
+need not travel through the service (gRPC refuses messages over 4 MiB by default).
+
+Storage is anything with ``write_path(path, content) -> str`` and ``read_path(path) -> bytes``
+(the same two methods Prefect's file-system blocks have); `LocalFileSystem` is the built-in one.
+A serializer is anything with ``dumps(obj) -> bytes`` and ``loads(blob) -> obj``; the built-in
+ones are named ``"pickle"``, ``"cloudpickle"`` and ``"json"``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from headwater.exceptions import MissingResult
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+# pickle, json, tempfile, uuid and pathlib are imported where they are used: every flow
+# definition imports this module, and most never persist a result.
+
+__all__ = [
+    "DEFAULT_SERIALIZER",
+    "CloudPickleSerializer",
+    "JSONSerializer",
+    "LocalFileSystem",
+    "PickleSerializer",
+    "ResultReference",
+    "ResultStorage",
+    "Serializer",
+    "default_storage_basepath",
+    "load_result",
+    "persist_result",
+    "resolve_serializer",
+    "resolve_storage",
+    "serializer_name",
+]
+
+#: The serializer used when a flow persists results without naming one. cloudpickle handles
+#: lambdas and classes defined in scripts, which plain pickle refuses.
+DEFAULT_SERIALIZER = "cloudpickle"
+
+
+@runtime_checkable
+class Serializer(Protocol):
+    """Turns a value into bytes and back."""
+
+    def dumps(self, obj: Any) -> bytes: ...
+
+    def loads(self, blob: bytes) -> Any: ...
+
+
+@runtime_checkable
+class ResultStorage(Protocol):
+    """Somewhere results can be written to and read back from by key."""
+
+    def write_path(self, path: str, content: bytes) -> str: ...
+
+    def read_path(self, path: str) -> bytes: ...
+
+
+class PickleSerializer:
+    """The standard library's pickle: fast, but only for importable objects."""
+
+    name = "pickle"
+
+    def dumps(self, obj: Any) -> bytes:
+        import pickle
+
+        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def loads(self, blob: bytes) -> Any:
+        import pickle
+
+        return pickle.loads(blob)
+
+
+class CloudPickleSerializer:
+    """cloudpickle: also handles lambdas, closures and classes defined in scripts."""
+
+    name = "cloudpickle"
+
+    def dumps(self, obj: Any) -> bytes:
+        import pickle
+
+        import cloudpickle  # imported here: loading it costs time most runs never need
+
+        return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
+
+    def loads(self, blob: bytes) -> Any:
+        import pickle
+
+        return pickle.loads(blob)
+
+
+class JSONSerializer:
+    """JSON text, readable from any language; values that JSON lacks are converted.
+
+    Dates, UUIDs, sets, pydantic models and similar are stored in their JSON form (a date
+    becomes a string), so they load back as plain JSON values, not as the original types.
+    """
+
+    name = "json"
+
+    def dumps(self, obj: Any) -> bytes:
+        import json
+
+        try:
+            return json.dumps(obj, allow_nan=False).encode()
+        except (TypeError, ValueError):
+            from headwater._parameters import jsonable
+
+            try:
+                return json.dumps(jsonable(obj), allow_nan=False).encode()
+            except (TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"The result ({type(obj).__name__}) cannot be stored as JSON: {exc}. "
+                    "Use result_serializer='cloudpickle' for Python objects."
+                ) from exc
+
+    def loads(self, blob: bytes) -> Any:
+        import json
+
+        return json.loads(blob)
+
+
+_BUILTIN_SERIALIZERS: dict[str, type[PickleSerializer | CloudPickleSerializer | JSONSerializer]] = {
+    "pickle": PickleSerializer,
+    "cloudpickle": CloudPickleSerializer,
+    "json": JSONSerializer,
+}
+
+
+def validate_serializer(serializer: Any) -> None:
+    """Raise now, at flow definition, for a serializer that could never work.
+
+    Raises:
+        ValueError: An unknown serializer name.
+        TypeError: An object without ``dumps`` and ``loads``.
+    """
+    if serializer is None:
+        return
+    if isinstance(serializer, str):
+        if serializer in _BUILTIN_SERIALIZERS or ":" in serializer:
+            return
+        raise ValueError(
+            f"Unknown result serializer {serializer!r}. Use one of "
+            f"{', '.join(repr(name) for name in _BUILTIN_SERIALIZERS)}, an object with "
+            "dumps()/loads(), or an import path 'package.module:ClassName'."
+        )
+    if not (
+        callable(getattr(serializer, "dumps", None))
+        and callable(getattr(serializer, "loads", None))
+    ):
+        raise TypeError(
+            f"result_serializer must be a serializer name or an object with dumps() and "
+            f"loads(); got {type(serializer).__name__}."
+        )
+
+
+def resolve_serializer(serializer: str | Serializer | None) -> Serializer:
+    """Return a serializer object for a name, an import path, an object, or None (default).
+
+    Raises:
+        ValueError: The name is neither built in nor an importable ``module:Class`` path.
+    """
+    if serializer is None:
+        serializer = DEFAULT_SERIALIZER
+    if not isinstance(serializer, str):
+        validate_serializer(serializer)
+        return serializer
+    builtin = _BUILTIN_SERIALIZERS.get(serializer)
+    if builtin is not None:
+        return builtin()
+    if ":" in serializer:
+        module_name, _, qualname = serializer.partition(":")
+        try:
+            target: Any = importlib.import_module(module_name)
+            for part in qualname.split("."):
+                target = getattr(target, part)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(
+                f"Cannot import the result serializer {serializer!r}: {exc}. Install the "
+                "package that defines it, or load the result in the process that wrote it."
+            ) from exc
+        resolved = target() if isinstance(target, type) else target
+        validate_serializer(resolved)
+        return resolved  # type: ignore[no-any-return]
+    validate_serializer(serializer)  # raises with the list of valid names
+    raise AssertionError("unreachable")
+
+
+def serializer_name(serializer: Any) -> str:
+    """The name recorded in a `ResultReference`: a built-in name, or ``module:QualName``."""
+    if serializer is None:
+        return DEFAULT_SERIALIZER
+    if isinstance(serializer, str):
+        return serializer
+    name = getattr(serializer, "name", None)
+    if (
+        isinstance(name, str)
+        and name in _BUILTIN_SERIALIZERS
+        and isinstance(serializer, _BUILTIN_SERIALIZERS[name])
+    ):
+        return name
+    cls = type(serializer)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def default_storage_basepath() -> Path:
+    """``$HEADWATER_HOME/storage``, from the SDK's settings object when it exists."""
+    from pathlib import Path
+
+    try:
+        from headwater._settings import get_settings
+    except ModuleNotFoundError as exc:
+        if exc.name != "headwater._settings":
+            raise
+        # Settings not written yet: read the one variable we need, with its documented default.
+        home = Path(os.environ.get("HEADWATER_HOME") or "~/.headwater").expanduser()
+    else:
+        home = Path(get_settings().home).expanduser()
+    return home / "storage"
+
+
+def _path_from_location(location: str | os.PathLike[str]) -> Path:
+    """A directory path from a plain path or a ``file://`` URI."""
+    from pathlib import Path
+
+    text = os.fspath(location)
+    if text.startswith("file:"):
+        from urllib.parse import urlparse
+        from urllib.request import url2pathname
+
+        parsed = urlparse(text)
+        if parsed.netloc not in ("", "localhost"):
+            raise ValueError(
+                f"Result storage {text!r} names host {parsed.netloc!r}; only local file:// "
+                "URIs (file:///path/to/dir) are supported."
+            )
+        text = url2pathname(parsed.path)
+    elif "://" in text:
+        scheme = text.split("://", 1)[0]
+        raise ValueError(
+            f"Result storage {text!r} uses the {scheme!r} scheme, which this release does not "
+            "support. Give a local directory path or a file:// URI, or pass a storage object "
+            "with read_path() and write_path()."
+        )
+    return Path(text).expanduser().absolute()
+
+
+class LocalFileSystem:
+    """Result storage in a local directory.
+
+    Args:
+        basepath: The directory (path or ``file://`` URI); ``None`` means
+            ``$HEADWATER_HOME/storage``, resolved when first used.
+    """
+
+    def __init__(self, basepath: str | os.PathLike[str] | None = None) -> None:
+        self._basepath = None if basepath is None else _path_from_location(basepath)
+
+    @property
+    def basepath(self) -> Path:
+        """The directory results are written under."""
+        if self._basepath is None:
+            self._basepath = default_storage_basepath().absolute()
+        return self._basepath
+
+    def _resolve(self, path: str) -> Path:
+        from pathlib import Path
+
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else self.basepath / candidate
+
+    def write_path(self, path: str, content: bytes) -> str:
+        """Write ``content`` at ``path`` (relative to the base path) atomically.
+
+        The bytes go to a temporary file in the same directory that is then renamed over the
+        target, so a reader never sees half a result, even if the writer dies midway.
+
+        Returns:
+            The absolute path written, which `read_path` accepts as is.
+        """
+        import tempfile
+
+        target = self._resolve(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content)
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return str(target)
+
+    def read_path(self, path: str) -> bytes:
+        """Return the bytes stored at ``path`` (absolute, or relative to the base path)."""
+        return self._resolve(path).read_bytes()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LocalFileSystem) and self.basepath == other.basepath
+
+    def __hash__(self) -> int:
+        return hash(self.basepath)
+
+    def __repr__(self) -> str:
+        shown = "default" if self._basepath is None else str(self._basepath)
+        return f"LocalFileSystem(basepath={shown!r})"
+
+
+def validate_storage(storage: Any) -> None:
+    """Raise now, at flow definition, for result storage that could never work.
+
+    Raises:
+        ValueError: A string with an unsupported URI scheme.
+        TypeError: Neither a string nor an object with ``read_path``/``write_path``.
+    """
+    if storage is None:
+        return
+    if isinstance(storage, str | os.PathLike):
+        _path_from_location(storage)
+        return
+    if not (
+        callable(getattr(storage, "write_path", None))
+        and callable(getattr(storage, "read_path", None))
+    ):
+        raise TypeError(
+            "result_storage must be a directory path, a file:// URI, or a storage object with "
+            f"write_path() and read_path(); got {type(storage).__name__}."
+        )
+
+
+def resolve_storage(storage: Any) -> ResultStorage:
+    """Return a storage object for a path, a ``file://`` URI, an object, or None (default)."""
+    if storage is None:
+        return LocalFileSystem()
+    if isinstance(storage, str | os.PathLike):
+        return LocalFileSystem(storage)
+    validate_storage(storage)
+    return storage  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class ResultReference:
+    """Where a persisted result lives and how to decode it.
+
+    Attributes:
+        storage_key: The key the storage returned when writing; for `LocalFileSystem` the
+            absolute file path, so the reference alone is enough to read it back.
+        serializer: The serializer's name (``"pickle"``, ``"cloudpickle"``, ``"json"``) or the
+            ``module:QualName`` of a custom one.
+        storage: The storage object that wrote it, when it is not a local file system; kept in
+            memory only (it is not compared, and it is not sent to the service).
+    """
+
+    storage_key: str
+    serializer: str
+    storage: Any = field(default=None, compare=False, repr=False)
+    serializer_object: Any = field(default=None, compare=False, repr=False)
+
+    def to_dict(self) -> dict[str, str]:
+        """The JSON-able form sent to the service and to other languages."""
+        return {"storage_key": self.storage_key, "serializer": self.serializer}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ResultReference:
+        """Rebuild a reference from `to_dict` output."""
+        return cls(storage_key=str(data["storage_key"]), serializer=str(data["serializer"]))
+
+
+def persist_result(
+    value: Any,
+    storage: Any = None,
+    serializer: Any = None,
+    *,
+    key: str | None = None,
+) -> ResultReference:
+    """Serialize ``value`` and write it to ``storage``.
+
+    Args:
+        value: The value to persist.
+        storage: A directory path, ``file://`` URI, storage object, or None for
+            ``$HEADWATER_HOME/storage``.
+        serializer: ``"pickle"``, ``"cloudpickle"``, ``"json"``, a serializer object, or None
+            for `DEFAULT_SERIALIZER`.
+        key: The key to write under (relative to the storage root); a fresh random one when
+            None. A fixed key lets a cache reuse one stored result.
+
+    Returns:
+        A reference that `load_result` accepts.
+    """
+    import uuid
+
+    resolved_storage = resolve_storage(storage)
+    resolved_serializer = resolve_serializer(serializer)
+    blob = resolved_serializer.dumps(value)
+    storage_key = resolved_storage.write_path(key or uuid.uuid4().hex, blob)
+    name = serializer_name(serializer if serializer is not None else resolved_serializer)
+    return ResultReference(
+        storage_key=str(storage_key),
+        serializer=name,
+        storage=None if isinstance(resolved_storage, LocalFileSystem) else resolved_storage,
+        serializer_object=None if isinstance(serializer, str | None) else resolved_serializer,
+    )
+
+
+def load_result(ref: ResultReference, storage: Any = None) -> Any:
+    """Read a persisted result back.
+
+    Args:
+        ref: The reference `persist_result` returned (or one rebuilt from the service).
+        storage: The storage to read from when the reference does not carry one; None means
+            the local file system.
+
+    Raises:
+        MissingResult: Nothing is stored under the reference's key any more.
+    """
+    store = resolve_storage(storage if storage is not None else ref.storage)
+    serializer = ref.serializer_object or resolve_serializer(ref.serializer)
+    try:
+        blob = store.read_path(ref.storage_key)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise MissingResult(
+            f"The result stored at {ref.storage_key!r} (serializer {ref.serializer!r}) no "
+            "longer exists. It may have been deleted, or written on another machine; run the "
+            "flow again to produce it, or point result storage at shared storage."
+        ) from exc
+    return serializer.loads(blob)

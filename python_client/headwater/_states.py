@@ -1,0 +1,431 @@
+"""Run states: what a run is doing, and the result or exception it ended with.
+
+The engine builds several states per run (Pending, Running, Completed...), so a `State` is a
+plain slotted object with no validation and no imports beyond the standard library.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from headwater.exceptions import (
+    CancelledRun,
+    CrashedRun,
+    FailedRun,
+    MissingResult,
+    UnfinishedRun,
+)
+
+__all__ = [
+    "AwaitingConcurrencySlot",
+    "AwaitingRetry",
+    "Cached",
+    "Cancelled",
+    "Cancelling",
+    "Completed",
+    "Crashed",
+    "Failed",
+    "Late",
+    "Paused",
+    "Pending",
+    "Retrying",
+    "Running",
+    "Scheduled",
+    "State",
+    "StateType",
+    "Suspended",
+]
+
+R = TypeVar("R")
+
+_utc = _dt.UTC
+_now = _dt.datetime.now
+
+
+class StateType(StrEnum):
+    """The kind of a state; the service's orchestration rules work on these."""
+
+    SCHEDULED = "SCHEDULED"
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    CANCELLING = "CANCELLING"
+    CRASHED = "CRASHED"
+    PAUSED = "PAUSED"
+
+
+_FINAL_TYPES = frozenset(
+    {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
+)
+
+
+class State(Generic[R]):
+    """One state of a run.
+
+    Attributes:
+        type: The kind of state.
+        name: A display name; named states (``"Late"``, ``"Retrying"``) refine a type.
+        message: Why the run is in this state, for people.
+        timestamp: When the state was created (timezone-aware UTC).
+        id: The service's id for this state, once the service has accepted it.
+        data: The in-memory result (COMPLETED), the exception (FAILED/CRASHED), or a
+            `headwater._results.ResultReference` when the result was persisted.
+        scheduled_time: When a SCHEDULED (or PAUSED) run should resume.
+    """
+
+    __slots__ = ("data", "id", "message", "name", "scheduled_time", "timestamp", "type")
+
+    def __init__(
+        self,
+        type: StateType,
+        name: str | None = None,
+        message: str | None = None,
+        timestamp: _dt.datetime | None = None,
+        id: str | None = None,
+        data: Any = None,
+        scheduled_time: _dt.datetime | None = None,
+    ) -> None:
+        self.type = StateType(type)
+        self.name = name if name is not None else self.type.value.title()
+        self.message = message
+        self.timestamp = timestamp if timestamp is not None else _now(_utc)
+        self.id = id
+        self.data = data
+        self.scheduled_time = scheduled_time
+
+    def is_scheduled(self) -> bool:
+        """True when the run waits for its scheduled time (includes Late and AwaitingRetry)."""
+        return self.type is StateType.SCHEDULED
+
+    def is_pending(self) -> bool:
+        """True when the run is about to start."""
+        return self.type is StateType.PENDING
+
+    def is_running(self) -> bool:
+        """True while the run executes (includes Retrying)."""
+        return self.type is StateType.RUNNING
+
+    def is_completed(self) -> bool:
+        """True when the run returned normally."""
+        return self.type is StateType.COMPLETED
+
+    def is_failed(self) -> bool:
+        """True when the run raised (or returned a failed state)."""
+        return self.type is StateType.FAILED
+
+    def is_crashed(self) -> bool:
+        """True when infrastructure, a signal or a lost process ended the run."""
+        return self.type is StateType.CRASHED
+
+    def is_cancelled(self) -> bool:
+        """True when the run was cancelled."""
+        return self.type is StateType.CANCELLED
+
+    def is_cancelling(self) -> bool:
+        """True while a cancellation has been asked for and not yet carried out."""
+        return self.type is StateType.CANCELLING
+
+    def is_paused(self) -> bool:
+        """True when the run is paused (includes Suspended)."""
+        return self.type is StateType.PAUSED
+
+    def is_final(self) -> bool:
+        """True for states a run never leaves: COMPLETED, FAILED, CRASHED, CANCELLED."""
+        return self.type in _FINAL_TYPES
+
+    def result(self, raise_on_failure: bool = True) -> R | BaseException:
+        """Return the run's result, or raise what made it fail.
+
+        Args:
+            raise_on_failure: When False, a failed, crashed or cancelled state returns its
+                exception instead of raising it, so callers can inspect it.
+
+        Returns:
+            The value a COMPLETED run returned (read back from result storage when it was
+            persisted), or with ``raise_on_failure=False`` the exception of a failed run.
+
+        Raises:
+            UnfinishedRun: The state is not final, so there is no result yet.
+            FailedRun: A FAILED state that stored no exception of its own.
+            CrashedRun: A CRASHED state.
+            CancelledRun: A CANCELLED state.
+            MissingResult: The result was persisted but can no longer be read.
+            Exception: The exception a FAILED run raised.
+        """
+        if self.type is StateType.COMPLETED:
+            return self._load_data()  # type: ignore[no-any-return]
+        if self.type not in _FINAL_TYPES:
+            raise UnfinishedRun(
+                f"The run is in state {self.name!r} ({self.type.value}), so it has no result "
+                "yet. Wait until it reaches a final state (completed, failed, crashed or "
+                "cancelled) before asking for its result."
+            )
+        exc = self._exception()
+        if raise_on_failure:
+            raise exc
+        return exc
+
+    def _load_data(self) -> Any:
+        """The state's data, reading it from result storage when it is a reference."""
+        data = self.data
+        if type(data).__name__ == "ResultReference":
+            from headwater._results import ResultReference, load_result
+
+            if isinstance(data, ResultReference):
+                return load_result(data)
+        return data
+
+    def _exception(self) -> BaseException:
+        """The exception a failed, crashed or cancelled state stands for."""
+        try:
+            data = self._load_data()
+        except MissingResult as exc:
+            data = exc
+        if self.type is StateType.FAILED:
+            if isinstance(data, BaseException):
+                return data
+            return FailedRun(
+                self.message or (data if isinstance(data, str) else None) or "The run failed."
+            )
+        wrapper: type[Exception]
+        if self.type is StateType.CRASHED:
+            wrapper, default = CrashedRun, "The run crashed."
+        else:
+            wrapper, default = CancelledRun, "The run was cancelled."
+        if isinstance(data, wrapper):
+            return data
+        error = wrapper(self.message or (data if isinstance(data, str) else None) or default)
+        if isinstance(data, BaseException):
+            # Keep what actually happened (a signal, a lost heartbeat) visible in tracebacks.
+            error.__cause__ = data
+        return error
+
+    def __repr__(self) -> str:
+        parts = [f"type={self.type.value}"]
+        if self.message is not None:
+            parts.append(f"message={self.message!r}")
+        if self.data is not None:
+            parts.append(f"data={_short(self.data)}")
+        return f"{self.name}({', '.join(parts)})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, State):
+            return NotImplemented
+        return all(getattr(self, slot) == getattr(other, slot) for slot in State.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            State,
+            (
+                self.type,
+                self.name,
+                self.message,
+                self.timestamp,
+                self.id,
+                self.data,
+                self.scheduled_time,
+            ),
+        )
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def Scheduled(
+    *,
+    scheduled_time: _dt.datetime | None = None,
+    name: str = "Scheduled",
+    message: str | None = None,
+    data: Any = None,
+    id: str | None = None,
+) -> State[Any]:
+    """A run waiting for ``scheduled_time`` (now when not given)."""
+    return State(
+        StateType.SCHEDULED,
+        name=name,
+        message=message,
+        data=data,
+        id=id,
+        scheduled_time=scheduled_time if scheduled_time is not None else _now(_utc),
+    )
+
+
+def Pending(
+    *, name: str = "Pending", message: str | None = None, data: Any = None, id: str | None = None
+) -> State[Any]:
+    """A run about to start."""
+    return State(StateType.PENDING, name=name, message=message, data=data, id=id)
+
+
+def Running(
+    *, name: str = "Running", message: str | None = None, data: Any = None, id: str | None = None
+) -> State[Any]:
+    """A run that is executing."""
+    return State(StateType.RUNNING, name=name, message=message, data=data, id=id)
+
+
+def Completed(
+    *,
+    data: Any = None,
+    name: str = "Completed",
+    message: str | None = None,
+    id: str | None = None,
+) -> State[Any]:
+    """A run that returned ``data`` (a value or a `ResultReference`)."""
+    return State(StateType.COMPLETED, name=name, message=message, data=data, id=id)
+
+
+def Failed(
+    *,
+    data: Any = None,
+    name: str = "Failed",
+    message: str | None = None,
+    id: str | None = None,
+) -> State[Any]:
+    """A run that raised; ``data`` is usually the exception."""
+    return State(StateType.FAILED, name=name, message=message, data=data, id=id)
+
+
+def Crashed(
+    *,
+    data: Any = None,
+    name: str = "Crashed",
+    message: str | None = None,
+    id: str | None = None,
+) -> State[Any]:
+    """A run ended by infrastructure, a signal or a lost process."""
+    return State(StateType.CRASHED, name=name, message=message, data=data, id=id)
+
+
+def Cancelled(
+    *,
+    data: Any = None,
+    name: str = "Cancelled",
+    message: str | None = None,
+    id: str | None = None,
+) -> State[Any]:
+    """A run that was cancelled."""
+    return State(StateType.CANCELLED, name=name, message=message, data=data, id=id)
+
+
+def Cancelling(
+    *,
+    data: Any = None,
+    name: str = "Cancelling",
+    message: str | None = None,
+    id: str | None = None,
+) -> State[Any]:
+    """A run asked to cancel that has not stopped yet."""
+    return State(StateType.CANCELLING, name=name, message=message, data=data, id=id)
+
+
+def Paused(
+    *,
+    timeout_seconds: float | None = None,
+    pause_expiration_time: _dt.datetime | None = None,
+    name: str = "Paused",
+    message: str | None = None,
+    data: Any = None,
+    id: str | None = None,
+) -> State[Any]:
+    """A paused run; it resumes by ``pause_expiration_time`` (or after ``timeout_seconds``).
+
+    Raises:
+        ValueError: Both ``timeout_seconds`` and ``pause_expiration_time`` were given.
+    """
+    if timeout_seconds is not None and pause_expiration_time is not None:
+        raise ValueError(
+            "Give either timeout_seconds or pause_expiration_time to Paused(), not both: "
+            "they both say when the pause ends."
+        )
+    if timeout_seconds is not None:
+        pause_expiration_time = _now(_utc) + _dt.timedelta(seconds=timeout_seconds)
+    return State(
+        StateType.PAUSED,
+        name=name,
+        message=message,
+        data=data,
+        id=id,
+        scheduled_time=pause_expiration_time,
+    )
+
+
+def Late(
+    *,
+    scheduled_time: _dt.datetime | None = None,
+    name: str = "Late",
+    message: str | None = None,
+    id: str | None = None,
+) -> State[Any]:
+    """A SCHEDULED run whose time has passed without it starting."""
+    return Scheduled(scheduled_time=scheduled_time, name=name, message=message, id=id)
+
+
+def AwaitingRetry(
+    *,
+    scheduled_time: _dt.datetime | None = None,
+    name: str = "AwaitingRetry",
+    message: str | None = None,
+    data: Any = None,
+    id: str | None = None,
+) -> State[Any]:
+    """A SCHEDULED run waiting for its retry delay to pass."""
+    return Scheduled(scheduled_time=scheduled_time, name=name, message=message, data=data, id=id)
+
+
+def AwaitingConcurrencySlot(
+    *,
+    scheduled_time: _dt.datetime | None = None,
+    name: str = "AwaitingConcurrencySlot",
+    message: str | None = None,
+    id: str | None = None,
+) -> State[Any]:
+    """A SCHEDULED run waiting for a concurrency limit to free a slot."""
+    return Scheduled(scheduled_time=scheduled_time, name=name, message=message, id=id)
+
+
+def Retrying(
+    *, name: str = "Retrying", message: str | None = None, id: str | None = None
+) -> State[Any]:
+    """A RUNNING run on a retry attempt."""
+    return Running(name=name, message=message, id=id)
+
+
+def Cached(
+    *,
+    data: Any = None,
+    name: str = "Cached",
+    message: str | None = None,
+    id: str | None = None,
+) -> State[Any]:
+    """A COMPLETED run whose result came from the cache."""
+    return Completed(data=data, name=name, message=message, id=id)
+
+
+def Suspended(
+    *,
+    timeout_seconds: float | None = None,
+    pause_expiration_time: _dt.datetime | None = None,
+    name: str = "Suspended",
+    message: str | None = None,
+    id: str | None = None,
+) -> State[Any]:
+    """A PAUSED run whose process has exited; it resumes in a new process."""
+    return Paused(
+        timeout_seconds=timeout_seconds,
+        pause_expiration_time=pause_expiration_time,
+        name=name,
+        message=message,
+        id=id,
+    )
