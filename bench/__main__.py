@@ -1,0 +1,421 @@
+"""`python -m bench [--only NAME] [--quick] [--skip-prefect]`: Headwater beside Prefect 3.9.1.
+
+Runs each workload on both SDKs in one go, prints a table and writes bench/results/latest.json.
+Both sides run on the same machine within minutes of each other, which is the only way figures
+from a noisy shared machine can be compared. A workload that fails on one side is reported as
+an error in its row; the others still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench._runner import (
+    ROOT,
+    BenchError,
+    Sdk,
+    headwater_server,
+    run_workload,
+    summarize,
+    throwaway_dir,
+)
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "latest.json"
+PREFECT_VERSION = "3.9.1"
+WORKLOAD_NAMES = ("flow_overhead", "cold_start", "import", "memory")
+
+Measurement = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How many samples each workload takes; --quick and BENCH_PREFECT_RUNS change it."""
+
+    quick: bool
+    headwater_flow_runs: int
+    prefect_flow_runs: int
+    warmup: int
+    cold_runs: dict[str, int]
+    import_runs: int
+
+    @classmethod
+    def make(cls, quick: bool) -> Plan:
+        # A trivial Prefect flow takes about 1.1 s, so 200 of them would take minutes: fewer
+        # Prefect runs still give a stable median because its time hardly varies.
+        prefect_runs = int(os.environ.get("BENCH_PREFECT_RUNS", 5 if quick else 20))
+        return cls(
+            quick=quick,
+            headwater_flow_runs=50 if quick else 200,
+            prefect_flow_runs=prefect_runs,
+            warmup=3,
+            cold_runs={"headwater": 3, "prefect": 2} if quick else {"headwater": 5, "prefect": 3},
+            import_runs=3 if quick else 5,
+        )
+
+    def flow_runs(self, sdk: Sdk) -> int:
+        return self.prefect_flow_runs if sdk.name == "prefect" else self.headwater_flow_runs
+
+
+@dataclass
+class Section:
+    """One workload's part of the table: measurements by label, compared in pairs."""
+
+    name: str
+    title: str
+    unit: str
+    # (key in a measurement's "figures", how the table names it)
+    figures: list[tuple[str, str]]
+    # (caption, Headwater measurement label, Prefect measurement label)
+    pairs: list[tuple[str, str, str]]
+    measurements: dict[str, Measurement] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def headwater_sdk() -> Sdk:
+    return Sdk("headwater", "Headwater", ROOT / ".venv" / "bin" / "python", {"DO_NOT_TRACK": "1"})
+
+
+def prefect_sdk() -> Sdk:
+    """Returns the Prefect side, building its virtualenv first when it is missing or wrong."""
+    env = {
+        # Keep Prefect offline and quiet about it: no server analytics, no SDK telemetry.
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        # The ephemeral server gets 20 s to start by default; on a busy 2-CPU machine a fresh
+        # home's migrations can take longer, and a run that gives up measures nothing.
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    }
+    python = ROOT / ".bench" / "prefect-venv" / "bin" / "python"
+    label = f"Prefect {PREFECT_VERSION}"
+    print(f"bench: checking the Prefect virtualenv ({python.parent.parent})", file=sys.stderr)
+    proc = subprocess.run(
+        ["bash", str(HERE / "ensure_prefect_venv.sh")], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
+        problem = (
+            f"bench/ensure_prefect_venv.sh could not build {python.parent.parent}"
+            f" (exit {proc.returncode}); run it by hand to see why:\n{tail}"
+        )
+        return Sdk("prefect", label, python, env, unavailable=problem)
+    return Sdk("prefect", label, python, env)
+
+
+def measure(sdk: Sdk, what: str, take: Callable[[], Measurement]) -> Measurement:
+    """Takes one measurement, turning any failure into an error entry for the table."""
+    if sdk.unavailable:
+        return {"error": sdk.unavailable}
+    print(f"bench: {what} ...", file=sys.stderr, flush=True)
+    try:
+        return take()
+    except BenchError as exc:
+        return {"error": str(exc)}
+
+
+def flow_overhead_raw(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> dict[str, Any]:
+    """Runs the flow_overhead child for every mode once; memory reads the same processes."""
+    if "flow_overhead" in cache:
+        return cache["flow_overhead"]
+    raw: dict[str, Measurement] = {}
+    for sdk in sdks:
+        runs = plan.flow_runs(sdk)
+        args = [str(runs), str(plan.warmup)]
+        timeout = 120 + runs * 3
+
+        def local(sdk: Sdk = sdk, args: list[str] = args, timeout: float = timeout) -> Measurement:
+            with throwaway_dir(f"{sdk.name}-home") as home:
+                env = sdk.environ(**{sdk.home_var: str(home)})
+                return run_workload(sdk, "flow_overhead", args, env, timeout)
+
+        mode = "ephemeral" if sdk.name == "prefect" else "embedded"
+        raw[f"{sdk.label} {mode}"] = measure(
+            sdk, f"flow_overhead on {sdk.label} {mode}, {runs} runs", local
+        )
+        if sdk.name != "headwater":
+            continue
+
+        def remote(sdk: Sdk = sdk, args: list[str] = args, timeout: float = timeout) -> Measurement:
+            with (
+                throwaway_dir("headwater-server-home") as server_home,
+                throwaway_dir("headwater-client-home") as home,
+                headwater_server(sdk, server_home) as server,
+            ):
+                env = sdk.environ(HEADWATER_HOME=str(home), HEADWATER_API_URL=server.address)
+                result = run_workload(sdk, "flow_overhead", args, env, timeout)
+                # The server is the client's partner, not its child: count it here, so all
+                # three modes add up client and server memory alike.
+                result["children_peak_rss_mib"] += server.peak_rss_mib()
+                return result
+
+        raw[f"{sdk.label} server"] = measure(
+            sdk, f"flow_overhead on {sdk.label} server subprocess, {runs} runs", remote
+        )
+    cache["flow_overhead"] = raw
+    return raw
+
+
+# Both Headwater modes are compared with Prefect's default (ephemeral) mode.
+FLOW_PAIRS = [
+    ("embedded vs ephemeral", "Headwater embedded", f"Prefect {PREFECT_VERSION} ephemeral"),
+    ("server subprocess vs ephemeral", "Headwater server", f"Prefect {PREFECT_VERSION} ephemeral"),
+]
+
+
+def flow_overhead(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> Section:
+    section = Section(
+        "flow_overhead",
+        f"one trivial flow call, after {plan.warmup} warm-up calls",
+        "ms",
+        [("mean", "mean"), ("p50", "p50"), ("p95", "p95"), ("cpu", "CPU per call")],
+        list(FLOW_PAIRS),
+        notes=[
+            f"Headwater {plan.headwater_flow_runs} calls per mode, Prefect"
+            f" {plan.prefect_flow_runs} calls (BENCH_PREFECT_RUNS; a Prefect call takes ~1 s)",
+            "embedded: no HEADWATER_API_URL; server: `headwater server start` in its own process",
+        ],
+    )
+    for label, raw in flow_overhead_raw(sdks, plan, cache).items():
+        if "error" in raw:
+            section.measurements[label] = raw
+            continue
+        stats = summarize(raw["times_ms"])
+        section.measurements[label] = {
+            "version": raw["version"],
+            "n": stats["n"],
+            "figures": {**stats, "cpu": raw["cpu_ms_per_run"]},
+            "raw": raw,
+        }
+    return section
+
+
+def memory(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> Section:
+    section = Section(
+        "memory",
+        "peak RSS (VmHWM) of the flow_overhead processes, at their end",
+        "MiB",
+        [("process", "client process"), ("with_server", "+ server process(es)")],
+        list(FLOW_PAIRS),
+        notes=[
+            "server: Prefect's ephemeral subprocess, Headwater's server subprocess,"
+            " none apart when embedded",
+        ],
+    )
+    for label, raw in flow_overhead_raw(sdks, plan, cache).items():
+        if "error" in raw:
+            section.measurements[label] = raw
+            continue
+        own = raw["peak_rss_mib"]
+        section.measurements[label] = {
+            "version": raw["version"],
+            "n": 1,
+            "figures": {"process": own, "with_server": own + raw["children_peak_rss_mib"]},
+        }
+    return section
+
+
+def cold_start(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> Section:
+    section = Section(
+        "cold_start",
+        "`python -c` that imports, defines and runs one trivial flow, whole process",
+        "s",
+        [("mean", "mean"), ("p50", "median"), ("p95", "p95")],
+        [
+            ("fresh empty home per process", "Headwater fresh home", "Prefect fresh home"),
+            ("warm home (database exists)", "Headwater warm home", "Prefect warm home"),
+        ],
+        notes=[
+            f"Headwater {plan.cold_runs['headwater']} processes per home kind, Prefect"
+            f" {plan.cold_runs['prefect']}; one untimed run first creates the warm home",
+        ],
+    )
+    for sdk in sdks:
+        runs = plan.cold_runs[sdk.name]
+        short = "Prefect" if sdk.name == "prefect" else sdk.label
+
+        def take(sdk: Sdk = sdk, runs: int = runs) -> Measurement:
+            with throwaway_dir(f"{sdk.name}-cold") as scratch:
+                timeout = 60 + (1 + 2 * runs) * 90
+                return run_workload(
+                    sdk, "cold_start", [str(runs), str(scratch)], sdk.environ(), timeout
+                )
+
+        raw = measure(sdk, f"cold_start on {sdk.label}, {1 + 2 * runs} processes", take)
+        for kind in ("fresh", "warm"):
+            label = f"{short} {kind} home"
+            if "error" in raw:
+                section.measurements[label] = raw
+                continue
+            stats = summarize(raw[f"{kind}_s"])
+            section.measurements[label] = {
+                "version": raw["version"],
+                "n": stats["n"],
+                "figures": stats,
+                "raw": raw[f"{kind}_s"],
+            }
+    return section
+
+
+def import_time(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> Section:
+    section = Section(
+        "import",
+        "importing the SDK in a fresh interpreter",
+        "ms",
+        [("mean", "mean"), ("p50", "median"), ("p95", "p95")],
+        [
+            ("`import <sdk>` (perf_counter)", "Headwater import", "Prefect import"),
+            ("its whole process, spawn to exit", "Headwater process", "Prefect process"),
+            ("`from <sdk> import flow`", "Headwater flow_import", "Prefect flow_import"),
+        ],
+        notes=[f"{plan.import_runs} interpreters per row, after one untimed run"],
+    )
+    for sdk in sdks:
+        short = "Prefect" if sdk.name == "prefect" else sdk.label
+
+        def take(sdk: Sdk = sdk) -> Measurement:
+            with throwaway_dir(f"{sdk.name}-import") as home:
+                timeout = 60 + (1 + plan.import_runs) * 30
+                args = [str(plan.import_runs), str(home)]
+                return run_workload(sdk, "import_time", args, sdk.environ(), timeout)
+
+        raw = measure(sdk, f"import on {sdk.label}", take)
+        for kind in ("import", "process", "flow_import"):
+            label = f"{short} {kind}"
+            if "error" in raw:
+                section.measurements[label] = raw
+                continue
+            stats = summarize([seconds * 1000 for seconds in raw[f"{kind}_s"]])
+            section.measurements[label] = {
+                "version": raw["version"],
+                "n": stats["n"],
+                "figures": stats,
+            }
+    return section
+
+
+MEASURES: dict[str, Callable[[Sequence[Sdk], Plan, dict[str, Any]], Section]] = {
+    "flow_overhead": flow_overhead,
+    "cold_start": cold_start,
+    "import": import_time,
+    "memory": memory,
+}
+
+
+def _number(value: float) -> str:
+    if value >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.1f}" if value >= 10 else f"{value:.3f}"
+
+
+def _cell(measurement: Measurement | None, key: str) -> str:
+    if measurement is None:
+        return "skipped"
+    if "error" in measurement:
+        return "error"
+    return _number(measurement["figures"][key])
+
+
+def _ratio(headwater: Measurement | None, prefect: Measurement | None, key: str) -> str:
+    if not headwater or not prefect or "error" in headwater or "error" in prefect:
+        return "-"
+    denominator = headwater["figures"][key]
+    if denominator <= 0:
+        return "-"
+    ratio = prefect["figures"][key] / denominator
+    return f"{ratio:.1f}x" if ratio < 100 else f"{ratio:,.0f}x"
+
+
+def render(sections: Sequence[Section], header: Sequence[str]) -> str:
+    """Returns the whole table as text, errors spelled out under the section they belong to."""
+    lines = [*header, ""]
+    for section in sections:
+        lines.append(f"{section.name} ({section.unit}): {section.title}")
+        lines.extend(f"  {note}" for note in section.notes)
+        lines.append(f"  {'':54}{'Headwater':>12}{'Prefect':>12}{'Prefect/HW':>12}")
+        for caption, hw_label, pf_label in section.pairs:
+            hw = section.measurements.get(hw_label)
+            pf = section.measurements.get(pf_label)
+            for index, (key, name) in enumerate(section.figures):
+                left = caption if index == 0 else ""
+                lines.append(
+                    f"  {left:32}{name:>22}{_cell(hw, key):>12}{_cell(pf, key):>12}"
+                    f"{_ratio(hw, pf, key):>12}"
+                )
+        # One child's failure can fill several labels (cold_start's fresh and warm homes), and
+        # two modes can fail alike: spell each distinct error once, naming all it hit.
+        failed: dict[str, list[str]] = {}
+        for label, measurement in section.measurements.items():
+            if "error" in measurement:
+                failed.setdefault(measurement["error"], []).append(label)
+        for error, labels in failed.items():
+            lines.append(f"  ! {', '.join(labels)}: " + error.replace("\n", "\n      "))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _versions(sections: Sequence[Section]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for section in sections:
+        for label, measurement in section.measurements.items():
+            if "version" in measurement:
+                found.setdefault(label.split()[0], measurement["version"])
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Headwater beside Prefect 3.9.1 on the same workloads, in one run.",
+        epilog="BENCH_PREFECT_RUNS=N sets how many Prefect flow calls flow_overhead times.",
+    )
+    parser.add_argument("--only", choices=WORKLOAD_NAMES, help="run just this workload")
+    parser.add_argument("--quick", action="store_true", help="fewer samples everywhere")
+    parser.add_argument("--skip-prefect", action="store_true", help="measure Headwater only")
+    args = parser.parse_args(argv)
+
+    plan = Plan.make(args.quick)
+    started = datetime.datetime.now(datetime.UTC)
+    sdks = [headwater_sdk()] + ([] if args.skip_prefect else [prefect_sdk()])
+    cache: dict[str, Any] = {}
+    names = [args.only] if args.only else list(WORKLOAD_NAMES)
+    sections = [MEASURES[name](sdks, plan, cache) for name in names]
+
+    versions = _versions(sections)
+    prefect = "skipped" if args.skip_prefect else versions.get("Prefect", "(no result)")
+    header = [
+        f"Headwater {versions.get('Headwater', '(no result)')} vs Prefect {prefect},"
+        f" {'quick' if plan.quick else 'full'} run, {started:%Y-%m-%d %H:%M} UTC",
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.platform()};"
+        " absolute times drift between runs: compare within this run only",
+    ]
+    print(render(sections, header))
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "started_utc": started.isoformat(),
+        "finished_utc": datetime.datetime.now(datetime.UTC).isoformat(),
+        "argv": list(argv if argv is not None else sys.argv[1:]),
+        "plan": dataclasses.asdict(plan),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "versions": versions,
+        "sections": [dataclasses.asdict(section) for section in sections],
+    }
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"bench: wrote {RESULTS.relative_to(ROOT)}", file=sys.stderr)
+    failed = any("error" in m for s in sections for m in s.measurements.values())
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
