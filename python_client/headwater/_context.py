@@ -1,0 +1,140 @@
+"""The run context: which flow run the current code belongs to.
+
+A `contextvars.ContextVar` holds the current `FlowRunContext`, so it follows the code that runs
+inside a flow: through nested calls, into asyncio tasks it creates, and back out when the run
+ends. Subflows find their parent here, and `get_run_logger` finds the run to log to.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from headwater.exceptions import HeadwaterException
+
+if TYPE_CHECKING:
+    import logging
+
+    from headwater._flows import Flow
+    from headwater._runs import FlowRun
+
+__all__ = [
+    "FlowRunContext",
+    "MissingContextError",
+    "get_run_context",
+    "tags",
+]
+
+
+class MissingContextError(HeadwaterException, RuntimeError):
+    """Code that needs a run (``get_run_logger()``) was called outside any flow run."""
+
+
+class FlowRunContext:
+    """What the code of a running flow can know about its run.
+
+    Attributes:
+        flow: The `Flow` being run.
+        flow_run: The run as the service last reported it (built on first access after each
+            state change, so runs that never look pay nothing).
+        flow_run_id: The run's id, without building the `FlowRun` view.
+        parameters: The parameters the function was called with (after validation).
+        parent: The context of the flow run this one is a subflow of, if any.
+        log_prints: Whether ``print`` in this run goes to the run's logs.
+        logger: The run's logger (a `logging.LoggerAdapter` carrying the run's identity).
+    """
+
+    __slots__ = (
+        "_flow_run",
+        "_make_flow_run",
+        "flow",
+        "flow_run_id",
+        "log_prints",
+        "logger",
+        "parameters",
+        "parent",
+    )
+
+    def __init__(
+        self,
+        flow: Flow[..., Any],
+        flow_run_id: str,
+        make_flow_run: Callable[[], FlowRun],
+        parameters: dict[str, Any],
+        parent: FlowRunContext | None = None,
+        log_prints: bool = False,
+        logger: logging.LoggerAdapter[logging.Logger] | None = None,
+    ) -> None:
+        self.flow = flow
+        self.flow_run_id = flow_run_id
+        self._make_flow_run = make_flow_run
+        self._flow_run: FlowRun | None = None
+        self.parameters = parameters
+        self.parent = parent
+        self.log_prints = log_prints
+        self.logger = logger
+
+    @property
+    def flow_run(self) -> FlowRun:
+        flow_run = self._flow_run
+        if flow_run is None:
+            flow_run = self._flow_run = self._make_flow_run()
+        return flow_run
+
+    def run_changed(self) -> None:
+        """The run's state changed: the next `flow_run` access rebuilds the view."""
+        self._flow_run = None
+
+    @staticmethod
+    def get() -> FlowRunContext | None:
+        """The context of the flow run the caller runs in, or None outside any run."""
+        return _current_flow_run.get()
+
+    def __repr__(self) -> str:
+        return f"FlowRunContext(flow={self.flow.name!r}, flow_run_id={self.flow_run_id!r})"
+
+
+_current_flow_run: contextvars.ContextVar[FlowRunContext | None] = contextvars.ContextVar(
+    "headwater_flow_run", default=None
+)
+_current_tags: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "headwater_tags", default=frozenset()
+)
+
+
+def get_run_context() -> FlowRunContext:
+    """The context of the current flow run.
+
+    Raises:
+        MissingContextError: The caller is not inside a flow run.
+    """
+    context = _current_flow_run.get()
+    if context is None:
+        raise MissingContextError(
+            "There is no active flow run: this must be called from inside a function decorated "
+            "with @flow while it runs."
+        )
+    return context
+
+
+@contextmanager
+def tags(*names: str) -> Iterator[frozenset[str]]:
+    """Add tags to every flow run created inside the block (nesting adds up).
+
+    Example:
+        >>> with tags("db", "nightly"):
+        ...     my_flow()  # the run carries the tags "db" and "nightly"
+    """
+    current = _current_tags.get() | frozenset(names)
+    token = _current_tags.set(current)
+    try:
+        yield current
+    finally:
+        _current_tags.reset(token)
+
+
+def current_tags() -> frozenset[str]:
+    """The tags that `tags` blocks around the caller add."""
+    return _current_tags.get()

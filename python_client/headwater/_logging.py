@@ -1,0 +1,327 @@
+"""Run logs: loggers that know their run, shipping their lines to the service, and print capture.
+
+`get_run_logger()` returns a `logging.LoggerAdapter` over ``headwater.flow_runs`` that stamps
+every record with the run's id and name. A handler on that logger buffers the lines as
+``headwater.v1.Log`` messages and sends them in batches on the engine stream without waiting for
+an answer: a batch goes when it is full, about a second after its first line, and always before
+the engine proposes a run's final state, so no line is lost and a quiet run pays nothing.
+
+With ``log_prints``, ``print()`` inside a flow becomes an INFO line of the run logger.
+"""
+
+from __future__ import annotations
+
+import builtins
+import io
+import logging
+import os
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from headwater._context import _current_flow_run, get_run_context
+
+if TYPE_CHECKING:
+    from headwater.v1 import logs_pb2
+
+__all__ = [
+    "FLOW_RUN_LOGGER",
+    "RunLoggerAdapter",
+    "flush_logs",
+    "get_run_logger",
+    "setup_logging",
+]
+
+#: The logger engine messages and run loggers write to; Prefect's is ``prefect.flow_runs``.
+FLOW_RUN_LOGGER = "headwater.flow_runs"
+TASK_RUN_LOGGER = "headwater.task_runs"
+
+#: Lines per CreateLogs request: the service takes at most 1000.
+_BATCH_SIZE = 500
+#: How long a line may wait in the buffer before it is sent.
+_FLUSH_INTERVAL_SECONDS = 1.0
+
+
+class RunLoggerAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A logger that adds the run's identity to every record, keeping the caller's extras."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        extra = kwargs.get("extra")
+        kwargs["extra"] = {**(self.extra or {}), **extra} if extra else self.extra
+        return msg, kwargs
+
+
+def get_run_logger(**extra: Any) -> RunLoggerAdapter:
+    """The logger of the current flow run: its lines are stored with the run by the service.
+
+    Args:
+        **extra: Extra attributes to add to every record of the returned logger.
+
+    Raises:
+        MissingContextError: Called outside a flow run.
+
+    Example:
+        >>> @flow
+        ... def etl():
+        ...     get_run_logger().info("loaded %d rows", 42)
+    """
+    context = get_run_context()
+    logger = context.logger
+    if logger is None:  # pragma: no cover - the engine always sets one
+        logger = run_logger(context.flow_run.id, context.flow_run.name, context.flow.name)
+    if extra:
+        return RunLoggerAdapter(logger.logger, {**(logger.extra or {}), **extra})
+    return logger  # type: ignore[return-value]
+
+
+def run_logger(flow_run_id: str, flow_run_name: str, flow_name: str) -> RunLoggerAdapter:
+    """A logger for one flow run (the engine makes one per run)."""
+    return RunLoggerAdapter(
+        logging.getLogger(FLOW_RUN_LOGGER),
+        {"flow_run_id": flow_run_id, "flow_run_name": flow_run_name, "flow_name": flow_name},
+    )
+
+
+# -- shipping lines to the service ---------------------------------------------------------
+
+
+class _LogShipper:
+    """Buffers log lines and sends them on the engine stream in batches, without waiting."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: list[logs_pb2.Log] = []
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.added = 0
+
+    def add(self, line: logs_pb2.Log) -> None:
+        with self._lock:
+            self._pending.append(line)
+            self.added += 1
+            count = len(self._pending)
+        if count >= _BATCH_SIZE:
+            self.send()
+        elif count == 1:
+            if self._thread is None:
+                self._start()
+            self._wake.set()
+
+    def send(self) -> None:
+        """Send every buffered line now (fire and forget: the stream keeps them in order)."""
+        with self._lock:
+            if not self._pending:
+                return
+            batch, self._pending = self._pending, []
+        from headwater._client import get_connection
+        from headwater.v1 import logs_pb2
+
+        connection = get_connection()
+        for start in range(0, len(batch), _BATCH_SIZE):
+            connection.create_logs_nowait(
+                logs_pb2.CreateLogsRequest(logs=batch[start : start + _BATCH_SIZE])
+            )
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(
+                target=self._run, name="headwater-log-shipper", daemon=True
+            )
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            time.sleep(_FLUSH_INTERVAL_SECONDS)
+            self._wake.clear()
+            try:
+                self.send()
+            except Exception as exc:  # never let a log problem kill the shipper
+                _report_shipping_error(exc)
+
+    def reset_after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._pending = []
+        self._wake = threading.Event()
+        self._thread = None
+        self.added = 0
+
+
+_shipper = _LogShipper()
+_reported_error = False
+
+
+def _report_shipping_error(exc: BaseException) -> None:
+    global _reported_error
+    if not _reported_error:
+        _reported_error = True
+        sys.stderr.write(
+            f"headwater: could not send run logs to the service ({type(exc).__name__}: {exc}). "
+            "Lines are still printed locally; check that the service is reachable.\n"
+        )
+
+
+def lines_added() -> int:
+    """How many run log lines this process has buffered for the service so far.
+
+    The engine compares it before and after a run: when it has not moved, the run logged
+    nothing for the service and its final state needs no log flush first.
+    """
+    return _shipper.added
+
+
+def flush_logs(wait: bool = False) -> None:
+    """Send every buffered run log line now.
+
+    Args:
+        wait: Also wait until the service has answered every operation sent so far, so the
+            lines are stored when this returns.
+    """
+    try:
+        _shipper.send()
+        if wait:
+            from headwater._client import get_connection
+
+            get_connection().flush()
+    except Exception as exc:
+        _report_shipping_error(exc)
+
+
+class _ServiceHandler(logging.Handler):
+    """Turns records that carry a flow run id into ``Log`` messages for the service."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "headwater_local", False):
+            return
+        flow_run_id = getattr(record, "flow_run_id", None)
+        if not flow_run_id:
+            context = _current_flow_run.get()
+            if context is None:
+                return
+            flow_run_id = context.flow_run_id
+        try:
+            from headwater.v1 import logs_pb2
+
+            message = record.getMessage()
+            if record.exc_info:
+                if not record.exc_text:
+                    record.exc_text = _formatter.formatException(record.exc_info)
+                message = f"{message}\n{record.exc_text}"
+            line = logs_pb2.Log(
+                flow_run_id=flow_run_id,
+                task_run_id=getattr(record, "task_run_id", None) or "",
+                logger_name=record.name,
+                level=record.levelno,
+                message=message,
+            )
+            created = record.created
+            seconds = int(created)
+            line.log_time.seconds = seconds
+            line.log_time.nanos = int((created - seconds) * 1e9)
+            _shipper.add(line)
+        except Exception:
+            self.handleError(record)
+
+
+class _ConsoleFormatter(logging.Formatter):
+    """``12:00:00.123 | INFO    | Flow run 'crimson-otter' - message`` for run records."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(asctime)s.%(msecs)03d | %(levelname)-7s | %(run_label)s%(message)s",
+            datefmt="%H:%M:%S",
+        )
+
+    def format(self, record: logging.LogRecord) -> str:
+        name = getattr(record, "flow_run_name", None)
+        record.run_label = f"Flow run {name!r} - " if name else f"{record.name} - "
+        return super().format(record)
+
+
+_formatter = logging.Formatter()
+_setup_lock = threading.Lock()
+_setup_done = False
+
+
+def setup_logging() -> None:
+    """Attach Headwater's handlers once per process (the engine calls this before a run).
+
+    The service handler goes on the run loggers. A console handler is added to ``headwater``
+    only when neither it nor the root logger has handlers, so an application that configured
+    logging itself is not printed to twice.
+    """
+    global _setup_done
+    if _setup_done:
+        return
+    with _setup_lock:
+        if _setup_done:
+            return
+        from headwater._settings import get_settings
+
+        level = get_settings().logging_level
+        root = logging.getLogger("headwater")
+        if root.level == logging.NOTSET:
+            root.setLevel(level)
+        if not root.handlers and not logging.getLogger().handlers:
+            console = logging.StreamHandler(sys.stderr)
+            console.setFormatter(_ConsoleFormatter())
+            root.addHandler(console)
+        service_handler = _ServiceHandler()
+        for name in (FLOW_RUN_LOGGER, TASK_RUN_LOGGER):
+            logging.getLogger(name).addHandler(service_handler)
+        _setup_done = True
+
+
+# -- print capture ---------------------------------------------------------------------------
+
+_original_print = builtins.print
+_print_lock = threading.Lock()
+_print_users = 0
+
+
+def _print_to_run_logger(
+    *args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False
+) -> None:
+    """``print`` while a ``log_prints`` run may be active: its lines go to the run logger."""
+    context = _current_flow_run.get()
+    if (
+        context is None
+        or not context.log_prints
+        or context.logger is None
+        or (file is not None and file is not sys.stdout)
+    ):
+        _original_print(*args, sep=sep, end=end, file=file, flush=flush)
+        return
+    buffer = io.StringIO()
+    _original_print(*args, sep=sep, end="", file=buffer)
+    context.logger.info(buffer.getvalue())
+
+
+def capture_prints() -> None:
+    """Route ``print`` to run loggers for runs with ``log_prints`` (reference counted)."""
+    global _print_users
+    with _print_lock:
+        _print_users += 1
+        if _print_users == 1:
+            builtins.print = _print_to_run_logger
+
+
+def release_prints() -> None:
+    """Undo one `capture_prints`; the real ``print`` is back when no run needs capture."""
+    global _print_users
+    with _print_lock:
+        _print_users -= 1
+        if _print_users <= 0:
+            _print_users = 0
+            if builtins.print is _print_to_run_logger:
+                builtins.print = _original_print
+
+
+def _after_fork() -> None:
+    _shipper.reset_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork)

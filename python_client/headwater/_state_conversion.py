@@ -1,0 +1,201 @@
+"""The one place where SDK states (`headwater._states.State`) and wire states meet.
+
+The engine builds proto states for proposals and turns the service's answers back into SDK
+states several times per run, so these functions avoid work they do not need: timestamps are
+converted only when present, and results are encoded as JSON only when they are small.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import traceback
+from typing import Any
+
+from headwater._states import State, StateType
+from headwater.v1 import states_pb2
+
+__all__ = [
+    "MAX_INLINE_RESULT_BYTES",
+    "failure_from_exception",
+    "json_result",
+    "reference_from_proto",
+    "reference_result",
+    "state_from_proto",
+    "state_to_proto",
+    "state_type_from_proto",
+    "state_type_to_proto",
+]
+
+#: Results whose JSON text is at least this long are not sent inline: they would bloat every
+#: stored state and, past 4 MiB, be refused by gRPC. Persist them instead.
+MAX_INLINE_RESULT_BYTES = 64 * 1024
+
+_UTC = _dt.UTC
+
+_TYPE_TO_PROTO: dict[StateType, Any] = {
+    StateType.SCHEDULED: states_pb2.STATE_TYPE_SCHEDULED,
+    StateType.PENDING: states_pb2.STATE_TYPE_PENDING,
+    StateType.RUNNING: states_pb2.STATE_TYPE_RUNNING,
+    StateType.COMPLETED: states_pb2.STATE_TYPE_COMPLETED,
+    StateType.FAILED: states_pb2.STATE_TYPE_FAILED,
+    StateType.CANCELLED: states_pb2.STATE_TYPE_CANCELLED,
+    StateType.CANCELLING: states_pb2.STATE_TYPE_CANCELLING,
+    StateType.CRASHED: states_pb2.STATE_TYPE_CRASHED,
+    StateType.PAUSED: states_pb2.STATE_TYPE_PAUSED,
+}
+_TYPE_FROM_PROTO: dict[Any, StateType] = {value: key for key, value in _TYPE_TO_PROTO.items()}
+
+_UNSET: Any = object()
+
+
+def state_type_to_proto(state_type: StateType) -> int:
+    """The ``headwater.v1.StateType`` number of an SDK state type."""
+    return _TYPE_TO_PROTO[StateType(state_type)]
+
+
+def state_type_from_proto(value: int) -> StateType:
+    """The SDK state type of a ``headwater.v1.StateType`` number.
+
+    Raises:
+        ValueError: The service sent a type this SDK does not know (a newer service).
+    """
+    try:
+        return _TYPE_FROM_PROTO[value]
+    except KeyError:
+        raise ValueError(
+            f"The service sent state type {value}, which this version of the SDK does not "
+            "know. Upgrade the headwater package to match the service."
+        ) from None
+
+
+def state_to_proto(
+    state: State[Any],
+    *,
+    result: states_pb2.StateResult | None = None,
+    failure: states_pb2.Failure | None = None,
+) -> states_pb2.State:
+    """Build the proposal for ``state``.
+
+    The service assigns ids and creation times, so only the type, name, message, scheduled time
+    and the optional result or failure travel. ``state.data`` is never sent as is: the caller
+    decides how a result travels (`json_result`, `reference_result`).
+    """
+    message = states_pb2.State(
+        type=_TYPE_TO_PROTO[state.type], name=state.name or "", message=state.message or ""
+    )
+    if state.scheduled_time is not None:
+        message.scheduled_time.FromDatetime(state.scheduled_time)
+    if result is not None:
+        message.result.CopyFrom(result)
+    if failure is not None:
+        message.failure.CopyFrom(failure)
+    return message
+
+
+def state_from_proto(message: states_pb2.State, data: Any = _UNSET) -> State[Any]:
+    """Turn a state the service sent into an SDK `State`.
+
+    Args:
+        message: The wire state.
+        data: The in-memory data to attach (the engine's own result or exception). When not
+            given, the data is decoded from the message: a JSON result, a persisted-result
+            reference, or nothing.
+    """
+    if data is _UNSET:
+        data = _data_from_proto(message)
+    return State(
+        _TYPE_FROM_PROTO.get(message.type) or state_type_from_proto(message.type),
+        name=message.name or None,
+        message=message.message or None,
+        timestamp=(
+            message.create_time.ToDatetime(tzinfo=_UTC) if message.HasField("create_time") else None
+        ),
+        id=message.id or None,
+        data=data,
+        scheduled_time=(
+            message.scheduled_time.ToDatetime(tzinfo=_UTC)
+            if message.HasField("scheduled_time")
+            else None
+        ),
+    )
+
+
+def _data_from_proto(message: states_pb2.State) -> Any:
+    if not message.HasField("result"):
+        return None
+    result = message.result
+    kind = result.WhichOneof("kind")
+    if kind == "json":
+        return json.loads(result.json)
+    if kind == "reference":
+        return reference_from_proto(result.reference)
+    if kind == "payload" and result.payload.encoding in ("python/pickle", "python/cloudpickle"):
+        import pickle
+
+        return pickle.loads(result.payload.data)
+    return None
+
+
+def json_result(value: Any) -> states_pb2.StateResult | None:
+    """The result as inline JSON, or None when it is not JSON-able or too large to send.
+
+    Only values that the standard library encodes as they are qualify (no NaN, no custom
+    types), so any language reads back exactly what the flow returned.
+    """
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    if len(text) >= MAX_INLINE_RESULT_BYTES:  # ensure_ascii: characters are bytes
+        return None
+    return states_pb2.StateResult(json=text)
+
+
+def reference_result(reference: Any) -> states_pb2.StateResult:
+    """The wire form of a `headwater._results.ResultReference`.
+
+    Local files travel as ``file://`` URIs so other processes and languages can find them.
+    """
+    key = reference.storage_key
+    uri = _path_to_uri(key)
+    return states_pb2.StateResult(
+        reference=states_pb2.ResultReference(storage_uri=uri, serializer=reference.serializer)
+    )
+
+
+def reference_from_proto(reference: states_pb2.ResultReference) -> Any:
+    """A `headwater._results.ResultReference` for a wire reference (``file://`` or a key)."""
+    from headwater._results import ResultReference
+
+    uri = reference.storage_uri
+    if uri.startswith("file://"):
+        from urllib.parse import urlparse
+        from urllib.request import url2pathname
+
+        key = url2pathname(urlparse(uri).path)
+    else:
+        key = uri
+    return ResultReference(storage_key=key, serializer=reference.serializer)
+
+
+def _path_to_uri(key: str) -> str:
+    import os.path
+
+    if os.path.isabs(key):
+        from pathlib import Path
+
+        return Path(key).as_uri()
+    return key
+
+
+def failure_from_exception(exc: BaseException) -> states_pb2.Failure:
+    """Describe an exception for the service: its qualified type, message and traceback."""
+    cls = type(exc)
+    module = cls.__module__
+    qualname = cls.__qualname__
+    return states_pb2.Failure(
+        exception_type=qualname if module in (None, "") else f"{module}.{qualname}",
+        message=str(exc),
+        traceback="".join(traceback.format_exception(exc)),
+    )

@@ -1,0 +1,65 @@
+"""The ``headwater`` command line.
+
+``headwater server start`` runs the service; ``headwater flow-run ls | inspect | watch`` reads
+runs from ``HEADWATER_API_URL``, or from the local database (through an embedded server) when it
+is unset. Failures print one line to stderr and exit 2: a person at a terminal needs what went
+wrong and what to do, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+__all__ = ["main"]
+
+#: Exit status of a command that could not do its job (bad input, unreachable server, ...).
+EXIT_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every sub-command; each sets ``handler`` to its function."""
+    from headwater.cli import _flow_runs, _server
+
+    parser = argparse.ArgumentParser(
+        prog="headwater",
+        description="Headwater: workflow orchestration over a language-neutral gRPC API.",
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    _server.register(commands)
+    _flow_runs.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns (and, as a console script, exits with) its status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `headwater flow-run ls | head`
+        return 0
+    except Exception as exc:
+        print(f"Error: {describe_error(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line that says what went wrong, for errors with or without a helpful message."""
+    from headwater.exceptions import ServiceError
+
+    if isinstance(exc, ServiceError):
+        return exc.message or str(exc)
+    if type(exc).__name__ == "ValidationError" and hasattr(exc, "errors"):
+        # A bad HEADWATER_* variable (pydantic); name the variable and the problem.
+        problems = "; ".join(
+            f"HEADWATER_{'_'.join(str(p) for p in e.get('loc', ())).upper()}: {e.get('msg')}"
+            for e in exc.errors()  # type: ignore[attr-defined]
+        )
+        return f"invalid setting: {problems}"
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__

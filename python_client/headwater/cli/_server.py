@@ -1,0 +1,40 @@
+"""``headwater server start``: run the service in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(commands: Any) -> None:
+    """Add the ``server`` command group."""
+    server = commands.add_parser("server", help="run the Headwater service")
+    actions = server.add_subparsers(title="server commands", metavar="COMMAND", required=True)
+    start = actions.add_parser(
+        "start",
+        help="start the service in the foreground (stop with Ctrl-C or SIGTERM)",
+        description="Serve the headwater.v1 gRPC API until SIGTERM or Ctrl-C.",
+    )
+    start.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    start.add_argument(
+        "--port", type=int, default=4200, help="TCP port to listen on; 0 picks a free one"
+    )
+    start.add_argument(
+        "--database-url",
+        default=None,
+        help="SQLAlchemy URL of the database (default: HEADWATER_DATABASE_URL, or SQLite in "
+        "HEADWATER_HOME)",
+    )
+    start.set_defaults(handler=start_server)
+
+
+def start_server(args: argparse.Namespace) -> int:
+    """Block serving until stopped; the server prints where it listens."""
+    from headwater._settings import get_settings
+
+    database_url = args.database_url or get_settings().resolved_database_url()
+    # Imported only here: the server's stack is heavy and other commands never need it.
+    from headwater_server.server import serve
+
+    serve(args.host, args.port, database_url)
+    return 0

@@ -1,0 +1,126 @@
+"""In-process notification hub for flow run events: long polls and watches wait here.
+
+Every successful write that adds a flow run event calls :meth:`EventHub.notify` with the run's new
+``last_sequence``, which wakes the callers waiting on that run at once. A second server process on
+the same database cannot notify us, so a waiter also asks storage every ``poll_interval``
+(one cheap row read) and notices those changes within about a second.
+
+All methods run on the server's event loop; nothing here is thread-safe, nor needs to be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+
+from headwater_server import errors
+
+# How many recently notified runs to remember, so that a notification landing between a
+# caller's storage read and its wait is not missed (the caller would otherwise sleep until the
+# next poll).
+_RECENT_RUNS = 4096
+
+
+class _Waiter:
+    __slots__ = ("after", "event")
+
+    def __init__(self, after: int) -> None:
+        self.after = after
+        self.event = asyncio.Event()
+
+
+class EventHub:
+    """Wakes callers waiting for a flow run's event log to grow past a sequence number.
+
+    Args:
+        read_last_sequence: Async function returning a run's latest sequence from storage;
+            used for the periodic re-check. May raise ServiceError NOT_FOUND.
+        poll_interval: Seconds between storage re-checks while a caller waits.
+    """
+
+    def __init__(
+        self,
+        read_last_sequence: Callable[[str], Awaitable[int]],
+        poll_interval: float = 1.0,
+    ) -> None:
+        self._read_last_sequence = read_last_sequence
+        self._poll_interval = poll_interval
+        self._waiters: dict[str, set[_Waiter]] = {}
+        self._recent: OrderedDict[str, int] = OrderedDict()
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """True once the server began shutting down; waits return at once."""
+        return self._closed
+
+    def notify(self, flow_run_id: str, sequence: int) -> None:
+        """Record that ``flow_run_id`` has events up to ``sequence`` and wake who waits for them."""
+        recent = self._recent
+        if recent.get(flow_run_id, -1) < sequence:
+            recent[flow_run_id] = sequence
+            recent.move_to_end(flow_run_id)
+            if len(recent) > _RECENT_RUNS:
+                recent.popitem(last=False)
+        for waiter in self._waiters.get(flow_run_id, ()):
+            if sequence > waiter.after:
+                waiter.event.set()
+
+    def forget(self, flow_run_id: str) -> None:
+        """Wake every waiter of a deleted run so it re-reads storage and learns it is gone."""
+        self._recent.pop(flow_run_id, None)
+        for waiter in self._waiters.get(flow_run_id, ()):
+            waiter.event.set()
+
+    def wake_all(self) -> None:
+        """Wake every waiter (after a change too broad to name runs, such as deleting a flow)."""
+        self._recent.clear()
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                waiter.event.set()
+
+    def close(self) -> None:
+        """Stop waiting: every current and future wait returns immediately."""
+        self._closed = True
+        self.wake_all()
+
+    async def wait_for_change(self, flow_run_id: str, after_sequence: int, timeout: float) -> bool:
+        """Wait until the run has an event after ``after_sequence``, or ``timeout`` seconds pass.
+
+        Returns:
+            True when something changed (a newer event, the run deleted, or the hub closing) and
+            the caller should read storage again; False when the timeout passed quietly.
+        """
+        if self._closed or self._recent.get(flow_run_id, -1) > after_sequence:
+            return True
+        waiter = _Waiter(after_sequence)
+        waiters = self._waiters.setdefault(flow_run_id, set())
+        waiters.add(waiter)
+        deadline = time.monotonic() + max(timeout, 0.0)
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                try:
+                    await asyncio.wait_for(
+                        waiter.event.wait(), timeout=min(remaining, self._poll_interval)
+                    )
+                    return True
+                except TimeoutError:
+                    pass
+                if await self._changed_in_storage(flow_run_id, after_sequence):
+                    return True
+        finally:
+            waiters.discard(waiter)
+            if not waiters and self._waiters.get(flow_run_id) is waiters:
+                del self._waiters[flow_run_id]
+
+    async def _changed_in_storage(self, flow_run_id: str, after_sequence: int) -> bool:
+        try:
+            return await self._read_last_sequence(flow_run_id) > after_sequence
+        except errors.ServiceError:
+            # Deleted (or unreadable): let the caller read again and report it properly.
+            return True

@@ -1,0 +1,269 @@
+"""Build, start and stop the Headwater gRPC server.
+
+:func:`start_server` is the one way to run the service: the CLI (through :func:`serve`), the
+SDK's embedded mode and the tests all call it, so they all get the same servicers, reflection,
+health checking, keepalive policy and shutdown sequence.
+
+Shutdown order matters for clients: health turns NOT_SERVING first (load balancers stop routing),
+watches and engine streams end with UNAVAILABLE after answering what they already received (the
+SDK reconnects and resumes), the gRPC server then stops with a grace period for in-flight unary
+calls, and the database closes last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import grpc
+import grpc.aio
+
+from headwater_server.events import EventHub
+from headwater_server.servicers import SERVICE_NAMES, Backend, add_servicers
+
+if TYPE_CHECKING:
+    from grpc_health.v1.health import aio as health_aio
+
+    from headwater_server.storage.database import Database
+
+logger = logging.getLogger("headwater_server")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 4200
+DEFAULT_GRACE_SECONDS = 5.0
+
+# Clients ping idle long polls, watches and engine streams (every 20 s by default); the server
+# must accept those pings or it answers GOAWAY "too_many_pings" and drops the stream. The server
+# pings idle clients too, so connections to vanished clients are closed.
+SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    # Without this, a second server on a busy port binds "successfully" and steals half the
+    # connections; a clear "port in use" error is better.
+    ("grpc.so_reuseport", 0),
+)
+
+_HEALTH_SERVICE_NAME = "grpc.health.v1.Health"
+
+
+@dataclass
+class RunningServer:
+    """A started server. ``await stop()`` shuts it down cleanly; it is idempotent."""
+
+    address: str
+    """What clients dial, with the real port ("127.0.0.1:4200", "unix-abstract:name")."""
+    port: int
+    """The bound TCP port (0 for unix sockets)."""
+    database_url: str
+    _server: grpc.aio.Server = field(repr=False)
+    _backend: Backend = field(repr=False)
+    _health: health_aio.HealthServicer = field(repr=False)
+    _stopped: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    _stopping: bool = field(default=False, repr=False)
+
+    async def stop(self, grace: float = DEFAULT_GRACE_SECONDS) -> None:
+        """Stop serving: health NOT_SERVING, streams end UNAVAILABLE, in-flight calls finish.
+
+        Args:
+            grace: Seconds in-flight calls get to finish before they are cancelled.
+        """
+        if self._stopping:
+            await self._stopped.wait()
+            return
+        self._stopping = True
+        try:
+            await self._health.enter_graceful_shutdown()
+            backend = self._backend
+            backend.stopping.set()
+            backend.hub.close()
+            sessions = [session.shutdown() for session in tuple(backend.engine_sessions)]
+            if sessions:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.gather(*sessions), timeout=grace)
+            await self._server.stop(grace)
+        finally:
+            await asyncio.to_thread(self._backend.db.close)
+            self._stopped.set()
+
+    async def wait_for_termination(self) -> None:
+        """Wait until the server stopped (through :meth:`stop` or a fatal gRPC error)."""
+        await self._server.wait_for_termination()
+
+
+async def start_server(
+    address: str, database_url: str, *, tracer_provider: object | None = None
+) -> RunningServer:
+    """Open the database, then start serving every headwater.v1 service on ``address``.
+
+    Args:
+        address: "host:port" ("127.0.0.1:0" picks a free port) or "unix-abstract:name".
+        database_url: A SQLAlchemy URL, e.g. "sqlite:////home/me/.headwater/headwater.db" or
+            "postgresql+psycopg://user@host/db". The schema is migrated to the latest version.
+        tracer_provider: An OpenTelemetry tracer provider for server spans; None uses the
+            global one (spans are only recorded when one is configured).
+
+    Raises:
+        RuntimeError: The database cannot be opened, or the address cannot be bound (for
+            example the port is in use).
+    """
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection
+
+    from headwater_server.storage.database import Database
+
+    try:
+        db = await asyncio.to_thread(Database.open, database_url)
+    except Exception as exc:
+        raise RuntimeError(
+            f"Cannot open the database {_display_url(database_url)}: {exc}. Check the URL "
+            "(--database-url or HEADWATER_DATABASE_URL) and that the database server is up."
+        ) from exc
+    try:
+        backend = Backend(db=db, hub=EventHub(_last_sequence_reader(db)))
+        interceptors = _interceptors(tracer_provider)
+        server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
+        add_servicers(server, backend)
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, _HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        port = _bind(server, address)
+        await server.start()
+        for name in ("", *SERVICE_NAMES):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    except BaseException:
+        await asyncio.to_thread(db.close)
+        raise
+    bound = _with_port(address, port)
+    return RunningServer(
+        address=bound,
+        port=port if not address.startswith("unix") else 0,
+        database_url=database_url,
+        _server=server,
+        _backend=backend,
+        _health=health_servicer,
+    )
+
+
+def serve(
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    database_url: str | None = None,
+    grace: float = DEFAULT_GRACE_SECONDS,
+) -> None:
+    """Run the server in the foreground until SIGTERM or SIGINT (Ctrl-C), then stop cleanly.
+
+    Args:
+        host: The interface to listen on; "0.0.0.0" for every interface.
+        port: The TCP port; 0 picks a free one (printed at start).
+        database_url: The database; None uses HEADWATER_DATABASE_URL or the SQLite file in
+            HEADWATER_HOME.
+        grace: Seconds in-flight calls get to finish at shutdown.
+    """
+    from headwater_server import telemetry
+
+    _configure_logging()
+    telemetry.configure_from_environment()
+    url = database_url or default_database_url()
+    with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C during shutdown
+        asyncio.run(_serve(host, port, url, grace))
+
+
+async def _serve(host: str, port: int, database_url: str, grace: float) -> None:
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    running = await start_server(address, database_url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        # Off the main thread (or on Windows) this fails; the caller then stops us another way.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop.set)
+    print(
+        f"Headwater server listening on {running.address}, database {_display_url(database_url)}",
+        file=sys.stderr,
+        flush=True,
+    )
+    terminated = asyncio.ensure_future(running.wait_for_termination())
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait((terminated, stopped), return_when=asyncio.FIRST_COMPLETED)
+    print("Headwater server shutting down...", file=sys.stderr, flush=True)
+    await running.stop(grace)
+    for task in (terminated, stopped):
+        task.cancel()
+    print("Headwater server stopped.", file=sys.stderr, flush=True)
+
+
+def default_database_url() -> str:
+    """The database a server uses when none is given: HEADWATER_DATABASE_URL, else the SQLite
+    file in HEADWATER_HOME (through the one Headwater settings object)."""
+    from headwater._settings import get_settings
+
+    return get_settings().resolved_database_url()
+
+
+def _last_sequence_reader(db: Database) -> Callable[[str], Awaitable[int]]:
+    async def read(flow_run_id: str) -> int:
+        last_sequence, _finished = await db.run(db.repository.get_flow_run_progress, flow_run_id)
+        return last_sequence
+
+    return read
+
+
+def _bind(server: grpc.aio.Server, address: str) -> int:
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise RuntimeError(
+            f"Cannot listen on {address}: {exc}. Is another server using it? Stop it, or pick "
+            "another port (--port, or port 0 for a free one)."
+        ) from exc
+    if port == 0 and not address.startswith("unix"):
+        raise RuntimeError(
+            f"Cannot listen on {address}: the port is in use or the host is not local. Stop the "
+            "other server, or pick another port (--port, or port 0 for a free one)."
+        )
+    return port
+
+
+def _with_port(address: str, port: int) -> str:
+    if address.startswith("unix"):
+        return address
+    host, _, _ = address.rpartition(":")
+    return f"{host}:{port}"
+
+
+def _display_url(url: str) -> str:
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+def _interceptors(tracer_provider: object | None) -> list[grpc.aio.ServerInterceptor]:
+    from headwater_server import telemetry
+
+    interceptor = telemetry.server_interceptor(tracer_provider)
+    return [interceptor] if interceptor is not None else []
+
+
+def _configure_logging() -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+        # Alembic narrates every plugin it loads at INFO; only its warnings matter here.
+        logging.getLogger("alembic").setLevel(logging.WARNING)

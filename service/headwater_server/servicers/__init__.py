@@ -1,0 +1,48 @@
+"""The gRPC servicers of headwater.v1, one module per service.
+
+Each module holds plain ``async def op(backend, request) -> response`` functions (shared with the
+engine stream) and a servicer class that exposes them as RPCs. :func:`add_servicers` registers
+them all on a server.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from headwater.v1 import (
+    engine_pb2_grpc,
+    flow_runs_pb2_grpc,
+    flows_pb2_grpc,
+    logs_pb2_grpc,
+    task_runs_pb2_grpc,
+)
+
+from headwater_server.servicers._common import Backend
+from headwater_server.servicers.engine import EngineServicer
+from headwater_server.servicers.flow_runs import FlowRunServicer
+from headwater_server.servicers.flows import FlowServicer
+from headwater_server.servicers.logs import LogServicer
+from headwater_server.servicers.task_runs import TaskRunServicer
+
+if TYPE_CHECKING:
+    import grpc.aio
+
+__all__ = ["SERVICE_NAMES", "Backend", "add_servicers"]
+
+# Full names of the services this package implements (for reflection and health).
+SERVICE_NAMES: tuple[str, ...] = (
+    "headwater.v1.FlowService",
+    "headwater.v1.FlowRunService",
+    "headwater.v1.TaskRunService",
+    "headwater.v1.LogService",
+    "headwater.v1.EngineService",
+)
+
+
+def add_servicers(server: grpc.aio.Server, backend: Backend) -> None:
+    """Register every headwater.v1 servicer on ``server``, all sharing ``backend``."""
+    flows_pb2_grpc.add_FlowServiceServicer_to_server(FlowServicer(backend), server)
+    flow_runs_pb2_grpc.add_FlowRunServiceServicer_to_server(FlowRunServicer(backend), server)
+    task_runs_pb2_grpc.add_TaskRunServiceServicer_to_server(TaskRunServicer(backend), server)
+    logs_pb2_grpc.add_LogServiceServicer_to_server(LogServicer(backend), server)
+    engine_pb2_grpc.add_EngineServiceServicer_to_server(EngineServicer(backend), server)

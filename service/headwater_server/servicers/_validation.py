@@ -1,0 +1,135 @@
+"""Request checks shared by the servicers, each raising INVALID_ARGUMENT that names the field.
+
+Storage validates what it relies on too; checking here first means a caller always gets the
+same precise message (which field, what is wrong, what is allowed) whichever service it calls,
+before any database work is done.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable
+
+from google.protobuf import duration_pb2, field_mask_pb2
+from headwater.v1 import states_pb2
+
+from headwater_server import errors
+
+MAX_PAGE_SIZE = 1000
+
+# The valid StateType names, for error messages (every one but UNSPECIFIED).
+_STATE_TYPE_NAMES = tuple(
+    states_pb2.StateType.Name(value)
+    for value in states_pb2.StateType.values()
+    if value != states_pb2.STATE_TYPE_UNSPECIFIED
+)
+
+
+def uuid(field: str, value: str) -> str:
+    """Return the canonical form of a required UUID field."""
+    parsed = errors.parse_uuid(field, value)
+    assert parsed is not None
+    return parsed
+
+
+def optional_uuid(field: str, value: str) -> str:
+    """Return the canonical form of an optional UUID field, or "" when it is empty."""
+    return errors.parse_uuid(field, value, required=False) or ""
+
+
+def required_text(field: str, value: str) -> str:
+    """Reject an empty or blank string field."""
+    if not value or not value.strip():
+        raise errors.invalid_argument(field, "is required and must not be blank.")
+    return value
+
+
+def state_type(field: str, value: int, allowed: Collection[int] | None = None) -> int:
+    """Reject a missing, unknown or (when ``allowed`` is given) disallowed StateType value."""
+    names = _STATE_TYPE_NAMES
+    if allowed is not None:
+        names = tuple(states_pb2.StateType.Name(v) for v in allowed)
+    valid = ", ".join(names)
+    if value == states_pb2.STATE_TYPE_UNSPECIFIED:
+        raise errors.invalid_argument(field, f"is required. Use one of {valid}.")
+    if value not in states_pb2.StateType.values():
+        raise errors.invalid_argument(
+            field, f"{value} is not a known StateType. Use one of {valid}."
+        )
+    if allowed is not None and value not in allowed:
+        name = states_pb2.StateType.Name(value)
+        raise errors.invalid_argument(field, f"{name} is not allowed here. Use one of {valid}.")
+    return value
+
+
+def state_types(field: str, values: Iterable[int]) -> None:
+    """Check every entry of a repeated StateType filter."""
+    for index, value in enumerate(values):
+        state_type(f"{field}[{index}]", value)
+
+
+def page_size(field: str, value: int) -> int:
+    """Accept 0 (the default of 50) up to MAX_PAGE_SIZE."""
+    if value < 0 or value > MAX_PAGE_SIZE:
+        raise errors.invalid_argument(
+            field, f"{value} is out of range. Use 1 to {MAX_PAGE_SIZE}, or 0 for the default 50."
+        )
+    return value
+
+
+def json_object(field: str, text: str) -> str:
+    """Accept "" (meaning {}) or JSON text whose top level is an object."""
+    if not text:
+        return text
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise errors.invalid_argument(
+            field, f"is not valid JSON ({exc}). Send a JSON object such as '{{\"x\": 1}}'."
+        ) from None
+    if not isinstance(value, dict):
+        raise errors.invalid_argument(
+            field, f"must be a JSON object, not {type(value).__name__}. Wrap values by name."
+        )
+    return text
+
+
+def update_mask(field: str, mask: field_mask_pb2.FieldMask, allowed: Collection[str]) -> list[str]:
+    """Require a non-empty mask whose paths are all in ``allowed``."""
+    listing = ", ".join(f"'{p}'" for p in sorted(allowed))
+    if not mask.paths:
+        raise errors.invalid_argument(field, f"is required: list the fields to change ({listing}).")
+    for path in mask.paths:
+        if path not in allowed:
+            raise errors.invalid_argument(
+                field, f"unknown path '{path}'. Only {listing} can be changed."
+            )
+    return list(mask.paths)
+
+
+def non_negative_duration(field: str, value: duration_pb2.Duration) -> float:
+    """Return a Duration in seconds, rejecting negative values."""
+    seconds = value.seconds + value.nanos / 1e9
+    if seconds < 0:
+        raise errors.invalid_argument(field, "must not be negative.")
+    return seconds
+
+
+def non_negative(field: str, value: int) -> int:
+    """Reject a negative count."""
+    if value < 0:
+        raise errors.invalid_argument(field, f"{value} is negative; use 0 or more.")
+    return value
+
+
+def proposed_state(field: str, state: states_pb2.State, present: bool) -> None:
+    """Check a proposed State: it must be given and carry a known type."""
+    if not present:
+        raise errors.invalid_argument(field, "is required: give at least its 'type'.")
+    state_type(f"{field}.type", state.type)
+
+
+def run_policy(field: str, policy: states_pb2.RunPolicy) -> None:
+    """Check the retry policy a run is created with."""
+    non_negative(f"{field}.retries", policy.retries)
+    non_negative_duration(f"{field}.retry_delay", policy.retry_delay)

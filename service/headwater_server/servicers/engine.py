@@ -1,0 +1,200 @@
+"""EngineService.Connect: the one long-lived stream an SDK engine reports through.
+
+Each request carries one operation; it runs the very function its unary twin runs (from
+:mod:`.flow_runs`, :mod:`.task_runs`, :mod:`.logs`) and the answer echoes the request's sequence.
+An operation is one asyncio task, chained behind the previous operation on the same run, so one
+run's proposals apply in the order sent while different runs proceed concurrently. A failed
+operation answers ``OperationError`` and the stream stays open.
+
+A shutdown lets the operations already received finish and answer, then ends the stream with
+UNAVAILABLE; operations that arrive meanwhile are not run, and the client resends them to the
+next server (transition_id and request_id make that safe).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc.aio
+from headwater.v1 import engine_pb2, engine_pb2_grpc
+
+from headwater_server import errors
+from headwater_server.servicers import flow_runs, logs, task_runs
+from headwater_server.servicers._common import Backend, Operation, abort, to_service_error
+
+logger = logging.getLogger("headwater_server.engine")
+
+
+def _no_key(request: Any) -> str | None:
+    return None
+
+
+# Operation name (the ConnectRequest/ConnectResponse oneof field) -> (handler, ordering key).
+# Operations with the same key run one after the other in arrival order.
+_OPERATIONS: dict[str, tuple[Operation[Any, Any], Callable[[Any], str | None]]] = {
+    "create_flow_run": (flow_runs.create_flow_run, _no_key),
+    "set_flow_run_state": (flow_runs.set_flow_run_state, lambda r: f"flow_run:{r.flow_run_id}"),
+    "get_flow_run": (flow_runs.get_flow_run, lambda r: f"flow_run:{r.flow_run_id}"),
+    "create_task_run": (task_runs.create_task_run, _no_key),
+    "set_task_run_state": (task_runs.set_task_run_state, lambda r: f"task_run:{r.task_run_id}"),
+    "create_logs": (
+        logs.create_logs,
+        lambda r: f"logs:{r.logs[0].flow_run_id}" if r.logs else None,
+    ),
+}
+
+# Operations one stream may have running at once before the server stops reading from it.
+MAX_IN_FLIGHT = 1000
+
+_END = object()  # the client closed its side and every operation was answered
+_SHUTDOWN = object()  # the server is stopping and every operation received was answered
+
+
+class EngineSession:
+    """The state of one Connect stream: in-flight operations and the answers to send."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self.outbox: asyncio.Queue[Any] = asyncio.Queue()
+        self._tails: dict[str, asyncio.Task[None]] = {}
+        self._running: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    def submit(self, request: engine_pb2.ConnectRequest) -> None:
+        """Start one operation, behind the previous operation on the same run."""
+        if self._closed:
+            return  # shutting down: unanswered, so the client resends it to the next server
+        kind = request.WhichOneof("operation")
+        entry = _OPERATIONS.get(kind) if kind else None
+        if entry is None:
+            self._answer_error(
+                request.sequence,
+                errors.invalid_argument(
+                    "operation",
+                    "is required: set exactly one of " + ", ".join(_OPERATIONS) + " (or this "
+                    "server is older than the client and does not know the operation).",
+                ),
+            )
+            return
+        handler, key_of = entry
+        operation = getattr(request, kind)
+        key = key_of(operation)
+        previous = self._tails.get(key) if key is not None else None
+        task = asyncio.get_running_loop().create_task(
+            self._execute(request.sequence, kind, handler, operation, previous)
+        )
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        if key is not None:
+            self._tails[key] = task
+            task.add_done_callback(functools.partial(self._release, key))
+
+    async def read(self, requests: AsyncIterator[engine_pb2.ConnectRequest]) -> None:
+        """Submit every request the client sends; after its last one, answer all, then end."""
+        try:
+            async for request in requests:
+                self.submit(request)
+                if len(self._running) >= MAX_IN_FLIGHT:
+                    # Stop reading until some answer: HTTP/2 flow control then slows the client
+                    # down instead of this stream queueing unbounded work.
+                    await asyncio.wait(tuple(self._running), return_when=asyncio.FIRST_COMPLETED)
+        except Exception:  # the client went away mid-read; answer what we have, then end
+            logger.debug("Engine stream read ended early", exc_info=True)
+        await self.drain()
+        if not self._closed:
+            self.outbox.put_nowait(_END)
+
+    async def drain(self) -> None:
+        """Wait until every operation received so far has answered."""
+        while self._running:
+            await asyncio.wait(tuple(self._running))
+
+    async def shutdown(self) -> None:
+        """Stop taking operations, let the running ones answer, then end the stream."""
+        if self._closed:
+            return
+        self._closed = True
+        await self.drain()
+        self.outbox.put_nowait(_SHUTDOWN)
+
+    def cancel(self) -> None:
+        """Abandon in-flight operations (the client cancelled the stream)."""
+        self._closed = True
+        for task in tuple(self._running):
+            task.cancel()
+
+    def _release(self, key: str, task: asyncio.Task[None]) -> None:
+        if self._tails.get(key) is task:
+            del self._tails[key]
+
+    async def _execute(
+        self,
+        sequence: int,
+        kind: str,
+        handler: Operation[Any, Any],
+        operation: Any,
+        previous: asyncio.Task[None] | None,
+    ) -> None:
+        if previous is not None and not previous.done():
+            await asyncio.wait((previous,))
+        try:
+            result = await handler(self._backend, operation)
+            response = engine_pb2.ConnectResponse(sequence=sequence)
+            getattr(response, kind).CopyFrom(result)
+        except Exception as exc:
+            self._answer_error(sequence, to_service_error(exc, f"EngineService/{kind}", operation))
+            return
+        self.outbox.put_nowait(response)
+
+    def _answer_error(self, sequence: int, error: errors.ServiceError) -> None:
+        self.outbox.put_nowait(
+            engine_pb2.ConnectResponse(
+                sequence=sequence,
+                error=engine_pb2.OperationError(
+                    code=error.code.value[0], reason=error.reason, message=error.message
+                ),
+            )
+        )
+
+
+class EngineServicer(engine_pb2_grpc.EngineServiceServicer):
+    """The EngineService gRPC method."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    async def Connect(
+        self,
+        request_iterator: AsyncIterator[engine_pb2.ConnectRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[engine_pb2.ConnectResponse]:
+        """Run the operations the engine sends and stream back their answers."""
+        if self.backend.stopping.is_set():
+            await abort(context, _going_away())
+        session = EngineSession(self.backend)
+        self.backend.engine_sessions.add(session)
+        reader = asyncio.get_running_loop().create_task(session.read(request_iterator))
+        try:
+            while True:
+                item = await session.outbox.get()
+                if item is _END:
+                    return
+                if item is _SHUTDOWN:
+                    break
+                yield item
+        finally:
+            self.backend.engine_sessions.discard(session)
+            reader.cancel()
+            session.cancel()
+        await abort(context, _going_away())
+
+
+def _going_away() -> errors.ServiceError:
+    return errors.unavailable(
+        "The Headwater server is shutting down. Reconnect (to this address once it is back, or "
+        "to another server) and resend the operations that got no answer."
+    )

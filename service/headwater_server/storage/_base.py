@@ -1,0 +1,260 @@
+"""The repository's foundation: transactions, idempotency and creating runs in their first state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, NamedTuple, TypeVar
+
+from google.protobuf.message import Message
+from headwater.v1 import states_pb2
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.exc import OperationalError
+
+from headwater_server import errors
+from headwater_server.errors import ServiceError, invalid_argument, not_found, parse_uuid
+from headwater_server.orchestration import rules
+from headwater_server.storage import convert
+from headwater_server.storage.engine import WRITE_OPTION
+from headwater_server.storage.fastpath import FastPath, Prepared, RawTransaction
+from headwater_server.storage.schema import flows, request_log, task_runs
+from headwater_server.storage.statements import (
+    FLOW_RUN,
+    INSERT_REQUEST,
+    INSERT_TASK_RUN,
+    SELECT_REQUEST,
+    TASK_RUN,
+    RawStatements,
+    RunKind,
+    StoredRequest,
+)
+from headwater_server.storage.validation import new_id, payloads, proposal_message
+
+M = TypeVar("M", bound=Message)
+
+
+class InitialState(NamedTuple):
+    """The state a new run is created in (scheduled_time in microseconds)."""
+
+    type: int
+    name: str
+    message: str
+    scheduled_time: int | None
+
+
+class RepositoryBase:
+    """Transactions and the request_log idempotency store, shared by every operation."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._writer = engine.execution_options(**{WRITE_OPTION: True})
+        self._dialect = engine.dialect.name
+        self._insert_flow_ignore = self._dialect_insert(flows).on_conflict_do_nothing(
+            index_elements=["name"]
+        )
+        self._fast = FastPath(engine)
+        self._raw = {kind: RawStatements(kind, engine) for kind in (FLOW_RUN, TASK_RUN)}
+        self._raw_select_request = Prepared(SELECT_REQUEST, engine)
+        self._raw_insert_request = Prepared(INSERT_REQUEST, engine, [c.key for c in request_log.c])
+        self._raw_insert_task_run = Prepared(INSERT_TASK_RUN, engine, [c.key for c in task_runs.c])
+
+    def _dialect_insert(self, table: Any) -> Any:
+        if self._dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert  # type: ignore[assignment]
+        return dialect_insert(table)
+
+    # ------------------------------------------------------------------ transactions
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """One write transaction (SQLite: BEGIN IMMEDIATE), committed on success."""
+        try:
+            with self._writer.connect() as conn, conn.begin():
+                yield conn
+        except OperationalError as exc:
+            raise self._operational(exc) from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        """One read transaction: a consistent snapshot for multi-statement reads."""
+        try:
+            with self._engine.connect() as conn, conn.begin():
+                yield conn
+        except OperationalError as exc:
+            raise self._operational(exc) from exc
+
+    @contextmanager
+    def _write_raw(self) -> Iterator[RawTransaction]:
+        """A hot-path write transaction on the raw DBAPI connection (see ``fastpath``)."""
+        try:
+            with self._fast.write() as tx:
+                yield tx
+        except self._fast.OperationalError as exc:
+            raise self._operational(exc) from exc
+
+    @staticmethod
+    def _operational(exc: Exception) -> ServiceError:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return errors.unavailable(
+                "The database is busy (another process held its write lock for more than "
+                "5 s); retry the request."
+            )
+        return errors.unavailable(
+            f"The database could not be reached or failed ({getattr(exc, 'orig', exc)}); retry "
+            f"the request, "
+            f"and check the database server if this persists."
+        )
+
+    # ------------------------------------------------------------------ idempotency
+
+    @staticmethod
+    def _request_key(request_id: str, field_name: str = "request_id") -> str | None:
+        canonical = parse_uuid(field_name, request_id, required=False)
+        return f"req:{canonical}" if canonical else None
+
+    def _replay(
+        self,
+        conn: Connection | RawTransaction,
+        key: str,
+        method: str,
+        subject: str,
+        response_type: type[M],
+    ) -> M | None:
+        """The stored answer for ``key``, or None when this request is new."""
+        if isinstance(conn, RawTransaction):
+            found = conn.first(self._raw_select_request, {"key": key})
+            row = None if found is None else StoredRequest(**found)
+        else:
+            row = conn.execute(SELECT_REQUEST, {"key": key}).first()  # type: ignore[assignment]
+        return self._check_replay(row, key, method, subject, response_type)
+
+    @staticmethod
+    def _locked_replay(current: Mapping[str, Any]) -> StoredRequest | None:
+        """The request_log row that the hot path's lock query joined in, if there was one."""
+        if current["replay_method"] is None:
+            return None
+        return StoredRequest(
+            current["replay_method"], current["replay_subject"], current["replay_response"]
+        )
+
+    @staticmethod
+    def _check_replay(
+        row: Any, key: str, method: str, subject: str, response_type: type[M]
+    ) -> M | None:
+        """The stored answer in ``row`` (None for a new request); a reused key is refused."""
+        if row is None:
+            return None
+        if row.method != method or (subject and row.subject != subject):
+            kind, _, value = key.partition(":")
+            field_name = "transition_id" if kind == "transition" else "request_id"
+            raise invalid_argument(
+                field_name,
+                f"'{value}' was already used for another request ({row.method} on "
+                f"'{row.subject}'); use a new UUID for every distinct request.",
+            )
+        return response_type.FromString(row.response)
+
+    def _remember(
+        self,
+        conn: Connection | RawTransaction,
+        key: str,
+        method: str,
+        subject: str,
+        response: Message,
+    ) -> None:
+        values = {
+            "key": key,
+            "method": method,
+            "subject": subject,
+            "response": response.SerializeToString(),
+            "create_time": convert.now_us(),
+        }
+        if isinstance(conn, RawTransaction):
+            conn.execute(self._raw_insert_request, values)
+        else:
+            conn.execute(INSERT_REQUEST, values)
+
+    def _replay_after_conflict(
+        self, key: str | None, method: str, response_type: type[M]
+    ) -> M | None:
+        """After a unique violation: did a concurrent twin of this request already commit?"""
+        if key is None:
+            return None
+        with self._read() as conn:
+            return self._replay(conn, key, method, "", response_type)
+
+    @staticmethod
+    def _require(conn: Connection, table: Any, row_id: str, resource: str) -> None:
+        if conn.execute(select(table.c.id).where(table.c.id == row_id)).first() is None:
+            raise not_found(resource, row_id)
+
+    @staticmethod
+    def _initial_state(noun: str, state: states_pb2.State) -> InitialState:
+        """The state a new run starts in: PENDING unless SCHEDULED is asked for."""
+        state_type = state.type or states_pb2.STATE_TYPE_PENDING
+        scheduled = (
+            convert.timestamp_to_us(state.scheduled_time)
+            if state.HasField("scheduled_time")
+            else None
+        )
+        decision = rules.decide(
+            rules.RunSnapshot(),
+            rules.Proposal(type=state_type, name=state.name, message=proposal_message(state)),
+            now=convert.EPOCH,
+            noun=noun,
+        )
+        if decision.store is None:
+            raise invalid_argument("state.type", decision.reason)
+        if state_type == states_pb2.STATE_TYPE_SCHEDULED and scheduled is None:
+            scheduled = convert.now_us()
+        return InitialState(
+            decision.store.type, decision.store.name, decision.store.message, scheduled
+        )
+
+    @staticmethod
+    def _initial_run_values(initial: InitialState, now: int) -> dict[str, Any]:
+        return {
+            "state_id": new_id(),
+            "state_type": initial.type,
+            "state_name": initial.name,
+            "state_message": initial.message,
+            "state_time": now,
+            "scheduled_time": initial.scheduled_time,
+            "run_count": 0,
+            "start_time": None,
+            "end_time": None,
+            "total_run_time_us": 0,
+            "running_since": None,
+            "last_sequence": 1,
+            "create_time": now,
+            "update_time": now,
+        }
+
+    def _insert_initial_state(
+        self,
+        conn: Connection | RawTransaction,
+        kind: RunKind,
+        values: Mapping[str, Any],
+        initial: InitialState,
+        proposed: states_pb2.State,
+    ) -> None:
+        result, failure = payloads(proposed)
+        row = {
+            "id": values["state_id"],
+            kind.owner_column: values["id"],
+            "sequence": 1,
+            "type": initial.type,
+            "name": initial.name,
+            "message": initial.message,
+            "create_time": values["state_time"],
+            "scheduled_time": initial.scheduled_time,
+            "result": result,
+            "failure": failure,
+            "forced": False,
+        }
+        if isinstance(conn, RawTransaction):
+            conn.execute(self._raw[kind].insert_state, row)
+        else:
+            conn.execute(kind.insert_state, row)

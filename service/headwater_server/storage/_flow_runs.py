@@ -1,0 +1,316 @@
+"""Flow runs: create, read, list, update, delete, and their event log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from headwater.v1 import flow_runs_pb2
+from sqlalchemy import Connection, delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from headwater_server import errors
+from headwater_server.errors import invalid_argument, not_found, parse_uuid
+from headwater_server.orchestration import rules
+from headwater_server.storage import convert, pagination
+from headwater_server.storage._base import RepositoryBase
+from headwater_server.storage.names import generate_run_name
+from headwater_server.storage.schema import flow_run_states, flow_runs, task_runs
+from headwater_server.storage.statements import (
+    FLOW_RUN,
+    FLOW_RUN_WITH_PAYLOAD,
+    INSERT_FLOW_RUN,
+    SELECT_FLOW_BY_ID,
+    SELECT_FLOW_BY_NAME,
+    keyset_before,
+    tags_condition,
+)
+from headwater_server.storage.validation import (
+    check_flow_name,
+    check_json_object,
+    check_name,
+    check_state_type,
+    check_tags,
+    new_id,
+    payloads,
+    policy_values,
+    require_uuid,
+)
+
+
+class FlowRunsMixin(RepositoryBase):
+    """Flow runs apart from state changes: create, read, list, update, delete, events."""
+
+    def create_flow_run(
+        self, req: flow_runs_pb2.CreateFlowRunRequest
+    ) -> flow_runs_pb2.CreateFlowRunResponse:
+        """Create a flow run (registering its flow by name if needed) in its initial state."""
+        which = req.WhichOneof("flow")
+        if which is None:
+            raise invalid_argument(
+                "flow_id", "is required: name the flow with flow_id (a UUID) or flow_name."
+            )
+        flow_id = require_uuid("flow_id", req.flow_id) if which == "flow_id" else None
+        flow_name = check_flow_name("flow_name", req.flow_name) if which == "flow_name" else None
+        check_name("name", req.name)
+        check_name("flow_version", req.flow_version)
+        check_name("idempotency_key", req.idempotency_key)
+        parameters = check_json_object("parameters_json", req.parameters_json)
+        parent_flow_run_id = parse_uuid(
+            "parent_flow_run_id", req.parent_flow_run_id, required=False
+        )
+        parent_task_run_id = parse_uuid(
+            "parent_task_run_id", req.parent_task_run_id, required=False
+        )
+        tags = check_tags("tags", req.tags)
+        retries, delay = policy_values("policy", req.policy)
+        initial = self._initial_state("flow run", req.state)
+        key = self._request_key(req.request_id)
+        idempotency_key = req.idempotency_key or None
+        try:
+            with self._write() as conn:
+                if key and (
+                    replay := self._replay(
+                        conn, key, "CreateFlowRun", "", flow_runs_pb2.CreateFlowRunResponse
+                    )
+                ):
+                    return replay
+                flow_id, flow_name = self._resolve_flow(conn, flow_id, flow_name)
+                if idempotency_key is not None:
+                    self._check_idempotency_key(conn, flow_id, flow_name, idempotency_key)
+                if parent_flow_run_id is not None:
+                    self._require(conn, flow_runs, parent_flow_run_id, "flow_run")
+                if parent_task_run_id is not None:
+                    self._require(conn, task_runs, parent_task_run_id, "task_run")
+                now = convert.now_us()
+                scheduled = initial.scheduled_time
+                values = {
+                    "id": new_id(),
+                    "flow_id": flow_id,
+                    "flow_name": flow_name,
+                    "name": req.name or generate_run_name(),
+                    "flow_version": req.flow_version,
+                    "deployment_id": None,
+                    "parent_flow_run_id": parent_flow_run_id,
+                    "parent_task_run_id": parent_task_run_id,
+                    "idempotency_key": idempotency_key,
+                    "expected_start_time": scheduled if scheduled is not None else now,
+                    "parameters_json": parameters,
+                    "tags": tags,
+                    "policy_retries": retries,
+                    "policy_retry_delay_seconds": delay,
+                    **self._initial_run_values(initial, now),
+                }
+                conn.execute(INSERT_FLOW_RUN, values)
+                self._insert_initial_state(conn, FLOW_RUN, values, initial, req.state)
+                response = flow_runs_pb2.CreateFlowRunResponse(
+                    flow_run=convert.flow_run_message(values, *payloads(req.state))
+                )
+                if key:
+                    self._remember(conn, key, "CreateFlowRun", values["id"], response)
+                return response
+        except IntegrityError:
+            replay = self._replay_after_conflict(
+                key, "CreateFlowRun", flow_runs_pb2.CreateFlowRunResponse
+            )
+            if replay is not None:
+                return replay
+            if idempotency_key is not None and flow_id is not None:
+                with self._read() as conn:
+                    self._check_idempotency_key(conn, flow_id, flow_name or "", idempotency_key)
+            raise
+
+    def _resolve_flow(
+        self, conn: Connection, flow_id: str | None, flow_name: str | None
+    ) -> tuple[str, str]:
+        """The (id, name) of the run's flow; a flow named for the first time is registered."""
+        if flow_id is not None:
+            row = conn.execute(SELECT_FLOW_BY_ID, {"id": flow_id}).first()
+            if row is None:
+                raise not_found("flow", flow_id)
+            return row.id, row.name
+        assert flow_name is not None
+        row = conn.execute(SELECT_FLOW_BY_NAME, {"name": flow_name}).first()
+        if row is None:
+            conn.execute(
+                self._insert_flow_ignore,
+                {"id": new_id(), "name": flow_name, "tags": "[]", "create_time": convert.now_us()},
+            )
+            row = conn.execute(SELECT_FLOW_BY_NAME, {"name": flow_name}).first()
+        assert row is not None  # inserted just now, or by a concurrent twin
+        return row.id, row.name
+
+    @staticmethod
+    def _check_idempotency_key(
+        conn: Connection, flow_id: str, flow_name: str, idempotency_key: str
+    ) -> None:
+        existing = conn.execute(
+            select(flow_runs.c.id).where(
+                flow_runs.c.flow_id == flow_id, flow_runs.c.idempotency_key == idempotency_key
+            )
+        ).scalar()
+        if existing is not None:
+            error = errors.already_exists(
+                "flow_run",
+                existing,
+                f"Flow '{flow_name}' already has a run with idempotency_key "
+                f"'{idempotency_key}': flow run '{existing}'. Use that run (GetFlowRun), or "
+                f"choose another key for a new run.",
+            )
+            error.metadata["existing_flow_run_id"] = existing
+            raise error
+
+    def get_flow_run(
+        self, req: flow_runs_pb2.GetFlowRunRequest
+    ) -> flow_runs_pb2.GetFlowRunResponse:
+        """One flow run with its current state."""
+        run_id = require_uuid("flow_run_id", req.flow_run_id)
+        with self._read() as conn:
+            row = conn.execute(FLOW_RUN_WITH_PAYLOAD.where(flow_runs.c.id == run_id)).first()
+        if row is None:
+            raise not_found("flow_run", run_id)
+        m = row._mapping
+        return flow_runs_pb2.GetFlowRunResponse(
+            flow_run=convert.flow_run_message(m, m["payload_result"], m["payload_failure"])
+        )
+
+    def list_flow_runs(
+        self, req: flow_runs_pb2.ListFlowRunsRequest
+    ) -> flow_runs_pb2.ListFlowRunsResponse:
+        """Flow runs, newest first, narrowed by the filter (conditions combine with AND)."""
+        size = pagination.page_size(req.page_size)
+        after = pagination.decode_token("flow_runs", req.page_token)
+        f = req.filter
+        conditions: list[Any] = []
+        if f.flow_ids:
+            ids = [require_uuid(f"filter.flow_ids[{i}]", v) for i, v in enumerate(f.flow_ids)]
+            conditions.append(flow_runs.c.flow_id.in_(ids))
+        if f.flow_name:
+            conditions.append(flow_runs.c.flow_name == f.flow_name)
+        if f.state_types:
+            for i, t in enumerate(f.state_types):
+                check_state_type(f"filter.state_types[{i}]", t)
+            conditions.append(flow_runs.c.state_type.in_(list(f.state_types)))
+        if f.parent_flow_run_id:
+            parent = require_uuid("filter.parent_flow_run_id", f.parent_flow_run_id)
+            conditions.append(flow_runs.c.parent_flow_run_id == parent)
+        for tag in f.tags:
+            conditions.append(tags_condition(flow_runs.c.tags, tag, self._dialect))
+        if after is not None:
+            conditions.append(keyset_before(flow_runs.c.create_time, flow_runs.c.id, after))
+        stmt = (
+            FLOW_RUN_WITH_PAYLOAD.where(*conditions)
+            .order_by(flow_runs.c.create_time.desc(), flow_runs.c.id.desc())
+            .limit(size + 1)
+        )
+        with self._read() as conn:
+            rows = conn.execute(stmt).all()
+        response = flow_runs_pb2.ListFlowRunsResponse(
+            flow_runs=[
+                convert.flow_run_message(r._mapping, r.payload_result, r.payload_failure)
+                for r in rows[:size]
+            ]
+        )
+        if len(rows) > size:
+            last = rows[size - 1]
+            response.next_page_token = pagination.encode_token(
+                "flow_runs", last.create_time, last.id
+            )
+        return response
+
+    def update_flow_run(
+        self, req: flow_runs_pb2.UpdateFlowRunRequest
+    ) -> flow_runs_pb2.UpdateFlowRunResponse:
+        """Change a run's name and/or tags, as listed in ``update_mask``."""
+        run_id = require_uuid("flow_run_id", req.flow_run_id)
+        paths = list(req.update_mask.paths)
+        if not paths:
+            raise invalid_argument(
+                "update_mask", "is required: list the fields to change ('name', 'tags')."
+            )
+        values: dict[str, Any] = {}
+        for path in paths:
+            if path == "name":
+                if not req.name:
+                    raise invalid_argument("name", "must not be empty when 'name' is in the mask.")
+                check_name("name", req.name)
+                values["name"] = req.name
+            elif path == "tags":
+                values["tags"] = check_tags("tags", req.tags)
+            else:
+                raise invalid_argument(
+                    "update_mask",
+                    f"has unknown path '{path}'; only 'name' and 'tags' can be changed.",
+                )
+        values["update_time"] = convert.now_us()
+        with self._write() as conn:
+            updated = conn.execute(
+                update(flow_runs).where(flow_runs.c.id == run_id).values(**values)
+            ).rowcount
+            if updated == 0:
+                raise not_found("flow_run", run_id)
+            row = conn.execute(FLOW_RUN_WITH_PAYLOAD.where(flow_runs.c.id == run_id)).first()
+        assert row is not None  # updated above, in this transaction
+        m = row._mapping
+        return flow_runs_pb2.UpdateFlowRunResponse(
+            flow_run=convert.flow_run_message(m, m["payload_result"], m["payload_failure"])
+        )
+
+    def delete_flow_run(
+        self, req: flow_runs_pb2.DeleteFlowRunRequest
+    ) -> flow_runs_pb2.DeleteFlowRunResponse:
+        """Delete a run with its history, task runs and logs."""
+        run_id = require_uuid("flow_run_id", req.flow_run_id)
+        with self._write() as conn:
+            if conn.execute(delete(flow_runs).where(flow_runs.c.id == run_id)).rowcount == 0:
+                raise not_found("flow_run", run_id)
+        return flow_runs_pb2.DeleteFlowRunResponse()
+
+    def list_flow_run_events(
+        self, req: flow_runs_pb2.ListFlowRunEventsRequest
+    ) -> flow_runs_pb2.ListFlowRunEventsResponse:
+        """Events after ``after_sequence``, oldest first (``wait`` is the caller's business)."""
+        run_id = require_uuid("flow_run_id", req.flow_run_id)
+        size = pagination.page_size(req.page_size)
+        if req.after_sequence < 0:
+            raise invalid_argument(
+                "after_sequence", f"must be zero or more, got {req.after_sequence}."
+            )
+        with self._read() as conn:
+            run = conn.execute(
+                select(flow_runs.c.last_sequence, flow_runs.c.state_type).where(
+                    flow_runs.c.id == run_id
+                )
+            ).first()
+            if run is None:
+                raise not_found("flow_run", run_id)
+            rows = conn.execute(
+                select(flow_run_states)
+                .where(
+                    flow_run_states.c.flow_run_id == run_id,
+                    flow_run_states.c.sequence > req.after_sequence,
+                )
+                .order_by(flow_run_states.c.sequence)
+                .limit(size)
+            ).all()
+        response = flow_runs_pb2.ListFlowRunEventsResponse(last_sequence=run.last_sequence)
+        for row in rows:
+            m = row._mapping
+            event = response.events.add(sequence=m["sequence"], flow_run_id=run_id)
+            convert.set_timestamp(event.event_time, m["create_time"])
+            event.state_changed.CopyFrom(convert.state_message_from_row(m))
+        seen = rows[-1].sequence if rows else req.after_sequence
+        response.finished = rules.is_terminal(run.state_type) and seen >= run.last_sequence
+        return response
+
+    def get_flow_run_progress(self, flow_run_id: str) -> tuple[int, bool]:
+        """``(last_sequence, finished)`` of a run: one indexed read, for change polling."""
+        run_id = require_uuid("flow_run_id", flow_run_id)
+        with self._read() as conn:
+            row = conn.execute(
+                select(flow_runs.c.last_sequence, flow_runs.c.state_type).where(
+                    flow_runs.c.id == run_id
+                )
+            ).first()
+        if row is None:
+            raise not_found("flow_run", run_id)
+        return row.last_sequence, rules.is_terminal(row.state_type)

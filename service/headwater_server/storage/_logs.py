@@ -1,0 +1,113 @@
+"""Log lines, and housekeeping of the request log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from headwater.v1 import logs_pb2
+from sqlalchemy import delete, insert, select
+
+from headwater_server.errors import invalid_argument, not_found, parse_uuid
+from headwater_server.storage import convert, pagination
+from headwater_server.storage._base import RepositoryBase
+from headwater_server.storage.schema import flow_runs, logs, request_log
+from headwater_server.storage.statements import keyset_after
+from headwater_server.storage.validation import check_name, new_id, require_uuid
+
+MAX_LOGS_PER_CALL = 1000
+
+
+class LogsMixin(RepositoryBase):
+    """Log lines, and pruning of the idempotency store."""
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def prune_request_log(self, older_than_seconds: float) -> int:
+        """Forget stored answers older than ``older_than_seconds``; returns how many.
+
+        Retries come within seconds or minutes of the original request, so a background loop
+        can call this every few minutes with, say, 24 hours, to keep the table small.
+        """
+        cutoff = convert.now_us() - round(older_than_seconds * 1_000_000)
+        with self._write() as conn:
+            return conn.execute(
+                delete(request_log).where(request_log.c.create_time < cutoff)
+            ).rowcount
+
+    # ------------------------------------------------------------------ logs
+
+    def create_logs(self, req: logs_pb2.CreateLogsRequest) -> logs_pb2.CreateLogsResponse:
+        """Store a batch of log lines, all or none."""
+        if len(req.logs) > MAX_LOGS_PER_CALL:
+            raise invalid_argument(
+                "logs", f"has {len(req.logs)} lines; send at most {MAX_LOGS_PER_CALL} per call."
+            )
+        key = self._request_key(req.request_id)
+        now = convert.now_us()
+        rows = []
+        for i, log in enumerate(req.logs):
+            flow_run_id = require_uuid(f"logs[{i}].flow_run_id", log.flow_run_id)
+            task_run_id = parse_uuid(f"logs[{i}].task_run_id", log.task_run_id, required=False)
+            check_name(f"logs[{i}].logger_name", log.logger_name)
+            rows.append(
+                {
+                    "id": new_id(),
+                    "flow_run_id": flow_run_id,
+                    "task_run_id": task_run_id,
+                    "logger_name": log.logger_name,
+                    "level": log.level,
+                    "message": log.message,
+                    "log_time": (
+                        convert.timestamp_to_us(log.log_time) if log.HasField("log_time") else now
+                    ),
+                }
+            )
+        response = logs_pb2.CreateLogsResponse(created_count=len(rows))
+        if not rows and key is None:
+            return response
+        with self._write() as conn:
+            if key and (
+                replay := self._replay(conn, key, "CreateLogs", "", logs_pb2.CreateLogsResponse)
+            ):
+                return replay
+            if rows:
+                wanted = {r["flow_run_id"] for r in rows}
+                found = set(
+                    conn.execute(select(flow_runs.c.id).where(flow_runs.c.id.in_(wanted))).scalars()
+                )
+                missing = sorted(wanted - found)
+                if missing:
+                    raise not_found("flow_run", missing[0])
+                conn.execute(insert(logs), rows)
+            if key:
+                self._remember(conn, key, "CreateLogs", "", response)
+        return response
+
+    def list_logs(self, req: logs_pb2.ListLogsRequest) -> logs_pb2.ListLogsResponse:
+        """Log lines in time order, narrowed by the filter."""
+        size = pagination.page_size(req.page_size)
+        after = pagination.decode_token("logs", req.page_token)
+        f = req.filter
+        conditions: list[Any] = []
+        if f.flow_run_id:
+            conditions.append(
+                logs.c.flow_run_id == require_uuid("filter.flow_run_id", f.flow_run_id)
+            )
+        if f.task_run_id:
+            conditions.append(
+                logs.c.task_run_id == require_uuid("filter.task_run_id", f.task_run_id)
+            )
+        if f.min_level:
+            conditions.append(logs.c.level >= f.min_level)
+        if after is not None:
+            conditions.append(keyset_after(logs.c.log_time, logs.c.id, after))
+        stmt = select(logs).where(*conditions).order_by(logs.c.log_time, logs.c.id).limit(size + 1)
+        with self._read() as conn:
+            rows = conn.execute(stmt).all()
+        response = logs_pb2.ListLogsResponse(
+            logs=[convert.log_message(r._mapping) for r in rows[:size]]
+        )
+        if len(rows) > size:
+            last = rows[size - 1]
+            response.next_page_token = pagination.encode_token("logs", last.log_time, last.id)
+        return response

@@ -1,0 +1,347 @@
+"""State changes: proposals for flow runs and task runs, and cancellation (the hot path)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from headwater.v1 import flow_runs_pb2, states_pb2, task_runs_pb2
+
+from headwater_server import errors
+from headwater_server.errors import not_found, parse_uuid
+from headwater_server.orchestration import rules
+from headwater_server.storage import convert
+from headwater_server.storage._base import M, RepositoryBase
+from headwater_server.storage.fastpath import RawTransaction
+from headwater_server.storage.statements import FLOW_RUN, TASK_RUN, RawStatements, RunKind
+from headwater_server.storage.validation import (
+    check_state_type,
+    new_id,
+    payloads,
+    proposal_message,
+    require_uuid,
+)
+
+
+class ProposalsMixin(RepositoryBase):
+    """Every change of a run's state: proposals judged by the rules, and cancellation."""
+
+    def set_flow_run_state(
+        self, req: flow_runs_pb2.SetFlowRunStateRequest
+    ) -> flow_runs_pb2.SetFlowRunStateResponse:
+        """Propose a flow run state; the decision is in the response (never an error)."""
+        result, run = self._set_state(
+            FLOW_RUN,
+            req.flow_run_id,
+            req.state,
+            req.transition_id,
+            req.expected_state_id,
+            req.force,
+            flow_runs_pb2.SetFlowRunStateResponse,
+        )
+        if run is None:
+            return result  # a replayed answer
+        return flow_runs_pb2.SetFlowRunStateResponse(result=result, flow_run=run)
+
+    def cancel_flow_run(
+        self, req: flow_runs_pb2.CancelFlowRunRequest
+    ) -> flow_runs_pb2.CancelFlowRunResponse:
+        """Cancel a run: CANCELLED at once unless it runs (then CANCELLING for its engine)."""
+        try:
+            return self._cancel_flow_run(req)
+        except self._fast.IntegrityError:
+            # A concurrent twin (same request_id) committed first: answer as it did.
+            replay = self._replay_after_conflict(
+                self._request_key(req.request_id),
+                "CancelFlowRun",
+                flow_runs_pb2.CancelFlowRunResponse,
+            )
+            if replay is None:
+                raise
+            return replay
+
+    def _cancel_flow_run(
+        self, req: flow_runs_pb2.CancelFlowRunRequest
+    ) -> flow_runs_pb2.CancelFlowRunResponse:
+        run_id = require_uuid("flow_run_id", req.flow_run_id)
+        key = self._request_key(req.request_id)
+        raw = self._raw[FLOW_RUN]
+        with self._write_raw() as conn:
+            current = conn.first(raw.lock_run, {"id": run_id, "key": key})
+            if current is None:
+                raise not_found("flow_run", run_id)
+            if key and (
+                replay := self._check_replay(
+                    self._locked_replay(current),
+                    key,
+                    "CancelFlowRun",
+                    run_id,
+                    flow_runs_pb2.CancelFlowRunResponse,
+                )
+            ):
+                return replay
+            label = rules.default_state_name(current["state_type"])
+            if rules.is_terminal(current["state_type"]):
+                raise errors.failed_precondition(
+                    "FLOW_RUN_ALREADY_FINISHED",
+                    f"Flow run '{run_id}' already finished in state {current['state_name']} "
+                    f"({label}); there is nothing to cancel.",
+                    resource_type="flow_run",
+                    resource_name=run_id,
+                )
+            target = rules.cancellation_target(current["state_type"])
+            if target is None:
+                run = convert.flow_run_message(current, *self._payload(conn, raw, current))
+            else:
+                stored = rules.StoredState(
+                    type=target,
+                    name=rules.default_state_name(target),
+                    message=req.reason or "Cancelled by request.",
+                )
+                values = self._apply(conn, FLOW_RUN, raw, current, stored, False, None, None, False)
+                run = convert.flow_run_message(values)
+            response = flow_runs_pb2.CancelFlowRunResponse(flow_run=run)
+            if key:
+                self._remember(conn, key, "CancelFlowRun", run_id, response)
+            return response
+
+    def set_task_run_state(
+        self, req: task_runs_pb2.SetTaskRunStateRequest
+    ) -> task_runs_pb2.SetTaskRunStateResponse:
+        """Propose a task run state; the decision is in the response (never an error)."""
+        result, run = self._set_state(
+            TASK_RUN,
+            req.task_run_id,
+            req.state,
+            req.transition_id,
+            req.expected_state_id,
+            req.force,
+            task_runs_pb2.SetTaskRunStateResponse,
+        )
+        if run is None:
+            return result
+        return task_runs_pb2.SetTaskRunStateResponse(result=result, task_run=run)
+
+    # ------------------------------------------------------------------ state proposals
+
+    def _set_state(
+        self,
+        kind: RunKind,
+        raw_run_id: str,
+        state: states_pb2.State,
+        raw_transition_id: str,
+        raw_expected_state_id: str,
+        force: bool,
+        response_type: type[M],
+    ) -> tuple[Any, Any]:
+        """:meth:`_set_state_locked`, answering a concurrent twin's stored response."""
+        try:
+            return self._set_state_locked(
+                kind,
+                raw_run_id,
+                state,
+                raw_transition_id,
+                raw_expected_state_id,
+                force,
+                response_type,
+            )
+        except self._fast.IntegrityError:
+            transition_id = parse_uuid("transition_id", raw_transition_id, required=False)
+            key = f"transition:{transition_id}" if transition_id else None
+            replay = self._replay_after_conflict(key, kind.method, response_type)
+            if replay is None:
+                raise
+            return replay, None
+
+    def _set_state_locked(
+        self,
+        kind: RunKind,
+        raw_run_id: str,
+        state: states_pb2.State,
+        raw_transition_id: str,
+        raw_expected_state_id: str,
+        force: bool,
+        response_type: type[M],
+    ) -> tuple[Any, Any]:
+        """The transactional proposal shared by flow runs and task runs.
+
+        Returns ``(stored_response, None)`` for a replayed transition, otherwise
+        ``(OrchestrationResult, run_message)``.
+        """
+        run_id = require_uuid(kind.id_field, raw_run_id)
+        check_state_type("state.type", state.type)
+        transition_id = parse_uuid("transition_id", raw_transition_id, required=False)
+        expected_state_id = parse_uuid("expected_state_id", raw_expected_state_id, required=False)
+        proposed_scheduled = (
+            convert.timestamp_to_us(state.scheduled_time)
+            if state.HasField("scheduled_time")
+            else None
+        )
+        proposal = rules.Proposal(
+            type=state.type,
+            name=state.name,
+            message=proposal_message(state),
+            scheduled_time=convert.us_to_datetime(proposed_scheduled),
+            expected_state_id=expected_state_id or "",
+            force=force,
+        )
+        key = f"transition:{transition_id}" if transition_id else None
+        raw = self._raw[kind]
+        with self._write_raw() as conn:
+            # One statement locks the run and looks up the transition's stored answer. SQLite's
+            # BEGIN IMMEDIATE serialises twins completely; on PostgreSQL a twin that commits
+            # while we wait for the lock is not in our join (the join keeps the statement's
+            # snapshot), so our request_log INSERT fails and _set_state replays its answer.
+            current = conn.first(raw.lock_run, {"id": run_id, "key": key})
+            if current is None:
+                raise not_found(kind.resource, run_id)
+            if key is not None:
+                replay = self._check_replay(
+                    self._locked_replay(current), key, kind.method, run_id, response_type
+                )
+                if replay is not None:
+                    return replay, None
+            now = convert.now_us()
+            snapshot = rules.RunSnapshot(
+                state_type=current["state_type"],
+                state_name=current["state_name"],
+                state_id=current["state_id"] or "",
+                scheduled_time=convert.us_to_datetime(current["scheduled_time"]),
+                run_count=current["run_count"],
+                policy=rules.Policy(
+                    retries=current["policy_retries"],
+                    retry_delay_seconds=current["policy_retry_delay_seconds"],
+                ),
+            )
+            decision = rules.decide(snapshot, proposal, convert.us_to_datetime(now), kind.noun)
+            result = states_pb2.OrchestrationResult(reason=decision.reason)
+            result.decision = decision.decision  # type: ignore[assignment]  # an int enum value
+            if decision.wait_seconds:
+                convert.set_duration_seconds(result.wait, decision.wait_seconds)
+            if decision.store is not None:
+                if decision.proposal_matched:
+                    payload_result, payload_failure = payloads(state)
+                else:
+                    # AwaitingRetry keeps the failure that caused it, for the history.
+                    payload_result, payload_failure = None, payloads(state)[1]
+                values = self._apply(
+                    conn,
+                    kind,
+                    raw,
+                    current,
+                    decision.store,
+                    decision.increments_run_count,
+                    payload_result,
+                    payload_failure,
+                    force,
+                    now,
+                )
+                run = kind.build(values, payload_result, payload_failure)
+            else:
+                run = kind.build(current, *self._payload(conn, raw, current))
+            result.state.CopyFrom(run.state)
+            if key is not None:
+                response = response_type(result=result, **{kind.response_field: run})
+                self._remember(conn, key, kind.method, run_id, response)
+            return result, run
+
+    @staticmethod
+    def _payload(
+        conn: RawTransaction, raw: RawStatements, current: Mapping[str, Any]
+    ) -> tuple[bytes | None, bytes | None]:
+        """Result and failure of the run's current state (kept states are answered whole)."""
+        found = conn.first(raw.state_payload, {"id": current["state_id"]})
+        if found is None:
+            return None, None
+        return found["result"], found["failure"]
+
+    @staticmethod
+    def _apply(
+        conn: RawTransaction,
+        kind: RunKind,
+        raw: RawStatements,
+        current: Mapping[str, Any],
+        stored: rules.StoredState,
+        increments_run_count: bool,
+        result: bytes | None,
+        failure: bytes | None,
+        forced: bool,
+        now: int | None = None,
+    ) -> dict[str, Any]:
+        """Write ``stored`` as the run's new state: history row + run row. Returns the new row."""
+        now = convert.now_us() if now is None else now
+        state_id = new_id()
+        sequence = current["last_sequence"] + 1
+        if stored.scheduled_time is not None:
+            scheduled = convert.datetime_to_us(stored.scheduled_time)
+        elif stored.type == states_pb2.STATE_TYPE_SCHEDULED:
+            scheduled = now
+        else:
+            scheduled = None
+        was_running = current["state_type"] == states_pb2.STATE_TYPE_RUNNING
+        is_running = stored.type == states_pb2.STATE_TYPE_RUNNING
+        running_since = current["running_since"]
+        total = current["total_run_time_us"]
+        start_time = current["start_time"]
+        if is_running and not was_running:
+            running_since = now
+            if start_time is None:
+                start_time = now
+        elif was_running and not is_running:
+            if running_since is not None:
+                total += max(now - running_since, 0)
+            running_since = None
+        end_time = now if rules.is_terminal(stored.type) else None
+        run_count = current["run_count"] + (1 if increments_run_count else 0)
+        conn.execute(
+            raw.insert_state,
+            {
+                "id": state_id,
+                kind.owner_column: current["id"],
+                "sequence": sequence,
+                "type": stored.type,
+                "name": stored.name,
+                "message": stored.message,
+                "create_time": now,
+                "scheduled_time": scheduled,
+                "result": result,
+                "failure": failure,
+                "forced": forced,
+            },
+        )
+        conn.execute(
+            raw.update_run,
+            {
+                "b_id": current["id"],
+                "b_state_id": state_id,
+                "b_state_type": stored.type,
+                "b_state_name": stored.name,
+                "b_state_message": stored.message,
+                "b_state_time": now,
+                "b_scheduled_time": scheduled,
+                "b_run_count": run_count,
+                "b_start_time": start_time,
+                "b_end_time": end_time,
+                "b_total_run_time_us": total,
+                "b_running_since": running_since,
+                "b_last_sequence": sequence,
+                "b_update_time": now,
+            },
+        )
+        values = dict(current)
+        values.update(
+            state_id=state_id,
+            state_type=stored.type,
+            state_name=stored.name,
+            state_message=stored.message,
+            state_time=now,
+            scheduled_time=scheduled,
+            run_count=run_count,
+            start_time=start_time,
+            end_time=end_time,
+            total_run_time_us=total,
+            running_since=running_since,
+            last_sequence=sequence,
+            update_time=now,
+        )
+        return values

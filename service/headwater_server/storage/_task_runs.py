@@ -1,0 +1,170 @@
+"""Task runs: create, read, list, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from headwater.v1 import task_runs_pb2
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from headwater_server import errors
+from headwater_server.errors import invalid_argument, not_found
+from headwater_server.storage import convert, pagination
+from headwater_server.storage._base import RepositoryBase
+from headwater_server.storage.schema import flow_runs, task_runs
+from headwater_server.storage.statements import TASK_RUN, TASK_RUN_WITH_PAYLOAD, keyset_after
+from headwater_server.storage.validation import (
+    check_json_object,
+    check_name,
+    check_state_type,
+    check_tags,
+    new_id,
+    payloads,
+    policy_values,
+    require_uuid,
+    task_run_name,
+)
+
+
+class TaskRunsMixin(RepositoryBase):
+    """Task runs apart from state changes: create, read, list, delete."""
+
+    def create_task_run(
+        self, req: task_runs_pb2.CreateTaskRunRequest
+    ) -> task_runs_pb2.CreateTaskRunResponse:
+        """Create a task run in a flow run; (task_key, dynamic_key) is unique per flow run."""
+        flow_run_id = require_uuid("flow_run_id", req.flow_run_id)
+        if not req.task_key:
+            raise invalid_argument("task_key", "is required, e.g. 'mymodule.extract-1a2b3c'.")
+        if not req.dynamic_key:
+            raise invalid_argument("dynamic_key", "is required, e.g. '0' for the first call.")
+        for field_name in ("task_key", "dynamic_key", "name", "cache_key"):
+            check_name(field_name, getattr(req, field_name))
+        parameters = check_json_object("parameters_json", req.parameters_json)
+        tags = check_tags("tags", req.tags)
+        retries, delay = policy_values("policy", req.policy)
+        initial = self._initial_state("task run", req.state)
+        key = self._request_key(req.request_id)
+        try:
+            with self._write_raw() as conn:
+                if key and (
+                    replay := self._replay(
+                        conn, key, "CreateTaskRun", "", task_runs_pb2.CreateTaskRunResponse
+                    )
+                ):
+                    return replay
+                now = convert.now_us()
+                values = {
+                    "id": new_id(),
+                    "flow_run_id": flow_run_id,
+                    "task_key": req.task_key,
+                    "dynamic_key": req.dynamic_key,
+                    "name": req.name or task_run_name(req.task_key, req.dynamic_key),
+                    "cache_key": req.cache_key,
+                    "parameters_json": parameters,
+                    "tags": tags,
+                    "policy_retries": retries,
+                    "policy_retry_delay_seconds": delay,
+                    **self._initial_run_values(initial, now),
+                }
+                # No existence checks first: the foreign key and the unique constraint catch
+                # both mistakes, and the common case saves two round trips.
+                conn.execute(self._raw_insert_task_run, values)
+                self._insert_initial_state(conn, TASK_RUN, values, initial, req.state)
+                response = task_runs_pb2.CreateTaskRunResponse(
+                    task_run=convert.task_run_message(values, *payloads(req.state))
+                )
+                if key:
+                    self._remember(conn, key, "CreateTaskRun", values["id"], response)
+                return response
+        except (IntegrityError, self._fast.IntegrityError):
+            replay = self._replay_after_conflict(
+                key, "CreateTaskRun", task_runs_pb2.CreateTaskRunResponse
+            )
+            if replay is not None:
+                return replay
+            with self._read() as conn:
+                self._require(conn, flow_runs, flow_run_id, "flow_run")
+                existing = conn.execute(
+                    select(task_runs.c.id).where(
+                        task_runs.c.flow_run_id == flow_run_id,
+                        task_runs.c.task_key == req.task_key,
+                        task_runs.c.dynamic_key == req.dynamic_key,
+                    )
+                ).scalar()
+            if existing is None:
+                raise
+            error = errors.already_exists(
+                "task_run",
+                existing,
+                f"Flow run '{flow_run_id}' already has a task run for task_key "
+                f"'{req.task_key}' and dynamic_key '{req.dynamic_key}': task run '{existing}'. "
+                f"Use that task run, or pass another dynamic_key for a new call.",
+            )
+            error.metadata["existing_task_run_id"] = existing
+            raise error from None
+
+    def get_task_run(
+        self, req: task_runs_pb2.GetTaskRunRequest
+    ) -> task_runs_pb2.GetTaskRunResponse:
+        """One task run with its current state."""
+        run_id = require_uuid("task_run_id", req.task_run_id)
+        with self._read() as conn:
+            row = conn.execute(TASK_RUN_WITH_PAYLOAD.where(task_runs.c.id == run_id)).first()
+        if row is None:
+            raise not_found("task_run", run_id)
+        m = row._mapping
+        return task_runs_pb2.GetTaskRunResponse(
+            task_run=convert.task_run_message(m, m["payload_result"], m["payload_failure"])
+        )
+
+    def list_task_runs(
+        self, req: task_runs_pb2.ListTaskRunsRequest
+    ) -> task_runs_pb2.ListTaskRunsResponse:
+        """Task runs in creation order, narrowed by the filter."""
+        size = pagination.page_size(req.page_size)
+        after = pagination.decode_token("task_runs", req.page_token)
+        f = req.filter
+        conditions: list[Any] = []
+        if f.flow_run_id:
+            conditions.append(
+                task_runs.c.flow_run_id == require_uuid("filter.flow_run_id", f.flow_run_id)
+            )
+        if f.state_types:
+            for i, t in enumerate(f.state_types):
+                check_state_type(f"filter.state_types[{i}]", t)
+            conditions.append(task_runs.c.state_type.in_(list(f.state_types)))
+        if f.task_key:
+            conditions.append(task_runs.c.task_key == f.task_key)
+        if after is not None:
+            conditions.append(keyset_after(task_runs.c.create_time, task_runs.c.id, after))
+        stmt = (
+            TASK_RUN_WITH_PAYLOAD.where(*conditions)
+            .order_by(task_runs.c.create_time, task_runs.c.id)
+            .limit(size + 1)
+        )
+        with self._read() as conn:
+            rows = conn.execute(stmt).all()
+        response = task_runs_pb2.ListTaskRunsResponse(
+            task_runs=[
+                convert.task_run_message(r._mapping, r.payload_result, r.payload_failure)
+                for r in rows[:size]
+            ]
+        )
+        if len(rows) > size:
+            last = rows[size - 1]
+            response.next_page_token = pagination.encode_token(
+                "task_runs", last.create_time, last.id
+            )
+        return response
+
+    def delete_task_run(
+        self, req: task_runs_pb2.DeleteTaskRunRequest
+    ) -> task_runs_pb2.DeleteTaskRunResponse:
+        """Delete a task run and its history."""
+        run_id = require_uuid("task_run_id", req.task_run_id)
+        with self._write() as conn:
+            if conn.execute(delete(task_runs).where(task_runs.c.id == run_id)).rowcount == 0:
+                raise not_found("task_run", run_id)
+        return task_runs_pb2.DeleteTaskRunResponse()

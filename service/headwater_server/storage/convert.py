@@ -1,0 +1,213 @@
+"""Conversions between stored rows and generated protobuf messages.
+
+Times are stored as integer microseconds since the Unix epoch (UTC); these helpers turn them
+into ``Timestamp``/``Duration`` fields and timezone-aware datetimes without any string parsing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, overload
+
+from google.protobuf import duration_pb2, timestamp_pb2
+from headwater.v1 import flow_runs_pb2, flows_pb2, logs_pb2, states_pb2, task_runs_pb2
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+
+
+def now_us() -> int:
+    """The current time in microseconds since the epoch."""
+    return time.time_ns() // 1000
+
+
+@overload
+def us_to_datetime(us: int) -> datetime: ...
+@overload
+def us_to_datetime(us: None) -> None: ...
+@overload
+def us_to_datetime(us: int | None) -> datetime | None: ...
+def us_to_datetime(us: int | None) -> datetime | None:
+    """Exact conversion (no float rounding) to a timezone-aware UTC datetime."""
+    if us is None:
+        return None
+    return EPOCH + timedelta(microseconds=us)
+
+
+def datetime_to_us(value: datetime | None) -> int | None:
+    """Exact conversion of an aware datetime to microseconds since the epoch."""
+    if value is None:
+        return None
+    return (value - EPOCH) // _ONE_US
+
+
+def timestamp_to_us(ts: timestamp_pb2.Timestamp) -> int:
+    """Microseconds of a Timestamp (sub-microsecond precision is dropped)."""
+    return ts.seconds * 1_000_000 + ts.nanos // 1000
+
+
+def set_timestamp(field: timestamp_pb2.Timestamp, us: int) -> None:
+    """Fill a Timestamp field in place from microseconds."""
+    field.seconds, rest = divmod(us, 1_000_000)
+    field.nanos = rest * 1000
+
+
+def set_duration_us(field: duration_pb2.Duration, us: int) -> None:
+    """Fill a Duration field in place from microseconds."""
+    field.seconds, rest = divmod(us, 1_000_000)
+    field.nanos = rest * 1000
+
+
+def set_duration_seconds(field: duration_pb2.Duration, seconds: float) -> None:
+    """Fill a Duration field in place from (possibly fractional) seconds."""
+    set_duration_us(field, round(seconds * 1_000_000))
+
+
+def duration_seconds(value: duration_pb2.Duration) -> float:
+    """Seconds of a Duration as a float."""
+    return value.seconds + value.nanos / 1e9
+
+
+def dump_tags(tags: Any) -> str:
+    """Tags as compact JSON text (the storage form; the tag filter relies on the separators)."""
+    return json.dumps(list(tags), separators=(",", ":"), ensure_ascii=False)
+
+
+def fill_state(
+    state: states_pb2.State,
+    *,
+    state_id: str | None,
+    state_type: int,
+    name: str,
+    message: str,
+    create_time: int,
+    scheduled_time: int | None,
+    result: bytes | None = None,
+    failure: bytes | None = None,
+) -> None:
+    """Fill a State message in place from stored values."""
+    state.id = state_id or ""
+    state.type = state_type  # type: ignore[assignment]
+    state.name = name
+    state.message = message
+    set_timestamp(state.create_time, create_time)
+    if scheduled_time is not None:
+        set_timestamp(state.scheduled_time, scheduled_time)
+    if result:
+        state.result.ParseFromString(result)
+    if failure:
+        state.failure.ParseFromString(failure)
+
+
+def _fill_run_common(msg: Any, m: Mapping[Any, Any], result: bytes | None, failure: bytes | None):
+    fill_state(
+        msg.state,
+        state_id=m["state_id"],
+        state_type=m["state_type"],
+        name=m["state_name"],
+        message=m["state_message"],
+        create_time=m["state_time"],
+        scheduled_time=m["scheduled_time"],
+        result=result,
+        failure=failure,
+    )
+    msg.policy.retries = m["policy_retries"]
+    if m["policy_retry_delay_seconds"]:
+        set_duration_seconds(msg.policy.retry_delay, m["policy_retry_delay_seconds"])
+    msg.run_count = m["run_count"]
+    if m["start_time"] is not None:
+        set_timestamp(msg.start_time, m["start_time"])
+    if m["end_time"] is not None:
+        set_timestamp(msg.end_time, m["end_time"])
+    total = m["total_run_time_us"]
+    if m["running_since"] is not None:
+        # A run that is RUNNING right now has been running since then; show it live.
+        total += max(now_us() - m["running_since"], 0)
+    set_duration_us(msg.total_run_time, total)
+    set_timestamp(msg.create_time, m["create_time"])
+    set_timestamp(msg.update_time, m["update_time"])
+    tags = m["tags"]
+    if tags and tags != "[]":
+        msg.tags.extend(json.loads(tags))
+    msg.parameters_json = m["parameters_json"]
+
+
+def flow_run_message(
+    m: Mapping[Any, Any], result: bytes | None = None, failure: bytes | None = None
+) -> flow_runs_pb2.FlowRun:
+    """A FlowRun from a ``flow_runs`` row mapping (plus the current state's payloads)."""
+    run = flow_runs_pb2.FlowRun(
+        id=m["id"],
+        name=m["name"],
+        flow_id=m["flow_id"],
+        flow_name=m["flow_name"],
+        flow_version=m["flow_version"],
+        deployment_id=m["deployment_id"] or "",
+        parent_flow_run_id=m["parent_flow_run_id"] or "",
+        parent_task_run_id=m["parent_task_run_id"] or "",
+        idempotency_key=m["idempotency_key"] or "",
+        last_sequence=m["last_sequence"],
+    )
+    _fill_run_common(run, m, result, failure)
+    if m["expected_start_time"] is not None:
+        set_timestamp(run.expected_start_time, m["expected_start_time"])
+    return run
+
+
+def task_run_message(
+    m: Mapping[Any, Any], result: bytes | None = None, failure: bytes | None = None
+) -> task_runs_pb2.TaskRun:
+    """A TaskRun from a ``task_runs`` row mapping (plus the current state's payloads)."""
+    run = task_runs_pb2.TaskRun(
+        id=m["id"],
+        flow_run_id=m["flow_run_id"],
+        task_key=m["task_key"],
+        dynamic_key=m["dynamic_key"],
+        name=m["name"],
+        cache_key=m["cache_key"],
+    )
+    _fill_run_common(run, m, result, failure)
+    return run
+
+
+def flow_message(m: Mapping[Any, Any]) -> flows_pb2.Flow:
+    """A Flow from a ``flows`` row mapping."""
+    flow = flows_pb2.Flow(id=m["id"], name=m["name"])
+    if m["tags"] and m["tags"] != "[]":
+        flow.tags.extend(json.loads(m["tags"]))
+    set_timestamp(flow.create_time, m["create_time"])
+    return flow
+
+
+def log_message(m: Mapping[Any, Any]) -> logs_pb2.Log:
+    """A Log from a ``logs`` row mapping."""
+    log = logs_pb2.Log(
+        id=m["id"],
+        flow_run_id=m["flow_run_id"],
+        task_run_id=m["task_run_id"] or "",
+        logger_name=m["logger_name"],
+        level=m["level"],
+        message=m["message"],
+    )
+    set_timestamp(log.log_time, m["log_time"])
+    return log
+
+
+def state_message_from_row(m: Mapping[Any, Any]) -> states_pb2.State:
+    """A State from a ``*_states`` history row mapping."""
+    state = states_pb2.State()
+    fill_state(
+        state,
+        state_id=m["id"],
+        state_type=m["type"],
+        name=m["name"],
+        message=m["message"],
+        create_time=m["create_time"],
+        scheduled_time=m["scheduled_time"],
+        result=m["result"],
+        failure=m["failure"],
+    )
+    return state

@@ -1,0 +1,99 @@
+"""The service's handle on its database: engine, repository and the thread that talks to it.
+
+The gRPC server runs on an asyncio loop, and database calls block. ``Database.run`` hands each
+repository call to a dedicated executor: one thread for SQLite (a single writer anyway; one
+thread keeps one warm connection and no lock contention inside the process) and a small pool for
+PostgreSQL, where several transactions can make progress at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
+
+from sqlalchemy import Engine
+
+from headwater_server.storage.checkpoint import WalCheckpointer
+from headwater_server.storage.engine import create_database_engine, dialect_of, normalize_url
+from headwater_server.storage.migrate import ensure_schema
+from headwater_server.storage.repository import Repository
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+POSTGRES_THREADS = 8
+
+
+class Database:
+    """An open database: use :meth:`open`, then ``await db.run(db.repository.method, request)``.
+
+    Attributes:
+        url: the database URL (psycopg 3 driver filled in for bare ``postgresql://``).
+        dialect: ``"sqlite"`` or ``"postgresql"``.
+        engine: the SQLAlchemy engine.
+        repository: the one :class:`Repository` over ``engine``.
+        migrated: True when opening applied migrations, False when the schema was current.
+    """
+
+    def __init__(self, url: str, engine: Engine, migrated: bool) -> None:
+        self.url = url
+        self.dialect = dialect_of(url)
+        self.engine = engine
+        self.repository = Repository(engine)
+        self.migrated = migrated
+        threads = 1 if self.dialect == "sqlite" else POSTGRES_THREADS
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="headwater-db")
+        self._checkpointer: WalCheckpointer | None = None
+        database_path = engine.url.database
+        if self.dialect == "sqlite" and database_path and database_path != ":memory:":
+            self._checkpointer = WalCheckpointer(database_path)
+            self._checkpointer.start()
+        self._closed = False
+
+    @classmethod
+    def open(cls, url: str) -> Database:
+        """Connect to ``url`` and bring its schema to the current revision.
+
+        Blocking (it may run migrations on a fresh database); from async code call it through
+        ``asyncio.to_thread``. Safe when several processes open one new database at once.
+        """
+        url = normalize_url(url)
+        engine = create_database_engine(url, pool_size=POSTGRES_THREADS)
+        try:
+            migrated = ensure_schema(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(url, engine, migrated)
+
+    async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run the blocking ``fn(*args, **kwargs)`` on the database executor and await it.
+
+        Exceptions (``ServiceError`` included) propagate unchanged to the awaiting caller.
+        """
+        if self._closed:
+            from headwater_server.errors import unavailable
+
+            raise unavailable("The database is closed: the server is shutting down; retry.")
+        loop = asyncio.get_running_loop()
+        call = functools.partial(fn, *args, **kwargs) if kwargs else functools.partial(fn, *args)
+        return await loop.run_in_executor(self._executor, call)
+
+    def close(self) -> None:
+        """Finish queued calls, stop the executor and close all connections. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._executor.shutdown(wait=True)
+        self.engine.dispose()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

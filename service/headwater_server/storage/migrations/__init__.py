@@ -1,0 +1,1 @@
+"""Alembic migrations for the Headwater schema; applied by ``storage.migrate.ensure_schema``."""

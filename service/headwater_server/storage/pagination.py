@@ -1,0 +1,58 @@
+"""Page sizes and opaque keyset page tokens for the List methods.
+
+A token is the URL-safe base64 of the last returned row's sort key ``(time, id)`` tagged with the
+collection it belongs to. Keyset pagination (``WHERE (time, id) < (:t, :id)``) stays fast on deep
+pages and never skips or repeats a row when new rows arrive between calls, unlike OFFSET.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+
+from headwater_server.errors import invalid_argument
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+
+def page_size(value: int, field_name: str = "page_size") -> int:
+    """The effective page size: 0 means the default; negative or above the maximum is refused."""
+    if value == 0:
+        return DEFAULT_PAGE_SIZE
+    if value < 0 or value > MAX_PAGE_SIZE:
+        raise invalid_argument(
+            field_name,
+            f"must be between 1 and {MAX_PAGE_SIZE} (or 0 for the default of "
+            f"{DEFAULT_PAGE_SIZE}), got {value}.",
+        )
+    return value
+
+
+def encode_token(collection: str, sort_time: int, row_id: str) -> str:
+    """An opaque token that resumes ``collection`` after the row ``(sort_time, row_id)``."""
+    raw = json.dumps([collection, sort_time, row_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_token(collection: str, token: str) -> tuple[int, str] | None:
+    """The ``(time, id)`` a token resumes after, None for an empty token.
+
+    Raises:
+        ServiceError: INVALID_ARGUMENT when the token is malformed or from another List method.
+    """
+    if not token:
+        return None
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        kind, sort_time, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if kind != collection or not isinstance(sort_time, int) or not isinstance(row_id, str):
+            raise ValueError(kind)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise invalid_argument(
+            "page_token",
+            "is not a token returned by this List method; pass the next_page_token of the "
+            "previous response unchanged, or leave it empty for the first page.",
+        ) from None
+    return sort_time, row_id

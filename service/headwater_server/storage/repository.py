@@ -1,0 +1,33 @@
+"""The repository: every read and write the service makes, one transaction per method.
+
+Methods are synchronous (the server runs them on the database executor through
+``Database.run``), take the generated request message and return the generated response
+message, and raise :class:`headwater_server.errors.ServiceError` for anything a caller did wrong.
+They validate what they need themselves, so a servicer can pass requests straight through.
+
+The state proposal (:meth:`Repository.set_flow_run_state`, :meth:`Repository.set_task_run_state`)
+is the hot path and is written for it: SQLAlchemy Core statements built once, one write
+transaction that takes the lock first (SQLite ``BEGIN IMMEDIATE``, PostgreSQL
+``SELECT ... FOR UPDATE``), the idempotency lookup by ``transition_id``, the pure
+:func:`~headwater_server.orchestration.rules.decide`, then one INSERT of the history row, one
+UPDATE of the run row and the stored answer, all committed together.
+"""
+
+from __future__ import annotations
+
+from headwater_server.storage._flow_runs import FlowRunsMixin
+from headwater_server.storage._flows import FlowsMixin
+from headwater_server.storage._logs import MAX_LOGS_PER_CALL, LogsMixin
+from headwater_server.storage._proposals import ProposalsMixin
+from headwater_server.storage._task_runs import TaskRunsMixin
+
+__all__ = ["MAX_LOGS_PER_CALL", "Repository"]
+
+
+class Repository(FlowsMixin, FlowRunsMixin, TaskRunsMixin, ProposalsMixin, LogsMixin):
+    """All storage operations of the service over one SQLAlchemy engine.
+
+    Thread-safe: each method checks out its own connection and runs one transaction. The
+    operations live in one module per resource (``_flows``, ``_flow_runs``, ``_task_runs``,
+    ``_proposals``, ``_logs``) over the shared transactions and idempotency of ``_base``.
+    """

@@ -1,0 +1,177 @@
+"""Optional OpenTelemetry tracing: one server span per RPC, continuing the caller's trace.
+
+Tracing costs nothing unless it is wanted: the interceptor is only installed when the
+``opentelemetry`` API is importable AND a real tracer provider is configured, either by the
+host application (embedded mode) or, for ``headwater server start``, from the standard
+``OTEL_*`` variables (:func:`configure_from_environment`). The engine stream is one RPC, so it
+is one span for the life of the stream, not one per operation: the hot path stays untouched.
+
+A caller's trace continues through the W3C ``traceparent`` (and ``tracestate``) gRPC metadata.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import grpc.aio
+
+_TRACER_NAME = "headwater_server"
+
+
+def configure_from_environment() -> bool:
+    """Install an SDK tracer provider when ``OTEL_*`` variables ask for traces.
+
+    Returns:
+        True when tracing was configured here.
+    """
+    exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    if exporter_name == "none" or not (exporter_name or endpoint):
+        return False
+    try:
+        from opentelemetry import trace
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+    except ImportError:
+        return False
+    exporter: Any
+    if exporter_name == "console":
+        exporter = ConsoleSpanExporter()
+    else:
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        except ImportError:
+            return False
+        exporter = OTLPSpanExporter()
+    service_name = os.environ.get("OTEL_SERVICE_NAME", "headwater-server")
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return True
+
+
+def server_interceptor(tracer_provider: Any = None) -> grpc.aio.ServerInterceptor | None:
+    """Return the tracing interceptor, or None when tracing is not installed or not configured.
+
+    Args:
+        tracer_provider: The provider to trace with; None uses the global one.
+    """
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        return None
+    provider = tracer_provider or trace.get_tracer_provider()
+    if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
+        return None
+    return TracingInterceptor(provider.get_tracer(_TRACER_NAME))
+
+
+class TracingInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps every RPC handler in a SERVER span named "<package.Service>/<Method>"."""
+
+    def __init__(self, tracer: Any) -> None:
+        self._tracer = tracer
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method.lstrip("/")
+        metadata = handler_call_details.invocation_metadata or ()
+        carrier = {key: value for key, value in metadata if isinstance(value, str)}
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(handler.unary_unary, method, carrier),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._streaming(handler.unary_stream, method, carrier),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_stream:
+            return grpc.stream_stream_rpc_method_handler(
+                self._streaming(handler.stream_stream, method, carrier),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler  # client streaming: none in headwater.v1
+
+    def _start_span(self, method: str, carrier: dict[str, str]) -> Any:
+        from opentelemetry import trace
+        from opentelemetry.propagate import extract
+
+        service, _, name = method.partition("/")
+        return self._tracer.start_span(
+            method,
+            context=extract(carrier),
+            kind=trace.SpanKind.SERVER,
+            attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name},
+        )
+
+    def _unary(
+        self, behavior: Callable[..., Awaitable[Any]], method: str, carrier: dict[str, str]
+    ) -> Callable[..., Awaitable[Any]]:
+        async def traced(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            from opentelemetry import trace
+
+            span = self._start_span(method, carrier)
+            try:
+                with trace.use_span(span, end_on_exit=False):
+                    return await behavior(request, context)
+            finally:
+                _finish(span, context)
+
+        return traced
+
+    def _streaming(
+        self, behavior: Callable[..., AsyncIterator[Any]], method: str, carrier: dict[str, str]
+    ) -> Callable[..., AsyncIterator[Any]]:
+        async def traced(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            # No use_span here: a context attached in an async generator may be detached in
+            # another context when the client cancels; the span is passed explicitly instead.
+            span = self._start_span(method, carrier)
+            try:
+                async for item in behavior(request, context):
+                    yield item
+            finally:
+                _finish(span, context)
+
+        return traced
+
+
+def _finish(span: Any, context: grpc.aio.ServicerContext) -> None:
+    from opentelemetry.trace import Status, StatusCode
+
+    code = None
+    try:
+        code = context.code()
+    except Exception:  # not every grpc version exposes the code of an aborted call
+        code = None
+    if isinstance(code, grpc.StatusCode):
+        name, number = code.name, code.value[0]
+    elif isinstance(code, int):
+        name, number = str(code), code
+    else:
+        name, number = "OK", 0
+    span.set_attribute("rpc.grpc.status_code", number)
+    if number != 0:
+        details = ""
+        try:
+            details = context.details() or ""
+        except Exception:
+            details = ""
+        span.set_status(Status(StatusCode.ERROR, f"{name}: {details}"[:500]))
+    span.end()

@@ -1,0 +1,77 @@
+"""Shared fixtures: real Headwater servers as subprocesses, and a fresh PostgreSQL database.
+
+Nothing here is mocked. A server fixture runs the real server command (``server_command`` in
+tests/server_harness.py, the one place to change it) on a free port with its own HEADWATER_HOME,
+waits until gRPC health answers SERVING, and stops it with SIGTERM at the end, so every
+integration test goes through the same start, serve and shutdown paths users do.
+
+Integration tests that should run on both databases take the ``server`` fixture (module scoped,
+parametrised over SQLite and PostgreSQL; the PostgreSQL parameter carries
+``pytest.mark.postgres``). Tests that need a server of their own (restarts, two servers on one
+database) use ``make_server``; parametrise them with ``server_harness.DATABASES`` and turn the
+parameter into a URL with ``database_url_for``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from server_harness import (
+    DATABASES,
+    POSTGRES_ADMIN_URL,
+    ServerFactory,
+    ServerProcess,
+    database_url_for,
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test session, dropped at the end."""
+    import psycopg
+
+    name = f"hw_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[ServerFactory]:
+    """Start servers of this test's own: ``make_server(database_url=None, home=None)``."""
+    started: list[ServerProcess] = []
+
+    def start(database_url: str | None = None, home: Path | None = None) -> ServerProcess:
+        server = ServerProcess(home or tmp_path / f"home{len(started)}", database_url)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """One server per test module and database (SQLite, then PostgreSQL)."""
+    url = database_url_for(request.param, request)
+    process = ServerProcess(tmp_path_factory.mktemp("headwater-home"), url).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server per test module on SQLite only, for tests where the database does not matter."""
+    process = ServerProcess(tmp_path_factory.mktemp("headwater-home")).start()
+    yield process
+    process.stop()

@@ -1,0 +1,117 @@
+"""Shared helpers for the engine tests: point the SDK at a server, and read back what it stored.
+
+The SDK keeps one connection per process and reads its settings once, so switching between the
+embedded server and a server subprocess means closing the connection, stopping the embedded
+server and forgetting the settings, then letting the next flow call start again from the
+environment. Nothing is mocked: every read goes through the real gRPC API.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from headwater._context import FlowRunContext
+from headwater._settings import reset_settings
+from headwater.client import HeadwaterClient
+from headwater.v1 import flow_runs_pb2, states_pb2
+
+STATE_NAMES = {
+    value: name.removeprefix("STATE_TYPE_") for name, value in states_pb2.StateType.items()
+}
+
+
+def reset_sdk() -> None:
+    """Close the process's connection and embedded server, and forget the settings."""
+    from headwater._client import close_connection
+    from headwater._embedded import stop_embedded_server
+    from headwater._logging import flush_logs
+
+    flush_logs()  # lines still buffered belong to the server being left
+    close_connection()
+    stop_embedded_server()
+    reset_settings()
+
+
+@contextmanager
+def sdk_target(home: Path, api_url: str | None = None) -> Iterator[None]:
+    """Run the block with HEADWATER_HOME=home and, when given, HEADWATER_API_URL=api_url."""
+    saved = {
+        key: os.environ.get(key)
+        for key in ("HEADWATER_HOME", "HEADWATER_API_URL", "HEADWATER_DATABASE_URL")
+    }
+    reset_sdk()
+    os.environ["HEADWATER_HOME"] = str(home)
+    os.environ.pop("HEADWATER_DATABASE_URL", None)
+    if api_url is None:
+        os.environ.pop("HEADWATER_API_URL", None)
+    else:
+        os.environ["HEADWATER_API_URL"] = api_url
+    try:
+        yield
+    finally:
+        reset_sdk()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        reset_settings()
+
+
+def unique(prefix: str = "flow") -> str:
+    """A flow name no other test uses, so runs can be found by flow name."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def current_run_id() -> str:
+    """The id of the flow run the caller runs in (call it inside a flow)."""
+    context = FlowRunContext.get()
+    assert context is not None, "not inside a flow run"
+    return context.flow_run.id
+
+
+class Reader:
+    """Reads runs, events and logs back through the public unary API."""
+
+    def __init__(self) -> None:
+        self.client = HeadwaterClient()
+
+    def run(self, flow_run_id: str) -> flow_runs_pb2.FlowRun:
+        return self.client.get_flow_run(flow_run_id)
+
+    def runs_of(self, flow_name: str) -> list[flow_runs_pb2.FlowRun]:
+        return self.client.list_flow_runs(flow_name=flow_name)
+
+    def only_run_of(self, flow_name: str) -> flow_runs_pb2.FlowRun:
+        runs = self.runs_of(flow_name)
+        assert len(runs) == 1, [run.name for run in runs]
+        return runs[0]
+
+    def history(self, flow_run_id: str) -> list[str]:
+        """The names of the run's states, oldest first, as the service stored them."""
+        return [
+            event.state_changed.name
+            for event in self.client.list_flow_run_events(flow_run_id)
+            if event.HasField("state_changed")
+        ]
+
+    def history_states(self, flow_run_id: str) -> list[Any]:
+        return [
+            event.state_changed
+            for event in self.client.list_flow_run_events(flow_run_id)
+            if event.HasField("state_changed")
+        ]
+
+    def log_messages(self, flow_run_id: str) -> list[str]:
+        return [line.message for line in self.client.list_logs(flow_run_id)]
+
+    def state_type(self, flow_run_id: str) -> str:
+        return STATE_NAMES[self.run(flow_run_id).state.type]
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,351 @@
+"""The ``headwater`` command, run for real in a subprocess against a real server subprocess."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from headwater._client import EngineConnection
+from headwater.v1 import flow_runs_pb2, states_pb2
+
+pytestmark = pytest.mark.integration
+
+RUNNING = states_pb2.STATE_TYPE_RUNNING
+COMPLETED = states_pb2.STATE_TYPE_COMPLETED
+FAILED = states_pb2.STATE_TYPE_FAILED
+
+
+def headwater_command() -> list[str]:
+    """The installed console script, or the module when the script is not on disk."""
+    script = Path(sys.executable).with_name("headwater")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("headwater")
+    if found:
+        return [found]
+    return [sys.executable, "-c", "import sys; from headwater.cli import main; sys.exit(main())"]
+
+
+def cli_env(api_url: str | None, home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
+    env.pop("COLUMNS", None)
+    env["HEADWATER_HOME"] = str(home)
+    if api_url is not None:
+        env["HEADWATER_API_URL"] = api_url
+    return env
+
+
+def run_cli(
+    *args: str, api_url: str | None, home: Path, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*headwater_command(), *args],
+        env=cli_env(api_url, home),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode == 2, result
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ")
+    for needle in needles:
+        assert needle in lines[0]
+
+
+@pytest.fixture(scope="module")
+def conn(sqlite_server) -> EngineConnection:
+    connection = EngineConnection(sqlite_server.address, retry_timeout=10, keepalive_time_ms=20000)
+    yield connection
+    connection.close()
+
+
+def make_run(conn: EngineConnection, flow: str, *states: int, message: str = "") -> str:
+    run_id = conn.create_flow_run(flow_runs_pb2.CreateFlowRunRequest(flow_name=flow)).flow_run.id
+    for state_type in states:
+        conn.set_flow_run_state(
+            flow_runs_pb2.SetFlowRunStateRequest(
+                flow_run_id=run_id, state=states_pb2.State(type=state_type, message=message)
+            )
+        )
+    return run_id
+
+
+def test_ls_lists_runs_with_filters(conn, sqlite_server, tmp_path: Path) -> None:
+    flow = f"cli-ls-{uuid.uuid4().hex[:6]}"
+    done = make_run(conn, flow, RUNNING, COMPLETED)
+    failed = make_run(conn, flow, RUNNING, FAILED)
+    pending = make_run(conn, flow)
+
+    result = run_cli("flow-run", "ls", "--flow", flow, api_url=sqlite_server.address, home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["ID", "NAME", "FLOW", "STATE", "RUNS", "CREATED", "DURATION"]
+    # Newest first, one whole row per run.
+    assert [line.split()[0] for line in lines[1:]] == [pending, failed, done]
+    assert "Completed" in lines[3] and flow in lines[3]
+    assert "Failed" in lines[2]
+    assert "Pending" in lines[1]
+
+    result = run_cli(
+        "flow-run", "ls", "--flow", flow, "--state", "failed", "--state", "COMPLETED",
+        api_url=sqlite_server.address, home=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert {line.split()[0] for line in result.stdout.splitlines()[1:]} == {done, failed}
+
+    result = run_cli(
+        "flow-run", "ls", "--flow", flow, "--limit", "1", api_url=sqlite_server.address,
+        home=tmp_path,
+    )  # fmt: skip
+    assert [line.split()[0] for line in result.stdout.splitlines()[1:]] == [pending]
+
+
+def test_ls_says_when_nothing_matches(sqlite_server, tmp_path: Path) -> None:
+    result = run_cli(
+        "flow-run", "ls", "--flow", "no-such-flow", api_url=sqlite_server.address, home=tmp_path
+    )
+    assert result.returncode == 0
+    assert result.stdout.strip() == "No flow runs found."
+
+
+def test_ls_refuses_an_unknown_state(sqlite_server, tmp_path: Path) -> None:
+    result = run_cli(
+        "flow-run", "ls", "--state", "sideways", api_url=sqlite_server.address, home=tmp_path
+    )
+    assert_one_error_line(result, "sideways", "COMPLETED")
+
+
+def test_inspect_shows_details_and_history(conn, sqlite_server, tmp_path: Path) -> None:
+    flow = f"cli-inspect-{uuid.uuid4().hex[:6]}"
+    run_id = make_run(conn, flow, RUNNING)
+    make_state = flow_runs_pb2.SetFlowRunStateRequest(
+        flow_run_id=run_id,
+        state=states_pb2.State(
+            type=FAILED,
+            message="it broke",
+            failure=states_pb2.Failure(exception_type="builtins.ValueError", message="bad"),
+        ),
+    )
+    conn.set_flow_run_state(make_state)
+
+    result = run_cli("flow-run", "inspect", run_id, api_url=sqlite_server.address, home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert run_id in out
+    assert flow in out
+    assert "builtins.ValueError: bad" in out
+    assert "State history" in out
+    history = out.split("State history", 1)[1].splitlines()[2:]
+    assert [line.split()[2] for line in history if line.strip()] == [
+        "Pending",
+        "Running",
+        "Failed",
+    ]
+    assert "it broke" in history[2]
+
+
+@pytest.mark.parametrize(
+    ("final", "exit_code"), [(COMPLETED, 0), (FAILED, 1)], ids=["completed", "failed"]
+)
+def test_watch_a_finished_run_replays_it(
+    conn, sqlite_server, tmp_path: Path, final: int, exit_code: int
+) -> None:
+    run_id = make_run(conn, "cli-watch", RUNNING, final)
+    result = run_cli("flow-run", "watch", run_id, api_url=sqlite_server.address, home=tmp_path)
+    assert result.returncode == exit_code, result.stderr
+    lines = result.stdout.splitlines()
+    assert run_id in lines[0]
+    assert [line.split()[2] for line in lines[1:4]] == [
+        "Pending",
+        "Running",
+        "Completed" if final == COMPLETED else "Failed",
+    ]
+    assert lines[1].split()[1] == "#1"
+    assert lines[-1].startswith("Flow run finished:")
+
+
+def test_watch_follows_a_live_run_until_it_finishes(conn, sqlite_server, tmp_path: Path) -> None:
+    run_id = make_run(conn, "cli-watch-live")
+    watcher = subprocess.Popen(
+        [*headwater_command(), "flow-run", "watch", run_id],
+        env=cli_env(sqlite_server.address, tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert watcher.stdout is not None
+        first = watcher.stdout.readline()  # the header: the watch is live
+        assert run_id in first
+        assert "Pending" in watcher.stdout.readline()
+        for state_type in (RUNNING, COMPLETED):
+            time.sleep(0.1)
+            conn.set_flow_run_state(
+                flow_runs_pb2.SetFlowRunStateRequest(
+                    flow_run_id=run_id, state=states_pb2.State(type=state_type)
+                )
+            )
+        rest, errors = watcher.communicate(timeout=30)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+    assert watcher.returncode == 0, errors
+    lines = rest.splitlines()
+    assert "Running" in lines[0]
+    assert "Completed" in lines[1]
+    assert lines[-1] == "Flow run finished: Completed"
+
+
+@pytest.mark.parametrize("command", ["inspect", "watch"])
+def test_a_malformed_id_is_one_error_line(command: str, sqlite_server, tmp_path: Path) -> None:
+    result = run_cli("flow-run", command, "nope", api_url=sqlite_server.address, home=tmp_path)
+    assert_one_error_line(result, "flow_run_id", "nope")
+
+
+@pytest.mark.parametrize("command", ["inspect", "watch"])
+def test_an_unknown_id_is_one_error_line(command: str, sqlite_server, tmp_path: Path) -> None:
+    missing = str(uuid.uuid4())
+    result = run_cli("flow-run", command, missing, api_url=sqlite_server.address, home=tmp_path)
+    assert_one_error_line(result, missing)
+
+
+def test_an_unreachable_server_is_one_error_line(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{sock.getsockname()[1]}"
+    result = run_cli("flow-run", "ls", api_url=address, home=tmp_path)
+    assert_one_error_line(result, address, "headwater server start")
+
+
+def test_a_bad_setting_is_one_error_line(tmp_path: Path) -> None:
+    env = cli_env(None, tmp_path)
+    env["HEADWATER_LOGGING_LEVEL"] = "LOUD"
+    result = subprocess.run(
+        [*headwater_command(), "flow-run", "ls"], env=env, capture_output=True, text=True
+    )
+    assert_one_error_line(result, "HEADWATER_LOGGING_LEVEL")
+
+
+def test_without_api_url_the_cli_reads_the_local_database(tmp_path: Path) -> None:
+    """Runs made by an embedded-mode process show up in `flow-run ls` on the same home."""
+    code = (
+        "from headwater._client import get_connection\n"
+        "from headwater.v1 import flow_runs_pb2\n"
+        "run = get_connection().create_flow_run(\n"
+        "    flow_runs_pb2.CreateFlowRunRequest(flow_name='local-flow')).flow_run\n"
+        "print(run.id)\n"
+    )
+    made = subprocess.run(
+        [sys.executable, "-c", code],
+        env=cli_env(None, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    run_id = made.stdout.strip()
+
+    result = run_cli("flow-run", "ls", api_url=None, home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert run_id in result.stdout
+    assert "local-flow" in result.stdout
+
+
+def test_server_start_serves_until_sigterm(tmp_path: Path) -> None:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [*headwater_command(), "server", "start", "--port", str(port)],
+        env=cli_env(None, tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            while True:
+                try:
+                    status = health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                    if status == health_pb2.HealthCheckResponse.SERVING:
+                        break
+                except grpc.RpcError:
+                    pass
+                assert server.poll() is None, server.communicate()
+                assert time.monotonic() < deadline, "the server never became SERVING"
+                time.sleep(0.1)
+        assert (tmp_path / "headwater.db").exists()
+        server.send_signal(signal.SIGTERM)
+        _, errors = server.communicate(timeout=20)
+        assert server.returncode == 0, errors
+        assert "Traceback" not in errors
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+def test_help_lists_the_commands(tmp_path: Path) -> None:
+    result = run_cli("--help", api_url=None, home=tmp_path)
+    assert result.returncode == 0
+    assert "server" in result.stdout
+    assert "flow-run" in result.stdout
+
+
+def test_watch_resumes_after_a_server_restart_without_gaps_or_repeats(
+    make_server, tmp_path: Path
+) -> None:
+    server = make_server()
+    conn = EngineConnection(server.address, retry_timeout=30, keepalive_time_ms=20000)
+    try:
+        run_id = make_run(conn, "cli-watch-restart")
+        watcher = subprocess.Popen(
+            [*headwater_command(), "flow-run", "watch", run_id],
+            env=cli_env(server.address, tmp_path),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert watcher.stdout is not None
+            assert run_id in watcher.stdout.readline()
+            assert "Pending" in watcher.stdout.readline()
+            server.restart()
+            for state_type in (RUNNING, COMPLETED):
+                conn.set_flow_run_state(
+                    flow_runs_pb2.SetFlowRunStateRequest(
+                        flow_run_id=run_id, state=states_pb2.State(type=state_type)
+                    )
+                )
+            rest, errors = watcher.communicate(timeout=60)
+        finally:
+            if watcher.poll() is None:
+                watcher.kill()
+        assert watcher.returncode == 0, errors
+        lines = rest.splitlines()
+        assert [line.split()[1:3] for line in lines[:-1]] == [
+            ["#2", "Running"],
+            ["#3", "Completed"],
+        ]
+        assert lines[-1] == "Flow run finished: Completed"
+    finally:
+        conn.close()

@@ -1,0 +1,149 @@
+"""The settings object: defaults, environment variables, validation, caching."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from headwater._settings import Settings, get_settings, reset_settings
+from pydantic import ValidationError
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "HEADWATER_API_URL",
+        "HEADWATER_HOME",
+        "HEADWATER_DATABASE_URL",
+        "HEADWATER_CLIENT_RETRY_TIMEOUT_SECONDS",
+        "HEADWATER_KEEPALIVE_TIME_MS",
+        "HEADWATER_LOGGING_LEVEL",
+        "HEADWATER_LOG_PRINTS",
+        "HEADWATER_RESULTS_PERSIST_BY_DEFAULT",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    reset_settings()
+    yield
+    reset_settings()
+
+
+def test_defaults() -> None:
+    settings = Settings()
+    assert settings.api_url is None
+    assert settings.home == Path.home() / ".headwater"
+    assert settings.database_url is None
+    assert settings.client_retry_timeout_seconds == 60.0
+    assert settings.keepalive_time_ms == 20000
+    assert settings.logging_level == "INFO"
+    assert settings.log_prints is False
+    assert settings.results_persist_by_default is False
+
+
+def test_reads_headwater_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HEADWATER_API_URL", "127.0.0.1:4200")
+    monkeypatch.setenv("HEADWATER_HOME", str(tmp_path))
+    monkeypatch.setenv("HEADWATER_CLIENT_RETRY_TIMEOUT_SECONDS", "2.5")
+    monkeypatch.setenv("HEADWATER_KEEPALIVE_TIME_MS", "5000")
+    monkeypatch.setenv("HEADWATER_LOGGING_LEVEL", "debug")
+    monkeypatch.setenv("HEADWATER_LOG_PRINTS", "true")
+    monkeypatch.setenv("HEADWATER_RESULTS_PERSIST_BY_DEFAULT", "1")
+    settings = Settings()
+    assert settings.api_url == "127.0.0.1:4200"
+    assert settings.home == tmp_path
+    assert settings.client_retry_timeout_seconds == 2.5
+    assert settings.keepalive_time_ms == 5000
+    assert settings.logging_level == "DEBUG"
+    assert settings.log_prints is True
+    assert settings.results_persist_by_default is True
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("", None),
+        ("   ", None),
+        ("localhost:4200", "localhost:4200"),
+        ("http://localhost:4200/", "localhost:4200"),
+        ("grpc://10.0.0.1:4200", "10.0.0.1:4200"),
+        ("unix-abstract:headwater-test", "unix-abstract:headwater-test"),
+    ],
+)
+def test_api_url_is_reduced_to_a_grpc_target(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: str | None
+) -> None:
+    monkeypatch.setenv("HEADWATER_API_URL", value)
+    assert Settings().api_url == expected
+
+
+def test_home_expands_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEADWATER_HOME", "~/somewhere-else")
+    assert Settings().home == Path.home() / "somewhere-else"
+
+
+def test_default_database_is_sqlite_in_home_and_home_is_created(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    home = tmp_path / "not" / "yet"
+    monkeypatch.setenv("HEADWATER_HOME", str(home))
+    settings = Settings()
+    assert not home.exists()
+    assert settings.resolved_database_url() == f"sqlite:///{home}/headwater.db"
+    assert home.is_dir()
+
+
+def test_explicit_database_url_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HEADWATER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HEADWATER_DATABASE_URL", "postgresql+psycopg://me@db/headwater")
+    settings = Settings()
+    assert settings.resolved_database_url() == "postgresql+psycopg://me@db/headwater"
+    assert not (tmp_path / "home").exists()
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+    with pytest.raises(ValidationError):
+        settings.api_url = "elsewhere:1"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("HEADWATER_LOGGING_LEVEL", "LOUD"),
+        ("HEADWATER_KEEPALIVE_TIME_MS", "0"),
+        ("HEADWATER_CLIENT_RETRY_TIMEOUT_SECONDS", "-1"),
+        ("HEADWATER_LOG_PRINTS", "perhaps"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    field = name.removeprefix("HEADWATER_").lower()
+    assert field in str(caught.value)
+
+
+def test_get_settings_is_cached_until_reset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEADWATER_API_URL", "first:1")
+    first = get_settings()
+    monkeypatch.setenv("HEADWATER_API_URL", "second:2")
+    assert get_settings() is first
+    assert get_settings().api_url == "first:1"
+    reset_settings()
+    assert get_settings().api_url == "second:2"
+
+
+def test_import_headwater_does_not_load_settings() -> None:
+    """pydantic-settings costs tens of milliseconds; `import headwater` must not pay for it."""
+    code = (
+        "import sys, headwater; "
+        "print(sorted(m for m in ('headwater._settings', 'pydantic_settings', "
+        "'headwater_server', 'sqlalchemy') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

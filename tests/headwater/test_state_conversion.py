@@ -1,0 +1,92 @@
+"""Conversions between SDK states and wire states (`headwater._state_conversion`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from headwater import AwaitingRetry, Completed, State, StateType
+from headwater._results import ResultReference
+from headwater._state_conversion import (
+    MAX_INLINE_RESULT_BYTES,
+    failure_from_exception,
+    json_result,
+    reference_from_proto,
+    reference_result,
+    state_from_proto,
+    state_to_proto,
+    state_type_from_proto,
+    state_type_to_proto,
+)
+from headwater.v1 import states_pb2
+
+
+@pytest.mark.parametrize("state_type", list(StateType))
+def test_every_state_type_round_trips(state_type: StateType) -> None:
+    number = state_type_to_proto(state_type)
+    assert states_pb2.StateType.Name(number) == f"STATE_TYPE_{state_type.value}"
+    assert state_type_from_proto(number) is state_type
+
+
+def test_unknown_wire_type_says_to_upgrade() -> None:
+    with pytest.raises(ValueError, match="Upgrade"):
+        state_type_from_proto(999)
+
+
+def test_proposal_carries_name_message_and_scheduled_time() -> None:
+    when = dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    message = state_to_proto(AwaitingRetry(scheduled_time=when, message="later"))
+    assert message.type == states_pb2.STATE_TYPE_SCHEDULED
+    assert message.name == "AwaitingRetry"
+    assert message.message == "later"
+    assert message.scheduled_time.ToDatetime(tzinfo=dt.UTC) == when
+    assert not message.id  # the service assigns ids
+
+
+def test_state_from_proto_decodes_json_results_and_times() -> None:
+    wire = states_pb2.State(
+        id="abc", type=states_pb2.STATE_TYPE_COMPLETED, name="Completed", message=""
+    )
+    wire.result.json = json.dumps({"big": 2**70})
+    wire.create_time.FromDatetime(dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+    state = state_from_proto(wire)
+    assert state.is_completed() and state.id == "abc" and state.message is None
+    assert state.result() == {"big": 2**70}  # integers stay exact
+    assert state.timestamp == dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+
+
+def test_state_from_proto_keeps_in_memory_data_when_given() -> None:
+    wire = state_to_proto(Completed())
+    marker = object()
+    assert state_from_proto(wire, data=marker).data is marker
+
+
+def test_json_result_only_for_plain_small_json() -> None:
+    assert json_result([1, "a", None]).json == '[1, "a", null]'  # type: ignore[union-attr]
+    assert json_result(float("nan")) is None
+    assert json_result(object()) is None
+    assert json_result("x" * MAX_INLINE_RESULT_BYTES) is None
+
+
+def test_references_travel_as_file_uris(tmp_path: object) -> None:
+    reference = ResultReference(storage_key="/tmp/results/a b", serializer="json")
+    wire = reference_result(reference)
+    assert wire.reference.storage_uri == "file:///tmp/results/a%20b"
+    assert reference_from_proto(wire.reference) == reference
+    relative = reference_from_proto(states_pb2.ResultReference(storage_uri="k", serializer="x"))
+    assert relative.storage_key == "k"
+
+
+def test_failure_describes_the_exception() -> None:
+    try:
+        raise ValueError("bad value")
+    except ValueError as exc:
+        failure = failure_from_exception(exc)
+    assert failure.exception_type == "builtins.ValueError"
+    assert failure.message == "bad value"
+    assert "Traceback" in failure.traceback and "bad value" in failure.traceback
+
+
+def test_state_repr_is_not_affected() -> None:
+    assert isinstance(state_from_proto(state_to_proto(State(StateType.PENDING))), State)

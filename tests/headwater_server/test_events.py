@@ -1,0 +1,98 @@
+"""The event hub: local notifications wake waiters at once, storage polling catches the rest."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from headwater_server import errors
+from headwater_server.events import EventHub
+
+RUN = "0b1c2d3e-0000-4000-8000-000000000001"
+
+
+class Storage:
+    """A stand-in for the database's last-sequence column, written by "another process"."""
+
+    def __init__(self) -> None:
+        self.last_sequence = 1
+        self.reads = 0
+        self.deleted = False
+
+    async def read(self, flow_run_id: str) -> int:
+        self.reads += 1
+        if self.deleted:
+            raise errors.not_found("flow_run", flow_run_id)
+        return self.last_sequence
+
+
+async def test_notify_wakes_a_waiter_at_once() -> None:
+    storage = Storage()
+    hub = EventHub(storage.read, poll_interval=10)
+    waiter = asyncio.ensure_future(hub.wait_for_change(RUN, 1, timeout=30))
+    await asyncio.sleep(0.01)
+    assert not waiter.done()
+    hub.notify(RUN, 2)
+    assert await asyncio.wait_for(waiter, 1) is True
+    assert storage.reads == 0
+
+
+async def test_a_notification_for_an_older_sequence_does_not_wake() -> None:
+    hub = EventHub(Storage().read, poll_interval=10)
+    waiter = asyncio.ensure_future(hub.wait_for_change(RUN, 5, timeout=0.2))
+    await asyncio.sleep(0.01)
+    hub.notify(RUN, 5)
+    assert await waiter is False
+
+
+async def test_a_notification_just_before_the_wait_is_not_missed() -> None:
+    hub = EventHub(Storage().read, poll_interval=10)
+    hub.notify(RUN, 3)
+    started = time.monotonic()
+    assert await hub.wait_for_change(RUN, 2, timeout=5) is True
+    assert time.monotonic() - started < 1
+
+
+async def test_the_wait_times_out_quietly() -> None:
+    storage = Storage()
+    hub = EventHub(storage.read, poll_interval=0.05)
+    assert await hub.wait_for_change(RUN, 1, timeout=0.2) is False
+    assert storage.reads >= 2  # it kept checking storage while it waited
+
+
+async def test_polling_sees_a_write_made_by_another_process() -> None:
+    storage = Storage()
+    hub = EventHub(storage.read, poll_interval=0.05)
+    waiter = asyncio.ensure_future(hub.wait_for_change(RUN, 1, timeout=10))
+    await asyncio.sleep(0.02)
+    storage.last_sequence = 2  # no notify: the write happened elsewhere
+    assert await asyncio.wait_for(waiter, 2) is True
+
+
+async def test_a_deleted_run_wakes_the_waiter() -> None:
+    storage = Storage()
+    hub = EventHub(storage.read, poll_interval=0.05)
+    storage.deleted = True
+    assert await hub.wait_for_change(RUN, 1, timeout=5) is True
+
+
+async def test_forget_and_close_wake_everyone() -> None:
+    hub = EventHub(Storage().read, poll_interval=10)
+    first = asyncio.ensure_future(hub.wait_for_change(RUN, 1, timeout=30))
+    other = "0b1c2d3e-0000-4000-8000-000000000002"
+    second = asyncio.ensure_future(hub.wait_for_change(other, 1, timeout=30))
+    await asyncio.sleep(0.01)
+    hub.forget(RUN)
+    assert await asyncio.wait_for(first, 1) is True
+    hub.close()
+    assert await asyncio.wait_for(second, 1) is True
+    assert await hub.wait_for_change(RUN, 100, timeout=30) is True
+
+
+async def test_a_cancelled_waiter_leaves_nothing_behind() -> None:
+    hub = EventHub(Storage().read, poll_interval=10)
+    waiter = asyncio.ensure_future(hub.wait_for_change(RUN, 1, timeout=30))
+    await asyncio.sleep(0.01)
+    waiter.cancel()
+    await asyncio.gather(waiter, return_exceptions=True)
+    assert hub._waiters == {}
