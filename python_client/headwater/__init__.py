@@ -28,7 +28,10 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from typing import Any
 
+    from headwater._context import FlowRunContext, get_run_context, tags
     from headwater._flows import Flow, flow
+    from headwater._logging import get_run_logger
+    from headwater._runs import FlowRun
     from headwater._states import (
         AwaitingConcurrencySlot,
         AwaitingRetry,
@@ -59,6 +62,8 @@ __all__ = [
     "Crashed",
     "Failed",
     "Flow",
+    "FlowRun",
+    "FlowRunContext",
     "Late",
     "Paused",
     "Pending",
@@ -70,12 +75,20 @@ __all__ = [
     "Suspended",
     "__version__",
     "flow",
+    "get_run_context",
+    "get_run_logger",
+    "tags",
 ]
 
 # Public name -> the private module that defines it.
 _LAZY_ATTRIBUTES = {
     "flow": "headwater._flows",
     "Flow": "headwater._flows",
+    "FlowRun": "headwater._runs",
+    "FlowRunContext": "headwater._context",
+    "get_run_context": "headwater._context",
+    "tags": "headwater._context",
+    "get_run_logger": "headwater._logging",
     **{
         name: "headwater._states"
         for name in (
@@ -101,7 +114,7 @@ _LAZY_ATTRIBUTES = {
 }
 
 # Public submodules reachable as attributes (``headwater.exceptions.ScriptError``).
-_SUBMODULES = frozenset({"exceptions", "flows", "task_runners"})
+_SUBMODULES = frozenset({"client", "exceptions", "flows", "task_runners"})
 
 
 def __getattr__(name: str) -> Any:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from headwater.exceptions import HeadwaterException
+from headwater.exceptions import MissingContextError
 
 if TYPE_CHECKING:
     import logging
@@ -22,14 +22,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FlowRunContext",
-    "MissingContextError",
     "get_run_context",
     "tags",
 ]
-
-
-class MissingContextError(HeadwaterException, RuntimeError):
-    """Code that needs a run (``get_run_logger()``) was called outside any flow run."""
 
 
 class FlowRunContext:

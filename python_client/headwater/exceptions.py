@@ -16,6 +16,7 @@ Our exception hierarchy::
             ├── UnspecifiedFlowError    several flows found and none was named
             ├── ScriptError             running a flow script raised (see `.user_exc`)
             ├── MissingResult           a persisted result cannot be read back
+            ├── MissingContextError     (+ RuntimeError) run-only code called outside a run
             ├── UnfinishedRun           asked for the result of a run that has not finished
             ├── FailedRun               the run failed and stored no exception of its own
             ├── CrashedRun              the run crashed (infrastructure, signal, lost process)
@@ -54,6 +55,7 @@ __all__ = [
     "HeadwaterSignal",
     "InvalidNameError",
     "InvalidRequest",
+    "MissingContextError",
     "MissingFlowError",
     "MissingResult",
     "ObjectAlreadyExists",
@@ -208,6 +210,10 @@ class ScriptError(HeadwaterException):
 
 class MissingResult(HeadwaterException):
     """A persisted result cannot be read back (its file is gone, or it was never written)."""
+
+
+class MissingContextError(HeadwaterException, RuntimeError):
+    """Code that needs a run (``get_run_logger()``) was called outside any flow run."""
 
 
 class UnfinishedRun(HeadwaterException):

@@ -22,13 +22,13 @@ from typing import Any
 
 import pytest
 from engine_support import Reader, current_run_id, sdk_target, unique
-from headwater import Cancelled, Completed, Failed, State, StateType, flow
-from headwater._context import FlowRunContext, MissingContextError, tags
+from headwater import Cancelled, Completed, Failed, FlowRunContext, State, StateType, flow, tags
 from headwater._engine import run_flow
 from headwater._logging import get_run_logger
 from headwater.exceptions import (
     Abort,
     FlowRunTimeoutError,
+    MissingContextError,
     ParameterTypeError,
 )
 

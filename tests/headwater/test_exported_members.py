@@ -24,6 +24,8 @@ def test_headwater_all_is_pinned() -> None:
             "Crashed",
             "Failed",
             "Flow",
+            "FlowRun",
+            "FlowRunContext",
             "Late",
             "Paused",
             "Pending",
@@ -35,6 +37,9 @@ def test_headwater_all_is_pinned() -> None:
             "Suspended",
             "__version__",
             "flow",
+            "get_run_context",
+            "get_run_logger",
+            "tags",
         ]
     )
 
