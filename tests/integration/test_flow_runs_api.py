@@ -522,3 +522,46 @@ def test_a_long_poll_on_a_run_that_is_deleted_ends_with_not_found(api: Api) -> N
     api.flow_runs.DeleteFlowRun(FR.DeleteFlowRunRequest(flow_run_id=run.id))
     poller.join(35)
     assert outcome and outcome[0].code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_several_engines_at_once_leave_gapless_histories(api: Api, server: ServerProcess) -> None:
+    flow = api.new_flow()
+    failures: list[BaseException] = []
+    run_ids: list[list[str]] = []
+
+    def engine() -> None:
+        try:
+            with server.channel() as channel:
+                own = Api(channel)
+                stream = EngineStream(own)
+                for _ in range(15):
+                    stream.send(create_flow_run=FR.CreateFlowRunRequest(flow_id=flow.id))
+                ids = [stream.receive().create_flow_run.flow_run.id for _ in range(15)]
+                for state_type in (S.STATE_TYPE_RUNNING, S.STATE_TYPE_COMPLETED):
+                    for run_id in ids:
+                        stream.send(
+                            set_flow_run_state=FR.SetFlowRunStateRequest(
+                                flow_run_id=run_id,
+                                state=S.State(type=state_type),
+                                transition_id=str(uuid.uuid4()),
+                            )
+                        )
+                answers = [stream.receive() for _ in range(30)]
+                assert all(a.set_flow_run_state.result.decision == ACCEPT for a in answers), answers
+                assert stream.close() == []
+                run_ids.append(ids)
+        except BaseException as exc:
+            failures.append(exc)
+
+    engines = [threading.Thread(target=engine) for _ in range(6)]
+    for thread in engines:
+        thread.start()
+    for thread in engines:
+        thread.join(60)
+    assert not failures, failures
+    all_ids = [run_id for ids in run_ids for run_id in ids]
+    assert len(set(all_ids)) == 90
+    for run_id in all_ids:
+        history = api.flow_runs.ListFlowRunEvents(FR.ListFlowRunEventsRequest(flow_run_id=run_id))
+        assert [e.sequence for e in history.events] == [1, 2, 3]
+        assert history.finished
