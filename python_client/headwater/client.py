@@ -73,7 +73,7 @@ class HeadwaterClient:
     """
 
     def __init__(self, address: str | None = None, *, timeout: float | None = 30.0) -> None:
-        from headwater._client import channel_options
+        from headwater._channel import channel_options
         from headwater._settings import get_settings
 
         settings = get_settings()

@@ -1,0 +1,133 @@
+"""The state the engine proposes for what an attempt did: a value, a returned state, an error.
+
+Each function returns the client-side `State` (which keeps the Python value or exception for
+the caller) together with its proto proposal (which carries only what the service stores), so
+the engine's state machine never builds proposals itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from headwater._engine_interrupts import crash_message
+from headwater._state_conversion import (
+    failure_from_exception,
+    json_result,
+    reference_result,
+    state_to_proto,
+)
+from headwater._states import Completed, Crashed, Failed, State, StateType
+from headwater.exceptions import FlowRunTimeoutError, ParameterTypeError
+from headwater.v1 import states_pb2
+
+if TYPE_CHECKING:
+    from headwater._flows import Flow
+
+__all__ = [
+    "completed",
+    "crashed",
+    "failed",
+    "parameters_failed",
+    "returned_state",
+    "timeout_error",
+]
+
+#: A state for the caller and the proposal that reports it.
+Proposal = tuple[State[Any], states_pb2.State]
+
+
+def completed(flow: Flow[..., Any], value: Any) -> Proposal:
+    """COMPLETED with ``value``: persisted to result storage when the flow (or settings) say so.
+
+    Raises:
+        Exception: Persisting the result failed; the engine then fails the attempt with it.
+    """
+    persist = flow.persist_result
+    if persist is None:
+        from headwater._settings import get_settings
+
+        persist = get_settings().results_persist_by_default
+    if persist:
+        from headwater._results import persist_result
+
+        reference = persist_result(value, flow.result_storage, flow.result_serializer)
+        data = value if flow.cache_result_in_memory else reference
+        state = Completed(data=data)
+        return state, state_to_proto(state, result=reference_result(reference))
+    state = Completed(data=value)
+    return state, state_to_proto(state, result=json_result(value))
+
+
+def returned_state(
+    flow: Flow[..., Any], value: State[Any]
+) -> tuple[State[Any], states_pb2.State, bool]:
+    """A flow that returns a State ends in that state: (state, proposal, may_retry).
+
+    A returned Failed may retry like a raised exception, so a flow can fail without raising.
+
+    Raises:
+        TypeError: The returned state is not final.
+    """
+    state: State[Any] = State(value.type, name=value.name, message=value.message, data=value.data)
+    failure = None
+    result = None
+    if state.type in (StateType.FAILED, StateType.CRASHED):
+        data = value.data
+        if isinstance(data, BaseException):
+            failure = failure_from_exception(data)
+        else:
+            failure = states_pb2.Failure(message=value.message or "")
+    elif state.type is StateType.COMPLETED:
+        result = json_result(value.data)
+    elif not state.is_final():
+        raise TypeError(
+            f"Flow {flow.name!r} returned a {value.name!r} state, which is not a final "
+            "state. A flow may return Completed, Failed, Crashed or Cancelled states, or "
+            "any other value as its result."
+        )
+    proposal = state_to_proto(state, result=result, failure=failure)
+    return state, proposal, state.type is StateType.FAILED
+
+
+def failed(
+    exc: BaseException,
+    timed_out: bool,
+    attempt: int,
+    run_logger: logging.LoggerAdapter[logging.Logger],
+) -> Proposal:
+    """FAILED for an exception, logged on the run's logger so the person sees the traceback."""
+    if timed_out:
+        message = str(exc)
+        run_logger.error("%s", message)
+        state = Failed(data=exc, message=message, name="TimedOut")
+    else:
+        message = f"Flow run raised {type(exc).__name__}: {exc}"
+        run_logger.error("Attempt %d raised:", attempt, exc_info=exc)
+        state = Failed(data=exc, message=message)
+    return state, state_to_proto(state, failure=failure_from_exception(exc))
+
+
+def parameters_failed(exc: ParameterTypeError) -> Proposal:
+    """FAILED for parameters that did not validate: the function never runs."""
+    state = Failed(data=exc, message=f"Parameter validation failed: {exc}")
+    return state, state_to_proto(state, failure=failure_from_exception(exc))
+
+
+def crashed(exc: BaseException) -> Proposal:
+    """CRASHED for an interrupt (a signal, Ctrl-C, cancellation) or an engine error."""
+    state = Crashed(data=exc, message=crash_message(exc))
+    return state, state_to_proto(state, failure=failure_from_exception(exc))
+
+
+def timeout_error(
+    run_name: str, timeout_seconds: float | None, flow_name: str
+) -> FlowRunTimeoutError:
+    """The error a run that exceeded ``timeout_seconds`` fails with (and the caller gets)."""
+    seconds = timeout_seconds or 0
+    shown = f"{seconds:g}"
+    return FlowRunTimeoutError(
+        f"Flow run {run_name!r} exceeded timeout of {shown} second"
+        f"{'' if shown == '1' else 's'} and was stopped. Make the flow faster or raise "
+        f"timeout_seconds on flow {flow_name!r}."
+    )

@@ -1,0 +1,169 @@
+"""What a flow call asks the service to create, and how the engine calls the flow's function.
+
+Everything here is free of I/O, so the engine (`headwater._engine_state`) can build the create
+request before it touches the connection, and a bad ``flow_run_name`` template fails the call
+before any run exists.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from headwater import _parameters
+from headwater._context import FlowRunContext, current_tags
+from headwater.exceptions import ParameterTypeError
+from headwater.v1 import flow_runs_pb2
+
+if TYPE_CHECKING:
+    from headwater._flows import Flow
+
+__all__ = ["call_arguments", "create_request", "validate_parameters"]
+
+
+def validate_parameters(
+    flow: Flow[..., Any], raw: dict[str, Any]
+) -> tuple[dict[str, Any], ParameterTypeError | None]:
+    """Validate and coerce ``raw`` when the flow asks for it.
+
+    A validation failure is returned, not raised, because the run must still be created so it
+    can be marked FAILED with the reason; the raw parameters are kept for that run.
+    """
+    if not flow.should_validate_parameters:
+        return raw, None
+    try:
+        return flow.validate_parameters(raw), None
+    except ParameterTypeError as exc:
+        return raw, exc
+
+
+def create_request(
+    flow: Flow[..., Any],
+    parameters: dict[str, Any],
+    serialized_parameters: dict[str, Any],
+    parent: FlowRunContext | None,
+) -> flow_runs_pb2.CreateFlowRunRequest:
+    """The request that creates a run of ``flow`` (its name, tags, parent and retry policy).
+
+    Raises:
+        ValueError, TypeError: The flow's ``flow_run_name`` cannot name this run.
+    """
+    request = flow_runs_pb2.CreateFlowRunRequest(
+        flow_name=flow.name,
+        flow_version=flow.version or "",
+        parameters_json=_dump_parameters(serialized_parameters),
+        name=_flow_run_name(flow, parameters),
+    )
+    tags = current_tags()
+    if tags:
+        request.tags.extend(sorted(tags))
+    if parent is not None:
+        request.parent_flow_run_id = parent.flow_run_id
+    if flow.retries or flow.retry_delay_seconds:
+        request.policy.retries = int(flow.retries)
+        request.policy.retry_delay.FromNanoseconds(int(flow.retry_delay_seconds * 1e9))
+    return request
+
+
+def stored_parameters(run: flow_runs_pb2.FlowRun) -> dict[str, Any]:
+    """The parameters an existing run was created with (``{}`` when it has none)."""
+    return json.loads(run.parameters_json) if run.parameters_json else {}
+
+
+def call_arguments(
+    fn: Callable[..., Any], parameters: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The function's arguments; all by keyword when its signature allows (the usual case).
+
+    Passing the parameters dict as keywords skips rebuilding positional arguments, which is
+    measurable on a trivial run.
+    """
+    if _keywords_only_call(fn):
+        return (), parameters
+    return _parameters.parameters_to_args_kwargs(fn, parameters)
+
+
+_KEYWORD_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def _keywords_only_call(fn: Callable[..., Any]) -> bool:
+    """True when every parameter of ``fn`` can be passed by keyword (no ``*args``, no ``/``)."""
+    try:
+        parameters = _parameters.signature_of(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return all(parameter.kind in _KEYWORD_KINDS for parameter in parameters)
+
+
+def _dump_parameters(parameters: dict[str, Any]) -> str:
+    if not parameters:
+        return "{}"
+    try:
+        return json.dumps(parameters, allow_nan=False)
+    except (TypeError, ValueError):
+        # serialize_parameters promises JSON values; keep the run going if one slipped through.
+        return json.dumps({key: _json_or_type(value) for key, value in parameters.items()})
+
+
+def _json_or_type(value: Any) -> Any:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return f"<{type(value).__name__}>"
+    return value
+
+
+_TEMPLATE_HINT = (
+    "Use parameter names in braces, e.g. 'run-{x}', and write '{{' and '}}' for literal braces."
+)
+
+
+def _flow_run_name(flow: Flow[..., Any], parameters: dict[str, Any]) -> str:
+    """The run's name from ``flow_run_name`` ("" lets the service generate one).
+
+    Raises:
+        ValueError: The template names something that is not a parameter, or is malformed.
+        TypeError: The callable returned something other than a string.
+    """
+    template = flow.flow_run_name
+    if template is None:
+        return ""
+    if callable(template):
+        return _call_namer(flow, template, parameters)
+    try:
+        return template.format(**parameters)
+    except KeyError as exc:
+        raise ValueError(
+            f"flow_run_name {template!r} of flow {flow.name!r} refers to {exc.args[0]!r}, "
+            f"which is not a parameter of the flow (its parameters are {sorted(parameters)}). "
+            f"{_TEMPLATE_HINT}"
+        ) from None
+    except (IndexError, ValueError) as exc:
+        raise ValueError(
+            f"flow_run_name {template!r} of flow {flow.name!r} is not a valid template ({exc}). "
+            f"{_TEMPLATE_HINT}"
+        ) from None
+
+
+def _call_namer(flow: Flow[..., Any], namer: Any, parameters: dict[str, Any]) -> str:
+    """Call a ``flow_run_name`` callable, with the parameters when it takes them."""
+    try:
+        wants_parameters = "parameters" in _parameters.signature_of(namer).parameters
+    except (TypeError, ValueError):
+        wants_parameters = False
+    try:
+        name = namer(parameters=dict(parameters)) if wants_parameters else namer()
+    except Exception as exc:
+        exc.add_note(
+            f"Raised by the flow_run_name callable of flow {flow.name!r}; fix the callable "
+            "or pass a template string such as 'run-{x}'."
+        )
+        raise
+    if not isinstance(name, str):
+        raise TypeError(
+            f"The flow_run_name callable of flow {flow.name!r} returned "
+            f"{type(name).__name__}, but a run name must be a str. Return a string."
+        )
+    return name

@@ -1,0 +1,303 @@
+"""The state machine of one flow call: propose each state and obey the service's decision.
+
+The drivers (`headwater._engine_drivers`, `headwater._engine_generators`) decide *when* a step
+happens; `FlowRunEngine` decides what each answer means. Its base class,
+`headwater._engine_run.EngineRun`, holds what the call has learned and does the talking. Every
+step that talks to the service has a sync and an async twin (``fail``/``afail``); the decisions
+live in shared methods (`FlowRunEngine._started`, `FlowRunEngine._settle`), so the two can't
+drift apart.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+from typing import TYPE_CHECKING, Any
+
+from headwater import _engine_outcomes as outcomes
+from headwater._engine_hooks import arun_hooks, final_hooks_of, run_hooks
+from headwater._engine_run import EngineRun, ReturnType
+from headwater._state_conversion import state_from_proto, state_to_proto
+from headwater._states import Retrying, Running, State, StateType
+from headwater.exceptions import Abort, FlowRunTimeoutError, ServiceUnavailable
+from headwater.v1 import states_pb2
+
+if TYPE_CHECKING:
+    from headwater._engine_hooks import Hook
+
+__all__ = ["FlowRunEngine", "ReturnType"]
+
+logger = logging.getLogger("headwater.flow_runs")
+
+ACCEPT = states_pb2.DECISION_ACCEPT
+REJECT = states_pb2.DECISION_REJECT
+ABORT = states_pb2.DECISION_ABORT
+
+
+class FlowRunEngine(EngineRun):
+    """The state of one flow call, and the steps the drivers take."""
+
+    # -- starting an attempt ---------------------------------------------------------------
+
+    def _start_proposal(self) -> states_pb2.State:
+        return state_to_proto(Retrying() if self.attempts else Running())
+
+    def _started(self, result: states_pb2.OrchestrationResult) -> bool:
+        """Interpret the answer to RUNNING: True when this engine may run the code."""
+        decision = result.decision
+        if decision == ACCEPT:
+            self.attempts += 1
+            self.state = state_from_proto(result.state, data=None)
+            assert self.context is not None
+            self.context.run_changed()
+            if self.attempts == 1:
+                self._info("Started (flow %r)", self.flow.name)
+            else:
+                self._info("Retrying: attempt %d", self.run.run_count if self.run else 0)
+            return True
+        current = state_from_proto(result.state) if result.HasField("state") else None
+        if decision == REJECT and current is not None and current.is_final():
+            # Someone else finished it (or it was cancelled): report what the service holds.
+            self._finished(current)
+            return False
+        self.aborted = result.reason or "the service refused to start it"
+        if current is not None:
+            self.state = current
+        self._info("Not started by this process: %s", self.aborted)
+        return False
+
+    def start(self) -> bool:
+        started = self._started(self.propose(self._start_proposal()))
+        if started:
+            self._run_hooks(self.flow.on_running_hooks, self.state)
+        return started
+
+    async def astart(self) -> bool:
+        started = self._started(await self.apropose(self._start_proposal()))
+        if started:
+            await self._arun_hooks(self.flow.on_running_hooks, self.state)
+        return started
+
+    def _parameter_failure(self) -> outcomes.Proposal:
+        exc = self.validation_error
+        assert exc is not None
+        failure = outcomes.parameters_failed(exc)
+        self.raised = exc
+        self._flush_logs()
+        return failure
+
+    def start_or_reject_parameters(self) -> bool:
+        """Start the first attempt, or mark the run FAILED when its parameters were invalid."""
+        if self.validation_error is None:
+            return self.start()
+        state, proposal = self._parameter_failure()
+        self._settle(self.propose(proposal), state, retryable=False)
+        return False
+
+    async def astart_or_reject_parameters(self) -> bool:
+        if self.validation_error is None:
+            return await self.astart()
+        state, proposal = self._parameter_failure()
+        self._settle(await self.apropose(proposal), state, retryable=False)
+        return False
+
+    # -- finishing an attempt --------------------------------------------------------------
+
+    def _completion(self, value: Any) -> tuple[State[Any], states_pb2.State, bool]:
+        """The state to propose for a returned value: (state, proposal, may_retry)."""
+        if isinstance(value, State):
+            state, proposal, retryable = outcomes.returned_state(self.flow, value)
+            if state.type is StateType.COMPLETED:
+                self.value = value.data
+                self.has_value = True
+            return state, proposal, retryable
+        self.value = value
+        self.has_value = True
+        return (*outcomes.completed(self.flow, value), False)
+
+    def complete(self, value: Any) -> bool:
+        """Propose the end state for a returned value; True when the service wants a retry."""
+        try:
+            state, proposal, retryable = self._completion(value)
+        except Exception as exc:  # persisting the result failed: the run fails with that
+            return self.fail(exc)
+        self._flush_logs()
+        return self._settle(self.propose(proposal), state, retryable=retryable)
+
+    async def acomplete(self, value: Any) -> bool:
+        try:
+            state, proposal, retryable = self._completion(value)
+        except Exception as exc:
+            return await self.afail(exc)
+        self._flush_logs()
+        return self._settle(await self.apropose(proposal), state, retryable=retryable)
+
+    def _failure(self, exc: BaseException, timed_out: bool) -> outcomes.Proposal:
+        assert self.run_logger is not None
+        state, proposal = outcomes.failed(exc, timed_out, self.attempts, self.run_logger)
+        self.raised = exc
+        self._flush_logs()
+        return state, proposal
+
+    def fail(self, exc: BaseException, timed_out: bool = False) -> bool:
+        """Propose FAILED for an exception; True when the service schedules a retry."""
+        state, proposal = self._failure(exc, timed_out)
+        return self._settle(self.propose(proposal), state, retryable=True)
+
+    async def afail(self, exc: BaseException, timed_out: bool = False) -> bool:
+        state, proposal = self._failure(exc, timed_out)
+        return self._settle(await self.apropose(proposal), state, retryable=True)
+
+    def timeout_error(self) -> FlowRunTimeoutError:
+        assert self.run is not None
+        return outcomes.timeout_error(self.run.name, self.timeout_seconds, self.flow.name)
+
+    def _settle(
+        self, result: states_pb2.OrchestrationResult, proposed: State[Any], retryable: bool
+    ) -> bool:
+        """Interpret the answer to a final-state proposal: True means "run again"."""
+        decision = result.decision
+        if decision == ACCEPT:
+            self._finished(state_from_proto(result.state, data=proposed.data))
+            return False
+        if decision == ABORT:
+            self.aborted = result.reason or "the service aborted the run"
+            self._info("Aborted by the service: %s", self.aborted)
+            return False
+        current = state_from_proto(result.state)
+        if retryable and current.type is StateType.SCHEDULED:
+            self.state = current
+            self._info(
+                "%s%s",
+                current.message or "Retrying",
+                _delay_text(current.scheduled_time),
+            )
+            self.raised = None
+            self.value = None
+            self.has_value = False
+            return True
+        if current.is_final():
+            # The service kept another final state (e.g. the run was cancelled meanwhile).
+            self.raised = None
+            self.has_value = False
+            self._finished(current)
+            return False
+        self.aborted = result.reason or f"the service kept the run in {current.name}"
+        self.state = current
+        self._info("The service refused state %s: %s", proposed.name, self.aborted)
+        return False
+
+    def _finished(self, state: State[Any]) -> None:
+        self.state = state
+        self.final = state
+        if self.context is not None:
+            self.context.run_changed()
+        level = logging.INFO if state.type is StateType.COMPLETED else logging.ERROR
+        self._progress(level, "Ended in state %s", (_state_text(state),))
+
+    # -- crashes ---------------------------------------------------------------------------
+
+    def _crash_proposal(self, exc: BaseException) -> outcomes.Proposal | None:
+        if self.final is not None or self.run is None or self.aborted is not None:
+            return None
+        if isinstance(exc, Abort | ServiceUnavailable):
+            return None  # not ours to report, or the service cannot hear the report anyway
+        return outcomes.crashed(exc)
+
+    def crash(self, exc: BaseException) -> None:
+        """Mark the run CRASHED after an interrupt and run the crash hooks (never raises)."""
+        crash = self._crash_proposal(exc)
+        if crash is None:
+            return
+        state, proposal = crash
+        try:
+            self._flush_logs()
+            self._settle(self.propose(proposal), state, retryable=False)
+        except BaseException as error:  # the report failed too: keep the original exception
+            self._report_crash_failure(error)
+            return
+        self.final_hooks()
+
+    async def acrash(self, exc: BaseException) -> None:
+        crash = self._crash_proposal(exc)
+        if crash is None:
+            return
+        state, proposal = crash
+        try:
+            self._flush_logs()
+            self._settle(await self.apropose(proposal), state, retryable=False)
+        except BaseException as error:
+            self._report_crash_failure(error)
+            return
+        await self.afinal_hooks()
+
+    def _report_crash_failure(self, error: BaseException) -> None:
+        logger.warning(
+            "Could not report flow run %r as crashed (%s: %s); the service will keep its last "
+            "known state until it notices the run is gone.",
+            self.run.name if self.run else "?",
+            type(error).__name__,
+            error,
+        )
+
+    # -- hooks -----------------------------------------------------------------------------
+
+    def _final_hook_list(self) -> list[Hook]:
+        if self.hooks_done or self.final is None:
+            return []
+        self.hooks_done = True
+        return final_hooks_of(self.flow, self.final.type)
+
+    def final_hooks(self) -> None:
+        """Run the hooks for the run's final state, once."""
+        hooks = self._final_hook_list()
+        if hooks:
+            self._run_hooks(hooks, self.final)
+            self._ship_late_logs()
+
+    async def afinal_hooks(self) -> None:
+        hooks = self._final_hook_list()
+        if hooks:
+            await self._arun_hooks(hooks, self.final)
+            self._ship_late_logs()
+
+    def _run_hooks(self, hooks: list[Hook], state: State[Any] | None) -> None:
+        if hooks:
+            run_hooks(self.flow, hooks, self._view(state), state, self.run_logger)
+
+    async def _arun_hooks(self, hooks: list[Hook], state: State[Any] | None) -> None:
+        if hooks:
+            await arun_hooks(self.flow, hooks, self._view(state), state, self.run_logger)
+
+    # -- the outcome -----------------------------------------------------------------------
+
+    def outcome(self) -> Any:
+        """What the call returns (or raises) once the run has ended."""
+        if self.aborted is not None:
+            if self.return_type == "state" and self.state is not None:
+                return self.state
+            name = self.run.name if self.run is not None else "?"
+            raise Abort(f"Flow run {name!r} was not run by this process: {self.aborted}")
+        state = self.final
+        assert state is not None
+        if self.return_type == "state":
+            return state
+        if self.raised is not None:
+            raise self.raised
+        if self.has_value and state.type is StateType.COMPLETED:
+            return self.value
+        return state.result()
+
+
+def _delay_text(scheduled_time: _dt.datetime | None) -> str:
+    if scheduled_time is None:
+        return ""
+    delay = (scheduled_time - _dt.datetime.now(_dt.UTC)).total_seconds()
+    return f" (next attempt in {delay:.3g} s)" if delay > 0.001 else ""
+
+
+def _state_text(state: State[Any]) -> str:
+    """``Completed()`` or ``Failed('Flow run raised ValueError: boom')`` for log lines."""
+    if state.message:
+        return f"{state.name}({state.message!r})"
+    return f"{state.name}()"

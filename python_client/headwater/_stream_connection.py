@@ -1,0 +1,300 @@
+"""`EngineConnection`: the engine's thread-safe handle on one ``EngineService.Connect`` stream.
+
+A request and its answer on an open stream cost about a third of a unary call, and the engine
+makes several per task, so every engine operation in a process goes through one stream:
+
+- a daemon thread runs an asyncio loop (`headwater._loop`) that owns a grpc.aio channel and
+  the stream (`headwater._stream_reconnect`);
+- callers on any thread hand an operation (`headwater._stream_ops`) to that loop; the loop
+  numbers it and keeps it until its answer arrives (`headwater._stream_protocol`);
+- when the stream breaks, the loop reopens it with backoff and sends every unanswered operation
+  again; operations still unanswered after ``client_retry_timeout_seconds`` fail with
+  `ServiceUnavailable`.
+
+This module is the caller's side of that hand-off: one method per operation, sync and async.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from typing import TYPE_CHECKING, Any
+
+from headwater import _loop
+from headwater._stream_ops import AsyncOp, FlushWaiter, NowaitOp, SyncOp, settle_future
+from headwater._stream_protocol import (
+    OperationTable,
+    check_size,
+    with_request_id,
+    with_transition_id,
+)
+from headwater._stream_reconnect import EngineStream
+from headwater.v1 import engine_pb2
+
+if TYPE_CHECKING:
+    from headwater.v1 import flow_runs_pb2, logs_pb2, task_runs_pb2
+
+__all__ = ["EngineConnection"]
+
+_Request = engine_pb2.ConnectRequest
+
+
+class EngineConnection:
+    """One grpc.aio channel and one ``EngineService.Connect`` stream, shared by every thread.
+
+    Use `headwater._client.get_connection` rather than building one, so a process holds one
+    stream. Every method is thread-safe. The sync methods block the calling thread until the
+    answer arrives; the ``a``-prefixed twins are awaitable from any event loop.
+
+    Raises (from every operation):
+        InvalidRequest, ObjectNotFound, ObjectAlreadyExists, FailedPrecondition, ServiceError:
+            the service refused the operation (its message says why).
+        ServiceUnavailable: the service stayed unreachable for ``retry_timeout`` seconds.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        retry_timeout: float | None = None,
+        keepalive_time_ms: int | None = None,
+    ) -> None:
+        """Open the channel and start the stream on the background loop.
+
+        Args:
+            address: The gRPC target, e.g. "127.0.0.1:4200" or "unix-abstract:name".
+            retry_timeout: Seconds to keep reconnecting before failing operations; defaults
+                to ``HEADWATER_CLIENT_RETRY_TIMEOUT_SECONDS``.
+            keepalive_time_ms: The keepalive ping interval; defaults to
+                ``HEADWATER_KEEPALIVE_TIME_MS``.
+        """
+        if retry_timeout is None or keepalive_time_ms is None:
+            from headwater._settings import get_settings
+
+            settings = get_settings()
+            if retry_timeout is None:
+                retry_timeout = settings.client_retry_timeout_seconds
+            if keepalive_time_ms is None:
+                keepalive_time_ms = settings.keepalive_time_ms
+        self.address = address
+        self.retry_timeout = retry_timeout
+        self._loop = _loop.get_background_loop()
+        # Both are touched only on the background loop (but `closed` is read anywhere).
+        self._ops = OperationTable(address)
+        self._stream = EngineStream(address, keepalive_time_ms, self._ops, retry_timeout)
+        if _loop.in_background_loop():
+            self._stream.start()  # already on the loop: waiting for it would deadlock
+        else:
+            _loop.run_sync(self._astart())
+        self._loop_thread_id = _loop_thread_id(self._loop)
+
+    @property
+    def streams_opened(self) -> int:
+        """How many streams were opened (1 + reconnects); for tests and diagnostics."""
+        return self._stream.streams_opened
+
+    @property
+    def resent(self) -> int:
+        """How many operations were sent again on a new stream."""
+        return self._stream.resent
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the stream was reopened after a backoff."""
+        return self._stream.reconnects
+
+    # ----------------------------------------------------------------- sync operations
+
+    def create_flow_run(
+        self, req: flow_runs_pb2.CreateFlowRunRequest
+    ) -> flow_runs_pb2.CreateFlowRunResponse:
+        """Create a flow run (as ``FlowRunService.CreateFlowRun``)."""
+        return self._call(with_request_id(_Request(create_flow_run=req)))
+
+    def set_flow_run_state(
+        self, req: flow_runs_pb2.SetFlowRunStateRequest
+    ) -> flow_runs_pb2.SetFlowRunStateResponse:
+        """Propose a flow run state; the decision is in the response, not an exception."""
+        return self._call(with_transition_id(_Request(set_flow_run_state=req)))
+
+    def get_flow_run(
+        self, req: flow_runs_pb2.GetFlowRunRequest
+    ) -> flow_runs_pb2.GetFlowRunResponse:
+        """Read a flow run with its current state."""
+        return self._call(_Request(get_flow_run=req))
+
+    def create_task_run(
+        self, req: task_runs_pb2.CreateTaskRunRequest
+    ) -> task_runs_pb2.CreateTaskRunResponse:
+        """Create a task run inside a flow run."""
+        return self._call(with_request_id(_Request(create_task_run=req)))
+
+    def set_task_run_state(
+        self, req: task_runs_pb2.SetTaskRunStateRequest
+    ) -> task_runs_pb2.SetTaskRunStateResponse:
+        """Propose a task run state; the decision is in the response."""
+        return self._call(with_transition_id(_Request(set_task_run_state=req)))
+
+    def create_logs(self, req: logs_pb2.CreateLogsRequest) -> logs_pb2.CreateLogsResponse:
+        """Store log lines and wait until they are stored."""
+        return self._call(with_request_id(_Request(create_logs=req)))
+
+    def create_logs_nowait(self, req: logs_pb2.CreateLogsRequest) -> None:
+        """Send log lines without waiting; `flush` waits for them. Failures go to stderr."""
+        if self._ops.closed:
+            raise self._ops.closed_error()
+        request = with_request_id(_Request(create_logs=req))
+        check_size(request)
+        self._loop.call_soon_threadsafe(self._ops.submit, NowaitOp(request))
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every operation sent so far (including no-wait ones) is answered.
+
+        Raises:
+            TimeoutError: Some operations are still unanswered after ``timeout`` seconds.
+        """
+        if self._on_loop_thread():
+            raise RuntimeError("flush() would block Headwater's background loop; use aflush().")
+        if self._ops.closed:
+            return
+        flushed = threading.Lock()
+        flushed.acquire()
+        self._loop.call_soon_threadsafe(self._ops.add_flush_waiter, FlushWaiter(flushed.release))
+        if not flushed.acquire(timeout=-1 if timeout is None else timeout):
+            raise TimeoutError(
+                f"Operations sent to the Headwater service at {self.address} were still "
+                f"unanswered after {timeout} s."
+            ) from None
+
+    # ---------------------------------------------------------------- async operations
+
+    async def acreate_flow_run(
+        self, req: flow_runs_pb2.CreateFlowRunRequest
+    ) -> flow_runs_pb2.CreateFlowRunResponse:
+        """Async twin of `create_flow_run`."""
+        return await self._acall(with_request_id(_Request(create_flow_run=req)))
+
+    async def aset_flow_run_state(
+        self, req: flow_runs_pb2.SetFlowRunStateRequest
+    ) -> flow_runs_pb2.SetFlowRunStateResponse:
+        """Async twin of `set_flow_run_state`."""
+        return await self._acall(with_transition_id(_Request(set_flow_run_state=req)))
+
+    async def aget_flow_run(
+        self, req: flow_runs_pb2.GetFlowRunRequest
+    ) -> flow_runs_pb2.GetFlowRunResponse:
+        """Async twin of `get_flow_run`."""
+        return await self._acall(_Request(get_flow_run=req))
+
+    async def acreate_task_run(
+        self, req: task_runs_pb2.CreateTaskRunRequest
+    ) -> task_runs_pb2.CreateTaskRunResponse:
+        """Async twin of `create_task_run`."""
+        return await self._acall(with_request_id(_Request(create_task_run=req)))
+
+    async def aset_task_run_state(
+        self, req: task_runs_pb2.SetTaskRunStateRequest
+    ) -> task_runs_pb2.SetTaskRunStateResponse:
+        """Async twin of `set_task_run_state`."""
+        return await self._acall(with_transition_id(_Request(set_task_run_state=req)))
+
+    async def acreate_logs(self, req: logs_pb2.CreateLogsRequest) -> logs_pb2.CreateLogsResponse:
+        """Async twin of `create_logs`."""
+        return await self._acall(with_request_id(_Request(create_logs=req)))
+
+    async def aflush(self) -> None:
+        """Async twin of `flush` (no timeout: wrap it in `asyncio.wait_for`)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        on_loop = loop is self._loop
+
+        def _release() -> None:
+            if on_loop:
+                settle_future(done, None, None)
+            else:
+                loop.call_soon_threadsafe(settle_future, done, None, None)
+
+        waiter = FlushWaiter(_release)
+        if on_loop:
+            self._ops.add_flush_waiter(waiter)
+        else:
+            self._loop.call_soon_threadsafe(self._ops.add_flush_waiter, waiter)
+        await done
+
+    # ---------------------------------------------------------------------- lifecycle
+
+    def close(self, timeout: float | None = 5.0) -> None:
+        """Flush (up to ``timeout`` seconds), then close the stream and the channel.
+
+        Operations still unanswered then fail with `ServiceUnavailable`, and so do operations
+        sent afterwards.
+        """
+        if self._ops.closed or self._on_loop_thread():
+            return
+        with contextlib.suppress(TimeoutError, RuntimeError):
+            self.flush(timeout)
+        # RuntimeError/TimeoutError: the loop is gone (interpreter shutdown); nothing to close.
+        with contextlib.suppress(RuntimeError, TimeoutError):
+            _loop.run_sync(self._aclose(), timeout=10)
+
+    def __repr__(self) -> str:
+        return f"EngineConnection(address={self.address!r})"
+
+    # ---------------------------------------------------------------------- internals
+
+    def _on_loop_thread(self) -> bool:
+        return threading.get_ident() == self._loop_thread_id
+
+    def _call(self, request: engine_pb2.ConnectRequest) -> Any:
+        if self._ops.closed:  # also: the loop may be stopped, and nothing would ever answer
+            raise self._ops.closed_error()
+        if self._on_loop_thread():
+            raise RuntimeError(
+                "A blocking Headwater call was made on Headwater's background loop; "
+                "use the async twin (a-prefixed method) there."
+            )
+        check_size(request)
+        op = SyncOp(request)
+        self._loop.call_soon_threadsafe(self._ops.submit, op)
+        return op.wait()
+
+    async def _acall(self, request: engine_pb2.ConnectRequest) -> Any:
+        if self._ops.closed:
+            raise self._ops.closed_error()
+        check_size(request)
+        loop = asyncio.get_running_loop()
+        if loop is self._loop:
+            op = AsyncOp(request, loop, same_loop=True)
+            self._ops.submit(op)
+        else:
+            op = AsyncOp(request, loop, same_loop=False)
+            self._loop.call_soon_threadsafe(self._ops.submit, op)
+        return await op.future
+
+    async def _astart(self) -> None:
+        self._stream.start()
+
+    async def _aclose(self) -> None:
+        if self._ops.closed:
+            return
+        self._ops.closed = True
+        await self._stream.stop()
+        self._ops.close()
+        await self._stream.close_channel()
+
+
+def _loop_thread_id(loop: asyncio.AbstractEventLoop) -> int:
+    """The id of the thread running ``loop``, to refuse blocking calls made on it."""
+    if _loop.in_background_loop():
+        return threading.get_ident()
+    box: list[int] = []
+    done = threading.Event()
+
+    def _record() -> None:
+        box.append(threading.get_ident())
+        done.set()
+
+    loop.call_soon_threadsafe(_record)
+    done.wait()
+    return box[0]

@@ -1,0 +1,216 @@
+"""Keeping the engine stream open: reconnect with backoff, resend, and give up in time.
+
+A broken stream (the server restarts, a proxy drops it) is not a failed operation: the runner
+here opens a new stream, with backoff, and sends every unanswered operation again (see
+`headwater._stream_protocol` for why that is safe). Operations still unanswered after
+``retry_timeout`` seconds of outage fail with `ServiceUnavailable`, and after a few seconds the
+person is told on stderr why their program is waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import sys
+import time
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from headwater._channel import channel_options
+from headwater._status import from_operation_error, from_rpc_error
+from headwater._stream_ops import Op
+from headwater._stream_protocol import OperationTable
+from headwater.exceptions import ServiceError, ServiceUnavailable
+from headwater.v1 import engine_pb2_grpc
+
+__all__ = ["EngineStream"]
+
+_INITIAL_BACKOFF = 0.1
+_MAX_BACKOFF = 2.0
+# After this many seconds of outage with callers waiting, say so on stderr (once).
+_WARN_AFTER = 5.0
+
+# Status codes that mean "the stream broke, the operations did not fail": reconnect and resend.
+# CANCELLED and INTERNAL appear when a server goes away mid-stream (a GOAWAY or a reset).
+_RECONNECT_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+    }
+)
+
+
+class EngineStream:
+    """One grpc.aio channel and the task that keeps a ``Connect`` stream open on it.
+
+    Lives on the background loop: `start`, `stop` and `close_channel` are called there.
+    """
+
+    def __init__(
+        self, address: str, keepalive_time_ms: int, operations: OperationTable, retry_timeout: float
+    ) -> None:
+        self.address = address
+        self.retry_timeout = retry_timeout
+        self._keepalive_time_ms = keepalive_time_ms
+        self._ops = operations
+        self._channel: grpc.aio.Channel | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._last_error = ""
+        #: How many streams were opened (1 + reconnects) and operations sent again on a new
+        #: stream; for tests and diagnostics.
+        self.streams_opened = 0
+        self.resent = 0
+        self.reconnects = 0
+
+    def start(self) -> None:
+        """Open the channel and start the stream task."""
+        self._ops.demand = asyncio.Event()
+        self._channel = grpc.aio.insecure_channel(
+            self.address, options=channel_options(self._keepalive_time_ms)
+        )
+        self._runner = asyncio.create_task(self._run(), name="headwater-engine-stream")
+
+    async def stop(self) -> None:
+        """Stop the stream task (the operation table is marked closed already)."""
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._runner
+
+    async def close_channel(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+
+    async def _run(self) -> None:
+        """Keep a stream open while there is work, reconnecting with backoff when it breaks."""
+        ops = self._ops
+        assert self._channel is not None and ops.demand is not None
+        stub = engine_pb2_grpc.EngineServiceStub(self._channel)
+        backoff = _INITIAL_BACKOFF
+        outage_start: float | None = None
+        warned = False
+        while not ops.closed:
+            progressed = False
+            try:
+                progressed = await self._stream_once(stub)
+                self._last_error = "the service ended the stream"
+                retry = True
+            except grpc.aio.AioRpcError as error:
+                self._last_error = f"{error.code().name}: {error.details()}"
+                retry = error.code() in _RECONNECT_CODES
+                if error.code() == grpc.StatusCode.UNIMPLEMENTED:
+                    ops.fail_all(
+                        ServiceError(
+                            "UNIMPLEMENTED",
+                            "ENGINE_STREAM_UNIMPLEMENTED",
+                            f"The server at {self.address} does not offer Headwater's engine "
+                            f"stream ({error.details()}). Check that HEADWATER_API_URL points "
+                            "at a Headwater server of a compatible version.",
+                        )
+                    )
+                elif not retry:
+                    ops.fail_all(from_rpc_error(error))
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # a bug here must not strand the waiting callers
+                self._last_error = f"{type(error).__name__}: {error}"
+                ops.fail_all(
+                    ServiceUnavailable(
+                        "CLIENT_ERROR",
+                        f"The Headwater engine stream to {self.address} failed: "
+                        f"{self._last_error}. Please report this as a bug.",
+                    )
+                )
+                retry = True
+            if ops.closed:
+                break
+            if progressed:
+                backoff = _INITIAL_BACKOFF
+                outage_start = None
+                warned = False
+            now = time.monotonic()
+            if outage_start is None:
+                outage_start = now
+            self._expire_pending(outage_start, now)
+            if ops.pending and not warned and now - outage_start >= _WARN_AFTER:
+                # Callers are blocked: tell the person why, once per outage.
+                warned = True
+                print(
+                    f"headwater: cannot reach the Headwater service at {self.address} "
+                    f"({self._last_error}); retrying for up to {self.retry_timeout:g} s.",
+                    file=sys.stderr,
+                )
+            if not retry or not ops.pending:
+                # Nothing to resend: wait for the next operation instead of spinning.
+                ops.demand.clear()
+                await ops.demand.wait()
+                backoff = _INITIAL_BACKOFF
+                outage_start = time.monotonic()
+                warned = False
+                continue
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _MAX_BACKOFF)
+            self.reconnects += 1
+
+    async def _stream_once(self, stub: engine_pb2_grpc.EngineServiceStub) -> bool:
+        """Run one Connect stream until it ends; True if any answer arrived on it."""
+        ops = self._ops
+        call = stub.Connect(wait_for_ready=False)
+        queue: asyncio.Queue[Op] = asyncio.Queue()
+        for op in ops.pending.values():  # resend what the last stream left unanswered
+            queue.put_nowait(op)
+        self.resent += len(ops.pending)
+        self.streams_opened += 1
+        ops.queue = queue
+        writer = asyncio.create_task(_write_loop(call, queue))
+        progressed = False
+        try:
+            while True:
+                response = await call.read()
+                if response is grpc.aio.EOF:
+                    return progressed
+                progressed = True
+                outcome = response.WhichOneof("outcome")
+                if outcome == "error":
+                    ops.answer(response.sequence, None, from_operation_error(response.error))
+                else:
+                    ops.answer(response.sequence, getattr(response, outcome), None)
+        finally:
+            ops.queue = None
+            writer.cancel()
+            call.cancel()
+
+    def _expire_pending(self, outage_start: float, now: float) -> None:
+        """Fail the operations that have waited ``retry_timeout`` seconds into this outage."""
+        expired = [
+            sequence
+            for sequence, op in self._ops.pending.items()
+            if now - max(op.submitted, outage_start) >= self.retry_timeout
+        ]
+        if not expired:
+            return
+        error = ServiceUnavailable(
+            "SERVICE_UNREACHABLE",
+            f"Could not reach the Headwater service at {self.address} for "
+            f"{self.retry_timeout:g} s (last error: {self._last_error}). Start it with "
+            "`headwater server start`, check HEADWATER_API_URL, or give a restarting server "
+            "more time with HEADWATER_CLIENT_RETRY_TIMEOUT_SECONDS.",
+        )
+        for sequence in expired:
+            self._ops.answer(sequence, None, copy.copy(error))
+
+
+async def _write_loop(call: Any, queue: asyncio.Queue[Op]) -> None:
+    """Put queued operations on the wire until the stream ends."""
+    try:
+        while True:
+            op = await queue.get()
+            await call.write(op.request)
+    except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+        return  # the reader sees the stream's status and decides what to do
