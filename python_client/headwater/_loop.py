@@ -12,6 +12,7 @@ import asyncio
 import atexit
 import contextlib
 import errno
+import gc
 import os
 import threading
 import traceback
@@ -140,6 +141,22 @@ def _stop_at_exit() -> None:
         asyncio.run_coroutine_threadsafe(_cancel_remaining(), loop).result(timeout=2)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(timeout=2)
+    _skip_teardown_collection()
+
+
+def _skip_teardown_collection() -> None:
+    """Spare the exiting interpreter a slow garbage collection of everything ever imported.
+
+    After the exit hooks, CPython tears its modules down and runs full garbage collections over
+    every object still alive; with the server's stack loaded (SQLAlchemy, pydantic, gRPC,
+    protobuf) that takes 100-150 ms here, a sixth of a cold start, to free memory the operating
+    system reclaims anyway. Freezing moves the surviving objects out of the collector's sight.
+    Objects still referenced are released as their modules are cleared, as before; only
+    reference cycles that were alive at exit are not collected, and Python never promised to
+    finalize those (see ``object.__del__``). Objects created afterwards (by later `atexit`
+    handlers) are collected normally.
+    """
+    gc.freeze()
 
 
 def _forget_after_fork() -> None:

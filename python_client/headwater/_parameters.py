@@ -278,8 +278,6 @@ def validate_parameters(
         ParameterTypeError: A value does not fit its annotation, a required parameter is
             missing, or an unknown one is given; the message lists every problem.
     """
-    from pydantic import ValidationError
-
     signature = signature_of(fn)
     unknown = [name for name in parameters if name not in signature.parameters]
     if unknown:
@@ -291,6 +289,12 @@ def validate_parameters(
             ],
             flow_name=flow_name,
         )
+    if not signature.parameters:
+        # Nothing to validate, so no pydantic: importing it and building a validator is about
+        # 0.1 s, which a process running a parameterless flow would pay for nothing.
+        return {}
+    from pydantic import ValidationError
+
     try:
         return dict(_validator(fn).validate_python(dict(parameters)))
     except ValidationError as exc:

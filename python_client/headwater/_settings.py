@@ -1,9 +1,15 @@
 """The one settings object of the SDK and the server, read from ``HEADWATER_*`` variables.
 
 Settings are read once into a frozen object so every part of a process sees the same values and
-no call site reads ``os.environ`` itself. Importing pydantic-settings costs tens of milliseconds,
-so nothing imports this module at ``import headwater`` time: callers import it inside the
-function that first needs a setting.
+no call site reads ``os.environ`` itself. Callers import this module inside the function that
+first needs a setting.
+
+The object is plain Python rather than a pydantic-settings ``BaseSettings``: eight variables do
+not need a validation framework, and importing pydantic and pydantic-settings and building the
+model cost about 100 ms of CPU here, an eighth of a whole cold start (a process that runs one
+flow), which often needs nothing else from pydantic. The behaviour is the same: variables are
+matched case-insensitively, an exported-but-empty variable means unset, booleans accept the
+usual spellings, and every bad value is reported at once, naming the variable.
 
 Example::
 
@@ -16,25 +22,124 @@ Example::
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+__all__ = ["Settings", "SettingsError", "get_settings", "reset_settings"]
 
-__all__ = ["Settings", "get_settings", "reset_settings"]
+ENV_PREFIX = "HEADWATER_"
 
 # Schemes people paste out of habit (Prefect's PREFECT_API_URL is an http URL). gRPC targets
 # have none, so they are dropped rather than refused.
 _IGNORED_SCHEMES = ("grpc://", "http://", "https://")
 
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
+_FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
 
-def _default_home() -> Path:
-    return Path.home() / ".headwater"
+
+class SettingsError(ValueError):
+    """One or more ``HEADWATER_*`` variables hold values Headwater cannot use.
+
+    Attributes:
+        problems: One sentence per bad variable, each naming it and saying what it accepts.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("Invalid Headwater settings: " + "; ".join(problems))
 
 
-class Settings(BaseSettings):
+def _optional_text(value: Any) -> str | None:
+    """An exported-but-empty variable (``HEADWATER_API_URL=``) means "not set"."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _api_url(value: Any) -> str | None:
+    """Reduce a URL to the gRPC target it names: ``http://host:4200/`` -> ``host:4200``."""
+    target = _optional_text(value)
+    if target is None:
+        return None
+    for scheme in _IGNORED_SCHEMES:
+        if target.lower().startswith(scheme):
+            target = target[len(scheme) :]
+            break
+    return target.rstrip("/") or None
+
+
+def _home(value: Any) -> Path:
+    """Accept ``~/somewhere``, as a shell would, and pin it to an absolute path."""
+    text = _optional_text(value)
+    path = Path(text) if text is not None else Path.home() / ".headwater"
+    return path.expanduser().absolute()
+
+
+def _retry_timeout(value: Any) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not seconds >= 0:  # also refuses NaN
+        raise ValueError("must be a number of seconds, 0 or more")
+    return seconds
+
+
+def _keepalive(value: Any) -> int:
+    try:
+        milliseconds = int(str(value).strip()) if not isinstance(value, int) else value
+    except ValueError:
+        milliseconds = 0
+    if isinstance(milliseconds, bool) or milliseconds <= 0:
+        raise ValueError("must be a whole number of milliseconds, more than 0")
+    return milliseconds
+
+
+def _level(value: Any) -> str:
+    level = str(value).strip().upper()
+    if level not in _LEVELS:
+        raise ValueError(f"must be one of {', '.join(_LEVELS)}")
+    return level
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("must be true or false (also accepted: 1/0, yes/no, on/off)")
+
+
+# name -> (parser, default). A parser takes the raw value (a string from the environment, or
+# whatever a caller passed) and returns the typed value or raises ValueError saying what fits.
+_FIELDS: dict[str, tuple[Callable[[Any], Any], Any]] = {
+    "api_url": (_api_url, None),
+    "home": (_home, None),
+    "database_url": (_optional_text, None),
+    "client_retry_timeout_seconds": (_retry_timeout, 60.0),
+    "keepalive_time_ms": (_keepalive, 20000),
+    "logging_level": (_level, "INFO"),
+    "log_prints": (_flag, False),
+    "results_persist_by_default": (_flag, False),
+}
+
+
+class Settings:
     """Every ``HEADWATER_*`` setting, validated and frozen.
+
+    ``Settings()`` reads the environment; keyword arguments override single settings (tests).
+
+    Args:
+        environ: The variables to read instead of ``os.environ``.
+        **overrides: Values for single settings, validated like the variables.
 
     Attributes:
         api_url: The service address, ``host:port`` (or ``unix:path``, ``unix-abstract:name``).
@@ -50,56 +155,75 @@ class Settings(BaseSettings):
             ``log_prints`` unset.
         results_persist_by_default: Whether results are persisted when a flow leaves
             ``persist_result`` unset.
+
+    Raises:
+        SettingsError: A variable (or override) holds a value that does not fit; every bad
+            one is listed, by variable name.
+        TypeError: An override names no setting.
     """
 
-    model_config = SettingsConfigDict(env_prefix="HEADWATER_", frozen=True, extra="ignore")
+    __slots__ = tuple(_FIELDS)
 
-    api_url: str | None = None
-    home: Path = Field(default_factory=_default_home)
-    database_url: str | None = None
-    client_retry_timeout_seconds: float = Field(default=60.0, ge=0)
-    keepalive_time_ms: int = Field(default=20000, gt=0)
-    logging_level: str = "INFO"
-    log_prints: bool = False
-    results_persist_by_default: bool = False
+    api_url: str | None
+    home: Path
+    database_url: str | None
+    client_retry_timeout_seconds: float
+    keepalive_time_ms: int
+    logging_level: str
+    log_prints: bool
+    results_persist_by_default: bool
 
-    @field_validator("api_url", "database_url", mode="before")
-    @classmethod
-    def _blank_is_unset(cls, value: object) -> object:
-        """An exported-but-empty variable (``HEADWATER_API_URL=``) means "not set"."""
-        if isinstance(value, str) and not value.strip():
-            return None
-        return value
+    def __init__(self, environ: Mapping[str, str] | None = None, **overrides: Any) -> None:
+        unknown = sorted(set(overrides) - set(_FIELDS))
+        if unknown:
+            raise TypeError(f"Settings() got unknown settings {unknown}; known: {list(_FIELDS)}")
+        # Matched case-insensitively, as environment-based settings conventionally are.
+        env = {
+            key[len(ENV_PREFIX) :].lower(): value
+            for key, value in (os.environ if environ is None else environ).items()
+            if key[: len(ENV_PREFIX)].upper() == ENV_PREFIX
+        }
+        problems = []
+        for name, (parse, default) in _FIELDS.items():
+            if name in overrides:
+                raw = overrides[name]
+            elif env.get(name, "").strip():
+                raw = env[name]
+            else:  # unset, or exported but empty (``HEADWATER_LOG_PRINTS=``)
+                raw = default
+            try:
+                value = parse(raw)
+            except ValueError as exc:
+                problems.append(f"{ENV_PREFIX}{name.upper()} {exc}, not {raw!r}")
+                continue
+            object.__setattr__(self, name, value)
+        if problems:
+            raise SettingsError(problems)
 
-    @field_validator("api_url")
-    @classmethod
-    def _plain_target(cls, value: str | None) -> str | None:
-        """Reduce a URL to the gRPC target it names: ``http://host:4200/`` -> ``host:4200``."""
-        if value is None:
-            return None
-        value = value.strip()
-        for scheme in _IGNORED_SCHEMES:
-            if value.lower().startswith(scheme):
-                value = value[len(scheme) :]
-                break
-        return value.rstrip("/")
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(
+            f"Settings are read once and frozen; cannot set {name!r}. Set the variable "
+            f"{ENV_PREFIX}{name.upper()} instead (tests: then call reset_settings())."
+        )
 
-    @field_validator("home")
-    @classmethod
-    def _expand_home(cls, value: Path) -> Path:
-        """Accept ``~/somewhere``, as a shell would, and pin it to an absolute path."""
-        return value.expanduser().absolute()
+    def __delattr__(self, name: str) -> None:
+        self.__setattr__(name, None)
 
-    @field_validator("logging_level")
-    @classmethod
-    def _known_level(cls, value: str) -> str:
-        level = value.strip().upper()
-        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-            raise ValueError(
-                f"HEADWATER_LOGGING_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, "
-                f"not {value!r}"
-            )
-        return level
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Settings):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in _FIELDS)
+
+    def __hash__(self) -> int:
+        return hash(tuple(getattr(self, name) for name in _FIELDS))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled (a process pool, say) as its values, not re-read from the other environment.
+        return (_rebuild, ({name: getattr(self, name) for name in _FIELDS},))
+
+    def __repr__(self) -> str:
+        values = ", ".join(f"{name}={getattr(self, name)!r}" for name in _FIELDS)
+        return f"Settings({values})"
 
     def resolved_database_url(self) -> str:
         """The database the server uses: ``database_url``, or SQLite inside ``home``.
@@ -111,6 +235,10 @@ class Settings(BaseSettings):
             return self.database_url
         self.home.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{self.home / 'headwater.db'}"
+
+
+def _rebuild(values: dict[str, Any]) -> Settings:
+    return Settings(environ={}, **values)
 
 
 _settings: Settings | None = None

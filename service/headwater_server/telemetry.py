@@ -12,6 +12,7 @@ A caller's trace continues through the W3C ``traceparent`` (and ``tracestate``) 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -62,6 +63,8 @@ def server_interceptor(tracer_provider: Any = None) -> grpc.aio.ServerIntercepto
     Args:
         tracer_provider: The provider to trace with; None uses the global one.
     """
+    if tracer_provider is None and not _global_provider_possible():
+        return None
     try:
         from opentelemetry import trace
     except ImportError:
@@ -70,6 +73,18 @@ def server_interceptor(tracer_provider: Any = None) -> grpc.aio.ServerIntercepto
     if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
         return None
     return TracingInterceptor(provider.get_tracer(_TRACER_NAME))
+
+
+def _global_provider_possible() -> bool:
+    """Whether a global tracer provider may be configured, decided without importing OTel.
+
+    Importing ``opentelemetry.trace`` costs 10-20 ms, a slice of every embedded cold start, and
+    a process can only have set a global provider after importing it; the one other way is the
+    ``OTEL_PYTHON_TRACER_PROVIDER`` variable, which the API reads when first asked.
+    """
+    return "opentelemetry.trace" in sys.modules or bool(
+        os.environ.get("OTEL_PYTHON_TRACER_PROVIDER")
+    )
 
 
 class TracingInterceptor(grpc.aio.ServerInterceptor):

@@ -1,11 +1,21 @@
-"""Bring a database to the current schema at start-up, cheaply when it already is.
+"""Bring a database to the current schema at start-up, cheaply whether it is new or current.
 
-Cold start matters (the embedded server starts with the first flow call), and importing Alembic
-costs about 100 ms, so :func:`ensure_schema` first reads ``alembic_version`` with a plain query
-and returns at once when it names :data:`HEAD_REVISION`. Only a fresh or older database pays for
-Alembic, which then runs inside one transaction that holds a lock (PostgreSQL: a transaction
-advisory lock; SQLite: ``BEGIN IMMEDIATE``), so two processes starting together on one new
-database migrate it once: the second waits, re-reads the revision and finds it current.
+Cold start matters (the embedded server starts with the first flow call), and importing and
+running Alembic costs 150-250 ms here, so Alembic only runs when a database really needs
+migrating:
+
+- current database: :func:`ensure_schema` reads ``alembic_version`` with a plain query and
+  returns at once when it names :data:`HEAD_REVISION` (Alembic is never imported);
+- new database (none of Headwater's tables): the schema is created from the SQLAlchemy Core
+  metadata in ``schema.py`` and ``alembic_version`` is stamped with :data:`HEAD_REVISION`, in one
+  transaction. This is Alembic's own advice for new databases ("create_all, then stamp head");
+  a test checks that the result is identical to ``alembic upgrade head`` and that later
+  migrations apply on top of it;
+- older database: ``alembic upgrade head``.
+
+The work runs inside one transaction that holds a lock (PostgreSQL: a transaction advisory lock;
+SQLite: ``BEGIN IMMEDIATE``), so two processes starting together on one new database create it
+once: the second waits, re-reads the revision under the lock and finds it current.
 """
 
 from __future__ import annotations
@@ -24,6 +34,10 @@ HEAD_REVISION = "0001"
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
+# Alembic's bookkeeping table, as Alembic itself creates it (name, column, constraint name).
+VERSION_TABLE = "alembic_version"
+_VERSION_TABLE_PK = "alembic_version_pkc"
+
 # Any constant works; it only has to be the same in every Headwater process.
 _PG_ADVISORY_LOCK_KEY = 0x68656164776174  # "headwat"
 
@@ -33,7 +47,7 @@ _SQLITE_LOCK_ATTEMPTS = 20
 def current_revision(conn: Connection) -> str | None:
     """The revision stored in ``alembic_version``, or None for a database without one."""
     try:
-        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
     except DBAPIError:
         return None
 
@@ -42,7 +56,7 @@ def ensure_schema(engine: Engine) -> bool:
     """Make sure the database behind ``engine`` is at :data:`HEAD_REVISION`.
 
     Returns:
-        True when migrations ran in this call, False when the schema was already current.
+        True when this call created or migrated the schema, False when it was already current.
     """
     with engine.connect() as conn:
         revision = current_revision(conn)
@@ -53,7 +67,7 @@ def ensure_schema(engine: Engine) -> bool:
 
 
 def _migrate_locked(engine: Engine) -> bool:
-    """Run ``alembic upgrade head`` inside a locked transaction; re-check under the lock."""
+    """Create or migrate the schema inside a locked transaction; re-check under the lock."""
     if engine.dialect.name == "sqlite":
         for attempt in range(_SQLITE_LOCK_ATTEMPTS):
             try:
@@ -68,6 +82,10 @@ def _migrate_locked(engine: Engine) -> bool:
 
 
 def _migrate_in_transaction(engine: Engine) -> bool:
+    from sqlalchemy import inspect
+
+    from headwater_server.storage.schema import metadata
+
     with engine.connect() as conn:
         conn.execution_options(**{WRITE_OPTION: True})
         with conn.begin():
@@ -75,27 +93,57 @@ def _migrate_in_transaction(engine: Engine) -> bool:
                 conn.execute(
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_ADVISORY_LOCK_KEY}
                 )
-            if _revision_under_lock(conn) == HEAD_REVISION:
-                return False
-            _run_alembic(conn)
+            # Read under the lock, without a failing statement (a PostgreSQL error would end
+            # the transaction).
+            tables = set(inspect(conn).get_table_names())
+            if VERSION_TABLE in tables:
+                revision = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+                if revision == HEAD_REVISION:
+                    return False
+                _run_alembic(conn)
+            elif tables.isdisjoint(metadata.tables):
+                create_at_head(conn)
+            else:
+                # Some of Headwater's tables but no revision: not a database this code made.
+                # Alembic then fails on the first table that exists and says which one.
+                _run_alembic(conn)
     return True
 
 
-def _revision_under_lock(conn: Connection) -> str | None:
-    """Read the revision without a failing statement (a PostgreSQL error would end the txn)."""
-    from sqlalchemy import inspect
+def create_at_head(conn: Connection) -> None:
+    """Create every table of ``schema.py`` and record :data:`HEAD_REVISION`, on ``conn``.
 
-    if not inspect(conn).has_table("alembic_version"):
-        return None
-    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    Only for a database without Headwater's tables, inside the caller's transaction: both
+    databases run DDL transactionally, so a crash leaves either nothing or the whole schema.
+    """
+    from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table
+
+    from headwater_server.storage.schema import metadata
+
+    metadata.create_all(conn, checkfirst=False)
+    version = Table(
+        VERSION_TABLE,
+        MetaData(),
+        Column("version_num", String(32), nullable=False),
+        PrimaryKeyConstraint("version_num", name=_VERSION_TABLE_PK),
+    )
+    version.create(conn, checkfirst=False)
+    conn.execute(version.insert().values(version_num=HEAD_REVISION))
 
 
-def alembic_config(connection: Connection | None = None) -> object:
-    """An Alembic ``Config`` built in code (no alembic.ini), bound to ``connection`` if given."""
+def alembic_config(
+    connection: Connection | None = None, script_location: Path | None = None
+) -> object:
+    """An Alembic ``Config`` built in code (no alembic.ini), bound to ``connection`` if given.
+
+    Args:
+        connection: The connection (inside its transaction) the migrations run on.
+        script_location: Another migrations directory (tests); default: Headwater's own.
+    """
     from alembic.config import Config
 
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(script_location or MIGRATIONS_DIR))
     if connection is not None:
         config.attributes["connection"] = connection
     return config
