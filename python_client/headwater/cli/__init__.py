@@ -54,12 +54,5 @@ def describe_error(exc: BaseException) -> str:
 
     if isinstance(exc, ServiceError):
         return exc.message or str(exc)
-    if type(exc).__name__ == "ValidationError" and hasattr(exc, "errors"):
-        # A bad HEADWATER_* variable (pydantic); name the variable and the problem.
-        problems = "; ".join(
-            f"HEADWATER_{'_'.join(str(p) for p in e.get('loc', ())).upper()}: {e.get('msg')}"
-            for e in exc.errors()  # type: ignore[attr-defined]
-        )
-        return f"invalid setting: {problems}"
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
