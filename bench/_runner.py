@@ -52,11 +52,15 @@ class Sdk:
 
     def environ(self, **overrides: str) -> dict[str, str]:
         """Returns this machine's environment without any HEADWATER_* or PREFECT_* setting a
-        developer may have exported, plus this SDK's fixed settings and `overrides`."""
+        developer may have exported, plus this SDK's fixed settings and `overrides`.
+
+        PYTHONDONTWRITEBYTECODE is dropped too: users run with bytecode caches, and without them
+        every timed child would recompile the modules edited since the last cache write.
+        """
         base = {
             key: value
             for key, value in os.environ.items()
-            if not key.startswith(("HEADWATER_", "PREFECT_"))
+            if not key.startswith(("HEADWATER_", "PREFECT_")) and key != "PYTHONDONTWRITEBYTECODE"
         }
         return {**base, **self.env, **overrides}
 
