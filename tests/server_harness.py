@@ -7,19 +7,22 @@ several conftest.py files, ``import conftest`` would pick whichever was imported
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+POSTGRES_SQLALCHEMY_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432"
 START_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 15.0
 
@@ -30,9 +33,33 @@ DATABASES = [
 ]
 
 
-def server_command(host: str, port: int) -> list[str]:
-    """The command that starts a server: the ONE place to change it (e.g. to the CLI)."""
-    return [sys.executable, "-m", "headwater_server", "--host", host, "--port", str(port)]
+# The real product command, `headwater server start`: the console script pip installed next to
+# this interpreter, so the tests go through the same entry point, argument parsing and error
+# handling users do. (`python -m headwater_server` calls the same `serve`; test_server_cli.py
+# checks that it behaves the same.)
+HEADWATER_CLI = Path(sys.executable).with_name("headwater")
+
+# The health wait dials before the server listens, and gRPC's default reconnect backoff (1 s,
+# growing 1.6x) would then leave a restart() idle for seconds after the server is up. (A
+# refused connection fails at once, so the connect timeout, grpc.min_reconnect_backoff_ms,
+# needs no change.)
+FAST_RECONNECT_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 50),
+    ("grpc.max_reconnect_backoff_ms", 500),
+)
+
+
+def server_command(host: str, port: int, database_url: str | None = None) -> list[str]:
+    """The command that starts a server: the ONE place that says how."""
+    if not HEADWATER_CLI.exists():
+        raise AssertionError(
+            f"{HEADWATER_CLI} is missing: install the project into this interpreter's "
+            "environment (make install) so its `headwater` console script exists."
+        )
+    command = [str(HEADWATER_CLI), "server", "start", "--host", host, "--port", str(port)]
+    if database_url:
+        command += ["--database-url", database_url]
+    return command
 
 
 def free_port() -> int:
@@ -67,14 +94,11 @@ class ServerProcess:
         env.pop("HEADWATER_API_URL", None)
         env["HEADWATER_HOME"] = str(self.home)
         env["PYTHONUNBUFFERED"] = "1"
-        if self._explicit_url:
-            env["HEADWATER_DATABASE_URL"] = self._explicit_url
-        else:
-            env.pop("HEADWATER_DATABASE_URL", None)
+        env.pop("HEADWATER_DATABASE_URL", None)
         log = self.log_path.open("ab")
         try:
             self._process = subprocess.Popen(
-                server_command("127.0.0.1", self.port),
+                server_command("127.0.0.1", self.port, self._explicit_url),
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -127,7 +151,7 @@ class ServerProcess:
 
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         last_error = "no answer yet"
-        with grpc.insecure_channel(self.address) as channel:
+        with grpc.insecure_channel(self.address, options=FAST_RECONNECT_OPTIONS) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             while time.monotonic() < deadline:
                 assert self._process is not None
@@ -149,6 +173,32 @@ class ServerProcess:
             f"The server on {self.address} was not SERVING after {START_TIMEOUT_SECONDS} s "
             f"({last_error}).\n" + self.output()
         )
+
+
+@contextlib.contextmanager
+def throwaway_postgres_database() -> Iterator[str]:
+    """Create an empty PostgreSQL database on the local server; drop it (FORCE) on exit.
+
+    The ONE implementation behind the ``postgres_url`` (per session, for servers) and
+    ``postgres_database_url`` (per test, for storage tests) fixtures. Yields its SQLAlchemy URL.
+    """
+    import psycopg
+
+    name = f"hw_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL} ({' '.join(str(exc).split())}); "
+            "run scripts/ensure-postgres, or deselect these tests with -m 'not postgres'."
+        )
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{POSTGRES_SQLALCHEMY_BASE}/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def database_url_for(kind: str, request: pytest.FixtureRequest) -> str | None:

@@ -2,6 +2,8 @@
 
 Usage: ``python -m headwater_server [--host 127.0.0.1] [--port 4200] [--database-url URL]``.
 The default database is HEADWATER_DATABASE_URL, else the SQLite file in HEADWATER_HOME.
+``headwater server start`` takes the same options and calls the same :func:`serve`; a server
+that cannot start (busy port, unreachable database) prints one line and exits 1 from both.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from headwater_server.server import DEFAULT_HOST, DEFAULT_PORT, serve
+from headwater_server.server import DEFAULT_HOST, DEFAULT_PORT, ServerStartError, serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         serve(args.host, args.port, args.database_url)
-    except RuntimeError as exc:
+    except ServerStartError as exc:
+        # One line a person can act on; a traceback would only hide it.
         print(f"headwater server: {exc}", file=sys.stderr)
         return 1
     return 0

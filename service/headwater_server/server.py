@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -53,6 +55,14 @@ SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
 )
 
 _HEALTH_SERVICE_NAME = "grpc.health.v1.Health"
+
+
+class ServerStartError(RuntimeError):
+    """The server could not start: the database cannot be opened or the address is taken.
+
+    Its message is one line meant for the person who started the server (the CLI prints it
+    without a traceback and exits 1), so it says what failed and what to do about it.
+    """
 
 
 @dataclass
@@ -112,20 +122,24 @@ async def start_server(
             global one (spans are only recorded when one is configured).
 
     Raises:
-        RuntimeError: The database cannot be opened, or the address cannot be bound (for
-            example the port is in use).
+        ServerStartError: The database cannot be opened, or the address cannot be bound (for
+            example the port is in use). A ``RuntimeError``, so older callers still catch it.
     """
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
     from grpc_reflection.v1alpha import reflection
 
     from headwater_server.storage.database import Database
 
+    # Fail on a busy port before opening (and perhaps migrating) the database, and without
+    # gRPC's own multi-line complaint on stderr.
+    _check_address_free(address)
     try:
         db = await asyncio.to_thread(Database.open, database_url)
     except Exception as exc:
-        raise RuntimeError(
-            f"Cannot open the database {_display_url(database_url)}: {exc}. Check the URL "
-            "(--database-url or HEADWATER_DATABASE_URL) and that the database server is up."
+        raise ServerStartError(
+            f"Cannot open the database {_display_url(database_url)}: "
+            f"{_sentence(_database_problem(exc))} Check the URL (--database-url or "
+            "HEADWATER_DATABASE_URL) and that the database server is up."
         ) from exc
     try:
         backend = Backend(db=db, hub=EventHub(_last_sequence_reader(db)))
@@ -181,13 +195,15 @@ def serve(
 
 async def _serve(host: str, port: int, database_url: str, grace: float) -> None:
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    running = await start_server(address, database_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # Before starting: health says SERVING from inside start_server, and a supervisor (or a
+    # test) may send SIGTERM the moment it sees that; it must get a clean stop, not a kill.
     for signum in (signal.SIGTERM, signal.SIGINT):
         # Off the main thread (or on Windows) this fails; the caller then stops us another way.
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signum, stop.set)
+    running = await start_server(address, database_url)
     print(
         f"Headwater server listening on {running.address}, database {_display_url(database_url)}",
         file=sys.stderr,
@@ -223,16 +239,83 @@ def _bind(server: grpc.aio.Server, address: str) -> int:
     try:
         port = server.add_insecure_port(address)
     except RuntimeError as exc:
-        raise RuntimeError(
-            f"Cannot listen on {address}: {exc}. Is another server using it? Stop it, or pick "
-            "another port (--port, or port 0 for a free one)."
+        raise ServerStartError(
+            f"Cannot listen on {address}: {_sentence(_grpc_bind_problem(exc))} Is another "
+            "server using it? Stop it, or pick another port (--port, or port 0 for a free one)."
         ) from exc
     if port == 0 and not address.startswith("unix"):
-        raise RuntimeError(
+        raise ServerStartError(
             f"Cannot listen on {address}: the port is in use or the host is not local. Stop the "
             "other server, or pick another port (--port, or port 0 for a free one)."
         )
     return port
+
+
+def _check_address_free(address: str) -> None:
+    """Raise ServerStartError when the TCP ``address`` is taken or not on this machine.
+
+    gRPC finds this out too, but only after the database is open, and it first writes its own
+    log lines to stderr and then a vague "Failed to bind". Other problems (say no IPv6 for one
+    of several resolved addresses) are left to gRPC, which knows which addresses it can skip.
+    """
+    if address.startswith("unix"):
+        return
+    host, _, port_text = address.rpartition(":")
+    host = host.strip("[]")
+    try:
+        port = int(port_text)
+        if port == 0:
+            return
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except (ValueError, OSError):
+        return
+    not_local = 0
+    for family, kind, proto, _name, sockaddr in infos:
+        with contextlib.closing(socket.socket(family, kind, proto)) as probe:
+            # Like gRPC's own listener: a port whose old connections linger in TIME_WAIT is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(sockaddr)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise ServerStartError(
+                        f"Cannot listen on {address}: the port is already in use. Is another "
+                        "server using it? Stop it, or pick another port (--port, or port 0 for "
+                        "a free one)."
+                    ) from exc
+                if exc.errno == errno.EADDRNOTAVAIL:
+                    not_local += 1
+    if infos and not_local == len(infos):
+        raise ServerStartError(
+            f"Cannot listen on {address}: {host} is not an address of this machine. Use one of "
+            "its own addresses (--host 127.0.0.1 for this machine only, 0.0.0.0 for all)."
+        )
+
+
+def _grpc_bind_problem(exc: BaseException) -> str:
+    """gRPC's bind error without its advice to set GRPC_VERBOSITY or its final period."""
+    text = " ".join(str(exc).split())
+    text = text.split("; set GRPC_VERBOSITY")[0]
+    return text or "the address cannot be bound"
+
+
+def _database_problem(exc: BaseException) -> str:
+    """The driver's own words for why the database cannot be opened, on one line.
+
+    SQLAlchemy wraps driver errors as "(psycopg.OperationalError) ... (Background on this
+    error at: ...)"; the driver's message (``orig``) is the useful part.
+    """
+    original = getattr(exc, "orig", None)
+    text = str(original) if original is not None else str(exc)
+    return " ".join(text.split()) or type(exc).__name__
+
+
+def _sentence(text: str) -> str:
+    """``text`` ending in exactly one full stop (or its own "?" or "!"), to join more after."""
+    text = text.rstrip(" .")
+    return text if text.endswith(("?", "!")) else f"{text}."
 
 
 def _with_port(address: str, port: int) -> str:

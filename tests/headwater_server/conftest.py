@@ -1,20 +1,18 @@
 """Database fixtures for server-side tests: real SQLite files and real PostgreSQL databases.
 
 ``database_url`` is parametrised over both backends, so every test that uses it runs twice; the
-PostgreSQL half is marked ``postgres`` and gets a throwaway database (created here, dropped
-with FORCE afterwards) on the local server.
+PostgreSQL half is marked ``postgres`` and gets a throwaway database of its own (created and
+dropped by ``server_harness.throwaway_postgres_database``, the same code behind the session-wide
+``postgres_url`` in tests/conftest.py).
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
-PG_SQLALCHEMY_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432"
+from server_harness import DATABASES, throwaway_postgres_database
 
 
 @pytest.fixture
@@ -25,32 +23,16 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def postgres_database_url() -> Iterator[str]:
-    """A URL for a brand-new PostgreSQL database, dropped when the test ends."""
-    import psycopg
+    """A URL for a brand-new PostgreSQL database, dropped when the test ends.
 
-    name = f"hw_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.fail(
-            f"PostgreSQL is not reachable at {PG_ADMIN_URL} ({exc}); run scripts/ensure-postgres "
-            f"or deselect with -m 'not postgres'."
-        )
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{PG_SQLALCHEMY_BASE}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    Per test (unlike the session's ``postgres_url``): storage tests count rows and need a
+    database nobody else has written to.
+    """
+    with throwaway_postgres_database() as url:
+        yield url
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-    ]
-)
+@pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest) -> str:
     """A fresh, empty database URL: once on SQLite, once on PostgreSQL."""
     if request.param == "sqlite":

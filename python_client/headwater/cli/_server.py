@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 
@@ -28,13 +29,27 @@ def register(commands: Any) -> None:
     start.set_defaults(handler=start_server)
 
 
+#: Exit status when the server cannot start (busy port, unreachable database), as for
+#: ``python -m headwater_server``: supervisors and scripts see the same outcome from both.
+EXIT_CANNOT_START = 1
+
+
 def start_server(args: argparse.Namespace) -> int:
-    """Block serving until stopped; the server prints where it listens."""
+    """Block serving until SIGTERM or Ctrl-C; the server prints where it listens.
+
+    This runs in the console script's own process (no launcher in between), so SIGTERM sent to
+    the ``headwater`` pid reaches :func:`headwater_server.server.serve`'s handler and stops the
+    server cleanly.
+    """
     from headwater._settings import get_settings
 
     database_url = args.database_url or get_settings().resolved_database_url()
     # Imported only here: the server's stack is heavy and other commands never need it.
-    from headwater_server.server import serve
+    from headwater_server.server import ServerStartError, serve
 
-    serve(args.host, args.port, database_url)
+    try:
+        serve(args.host, args.port, database_url)
+    except ServerStartError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_START
     return 0
