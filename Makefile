@@ -21,6 +21,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	scripts/ensure-postgres
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/buf lint protos
 	$(BIN)/python -m pytest
 
@@ -30,6 +31,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/buf lint protos
 
 # Regenerates the Python stubs and the descriptor image from protos/. The output is committed;

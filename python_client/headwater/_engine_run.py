@@ -260,5 +260,5 @@ class EngineRun:
 
 def _wait_seconds(result: states_pb2.OrchestrationResult) -> float:
     wait = result.wait
-    seconds = wait.seconds + wait.nanos / 1e9
+    seconds: float = wait.seconds + wait.nanos / 1e9
     return min(max(seconds, 0.0), _MAX_WAIT_SECONDS)

@@ -33,7 +33,7 @@ MAX_INLINE_RESULT_BYTES = 64 * 1024
 
 _UTC = _dt.UTC
 
-_TYPE_TO_PROTO: dict[StateType, Any] = {
+_TYPE_TO_PROTO: dict[StateType, states_pb2.StateType] = {
     StateType.SCHEDULED: states_pb2.STATE_TYPE_SCHEDULED,
     StateType.PENDING: states_pb2.STATE_TYPE_PENDING,
     StateType.RUNNING: states_pb2.STATE_TYPE_RUNNING,
@@ -44,7 +44,7 @@ _TYPE_TO_PROTO: dict[StateType, Any] = {
     StateType.CRASHED: states_pb2.STATE_TYPE_CRASHED,
     StateType.PAUSED: states_pb2.STATE_TYPE_PAUSED,
 }
-_TYPE_FROM_PROTO: dict[Any, StateType] = {value: key for key, value in _TYPE_TO_PROTO.items()}
+_TYPE_FROM_PROTO: dict[int, StateType] = {value: key for key, value in _TYPE_TO_PROTO.items()}
 
 _UNSET: Any = object()
 

@@ -57,7 +57,8 @@ def _error_info_reason(error: grpc.RpcError) -> str:
         from google.rpc import error_details_pb2
         from grpc_status import rpc_status
 
-        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+        # A failed call's RpcError is also its grpc.Call, which is what from_call reads.
+        status = rpc_status.from_call(error)
     except Exception:
         # A garbled or inconsistent details trailer must not hide the error itself.
         return ""
@@ -67,5 +68,6 @@ def _error_info_reason(error: grpc.RpcError) -> str:
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
             detail.Unpack(info)
-            return info.reason
+            reason: str = info.reason
+            return reason
     return ""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from headwater import _loop
 from headwater._stream_ops import AsyncOp, FlushWaiter, NowaitOp, SyncOp, settle_future
@@ -110,35 +110,49 @@ class EngineConnection:
         self, req: flow_runs_pb2.CreateFlowRunRequest
     ) -> flow_runs_pb2.CreateFlowRunResponse:
         """Create a flow run (as ``FlowRunService.CreateFlowRun``)."""
-        return self._call(with_request_id(_Request(create_flow_run=req)))
+        return cast(
+            "flow_runs_pb2.CreateFlowRunResponse",
+            self._call(with_request_id(_Request(create_flow_run=req))),
+        )
 
     def set_flow_run_state(
         self, req: flow_runs_pb2.SetFlowRunStateRequest
     ) -> flow_runs_pb2.SetFlowRunStateResponse:
         """Propose a flow run state; the decision is in the response, not an exception."""
-        return self._call(with_transition_id(_Request(set_flow_run_state=req)))
+        return cast(
+            "flow_runs_pb2.SetFlowRunStateResponse",
+            self._call(with_transition_id(_Request(set_flow_run_state=req))),
+        )
 
     def get_flow_run(
         self, req: flow_runs_pb2.GetFlowRunRequest
     ) -> flow_runs_pb2.GetFlowRunResponse:
         """Read a flow run with its current state."""
-        return self._call(_Request(get_flow_run=req))
+        return cast("flow_runs_pb2.GetFlowRunResponse", self._call(_Request(get_flow_run=req)))
 
     def create_task_run(
         self, req: task_runs_pb2.CreateTaskRunRequest
     ) -> task_runs_pb2.CreateTaskRunResponse:
         """Create a task run inside a flow run."""
-        return self._call(with_request_id(_Request(create_task_run=req)))
+        return cast(
+            "task_runs_pb2.CreateTaskRunResponse",
+            self._call(with_request_id(_Request(create_task_run=req))),
+        )
 
     def set_task_run_state(
         self, req: task_runs_pb2.SetTaskRunStateRequest
     ) -> task_runs_pb2.SetTaskRunStateResponse:
         """Propose a task run state; the decision is in the response."""
-        return self._call(with_transition_id(_Request(set_task_run_state=req)))
+        return cast(
+            "task_runs_pb2.SetTaskRunStateResponse",
+            self._call(with_transition_id(_Request(set_task_run_state=req))),
+        )
 
     def create_logs(self, req: logs_pb2.CreateLogsRequest) -> logs_pb2.CreateLogsResponse:
         """Store log lines and wait until they are stored."""
-        return self._call(with_request_id(_Request(create_logs=req)))
+        return cast(
+            "logs_pb2.CreateLogsResponse", self._call(with_request_id(_Request(create_logs=req)))
+        )
 
     def create_logs_nowait(self, req: logs_pb2.CreateLogsRequest) -> None:
         """Send log lines without waiting; `flush` waits for them. Failures go to stderr."""
@@ -173,35 +187,52 @@ class EngineConnection:
         self, req: flow_runs_pb2.CreateFlowRunRequest
     ) -> flow_runs_pb2.CreateFlowRunResponse:
         """Async twin of `create_flow_run`."""
-        return await self._acall(with_request_id(_Request(create_flow_run=req)))
+        return cast(
+            "flow_runs_pb2.CreateFlowRunResponse",
+            await self._acall(with_request_id(_Request(create_flow_run=req))),
+        )
 
     async def aset_flow_run_state(
         self, req: flow_runs_pb2.SetFlowRunStateRequest
     ) -> flow_runs_pb2.SetFlowRunStateResponse:
         """Async twin of `set_flow_run_state`."""
-        return await self._acall(with_transition_id(_Request(set_flow_run_state=req)))
+        return cast(
+            "flow_runs_pb2.SetFlowRunStateResponse",
+            await self._acall(with_transition_id(_Request(set_flow_run_state=req))),
+        )
 
     async def aget_flow_run(
         self, req: flow_runs_pb2.GetFlowRunRequest
     ) -> flow_runs_pb2.GetFlowRunResponse:
         """Async twin of `get_flow_run`."""
-        return await self._acall(_Request(get_flow_run=req))
+        return cast(
+            "flow_runs_pb2.GetFlowRunResponse", await self._acall(_Request(get_flow_run=req))
+        )
 
     async def acreate_task_run(
         self, req: task_runs_pb2.CreateTaskRunRequest
     ) -> task_runs_pb2.CreateTaskRunResponse:
         """Async twin of `create_task_run`."""
-        return await self._acall(with_request_id(_Request(create_task_run=req)))
+        return cast(
+            "task_runs_pb2.CreateTaskRunResponse",
+            await self._acall(with_request_id(_Request(create_task_run=req))),
+        )
 
     async def aset_task_run_state(
         self, req: task_runs_pb2.SetTaskRunStateRequest
     ) -> task_runs_pb2.SetTaskRunStateResponse:
         """Async twin of `set_task_run_state`."""
-        return await self._acall(with_transition_id(_Request(set_task_run_state=req)))
+        return cast(
+            "task_runs_pb2.SetTaskRunStateResponse",
+            await self._acall(with_transition_id(_Request(set_task_run_state=req))),
+        )
 
     async def acreate_logs(self, req: logs_pb2.CreateLogsRequest) -> logs_pb2.CreateLogsResponse:
         """Async twin of `create_logs`."""
-        return await self._acall(with_request_id(_Request(create_logs=req)))
+        return cast(
+            "logs_pb2.CreateLogsResponse",
+            await self._acall(with_request_id(_Request(create_logs=req))),
+        )
 
     async def aflush(self) -> None:
         """Async twin of `flush` (no timeout: wrap it in `asyncio.wait_for`)."""
@@ -247,6 +278,8 @@ class EngineConnection:
         return threading.get_ident() == self._loop_thread_id
 
     def _call(self, request: engine_pb2.ConnectRequest) -> Any:
+        # The answer is the ConnectResponse member that matches the request's operation; its
+        # type follows from the request, so each public method casts it to its response type.
         if self._ops.closed:  # also: the loop may be stopped, and nothing would ever answer
             raise self._ops.closed_error()
         if self._on_loop_thread():

@@ -15,8 +15,8 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import grpc
 
@@ -40,6 +40,64 @@ if TYPE_CHECKING:
 __all__ = ["HeadwaterClient", "parse_state_type"]
 
 _MAX_PAGE = 1000
+
+# The generated ``*_pb2_grpc`` stubs carry no annotations, so these protocols state what this
+# client relies on: each method the client calls, with its request and response messages.
+_ReqT = TypeVar("_ReqT")
+_RespT = TypeVar("_RespT")
+_ReqT_contra = TypeVar("_ReqT_contra", contravariant=True)
+_RespT_co = TypeVar("_RespT_co", covariant=True)
+
+
+class _UnaryMethod(Protocol[_ReqT_contra, _RespT_co]):
+    """A unary-unary method of a generated stub (a ``grpc.UnaryUnaryMultiCallable``)."""
+
+    def __call__(self, request: _ReqT_contra, *, timeout: float | None = ...) -> _RespT_co: ...
+
+
+class _ResponseStream(Protocol[_RespT_co]):
+    """What a unary-stream call returns: the responses, and a way to end the call early."""
+
+    def __iter__(self) -> Iterator[_RespT_co]: ...
+
+    def cancel(self) -> bool: ...
+
+
+class _StreamMethod(Protocol[_ReqT_contra, _RespT_co]):
+    """A unary-stream method of a generated stub (a ``grpc.UnaryStreamMultiCallable``)."""
+
+    def __call__(self, request: _ReqT_contra) -> _ResponseStream[_RespT_co]: ...
+
+
+class _FlowService(Protocol):
+    GetFlow: _UnaryMethod[flows_pb2.GetFlowRequest, flows_pb2.GetFlowResponse]
+    ListFlows: _UnaryMethod[flows_pb2.ListFlowsRequest, flows_pb2.ListFlowsResponse]
+
+
+class _FlowRunService(Protocol):
+    GetFlowRun: _UnaryMethod[flow_runs_pb2.GetFlowRunRequest, flow_runs_pb2.GetFlowRunResponse]
+    ListFlowRuns: _UnaryMethod[
+        flow_runs_pb2.ListFlowRunsRequest, flow_runs_pb2.ListFlowRunsResponse
+    ]
+    ListFlowRunEvents: _UnaryMethod[
+        flow_runs_pb2.ListFlowRunEventsRequest, flow_runs_pb2.ListFlowRunEventsResponse
+    ]
+    WatchFlowRun: _StreamMethod[
+        flow_runs_pb2.WatchFlowRunRequest, flow_runs_pb2.WatchFlowRunResponse
+    ]
+    CancelFlowRun: _UnaryMethod[
+        flow_runs_pb2.CancelFlowRunRequest, flow_runs_pb2.CancelFlowRunResponse
+    ]
+
+
+class _TaskRunService(Protocol):
+    ListTaskRuns: _UnaryMethod[
+        task_runs_pb2.ListTaskRunsRequest, task_runs_pb2.ListTaskRunsResponse
+    ]
+
+
+class _LogService(Protocol):
+    ListLogs: _UnaryMethod[logs_pb2.ListLogsRequest, logs_pb2.ListLogsResponse]
 
 
 def parse_state_type(value: Any) -> states_pb2.StateType:
@@ -88,10 +146,14 @@ class HeadwaterClient:
         self._channel = grpc.insecure_channel(
             address, options=channel_options(settings.keepalive_time_ms)
         )
-        self._flows = flows_pb2_grpc.FlowServiceStub(self._channel)
-        self._flow_runs = flow_runs_pb2_grpc.FlowRunServiceStub(self._channel)
-        self._task_runs = task_runs_pb2_grpc.TaskRunServiceStub(self._channel)
-        self._logs = logs_pb2_grpc.LogServiceStub(self._channel)
+        self._flows = cast("_FlowService", flows_pb2_grpc.FlowServiceStub(self._channel))
+        self._flow_runs = cast(
+            "_FlowRunService", flow_runs_pb2_grpc.FlowRunServiceStub(self._channel)
+        )
+        self._task_runs = cast(
+            "_TaskRunService", task_runs_pb2_grpc.TaskRunServiceStub(self._channel)
+        )
+        self._logs = cast("_LogService", logs_pb2_grpc.LogServiceStub(self._channel))
 
     # ------------------------------------------------------------------------- flows
 
@@ -246,7 +308,7 @@ class HeadwaterClient:
 
     # ---------------------------------------------------------------------- internals
 
-    def _call(self, method: Any, request: Any) -> Any:
+    def _call(self, method: _UnaryMethod[_ReqT, _RespT], request: _ReqT) -> _RespT:
         try:
             return method(request, timeout=self.timeout)
         except grpc.RpcError as error:
@@ -265,7 +327,13 @@ class HeadwaterClient:
             )
         return mapped
 
-    def _collect(self, method: Any, make_request: Any, field: str, limit: int) -> list[Any]:
+    def _collect(
+        self,
+        method: _UnaryMethod[_ReqT, Any],
+        make_request: Callable[[int, str], _ReqT],
+        field: str,
+        limit: int,
+    ) -> list[Any]:
         """Follow ``next_page_token`` until ``limit`` items or the last page."""
         items: list[Any] = []
         token = ""

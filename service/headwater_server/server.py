@@ -237,7 +237,7 @@ def _last_sequence_reader(db: Database) -> Callable[[str], Awaitable[int]]:
 
 def _bind(server: grpc.aio.Server, address: str) -> int:
     try:
-        port = server.add_insecure_port(address)
+        port: int = server.add_insecure_port(address)
     except RuntimeError as exc:
         raise ServerStartError(
             f"Cannot listen on {address}: {_sentence(_grpc_bind_problem(exc))} Is another "

@@ -87,7 +87,8 @@ def _global_provider_possible() -> bool:
     )
 
 
-class TracingInterceptor(grpc.aio.ServerInterceptor):
+# grpc ships no type stubs, so mypy sees its base class as Any.
+class TracingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Wraps every RPC handler in a SERVER span named "<package.Service>/<Method>"."""
 
     def __init__(self, tracer: Any) -> None:

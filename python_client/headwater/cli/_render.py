@@ -52,7 +52,8 @@ def console() -> Console:
 
 def type_name(state_type: int) -> str:
     """The type without its prefix: "COMPLETED" for STATE_TYPE_COMPLETED."""
-    return states_pb2.StateType.Name(state_type).removeprefix("STATE_TYPE_")
+    name: str = states_pb2.StateType.Name(state_type)
+    return name.removeprefix("STATE_TYPE_")
 
 
 def state_label(state: states_pb2.State, *, markup: bool = True) -> str:
@@ -72,14 +73,15 @@ def timestamp(ts: timestamp_pb2.Timestamp, holder: Any = None, field: str = "") 
         return "-"
     if not ts.seconds and not ts.nanos:
         return "-"
-    return ts.ToDatetime(tzinfo=dt.UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    local: dt.datetime = ts.ToDatetime(tzinfo=dt.UTC).astimezone()
+    return local.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def precise_time(ts: timestamp_pb2.Timestamp) -> str:
     """A local time with milliseconds, for watch lines a few ms apart."""
     if not ts.seconds and not ts.nanos:
         return "-"
-    local = ts.ToDatetime(tzinfo=dt.UTC).astimezone()
+    local: dt.datetime = ts.ToDatetime(tzinfo=dt.UTC).astimezone()
     return local.strftime("%H:%M:%S.") + f"{local.microsecond // 1000:03d}"
 
 

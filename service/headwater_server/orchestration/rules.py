@@ -69,7 +69,8 @@ def default_state_name(state_type: int) -> str:
     """The display name of a type: ``STATE_TYPE_RUNNING`` becomes ``"Running"``."""
     if state_type == NO_STATE:
         return "no state"
-    return states_pb2.StateType.Name(state_type).removeprefix("STATE_TYPE_").title()
+    name: str = states_pb2.StateType.Name(state_type)
+    return name.removeprefix("STATE_TYPE_").title()
 
 
 def is_terminal(state_type: int) -> bool:

@@ -109,7 +109,7 @@ def update_mask(field: str, mask: field_mask_pb2.FieldMask, allowed: Collection[
 
 def non_negative_duration(field: str, value: duration_pb2.Duration) -> float:
     """Return a Duration in seconds, rejecting negative values."""
-    seconds = value.seconds + value.nanos / 1e9
+    seconds: float = value.seconds + value.nanos / 1e9
     if seconds < 0:
         raise errors.invalid_argument(field, "must not be negative.")
     return seconds

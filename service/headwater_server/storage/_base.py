@@ -154,7 +154,8 @@ class RepositoryBase:
                 f"'{value}' was already used for another request ({row.method} on "
                 f"'{row.subject}'); use a new UUID for every distinct request.",
             )
-        return response_type.FromString(row.response)
+        stored: M = response_type.FromString(row.response)
+        return stored
 
     def _remember(
         self,

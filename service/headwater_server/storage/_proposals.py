@@ -30,7 +30,7 @@ class ProposalsMixin(RepositoryBase):
         self, req: flow_runs_pb2.SetFlowRunStateRequest
     ) -> flow_runs_pb2.SetFlowRunStateResponse:
         """Propose a flow run state; the decision is in the response (never an error)."""
-        result, run = self._set_state(
+        return self._set_state(
             FLOW_RUN,
             req.flow_run_id,
             req.state,
@@ -39,9 +39,6 @@ class ProposalsMixin(RepositoryBase):
             req.force,
             flow_runs_pb2.SetFlowRunStateResponse,
         )
-        if run is None:
-            return result  # a replayed answer
-        return flow_runs_pb2.SetFlowRunStateResponse(result=result, flow_run=run)
 
     def cancel_flow_run(
         self, req: flow_runs_pb2.CancelFlowRunRequest
@@ -109,7 +106,7 @@ class ProposalsMixin(RepositoryBase):
         self, req: task_runs_pb2.SetTaskRunStateRequest
     ) -> task_runs_pb2.SetTaskRunStateResponse:
         """Propose a task run state; the decision is in the response (never an error)."""
-        result, run = self._set_state(
+        return self._set_state(
             TASK_RUN,
             req.task_run_id,
             req.state,
@@ -118,9 +115,6 @@ class ProposalsMixin(RepositoryBase):
             req.force,
             task_runs_pb2.SetTaskRunStateResponse,
         )
-        if run is None:
-            return result
-        return task_runs_pb2.SetTaskRunStateResponse(result=result, task_run=run)
 
     # ------------------------------------------------------------------ state proposals
 
@@ -133,7 +127,7 @@ class ProposalsMixin(RepositoryBase):
         raw_expected_state_id: str,
         force: bool,
         response_type: type[M],
-    ) -> tuple[Any, Any]:
+    ) -> M:
         """:meth:`_set_state_locked`, answering a concurrent twin's stored response."""
         try:
             return self._set_state_locked(
@@ -151,7 +145,7 @@ class ProposalsMixin(RepositoryBase):
             replay = self._replay_after_conflict(key, kind.method, response_type)
             if replay is None:
                 raise
-            return replay, None
+            return replay
 
     def _set_state_locked(
         self,
@@ -162,11 +156,11 @@ class ProposalsMixin(RepositoryBase):
         raw_expected_state_id: str,
         force: bool,
         response_type: type[M],
-    ) -> tuple[Any, Any]:
+    ) -> M:
         """The transactional proposal shared by flow runs and task runs.
 
-        Returns ``(stored_response, None)`` for a replayed transition, otherwise
-        ``(OrchestrationResult, run_message)``.
+        Returns the stored response for a replayed transition, otherwise a new
+        ``response_type`` holding the decision and the run as it now is.
         """
         run_id = require_uuid(kind.id_field, raw_run_id)
         check_state_type("state.type", state.type)
@@ -200,7 +194,7 @@ class ProposalsMixin(RepositoryBase):
                     self._locked_replay(current), key, kind.method, run_id, response_type
                 )
                 if replay is not None:
-                    return replay, None
+                    return replay
             now = convert.now_us()
             snapshot = rules.RunSnapshot(
                 state_type=current["state_type"],
@@ -240,10 +234,10 @@ class ProposalsMixin(RepositoryBase):
             else:
                 run = kind.build(current, *self._payload(conn, raw, current))
             result.state.CopyFrom(run.state)
+            response: M = response_type(result=result, **{kind.response_field: run})
             if key is not None:
-                response = response_type(result=result, **{kind.response_field: run})
                 self._remember(conn, key, kind.method, run_id, response)
-            return result, run
+            return response
 
     @staticmethod
     def _payload(

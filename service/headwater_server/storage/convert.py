@@ -46,7 +46,8 @@ def datetime_to_us(value: datetime | None) -> int | None:
 
 def timestamp_to_us(ts: timestamp_pb2.Timestamp) -> int:
     """Microseconds of a Timestamp (sub-microsecond precision is dropped)."""
-    return ts.seconds * 1_000_000 + ts.nanos // 1000
+    us: int = ts.seconds * 1_000_000 + ts.nanos // 1000
+    return us
 
 
 def set_timestamp(field: timestamp_pb2.Timestamp, us: int) -> None:
@@ -68,7 +69,8 @@ def set_duration_seconds(field: duration_pb2.Duration, seconds: float) -> None:
 
 def duration_seconds(value: duration_pb2.Duration) -> float:
     """Seconds of a Duration as a float."""
-    return value.seconds + value.nanos / 1e9
+    seconds: float = value.seconds + value.nanos / 1e9
+    return seconds
 
 
 def dump_tags(tags: Any) -> str:
@@ -102,7 +104,9 @@ def fill_state(
         state.failure.ParseFromString(failure)
 
 
-def _fill_run_common(msg: Any, m: Mapping[Any, Any], result: bytes | None, failure: bytes | None):
+def _fill_run_common(
+    msg: Any, m: Mapping[Any, Any], result: bytes | None, failure: bytes | None
+) -> None:
     fill_state(
         msg.state,
         state_id=m["state_id"],

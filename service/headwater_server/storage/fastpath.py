@@ -17,10 +17,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.sql import ClauseElement
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine.interfaces import DBAPICursor
 
 
 class Prepared:
@@ -70,7 +73,7 @@ class RawTransaction:
 
     __slots__ = ("_cursor",)
 
-    def __init__(self, cursor: Any) -> None:
+    def __init__(self, cursor: DBAPICursor) -> None:
         self._cursor = cursor
 
     def execute(self, statement: Prepared, values: Mapping[str, Any]) -> int:

@@ -20,9 +20,10 @@ import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from queue import SimpleQueue
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 Call = Callable[[], Any]
+_T = TypeVar("_T")
 
 
 class HopClosedError(RuntimeError):
@@ -32,7 +33,7 @@ class HopClosedError(RuntimeError):
 class Hop(Protocol):
     """Runs blocking calls on database threads for an asyncio caller."""
 
-    def submit(self, loop: asyncio.AbstractEventLoop, call: Call) -> asyncio.Future[Any]:
+    def submit(self, loop: asyncio.AbstractEventLoop, call: Callable[[], _T]) -> asyncio.Future[_T]:
         """Queue ``call``; the returned future (of ``loop``) gets its result or exception.
 
         Raises:
@@ -51,7 +52,7 @@ class PoolHop:
     def __init__(self, executor: ThreadPoolExecutor) -> None:
         self._executor = executor
 
-    def submit(self, loop: asyncio.AbstractEventLoop, call: Call) -> asyncio.Future[Any]:
+    def submit(self, loop: asyncio.AbstractEventLoop, call: Callable[[], _T]) -> asyncio.Future[_T]:
         try:
             return loop.run_in_executor(self._executor, call)
         except RuntimeError as exc:  # "cannot schedule new futures after shutdown"
@@ -85,8 +86,8 @@ class WorkerHop:
         self._thread.start()
         _drain_at_exit(self)
 
-    def submit(self, loop: asyncio.AbstractEventLoop, call: Call) -> asyncio.Future[Any]:
-        future = loop.create_future()
+    def submit(self, loop: asyncio.AbstractEventLoop, call: Callable[[], _T]) -> asyncio.Future[_T]:
+        future: asyncio.Future[_T] = loop.create_future()
         with self._lock:  # no call may slip in behind the stop marker
             if self._closed:
                 raise HopClosedError("cannot run database calls after the database was closed")

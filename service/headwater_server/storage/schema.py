@@ -18,6 +18,8 @@ Changing anything here needs an Alembic revision in ``storage/migrations/version
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -57,7 +59,7 @@ flows = Table(
 Index("ix_flows_create_time_id", flows.c.create_time, flows.c.id)
 
 
-def _run_state_columns() -> list[Column]:
+def _run_state_columns() -> list[Column[Any]]:
     """The columns a flow run and a task run share: current state, counters, times, policy."""
     return [
         Column("state_id", ID, nullable=True),
@@ -111,7 +113,7 @@ Index("ix_flow_runs_state_type", flow_runs.c.state_type)
 Index("ix_flow_runs_parent_flow_run_id", flow_runs.c.parent_flow_run_id)
 
 
-def _state_columns(owner_fk: Column) -> list[Column | UniqueConstraint]:
+def _state_columns(owner_fk: Column[Any]) -> list[Column[Any] | UniqueConstraint]:
     """One history row: the state as it was entered, numbered within its run."""
     return [
         Column("id", ID, primary_key=True),

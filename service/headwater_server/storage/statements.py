@@ -49,10 +49,11 @@ class RunKind:
     resource: str  # "flow_run", for errors.not_found
     id_field: str  # "flow_run_id", the request field naming the run
     method: str  # "SetFlowRunState", stored in request_log
-    lock_run: Select  # the run row (locked on PostgreSQL) + the stored answer for :key
+    # The run row (locked on PostgreSQL) + the stored answer for :key.
+    lock_run: Select[*tuple[Any, ...]]
     update_run: Update
     insert_state: Insert
-    state_payload: Select  # result and failure of one history row
+    state_payload: Select[*tuple[Any, ...]]  # result and failure of one history row
     build: Callable[..., Any]  # row mapping (+ payloads) -> FlowRun / TaskRun
     owner_column: str  # "flow_run_id": the history table's column naming the run
     response_field: str  # "flow_run": the run's field in the Set*StateResponse
@@ -80,7 +81,7 @@ def _run_update(table: Any) -> Update:
     )
 
 
-def _lock_with_replay(table: Any) -> Select:
+def _lock_with_replay(table: Any) -> Select[*tuple[Any, ...]]:
     """The run row, locked (PostgreSQL), joined with the request_log row of ``:key`` if any."""
     return (
         select(
