@@ -4,7 +4,7 @@ Settings are read once into a frozen object so every part of a process sees the 
 no call site reads ``os.environ`` itself. Callers import this module inside the function that
 first needs a setting.
 
-The object is plain Python rather than a pydantic-settings ``BaseSettings``: eight variables do
+The object is plain Python rather than a pydantic-settings ``BaseSettings``: a few variables do
 not need a validation framework, and importing pydantic and pydantic-settings and building the
 model cost about 100 ms of CPU here, an eighth of a whole cold start (a process that runs one
 flow), which often needs nothing else from pydantic. The behaviour is the same: variables are
@@ -80,7 +80,7 @@ def _home(value: Any) -> Path:
     return path.expanduser().absolute()
 
 
-def _retry_timeout(value: Any) -> float:
+def _seconds(value: Any) -> float:
     try:
         seconds = float(value)
     except (TypeError, ValueError):
@@ -124,11 +124,12 @@ _FIELDS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "api_url": (_api_url, None),
     "home": (_home, None),
     "database_url": (_optional_text, None),
-    "client_retry_timeout_seconds": (_retry_timeout, 60.0),
+    "client_retry_timeout_seconds": (_seconds, 60.0),
     "keepalive_time_ms": (_keepalive, 20000),
     "logging_level": (_level, "INFO"),
     "log_prints": (_flag, False),
     "results_persist_by_default": (_flag, False),
+    "request_log_retention_seconds": (_seconds, 86400.0),
 }
 
 
@@ -155,6 +156,9 @@ class Settings:
             ``log_prints`` unset.
         results_persist_by_default: Whether results are persisted when a flow leaves
             ``persist_result`` unset.
+        request_log_retention_seconds: How long the server keeps the answers it replays to
+            retried requests (request ids, transition ids). Clients retry within their
+            ``client_retry_timeout_seconds``, so a day is ample; older answers are pruned.
 
     Raises:
         SettingsError: A variable (or override) holds a value that does not fit; every bad
@@ -172,6 +176,7 @@ class Settings:
     logging_level: str
     log_prints: bool
     results_persist_by_default: bool
+    request_log_retention_seconds: float
 
     def __init__(self, environ: Mapping[str, str] | None = None, **overrides: Any) -> None:
         unknown = sorted(set(overrides) - set(_FIELDS))

@@ -79,6 +79,7 @@ class RunningServer:
     _health: health_aio.HealthServicer = field(repr=False)
     _stopped: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     _stopping: bool = field(default=False, repr=False)
+    _upkeep: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
 
     async def stop(self, grace: float = DEFAULT_GRACE_SECONDS) -> None:
         """Stop serving: health NOT_SERVING, streams end UNAVAILABLE, in-flight calls finish.
@@ -101,6 +102,9 @@ class RunningServer:
                     await asyncio.wait_for(asyncio.gather(*sessions), timeout=grace)
             await self._server.stop(grace)
         finally:
+            for task in self._upkeep:
+                task.cancel()
+            await asyncio.gather(*self._upkeep, return_exceptions=True)
             await asyncio.to_thread(self._backend.db.close)
             self._stopped.set()
 
@@ -110,7 +114,11 @@ class RunningServer:
 
 
 async def start_server(
-    address: str, database_url: str, *, tracer_provider: object | None = None
+    address: str,
+    database_url: str,
+    *,
+    tracer_provider: object | None = None,
+    request_log_retention_seconds: float | None = None,
 ) -> RunningServer:
     """Open the database, then start serving every headwater.v1 service on ``address``.
 
@@ -120,6 +128,8 @@ async def start_server(
             "postgresql+psycopg://user@host/db". The schema is migrated to the latest version.
         tracer_provider: An OpenTelemetry tracer provider for server spans; None uses the
             global one (spans are only recorded when one is configured).
+        request_log_retention_seconds: How long answers kept for retried requests live before
+            the housekeeping loop prunes them; None reads HEADWATER_REQUEST_LOG_RETENTION_SECONDS.
 
     Raises:
         ServerStartError: The database cannot be opened, or the address cannot be bound (for
@@ -128,6 +138,7 @@ async def start_server(
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
     from grpc_reflection.v1alpha import reflection
 
+    from headwater_server.housekeeping import prune_request_log_forever
     from headwater_server.storage.database import Database
 
     # Fail on a busy port before opening (and perhaps migrating) the database, and without
@@ -159,6 +170,11 @@ async def start_server(
         await asyncio.to_thread(db.close)
         raise
     bound = _with_port(address, port)
+    if request_log_retention_seconds is None:
+        from headwater._settings import get_settings
+
+        request_log_retention_seconds = get_settings().request_log_retention_seconds
+    upkeep = [asyncio.create_task(prune_request_log_forever(db, request_log_retention_seconds))]
     return RunningServer(
         address=bound,
         port=port if not address.startswith("unix") else 0,
@@ -166,6 +182,7 @@ async def start_server(
         _server=server,
         _backend=backend,
         _health=health_servicer,
+        _upkeep=upkeep,
     )
 
 
