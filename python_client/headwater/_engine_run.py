@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from typing import TYPE_CHECKING, Any, Literal
 
 from headwater._context import FlowRunContext, _current_flow_run
@@ -176,10 +175,13 @@ class EngineRun:
     # -- proposing states ------------------------------------------------------------------
 
     def _request(self, proposal: states_pb2.State) -> flow_runs_pb2.SetFlowRunStateRequest:
+        """The proposal's request, without a ``transition_id``.
+
+        The connection gives each send its own id (on its copy of the request), so one request
+        serves every attempt of a WAIT loop and each attempt counts as a new proposal.
+        """
         assert self.run is not None
-        return flow_runs_pb2.SetFlowRunStateRequest(
-            flow_run_id=self.run.id, state=proposal, transition_id=str(uuid.uuid4())
-        )
+        return flow_runs_pb2.SetFlowRunStateRequest(flow_run_id=self.run.id, state=proposal)
 
     def _answered(
         self, response: flow_runs_pb2.SetFlowRunStateResponse
@@ -196,17 +198,18 @@ class EngineRun:
     def propose(self, proposal: states_pb2.State) -> states_pb2.OrchestrationResult:
         """Propose a state until the answer is not WAIT (sleeping as told in between)."""
         assert self.connection is not None
+        request = self._request(proposal)
         while True:
-            result = self._answered(self.connection.set_flow_run_state(self._request(proposal)))
+            result = self._answered(self.connection.set_flow_run_state(request))
             if result.decision != WAIT:
                 return result
             time.sleep(_wait_seconds(result))
 
     async def apropose(self, proposal: states_pb2.State) -> states_pb2.OrchestrationResult:
         assert self.connection is not None
+        request = self._request(proposal)
         while True:
-            response = await self.connection.aset_flow_run_state(self._request(proposal))
-            result = self._answered(response)
+            result = self._answered(await self.connection.aset_flow_run_state(request))
             if result.decision != WAIT:
                 return result
             await asyncio.sleep(_wait_seconds(result))

@@ -18,7 +18,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -344,14 +344,16 @@ def is_entrypoint_async(entrypoint: str) -> bool:
     return isinstance(_entrypoint_definition(entrypoint).func_def, ast.AsyncFunctionDef)
 
 
-def _is_flow_decorator(decorator: ast.expr) -> bool:
-    """``@flow(...)`` or ``@something.flow(...)`` (``@headwater.flow(...)``)."""
-    if not isinstance(decorator, ast.Call):
-        return False
-    func = decorator.func
-    return (isinstance(func, ast.Name) and func.id == "flow") or (
-        isinstance(func, ast.Attribute) and func.attr == "flow"
+def _names_flow(node: ast.expr) -> bool:
+    """``flow`` or ``something.flow`` (``headwater.flow``), called or not."""
+    return (isinstance(node, ast.Name) and node.id == "flow") or (
+        isinstance(node, ast.Attribute) and node.attr == "flow"
     )
+
+
+def _is_flow_decorator(decorator: ast.expr) -> bool:
+    """``@flow(...)`` or ``@something.flow(...)``: a decorator that can carry arguments."""
+    return isinstance(decorator, ast.Call) and _names_flow(decorator.func)
 
 
 def load_flow_arguments_from_entrypoint(
@@ -373,8 +375,12 @@ def load_flow_arguments_from_entrypoint(
         ``{argument: str(value)}``, always with ``"name"`` when it was asked for (falling
         back to the function's name with ``_`` replaced by ``-``).
     """
-    definition = _entrypoint_definition(entrypoint)
     wanted = DEFAULT_FLOW_ARGUMENTS if arguments is None else set(arguments)
+    return _flow_arguments(_entrypoint_definition(entrypoint), wanted)
+
+
+def _flow_arguments(definition: _Definition, wanted: Collection[str]) -> dict[str, Any]:
+    """`load_flow_arguments_from_entrypoint` on a definition already parsed."""
     result: dict[str, Any] = {}
     namespace: dict[str, Any] | None = None
 
@@ -507,12 +513,6 @@ def _sanitized_definition(
     return ast.fix_missing_locations(clean)
 
 
-def _names_flow(node: ast.expr) -> bool:
-    return (isinstance(node, ast.Name) and node.id == "flow") or (
-        isinstance(node, ast.Attribute) and node.attr == "flow"
-    )
-
-
 def safe_load_flow_from_entrypoint(entrypoint: str) -> Flow[..., Any] | None:
     """Load a flow from its definition when its script cannot run as a whole.
 
@@ -624,7 +624,7 @@ def load_placeholder_flow(entrypoint: str, raises: BaseException) -> Flow[..., A
     definition = _entrypoint_definition(entrypoint)
     is_async = isinstance(definition.func_def, ast.AsyncFunctionDef)
     placeholder = async_placeholder_flow if is_async else sync_placeholder_flow
-    arguments = _typed_flow_arguments(load_flow_arguments_from_entrypoint(entrypoint))
+    arguments = _typed_flow_arguments(_flow_arguments(definition, DEFAULT_FLOW_ARGUMENTS))
     if not arguments.get("version"):
         # The placeholder's own source is this module: version it by the real flow's file.
         arguments["version"] = _file_hash(str(definition.path))

@@ -141,15 +141,22 @@ def with_request_id(request: engine_pb2.ConnectRequest) -> engine_pb2.ConnectReq
 
     The request is the stream's own copy, so the caller's message is left as it was.
     """
-    inner = getattr(request, request.WhichOneof("operation"))
-    if not inner.request_id:
-        inner.request_id = str(uuid.uuid4())
-    return request
+    return _with_idempotency_key(request, "request_id")
 
 
 def with_transition_id(request: engine_pb2.ConnectRequest) -> engine_pb2.ConnectRequest:
-    """Give a state proposal a ``transition_id`` so a resend is answered, not applied, twice."""
+    """Give a state proposal a ``transition_id`` so a resend is answered, not applied, twice.
+
+    Every call gets a fresh id unless the caller set one, so proposing again after a WAIT
+    answer is a new proposal rather than a repeat of the first.
+    """
+    return _with_idempotency_key(request, "transition_id")
+
+
+def _with_idempotency_key(
+    request: engine_pb2.ConnectRequest, field: str
+) -> engine_pb2.ConnectRequest:
     inner = getattr(request, request.WhichOneof("operation"))
-    if not inner.transition_id:
-        inner.transition_id = str(uuid.uuid4())
+    if not getattr(inner, field):
+        setattr(inner, field, str(uuid.uuid4()))
     return request

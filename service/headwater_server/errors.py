@@ -78,13 +78,19 @@ def not_found(resource_type: str, resource_id: str) -> ServiceError:
 
 
 def already_exists(resource_type: str, resource_name: str, detail: str) -> ServiceError:
-    """Creating the resource would duplicate a unique name or key."""
+    """Creating the resource would duplicate a unique name or key.
+
+    ``resource_name`` is the id of the resource that already exists; it is also sent as
+    ``existing_<resource_type>_id`` in the ErrorInfo metadata, so a client can use that resource
+    without parsing the message.
+    """
     return ServiceError(
         code=grpc.StatusCode.ALREADY_EXISTS,
         reason=f"{resource_type.upper()}_ALREADY_EXISTS",
         message=detail,
         resource_type=resource_type,
         resource_name=resource_name,
+        metadata={f"existing_{resource_type}_id": resource_name},
     )
 
 

@@ -158,6 +158,19 @@ def test_the_callers_request_is_not_changed(connection: EngineConnection) -> Non
     assert request.state.id == ""
 
 
+def test_a_reused_request_is_a_new_proposal_each_time(connection: EngineConnection) -> None:
+    """Each send gets its own transition_id, so re-proposing after WAIT is never a replay."""
+    run_id = new_run(connection)
+    request = flow_runs_pb2.SetFlowRunStateRequest(
+        flow_run_id=run_id, state=states_pb2.State(type=RUNNING)
+    )
+    assert connection.set_flow_run_state(request).result.decision == ACCEPT
+    assert propose(connection, run_id, COMPLETED).result.decision == ACCEPT
+    again = connection.set_flow_run_state(request)
+    assert again.result.decision != ACCEPT  # judged against COMPLETED, not replayed
+    assert again.result.state.type == COMPLETED
+
+
 def test_a_repeated_transition_id_gets_the_first_answer(
     connection: EngineConnection, client: HeadwaterClient
 ) -> None:

@@ -85,6 +85,7 @@ def test_create_get_list_delete_flow(repository: Repository) -> None:
     assert dup.code == grpc.StatusCode.ALREADY_EXISTS
     assert dup.reason == "FLOW_ALREADY_EXISTS"
     assert created.id in dup.message
+    assert dup.metadata == {"existing_flow_id": created.id}
 
     repository.create_flow(flows_pb2.CreateFlowRequest(name="other"))
     listed = repository.list_flows(flows_pb2.ListFlowsRequest()).flows
@@ -221,6 +222,45 @@ def test_create_flow_run_not_found(repository: Repository) -> None:
         flow_runs_pb2.CreateFlowRunRequest(flow_name="f", parent_flow_run_id=missing),
     )
     assert parent.reason == "FLOW_RUN_NOT_FOUND"
+
+    parent_task = error_of(
+        repository.create_flow_run,
+        flow_runs_pb2.CreateFlowRunRequest(flow_name="f", parent_task_run_id=missing),
+    )
+    assert parent_task.reason == "TASK_RUN_NOT_FOUND"
+    assert missing in parent_task.message
+
+
+def test_subflow_run_keeps_its_parents(repository: Repository) -> None:
+    parent = new_run(repository, "parent")
+    task = repository.create_task_run(
+        task_runs_pb2.CreateTaskRunRequest(flow_run_id=parent.id, task_key="k", dynamic_key="0")
+    ).task_run
+
+    child = new_run(
+        repository,
+        "child",
+        parent_flow_run_id=parent.id,
+        parent_task_run_id=task.id,
+    )
+
+    stored = repository.get_flow_run(flow_runs_pb2.GetFlowRunRequest(flow_run_id=child.id))
+    assert stored.flow_run == child
+    assert (child.parent_flow_run_id, child.parent_task_run_id) == (parent.id, task.id)
+    assert child.flow_id == new_run(repository, "child").flow_id  # registered once, by name
+
+
+def test_idempotency_key_conflict_with_request_id_stores_no_answer(
+    repository: Repository,
+) -> None:
+    new_run(repository, idempotency_key="once")
+    request = flow_runs_pb2.CreateFlowRunRequest(
+        flow_name="etl", idempotency_key="once", request_id=str(uuid.uuid4())
+    )
+
+    # The refused create committed nothing, so its retry is refused the same way.
+    for _ in range(2):
+        assert error_of(repository.create_flow_run, request).reason == "FLOW_RUN_ALREADY_EXISTS"
 
 
 def test_idempotency_key_conflict_names_existing_run(repository: Repository) -> None:
@@ -712,6 +752,7 @@ def test_task_run_lifecycle(repository: Repository) -> None:
     assert dup.code == grpc.StatusCode.ALREADY_EXISTS
     assert dup.reason == "TASK_RUN_ALREADY_EXISTS"
     assert created.id in dup.message
+    assert dup.metadata == {"existing_task_run_id": created.id}
 
     def propose_task(state: states_pb2.State, **kwargs: object):  # type: ignore[no-untyped-def]
         return repository.set_task_run_state(

@@ -17,6 +17,9 @@ from headwater_server import errors
 
 MAX_PAGE_SIZE = 1000
 
+# The states a run may be created in, in the order error messages list them.
+_INITIAL_STATE_TYPES = (states_pb2.STATE_TYPE_PENDING, states_pb2.STATE_TYPE_SCHEDULED)
+
 # The valid StateType names, for error messages (every one but UNSPECIFIED).
 _STATE_TYPE_NAMES = tuple(
     states_pb2.StateType.Name(value)
@@ -127,6 +130,12 @@ def proposed_state(field: str, state: states_pb2.State, present: bool) -> None:
     if not present:
         raise errors.invalid_argument(field, "is required: give at least its 'type'.")
     state_type(f"{field}.type", state.type)
+
+
+def initial_state(field: str, state: states_pb2.State, present: bool) -> None:
+    """Check the state a run is created in: none (PENDING), PENDING or SCHEDULED."""
+    if present:
+        state_type(f"{field}.type", state.type, _INITIAL_STATE_TYPES)
 
 
 def run_policy(field: str, policy: states_pb2.RunPolicy) -> None:

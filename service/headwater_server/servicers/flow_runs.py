@@ -6,14 +6,13 @@ write that adds a flow run event tells the hub, so long polls and watches wake a
 
 from __future__ import annotations
 
-from headwater.v1 import flow_runs_pb2, flow_runs_pb2_grpc, states_pb2
+from headwater.v1 import flow_runs_pb2, flow_runs_pb2_grpc
 
 from headwater_server import errors
 from headwater_server.servicers import _validation as check
 from headwater_server.servicers._common import Backend, server_streaming, unary
 from headwater_server.servicers.flow_run_events import list_flow_run_events, watch_flow_run
 
-_INITIAL_STATE_TYPES = (states_pb2.STATE_TYPE_PENDING, states_pb2.STATE_TYPE_SCHEDULED)
 _UPDATABLE = ("name", "tags")
 
 
@@ -39,8 +38,7 @@ async def create_flow_run(
     check.optional_uuid("parent_task_run_id", request.parent_task_run_id)
     check.optional_uuid("request_id", request.request_id)
     check.run_policy("policy", request.policy)
-    if request.HasField("state"):
-        check.state_type("state.type", request.state.type, _INITIAL_STATE_TYPES)
+    check.initial_state("state", request.state, request.HasField("state"))
     response = await backend.db.run(backend.db.repository.create_flow_run, request)
     _announce(backend, response.flow_run)
     return response

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from headwater.v1 import states_pb2, task_runs_pb2, task_runs_pb2_grpc
+from headwater.v1 import task_runs_pb2, task_runs_pb2_grpc
 
 from headwater_server.servicers import _validation as check
 from headwater_server.servicers._common import Backend, unary
-
-_INITIAL_STATE_TYPES = (states_pb2.STATE_TYPE_PENDING, states_pb2.STATE_TYPE_SCHEDULED)
 
 
 async def create_task_run(
@@ -20,8 +18,7 @@ async def create_task_run(
     check.json_object("parameters_json", request.parameters_json)
     check.optional_uuid("request_id", request.request_id)
     check.run_policy("policy", request.policy)
-    if request.HasField("state"):
-        check.state_type("state.type", request.state.type, _INITIAL_STATE_TYPES)
+    check.initial_state("state", request.state, request.HasField("state"))
     return await backend.db.run(backend.db.repository.create_task_run, request)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, NamedTuple, TypeVar
 
 from google.protobuf.message import Message
@@ -17,13 +17,13 @@ from headwater_server.orchestration import rules
 from headwater_server.storage import convert
 from headwater_server.storage.engine import WRITE_OPTION
 from headwater_server.storage.fastpath import FastPath, Prepared, RawTransaction
-from headwater_server.storage.schema import flows, request_log, task_runs
+from headwater_server.storage.schema import request_log
 from headwater_server.storage.statements import (
     FLOW_RUN,
     INSERT_REQUEST,
-    INSERT_TASK_RUN,
     SELECT_REQUEST,
     TASK_RUN,
+    RawCreateStatements,
     RawStatements,
     RunKind,
     StoredRequest,
@@ -49,38 +49,26 @@ class RepositoryBase:
         self._engine = engine
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
         self._dialect = engine.dialect.name
-        self._insert_flow_ignore = self._dialect_insert(flows).on_conflict_do_nothing(
-            index_elements=["name"]
-        )
         self._fast = FastPath(engine)
         self._raw = {kind: RawStatements(kind, engine) for kind in (FLOW_RUN, TASK_RUN)}
+        self._raw_create = RawCreateStatements(engine)
         self._raw_select_request = Prepared(SELECT_REQUEST, engine)
         self._raw_insert_request = Prepared(INSERT_REQUEST, engine, [c.key for c in request_log.c])
-        self._raw_insert_task_run = Prepared(INSERT_TASK_RUN, engine, [c.key for c in task_runs.c])
-
-    def _dialect_insert(self, table: Any) -> Any:
-        if self._dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert  # type: ignore[assignment]
-        return dialect_insert(table)
 
     # ------------------------------------------------------------------ transactions
 
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def _write(self) -> AbstractContextManager[Connection]:
         """One write transaction (SQLite: BEGIN IMMEDIATE), committed on success."""
-        try:
-            with self._writer.connect() as conn, conn.begin():
-                yield conn
-        except OperationalError as exc:
-            raise self._operational(exc) from exc
+        return self._transaction(self._writer)
+
+    def _read(self) -> AbstractContextManager[Connection]:
+        """One read transaction: a consistent snapshot for multi-statement reads."""
+        return self._transaction(self._engine)
 
     @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        """One read transaction: a consistent snapshot for multi-statement reads."""
+    def _transaction(self, engine: Engine) -> Iterator[Connection]:
         try:
-            with self._engine.connect() as conn, conn.begin():
+            with engine.connect() as conn, conn.begin():
                 yield conn
         except OperationalError as exc:
             raise self._operational(exc) from exc
@@ -235,12 +223,13 @@ class RepositoryBase:
 
     def _insert_initial_state(
         self,
-        conn: Connection | RawTransaction,
+        conn: RawTransaction,
         kind: RunKind,
         values: Mapping[str, Any],
         initial: InitialState,
         proposed: states_pb2.State,
-    ) -> None:
+    ) -> tuple[bytes | None, bytes | None]:
+        """Write the run's first history row; returns its (result, failure) payload bytes."""
         result, failure = payloads(proposed)
         row = {
             "id": values["state_id"],
@@ -255,7 +244,5 @@ class RepositoryBase:
             "failure": failure,
             "forced": False,
         }
-        if isinstance(conn, RawTransaction):
-            conn.execute(self._raw[kind].insert_state, row)
-        else:
-            conn.execute(kind.insert_state, row)
+        conn.execute(self._raw[kind].insert_state, row)
+        return result, failure

@@ -5,25 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from headwater.v1 import flow_runs_pb2
-from sqlalchemy import Connection, delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from headwater_server import errors
-from headwater_server.errors import invalid_argument, not_found, parse_uuid
+from headwater_server.errors import ServiceError, invalid_argument, not_found, parse_uuid
 from headwater_server.orchestration import rules
 from headwater_server.storage import convert, pagination
 from headwater_server.storage._base import RepositoryBase
+from headwater_server.storage._runs import read_run, read_run_page
+from headwater_server.storage.fastpath import RawTransaction
 from headwater_server.storage.names import generate_run_name
-from headwater_server.storage.schema import flow_run_states, flow_runs, task_runs
-from headwater_server.storage.statements import (
-    FLOW_RUN,
-    FLOW_RUN_WITH_PAYLOAD,
-    INSERT_FLOW_RUN,
-    SELECT_FLOW_BY_ID,
-    SELECT_FLOW_BY_NAME,
-    keyset_before,
-    tags_condition,
-)
+from headwater_server.storage.schema import flow_run_states, flow_runs
+from headwater_server.storage.statements import FLOW_RUN, tags_condition
 from headwater_server.storage.validation import (
     check_flow_name,
     check_json_object,
@@ -31,9 +24,13 @@ from headwater_server.storage.validation import (
     check_state_type,
     check_tags,
     new_id,
-    payloads,
     policy_values,
     require_uuid,
+)
+
+# What event polling needs of a run: how far its log goes, and whether it can grow.
+_PROGRESS = select(flow_runs.c.last_sequence, flow_runs.c.state_type).where(
+    flow_runs.c.id == bindparam("id")
 )
 
 
@@ -66,8 +63,9 @@ class FlowRunsMixin(RepositoryBase):
         initial = self._initial_state("flow run", req.state)
         key = self._request_key(req.request_id)
         idempotency_key = req.idempotency_key or None
+        raw = self._raw_create
         try:
-            with self._write() as conn:
+            with self._write_raw() as conn:
                 if key and (
                     replay := self._replay(
                         conn, key, "CreateFlowRun", "", flow_runs_pb2.CreateFlowRunResponse
@@ -75,12 +73,12 @@ class FlowRunsMixin(RepositoryBase):
                 ):
                     return replay
                 flow_id, flow_name = self._resolve_flow(conn, flow_id, flow_name)
-                if idempotency_key is not None:
-                    self._check_idempotency_key(conn, flow_id, flow_name, idempotency_key)
-                if parent_flow_run_id is not None:
-                    self._require(conn, flow_runs, parent_flow_run_id, "flow_run")
-                if parent_task_run_id is not None:
-                    self._require(conn, task_runs, parent_task_run_id, "task_run")
+                for parent_id, exists, resource in (
+                    (parent_flow_run_id, raw.flow_run_exists, "flow_run"),
+                    (parent_task_run_id, raw.task_run_exists, "task_run"),
+                ):
+                    if parent_id is not None and conn.first(exists, {"id": parent_id}) is None:
+                        raise not_found(resource, parent_id)
                 now = convert.now_us()
                 scheduled = initial.scheduled_time
                 values = {
@@ -100,15 +98,19 @@ class FlowRunsMixin(RepositoryBase):
                     "policy_retry_delay_seconds": delay,
                     **self._initial_run_values(initial, now),
                 }
-                conn.execute(INSERT_FLOW_RUN, values)
-                self._insert_initial_state(conn, FLOW_RUN, values, initial, req.state)
+                # A reused idempotency_key is left to the unique constraint (answered below):
+                # checking first would cost every create a query for the rare conflict.
+                conn.execute(raw.insert_flow_run, values)
+                state_payloads = self._insert_initial_state(
+                    conn, FLOW_RUN, values, initial, req.state
+                )
                 response = flow_runs_pb2.CreateFlowRunResponse(
-                    flow_run=convert.flow_run_message(values, *payloads(req.state))
+                    flow_run=convert.flow_run_message(values, *state_payloads)
                 )
                 if key:
                     self._remember(conn, key, "CreateFlowRun", values["id"], response)
                 return response
-        except IntegrityError:
+        except self._fast.IntegrityError:
             replay = self._replay_after_conflict(
                 key, "CreateFlowRun", flow_runs_pb2.CreateFlowRunResponse
             )
@@ -116,48 +118,53 @@ class FlowRunsMixin(RepositoryBase):
                 return replay
             if idempotency_key is not None and flow_id is not None:
                 with self._read() as conn:
-                    self._check_idempotency_key(conn, flow_id, flow_name or "", idempotency_key)
+                    error = self._idempotency_key_taken(
+                        conn, flow_id, flow_name or "", idempotency_key
+                    )
+                if error is not None:
+                    raise error from None
             raise
 
     def _resolve_flow(
-        self, conn: Connection, flow_id: str | None, flow_name: str | None
+        self, conn: RawTransaction, flow_id: str | None, flow_name: str | None
     ) -> tuple[str, str]:
         """The (id, name) of the run's flow; a flow named for the first time is registered."""
+        raw = self._raw_create
         if flow_id is not None:
-            row = conn.execute(SELECT_FLOW_BY_ID, {"id": flow_id}).first()
+            row = conn.first(raw.select_flow_by_id, {"id": flow_id})
             if row is None:
                 raise not_found("flow", flow_id)
-            return row.id, row.name
+            return row["id"], row["name"]
         assert flow_name is not None
-        row = conn.execute(SELECT_FLOW_BY_NAME, {"name": flow_name}).first()
+        row = conn.first(raw.select_flow_by_name, {"name": flow_name})
         if row is None:
             conn.execute(
-                self._insert_flow_ignore,
+                raw.insert_flow_if_new,
                 {"id": new_id(), "name": flow_name, "tags": "[]", "create_time": convert.now_us()},
             )
-            row = conn.execute(SELECT_FLOW_BY_NAME, {"name": flow_name}).first()
+            row = conn.first(raw.select_flow_by_name, {"name": flow_name})
         assert row is not None  # inserted just now, or by a concurrent twin
-        return row.id, row.name
+        return row["id"], row["name"]
 
     @staticmethod
-    def _check_idempotency_key(
+    def _idempotency_key_taken(
         conn: Connection, flow_id: str, flow_name: str, idempotency_key: str
-    ) -> None:
+    ) -> ServiceError | None:
+        """ALREADY_EXISTS naming the flow's run that holds ``idempotency_key``, if one does."""
         existing = conn.execute(
             select(flow_runs.c.id).where(
                 flow_runs.c.flow_id == flow_id, flow_runs.c.idempotency_key == idempotency_key
             )
         ).scalar()
-        if existing is not None:
-            error = errors.already_exists(
-                "flow_run",
-                existing,
-                f"Flow '{flow_name}' already has a run with idempotency_key "
-                f"'{idempotency_key}': flow run '{existing}'. Use that run (GetFlowRun), or "
-                f"choose another key for a new run.",
-            )
-            error.metadata["existing_flow_run_id"] = existing
-            raise error
+        if existing is None:
+            return None
+        return errors.already_exists(
+            "flow_run",
+            existing,
+            f"Flow '{flow_name}' already has a run with idempotency_key "
+            f"'{idempotency_key}': flow run '{existing}'. Use that run (GetFlowRun), or "
+            f"choose another key for a new run.",
+        )
 
     def get_flow_run(
         self, req: flow_runs_pb2.GetFlowRunRequest
@@ -165,13 +172,7 @@ class FlowRunsMixin(RepositoryBase):
         """One flow run with its current state."""
         run_id = require_uuid("flow_run_id", req.flow_run_id)
         with self._read() as conn:
-            row = conn.execute(FLOW_RUN_WITH_PAYLOAD.where(flow_runs.c.id == run_id)).first()
-        if row is None:
-            raise not_found("flow_run", run_id)
-        m = row._mapping
-        return flow_runs_pb2.GetFlowRunResponse(
-            flow_run=convert.flow_run_message(m, m["payload_result"], m["payload_failure"])
-        )
+            return flow_runs_pb2.GetFlowRunResponse(flow_run=read_run(conn, FLOW_RUN, run_id))
 
     def list_flow_runs(
         self, req: flow_runs_pb2.ListFlowRunsRequest
@@ -195,27 +196,9 @@ class FlowRunsMixin(RepositoryBase):
             conditions.append(flow_runs.c.parent_flow_run_id == parent)
         for tag in f.tags:
             conditions.append(tags_condition(flow_runs.c.tags, tag, self._dialect))
-        if after is not None:
-            conditions.append(keyset_before(flow_runs.c.create_time, flow_runs.c.id, after))
-        stmt = (
-            FLOW_RUN_WITH_PAYLOAD.where(*conditions)
-            .order_by(flow_runs.c.create_time.desc(), flow_runs.c.id.desc())
-            .limit(size + 1)
-        )
         with self._read() as conn:
-            rows = conn.execute(stmt).all()
-        response = flow_runs_pb2.ListFlowRunsResponse(
-            flow_runs=[
-                convert.flow_run_message(r._mapping, r.payload_result, r.payload_failure)
-                for r in rows[:size]
-            ]
-        )
-        if len(rows) > size:
-            last = rows[size - 1]
-            response.next_page_token = pagination.encode_token(
-                "flow_runs", last.create_time, last.id
-            )
-        return response
+            runs, token = read_run_page(conn, FLOW_RUN, conditions, after, size, newest_first=True)
+        return flow_runs_pb2.ListFlowRunsResponse(flow_runs=runs, next_page_token=token)
 
     def update_flow_run(
         self, req: flow_runs_pb2.UpdateFlowRunRequest
@@ -248,12 +231,7 @@ class FlowRunsMixin(RepositoryBase):
             ).rowcount
             if updated == 0:
                 raise not_found("flow_run", run_id)
-            row = conn.execute(FLOW_RUN_WITH_PAYLOAD.where(flow_runs.c.id == run_id)).first()
-        assert row is not None  # updated above, in this transaction
-        m = row._mapping
-        return flow_runs_pb2.UpdateFlowRunResponse(
-            flow_run=convert.flow_run_message(m, m["payload_result"], m["payload_failure"])
-        )
+            return flow_runs_pb2.UpdateFlowRunResponse(flow_run=read_run(conn, FLOW_RUN, run_id))
 
     def delete_flow_run(
         self, req: flow_runs_pb2.DeleteFlowRunRequest
@@ -276,13 +254,7 @@ class FlowRunsMixin(RepositoryBase):
                 "after_sequence", f"must be zero or more, got {req.after_sequence}."
             )
         with self._read() as conn:
-            run = conn.execute(
-                select(flow_runs.c.last_sequence, flow_runs.c.state_type).where(
-                    flow_runs.c.id == run_id
-                )
-            ).first()
-            if run is None:
-                raise not_found("flow_run", run_id)
+            run = self._progress_row(conn, run_id)
             rows = conn.execute(
                 select(flow_run_states)
                 .where(
@@ -306,11 +278,13 @@ class FlowRunsMixin(RepositoryBase):
         """``(last_sequence, finished)`` of a run: one indexed read, for change polling."""
         run_id = require_uuid("flow_run_id", flow_run_id)
         with self._read() as conn:
-            row = conn.execute(
-                select(flow_runs.c.last_sequence, flow_runs.c.state_type).where(
-                    flow_runs.c.id == run_id
-                )
-            ).first()
+            row = self._progress_row(conn, run_id)
+        return row.last_sequence, rules.is_terminal(row.state_type)
+
+    @staticmethod
+    def _progress_row(conn: Connection, run_id: str) -> Any:
+        """The run's ``last_sequence`` and ``state_type`` (NOT_FOUND when it does not exist)."""
+        row = conn.execute(_PROGRESS, {"id": run_id}).first()
         if row is None:
             raise not_found("flow_run", run_id)
-        return row.last_sequence, rules.is_terminal(row.state_type)
+        return row

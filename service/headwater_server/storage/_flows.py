@@ -59,14 +59,12 @@ class FlowsMixin(RepositoryBase):
 
     @staticmethod
     def _flow_exists(name: str, flow_id: str) -> ServiceError:
-        error = errors.already_exists(
+        return errors.already_exists(
             "flow",
             flow_id,
             f"A flow named '{name}' already exists (id '{flow_id}'). Use that flow, or choose "
             f"another name.",
         )
-        error.metadata["existing_flow_id"] = flow_id
-        return error
 
     def get_flow(self, req: flows_pb2.GetFlowRequest) -> flows_pb2.GetFlowResponse:
         """One flow by id."""
@@ -89,13 +87,10 @@ class FlowsMixin(RepositoryBase):
         stmt = stmt.order_by(flows.c.create_time.desc(), flows.c.id.desc()).limit(size + 1)
         with self._read() as conn:
             rows = conn.execute(stmt).all()
-        response = flows_pb2.ListFlowsResponse(
-            flows=[convert.flow_message(r._mapping) for r in rows[:size]]
+        return flows_pb2.ListFlowsResponse(
+            flows=[convert.flow_message(r._mapping) for r in rows[:size]],
+            next_page_token=pagination.next_page_token("flows", rows, size),
         )
-        if len(rows) > size:
-            last = rows[size - 1]
-            response.next_page_token = pagination.encode_token("flows", last.create_time, last.id)
-        return response
 
     def delete_flow(self, req: flows_pb2.DeleteFlowRequest) -> flows_pb2.DeleteFlowResponse:
         """Delete a flow with all its runs, their history, task runs and logs."""

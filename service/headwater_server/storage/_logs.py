@@ -104,10 +104,7 @@ class LogsMixin(RepositoryBase):
         stmt = select(logs).where(*conditions).order_by(logs.c.log_time, logs.c.id).limit(size + 1)
         with self._read() as conn:
             rows = conn.execute(stmt).all()
-        response = logs_pb2.ListLogsResponse(
-            logs=[convert.log_message(r._mapping) for r in rows[:size]]
+        return logs_pb2.ListLogsResponse(
+            logs=[convert.log_message(r._mapping) for r in rows[:size]],
+            next_page_token=pagination.next_page_token("logs", rows, size, time_key="log_time"),
         )
-        if len(rows) > size:
-            last = rows[size - 1]
-            response.next_page_token = pagination.encode_token("logs", last.log_time, last.id)
-        return response

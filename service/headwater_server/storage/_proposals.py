@@ -22,6 +22,9 @@ from headwater_server.storage.validation import (
     require_uuid,
 )
 
+# The two proposal requests differ only in the field naming the run (``RunKind.id_field``).
+SetStateRequest = flow_runs_pb2.SetFlowRunStateRequest | task_runs_pb2.SetTaskRunStateRequest
+
 
 class ProposalsMixin(RepositoryBase):
     """Every change of a run's state: proposals judged by the rules, and cancellation."""
@@ -30,15 +33,7 @@ class ProposalsMixin(RepositoryBase):
         self, req: flow_runs_pb2.SetFlowRunStateRequest
     ) -> flow_runs_pb2.SetFlowRunStateResponse:
         """Propose a flow run state; the decision is in the response (never an error)."""
-        return self._set_state(
-            FLOW_RUN,
-            req.flow_run_id,
-            req.state,
-            req.transition_id,
-            req.expected_state_id,
-            req.force,
-            flow_runs_pb2.SetFlowRunStateResponse,
-        )
+        return self._set_state(FLOW_RUN, req, flow_runs_pb2.SetFlowRunStateResponse)
 
     def cancel_flow_run(
         self, req: flow_runs_pb2.CancelFlowRunRequest
@@ -106,66 +101,38 @@ class ProposalsMixin(RepositoryBase):
         self, req: task_runs_pb2.SetTaskRunStateRequest
     ) -> task_runs_pb2.SetTaskRunStateResponse:
         """Propose a task run state; the decision is in the response (never an error)."""
-        return self._set_state(
-            TASK_RUN,
-            req.task_run_id,
-            req.state,
-            req.transition_id,
-            req.expected_state_id,
-            req.force,
-            task_runs_pb2.SetTaskRunStateResponse,
-        )
+        return self._set_state(TASK_RUN, req, task_runs_pb2.SetTaskRunStateResponse)
 
     # ------------------------------------------------------------------ state proposals
 
-    def _set_state(
-        self,
-        kind: RunKind,
-        raw_run_id: str,
-        state: states_pb2.State,
-        raw_transition_id: str,
-        raw_expected_state_id: str,
-        force: bool,
-        response_type: type[M],
-    ) -> M:
+    def _set_state(self, kind: RunKind, req: SetStateRequest, response_type: type[M]) -> M:
         """:meth:`_set_state_locked`, answering a concurrent twin's stored response."""
         try:
-            return self._set_state_locked(
-                kind,
-                raw_run_id,
-                state,
-                raw_transition_id,
-                raw_expected_state_id,
-                force,
-                response_type,
-            )
+            return self._set_state_locked(kind, req, response_type)
         except self._fast.IntegrityError:
-            transition_id = parse_uuid("transition_id", raw_transition_id, required=False)
-            key = f"transition:{transition_id}" if transition_id else None
+            key = self._transition_key(req.transition_id)
             replay = self._replay_after_conflict(key, kind.method, response_type)
             if replay is None:
                 raise
             return replay
 
-    def _set_state_locked(
-        self,
-        kind: RunKind,
-        raw_run_id: str,
-        state: states_pb2.State,
-        raw_transition_id: str,
-        raw_expected_state_id: str,
-        force: bool,
-        response_type: type[M],
-    ) -> M:
+    @staticmethod
+    def _transition_key(transition_id: str) -> str | None:
+        """The request_log key of a proposal's ``transition_id`` (None when it has none)."""
+        canonical = parse_uuid("transition_id", transition_id, required=False)
+        return f"transition:{canonical}" if canonical else None
+
+    def _set_state_locked(self, kind: RunKind, req: SetStateRequest, response_type: type[M]) -> M:
         """The transactional proposal shared by flow runs and task runs.
 
         Returns the stored response for a replayed transition, otherwise a new
         ``response_type`` holding the decision and the run as it now is.
         """
-        run_id = require_uuid(kind.id_field, raw_run_id)
+        run_id = require_uuid(kind.id_field, getattr(req, kind.id_field))
+        state = req.state
         check_state_type("state.type", state.type)
-        transition_id = parse_uuid("transition_id", raw_transition_id, required=False)
-        expected_state_id = parse_uuid("expected_state_id", raw_expected_state_id, required=False)
+        key = self._transition_key(req.transition_id)
+        expected_state_id = parse_uuid("expected_state_id", req.expected_state_id, required=False)
         proposed_scheduled = (
             convert.timestamp_to_us(state.scheduled_time)
             if state.HasField("scheduled_time")
@@ -177,9 +144,8 @@ class ProposalsMixin(RepositoryBase):
             message=proposal_message(state),
             scheduled_time=convert.us_to_datetime(proposed_scheduled),
             expected_state_id=expected_state_id or "",
-            force=force,
+            force=req.force,
         )
-        key = f"transition:{transition_id}" if transition_id else None
         raw = self._raw[kind]
         with self._write_raw() as conn:
             # One statement locks the run and looks up the transition's stored answer. SQLite's
@@ -227,7 +193,7 @@ class ProposalsMixin(RepositoryBase):
                     decision.increments_run_count,
                     payload_result,
                     payload_failure,
-                    force,
+                    req.force,
                     now,
                 )
                 run = kind.build(values, payload_result, payload_failure)

@@ -12,15 +12,15 @@ from headwater_server import errors
 from headwater_server.errors import invalid_argument, not_found
 from headwater_server.storage import convert, pagination
 from headwater_server.storage._base import RepositoryBase
+from headwater_server.storage._runs import read_run, read_run_page
 from headwater_server.storage.schema import flow_runs, task_runs
-from headwater_server.storage.statements import TASK_RUN, TASK_RUN_WITH_PAYLOAD, keyset_after
+from headwater_server.storage.statements import TASK_RUN
 from headwater_server.storage.validation import (
     check_json_object,
     check_name,
     check_state_type,
     check_tags,
     new_id,
-    payloads,
     policy_values,
     require_uuid,
     task_run_name,
@@ -70,10 +70,12 @@ class TaskRunsMixin(RepositoryBase):
                 }
                 # No existence checks first: the foreign key and the unique constraint catch
                 # both mistakes, and the common case saves two round trips.
-                conn.execute(self._raw_insert_task_run, values)
-                self._insert_initial_state(conn, TASK_RUN, values, initial, req.state)
+                conn.execute(self._raw_create.insert_task_run, values)
+                state_payloads = self._insert_initial_state(
+                    conn, TASK_RUN, values, initial, req.state
+                )
                 response = task_runs_pb2.CreateTaskRunResponse(
-                    task_run=convert.task_run_message(values, *payloads(req.state))
+                    task_run=convert.task_run_message(values, *state_payloads)
                 )
                 if key:
                     self._remember(conn, key, "CreateTaskRun", values["id"], response)
@@ -95,15 +97,13 @@ class TaskRunsMixin(RepositoryBase):
                 ).scalar()
             if existing is None:
                 raise
-            error = errors.already_exists(
+            raise errors.already_exists(
                 "task_run",
                 existing,
                 f"Flow run '{flow_run_id}' already has a task run for task_key "
                 f"'{req.task_key}' and dynamic_key '{req.dynamic_key}': task run '{existing}'. "
                 f"Use that task run, or pass another dynamic_key for a new call.",
-            )
-            error.metadata["existing_task_run_id"] = existing
-            raise error from None
+            ) from None
 
     def get_task_run(
         self, req: task_runs_pb2.GetTaskRunRequest
@@ -111,13 +111,7 @@ class TaskRunsMixin(RepositoryBase):
         """One task run with its current state."""
         run_id = require_uuid("task_run_id", req.task_run_id)
         with self._read() as conn:
-            row = conn.execute(TASK_RUN_WITH_PAYLOAD.where(task_runs.c.id == run_id)).first()
-        if row is None:
-            raise not_found("task_run", run_id)
-        m = row._mapping
-        return task_runs_pb2.GetTaskRunResponse(
-            task_run=convert.task_run_message(m, m["payload_result"], m["payload_failure"])
-        )
+            return task_runs_pb2.GetTaskRunResponse(task_run=read_run(conn, TASK_RUN, run_id))
 
     def list_task_runs(
         self, req: task_runs_pb2.ListTaskRunsRequest
@@ -137,27 +131,9 @@ class TaskRunsMixin(RepositoryBase):
             conditions.append(task_runs.c.state_type.in_(list(f.state_types)))
         if f.task_key:
             conditions.append(task_runs.c.task_key == f.task_key)
-        if after is not None:
-            conditions.append(keyset_after(task_runs.c.create_time, task_runs.c.id, after))
-        stmt = (
-            TASK_RUN_WITH_PAYLOAD.where(*conditions)
-            .order_by(task_runs.c.create_time, task_runs.c.id)
-            .limit(size + 1)
-        )
         with self._read() as conn:
-            rows = conn.execute(stmt).all()
-        response = task_runs_pb2.ListTaskRunsResponse(
-            task_runs=[
-                convert.task_run_message(r._mapping, r.payload_result, r.payload_failure)
-                for r in rows[:size]
-            ]
-        )
-        if len(rows) > size:
-            last = rows[size - 1]
-            response.next_page_token = pagination.encode_token(
-                "task_runs", last.create_time, last.id
-            )
-        return response
+            runs, token = read_run_page(conn, TASK_RUN, conditions, after, size, newest_first=False)
+        return task_runs_pb2.ListTaskRunsResponse(task_runs=runs, next_page_token=token)
 
     def delete_task_run(
         self, req: task_runs_pb2.DeleteTaskRunRequest

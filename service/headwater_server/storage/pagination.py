@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
+from typing import Any
 
 from headwater_server.errors import invalid_argument
 
@@ -34,6 +36,20 @@ def encode_token(collection: str, sort_time: int, row_id: str) -> str:
     """An opaque token that resumes ``collection`` after the row ``(sort_time, row_id)``."""
     raw = json.dumps([collection, sort_time, row_id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def next_page_token(
+    collection: str, rows: Sequence[Any], size: int, time_key: str = "create_time"
+) -> str:
+    """The token after ``rows[:size]``, or "" on the last page.
+
+    List queries fetch ``size + 1`` rows: the extra row only says another page exists, and the
+    token resumes after the last row returned (``rows[size - 1]``), so that row is not skipped.
+    """
+    if len(rows) <= size:
+        return ""
+    last = rows[size - 1]
+    return encode_token(collection, getattr(last, time_key), last.id)
 
 
 def decode_token(collection: str, token: str) -> tuple[int, str] | None:

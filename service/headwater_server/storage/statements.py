@@ -54,6 +54,9 @@ class RunKind:
     update_run: Update
     insert_state: Insert
     state_payload: Select[*tuple[Any, ...]]  # result and failure of one history row
+    # The run row joined with its current state's payloads (filter with ``table.c``).
+    with_payload: Select[*tuple[Any, ...]]
+    table: Any  # the runs table, for the columns a read filters and orders by
     build: Callable[..., Any]  # row mapping (+ payloads) -> FlowRun / TaskRun
     owner_column: str  # "flow_run_id": the history table's column naming the run
     response_field: str  # "flow_run": the run's field in the Set*StateResponse
@@ -81,6 +84,15 @@ def _run_update(table: Any) -> Update:
     )
 
 
+def _with_payload(table: Any, states: Any) -> Select[*tuple[Any, ...]]:
+    """The run row plus its current state's result and failure (labelled ``payload_*``)."""
+    return select(
+        table,
+        states.c.result.label("payload_result"),
+        states.c.failure.label("payload_failure"),
+    ).select_from(table.outerjoin(states, states.c.id == table.c.state_id))
+
+
 def _lock_with_replay(table: Any) -> Select[*tuple[Any, ...]]:
     """The run row, locked (PostgreSQL), joined with the request_log row of ``:key`` if any."""
     return (
@@ -96,35 +108,34 @@ def _lock_with_replay(table: Any) -> Select[*tuple[Any, ...]]:
     )
 
 
-FLOW_RUN = RunKind(
-    noun="flow run",
-    resource="flow_run",
-    id_field="flow_run_id",
-    method="SetFlowRunState",
-    lock_run=_lock_with_replay(flow_runs),
-    update_run=_run_update(flow_runs),
-    insert_state=insert(flow_run_states),
-    state_payload=select(flow_run_states.c.result, flow_run_states.c.failure).where(
-        flow_run_states.c.id == bindparam("id")
-    ),
-    build=convert.flow_run_message,
-    owner_column="flow_run_id",
-    response_field="flow_run",
+def _run_kind(
+    resource: str, method: str, table: Any, states: Any, build: Callable[..., Any]
+) -> RunKind:
+    """A kind's statements and names, derived from its resource name and its two tables."""
+    return RunKind(
+        noun=resource.replace("_", " "),
+        resource=resource,
+        id_field=f"{resource}_id",
+        method=method,
+        lock_run=_lock_with_replay(table),
+        update_run=_run_update(table),
+        insert_state=insert(states),
+        state_payload=select(states.c.result, states.c.failure).where(
+            states.c.id == bindparam("id")
+        ),
+        with_payload=_with_payload(table, states),
+        table=table,
+        build=build,
+        owner_column=f"{resource}_id",
+        response_field=resource,
+    )
+
+
+FLOW_RUN = _run_kind(
+    "flow_run", "SetFlowRunState", flow_runs, flow_run_states, convert.flow_run_message
 )
-TASK_RUN = RunKind(
-    noun="task run",
-    resource="task_run",
-    id_field="task_run_id",
-    method="SetTaskRunState",
-    lock_run=_lock_with_replay(task_runs),
-    update_run=_run_update(task_runs),
-    insert_state=insert(task_run_states),
-    state_payload=select(task_run_states.c.result, task_run_states.c.failure).where(
-        task_run_states.c.id == bindparam("id")
-    ),
-    build=convert.task_run_message,
-    owner_column="task_run_id",
-    response_field="task_run",
+TASK_RUN = _run_kind(
+    "task_run", "SetTaskRunState", task_runs, task_run_states, convert.task_run_message
 )
 
 
@@ -147,16 +158,39 @@ INSERT_FLOW_RUN = insert(flow_runs)
 INSERT_TASK_RUN = insert(task_runs)
 SELECT_FLOW_BY_NAME = select(flows.c.id, flows.c.name).where(flows.c.name == bindparam("name"))
 SELECT_FLOW_BY_ID = select(flows.c.id, flows.c.name).where(flows.c.id == bindparam("id"))
-FLOW_RUN_WITH_PAYLOAD = select(
-    flow_runs,
-    flow_run_states.c.result.label("payload_result"),
-    flow_run_states.c.failure.label("payload_failure"),
-).select_from(flow_runs.outerjoin(flow_run_states, flow_run_states.c.id == flow_runs.c.state_id))
-TASK_RUN_WITH_PAYLOAD = select(
-    task_runs,
-    task_run_states.c.result.label("payload_result"),
-    task_run_states.c.failure.label("payload_failure"),
-).select_from(task_runs.outerjoin(task_run_states, task_run_states.c.id == task_runs.c.state_id))
+
+
+def _insert_flow_if_new(dialect: str) -> Insert:
+    """INSERT a flow that does nothing when a concurrent twin registered the name first."""
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert  # type: ignore[assignment]
+    return dialect_insert(flows).on_conflict_do_nothing(index_elements=["name"])
+
+
+class RawCreateStatements:
+    """The statements that create runs, compiled for one engine's dialect (see ``fastpath``).
+
+    Creating the flow run is one of the three calls every flow run makes (with its two
+    proposals), and task runs are created as often as tasks are called, so both creates take
+    the raw path the proposals take.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.select_flow_by_id = Prepared(SELECT_FLOW_BY_ID, engine)
+        self.select_flow_by_name = Prepared(SELECT_FLOW_BY_NAME, engine)
+        self.insert_flow_if_new = Prepared(
+            _insert_flow_if_new(engine.dialect.name), engine, [c.key for c in flows.c]
+        )
+        self.flow_run_exists = Prepared(
+            select(flow_runs.c.id).where(flow_runs.c.id == bindparam("id")), engine
+        )
+        self.task_run_exists = Prepared(
+            select(task_runs.c.id).where(task_runs.c.id == bindparam("id")), engine
+        )
+        self.insert_flow_run = Prepared(INSERT_FLOW_RUN, engine, [c.key for c in flow_runs.c])
+        self.insert_task_run = Prepared(INSERT_TASK_RUN, engine, [c.key for c in task_runs.c])
 
 
 def tags_condition(column: Any, tag: str, dialect: str) -> Any:

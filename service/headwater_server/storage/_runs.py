@@ -1,0 +1,58 @@
+"""Reading runs: what getting and listing flow runs and task runs share.
+
+Both kinds are read as their row joined with the current state's payloads (``RunKind``'s
+``with_payload``) and paged by ``(create_time, id)``; only the filters and the sort direction
+differ, and those stay with each resource.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Row
+
+from headwater_server.errors import not_found
+from headwater_server.storage import pagination
+from headwater_server.storage.statements import RunKind, keyset_after, keyset_before
+
+
+def run_message(kind: RunKind, row: Row[Any]) -> Any:
+    """The FlowRun or TaskRun of one ``kind.with_payload`` row."""
+    m = row._mapping
+    return kind.build(m, m["payload_result"], m["payload_failure"])
+
+
+def read_run(conn: Connection, kind: RunKind, run_id: str) -> Any:
+    """One run as a message (NOT_FOUND naming the run when it does not exist)."""
+    row = conn.execute(kind.with_payload.where(kind.table.c.id == run_id)).first()
+    if row is None:
+        raise not_found(kind.resource, run_id)
+    return run_message(kind, row)
+
+
+def read_run_page(
+    conn: Connection,
+    kind: RunKind,
+    conditions: Sequence[Any],
+    after: tuple[int, str] | None,
+    size: int,
+    *,
+    newest_first: bool,
+) -> tuple[list[Any], str]:
+    """One page of runs matching ``conditions`` after the page token's key, and the next token."""
+    table = kind.table
+    time_col, id_col = table.c.create_time, table.c.id
+    where = list(conditions)
+    if newest_first:
+        order = (time_col.desc(), id_col.desc())
+        if after is not None:
+            where.append(keyset_before(time_col, id_col, after))
+    else:
+        order = (time_col, id_col)
+        if after is not None:
+            where.append(keyset_after(time_col, id_col, after))
+    stmt = kind.with_payload.where(*where).order_by(*order).limit(size + 1)
+    rows = conn.execute(stmt).all()
+    runs = [run_message(kind, row) for row in rows[:size]]
+    return runs, pagination.next_page_token(table.name, rows, size)
