@@ -13,7 +13,10 @@ a trivial run. The service decides; the engine obeys:
 
 Hooks run on the client after the state they react to is stored; a failing hook is logged and
 never changes the run's state. Interrupts (Ctrl-C, SIGTERM, an enclosing run's timeout) mark the
-run CRASHED and propagate.
+run CRASHED and propagate. A run cancelled through the API (CANCELLING) is noticed by a watch
+that starts once the code has run for half a second; the code is interrupted like a timeout,
+the run (and the subflow it was running) is reported CANCELLED, and the call raises
+`CancelledRun`.
 
 This module is the entry point only; the engine lives in small modules beside it:
 
@@ -24,7 +27,8 @@ This module is the entry point only; the engine lives in small modules beside it
 - `headwater._engine_setup`: the create request, run names, the function's arguments;
 - `headwater._engine_outcomes`: the state to propose for a value, a returned state, an error;
 - `headwater._engine_hooks`: state-change hooks;
-- `headwater._engine_interrupts`: SIGTERM, Ctrl-C, cancellation, and the running context.
+- `headwater._engine_interrupts`: SIGTERM, Ctrl-C, cancellation, and the running context;
+- `headwater._cancel_watch`: watching a running run for CANCELLING and interrupting its code.
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ def run_flow(
         Abort: The service told this engine not to run the flow.
         ParameterTypeError: The parameters failed validation (the run is marked FAILED).
         FlowRunTimeoutError: The run exceeded ``timeout_seconds``.
+        CancelledRun: The run was cancelled while it ran (its code was interrupted).
         TerminationSignal: The process got SIGTERM during the run (the run is CRASHED).
         BaseException: Whatever the flow raised, re-raised as the same object.
     """

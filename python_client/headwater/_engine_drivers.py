@@ -13,6 +13,7 @@ import inspect
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from headwater._cancel_watch import RunCancelled
 from headwater._engine_interrupts import translate_interrupt
 from headwater._engine_state import FlowRunEngine
 from headwater._states import State
@@ -31,18 +32,25 @@ def run_sync(engine: FlowRunEngine, wait_for: Iterable[Any] | None) -> Any:
                 fn = engine.flow.fn
                 while True:
                     args, kwargs = engine.call_arguments()
+                    cancel = engine.cancel_scope()
                     try:
-                        if engine.timeout_seconds:
-                            scope = TimeoutScope(engine.timeout_seconds)
-                            with scope:
+                        with cancel:
+                            if engine.timeout_seconds:
+                                scope = TimeoutScope(engine.timeout_seconds)
+                                with scope:
+                                    value = fn(*args, **kwargs)
+                            else:
+                                scope = None
                                 value = fn(*args, **kwargs)
-                        else:
-                            scope = None
-                            value = fn(*args, **kwargs)
                     except RunTimeout:
                         if scope is None or not scope.expired:
                             raise  # an enclosing run's time is up: this run is interrupted
                         retry = engine.fail(engine.timeout_error(), timed_out=True)
+                    except RunCancelled:
+                        if not cancel.fired:
+                            raise  # an enclosing run was cancelled: `crash` reports this one
+                        engine.cancel(cancel.reason)
+                        break
                     except Exception as exc:
                         retry = engine.fail(exc)
                     else:
@@ -60,19 +68,29 @@ async def run_async(engine: FlowRunEngine, wait_for: Iterable[Any] | None) -> An
     """Run an async flow in the caller's event loop; the coroutine `run_flow` returns."""
     await await_upstream(wait_for)
     await engine.acreate_or_load()
-    with engine.running_context(async_task=asyncio.current_task()):
+    task = asyncio.current_task()
+    with engine.running_context(async_task=task):
         try:
             if await engine.astart_or_reject_parameters():
                 fn = engine.flow.fn
                 while True:
                     args, kwargs = engine.call_arguments()
                     timeout = None
+                    cancel = engine.cancel_scope(async_task=task)
                     try:
-                        if engine.timeout_seconds:
-                            async with asyncio.timeout(engine.timeout_seconds) as timeout:
+                        with cancel:
+                            if engine.timeout_seconds:
+                                async with asyncio.timeout(engine.timeout_seconds) as timeout:
+                                    value = await fn(*args, **kwargs)
+                            else:
                                 value = await fn(*args, **kwargs)
-                        else:
-                            value = await fn(*args, **kwargs)
+                    except asyncio.CancelledError:
+                        if not cancel.fired:
+                            raise  # not this run's cancellation: handled as an interrupt below
+                        if task is not None:
+                            task.uncancel()
+                        await engine.acancel(cancel.reason)
+                        break
                     except TimeoutError as exc:
                         if timeout is not None and timeout.expired():
                             retry = await engine.afail(engine.timeout_error(), timed_out=True)

@@ -17,7 +17,7 @@ from headwater._state_conversion import (
     reference_result,
     state_to_proto,
 )
-from headwater._states import Completed, Crashed, Failed, State, StateType
+from headwater._states import Cancelled, Completed, Crashed, Failed, State, StateType
 from headwater.exceptions import FlowRunTimeoutError, ParameterTypeError
 from headwater.v1 import states_pb2
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from headwater._flows import Flow
 
 __all__ = [
+    "cancelled",
     "completed",
     "crashed",
     "failed",
@@ -118,6 +119,16 @@ def crashed(exc: BaseException) -> Proposal:
     """CRASHED for an interrupt (a signal, Ctrl-C, cancellation) or an engine error."""
     state = Crashed(data=exc, message=crash_message(exc))
     return state, state_to_proto(state, failure=failure_from_exception(exc))
+
+
+def cancelled(reason: str) -> Proposal:
+    """CANCELLED after the run's code was interrupted; the message says who cancelled and why.
+
+    Proposed from CANCELLING, which the service accepts; if the code had finished first, the
+    engine proposes COMPLETED instead (also accepted from CANCELLING: the work is done).
+    """
+    state = Cancelled(message=reason)
+    return state, state_to_proto(state)
 
 
 def timeout_error(

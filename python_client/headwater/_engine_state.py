@@ -10,11 +10,13 @@ drift apart.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 import logging
 from typing import TYPE_CHECKING, Any
 
 from headwater import _engine_outcomes as outcomes
+from headwater._cancel_watch import CancelScope, RunCancelled, cancelled_ancestor
 from headwater._engine_hooks import arun_hooks, final_hooks_of, run_hooks
 from headwater._engine_run import EngineRun, ReturnType
 from headwater._state_conversion import state_from_proto, state_to_proto
@@ -195,6 +197,41 @@ class FlowRunEngine(EngineRun):
         level = logging.INFO if state.type is StateType.COMPLETED else logging.ERROR
         self._progress(level, "Ended in state %s", (_state_text(state),))
 
+    # -- cancellation ----------------------------------------------------------------------
+
+    def cancel_scope(self, async_task: asyncio.Task[Any] | None = None) -> CancelScope:
+        """Watch this run for CANCELLING while one attempt of its code runs.
+
+        Free for a short attempt: the watch only starts once the code has run for a while.
+        """
+        assert self.connection is not None and self.run is not None
+        return CancelScope(self.connection, self.run.id, self.run.last_sequence, async_task)
+
+    def _cancellation(self, reason: str) -> outcomes.Proposal:
+        self._info("Cancelling: %s", reason)
+        self.raised = None
+        self.value = None
+        self.has_value = False
+        self._flush_logs()
+        return outcomes.cancelled(reason)
+
+    def cancel(self, reason: str) -> None:
+        """Propose CANCELLED after the run's code was interrupted by its cancellation."""
+        state, proposal = self._cancellation(reason)
+        self._settle(self.propose(proposal), state, retryable=False)
+
+    async def acancel(self, reason: str) -> None:
+        state, proposal = self._cancellation(reason)
+        self._settle(await self.apropose(proposal), state, retryable=False)
+
+    def _ancestor_cancellation(self, exc: BaseException) -> str | None:
+        """The reason, when ``exc`` is the interrupt of an enclosing run's cancellation."""
+        if isinstance(exc, RunCancelled | asyncio.CancelledError):
+            reason = cancelled_ancestor(self.parent)
+            if reason is not None:
+                return f"The parent flow run was cancelled: {reason}"
+        return None
+
     # -- crashes ---------------------------------------------------------------------------
 
     def _crash_proposal(self, exc: BaseException) -> outcomes.Proposal | None:
@@ -202,6 +239,10 @@ class FlowRunEngine(EngineRun):
             return None
         if isinstance(exc, Abort | ServiceUnavailable):
             return None  # not ours to report, or the service cannot hear the report anyway
+        reason = self._ancestor_cancellation(exc)
+        if reason is not None:
+            # A subflow interrupted by its parent's cancellation is cancelled, not crashed.
+            return self._cancellation(reason)
         return outcomes.crashed(exc)
 
     def crash(self, exc: BaseException) -> None:

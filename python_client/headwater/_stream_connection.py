@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, cast
 
 from headwater import _loop
@@ -88,6 +89,13 @@ class EngineConnection:
         else:
             _loop.run_sync(self._astart())
         self._loop_thread_id = _loop_thread_id(self._loop)
+        #: How many ``WatchFlowRun`` calls the engine opened (cancellation watches); for tests.
+        self.watches_opened = 0
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The background loop that owns the channel and the stream."""
+        return self._loop
 
     @property
     def streams_opened(self) -> int:
@@ -252,6 +260,31 @@ class EngineConnection:
         else:
             self._loop.call_soon_threadsafe(self._ops.add_flush_waiter, waiter)
         await done
+
+    async def awatch_flow_run(
+        self, req: flow_runs_pb2.WatchFlowRunRequest
+    ) -> AsyncIterator[flow_runs_pb2.WatchFlowRunResponse]:
+        """``FlowRunService.WatchFlowRun`` on this connection's channel (no second transport).
+
+        Runs on the background loop only (the channel's loop). The stream is cancelled when
+        the caller stops iterating.
+
+        Raises:
+            grpc.aio.AioRpcError: The watch failed or broke; the caller decides to watch again.
+            ServiceUnavailable: The connection is closed.
+        """
+        from headwater.v1 import flow_runs_pb2_grpc
+
+        channel = self._stream.channel
+        if self._ops.closed or channel is None:
+            raise self._ops.closed_error()
+        self.watches_opened += 1
+        call = flow_runs_pb2_grpc.FlowRunServiceStub(channel).WatchFlowRun(req)
+        try:
+            async for message in call:
+                yield message
+        finally:
+            call.cancel()
 
     # ---------------------------------------------------------------------- lifecycle
 

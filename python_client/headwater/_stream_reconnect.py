@@ -83,6 +83,12 @@ class EngineStream:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._runner
 
+    @property
+    def channel(self) -> grpc.aio.Channel | None:
+        """The channel, for the few unary and server-streaming calls the engine also makes
+        (watching a run for cancellation), so they need no second connection."""
+        return self._channel
+
     async def close_channel(self) -> None:
         if self._channel is not None:
             await self._channel.close()

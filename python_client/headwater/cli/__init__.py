@@ -1,9 +1,9 @@
 """The ``headwater`` command line.
 
-``headwater server start`` runs the service; ``headwater flow-run ls | inspect | watch`` reads
-runs from ``HEADWATER_API_URL``, or from the local database (through an embedded server) when it
-is unset. Failures print one line to stderr and exit 2: a person at a terminal needs what went
-wrong and what to do, not a traceback.
+``headwater server start`` runs the service; ``headwater flow-run ls | inspect | watch | cancel``
+reads (and cancels) runs from ``HEADWATER_API_URL``, or from the local database (through an
+embedded server) when it is unset. Failures print one line to stderr and exit 2: a person at a
+terminal needs what went wrong and what to do, not a traceback.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``headwater flow-run ls | inspect | watch``: read flow runs from the service."""
+"""``headwater flow-run ls | inspect | watch | cancel``: read and cancel flow runs."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 def register(commands: Any) -> None:
     """Add the ``flow-run`` command group."""
-    group = commands.add_parser("flow-run", help="list, inspect and watch flow runs")
+    group = commands.add_parser("flow-run", help="list, inspect, watch and cancel flow runs")
     actions = group.add_subparsers(title="flow-run commands", metavar="COMMAND", required=True)
 
     ls = actions.add_parser("ls", help="list flow runs, newest first")
@@ -38,6 +38,16 @@ def register(commands: Any) -> None:
     )
     watch.add_argument("id", help="the flow run's id")
     watch.set_defaults(handler=watch_run)
+
+    cancel = actions.add_parser(
+        "cancel",
+        help="cancel a run: at once if it is not running, else its engine stops it",
+    )
+    cancel.add_argument("id", help="the flow run's id")
+    cancel.add_argument(
+        "--reason", default="", help="why; shown in the run's Cancelling/Cancelled state"
+    )
+    cancel.set_defaults(handler=cancel_run)
 
 
 def list_runs(args: argparse.Namespace) -> int:
@@ -123,6 +133,25 @@ def watch_run(args: argparse.Namespace) -> int:
     label = _render.state_label(final_state)
     out.print(f"Flow run finished: {label}")
     return 0 if final_state.type == _state_completed() else 1
+
+
+def cancel_run(args: argparse.Namespace) -> int:
+    """Ask the service to cancel a run and print the state it is in now.
+
+    A running run moves to CANCELLING; its engine notices, stops the code and reports
+    CANCELLED. A finished run cannot be cancelled: the service answers FAILED_PRECONDITION,
+    which `headwater.cli.main` prints as one error line (exit 2).
+    """
+    from headwater.cli import _render
+
+    with _client() as client:
+        run = client.cancel_flow_run(args.id, reason=args.reason)
+    out = _render.console()
+    label = _render.state_label(run.state)
+    out.print(f"Flow run [bold]{_render.escape(run.name)}[/] ({run.id}): {label}")
+    if run.state.message:
+        out.print(f"  {_render.escape(run.state.message)}")
+    return 0
 
 
 def _state_completed() -> int:

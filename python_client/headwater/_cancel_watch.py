@@ -1,0 +1,271 @@
+"""Honouring ``CancelFlowRun``: watch a running flow run for CANCELLING and interrupt its code.
+
+``CancelFlowRun`` only moves a RUNNING run to CANCELLING; the engine running it has to notice
+and stop the code. Watching costs a stream per run, and most runs end in a millisecond, so a
+run is watched only once it has lasted `WATCH_AFTER_SECONDS`: `CancelScope.__enter__` just
+adds the run to a table (no I/O, no wake-up of another thread), and a ticker on the SDK's
+background loop (`headwater._loop`) opens ``WatchFlowRun`` on the engine's own channel for the
+runs in the table that are old enough. The ticker stops itself after a few idle seconds.
+
+When CANCELLING arrives, the run's code is interrupted the way a timeout interrupts it: a sync
+run's thread gets `RunCancelled` raised asynchronously (at its next Python bytecode, so a
+blocking C call finishes first), an async run's task is cancelled. The engine then proposes
+CANCELLED. A subflow running in the interrupted code sees the same interrupt; it finds its
+parent in `cancelled_ancestor` and reports itself CANCELLED too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import threading
+import time
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from headwater._context import FlowRunContext
+    from headwater._stream_connection import EngineConnection
+
+__all__ = [
+    "WATCH_AFTER_SECONDS",
+    "CancelScope",
+    "RunCancelled",
+    "cancelled_ancestor",
+]
+
+#: A run is watched for cancellation once its code has run this long.
+WATCH_AFTER_SECONDS = 0.5
+#: How often the ticker looks for runs old enough to watch.
+_TICK_SECONDS = 0.25
+#: The ticker stops after this many ticks with no run in the table (restarted on demand).
+_IDLE_TICKS = 20
+#: Pause before watching again after the watch stream broke (a server restart).
+_REWATCH_DELAY = 1.0
+
+
+class RunCancelled(BaseException):
+    """Raised inside a sync run's code when its run was cancelled (internal to the SDK).
+
+    A `BaseException`, like `headwater._timeouts.RunTimeout`, so ``except Exception:`` in user
+    code cannot swallow it.
+    """
+
+
+#: Runs whose code is being interrupted by a cancellation: flow_run_id -> the reason. Subflows
+#: interrupted by their parent's cancellation look their ancestors up here.
+_cancelling: dict[str, str] = {}
+
+
+def cancelled_ancestor(context: FlowRunContext | None) -> str | None:
+    """The reason, when ``context``'s run or one of its ancestors is being cancelled."""
+    while context is not None:
+        reason = _cancelling.get(context.flow_run_id)
+        if reason is not None:
+            return reason
+        context = context.parent
+    return None
+
+
+class CancelScope:
+    """Watches one run for CANCELLING while the block (one attempt of the code) runs.
+
+    Attributes:
+        fired: True once this run's own cancellation interrupted the block.
+        reason: The CANCELLING state's message (who cancelled it and why).
+    """
+
+    __slots__ = (
+        "_async_loop",
+        "_async_task",
+        "_thread_id",
+        "after_sequence",
+        "connection",
+        "done",
+        "fired",
+        "flow_run_id",
+        "reason",
+        "started_at",
+        "watch_task",
+    )
+
+    def __init__(
+        self,
+        connection: EngineConnection,
+        flow_run_id: str,
+        after_sequence: int,
+        async_task: asyncio.Task[Any] | None = None,
+    ) -> None:
+        self.connection = connection
+        self.flow_run_id = flow_run_id
+        self.after_sequence = after_sequence
+        self._async_task = async_task
+        self._async_loop = async_task.get_loop() if async_task is not None else None
+        self._thread_id = 0
+        self.done = False
+        self.fired = False
+        self.reason = ""
+        self.started_at = 0.0
+        self.watch_task: asyncio.Task[None] | None = None
+
+    def __enter__(self) -> CancelScope:
+        self.started_at = time.monotonic()
+        if self._async_task is None:
+            self._thread_id = threading.get_ident()
+        _watcher.add(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        pending = _watcher.remove(self, delivered=exc_type is RunCancelled)
+        if pending:
+            # The code finished before the interrupt landed: withdraw it before it hits the
+            # engine code that reports the (real, completed) result.
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread_id), None)
+        if self.fired:
+            _cancelling.pop(self.flow_run_id, None)
+
+    def cancel_requested(self, reason: str) -> None:
+        """Interrupt the block (called on the background loop when CANCELLING arrives)."""
+        reason = reason or "The run was cancelled."
+        if self._async_task is None:
+            with _watcher.lock:
+                if self.done:
+                    return
+                self._mark(reason)
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(self._thread_id), ctypes.py_object(RunCancelled)
+                )
+        else:
+            assert self._async_loop is not None
+            self._async_loop.call_soon_threadsafe(self._cancel_task, reason)
+
+    def _cancel_task(self, reason: str) -> None:
+        # On the run's own loop, where the block also ends: no race with `__exit__`.
+        if self.done or self._async_task is None:
+            return
+        self._mark(reason)
+        self._async_task.cancel()
+
+    def _mark(self, reason: str) -> None:
+        self.fired = True
+        self.reason = reason
+        _cancelling[self.flow_run_id] = reason
+
+
+class _Watcher:
+    """The table of running blocks and the ticker that starts their watches.
+
+    Its one lock also orders a sync block's end against its interrupt (`CancelScope`), so a
+    block costs two uncontended lock round trips and nothing else.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.scopes: dict[int, CancelScope] = {}
+        self.ticking = False
+        self.idle_ticks = 0
+
+    def add(self, scope: CancelScope) -> None:
+        with self.lock:
+            self.scopes[id(scope)] = scope
+            start = not self.ticking
+            if start:
+                self.ticking = True
+                self.idle_ticks = 0
+        if start:
+            loop = scope.connection.loop
+            loop.call_soon_threadsafe(self._schedule, loop)
+
+    def remove(self, scope: CancelScope, delivered: bool) -> bool:
+        """Forget ``scope`` (its block ended); True when its sync interrupt is still pending."""
+        with self.lock:
+            scope.done = True
+            del self.scopes[id(scope)]
+            task = scope.watch_task
+            pending = scope.fired and scope._async_task is None and not delivered
+        if task is not None and not task.done():
+            task.get_loop().call_soon_threadsafe(task.cancel)
+        return pending
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.call_later(_TICK_SECONDS, self._tick, loop)
+
+    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On the background loop: start a watch for each block that has run long enough."""
+        now = time.monotonic()
+        with self.lock:
+            if not self.scopes:
+                self.idle_ticks += 1
+                if self.idle_ticks >= _IDLE_TICKS:
+                    self.ticking = False
+                    return
+            else:
+                self.idle_ticks = 0
+            for scope in self.scopes.values():
+                if scope.watch_task is None and now - scope.started_at >= WATCH_AFTER_SECONDS:
+                    scope.watch_task = loop.create_task(
+                        _watch(scope), name=f"headwater-cancel-watch-{scope.flow_run_id}"
+                    )
+        self._schedule(loop)
+
+
+_watcher = _Watcher()
+
+
+async def _watch(scope: CancelScope) -> None:
+    """Follow the run until it leaves RUNNING; interrupt the block when it is CANCELLING."""
+    import grpc
+
+    from headwater.exceptions import ServiceError
+    from headwater.v1 import flow_runs_pb2, states_pb2
+
+    running = states_pb2.STATE_TYPE_RUNNING
+    cancelling = states_pb2.STATE_TYPE_CANCELLING
+    after = scope.after_sequence
+    while not scope.done:
+        request = flow_runs_pb2.WatchFlowRunRequest(
+            flow_run_id=scope.flow_run_id, after_sequence=after
+        )
+        try:
+            async for message in scope.connection.awatch_flow_run(request):
+                kind = message.WhichOneof("kind")
+                if kind == "snapshot":
+                    state = message.snapshot.state
+                elif kind == "event" and message.event.HasField("state_changed"):
+                    after = message.event.sequence
+                    state = message.event.state_changed
+                else:
+                    continue
+                if state.type == cancelling:
+                    scope.cancel_requested(state.message)
+                    return
+                if state.type != running:
+                    return  # the run left RUNNING: nothing more to watch for
+            return  # the service ends the watch after a terminal state
+        except grpc.aio.AioRpcError as error:
+            if error.code().name in _FINAL_WATCH_CODES:
+                return  # the run is gone, or the request can never succeed
+            await asyncio.sleep(_REWATCH_DELAY)  # the server restarts: watch again
+        except ServiceError:
+            return  # the connection was closed: the process is leaving
+
+
+_FINAL_WATCH_CODES = frozenset(
+    {"NOT_FOUND", "INVALID_ARGUMENT", "PERMISSION_DENIED", "UNAUTHENTICATED", "UNIMPLEMENTED"}
+)
+
+
+def _forget_after_fork() -> None:
+    """A forked child has no ticker and none of its parent's blocks."""
+    global _watcher
+    _watcher = _Watcher()
+    _cancelling.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
