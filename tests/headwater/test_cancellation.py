@@ -50,6 +50,13 @@ def _cancel_when_started(
     return thread
 
 
+def _sleep_in_small_steps() -> None:
+    """Keep a sync flow busy in short sleeps, so an interrupt lands within ~20 ms."""
+    deadline = time.monotonic() + _LOOP_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def _watches_opened() -> int:
     from headwater._client import get_connection
 
@@ -68,9 +75,7 @@ def test_a_sync_flow_is_cancelled_while_it_runs(reader: Reader) -> None:
     def sleeper() -> str:
         run_ids.append(current_run_id())
         started.set()
-        deadline = time.monotonic() + _LOOP_SECONDS
-        while time.monotonic() < deadline:
-            time.sleep(0.02)
+        _sleep_in_small_steps()
         return "not cancelled"
 
     canceller = _cancel_when_started(
@@ -127,9 +132,7 @@ def test_a_subflow_of_a_cancelled_parent_is_cancelled_too(reader: Reader) -> Non
     def child() -> None:
         child_ids.append(current_run_id())
         started.set()
-        deadline = time.monotonic() + _LOOP_SECONDS
-        while time.monotonic() < deadline:
-            time.sleep(0.02)
+        _sleep_in_small_steps()
 
     @flow(name=unique("cancel-parent"))
     def parent() -> None:
@@ -158,9 +161,7 @@ def test_a_flow_cancelled_through_the_cli(
     def sleeper() -> None:
         run_ids.append(current_run_id())
         started.set()
-        deadline = time.monotonic() + _LOOP_SECONDS
-        while time.monotonic() < deadline:
-            time.sleep(0.02)
+        _sleep_in_small_steps()
 
     def cancel(run_id: str) -> None:
         outputs.append(
@@ -252,9 +253,7 @@ def test_a_flow_running_outside_the_main_thread_is_cancelled(reader: Reader) -> 
     def sleeper() -> None:
         run_ids.append(current_run_id())
         started.set()
-        deadline = time.monotonic() + _LOOP_SECONDS
-        while time.monotonic() < deadline:
-            time.sleep(0.02)
+        _sleep_in_small_steps()
 
     def target() -> None:
         try:
