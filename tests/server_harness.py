@@ -21,8 +21,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
-POSTGRES_SQLALCHEMY_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432"
+# scripts/ensure-postgres starts this server (trust auth, database `test`) before `make test`.
+POSTGRES_PORT = int(os.environ.get("HEADWATER_TEST_POSTGRES_PORT", "54320"))
+POSTGRES_ADMIN_URL = f"postgresql://postgres@127.0.0.1:{POSTGRES_PORT}/test"
+POSTGRES_SQLALCHEMY_BASE = f"postgresql+psycopg://postgres@127.0.0.1:{POSTGRES_PORT}"
 START_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 15.0
 

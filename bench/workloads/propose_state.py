@@ -37,7 +37,7 @@ from typing import Any
 from headwater.v1 import engine_pb2, engine_pb2_grpc, flow_runs_pb2, states_pb2
 
 RESULT_MARKER = "BENCH_RESULT "
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+ADMIN_URL = "postgresql://postgres@127.0.0.1:54320/test"
 S = states_pb2
 FR = flow_runs_pb2
 
@@ -57,7 +57,7 @@ def database_url(target: str) -> Iterator[str]:
         with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'CREATE DATABASE "{name}"')
         try:
-            yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+            yield f"postgresql+psycopg://postgres@127.0.0.1:54320/{name}"
         finally:
             with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
