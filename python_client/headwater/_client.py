@@ -10,7 +10,7 @@ The connection's machinery lives in small modules beside this one:
 - `headwater._stream_ops`: one operation, from hand-off to answer;
 - `headwater._stream_protocol`: sequence numbers, answer matching, idempotency keys;
 - `headwater._stream_reconnect`: reconnect with backoff, resend, give up in time;
-- `headwater._channel`: channel options shared with the unary client.
+- `headwater._transport.channel`: channel options shared with the unary client.
 
 `EngineConnection`, `channel_options` and `MAX_MESSAGE_BYTES` are re-exported here, where
 callers have always imported them.
@@ -24,8 +24,8 @@ import sys
 import threading
 
 from headwater import _loop
-from headwater._channel import MAX_MESSAGE_BYTES, channel_options
 from headwater._stream_connection import EngineConnection
+from headwater._transport.channel import MAX_MESSAGE_BYTES, channel_options
 
 __all__ = [
     "MAX_MESSAGE_BYTES",

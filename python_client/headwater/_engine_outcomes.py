@@ -11,13 +11,13 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from headwater._engine_interrupts import crash_message
-from headwater._state_conversion import (
+from headwater._states import Cancelled, Completed, Crashed, Failed, State, StateType
+from headwater._transport.convert import (
     failure_from_exception,
     json_result,
     reference_result,
     state_to_proto,
 )
-from headwater._states import Cancelled, Completed, Crashed, Failed, State, StateType
 from headwater.exceptions import FlowRunTimeoutError, ParameterTypeError
 from headwater.v1 import states_pb2
 

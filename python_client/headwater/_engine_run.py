@@ -23,8 +23,8 @@ from headwater._engine_setup import (
 )
 from headwater._logging import flush_logs, lines_added, run_logger, setup_logging
 from headwater._runs import FlowRun
-from headwater._state_conversion import state_from_proto
 from headwater._states import State
+from headwater._transport.convert import state_from_proto
 from headwater.exceptions import ParameterTypeError
 from headwater.v1 import flow_runs_pb2, states_pb2
 

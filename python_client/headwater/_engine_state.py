@@ -19,8 +19,8 @@ from headwater import _engine_outcomes as outcomes
 from headwater._cancel_watch import CancelScope, RunCancelled, cancelled_ancestor
 from headwater._engine_hooks import arun_hooks, final_hooks_of, run_hooks
 from headwater._engine_run import EngineRun, ReturnType
-from headwater._state_conversion import state_from_proto, state_to_proto
 from headwater._states import Retrying, Running, State, StateType
+from headwater._transport.convert import state_from_proto, state_to_proto
 from headwater.exceptions import Abort, FlowRunTimeoutError, ServiceUnavailable
 from headwater.v1 import states_pb2
 

@@ -65,7 +65,7 @@ class FlowRun:
         if parameters is None:
             parameters = json.loads(message.parameters_json) if message.parameters_json else {}
         if state is None and message.HasField("state"):
-            from headwater._state_conversion import state_from_proto
+            from headwater._transport.convert import state_from_proto
 
             state = state_from_proto(message.state)
         return cls(

@@ -19,10 +19,10 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from headwater._channel import channel_options
-from headwater._status import from_operation_error, from_rpc_error
 from headwater._stream_ops import Op
 from headwater._stream_protocol import OperationTable
+from headwater._transport.channel import channel_options
+from headwater._transport.status import from_operation_error, from_rpc_error
 from headwater.exceptions import ServiceError, ServiceUnavailable
 from headwater.v1 import engine_pb2_grpc
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import grpc
 
-from headwater._status import from_rpc_error
+from headwater._transport.status import from_rpc_error
 from headwater.exceptions import ServiceUnavailable
 from headwater.v1 import (
     flow_runs_pb2,
@@ -131,8 +131,8 @@ class HeadwaterClient:
     """
 
     def __init__(self, address: str | None = None, *, timeout: float | None = 30.0) -> None:
-        from headwater._channel import channel_options
         from headwater._settings import get_settings
+        from headwater._transport.channel import channel_options
 
         settings = get_settings()
         if address is None:

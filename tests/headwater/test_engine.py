@@ -223,7 +223,7 @@ class TestPersistedResults:
         assert list(tmp_path.iterdir())
 
         # A state rebuilt from what the service stored reads the result from storage.
-        from headwater._state_conversion import state_from_proto
+        from headwater._transport.convert import state_from_proto
 
         assert state_from_proto(run.state).result() == {"a": 1}
 

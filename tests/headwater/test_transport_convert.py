@@ -1,4 +1,4 @@
-"""Conversions between SDK states and wire states (`headwater._state_conversion`)."""
+"""Conversions between SDK states and wire states (`headwater._transport.convert`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import pytest
 from headwater import AwaitingRetry, Completed, State, StateType
 from headwater._results import ResultReference
-from headwater._state_conversion import (
+from headwater._transport.convert import (
     MAX_INLINE_RESULT_BYTES,
     failure_from_exception,
     json_result,
