@@ -27,7 +27,12 @@ import grpc
 import grpc.aio
 
 from headwater_server.events import EventHub
-from headwater_server.servicers import SERVICE_NAMES, Backend, add_servicers
+from headwater_server.servicers import (
+    SERVICE_NAMES,
+    Backend,
+    DecodeErrorInterceptor,
+    add_servicers,
+)
 
 if TYPE_CHECKING:
     from grpc_health.v1.health import aio as health_aio
@@ -39,6 +44,7 @@ logger = logging.getLogger("headwater_server")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4200
 DEFAULT_GRACE_SECONDS = 5.0
+MAX_RECEIVE_MESSAGE_BYTES = 4 * 1024 * 1024
 
 # Clients ping idle long polls, watches and engine streams (every 20 s by default); the server
 # must accept those pings or it answers GOAWAY "too_many_pings" and drops the stream. The server
@@ -52,6 +58,10 @@ SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
     # Without this, a second server on a busy port binds "successfully" and steals half the
     # connections; a clear "port in use" error is better.
     ("grpc.so_reuseport", 0),
+    # Explicit rather than grpcio's implicit default: a larger request is refused with
+    # RESOURCE_EXHAUSTED from its length prefix, before its bytes are buffered. Clients use the
+    # same limit (headwater._transport.channel.MAX_MESSAGE_BYTES).
+    ("grpc.max_receive_message_length", MAX_RECEIVE_MESSAGE_BYTES),
 )
 
 _HEALTH_SERVICE_NAME = "grpc.health.v1.Health"
@@ -354,8 +364,12 @@ def _display_url(url: str) -> str:
 def _interceptors(tracer_provider: object | None) -> list[grpc.aio.ServerInterceptor]:
     from headwater_server import telemetry
 
-    interceptor = telemetry.server_interceptor(tracer_provider)
-    return [interceptor] if interceptor is not None else []
+    # The decoding guard comes first (outermost), so it also covers what tracing wraps.
+    interceptors: list[grpc.aio.ServerInterceptor] = [DecodeErrorInterceptor()]
+    tracing = telemetry.server_interceptor(tracer_provider)
+    if tracing is not None:
+        interceptors.append(tracing)
+    return interceptors
 
 
 def _configure_logging() -> None:

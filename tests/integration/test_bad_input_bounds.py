@@ -420,10 +420,9 @@ def test_task_run_state_filter_is_bounded(api: Api) -> None:
 
 
 def test_a_filter_at_the_limit_works(api: Api) -> None:
-    run = api.new_run(api.new_flow().id, tags=["t7"])
-    request = FR.ListFlowRunsRequest(
-        filter=FR.FlowRunFilter(tags=[f"t{i}" for i in range(100)], flow_ids=[run.flow_id])
-    )
+    tags = [f"t{i}" for i in range(100)]  # a run must carry every tag of the filter
+    run = api.new_run(api.new_flow().id, tags=tags)
+    request = FR.ListFlowRunsRequest(filter=FR.FlowRunFilter(tags=tags, flow_ids=[run.flow_id]))
     assert [r.id for r in api.flow_runs.ListFlowRuns(request).flow_runs] == [run.id]
 
 
@@ -475,10 +474,22 @@ UNARY_METHODS = [
     "/headwater.v1.LogService/ListLogs",
 ]
 
-UNDECODABLE = [
-    pytest.param(b"\xff\xff\xff", id="corrupt-wire"),
-    pytest.param(b"\x0a\x05ab", id="truncated-string"),
-    pytest.param(b"\x0a\x02\xc3\x28", id="invalid-utf8"),
+
+def _invalid_utf8(method: str) -> bytes:
+    """A request whose first string field holds bytes that are not UTF-8."""
+    from google.protobuf import descriptor_pool
+    from google.protobuf.descriptor import FieldDescriptor
+
+    service, name = method.strip("/").split("/")
+    request = descriptor_pool.Default().FindServiceByName(service).methods_by_name[name].input_type
+    number = next(f.number for f in request.fields if f.type == FieldDescriptor.TYPE_STRING)
+    return bytes([number << 3 | 2, 2, 0xC3, 0x28])
+
+
+UNDECODABLE: list[Any] = [
+    pytest.param(lambda method: b"\xff\xff\xff", id="corrupt-wire"),
+    pytest.param(lambda method: b"\x12\x05ab", id="truncated-field"),
+    pytest.param(_invalid_utf8, id="invalid-utf8"),
 ]
 
 
@@ -497,9 +508,11 @@ def test_every_unary_method_is_listed(api: Api) -> None:
 
 @pytest.mark.parametrize("method", UNARY_METHODS)
 @pytest.mark.parametrize("raw", UNDECODABLE)
-def test_undecodable_requests_are_invalid_argument(api: Api, method: str, raw: bytes) -> None:
+def test_undecodable_requests_are_invalid_argument(
+    api: Api, method: str, raw: Callable[[str], bytes]
+) -> None:
     with pytest.raises(grpc.RpcError) as caught:
-        api.channel.unary_unary(method)(raw, timeout=10)
+        api.channel.unary_unary(method)(raw(method), timeout=10)
     details = error_details(caught.value)
     assert details.code == INVALID, details
     assert "decode" in details.message, details

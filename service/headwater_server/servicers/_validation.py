@@ -7,13 +7,13 @@ before any database work is done.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterable
 
 from google.protobuf import duration_pb2, field_mask_pb2
 from headwater.v1 import states_pb2
 
 from headwater_server import errors
+from headwater_server.storage import validation as storage_validation
 
 MAX_PAGE_SIZE = 1000
 
@@ -81,19 +81,9 @@ def page_size(field: str, value: int) -> int:
 
 
 def json_object(field: str, text: str) -> str:
-    """Accept "" (meaning {}) or JSON text whose top level is an object."""
-    if not text:
-        return text
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise errors.invalid_argument(
-            field, f"is not valid JSON ({exc}). Send a JSON object such as '{{\"x\": 1}}'."
-        ) from None
-    if not isinstance(value, dict):
-        raise errors.invalid_argument(
-            field, f"must be a JSON object, not {type(value).__name__}. Wrap values by name."
-        )
+    """Accept "" (meaning {}) or standard JSON text whose top level is an object."""
+    if text:
+        storage_validation.check_json_object(field, text)
     return text
 
 
@@ -105,7 +95,7 @@ def update_mask(field: str, mask: field_mask_pb2.FieldMask, allowed: Collection[
     for path in mask.paths:
         if path not in allowed:
             raise errors.invalid_argument(
-                field, f"unknown path '{path}'. Only {listing} can be changed."
+                field, f"unknown path {errors.shown(path)}. Only {listing} can be changed."
             )
     return list(mask.paths)
 
@@ -139,6 +129,6 @@ def initial_state(field: str, state: states_pb2.State, present: bool) -> None:
 
 
 def run_policy(field: str, policy: states_pb2.RunPolicy) -> None:
-    """Check the retry policy a run is created with."""
+    """Check the retry policy a run is created with (retries and delay in range)."""
     non_negative(f"{field}.retries", policy.retries)
-    non_negative_duration(f"{field}.retry_delay", policy.retry_delay)
+    storage_validation.policy_values(field, policy)

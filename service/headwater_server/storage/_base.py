@@ -28,7 +28,7 @@ from headwater_server.storage.statements import (
     RunKind,
     StoredRequest,
 )
-from headwater_server.storage.validation import new_id, payloads, proposal_message
+from headwater_server.storage.validation import check_state, new_id, payloads, proposal_message
 
 M = TypeVar("M", bound=Message)
 
@@ -183,11 +183,7 @@ class RepositoryBase:
     def _initial_state(noun: str, state: states_pb2.State) -> InitialState:
         """The state a new run starts in: PENDING unless SCHEDULED is asked for."""
         state_type = state.type or states_pb2.STATE_TYPE_PENDING
-        scheduled = (
-            convert.timestamp_to_us(state.scheduled_time)
-            if state.HasField("scheduled_time")
-            else None
-        )
+        scheduled = check_state("state", state)
         decision = rules.decide(
             rules.RunSnapshot(),
             rules.Proposal(type=state_type, name=state.name, message=proposal_message(state)),

@@ -8,7 +8,7 @@ from headwater.v1 import flow_runs_pb2
 from sqlalchemy import Connection, bindparam, delete, select, update
 
 from headwater_server import errors
-from headwater_server.errors import ServiceError, invalid_argument, not_found, parse_uuid
+from headwater_server.errors import ServiceError, invalid_argument, not_found, parse_uuid, shown
 from headwater_server.orchestration import rules
 from headwater_server.storage import convert, pagination
 from headwater_server.storage._base import RepositoryBase
@@ -18,6 +18,7 @@ from headwater_server.storage.names import generate_run_name
 from headwater_server.storage.schema import flow_run_states, flow_runs
 from headwater_server.storage.statements import FLOW_RUN, tags_condition
 from headwater_server.storage.validation import (
+    check_filter_values,
     check_flow_name,
     check_json_object,
     check_name,
@@ -182,10 +183,14 @@ class FlowRunsMixin(RepositoryBase):
         after = pagination.decode_token("flow_runs", req.page_token)
         f = req.filter
         conditions: list[Any] = []
+        check_filter_values("filter.flow_ids", f.flow_ids)
+        check_filter_values("filter.state_types", f.state_types)
+        check_filter_values("filter.tags", f.tags)
         if f.flow_ids:
             ids = [require_uuid(f"filter.flow_ids[{i}]", v) for i, v in enumerate(f.flow_ids)]
             conditions.append(flow_runs.c.flow_id.in_(ids))
         if f.flow_name:
+            check_name("filter.flow_name", f.flow_name)
             conditions.append(flow_runs.c.flow_name == f.flow_name)
         if f.state_types:
             for i, t in enumerate(f.state_types):
@@ -194,7 +199,8 @@ class FlowRunsMixin(RepositoryBase):
         if f.parent_flow_run_id:
             parent = require_uuid("filter.parent_flow_run_id", f.parent_flow_run_id)
             conditions.append(flow_runs.c.parent_flow_run_id == parent)
-        for tag in f.tags:
+        for i, tag in enumerate(f.tags):
+            check_name(f"filter.tags[{i}]", tag)
             conditions.append(tags_condition(flow_runs.c.tags, tag, self._dialect))
         with self._read() as conn:
             runs, token = read_run_page(conn, FLOW_RUN, conditions, after, size, newest_first=True)
@@ -222,7 +228,7 @@ class FlowRunsMixin(RepositoryBase):
             else:
                 raise invalid_argument(
                     "update_mask",
-                    f"has unknown path '{path}'; only 'name' and 'tags' can be changed.",
+                    f"has unknown path {shown(path)}; only 'name' and 'tags' can be changed.",
                 )
         values["update_time"] = convert.now_us()
         with self._write() as conn:

@@ -14,7 +14,13 @@ from headwater_server.storage import convert, pagination
 from headwater_server.storage._base import RepositoryBase
 from headwater_server.storage.schema import flows
 from headwater_server.storage.statements import SELECT_FLOW_BY_NAME, keyset_before
-from headwater_server.storage.validation import check_flow_name, check_tags, new_id, require_uuid
+from headwater_server.storage.validation import (
+    check_flow_name,
+    check_name,
+    check_tags,
+    new_id,
+    require_uuid,
+)
 
 
 class FlowsMixin(RepositoryBase):
@@ -81,6 +87,7 @@ class FlowsMixin(RepositoryBase):
         after = pagination.decode_token("flows", req.page_token)
         stmt = select(flows)
         if req.name:
+            check_name("name", req.name)
             stmt = stmt.where(flows.c.name == req.name)
         if after is not None:
             stmt = stmt.where(keyset_before(flows.c.create_time, flows.c.id, after))

@@ -12,7 +12,14 @@ from headwater_server.storage import convert, pagination
 from headwater_server.storage._base import RepositoryBase
 from headwater_server.storage.schema import flow_runs, logs, request_log
 from headwater_server.storage.statements import keyset_after
-from headwater_server.storage.validation import check_name, new_id, require_uuid
+from headwater_server.storage.validation import (
+    NAME_MAX,
+    check_name,
+    free_text,
+    new_id,
+    require_uuid,
+    timestamp_us,
+)
 
 MAX_LOGS_PER_CALL = 1000
 
@@ -48,17 +55,20 @@ class LogsMixin(RepositoryBase):
         for i, log in enumerate(req.logs):
             flow_run_id = require_uuid(f"logs[{i}].flow_run_id", log.flow_run_id)
             task_run_id = parse_uuid(f"logs[{i}].task_run_id", log.task_run_id, required=False)
-            check_name(f"logs[{i}].logger_name", log.logger_name)
+            if len(log.logger_name) > NAME_MAX:
+                check_name(f"logs[{i}].logger_name", log.logger_name)
             rows.append(
                 {
                     "id": new_id(),
                     "flow_run_id": flow_run_id,
                     "task_run_id": task_run_id,
-                    "logger_name": log.logger_name,
+                    "logger_name": free_text(log.logger_name),
                     "level": log.level,
-                    "message": log.message,
+                    "message": free_text(log.message),
                     "log_time": (
-                        convert.timestamp_to_us(log.log_time) if log.HasField("log_time") else now
+                        timestamp_us(f"logs[{i}].log_time", log.log_time)
+                        if log.HasField("log_time")
+                        else now
                     ),
                 }
             )

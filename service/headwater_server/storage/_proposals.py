@@ -15,6 +15,7 @@ from headwater_server.storage._base import M, RepositoryBase
 from headwater_server.storage.fastpath import RawTransaction
 from headwater_server.storage.statements import FLOW_RUN, TASK_RUN, RawStatements, RunKind
 from headwater_server.storage.validation import (
+    check_state,
     check_state_type,
     new_id,
     payloads,
@@ -133,11 +134,7 @@ class ProposalsMixin(RepositoryBase):
         check_state_type("state.type", state.type)
         key = self._transition_key(req.transition_id)
         expected_state_id = parse_uuid("expected_state_id", req.expected_state_id, required=False)
-        proposed_scheduled = (
-            convert.timestamp_to_us(state.scheduled_time)
-            if state.HasField("scheduled_time")
-            else None
-        )
+        proposed_scheduled = check_state("state", state)
         proposal = rules.Proposal(
             type=state.type,
             name=state.name,

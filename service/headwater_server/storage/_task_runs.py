@@ -16,6 +16,7 @@ from headwater_server.storage._runs import read_run, read_run_page
 from headwater_server.storage.schema import flow_runs, task_runs
 from headwater_server.storage.statements import TASK_RUN
 from headwater_server.storage.validation import (
+    check_filter_values,
     check_json_object,
     check_name,
     check_state_type,
@@ -121,6 +122,7 @@ class TaskRunsMixin(RepositoryBase):
         after = pagination.decode_token("task_runs", req.page_token)
         f = req.filter
         conditions: list[Any] = []
+        check_filter_values("filter.state_types", f.state_types)
         if f.flow_run_id:
             conditions.append(
                 task_runs.c.flow_run_id == require_uuid("filter.flow_run_id", f.flow_run_id)
@@ -130,6 +132,7 @@ class TaskRunsMixin(RepositoryBase):
                 check_state_type(f"filter.state_types[{i}]", t)
             conditions.append(task_runs.c.state_type.in_(list(f.state_types)))
         if f.task_key:
+            check_name("filter.task_key", f.task_key)
             conditions.append(task_runs.c.task_key == f.task_key)
         with self._read() as conn:
             runs, token = read_run_page(conn, TASK_RUN, conditions, after, size, newest_first=False)
