@@ -56,6 +56,7 @@ SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
 )
 
 _HEALTH_SERVICE_NAME = "grpc.health.v1.Health"
+REFLECTION_SERVICE = "grpc.reflection.v1alpha.ServerReflection"
 
 
 class ServerStartError(RuntimeError):
@@ -136,9 +137,10 @@ async def start_server(
             example the port is in use). A ``RuntimeError``, so older callers still catch it.
     """
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-    from grpc_reflection.v1alpha import reflection
+    from grpc_reflection.v1alpha import reflection_pb2_grpc
 
     from headwater_server.housekeeping import prune_request_log_forever
+    from headwater_server.reflection import ImageReflectionServicer
     from headwater_server.storage.database import Database
 
     if isinstance(settings, str):
@@ -169,8 +171,9 @@ async def start_server(
         add_servicers(server, backend)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        reflection.enable_server_reflection(
-            (*SERVICE_NAMES, _HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+            ImageReflectionServicer((*SERVICE_NAMES, _HEALTH_SERVICE_NAME, REFLECTION_SERVICE)),
+            server,
         )
         port = _bind(server, address)
         await server.start()
