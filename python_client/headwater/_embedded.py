@@ -68,7 +68,8 @@ def ensure_embedded_server() -> str:
             raise ServiceUnavailable(
                 "EMBEDDED_SERVER_FAILED",
                 f"Could not start the embedded Headwater server on {_redact(database_url)}: "
-                f"{type(exc).__name__}: {exc}. Fix HEADWATER_DATABASE_URL or HEADWATER_HOME, "
+                f"{type(exc).__name__}: {str(exc).rstrip(' .')}. Fix HEADWATER_DATABASE_URL or "
+                "HEADWATER_HOME, "
                 "or set HEADWATER_API_URL to use a running server (`headwater server start`).",
             ) from exc
         _address = address

@@ -72,12 +72,14 @@ class ProposalsMixin(RepositoryBase):
                 )
             ):
                 return replay
-            label = rules.default_state_name(current["state_type"])
             if rules.is_terminal(current["state_type"]):
+                label = rules.default_state_name(current["state_type"])
+                name = current["state_name"] or label
+                shown = name if name == label else f"{name} ({label})"
                 raise errors.failed_precondition(
                     "FLOW_RUN_ALREADY_FINISHED",
-                    f"Flow run '{run_id}' already finished in state {current['state_name']} "
-                    f"({label}); there is nothing to cancel.",
+                    f"Flow run '{run_id}' already finished in state {shown}; there is nothing "
+                    "to cancel.",
                     resource_type="flow_run",
                     resource_name=run_id,
                 )
