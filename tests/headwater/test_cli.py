@@ -349,3 +349,65 @@ def test_watch_resumes_after_a_server_restart_without_gaps_or_repeats(
         assert lines[-1] == "Flow run finished: Completed"
     finally:
         conn.close()
+
+
+# ----------------------------------------------------------------- rough edges (issue 9)
+
+
+def test_version_prints_the_package_version(tmp_path: Path) -> None:
+    import headwater
+
+    result = run_cli("--version", api_url=None, home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"headwater {headwater.__version__}"
+
+
+@pytest.mark.parametrize("port", ["99999", "-5", "65536", "http"])
+def test_server_start_refuses_a_port_outside_0_to_65535(port: str, tmp_path: Path) -> None:
+    result = run_cli("server", "start", "--port", port, api_url=None, home=tmp_path, timeout=30)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("headwater server start: error: argument --port:")
+    assert port in last
+    assert not (tmp_path / "headwater.db").exists()  # it never got as far as the database
+
+
+def test_server_start_help_says_what_port_0_means(tmp_path: Path) -> None:
+    result = run_cli("server", "start", "--help", api_url=None, home=tmp_path)
+    assert result.returncode == 0
+    help_text = " ".join(result.stdout.split())
+    assert "0 to 65535" in help_text
+    assert "0 picks a free one" in help_text
+
+
+def test_an_unknown_run_names_the_list_rpc_not_the_list_method(
+    sqlite_server, tmp_path: Path
+) -> None:
+    missing = str(uuid.uuid4())
+    result = run_cli("flow-run", "cancel", missing, api_url=sqlite_server.address, home=tmp_path)
+    assert_one_error_line(result, missing)
+    assert "List method" not in result.stderr
+
+
+def test_cancelling_a_finished_run_names_its_state_once(
+    conn, sqlite_server, tmp_path: Path
+) -> None:
+    run_id = make_run(conn, "cli-cancel-finished", RUNNING, FAILED)
+    result = run_cli("flow-run", "cancel", run_id, api_url=sqlite_server.address, home=tmp_path)
+    assert_one_error_line(result, run_id, "already finished in state Failed;")
+    assert "Failed (Failed)" not in result.stderr
+
+
+def test_an_embedded_server_that_cannot_start_is_one_clean_sentence(tmp_path: Path) -> None:
+    env = cli_env(None, tmp_path)
+    env["HEADWATER_DATABASE_URL"] = "postgresql+psycopg://nobody@127.0.0.1:1/nothing"
+    result = subprocess.run(
+        [*headwater_command(), "flow-run", "ls"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert_one_error_line(result, "HEADWATER_DATABASE_URL")
+    assert ".." not in result.stderr

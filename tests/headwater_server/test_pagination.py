@@ -8,7 +8,6 @@ import pytest
 from headwater_server.errors import ServiceError
 from headwater_server.storage import pagination
 
-
 # Row ids are UUIDs, and a token's id must be one.
 A = "00000000-0000-4000-8000-00000000000a"
 B = "00000000-0000-4000-8000-00000000000b"

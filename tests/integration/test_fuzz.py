@@ -31,7 +31,7 @@ from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from headwater.v1 import (  # noqa: F401 - imported to register the descriptors
+from headwater.v1 import (
     engine_pb2,
     flow_runs_pb2,
     flows_pb2,

@@ -1,0 +1,331 @@
+"""Every request check of the service, each raising INVALID_ARGUMENT that names the field.
+
+This is the one place request fields are judged: the application layer runs these before any
+database work, so a caller gets the same precise message (which field, what is wrong, what is
+allowed) from a unary RPC, the engine stream or an in-process caller, and storage can trust
+what it is given. Checks that need the database (does the run exist, is the name taken, may the
+run move to that state) are not here: storage and the orchestration rules answer those.
+
+Besides what each field means, these checks keep out what either database cannot hold, so that
+SQLite and PostgreSQL store (or refuse) exactly the same requests:
+
+- NUL characters, which PostgreSQL text cannot contain. Names, keys and tags (stored, looked
+  up and compared as they are) with a NUL are refused. Free text meant for people (state
+  messages, log lines, logger names) is accepted and stored with each NUL replaced by U+FFFD
+  (:func:`headwater_server.storage.values.free_text`), so a flow failing with
+  ``ValueError("bad \\x00")`` still ends FAILED with its message. Result and failure payloads
+  are stored as protobuf bytes and kept exactly.
+- Names over NAME_MAX characters (PostgreSQL's column width; SQLite stores more).
+- Times outside google.protobuf.Timestamp's range (years 1 to 9999), which datetimes cannot
+  hold, and retry delays so long that "now + delay" leaves that range.
+- JSON that other languages cannot read (NaN, Infinity) or nested deeper than MAX_JSON_DEPTH.
+- Repeated List filters longer than MAX_FILTER_VALUES entries, each a condition of the query.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection, Iterable, Sized
+from typing import Any
+
+from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
+from headwater.v1 import states_pb2
+
+from headwater_server import errors
+from headwater_server.orchestration import rules
+from headwater_server.storage.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from headwater_server.storage.values import NAME_MAX
+
+__all__ = [
+    "MAX_FILTER_VALUES",
+    "MAX_JSON_DEPTH",
+    "MAX_PAGE_SIZE",
+    "MAX_RETRY_DELAY_SECONDS",
+    "NAME_MAX",
+    "filter_values",
+    "flow_name",
+    "initial_state",
+    "json_object",
+    "json_text",
+    "name",
+    "non_negative",
+    "non_negative_duration",
+    "optional_uuid",
+    "page_size",
+    "proposed_state",
+    "required_text",
+    "run_policy",
+    "short_text",
+    "state_type",
+    "state_types",
+    "tags",
+    "timestamp",
+    "update_mask",
+    "uuid",
+]
+
+MAX_JSON_DEPTH = 100
+# 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the range of google.protobuf.Timestamp.
+MIN_TIMESTAMP_SECONDS = -62_135_596_800
+MAX_TIMESTAMP_SECONDS = 253_402_300_799
+MAX_RETRY_DELAY_SECONDS = 10 * 365 * 24 * 3600
+# Entries a repeated List filter may hold: each becomes a condition of the query, and a thousand
+# tags held the database thread for seconds (SQLite refused the expression tree outright).
+MAX_FILTER_VALUES = 100
+_NUL = "\x00"
+
+_FLOW_NAME_RE = re.compile(r"^[\w .:\-]+$")
+
+# The states a run may be created in, in the order error messages list them.
+_INITIAL_STATE_TYPES = (states_pb2.STATE_TYPE_PENDING, states_pb2.STATE_TYPE_SCHEDULED)
+
+# The valid StateType names, for error messages (every one but UNSPECIFIED).
+_STATE_TYPE_NAMES = tuple(states_pb2.StateType.Name(value) for value in rules.ALL_STATE_TYPES)
+
+
+def uuid(field: str, value: str) -> str:
+    """Return the canonical form of a required UUID field."""
+    parsed = errors.parse_uuid(field, value)
+    assert parsed is not None
+    return parsed
+
+
+def optional_uuid(field: str, value: str) -> str:
+    """Return the canonical form of an optional UUID field, or "" when it is empty."""
+    return errors.parse_uuid(field, value, required=False) or ""
+
+
+def required_text(field: str, value: str) -> str:
+    """Reject an empty or blank string field."""
+    if not value or not value.strip():
+        raise errors.invalid_argument(field, "is required and must not be blank.")
+    return value
+
+
+def short_text(field: str, value: str) -> str:
+    """Reject text longer than a name column stores (NUL is allowed: storage replaces it)."""
+    if len(value) > NAME_MAX:
+        raise errors.invalid_argument(
+            field, f"is {len(value)} characters long; at most {NAME_MAX}."
+        )
+    return value
+
+
+def name(field: str, value: str) -> str:
+    """Reject a name, key or tag longer than the schema stores or holding a NUL character."""
+    short_text(field, value)
+    if _NUL in value:
+        raise errors.invalid_argument(
+            field, f"contains a NUL character (\\x00) at position {value.index(_NUL)}; remove it."
+        )
+    return value
+
+
+def flow_name(field: str, value: str) -> str:
+    """A flow name: required, at most 255 characters, letters, digits, spaces and "-_.:"."""
+    required_text(field, value)
+    name(field, value)
+    if not _FLOW_NAME_RE.match(value):
+        raise errors.invalid_argument(
+            field,
+            f"{errors.shown(value)} contains characters other than letters, digits, spaces and "
+            "'-_.:'.",
+        )
+    return value
+
+
+def tags(field: str, values: Iterable[str]) -> None:
+    """Reject an empty tag or one longer than a name."""
+    for tag in values:
+        if not tag:
+            raise errors.invalid_argument(field, "contains an empty tag; remove it.")
+        name(field, tag)
+
+
+def state_type(field: str, value: int, allowed: Collection[int] | None = None) -> int:
+    """Reject a missing, unknown or (when ``allowed`` is given) disallowed StateType value."""
+    names = _STATE_TYPE_NAMES
+    if allowed is not None:
+        names = tuple(states_pb2.StateType.Name(v) for v in allowed)
+    valid = ", ".join(names)
+    if value == states_pb2.STATE_TYPE_UNSPECIFIED:
+        raise errors.invalid_argument(field, f"is required. Use one of {valid}.")
+    if value not in rules.ALL_STATE_TYPES:
+        raise errors.invalid_argument(
+            field, f"{value} is not a known StateType. Use one of {valid}."
+        )
+    if allowed is not None and value not in allowed:
+        state_name = states_pb2.StateType.Name(value)
+        raise errors.invalid_argument(
+            field, f"{state_name} is not allowed here. Use one of {valid}."
+        )
+    return value
+
+
+def state_types(field: str, values: Iterable[int]) -> None:
+    """Check every entry of a repeated StateType filter."""
+    for index, value in enumerate(values):
+        state_type(f"{field}[{index}]", value)
+
+
+def page_size(field: str, value: int) -> int:
+    """Accept 0 (the default) up to MAX_PAGE_SIZE."""
+    if value < 0 or value > MAX_PAGE_SIZE:
+        raise errors.invalid_argument(
+            field,
+            f"{value} is out of range. Use 1 to {MAX_PAGE_SIZE}, or 0 for the default "
+            f"{DEFAULT_PAGE_SIZE}.",
+        )
+    return value
+
+
+class _NonStandardNumber(ValueError):
+    pass
+
+
+def _refuse_constant(constant: str) -> Any:
+    raise _NonStandardNumber(constant)
+
+
+def json_text(field: str, text: str, example: str = "'42' or '[1, 2]'") -> Any:
+    """Parse standard JSON at most MAX_JSON_DEPTH levels deep and return its value.
+
+    Python's json module accepts NaN and Infinity, which JSON (and so every other language's
+    reader) does not, and raises RecursionError on deep nesting: both are the caller's mistake.
+    """
+    too_deep = f"is nested too deep; at most {MAX_JSON_DEPTH} levels of arrays and objects."
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except _NonStandardNumber as exc:
+        raise errors.invalid_argument(
+            field, f"contains {exc}, which is not standard JSON; send null or a string instead."
+        ) from None
+    except RecursionError:
+        raise errors.invalid_argument(field, too_deep) from None
+    except ValueError as exc:
+        raise errors.invalid_argument(
+            field, f"is not valid JSON ({exc}). Send JSON such as {example}."
+        ) from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise errors.invalid_argument(field, too_deep)
+    return value
+
+
+def _depth(value: Any) -> int:
+    """The nesting depth of parsed JSON (0 for a scalar), without recursion."""
+    deepest = 0
+    stack = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level + 1)
+            stack.extend((child, level + 1) for child in item)
+    return deepest
+
+
+def json_object(field: str, text: str) -> str:
+    """Accept "" (meaning {}) or standard JSON text whose top level is an object."""
+    if not text:
+        return text
+    value = json_text(field, text, "a JSON object such as '{\"x\": 1}'")
+    if not isinstance(value, dict):
+        raise errors.invalid_argument(
+            field, f"must be a JSON object, not {type(value).__name__}. Wrap values by name."
+        )
+    return text
+
+
+def update_mask(field: str, mask: field_mask_pb2.FieldMask, allowed: Collection[str]) -> list[str]:
+    """Require a non-empty mask whose paths are all in ``allowed``."""
+    listing = ", ".join(f"'{p}'" for p in sorted(allowed))
+    if not mask.paths:
+        raise errors.invalid_argument(field, f"is required: list the fields to change ({listing}).")
+    for path in mask.paths:
+        if path not in allowed:
+            raise errors.invalid_argument(
+                field, f"unknown path {errors.shown(path)}. Only {listing} can be changed."
+            )
+    return list(mask.paths)
+
+
+def non_negative_duration(field: str, value: duration_pb2.Duration) -> float:
+    """Return a Duration in seconds, rejecting negative values."""
+    seconds: float = value.seconds + value.nanos / 1e9
+    if seconds < 0:
+        raise errors.invalid_argument(field, "must not be negative.")
+    return seconds
+
+
+def non_negative(field: str, value: int) -> int:
+    """Reject a negative count."""
+    if value < 0:
+        raise errors.invalid_argument(field, f"{value} is negative; use 0 or more.")
+    return value
+
+
+def timestamp(field: str, value: timestamp_pb2.Timestamp) -> None:
+    """Reject a time outside google.protobuf.Timestamp's range (years 1 to 9999 UTC)."""
+    if not (
+        MIN_TIMESTAMP_SECONDS <= value.seconds <= MAX_TIMESTAMP_SECONDS
+        and 0 <= value.nanos <= 999_999_999
+    ):
+        raise errors.invalid_argument(
+            field,
+            f"(seconds={value.seconds}, nanos={value.nanos}) is out of range: a time must lie "
+            "between 0001-01-01 and 9999-12-31 UTC, with nanos from 0 to 999,999,999.",
+        )
+
+
+def filter_values(field: str, values: Sized) -> None:
+    """Bound a repeated List filter to MAX_FILTER_VALUES entries."""
+    if len(values) > MAX_FILTER_VALUES:
+        raise errors.invalid_argument(
+            field,
+            f"has {len(values)} entries; at most {MAX_FILTER_VALUES}. Split the query into "
+            "several, or filter on fewer values.",
+        )
+
+
+def _state_contents(field: str, state: states_pb2.State) -> None:
+    """What any State in a request carries: its name, scheduled time and JSON result."""
+    name(f"{field}.name", state.name)
+    if state.HasField("scheduled_time"):
+        timestamp(f"{field}.scheduled_time", state.scheduled_time)
+    if state.HasField("result") and state.result.WhichOneof("kind") == "json":
+        if not state.result.json:
+            raise errors.invalid_argument(
+                f"{field}.result.json", "is empty; send JSON text such as 'null' or '42'."
+            )
+        json_text(f"{field}.result.json", state.result.json)
+
+
+def proposed_state(field: str, state: states_pb2.State, present: bool) -> None:
+    """Check a proposed State: it must be given, carry a known type and storable contents."""
+    if not present:
+        raise errors.invalid_argument(field, "is required: give at least its 'type'.")
+    state_type(f"{field}.type", state.type)
+    _state_contents(field, state)
+
+
+def initial_state(field: str, state: states_pb2.State, present: bool) -> None:
+    """Check the state a run is created in: none (PENDING), PENDING or SCHEDULED."""
+    if present:
+        state_type(f"{field}.type", state.type, _INITIAL_STATE_TYPES)
+        _state_contents(field, state)
+
+
+def run_policy(field: str, policy: states_pb2.RunPolicy) -> None:
+    """Check the retry policy a run is created with.
+
+    The delay is bounded so that "now + delay", computed when the run fails, stays a valid time.
+    """
+    non_negative(f"{field}.retries", policy.retries)
+    delay = non_negative_duration(f"{field}.retry_delay", policy.retry_delay)
+    if delay > MAX_RETRY_DELAY_SECONDS:
+        raise errors.invalid_argument(
+            f"{field}.retry_delay",
+            f"is {delay:.0f} s; at most {MAX_RETRY_DELAY_SECONDS} s (ten years).",
+        )
