@@ -27,7 +27,7 @@ from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import descriptor_pool, message_factory
+from google.protobuf import descriptor_pool, field_mask_pb2, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -246,13 +246,113 @@ def message_strategy(
     return st.fixed_dictionaries({}, optional=optional).map(build)  # type: ignore[arg-type]
 
 
-def payload_strategy(method: MethodDescriptor, seeds: Seeds) -> st.SearchStrategy[bytes]:
-    """The bytes of one request: a fuzzed message, a corrupted one, or raw bytes."""
-    valid = message_strategy(method.input_type, seeds).map(lambda m: m.SerializeToString())
-    corrupted = st.tuples(valid, st.integers(0, 2**16), st.integers(0, 255)).map(
+def _templates(seeds: Seeds) -> dict[str, st.SearchStrategy[Message]]:
+    """A valid request per method, on the seeded rows: the base that mutations start from.
+
+    Fully random messages rarely get past the first check; a valid request with one or two
+    fields replaced by edge values reaches storage and the orchestration rules.
+    """
+    flow = st.sampled_from(seeds.flow_ids)
+    run = st.sampled_from(seeds.flow_run_ids)
+    task = st.sampled_from(seeds.task_run_ids)
+    # Deleting seeded rows would leave later examples nothing to work on: mostly unknown ids.
+    doomed_flow = _mostly(st.uuids().map(str), flow)
+    doomed_run = _mostly(st.uuids().map(str), run)
+    doomed_task = _mostly(st.uuids().map(str), task)
+    fresh = st.uuids().map(lambda value: value.hex[:8])
+    state = st.integers(1, 9).map(lambda kind: states_pb2.State(type=kind))  # type: ignore[arg-type]
+    transition = st.uuids().map(str)
+    fr, tr = flow_runs_pb2, task_runs_pb2
+    table: dict[str, st.SearchStrategy[Message]] = {
+        "CreateFlow": fresh.map(lambda key: flows_pb2.CreateFlowRequest(name=f"fuzz-{key}")),
+        "GetFlow": flow.map(lambda i: flows_pb2.GetFlowRequest(flow_id=i)),
+        "DeleteFlow": doomed_flow.map(lambda i: flows_pb2.DeleteFlowRequest(flow_id=i)),
+        "CreateFlowRun": flow.map(lambda i: fr.CreateFlowRunRequest(flow_id=i)),
+        "GetFlowRun": run.map(lambda i: fr.GetFlowRunRequest(flow_run_id=i)),
+        "DeleteFlowRun": doomed_run.map(lambda i: fr.DeleteFlowRunRequest(flow_run_id=i)),
+        "CancelFlowRun": run.map(lambda i: fr.CancelFlowRunRequest(flow_run_id=i)),
+        "ListFlowRunEvents": run.map(lambda i: fr.ListFlowRunEventsRequest(flow_run_id=i)),
+        "WatchFlowRun": run.map(lambda i: fr.WatchFlowRunRequest(flow_run_id=i)),
+        "UpdateFlowRun": run.map(
+            lambda i: fr.UpdateFlowRunRequest(
+                flow_run_id=i, name="renamed", update_mask=field_mask_pb2.FieldMask(paths=["name"])
+            )
+        ),
+        "SetFlowRunState": st.builds(
+            lambda i, s, t: fr.SetFlowRunStateRequest(flow_run_id=i, state=s, transition_id=t),
+            run,
+            state,
+            transition,
+        ),
+        "CreateTaskRun": st.builds(
+            lambda i, key: tr.CreateTaskRunRequest(
+                flow_run_id=i, task_key="fuzz.task", dynamic_key=key
+            ),
+            run,
+            fresh,
+        ),
+        "GetTaskRun": task.map(lambda i: tr.GetTaskRunRequest(task_run_id=i)),
+        "DeleteTaskRun": doomed_task.map(lambda i: tr.DeleteTaskRunRequest(task_run_id=i)),
+        "SetTaskRunState": st.builds(
+            lambda i, s, t: tr.SetTaskRunStateRequest(task_run_id=i, state=s, transition_id=t),
+            task,
+            state,
+            transition,
+        ),
+        "CreateLogs": run.map(
+            lambda i: logs_pb2.CreateLogsRequest(logs=[logs_pb2.Log(flow_run_id=i, message="m")])
+        ),
+        "ListLogs": run.map(
+            lambda i: logs_pb2.ListLogsRequest(filter=logs_pb2.LogFilter(flow_run_id=i))
+        ),
+    }
+    operations = {
+        "create_flow_run": "CreateFlowRun",
+        "get_flow_run": "GetFlowRun",
+        "set_flow_run_state": "SetFlowRunState",
+        "create_task_run": "CreateTaskRun",
+        "set_task_run_state": "SetTaskRunState",
+        "create_logs": "CreateLogs",
+    }
+    table["Connect"] = st.one_of(
+        *[
+            st.builds(
+                lambda sequence, op, field=field: engine_pb2.ConnectRequest(
+                    sequence=sequence, **{field: op}
+                ),
+                st.integers(1, 1000),
+                table[method],
+            )
+            for field, method in operations.items()
+        ]
+    )
+    return table
+
+
+def _mutate(base: Message, random: Message, keep: set[str]) -> bytes:
+    """``base`` with the fields named in ``keep`` taken from ``random``."""
+    for descriptor in random.DESCRIPTOR.fields:
+        if descriptor.name not in keep:
+            random.ClearField(descriptor.name)
+    merged = type(base)()
+    merged.CopyFrom(base)
+    merged.MergeFrom(random)
+    return merged.SerializeToString()
+
+
+def payload_strategy(
+    method: MethodDescriptor, seeds: Seeds, templates: dict[str, st.SearchStrategy[Message]]
+) -> st.SearchStrategy[bytes]:
+    """The bytes of one request: a mutated valid one, a random one, a corrupted one, or noise."""
+    random = message_strategy(method.input_type, seeds)
+    names = [descriptor.name for descriptor in method.input_type.fields]
+    base = templates.get(method.name, st.just(message_factory.GetMessageClass(method.input_type)()))
+    mutated = st.builds(_mutate, base, random, st.sets(st.sampled_from(names), max_size=2))
+    valid = random.map(lambda message: message.SerializeToString())
+    corrupted = st.tuples(mutated, st.integers(0, 2**16), st.integers(0, 255)).map(
         lambda args: _corrupt(*args)
     )
-    return st.one_of(valid, valid, valid, corrupted, st.binary(max_size=64))
+    return st.one_of(mutated, mutated, mutated, valid, corrupted, st.binary(max_size=64))
 
 
 def _corrupt(raw: bytes, position: int, value: int) -> bytes:
@@ -308,7 +408,7 @@ def acceptable(outcome: Outcome) -> bool:
 def seed(api: Api) -> Seeds:
     """A few real rows of every kind, in several states."""
     seeds = Seeds()
-    for _ in range(2):
+    for _ in range(4):
         flow = api.new_flow("fuzz")
         seeds.flow_ids.append(flow.id)
         seeds.flow_names.append(flow.name)
@@ -341,13 +441,14 @@ def test_fuzzed_requests_never_get_internal_or_unknown(api: Api, server: ServerP
     failures: list[Outcome] = []
     seen: Counter[str] = Counter()
     engine = next(method for method in METHODS if method.client_streaming)
+    templates = _templates(seeds)
     requests = st.one_of(
         *[
-            payload_strategy(method, seeds).map(lambda raw, m=method: (m, [raw]))
+            payload_strategy(method, seeds, templates).map(lambda raw, m=method: (m, [raw]))
             for method in METHODS
             if not method.client_streaming
         ],
-        st.lists(payload_strategy(engine, seeds), min_size=1, max_size=6).map(
+        st.lists(payload_strategy(engine, seeds, templates), min_size=1, max_size=6).map(
             lambda batch: (engine, batch)
         ),
     )
@@ -363,7 +464,6 @@ def test_fuzzed_requests_never_get_internal_or_unknown(api: Api, server: ServerP
         method, payloads = request
         outcome = call(api.channel, method, payloads)
         seen[outcome.code.name] += 1
-        seen[f"{outcome.method} {outcome.code.name} {outcome.details[:90]}"] += 1
         if not acceptable(outcome):
             failures.append(outcome)
         assert acceptable(outcome), outcome
@@ -373,7 +473,8 @@ def test_fuzzed_requests_never_get_internal_or_unknown(api: Api, server: ServerP
     finally:
         assert server.running, server.output()[-4000:]
     assert not failures, failures[:5]
-    print(sorted(seen.items()))
+    # A fuzz whose requests all fail the first check would test little: enough must succeed.
+    assert seen["OK"] >= EXAMPLES // 20, seen
     check_serving(api)
     check_storage(api)
 
