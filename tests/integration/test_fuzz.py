@@ -10,7 +10,7 @@ Every answer must be OK or a status that blames the caller (INVALID_ARGUMENT, NO
 Afterwards the server must still be SERVING and storage consistent: every row a List method
 shows can be read back, and every flow run's current state is its last stored state event.
 
-The number of examples is bounded (HEADWATER_FUZZ_EXAMPLES, default 200 per database) so the
+The number of examples is bounded (HEADWATER_FUZZ_EXAMPLES, default 400 per database) so the
 suite stays quick; raise it for a longer hunt.
 """
 
@@ -53,7 +53,7 @@ SERVICES = (
     "headwater.v1.LogService",
     "headwater.v1.EngineService",
 )
-EXAMPLES = int(os.environ.get("HEADWATER_FUZZ_EXAMPLES", "200"))
+EXAMPLES = int(os.environ.get("HEADWATER_FUZZ_EXAMPLES", "400"))
 MAX_DEPTH = 3
 
 # Codes that say "the caller sent something wrong or unlucky"; anything else is a server bug.
@@ -496,25 +496,37 @@ def _pages(list_call: Any, request_type: Any, items: str) -> Iterator[Any]:
             return
 
 
+def _all_events(api: Api, flow_run_id: str) -> list[flow_runs_pb2.FlowRunEvent]:
+    events: list[flow_runs_pb2.FlowRunEvent] = []
+    while True:
+        page = api.events(flow_run_id, after=events[-1].sequence if events else 0)
+        if not page:
+            return events
+        events.extend(page)
+
+
 def check_storage(api: Api) -> None:
-    """Every listed row reads back the same, and runs agree with their event history."""
+    """Storage still writes, every listed row reads back the same, and every run's current
+    state is its last stored state event."""
+    flow = api.new_flow("after-fuzz")
+    run = api.new_run(flow.id)
+    read = api.flow_runs.GetFlowRun(flow_runs_pb2.GetFlowRunRequest(flow_run_id=run.id)).flow_run
+    assert read.state == run.state and read.flow_id == flow.id
     for flow in _pages(api.flows.ListFlows, flows_pb2.ListFlowsRequest, "flows"):
         got = api.flows.GetFlow(flows_pb2.GetFlowRequest(flow_id=flow.id), timeout=10).flow
         assert got == flow
     runs = list(_pages(api.flow_runs.ListFlowRuns, flow_runs_pb2.ListFlowRunsRequest, "flow_runs"))
-    assert runs
     for run in runs:
         got = api.flow_runs.GetFlowRun(
             flow_runs_pb2.GetFlowRunRequest(flow_run_id=run.id), timeout=10
         ).flow_run
         assert got.id == run.id and got.state == run.state
-        states = [
-            event.state_changed for event in api.events(run.id) if event.HasField("state_changed")
-        ]
+        events = _all_events(api, run.id)
+        states = [event.state_changed for event in events if event.HasField("state_changed")]
         assert states, run.id
         assert states[-1].id == run.state.id, (run.id, states[-1], run.state)
         assert states[-1].type == run.state.type
-        assert got.last_sequence == max(event.sequence for event in api.events(run.id))
+        assert got.last_sequence == events[-1].sequence
     task_runs = list(
         _pages(api.task_runs.ListTaskRuns, task_runs_pb2.ListTaskRunsRequest, "task_runs")
     )
