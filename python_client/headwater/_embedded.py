@@ -12,6 +12,7 @@ use, so ``import headwater`` stays fast and a process that talks to a remote ser
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import os
 import sys
@@ -56,8 +57,11 @@ def ensure_embedded_server() -> str:
                 # be serving a connection.
                 import headwater_server.storage.database  # noqa: F401
                 from headwater_server.server import start_server
+                from headwater_server.settings import ServerSettings
 
-                _server = _loop.run_sync(start_server(address, database_url))
+                settings = ServerSettings.from_environ()
+                settings = dataclasses.replace(settings, database_url=database_url)
+                _server = _loop.run_sync(start_server(address, settings))
         except Exception as exc:
             from headwater.exceptions import ServiceUnavailable
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from typing import Any
 
@@ -44,15 +45,16 @@ def start_server(args: argparse.Namespace) -> int:
     the ``headwater`` pid reaches :func:`headwater_server.server.serve`'s handler and stops the
     server cleanly.
     """
-    from headwater._settings import get_settings
-
-    database_url = args.database_url or get_settings().resolved_database_url()
     # Imported only here: the server's stack is heavy and other commands never need it.
     from headwater_server.server import ServerStartError, serve
+    from headwater_server.settings import ServerSettings, ServerSettingsError
 
     try:
-        serve(args.host, args.port, database_url)
-    except ServerStartError as exc:
+        settings = ServerSettings.from_environ()
+        if args.database_url:
+            settings = dataclasses.replace(settings, database_url=args.database_url)
+        serve(args.host, args.port, settings)
+    except (ServerStartError, ServerSettingsError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return EXIT_CANNOT_START
     return 0
