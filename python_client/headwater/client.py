@@ -1,7 +1,7 @@
 """A small synchronous client of the Headwater API, for people, scripts, tests and the CLI.
 
-The engine reports through its own stream (`headwater._client`); this client makes plain unary
-calls to read and manage runs. Errors arrive as the same typed exceptions
+The engine reports through its own stream (`headwater._transport.stream`); this client makes
+plain unary calls to read and manage runs. Errors arrive as the same typed exceptions
 (`headwater.exceptions.ObjectNotFound`, ...) with the service's reason and message.
 
 Example::
@@ -138,9 +138,9 @@ class HeadwaterClient:
         if address is None:
             address = settings.api_url
         if address is None:
-            from headwater._embedded import ensure_embedded_server
+            from headwater._transport.runtime import service_address
 
-            address = ensure_embedded_server()
+            address = service_address()
         self.address = address
         self.timeout = timeout
         self._channel = grpc.insecure_channel(
