@@ -18,6 +18,7 @@ from typing import Any
 
 import grpc
 import grpc.aio
+
 from headwater._transport.channel import channel_options
 from headwater._transport.status import from_operation_error, from_rpc_error
 from headwater._transport.stream.ops import Op

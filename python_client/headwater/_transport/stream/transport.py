@@ -13,6 +13,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 import grpc
+
 from headwater._runs import FlowRun
 from headwater._transport.convert import (
     failure_from_exception,
