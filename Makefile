@@ -5,11 +5,26 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint protos check-protos bench clean
+.PHONY: install demo test test-fast lint protos check-protos bench clean venv-elsewhere
+
+# The stamp only knows pyproject.toml's age. A .venv copied from another clone, or left behind
+# when this clone moved, keeps its stamp while its python is broken or its editable `headwater`
+# (and every script's #! line) points at the other place: such a venv is rebuilt from scratch.
+# The check asks where `headwater` would be imported from, without importing it.
+VENV_CHECK := import importlib.util as u, os.path as p, sys; \
+	s = u.find_spec("headwater"); \
+	sys.exit(not (s and s.origin and p.samefile(s.origin, "python_client/headwater/__init__.py")))
+ifneq ($(shell $(BIN)/python -c '$(VENV_CHECK)' >/dev/null 2>&1 && echo ok),ok)
+VENV_ELSEWHERE := venv-elsewhere
+endif
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(VENV_ELSEWHERE)
+	@if [ -n "$(VENV_ELSEWHERE)" ] && [ -e $(VENV) ]; then \
+		echo "$(VENV) does not belong to this checkout (copied, moved or broken): rebuilding it"; \
+		rm -rf $(VENV); \
+	fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -44,3 +59,6 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .bench .pytest_cache .ruff_cache
+
+# Never a file: listed as a prerequisite of the stamp only when the venv must be rebuilt.
+venv-elsewhere: ;

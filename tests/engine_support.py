@@ -76,16 +76,21 @@ def current_run_id() -> str:
 
 
 class Reader:
-    """Reads runs, events and logs back through the public unary API."""
+    """Reads runs, events and logs back through the public client.
+
+    The engine tests check what the engine sent over the wire, so runs and states are handed
+    back as the service's messages (each SDK record's ``raw``).
+    """
 
     def __init__(self) -> None:
         self.client = HeadwaterClient()
 
     def run(self, flow_run_id: str) -> flow_runs_pb2.FlowRun:
-        return self.client.get_flow_run(flow_run_id)
+        message: flow_runs_pb2.FlowRun = self.client.get_flow_run(flow_run_id).raw
+        return message
 
     def runs_of(self, flow_name: str) -> list[flow_runs_pb2.FlowRun]:
-        return self.client.list_flow_runs(flow_name=flow_name)
+        return [run.raw for run in self.client.list_flow_runs(flow_name=flow_name)]
 
     def only_run_of(self, flow_name: str) -> flow_runs_pb2.FlowRun:
         runs = self.runs_of(flow_name)
@@ -94,17 +99,13 @@ class Reader:
 
     def history(self, flow_run_id: str) -> list[str]:
         """The names of the run's states, oldest first, as the service stored them."""
-        return [
-            event.state_changed.name
-            for event in self.client.list_flow_run_events(flow_run_id)
-            if event.HasField("state_changed")
-        ]
+        return [state.name for state in self.history_states(flow_run_id)]
 
     def history_states(self, flow_run_id: str) -> list[Any]:
         return [
-            event.state_changed
+            event.raw.state_changed
             for event in self.client.list_flow_run_events(flow_run_id)
-            if event.HasField("state_changed")
+            if event.state is not None
         ]
 
     def log_messages(self, flow_run_id: str) -> list[str]:

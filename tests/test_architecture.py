@@ -22,16 +22,10 @@ PACKAGE = SOURCE / "headwater"
 #: Top-level names that are the wire: gRPC and its companions, and the generated stubs.
 WIRE_PREFIXES = ("grpc", "grpc_status", "grpc_health", "grpc_reflection", "headwater.v1")
 
-#: Modules outside the transport that may still import the wire, and why. Keep this short: an
-#: entry that no longer imports the wire fails the test, so the list only ever shrinks.
-WIRE_ALLOWED = {
-    # The client helper (issue 9, item 3) is moving the unary client and its record
-    # conversions into headwater/_transport/client_*.py; remove these entries when it lands.
-    "headwater/client.py": "unary client, until it moves to _transport/client_*.py",
-    "headwater/_runs.py": "FlowRun.from_proto, until it moves to _transport/convert.py",
-    "headwater/cli/_flow_runs.py": "state names for the CLI, until the client speaks SDK types",
-    "headwater/cli/_render.py": "renders wire records, until the client speaks SDK types",
-}
+#: Modules outside the transport that may still import the wire, and why. Empty since the
+#: public clients moved to headwater/_transport/client_*.py; an entry that no longer imports
+#: the wire fails the test, so the list can only shrink back to empty.
+WIRE_ALLOWED: dict[str, str] = {}
 
 #: The server package: started in-process by the embedded mode, and by `headwater server start`.
 SERVER_PACKAGE = "headwater_server"

@@ -159,8 +159,13 @@ class State(Generic[R]):
         if self.type is StateType.COMPLETED:
             return self._load_data()  # type: ignore[no-any-return]
         if self.type not in _FINAL_TYPES:
+            shown = (
+                self.name
+                if self.name.upper() == self.type.value
+                else f"{self.name} ({self.type.value})"
+            )
             raise UnfinishedRun(
-                f"The run is in state {self.name!r} ({self.type.value}), so it has no result "
+                f"The run is in state {shown}, so it has no result "
                 "yet. Wait until it reaches a final state (completed, failed, crashed or "
                 "cancelled) before asking for its result."
             )

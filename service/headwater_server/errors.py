@@ -65,12 +65,13 @@ def invalid_argument(
 def not_found(resource_type: str, resource_id: str) -> ServiceError:
     """The named resource does not exist (or was deleted)."""
     label = resource_type.replace("_", " ")
+    list_method = "List" + "".join(part.title() for part in resource_type.split("_")) + "s"
     return ServiceError(
         code=grpc.StatusCode.NOT_FOUND,
         reason=f"{resource_type.upper()}_NOT_FOUND",
         message=(
-            f"No {label} with id '{resource_id}' exists. Check the id (list them with the "
-            f"List method), or create it first."
+            f"No {label} with id '{resource_id}' exists. Check the id ({list_method} lists "
+            "them), or create it first."
         ),
         resource_type=resource_type,
         resource_name=resource_id,

@@ -28,6 +28,7 @@ import grpc.aio
 
 from headwater_server.events import EventHub
 from headwater_server.servicers import SERVICE_NAMES, Backend, add_servicers
+from headwater_server.settings import ServerSettings, ServerSettingsError
 
 if TYPE_CHECKING:
     from grpc_health.v1.health import aio as health_aio
@@ -55,6 +56,7 @@ SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
 )
 
 _HEALTH_SERVICE_NAME = "grpc.health.v1.Health"
+REFLECTION_SERVICE = "grpc.reflection.v1alpha.ServerReflection"
 
 
 class ServerStartError(RuntimeError):
@@ -115,35 +117,41 @@ class RunningServer:
 
 async def start_server(
     address: str,
-    database_url: str,
+    settings: ServerSettings | str,
     *,
     tracer_provider: object | None = None,
-    request_log_retention_seconds: float | None = None,
 ) -> RunningServer:
     """Open the database, then start serving every headwater.v1 service on ``address``.
 
     Args:
         address: "host:port" ("127.0.0.1:0" picks a free port) or "unix-abstract:name".
-        database_url: A SQLAlchemy URL, e.g. "sqlite:////home/me/.headwater/headwater.db" or
-            "postgresql+psycopg://user@host/db". The schema is migrated to the latest version.
+        settings: The server's settings (``ServerSettings.from_environ()`` reads the usual
+            variables), or just a database URL with every other setting at its default, e.g.
+            "sqlite:////home/me/.headwater/headwater.db" or "postgresql+psycopg://user@host/db".
+            The schema is migrated to the latest version.
         tracer_provider: An OpenTelemetry tracer provider for server spans; None uses the
             global one (spans are only recorded when one is configured).
-        request_log_retention_seconds: How long answers kept for retried requests live before
-            the housekeeping loop prunes them; None reads HEADWATER_REQUEST_LOG_RETENTION_SECONDS.
 
     Raises:
         ServerStartError: The database cannot be opened, or the address cannot be bound (for
             example the port is in use). A ``RuntimeError``, so older callers still catch it.
     """
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-    from grpc_reflection.v1alpha import reflection
+    from grpc_reflection.v1alpha import reflection_pb2_grpc
 
     from headwater_server.housekeeping import prune_request_log_forever
+    from headwater_server.reflection import ImageReflectionServicer
     from headwater_server.storage.database import Database
 
+    if isinstance(settings, str):
+        settings = ServerSettings(database_url=settings)
     # Fail on a busy port before opening (and perhaps migrating) the database, and without
     # gRPC's own multi-line complaint on stderr.
     _check_address_free(address)
+    try:
+        database_url = settings.resolved_database_url()
+    except ServerSettingsError as exc:
+        raise ServerStartError(f"Cannot create the database: {exc.problems[0]}.") from exc
     try:
         db = await asyncio.to_thread(Database.open, database_url)
     except Exception as exc:
@@ -155,12 +163,17 @@ async def start_server(
     try:
         backend = Backend(db=db, hub=EventHub(_last_sequence_reader(db)))
         interceptors = _interceptors(tracer_provider)
-        server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
+        options = (
+            *SERVER_OPTIONS,
+            ("grpc.max_receive_message_length", settings.max_receive_message_bytes),
+        )
+        server = grpc.aio.server(options=options, interceptors=interceptors)
         add_servicers(server, backend)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        reflection.enable_server_reflection(
-            (*SERVICE_NAMES, _HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+            ImageReflectionServicer((*SERVICE_NAMES, _HEALTH_SERVICE_NAME, REFLECTION_SERVICE)),
+            server,
         )
         port = _bind(server, address)
         await server.start()
@@ -170,11 +183,8 @@ async def start_server(
         await asyncio.to_thread(db.close)
         raise
     bound = _with_port(address, port)
-    if request_log_retention_seconds is None:
-        from headwater._settings import get_settings
-
-        request_log_retention_seconds = get_settings().request_log_retention_seconds
-    upkeep = [asyncio.create_task(prune_request_log_forever(db, request_log_retention_seconds))]
+    retention = settings.request_log_retention_seconds
+    upkeep = [asyncio.create_task(prune_request_log_forever(db, retention))]
     return RunningServer(
         address=bound,
         port=port if not address.startswith("unix") else 0,
@@ -189,7 +199,7 @@ async def start_server(
 def serve(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
-    database_url: str | None = None,
+    settings: ServerSettings | None = None,
     grace: float = DEFAULT_GRACE_SECONDS,
 ) -> None:
     """Run the server in the foreground until SIGTERM or SIGINT (Ctrl-C), then stop cleanly.
@@ -197,20 +207,26 @@ def serve(
     Args:
         host: The interface to listen on; "0.0.0.0" for every interface.
         port: The TCP port; 0 picks a free one (printed at start).
-        database_url: The database; None uses HEADWATER_DATABASE_URL or the SQLite file in
-            HEADWATER_HOME.
+        settings: The server's settings; None reads them from the environment.
         grace: Seconds in-flight calls get to finish at shutdown.
+
+    Raises:
+        ServerStartError: The server cannot start (bad settings, busy port, no database).
     """
     from headwater_server import telemetry
 
+    if settings is None:
+        try:
+            settings = ServerSettings.from_environ()
+        except ServerSettingsError as exc:
+            raise ServerStartError(str(exc)) from exc
     _configure_logging()
     telemetry.configure_from_environment()
-    url = database_url or default_database_url()
     with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C during shutdown
-        asyncio.run(_serve(host, port, url, grace))
+        asyncio.run(_serve(host, port, settings, grace))
 
 
-async def _serve(host: str, port: int, database_url: str, grace: float) -> None:
+async def _serve(host: str, port: int, settings: ServerSettings, grace: float) -> None:
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -220,9 +236,10 @@ async def _serve(host: str, port: int, database_url: str, grace: float) -> None:
         # Off the main thread (or on Windows) this fails; the caller then stops us another way.
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signum, stop.set)
-    running = await start_server(address, database_url)
+    running = await start_server(address, settings)
     print(
-        f"Headwater server listening on {running.address}, database {_display_url(database_url)}",
+        f"Headwater server listening on {running.address}, "
+        f"database {_display_url(running.database_url)}",
         file=sys.stderr,
         flush=True,
     )
@@ -234,14 +251,6 @@ async def _serve(host: str, port: int, database_url: str, grace: float) -> None:
     for task in (terminated, stopped):
         task.cancel()
     print("Headwater server stopped.", file=sys.stderr, flush=True)
-
-
-def default_database_url() -> str:
-    """The database a server uses when none is given: HEADWATER_DATABASE_URL, else the SQLite
-    file in HEADWATER_HOME (through the one Headwater settings object)."""
-    from headwater._settings import get_settings
-
-    return get_settings().resolved_database_url()
 
 
 def _last_sequence_reader(db: Database) -> Callable[[str], Awaitable[int]]:
@@ -269,11 +278,12 @@ def _bind(server: grpc.aio.Server, address: str) -> int:
 
 
 def _check_address_free(address: str) -> None:
-    """Raise ServerStartError when the TCP ``address`` is taken or not on this machine.
+    """Raise ServerStartError when the TCP ``address`` is taken, impossible or not on this machine.
 
     gRPC finds this out too, but only after the database is open, and it first writes its own
-    log lines to stderr and then a vague "Failed to bind". Other problems (say no IPv6 for one
-    of several resolved addresses) are left to gRPC, which knows which addresses it can skip.
+    C-core log lines to stderr and then a vague "Failed to bind". Other problems (say no IPv6
+    for one of several resolved addresses) are left to gRPC, which knows which addresses it can
+    skip.
     """
     if address.startswith("unix"):
         return
@@ -281,12 +291,19 @@ def _check_address_free(address: str) -> None:
     host = host.strip("[]")
     try:
         port = int(port_text)
-        if port == 0:
-            return
+    except ValueError:
+        return
+    try:
         infos = socket.getaddrinfo(
             host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )
-    except (ValueError, OSError):
+    except socket.gaierror as exc:
+        raise ServerStartError(
+            f"Cannot listen on {address}: the host '{host}' is neither an IP address nor a name "
+            f"this machine can resolve ({exc.strerror or 'lookup failed'}). Use an address of "
+            "this machine (--host 127.0.0.1 for this machine only, 0.0.0.0 for all)."
+        ) from None
+    except (OverflowError, OSError):
         return
     not_local = 0
     for family, kind, proto, _name, sockaddr in infos:
@@ -296,7 +313,7 @@ def _check_address_free(address: str) -> None:
             try:
                 probe.bind(sockaddr)
             except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
+                if exc.errno == errno.EADDRINUSE and port != 0:
                     raise ServerStartError(
                         f"Cannot listen on {address}: the port is already in use. Is another "
                         "server using it? Stop it, or pick another port (--port, or port 0 for "

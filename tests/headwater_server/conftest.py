@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from server_harness import DATABASES, throwaway_postgres_database
+from sync_application import SyncApplication
 
 
 @pytest.fixture
@@ -56,3 +57,9 @@ def database(database_url: str) -> Iterator[object]:
 def repository(database: object) -> object:
     """The ``Repository`` of the ``database`` fixture."""
     return database.repository  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def application(database: object) -> SyncApplication:
+    """The application layer over the ``database`` fixture, callable synchronously."""
+    return SyncApplication(database)

@@ -8,6 +8,7 @@ import uuid
 from headwater.v1 import flow_runs_pb2, states_pb2
 from headwater_server.housekeeping import prune_request_log_forever
 from headwater_server.server import start_server
+from headwater_server.settings import ServerSettings
 from headwater_server.storage import schema
 from headwater_server.storage.database import Database
 from sqlalchemy import func, select
@@ -55,7 +56,8 @@ def test_the_loop_prunes_old_answers_and_keeps_running(database: Database) -> No
 
 def test_a_server_keeps_recent_answers_and_stops_its_loop(sqlite_url: str) -> None:
     async def main() -> None:
-        server = await start_server("127.0.0.1:0", sqlite_url, request_log_retention_seconds=3600)
+        settings = ServerSettings(database_url=sqlite_url, request_log_retention_seconds=3600)
+        server = await start_server("127.0.0.1:0", settings)
         try:
             db = server._backend.db
             await db.run(

@@ -25,6 +25,7 @@ from headwater_server.storage import migrate, schema
 from headwater_server.storage.database import Database
 from headwater_server.storage.repository import Repository
 from sqlalchemy import func, select, text
+from sync_application import SyncApplication
 
 RUNNING = states_pb2.STATE_TYPE_RUNNING
 PENDING = states_pb2.STATE_TYPE_PENDING
@@ -39,13 +40,15 @@ WAIT = states_pb2.DECISION_WAIT
 ABORT = states_pb2.DECISION_ABORT
 
 
-def new_run(repo: Repository, flow_name: str = "etl", **kwargs: object) -> flow_runs_pb2.FlowRun:
+def new_run(
+    repo: Repository | SyncApplication, flow_name: str = "etl", **kwargs: object
+) -> flow_runs_pb2.FlowRun:
     request = flow_runs_pb2.CreateFlowRunRequest(flow_name=flow_name, **kwargs)  # type: ignore[arg-type]
     return repo.create_flow_run(request).flow_run
 
 
 def propose(
-    repo: Repository, run_id: str, state_type: int, **kwargs: object
+    repo: Repository | SyncApplication, run_id: str, state_type: int, **kwargs: object
 ) -> flow_runs_pb2.SetFlowRunStateResponse:
     state_fields = {
         k: kwargs.pop(k) for k in ("name", "message", "result", "failure") if k in kwargs
@@ -99,11 +102,11 @@ def test_create_get_list_delete_flow(repository: Repository) -> None:
     assert gone.reason == "FLOW_NOT_FOUND"
 
 
-def test_flow_name_validation(repository: Repository) -> None:
-    bad = error_of(repository.create_flow, flows_pb2.CreateFlowRequest(name="no/slashes"))
+def test_flow_name_validation(repository: Repository, application: SyncApplication) -> None:
+    bad = error_of(application.create_flow, flows_pb2.CreateFlowRequest(name="no/slashes"))
     assert bad.code == grpc.StatusCode.INVALID_ARGUMENT
     assert bad.violations[0].field == "name"
-    empty = error_of(repository.create_flow, flows_pb2.CreateFlowRequest(name=""))
+    empty = error_of(application.create_flow, flows_pb2.CreateFlowRequest(name=""))
     assert empty.code == grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -176,7 +179,9 @@ def test_create_flow_run_scheduled(repository: Repository) -> None:
     assert answer.flow_run.state.type == SCHEDULED
 
 
-def test_create_flow_run_invalid_arguments(repository: Repository) -> None:
+def test_create_flow_run_invalid_arguments(
+    repository: Repository, application: SyncApplication
+) -> None:
     cases = [
         (flow_runs_pb2.CreateFlowRunRequest(), "flow_id"),
         (flow_runs_pb2.CreateFlowRunRequest(flow_id="not-a-uuid"), "flow_id"),
@@ -202,7 +207,7 @@ def test_create_flow_run_invalid_arguments(repository: Repository) -> None:
         ),
     ]
     for request, field in cases:
-        error = error_of(repository.create_flow_run, request)
+        error = error_of(application.create_flow_run, request)
         assert error.code == grpc.StatusCode.INVALID_ARGUMENT, request
         assert error.violations[0].field == field
         assert field in error.message
@@ -304,15 +309,15 @@ def test_request_id_reused_for_another_method_is_refused(repository: Repository)
     assert error.violations[0].field == "request_id"
 
 
-def test_get_flow_run_errors(repository: Repository) -> None:
+def test_get_flow_run_errors(repository: Repository, application: SyncApplication) -> None:
     malformed = error_of(
-        repository.get_flow_run, flow_runs_pb2.GetFlowRunRequest(flow_run_id="abc")
+        application.get_flow_run, flow_runs_pb2.GetFlowRunRequest(flow_run_id="abc")
     )
     assert malformed.code == grpc.StatusCode.INVALID_ARGUMENT
     assert malformed.violations[0].field == "flow_run_id"
 
     missing = str(uuid.uuid4())
-    error = error_of(repository.get_flow_run, flow_runs_pb2.GetFlowRunRequest(flow_run_id=missing))
+    error = error_of(application.get_flow_run, flow_runs_pb2.GetFlowRunRequest(flow_run_id=missing))
     assert error.code == grpc.StatusCode.NOT_FOUND
     assert error.reason == "FLOW_RUN_NOT_FOUND"
     assert missing in error.message
@@ -338,16 +343,16 @@ def test_list_flow_runs_paginates_newest_first(repository: Repository) -> None:
     assert seen == list(reversed(created))
 
 
-def test_list_flow_runs_page_rules(repository: Repository) -> None:
+def test_list_flow_runs_page_rules(repository: Repository, application: SyncApplication) -> None:
     new_run(repository)
     for size in (-1, 1001):
         error = error_of(
-            repository.list_flow_runs, flow_runs_pb2.ListFlowRunsRequest(page_size=size)
+            application.list_flow_runs, flow_runs_pb2.ListFlowRunsRequest(page_size=size)
         )
         assert error.code == grpc.StatusCode.INVALID_ARGUMENT
         assert error.violations[0].field == "page_size"
     token = error_of(
-        repository.list_flow_runs, flow_runs_pb2.ListFlowRunsRequest(page_token="garbage!")
+        application.list_flow_runs, flow_runs_pb2.ListFlowRunsRequest(page_token="garbage!")
     )
     assert token.violations[0].field == "page_token"
     # A token from another List method is refused too.
@@ -356,13 +361,13 @@ def test_list_flow_runs_page_rules(repository: Repository) -> None:
     flows_token = repository.list_flows(flows_pb2.ListFlowsRequest(page_size=1)).next_page_token
     assert flows_token
     error = error_of(
-        repository.list_flow_runs, flow_runs_pb2.ListFlowRunsRequest(page_token=flows_token)
+        application.list_flow_runs, flow_runs_pb2.ListFlowRunsRequest(page_token=flows_token)
     )
     assert error.violations[0].field == "page_token"
     assert len(repository.list_flow_runs(flow_runs_pb2.ListFlowRunsRequest()).flow_runs) == 1
 
 
-def test_list_flow_runs_filters(repository: Repository) -> None:
+def test_list_flow_runs_filters(repository: Repository, application: SyncApplication) -> None:
     a1 = new_run(repository, "alpha", tags=["prod", "eu"])
     a2 = new_run(repository, "alpha", tags=["dev"])
     b1 = new_run(repository, "beta", tags=["prod"], parent_flow_run_id=a1.id)
@@ -389,7 +394,7 @@ def test_list_flow_runs_filters(repository: Repository) -> None:
     assert ids(tags=["missing"]) == set()
 
     bad = error_of(
-        repository.list_flow_runs,
+        application.list_flow_runs,
         flow_runs_pb2.ListFlowRunsRequest(
             filter=flow_runs_pb2.FlowRunFilter(state_types=[states_pb2.STATE_TYPE_UNSPECIFIED])
         ),
@@ -397,7 +402,7 @@ def test_list_flow_runs_filters(repository: Repository) -> None:
     assert bad.violations[0].field == "filter.state_types[0]"
 
 
-def test_update_flow_run(repository: Repository) -> None:
+def test_update_flow_run(repository: Repository, application: SyncApplication) -> None:
     run = new_run(repository, tags=["old"])
 
     updated = repository.update_flow_run(
@@ -419,14 +424,14 @@ def test_update_flow_run(repository: Repository) -> None:
     assert list(only_name.tags) == ["new", "tags"]
 
     unknown = error_of(
-        repository.update_flow_run,
+        application.update_flow_run,
         flow_runs_pb2.UpdateFlowRunRequest(
             flow_run_id=run.id, update_mask=field_mask_pb2.FieldMask(paths=["state"])
         ),
     )
     assert unknown.violations[0].field == "update_mask"
     missing = error_of(
-        repository.update_flow_run,
+        application.update_flow_run,
         flow_runs_pb2.UpdateFlowRunRequest(
             flow_run_id=str(uuid.uuid4()),
             update_mask=field_mask_pb2.FieldMask(paths=["name"]),
@@ -611,16 +616,16 @@ def test_retry_path_is_enforced_by_the_service(repository: Repository) -> None:
     assert [e.sequence for e in events.events] == [1, 2, 3, 4, 5]
 
 
-def test_set_state_errors(repository: Repository) -> None:
+def test_set_state_errors(repository: Repository, application: SyncApplication) -> None:
     run = new_run(repository)
-    missing_type = error_of(propose, repository, run.id, states_pb2.STATE_TYPE_UNSPECIFIED)  # type: ignore[arg-type]
+    missing_type = error_of(propose, application, run.id, states_pb2.STATE_TYPE_UNSPECIFIED)  # type: ignore[arg-type]
     assert missing_type.violations[0].field == "state.type"
-    unknown_type = error_of(propose, repository, run.id, 42)  # type: ignore[arg-type]
+    unknown_type = error_of(propose, application, run.id, 42)  # type: ignore[arg-type]
     assert unknown_type.violations[0].field == "state.type"
-    bad_transition = error_of(propose, repository, run.id, RUNNING, transition_id="x")  # type: ignore[arg-type]
+    bad_transition = error_of(propose, application, run.id, RUNNING, transition_id="x")  # type: ignore[arg-type]
     assert bad_transition.violations[0].field == "transition_id"
     missing = str(uuid.uuid4())
-    not_found = error_of(propose, repository, missing, RUNNING)  # type: ignore[arg-type]
+    not_found = error_of(propose, application, missing, RUNNING)  # type: ignore[arg-type]
     assert not_found.code == grpc.StatusCode.NOT_FOUND
     assert missing in not_found.message
 
@@ -806,21 +811,21 @@ def test_task_run_lifecycle(repository: Repository) -> None:
     assert gone.reason == "TASK_RUN_NOT_FOUND"
 
 
-def test_task_run_errors(repository: Repository) -> None:
+def test_task_run_errors(repository: Repository, application: SyncApplication) -> None:
     missing = str(uuid.uuid4())
     error = error_of(
-        repository.create_task_run,
+        application.create_task_run,
         task_runs_pb2.CreateTaskRunRequest(flow_run_id=missing, task_key="t", dynamic_key="0"),
     )
     assert error.code == grpc.StatusCode.NOT_FOUND
     assert error.reason == "FLOW_RUN_NOT_FOUND"
     no_key = error_of(
-        repository.create_task_run,
+        application.create_task_run,
         task_runs_pb2.CreateTaskRunRequest(flow_run_id=missing, dynamic_key="0"),
     )
     assert no_key.violations[0].field == "task_key"
     not_found = error_of(
-        repository.set_task_run_state,
+        application.set_task_run_state,
         task_runs_pb2.SetTaskRunStateRequest(
             task_run_id=missing, state=states_pb2.State(type=RUNNING)
         ),
@@ -882,7 +887,9 @@ def test_logs_batch_and_listing(database: Database, repository: Repository) -> N
     assert first.logs[0].log_time == lines[0].log_time
 
 
-def test_logs_all_or_none(database: Database, repository: Repository) -> None:
+def test_logs_all_or_none(
+    database: Database, repository: Repository, application: SyncApplication
+) -> None:
     run = new_run(repository)
     missing = str(uuid.uuid4())
     batch = logs_pb2.CreateLogsRequest(
@@ -892,19 +899,19 @@ def test_logs_all_or_none(database: Database, repository: Repository) -> None:
         ]
     )
 
-    error = error_of(repository.create_logs, batch)
+    error = error_of(application.create_logs, batch)
 
     assert error.code == grpc.StatusCode.NOT_FOUND
     assert missing in error.message
     assert count(database, schema.logs) == 0
 
     no_run = error_of(
-        repository.create_logs,
+        application.create_logs,
         logs_pb2.CreateLogsRequest(logs=[logs_pb2.Log(level=20, message="x")]),
     )
     assert no_run.violations[0].field == "logs[0].flow_run_id"
     too_many = error_of(
-        repository.create_logs,
+        application.create_logs,
         logs_pb2.CreateLogsRequest(logs=[logs_pb2.Log(flow_run_id=run.id, message="x")] * 1001),
     )
     assert too_many.violations[0].field == "logs"

@@ -61,6 +61,80 @@ def test_describe_through_reflection(sqlite_server: ServerProcess) -> None:
     assert "stream .headwater.v1.WatchFlowRunResponse" in out
 
 
+# Reflection answers from the descriptor image, so every symbol is found by name and carries its
+# comment, without -protoset: (symbol, what grpcurl calls it, a line of its comment).
+DESCRIBED = [
+    pytest.param(
+        "headwater.v1.FlowRunService",
+        "a service",
+        "// FlowRunService manages flow runs and orchestrates their states.",
+        id="service",
+    ),
+    pytest.param(
+        "headwater.v1.FlowRunService.GetFlowRun",
+        "a method",
+        "// GetFlowRun returns one flow run with its current state.",
+        id="method",
+    ),
+    pytest.param(
+        "headwater.v1.GetFlowRunRequest",
+        "a message",
+        "// GetFlowRunRequest is the input of GetFlowRun.",
+        id="message",
+    ),
+    pytest.param(
+        "headwater.v1.StateType",
+        "an enum",
+        "// StateType is the coarse kind of a run's state.",
+        id="enum",
+    ),
+    pytest.param("headwater.v1.FlowRun.id", "a field", "// The server-assigned UUID.", id="field"),
+]
+
+
+@pytest.mark.parametrize(("symbol", "kind", "comment"), DESCRIBED)
+def test_reflection_describes_every_kind_of_symbol_with_its_comment(
+    sqlite_server: ServerProcess, symbol: str, kind: str, comment: str
+) -> None:
+    out = grpcurl("-plaintext", sqlite_server.address, "describe", symbol).stdout
+    assert out.startswith(f"{symbol} is {kind}:\n"), out
+    assert comment in out
+
+
+def test_reflection_describes_every_service_and_method_of_the_image(
+    sqlite_server: ServerProcess,
+) -> None:
+    # What the protoset says is what reflection says, symbol for symbol, comments included.
+    services = [
+        name
+        for name in grpcurl("-protoset", str(PROTOSET), "list").stdout.split()
+        if name.startswith("headwater.")
+    ]
+    assert len(services) == 5
+    for service in services:
+        methods = grpcurl("-protoset", str(PROTOSET), "list", service).stdout.split()
+        assert methods
+        for symbol in (service, *methods):
+            expected = grpcurl("-protoset", str(PROTOSET), "describe", symbol).stdout
+            served = grpcurl("-plaintext", sqlite_server.address, "describe", symbol).stdout
+            assert served == expected
+            assert "// " in served
+
+
+def test_reflection_still_lists_and_describes_health_and_itself(
+    sqlite_server: ServerProcess,
+) -> None:
+    address = sqlite_server.address
+    listed = grpcurl("-plaintext", address, "list").stdout.split()
+    assert "grpc.health.v1.Health" in listed
+    assert "grpc.reflection.v1alpha.ServerReflection" in listed
+    out = grpcurl("-plaintext", address, "describe", "grpc.health.v1.Health").stdout
+    assert "rpc Check ( .grpc.health.v1.HealthCheckRequest )" in out
+    unknown = grpcurl("-plaintext", address, "describe", "headwater.v1.NoSuchThing", check=False)
+    assert unknown.returncode != 0
+    assert "Symbol not found" in unknown.stderr
+
+
 def test_describe_from_the_protoset_shows_the_comments() -> None:
     out = grpcurl("-protoset", str(PROTOSET), "describe", "headwater.v1.FlowRunService").stdout
     assert "SetFlowRunState proposes a new state" in out
@@ -91,9 +165,9 @@ def test_create_a_flow_and_a_run_then_list_it(sqlite_server: ServerProcess) -> N
             address,
             "headwater.v1.FlowRunService/CreateFlowRun",
         ).stdout
-    )["flow_run"]
+    )["flowRun"]  # the proto3 JSON names, as with -protoset: reflection serves the same image
     assert run["state"]["type"] == "STATE_TYPE_PENDING"
-    assert json.loads(run["parameters_json"]) == {"n": 3}
+    assert json.loads(run["parametersJson"]) == {"n": 3}
 
     listed = json.loads(
         grpcurl(
@@ -104,7 +178,7 @@ def test_create_a_flow_and_a_run_then_list_it(sqlite_server: ServerProcess) -> N
             "headwater.v1.FlowRunService/ListFlowRuns",
         ).stdout
     )
-    assert [r["id"] for r in listed["flow_runs"]] == [run["id"]]
+    assert [r["id"] for r in listed["flowRuns"]] == [run["id"]]
 
     proposed = json.loads(
         grpcurl(

@@ -78,3 +78,35 @@ def test_sigterm_right_after_serving_is_a_clean_stop(make_server: ServerFactory)
     assert server.stop() == 0
     output = server.output()
     assert "Headwater server stopped." in output and "Traceback" not in output
+
+
+@pytest.mark.parametrize("kind", COMMANDS)
+@pytest.mark.parametrize("host", ["999.1.1.1", "nosuch.invalid"])
+def test_an_impossible_host_is_one_line_and_exit_1(kind: str, host: str, tmp_path: Path) -> None:
+    # The last --host wins, so the CLI's default one from server_command is overridden.
+    line = run_failing(kind, 4200, tmp_path, "--host", host)
+    assert f"Cannot listen on {host}:4200: the host '{host}' is neither an IP address" in line
+    assert "--host 127.0.0.1" in line
+    assert "add_port.cc" not in line
+    assert not (tmp_path / "headwater.db").exists()  # refused before opening the database
+
+
+@pytest.mark.parametrize("kind", COMMANDS)
+def test_a_bad_server_setting_is_one_line_naming_the_variable(kind: str, tmp_path: Path) -> None:
+    result = subprocess.run(
+        command(kind, 0),
+        env=dict(
+            os.environ,
+            HEADWATER_HOME=str(tmp_path),
+            HEADWATER_REQUEST_LOG_RETENTION_SECONDS="a day",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "HEADWATER_REQUEST_LOG_RETENTION_SECONDS must be a number of seconds" in lines[0]
+    assert "'a day'" in lines[0]

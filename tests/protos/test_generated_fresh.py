@@ -13,12 +13,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 GENERATED = ROOT / "python_client" / "headwater" / "v1"
 IMAGE = ROOT / "protos" / "headwater.binpb"
+SERVER_IMAGE = ROOT / "service" / "headwater_server" / "headwater.binpb"
 
 
 def test_generated_code_and_image_match_protos(tmp_path: Path) -> None:
     image = tmp_path / "headwater.binpb"
+    server_image = tmp_path / "server-headwater.binpb"
     subprocess.run(
-        [str(ROOT / "scripts" / "generate-protos"), str(tmp_path), str(image)],
+        [str(ROOT / "scripts" / "generate-protos"), str(tmp_path), str(image), str(server_image)],
         check=True,
         capture_output=True,
     )
@@ -30,6 +32,10 @@ def test_generated_code_and_image_match_protos(tmp_path: Path) -> None:
     assert not stale, f"stale generated code {stale}: run `make protos` and commit the result"
     assert image.read_bytes() == IMAGE.read_bytes(), (
         "protos/headwater.binpb is stale: run `make protos` and commit it"
+    )
+    assert server_image.read_bytes() == SERVER_IMAGE.read_bytes(), (
+        "service/headwater_server/headwater.binpb (the image reflection serves) is stale: run "
+        "`make protos` and commit it"
     )
 
 

@@ -14,6 +14,7 @@ embedded server of a process and decides when it starts and stops.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import os
 import sys
@@ -59,15 +60,19 @@ class EmbeddedServer:
                 # be serving a connection.
                 import headwater_server.storage.database  # noqa: F401
                 from headwater_server.server import start_server
+                from headwater_server.settings import ServerSettings
 
-                running = loop.run_sync(start_server(address, database_url))
+                settings = ServerSettings.from_environ()
+                settings = dataclasses.replace(settings, database_url=database_url)
+                running = loop.run_sync(start_server(address, settings))
         except Exception as exc:
             from headwater.exceptions import ServiceUnavailable
 
             raise ServiceUnavailable(
                 "EMBEDDED_SERVER_FAILED",
                 f"Could not start the embedded Headwater server on {_redact(database_url)}: "
-                f"{type(exc).__name__}: {exc}. Fix HEADWATER_DATABASE_URL or HEADWATER_HOME, "
+                f"{type(exc).__name__}: {str(exc).rstrip(' .')}. Fix HEADWATER_DATABASE_URL or "
+                "HEADWATER_HOME, "
                 "or set HEADWATER_API_URL to use a running server (`headwater server start`).",
             ) from exc
         return cls(address, running)

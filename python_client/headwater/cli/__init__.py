@@ -20,12 +20,14 @@ EXIT_ERROR = 2
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command; each sets ``handler`` to its function."""
+    from headwater import __version__
     from headwater.cli import _flow_runs, _server
 
     parser = argparse.ArgumentParser(
         prog="headwater",
         description="Headwater: workflow orchestration over a language-neutral gRPC API.",
     )
+    parser.add_argument("--version", action="version", version=f"headwater {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _server.register(commands)
     _flow_runs.register(commands)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from typing import Any
 
@@ -18,7 +19,10 @@ def register(commands: Any) -> None:
     )
     start.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     start.add_argument(
-        "--port", type=int, default=4200, help="TCP port to listen on; 0 picks a free one"
+        "--port",
+        type=_port,
+        default=4200,
+        help="TCP port to listen on, 0 to 65535 (default 4200); 0 picks a free one and prints it",
     )
     start.add_argument(
         "--database-url",
@@ -41,15 +45,33 @@ def start_server(args: argparse.Namespace) -> int:
     the ``headwater`` pid reaches :func:`headwater_server.server.serve`'s handler and stops the
     server cleanly.
     """
-    from headwater._settings import get_settings
-
-    database_url = args.database_url or get_settings().resolved_database_url()
     # Imported only here: the server's stack is heavy and other commands never need it.
     from headwater_server.server import ServerStartError, serve
+    from headwater_server.settings import ServerSettings, ServerSettingsError
 
     try:
-        serve(args.host, args.port, database_url)
-    except ServerStartError as exc:
+        settings = ServerSettings.from_environ()
+        if args.database_url:
+            settings = dataclasses.replace(settings, database_url=args.database_url)
+        serve(args.host, args.port, settings)
+    except (ServerStartError, ServerSettingsError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return EXIT_CANNOT_START
     return 0
+
+
+def _port(text: str) -> int:
+    """A TCP port for argparse: 0 to 65535, where 0 asks the system for a free one.
+
+    Without this check a port outside that range reached the socket layer, which wraps it
+    silently (99999 became 34463), so the server listened somewhere the user never asked for.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"{value} is not a TCP port: use 0 to 65535 (0 picks a free port)"
+        )
+    return value

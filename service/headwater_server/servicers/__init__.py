@@ -1,8 +1,9 @@
-"""The gRPC servicers of headwater.v1, one module per service.
+"""The gRPC layer: one servicer per headwater.v1 service, each a thin translation.
 
-Each module holds plain ``async def op(backend, request) -> response`` functions (shared with the
-engine stream) and a servicer class that exposes them as RPCs. :func:`add_servicers` registers
-them all on a server.
+A servicer method hands its request to the application layer's operation
+(:mod:`headwater_server.application`) and returns its answer; :mod:`._common` maps errors from the
+catalogue (:mod:`headwater_server.errors`) to rich gRPC statuses. The engine stream
+(:mod:`.engine`) runs the same operations. :func:`add_servicers` registers them all on a server.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from headwater.v1 import (
     task_runs_pb2_grpc,
 )
 
-from headwater_server.servicers._common import Backend
+from headwater_server.application.backend import Backend
 from headwater_server.servicers.engine import EngineServicer
 from headwater_server.servicers.flow_runs import FlowRunServicer
 from headwater_server.servicers.flows import FlowServicer

@@ -1,19 +1,17 @@
-"""What every servicer shares: the backend handle and the one translation of errors to statuses.
+"""What every servicer shares: the one translation of application errors to gRPC statuses.
 
-Handlers are written as plain ``async def op(backend, request) -> response`` functions so that the
-unary servicers and the engine stream run exactly the same code. :func:`unary` and
-:func:`server_streaming` turn such a function into a gRPC method and are the only places where a
-``ServiceError`` becomes a rich status and an unexpected exception becomes INTERNAL: the server
-logs the traceback and keeps serving, the caller gets a message instead of a crash.
+The operations themselves are the application layer's ``async def op(backend, request) ->
+response`` functions (:mod:`headwater_server.application`), which the unary servicers and the
+engine stream both call. :func:`unary` and :func:`server_streaming` turn such a function into a
+gRPC method and are the only places where a ``ServiceError`` becomes a rich status and an
+unexpected exception becomes INTERNAL: the server logs the traceback and keeps serving, the
+caller gets a message instead of a crash.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import grpc
@@ -21,12 +19,10 @@ import grpc.aio
 from grpc_status import rpc_status
 
 from headwater_server import errors
+from headwater_server.application.backend import Backend, Operation, time_remaining
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
-
-    from headwater_server.events import EventHub
-    from headwater_server.storage.database import Database
 
 logger = logging.getLogger("headwater_server.rpc")
 
@@ -37,31 +33,17 @@ ResponseT = TypeVar("ResponseT")
 # first: an unexpected error is logged with it so an operator can find the run in question.
 _ID_FIELDS = ("task_run_id", "flow_run_id", "flow_id")
 
+__all__ = [
+    "Backend",
+    "Operation",
+    "StreamOperation",
+    "abort",
+    "server_streaming",
+    "to_service_error",
+    "unary",
+]
 
-@dataclass
-class Backend:
-    """Everything a handler needs: the database, the event hub and the shutdown flag.
-
-    One instance per running server; servicers hold it instead of globals so two servers (a test
-    server and an embedded one) can live in one process.
-    """
-
-    db: Database
-    hub: EventHub
-    stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    # Open engine streams, so a shutdown can end each one cleanly with UNAVAILABLE.
-    engine_sessions: set[Any] = field(default_factory=set)
-
-
-# Seconds left before the caller's deadline for the unary call being handled (None: no
-# deadline). A long poll reads it to answer before the deadline instead of failing with
-# DEADLINE_EXCEEDED. Each RPC runs in its own task, so the value never leaks between calls.
-time_remaining: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "time_remaining", default=None
-)
-
-Operation = Callable[[Backend, RequestT], Awaitable[ResponseT]]
-StreamOperation = Callable[[Backend, RequestT, grpc.aio.ServicerContext], AsyncIterator[ResponseT]]
+StreamOperation = Callable[[Backend, RequestT], AsyncIterator[ResponseT]]
 
 
 def resource_id_of(request: Message | None) -> str:
@@ -103,7 +85,7 @@ def unary(op: Operation[Any, Any], method: str) -> Callable[..., Awaitable[Any]]
     """Turn ``op`` into a unary servicer method with the shared error translation.
 
     Args:
-        op: The plain handler, also used by the engine stream.
+        op: The application operation, also used by the engine stream.
         method: The full RPC name for logs, e.g. "FlowRunService.GetFlowRun".
     """
 
@@ -132,7 +114,7 @@ def server_streaming(
         self: Any, request: Any, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[Any]:
         try:
-            async for item in op(self.backend, request, context):
+            async for item in op(self.backend, request):
                 yield item
             return
         except grpc.aio.AbortError:

@@ -1,7 +1,8 @@
 """EngineService.Connect: the one long-lived stream an SDK engine reports through.
 
-Each request carries one operation; it runs the very function its unary twin runs (from
-:mod:`.flow_runs`, :mod:`.task_runs`, :mod:`.logs`) and the answer echoes the request's sequence.
+Each request carries one operation; it runs the very application operation its unary twin runs
+(the table is :data:`headwater_server.application.engine.OPERATIONS`) and the answer echoes the
+request's sequence.
 An operation is one asyncio task, chained behind the previous operation on the same run, so one
 run's proposals apply in the order sent while different runs proceed concurrently. A failed
 operation answers ``OperationError`` and the stream stays open.
@@ -16,36 +17,19 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc.aio
 from headwater.v1 import engine_pb2, engine_pb2_grpc
 
 from headwater_server import errors
-from headwater_server.servicers import flow_runs, logs, task_runs
-from headwater_server.servicers._common import Backend, Operation, abort, to_service_error
+from headwater_server.application.backend import Backend, Operation
+from headwater_server.application.engine import OPERATIONS
+from headwater_server.servicers._common import abort, to_service_error
 
 logger = logging.getLogger("headwater_server.engine")
 
-
-def _no_key(request: Any) -> str | None:
-    return None
-
-
-# Operation name (the ConnectRequest/ConnectResponse oneof field) -> (handler, ordering key).
-# Operations with the same key run one after the other in arrival order.
-_OPERATIONS: dict[str, tuple[Operation[Any, Any], Callable[[Any], str | None]]] = {
-    "create_flow_run": (flow_runs.create_flow_run, _no_key),
-    "set_flow_run_state": (flow_runs.set_flow_run_state, lambda r: f"flow_run:{r.flow_run_id}"),
-    "get_flow_run": (flow_runs.get_flow_run, lambda r: f"flow_run:{r.flow_run_id}"),
-    "create_task_run": (task_runs.create_task_run, _no_key),
-    "set_task_run_state": (task_runs.set_task_run_state, lambda r: f"task_run:{r.task_run_id}"),
-    "create_logs": (
-        logs.create_logs,
-        lambda r: f"logs:{r.logs[0].flow_run_id}" if r.logs else None,
-    ),
-}
 
 # Operations one stream may have running at once before the server stops reading from it.
 MAX_IN_FLIGHT = 1000
@@ -69,20 +53,20 @@ class EngineSession:
         if self._closed:
             return  # shutting down: unanswered, so the client resends it to the next server
         kind = request.WhichOneof("operation")
-        entry = _OPERATIONS.get(kind) if kind else None
+        entry = OPERATIONS.get(kind) if kind else None
         if entry is None:
             self._answer_error(
                 request.sequence,
                 errors.invalid_argument(
                     "operation",
-                    "is required: set exactly one of " + ", ".join(_OPERATIONS) + " (or this "
+                    "is required: set exactly one of " + ", ".join(OPERATIONS) + " (or this "
                     "server is older than the client and does not know the operation).",
                 ),
             )
             return
-        handler, key_of = entry
+        handler = entry.run
         operation = getattr(request, kind)
-        key = key_of(operation)
+        key = entry.ordering_key(operation)
         previous = self._tails.get(key) if key is not None else None
         task = asyncio.get_running_loop().create_task(
             self._execute(request.sequence, kind, handler, operation, previous)

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import OperationalError
 
 from headwater_server import errors
-from headwater_server.errors import ServiceError, invalid_argument, not_found, parse_uuid
+from headwater_server.errors import ServiceError, invalid_argument, not_found
 from headwater_server.orchestration import rules
 from headwater_server.storage import convert
 from headwater_server.storage.engine import WRITE_OPTION
@@ -28,7 +28,7 @@ from headwater_server.storage.statements import (
     RunKind,
     StoredRequest,
 )
-from headwater_server.storage.validation import new_id, payloads, proposal_message
+from headwater_server.storage.values import new_id, optional_id, payloads, proposal_message
 
 M = TypeVar("M", bound=Message)
 
@@ -98,8 +98,8 @@ class RepositoryBase:
     # ------------------------------------------------------------------ idempotency
 
     @staticmethod
-    def _request_key(request_id: str, field_name: str = "request_id") -> str | None:
-        canonical = parse_uuid(field_name, request_id, required=False)
+    def _request_key(request_id: str) -> str | None:
+        canonical = optional_id(request_id)
         return f"req:{canonical}" if canonical else None
 
     def _replay(

@@ -8,7 +8,7 @@ from headwater.v1 import flow_runs_pb2
 from sqlalchemy import Connection, bindparam, delete, select, update
 
 from headwater_server import errors
-from headwater_server.errors import ServiceError, invalid_argument, not_found, parse_uuid
+from headwater_server.errors import ServiceError, not_found
 from headwater_server.orchestration import rules
 from headwater_server.storage import convert, pagination
 from headwater_server.storage._base import RepositoryBase
@@ -17,16 +17,7 @@ from headwater_server.storage.fastpath import RawTransaction
 from headwater_server.storage.names import generate_run_name
 from headwater_server.storage.schema import flow_run_states, flow_runs
 from headwater_server.storage.statements import FLOW_RUN, tags_condition
-from headwater_server.storage.validation import (
-    check_flow_name,
-    check_json_object,
-    check_name,
-    check_state_type,
-    check_tags,
-    new_id,
-    policy_values,
-    require_uuid,
-)
+from headwater_server.storage.values import canonical_id, new_id, optional_id
 
 # What event polling needs of a run: how far its log goes, and whether it can grow.
 _PROGRESS = select(flow_runs.c.last_sequence, flow_runs.c.state_type).where(
@@ -42,24 +33,14 @@ class FlowRunsMixin(RepositoryBase):
     ) -> flow_runs_pb2.CreateFlowRunResponse:
         """Create a flow run (registering its flow by name if needed) in its initial state."""
         which = req.WhichOneof("flow")
-        if which is None:
-            raise invalid_argument(
-                "flow_id", "is required: name the flow with flow_id (a UUID) or flow_name."
-            )
-        flow_id = require_uuid("flow_id", req.flow_id) if which == "flow_id" else None
-        flow_name = check_flow_name("flow_name", req.flow_name) if which == "flow_name" else None
-        check_name("name", req.name)
-        check_name("flow_version", req.flow_version)
-        check_name("idempotency_key", req.idempotency_key)
-        parameters = check_json_object("parameters_json", req.parameters_json)
-        parent_flow_run_id = parse_uuid(
-            "parent_flow_run_id", req.parent_flow_run_id, required=False
-        )
-        parent_task_run_id = parse_uuid(
-            "parent_task_run_id", req.parent_task_run_id, required=False
-        )
-        tags = check_tags("tags", req.tags)
-        retries, delay = policy_values("policy", req.policy)
+        flow_id = canonical_id(req.flow_id) if which == "flow_id" else None
+        flow_name = req.flow_name if which == "flow_name" else None
+        parameters = req.parameters_json or "{}"
+        parent_flow_run_id = optional_id(req.parent_flow_run_id)
+        parent_task_run_id = optional_id(req.parent_task_run_id)
+        tags = convert.dump_tags(req.tags)
+        retries = req.policy.retries
+        delay = convert.duration_seconds(req.policy.retry_delay)
         initial = self._initial_state("flow run", req.state)
         key = self._request_key(req.request_id)
         idempotency_key = req.idempotency_key or None
@@ -170,7 +151,7 @@ class FlowRunsMixin(RepositoryBase):
         self, req: flow_runs_pb2.GetFlowRunRequest
     ) -> flow_runs_pb2.GetFlowRunResponse:
         """One flow run with its current state."""
-        run_id = require_uuid("flow_run_id", req.flow_run_id)
+        run_id = canonical_id(req.flow_run_id)
         with self._read() as conn:
             return flow_runs_pb2.GetFlowRunResponse(flow_run=read_run(conn, FLOW_RUN, run_id))
 
@@ -183,16 +164,14 @@ class FlowRunsMixin(RepositoryBase):
         f = req.filter
         conditions: list[Any] = []
         if f.flow_ids:
-            ids = [require_uuid(f"filter.flow_ids[{i}]", v) for i, v in enumerate(f.flow_ids)]
+            ids = [canonical_id(v) for v in f.flow_ids]
             conditions.append(flow_runs.c.flow_id.in_(ids))
         if f.flow_name:
             conditions.append(flow_runs.c.flow_name == f.flow_name)
         if f.state_types:
-            for i, t in enumerate(f.state_types):
-                check_state_type(f"filter.state_types[{i}]", t)
             conditions.append(flow_runs.c.state_type.in_(list(f.state_types)))
         if f.parent_flow_run_id:
-            parent = require_uuid("filter.parent_flow_run_id", f.parent_flow_run_id)
+            parent = canonical_id(f.parent_flow_run_id)
             conditions.append(flow_runs.c.parent_flow_run_id == parent)
         for tag in f.tags:
             conditions.append(tags_condition(flow_runs.c.tags, tag, self._dialect))
@@ -204,26 +183,13 @@ class FlowRunsMixin(RepositoryBase):
         self, req: flow_runs_pb2.UpdateFlowRunRequest
     ) -> flow_runs_pb2.UpdateFlowRunResponse:
         """Change a run's name and/or tags, as listed in ``update_mask``."""
-        run_id = require_uuid("flow_run_id", req.flow_run_id)
-        paths = list(req.update_mask.paths)
-        if not paths:
-            raise invalid_argument(
-                "update_mask", "is required: list the fields to change ('name', 'tags')."
-            )
+        run_id = canonical_id(req.flow_run_id)
         values: dict[str, Any] = {}
-        for path in paths:
+        for path in req.update_mask.paths:
             if path == "name":
-                if not req.name:
-                    raise invalid_argument("name", "must not be empty when 'name' is in the mask.")
-                check_name("name", req.name)
                 values["name"] = req.name
             elif path == "tags":
-                values["tags"] = check_tags("tags", req.tags)
-            else:
-                raise invalid_argument(
-                    "update_mask",
-                    f"has unknown path '{path}'; only 'name' and 'tags' can be changed.",
-                )
+                values["tags"] = convert.dump_tags(req.tags)
         values["update_time"] = convert.now_us()
         with self._write() as conn:
             updated = conn.execute(
@@ -237,7 +203,7 @@ class FlowRunsMixin(RepositoryBase):
         self, req: flow_runs_pb2.DeleteFlowRunRequest
     ) -> flow_runs_pb2.DeleteFlowRunResponse:
         """Delete a run with its history, task runs and logs."""
-        run_id = require_uuid("flow_run_id", req.flow_run_id)
+        run_id = canonical_id(req.flow_run_id)
         with self._write() as conn:
             if conn.execute(delete(flow_runs).where(flow_runs.c.id == run_id)).rowcount == 0:
                 raise not_found("flow_run", run_id)
@@ -247,12 +213,8 @@ class FlowRunsMixin(RepositoryBase):
         self, req: flow_runs_pb2.ListFlowRunEventsRequest
     ) -> flow_runs_pb2.ListFlowRunEventsResponse:
         """Events after ``after_sequence``, oldest first (``wait`` is the caller's business)."""
-        run_id = require_uuid("flow_run_id", req.flow_run_id)
+        run_id = canonical_id(req.flow_run_id)
         size = pagination.page_size(req.page_size)
-        if req.after_sequence < 0:
-            raise invalid_argument(
-                "after_sequence", f"must be zero or more, got {req.after_sequence}."
-            )
         with self._read() as conn:
             run = self._progress_row(conn, run_id)
             rows = conn.execute(
@@ -276,7 +238,7 @@ class FlowRunsMixin(RepositoryBase):
 
     def get_flow_run_progress(self, flow_run_id: str) -> tuple[int, bool]:
         """``(last_sequence, finished)`` of a run: one indexed read, for change polling."""
-        run_id = require_uuid("flow_run_id", flow_run_id)
+        run_id = canonical_id(flow_run_id)
         with self._read() as conn:
             row = self._progress_row(conn, run_id)
         return row.last_sequence, rules.is_terminal(row.state_type)

@@ -14,7 +14,7 @@ from headwater_server.storage import convert, pagination
 from headwater_server.storage._base import RepositoryBase
 from headwater_server.storage.schema import flows
 from headwater_server.storage.statements import SELECT_FLOW_BY_NAME, keyset_before
-from headwater_server.storage.validation import check_flow_name, check_tags, new_id, require_uuid
+from headwater_server.storage.values import canonical_id, new_id
 
 
 class FlowsMixin(RepositoryBase):
@@ -22,8 +22,8 @@ class FlowsMixin(RepositoryBase):
 
     def create_flow(self, req: flows_pb2.CreateFlowRequest) -> flows_pb2.CreateFlowResponse:
         """Register a flow under a unique name (ALREADY_EXISTS when the name is taken)."""
-        name = check_flow_name("name", req.name)
-        tags = check_tags("tags", req.tags)
+        name = req.name
+        tags = convert.dump_tags(req.tags)
         key = self._request_key(req.request_id)
         try:
             with self._write() as conn:
@@ -68,7 +68,7 @@ class FlowsMixin(RepositoryBase):
 
     def get_flow(self, req: flows_pb2.GetFlowRequest) -> flows_pb2.GetFlowResponse:
         """One flow by id."""
-        flow_id = require_uuid("flow_id", req.flow_id)
+        flow_id = canonical_id(req.flow_id)
         with self._read() as conn:
             row = conn.execute(select(flows).where(flows.c.id == flow_id)).first()
         if row is None:
@@ -94,7 +94,7 @@ class FlowsMixin(RepositoryBase):
 
     def delete_flow(self, req: flows_pb2.DeleteFlowRequest) -> flows_pb2.DeleteFlowResponse:
         """Delete a flow with all its runs, their history, task runs and logs."""
-        flow_id = require_uuid("flow_id", req.flow_id)
+        flow_id = canonical_id(req.flow_id)
         with self._write() as conn:
             if conn.execute(delete(flows).where(flows.c.id == flow_id)).rowcount == 0:
                 raise not_found("flow", flow_id)

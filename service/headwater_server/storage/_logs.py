@@ -7,14 +7,12 @@ from typing import Any
 from headwater.v1 import logs_pb2
 from sqlalchemy import delete, insert, select
 
-from headwater_server.errors import invalid_argument, not_found, parse_uuid
+from headwater_server.errors import not_found
 from headwater_server.storage import convert, pagination
 from headwater_server.storage._base import RepositoryBase
 from headwater_server.storage.schema import flow_runs, logs, request_log
 from headwater_server.storage.statements import keyset_after
-from headwater_server.storage.validation import check_name, new_id, require_uuid
-
-MAX_LOGS_PER_CALL = 1000
+from headwater_server.storage.values import canonical_id, new_id, optional_id
 
 
 class LogsMixin(RepositoryBase):
@@ -38,22 +36,15 @@ class LogsMixin(RepositoryBase):
 
     def create_logs(self, req: logs_pb2.CreateLogsRequest) -> logs_pb2.CreateLogsResponse:
         """Store a batch of log lines, all or none."""
-        if len(req.logs) > MAX_LOGS_PER_CALL:
-            raise invalid_argument(
-                "logs", f"has {len(req.logs)} lines; send at most {MAX_LOGS_PER_CALL} per call."
-            )
         key = self._request_key(req.request_id)
         now = convert.now_us()
         rows = []
-        for i, log in enumerate(req.logs):
-            flow_run_id = require_uuid(f"logs[{i}].flow_run_id", log.flow_run_id)
-            task_run_id = parse_uuid(f"logs[{i}].task_run_id", log.task_run_id, required=False)
-            check_name(f"logs[{i}].logger_name", log.logger_name)
+        for log in req.logs:
             rows.append(
                 {
                     "id": new_id(),
-                    "flow_run_id": flow_run_id,
-                    "task_run_id": task_run_id,
+                    "flow_run_id": canonical_id(log.flow_run_id),
+                    "task_run_id": optional_id(log.task_run_id),
                     "logger_name": log.logger_name,
                     "level": log.level,
                     "message": log.message,
@@ -90,13 +81,9 @@ class LogsMixin(RepositoryBase):
         f = req.filter
         conditions: list[Any] = []
         if f.flow_run_id:
-            conditions.append(
-                logs.c.flow_run_id == require_uuid("filter.flow_run_id", f.flow_run_id)
-            )
+            conditions.append(logs.c.flow_run_id == canonical_id(f.flow_run_id))
         if f.task_run_id:
-            conditions.append(
-                logs.c.task_run_id == require_uuid("filter.task_run_id", f.task_run_id)
-            )
+            conditions.append(logs.c.task_run_id == canonical_id(f.task_run_id))
         if f.min_level:
             conditions.append(logs.c.level >= f.min_level)
         if after is not None:

@@ -8,18 +8,18 @@ from typing import Any
 from headwater.v1 import flow_runs_pb2, states_pb2, task_runs_pb2
 
 from headwater_server import errors
-from headwater_server.errors import not_found, parse_uuid
+from headwater_server.errors import not_found
 from headwater_server.orchestration import rules
 from headwater_server.storage import convert
 from headwater_server.storage._base import M, RepositoryBase
 from headwater_server.storage.fastpath import RawTransaction
 from headwater_server.storage.statements import FLOW_RUN, TASK_RUN, RawStatements, RunKind
-from headwater_server.storage.validation import (
-    check_state_type,
+from headwater_server.storage.values import (
+    canonical_id,
     new_id,
+    optional_id,
     payloads,
     proposal_message,
-    require_uuid,
 )
 
 # The two proposal requests differ only in the field naming the run (``RunKind.id_field``).
@@ -55,7 +55,7 @@ class ProposalsMixin(RepositoryBase):
     def _cancel_flow_run(
         self, req: flow_runs_pb2.CancelFlowRunRequest
     ) -> flow_runs_pb2.CancelFlowRunResponse:
-        run_id = require_uuid("flow_run_id", req.flow_run_id)
+        run_id = canonical_id(req.flow_run_id)
         key = self._request_key(req.request_id)
         raw = self._raw[FLOW_RUN]
         with self._write_raw() as conn:
@@ -72,12 +72,14 @@ class ProposalsMixin(RepositoryBase):
                 )
             ):
                 return replay
-            label = rules.default_state_name(current["state_type"])
             if rules.is_terminal(current["state_type"]):
+                label = rules.default_state_name(current["state_type"])
+                name = current["state_name"] or label
+                shown = name if name == label else f"{name} ({label})"
                 raise errors.failed_precondition(
                     "FLOW_RUN_ALREADY_FINISHED",
-                    f"Flow run '{run_id}' already finished in state {current['state_name']} "
-                    f"({label}); there is nothing to cancel.",
+                    f"Flow run '{run_id}' already finished in state {shown}; there is nothing "
+                    "to cancel.",
                     resource_type="flow_run",
                     resource_name=run_id,
                 )
@@ -119,7 +121,7 @@ class ProposalsMixin(RepositoryBase):
     @staticmethod
     def _transition_key(transition_id: str) -> str | None:
         """The request_log key of a proposal's ``transition_id`` (None when it has none)."""
-        canonical = parse_uuid("transition_id", transition_id, required=False)
+        canonical = optional_id(transition_id)
         return f"transition:{canonical}" if canonical else None
 
     def _set_state_locked(self, kind: RunKind, req: SetStateRequest, response_type: type[M]) -> M:
@@ -128,11 +130,10 @@ class ProposalsMixin(RepositoryBase):
         Returns the stored response for a replayed transition, otherwise a new
         ``response_type`` holding the decision and the run as it now is.
         """
-        run_id = require_uuid(kind.id_field, getattr(req, kind.id_field))
+        run_id = canonical_id(getattr(req, kind.id_field))
         state = req.state
-        check_state_type("state.type", state.type)
         key = self._transition_key(req.transition_id)
-        expected_state_id = parse_uuid("expected_state_id", req.expected_state_id, required=False)
+        expected_state_id = optional_id(req.expected_state_id)
         proposed_scheduled = (
             convert.timestamp_to_us(state.scheduled_time)
             if state.HasField("scheduled_time")

@@ -9,22 +9,13 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from headwater_server import errors
-from headwater_server.errors import invalid_argument, not_found
+from headwater_server.errors import not_found
 from headwater_server.storage import convert, pagination
 from headwater_server.storage._base import RepositoryBase
 from headwater_server.storage._runs import read_run, read_run_page
 from headwater_server.storage.schema import flow_runs, task_runs
 from headwater_server.storage.statements import TASK_RUN
-from headwater_server.storage.validation import (
-    check_json_object,
-    check_name,
-    check_state_type,
-    check_tags,
-    new_id,
-    policy_values,
-    require_uuid,
-    task_run_name,
-)
+from headwater_server.storage.values import canonical_id, new_id, task_run_name
 
 
 class TaskRunsMixin(RepositoryBase):
@@ -34,16 +25,11 @@ class TaskRunsMixin(RepositoryBase):
         self, req: task_runs_pb2.CreateTaskRunRequest
     ) -> task_runs_pb2.CreateTaskRunResponse:
         """Create a task run in a flow run; (task_key, dynamic_key) is unique per flow run."""
-        flow_run_id = require_uuid("flow_run_id", req.flow_run_id)
-        if not req.task_key:
-            raise invalid_argument("task_key", "is required, e.g. 'mymodule.extract-1a2b3c'.")
-        if not req.dynamic_key:
-            raise invalid_argument("dynamic_key", "is required, e.g. '0' for the first call.")
-        for field_name in ("task_key", "dynamic_key", "name", "cache_key"):
-            check_name(field_name, getattr(req, field_name))
-        parameters = check_json_object("parameters_json", req.parameters_json)
-        tags = check_tags("tags", req.tags)
-        retries, delay = policy_values("policy", req.policy)
+        flow_run_id = canonical_id(req.flow_run_id)
+        parameters = req.parameters_json or "{}"
+        tags = convert.dump_tags(req.tags)
+        retries = req.policy.retries
+        delay = convert.duration_seconds(req.policy.retry_delay)
         initial = self._initial_state("task run", req.state)
         key = self._request_key(req.request_id)
         try:
@@ -109,7 +95,7 @@ class TaskRunsMixin(RepositoryBase):
         self, req: task_runs_pb2.GetTaskRunRequest
     ) -> task_runs_pb2.GetTaskRunResponse:
         """One task run with its current state."""
-        run_id = require_uuid("task_run_id", req.task_run_id)
+        run_id = canonical_id(req.task_run_id)
         with self._read() as conn:
             return task_runs_pb2.GetTaskRunResponse(task_run=read_run(conn, TASK_RUN, run_id))
 
@@ -122,12 +108,8 @@ class TaskRunsMixin(RepositoryBase):
         f = req.filter
         conditions: list[Any] = []
         if f.flow_run_id:
-            conditions.append(
-                task_runs.c.flow_run_id == require_uuid("filter.flow_run_id", f.flow_run_id)
-            )
+            conditions.append(task_runs.c.flow_run_id == canonical_id(f.flow_run_id))
         if f.state_types:
-            for i, t in enumerate(f.state_types):
-                check_state_type(f"filter.state_types[{i}]", t)
             conditions.append(task_runs.c.state_type.in_(list(f.state_types)))
         if f.task_key:
             conditions.append(task_runs.c.task_key == f.task_key)
@@ -139,7 +121,7 @@ class TaskRunsMixin(RepositoryBase):
         self, req: task_runs_pb2.DeleteTaskRunRequest
     ) -> task_runs_pb2.DeleteTaskRunResponse:
         """Delete a task run and its history."""
-        run_id = require_uuid("task_run_id", req.task_run_id)
+        run_id = canonical_id(req.task_run_id)
         with self._write() as conn:
             if conn.execute(delete(task_runs).where(task_runs.c.id == run_id)).rowcount == 0:
                 raise not_found("task_run", run_id)

@@ -19,17 +19,13 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 
 
-def page_size(value: int, field_name: str = "page_size") -> int:
-    """The effective page size: 0 means the default; negative or above the maximum is refused."""
-    if value == 0:
-        return DEFAULT_PAGE_SIZE
-    if value < 0 or value > MAX_PAGE_SIZE:
-        raise invalid_argument(
-            field_name,
-            f"must be between 1 and {MAX_PAGE_SIZE} (or 0 for the default of "
-            f"{DEFAULT_PAGE_SIZE}), got {value}.",
-        )
-    return value
+def page_size(value: int) -> int:
+    """The effective page size of a checked request: 0 means the default.
+
+    The range (0 to MAX_PAGE_SIZE) is checked by the application layer
+    (:func:`headwater_server.application.checks.page_size`).
+    """
+    return value or DEFAULT_PAGE_SIZE
 
 
 def encode_token(collection: str, sort_time: int, row_id: str) -> str:

@@ -2,8 +2,9 @@
 
 Methods are synchronous (the server runs them on the database executor through
 ``Database.run``), take the generated request message and return the generated response
-message, and raise :class:`headwater_server.errors.ServiceError` for anything a caller did wrong.
-They validate what they need themselves, so a servicer can pass requests straight through.
+message, and raise :class:`headwater_server.errors.ServiceError` for what only the database can
+tell (NOT_FOUND, ALREADY_EXISTS, a reused request id). Requests arrive checked: the application
+layer (:mod:`headwater_server.application`) is the one caller and runs every request check first.
 
 The state proposal (:meth:`Repository.set_flow_run_state`, :meth:`Repository.set_task_run_state`)
 is the hot path and is written for it: SQLAlchemy Core statements built once, one write
@@ -17,11 +18,11 @@ from __future__ import annotations
 
 from headwater_server.storage._flow_runs import FlowRunsMixin
 from headwater_server.storage._flows import FlowsMixin
-from headwater_server.storage._logs import MAX_LOGS_PER_CALL, LogsMixin
+from headwater_server.storage._logs import LogsMixin
 from headwater_server.storage._proposals import ProposalsMixin
 from headwater_server.storage._task_runs import TaskRunsMixin
 
-__all__ = ["MAX_LOGS_PER_CALL", "Repository"]
+__all__ = ["Repository"]
 
 
 class Repository(FlowsMixin, FlowRunsMixin, TaskRunsMixin, ProposalsMixin, LogsMixin):

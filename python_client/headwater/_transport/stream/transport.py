@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from headwater._runs import FlowRun
+from headwater._transport.client_convert import flow_run_from_proto
 from headwater._transport.convert import (
     failure_from_exception,
     reference_result,
@@ -182,7 +182,7 @@ def _create_request(spec: FlowRunSpec) -> flow_runs_pb2.CreateFlowRunRequest:
 
 
 def _snapshot(run: flow_runs_pb2.FlowRun, parameters: dict[str, Any] | None) -> RunSnapshot:
-    return RunSnapshot(FlowRun.from_proto(run, parameters=parameters), run.last_sequence)
+    return RunSnapshot(flow_run_from_proto(run, parameters=parameters), run.last_sequence)
 
 
 def _propose_request(flow_run_id: str, proposal: Proposal) -> flow_runs_pb2.SetFlowRunStateRequest:

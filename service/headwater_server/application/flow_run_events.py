@@ -11,19 +11,18 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-import grpc.aio
 from headwater.v1 import flow_runs_pb2
 
 from headwater_server import errors
-from headwater_server.servicers import _validation as check
-from headwater_server.servicers._common import Backend, time_remaining
+from headwater_server.application import checks
+from headwater_server.application.backend import Backend, time_remaining
 
 MAX_WAIT_SECONDS = 60.0
 # A long poll answers this long before the caller's deadline, so the (empty) answer arrives.
 _DEADLINE_MARGIN_SECONDS = 0.2
 # A watch wakes at least this often to notice a shutdown or a cancelled client.
 _WATCH_WAKE_SECONDS = 15.0
-_PAGE = check.MAX_PAGE_SIZE
+_PAGE = checks.MAX_PAGE_SIZE
 
 
 async def _read_events(
@@ -39,12 +38,12 @@ async def list_flow_run_events(
     backend: Backend, request: flow_runs_pb2.ListFlowRunEventsRequest
 ) -> flow_runs_pb2.ListFlowRunEventsResponse:
     """Return events after a sequence; with ``wait``, hold the call until there is one."""
-    flow_run_id = check.uuid("flow_run_id", request.flow_run_id)
-    check.non_negative("after_sequence", request.after_sequence)
-    check.page_size("page_size", request.page_size)
+    flow_run_id = checks.uuid("flow_run_id", request.flow_run_id)
+    checks.non_negative("after_sequence", request.after_sequence)
+    checks.page_size("page_size", request.page_size)
     wait = 0.0
     if request.HasField("wait"):
-        wait = min(check.non_negative_duration("wait", request.wait), MAX_WAIT_SECONDS)
+        wait = min(checks.non_negative_duration("wait", request.wait), MAX_WAIT_SECONDS)
         remaining = time_remaining.get()
         if remaining is not None:
             wait = min(wait, max(remaining - _DEADLINE_MARGIN_SECONDS, 0.0))
@@ -71,15 +70,14 @@ def _shutting_down(flow_run_id: str, cursor: int) -> errors.ServiceError:
 async def watch_flow_run(
     backend: Backend,
     request: flow_runs_pb2.WatchFlowRunRequest,
-    context: grpc.aio.ServicerContext,
 ) -> AsyncIterator[flow_runs_pb2.WatchFlowRunResponse]:
     """Stream a snapshot, the stored events, a caught-up marker, then live events.
 
     The stream ends OK once the run is in a terminal state and every event up to it was sent.
     """
     response_type = flow_runs_pb2.WatchFlowRunResponse
-    flow_run_id = check.uuid("flow_run_id", request.flow_run_id)
-    cursor = check.non_negative("after_sequence", request.after_sequence)
+    flow_run_id = checks.uuid("flow_run_id", request.flow_run_id)
+    cursor = checks.non_negative("after_sequence", request.after_sequence)
     snapshot = await backend.db.run(
         backend.db.repository.get_flow_run,
         flow_runs_pb2.GetFlowRunRequest(flow_run_id=flow_run_id),

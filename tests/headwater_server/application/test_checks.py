@@ -7,7 +7,7 @@ import pytest
 from google.protobuf import duration_pb2, field_mask_pb2
 from headwater.v1 import states_pb2
 from headwater_server import errors
-from headwater_server.servicers import _validation as check
+from headwater_server.application import checks as check
 
 
 def _fails(call: object, *args: object) -> errors.ServiceError:

@@ -1,31 +1,54 @@
-"""Request checks shared by the servicers, each raising INVALID_ARGUMENT that names the field.
+"""Every request check of the service, each raising INVALID_ARGUMENT that names the field.
 
-Storage validates what it relies on too; checking here first means a caller always gets the
-same precise message (which field, what is wrong, what is allowed) whichever service it calls,
-before any database work is done.
+This is the one place request fields are judged: the application layer runs these before any
+database work, so a caller gets the same precise message (which field, what is wrong, what is
+allowed) from a unary RPC, the engine stream or an in-process caller, and storage can trust
+what it is given. Checks that need the database (does the run exist, is the name taken, may the
+run move to that state) are not here: storage and the orchestration rules answer those.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Collection, Iterable
 
 from google.protobuf import duration_pb2, field_mask_pb2
 from headwater.v1 import states_pb2
 
 from headwater_server import errors
+from headwater_server.orchestration import rules
+from headwater_server.storage.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from headwater_server.storage.values import NAME_MAX
 
-MAX_PAGE_SIZE = 1000
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "NAME_MAX",
+    "flow_name",
+    "initial_state",
+    "json_object",
+    "name",
+    "non_negative",
+    "non_negative_duration",
+    "optional_uuid",
+    "page_size",
+    "proposed_state",
+    "required_text",
+    "run_policy",
+    "state_type",
+    "state_types",
+    "tags",
+    "update_mask",
+    "uuid",
+]
+
+_FLOW_NAME_RE = re.compile(r"^[\w .:\-]+$")
 
 # The states a run may be created in, in the order error messages list them.
 _INITIAL_STATE_TYPES = (states_pb2.STATE_TYPE_PENDING, states_pb2.STATE_TYPE_SCHEDULED)
 
 # The valid StateType names, for error messages (every one but UNSPECIFIED).
-_STATE_TYPE_NAMES = tuple(
-    states_pb2.StateType.Name(value)
-    for value in states_pb2.StateType.values()
-    if value != states_pb2.STATE_TYPE_UNSPECIFIED
-)
+_STATE_TYPE_NAMES = tuple(states_pb2.StateType.Name(value) for value in rules.ALL_STATE_TYPES)
 
 
 def uuid(field: str, value: str) -> str:
@@ -47,6 +70,35 @@ def required_text(field: str, value: str) -> str:
     return value
 
 
+def name(field: str, value: str) -> str:
+    """Reject a name, key or tag longer than the schema stores."""
+    if len(value) > NAME_MAX:
+        raise errors.invalid_argument(
+            field, f"is {len(value)} characters long; at most {NAME_MAX}."
+        )
+    return value
+
+
+def flow_name(field: str, value: str) -> str:
+    """A flow name: required, at most 255 characters, letters, digits, spaces and "-_.:"."""
+    required_text(field, value)
+    name(field, value)
+    if not _FLOW_NAME_RE.match(value):
+        raise errors.invalid_argument(
+            field,
+            f"'{value}' contains characters other than letters, digits, spaces and '-_.:'.",
+        )
+    return value
+
+
+def tags(field: str, values: Iterable[str]) -> None:
+    """Reject an empty tag or one longer than a name."""
+    for tag in values:
+        if not tag:
+            raise errors.invalid_argument(field, "contains an empty tag; remove it.")
+        name(field, tag)
+
+
 def state_type(field: str, value: int, allowed: Collection[int] | None = None) -> int:
     """Reject a missing, unknown or (when ``allowed`` is given) disallowed StateType value."""
     names = _STATE_TYPE_NAMES
@@ -55,13 +107,15 @@ def state_type(field: str, value: int, allowed: Collection[int] | None = None) -
     valid = ", ".join(names)
     if value == states_pb2.STATE_TYPE_UNSPECIFIED:
         raise errors.invalid_argument(field, f"is required. Use one of {valid}.")
-    if value not in states_pb2.StateType.values():
+    if value not in rules.ALL_STATE_TYPES:
         raise errors.invalid_argument(
             field, f"{value} is not a known StateType. Use one of {valid}."
         )
     if allowed is not None and value not in allowed:
-        name = states_pb2.StateType.Name(value)
-        raise errors.invalid_argument(field, f"{name} is not allowed here. Use one of {valid}.")
+        state_name = states_pb2.StateType.Name(value)
+        raise errors.invalid_argument(
+            field, f"{state_name} is not allowed here. Use one of {valid}."
+        )
     return value
 
 
@@ -72,10 +126,12 @@ def state_types(field: str, values: Iterable[int]) -> None:
 
 
 def page_size(field: str, value: int) -> int:
-    """Accept 0 (the default of 50) up to MAX_PAGE_SIZE."""
+    """Accept 0 (the default) up to MAX_PAGE_SIZE."""
     if value < 0 or value > MAX_PAGE_SIZE:
         raise errors.invalid_argument(
-            field, f"{value} is out of range. Use 1 to {MAX_PAGE_SIZE}, or 0 for the default 50."
+            field,
+            f"{value} is out of range. Use 1 to {MAX_PAGE_SIZE}, or 0 for the default "
+            f"{DEFAULT_PAGE_SIZE}.",
         )
     return value
 

@@ -1,0 +1,45 @@
+"""What every application operation works with: the database, the event hub, the shutdown flag.
+
+One :class:`Backend` per running server; the servicers, the engine stream and any in-process
+caller (a scheduler, a worker, a UI) hold it instead of globals, so two servers (a test server and
+an embedded one) can live in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from headwater_server.events import EventHub
+    from headwater_server.storage.database import Database
+
+__all__ = ["Backend", "Operation", "time_remaining"]
+
+RequestT = TypeVar("RequestT")
+ResponseT = TypeVar("ResponseT")
+
+
+@dataclass
+class Backend:
+    """Everything an operation needs: the database, the event hub and the shutdown flag."""
+
+    db: Database
+    hub: EventHub
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # Open engine streams, so a shutdown can end each one cleanly with UNAVAILABLE.
+    engine_sessions: set[Any] = field(default_factory=set)
+
+
+# Seconds left before the caller's deadline (None: no deadline). A long poll reads it to answer
+# before the deadline instead of failing with DEADLINE_EXCEEDED; the gRPC layer sets it per call.
+# Each RPC runs in its own task, so the value never leaks between calls.
+time_remaining: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "time_remaining", default=None
+)
+
+#: The shape of every application operation: ``await op(backend, request) -> response``.
+Operation = Callable[[Backend, RequestT], Awaitable[ResponseT]]

@@ -1,0 +1,52 @@
+"""The operations an SDK engine sends over its one stream (``EngineService.Connect``).
+
+Each is the very application operation its unary RPC runs, so validation, storage and event
+publication are the same whichever way a request arrives. The ordering key says which
+operations must apply one after the other in arrival order (those about the same run); the
+stream runs the rest concurrently. :mod:`headwater_server.servicers.engine` owns the stream
+itself: reading, ordering, answering and shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from headwater_server.application import flow_runs, logs, task_runs
+from headwater_server.application.backend import Operation
+
+__all__ = ["OPERATIONS", "EngineOperation"]
+
+
+@dataclass(frozen=True)
+class EngineOperation:
+    """One kind of engine operation: what runs it and what it must be ordered behind."""
+
+    run: Operation[Any, Any]
+    """The application operation (the same one the unary RPC calls)."""
+    ordering_key: Callable[[Any], str | None]
+    """The key of the request's run (operations with one key run in order), or None."""
+
+
+def _no_key(request: Any) -> str | None:
+    return None
+
+
+def _logs_key(request: Any) -> str | None:
+    return f"logs:{request.logs[0].flow_run_id}" if request.logs else None
+
+
+# Operation name (the ConnectRequest/ConnectResponse oneof field) -> how to run it.
+OPERATIONS: dict[str, EngineOperation] = {
+    "create_flow_run": EngineOperation(flow_runs.create_flow_run, _no_key),
+    "set_flow_run_state": EngineOperation(
+        flow_runs.set_flow_run_state, lambda r: f"flow_run:{r.flow_run_id}"
+    ),
+    "get_flow_run": EngineOperation(flow_runs.get_flow_run, lambda r: f"flow_run:{r.flow_run_id}"),
+    "create_task_run": EngineOperation(task_runs.create_task_run, _no_key),
+    "set_task_run_state": EngineOperation(
+        task_runs.set_task_run_state, lambda r: f"task_run:{r.task_run_id}"
+    ),
+    "create_logs": EngineOperation(logs.create_logs, _logs_key),
+}

@@ -1,0 +1,118 @@
+"""Flow runs: create, read, change and orchestrate them, announcing every new event.
+
+Every write that adds a flow run event tells the event hub after it is stored, so long polls and
+watches (:mod:`.flow_run_events`) wake at once and never see an event storage does not hold.
+"""
+
+from __future__ import annotations
+
+from headwater.v1 import flow_runs_pb2
+
+from headwater_server import errors
+from headwater_server.application import checks
+from headwater_server.application.backend import Backend
+
+# The fields UpdateFlowRun may change.
+UPDATABLE = ("name", "tags")
+
+
+def _announce(backend: Backend, run: flow_runs_pb2.FlowRun) -> None:
+    backend.hub.notify(run.id, run.last_sequence)
+
+
+async def create_flow_run(
+    backend: Backend, request: flow_runs_pb2.CreateFlowRunRequest
+) -> flow_runs_pb2.CreateFlowRunResponse:
+    """Create a run of a flow (named or by id), PENDING unless a SCHEDULED state is given.
+
+    A flow named for the first time is registered with the run.
+    """
+    which = request.WhichOneof("flow")
+    if which is None:
+        raise errors.invalid_argument(
+            "flow_id", "is required: set 'flow_id' (a flow's UUID) or 'flow_name'."
+        )
+    if which == "flow_id":
+        checks.uuid("flow_id", request.flow_id)
+    else:
+        checks.flow_name("flow_name", request.flow_name)
+    for field in ("name", "flow_version", "idempotency_key"):
+        checks.name(field, getattr(request, field))
+    checks.json_object("parameters_json", request.parameters_json)
+    checks.optional_uuid("parent_flow_run_id", request.parent_flow_run_id)
+    checks.optional_uuid("parent_task_run_id", request.parent_task_run_id)
+    checks.tags("tags", request.tags)
+    checks.optional_uuid("request_id", request.request_id)
+    checks.run_policy("policy", request.policy)
+    checks.initial_state("state", request.state, request.HasField("state"))
+    response = await backend.db.run(backend.db.repository.create_flow_run, request)
+    _announce(backend, response.flow_run)
+    return response
+
+
+async def get_flow_run(
+    backend: Backend, request: flow_runs_pb2.GetFlowRunRequest
+) -> flow_runs_pb2.GetFlowRunResponse:
+    """Return one flow run with its current state."""
+    checks.uuid("flow_run_id", request.flow_run_id)
+    return await backend.db.run(backend.db.repository.get_flow_run, request)
+
+
+async def list_flow_runs(
+    backend: Backend, request: flow_runs_pb2.ListFlowRunsRequest
+) -> flow_runs_pb2.ListFlowRunsResponse:
+    """Page through flow runs, newest first, with typed filters."""
+    checks.page_size("page_size", request.page_size)
+    for index, flow_id in enumerate(request.filter.flow_ids):
+        checks.uuid(f"filter.flow_ids[{index}]", flow_id)
+    checks.state_types("filter.state_types", request.filter.state_types)
+    checks.optional_uuid("filter.parent_flow_run_id", request.filter.parent_flow_run_id)
+    return await backend.db.run(backend.db.repository.list_flow_runs, request)
+
+
+async def update_flow_run(
+    backend: Backend, request: flow_runs_pb2.UpdateFlowRunRequest
+) -> flow_runs_pb2.UpdateFlowRunResponse:
+    """Change a run's name or tags, as listed in the update mask."""
+    checks.uuid("flow_run_id", request.flow_run_id)
+    paths = checks.update_mask("update_mask", request.update_mask, UPDATABLE)
+    if "name" in paths:
+        checks.required_text("name", request.name)
+        checks.name("name", request.name)
+    if "tags" in paths:
+        checks.tags("tags", request.tags)
+    return await backend.db.run(backend.db.repository.update_flow_run, request)
+
+
+async def delete_flow_run(
+    backend: Backend, request: flow_runs_pb2.DeleteFlowRunRequest
+) -> flow_runs_pb2.DeleteFlowRunResponse:
+    """Delete a run with its history; its watchers learn it at once."""
+    flow_run_id = checks.uuid("flow_run_id", request.flow_run_id)
+    response = await backend.db.run(backend.db.repository.delete_flow_run, request)
+    backend.hub.forget(flow_run_id)
+    return response
+
+
+async def set_flow_run_state(
+    backend: Backend, request: flow_runs_pb2.SetFlowRunStateRequest
+) -> flow_runs_pb2.SetFlowRunStateResponse:
+    """Propose a state; the decision (ACCEPT, REJECT, WAIT, ABORT) is in the response."""
+    checks.uuid("flow_run_id", request.flow_run_id)
+    checks.proposed_state("state", request.state, request.HasField("state"))
+    checks.optional_uuid("transition_id", request.transition_id)
+    checks.optional_uuid("expected_state_id", request.expected_state_id)
+    response = await backend.db.run(backend.db.repository.set_flow_run_state, request)
+    _announce(backend, response.flow_run)
+    return response
+
+
+async def cancel_flow_run(
+    backend: Backend, request: flow_runs_pb2.CancelFlowRunRequest
+) -> flow_runs_pb2.CancelFlowRunResponse:
+    """Cancel a run: CANCELLED at once when idle, CANCELLING while an engine runs it."""
+    checks.uuid("flow_run_id", request.flow_run_id)
+    checks.optional_uuid("request_id", request.request_id)
+    response = await backend.db.run(backend.db.repository.cancel_flow_run, request)
+    _announce(backend, response.flow_run)
+    return response

@@ -1,0 +1,41 @@
+"""Logs: store and page through the log lines runs emit."""
+
+from __future__ import annotations
+
+from headwater.v1 import logs_pb2
+
+from headwater_server import errors
+from headwater_server.application import checks
+from headwater_server.application.backend import Backend
+
+MAX_LINES_PER_CALL = 1000
+
+
+async def create_logs(
+    backend: Backend, request: logs_pb2.CreateLogsRequest
+) -> logs_pb2.CreateLogsResponse:
+    """Store a batch of log lines, all or none."""
+    if len(request.logs) > MAX_LINES_PER_CALL:
+        raise errors.invalid_argument(
+            "logs",
+            f"has {len(request.logs)} lines; send at most {MAX_LINES_PER_CALL} per call.",
+        )
+    for index, line in enumerate(request.logs):
+        checks.uuid(f"logs[{index}].flow_run_id", line.flow_run_id)
+        checks.optional_uuid(f"logs[{index}].task_run_id", line.task_run_id)
+        checks.non_negative(f"logs[{index}].level", line.level)
+        checks.name(f"logs[{index}].logger_name", line.logger_name)
+    checks.optional_uuid("request_id", request.request_id)
+    if not request.logs:
+        return logs_pb2.CreateLogsResponse(created_count=0)
+    return await backend.db.run(backend.db.repository.create_logs, request)
+
+
+async def list_logs(
+    backend: Backend, request: logs_pb2.ListLogsRequest
+) -> logs_pb2.ListLogsResponse:
+    """Page through log lines in time order."""
+    checks.page_size("page_size", request.page_size)
+    checks.optional_uuid("filter.flow_run_id", request.filter.flow_run_id)
+    checks.optional_uuid("filter.task_run_id", request.filter.task_run_id)
+    return await backend.db.run(backend.db.repository.list_logs, request)

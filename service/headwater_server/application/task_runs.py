@@ -1,0 +1,62 @@
+"""Task runs: create, read, list, delete and orchestrate the task runs inside a flow run."""
+
+from __future__ import annotations
+
+from headwater.v1 import task_runs_pb2
+
+from headwater_server.application import checks
+from headwater_server.application.backend import Backend
+
+
+async def create_task_run(
+    backend: Backend, request: task_runs_pb2.CreateTaskRunRequest
+) -> task_runs_pb2.CreateTaskRunResponse:
+    """Create a task run in a flow run, PENDING unless a SCHEDULED state is given."""
+    checks.uuid("flow_run_id", request.flow_run_id)
+    checks.required_text("task_key", request.task_key)
+    checks.required_text("dynamic_key", request.dynamic_key)
+    for field in ("task_key", "dynamic_key", "name", "cache_key"):
+        checks.name(field, getattr(request, field))
+    checks.json_object("parameters_json", request.parameters_json)
+    checks.tags("tags", request.tags)
+    checks.optional_uuid("request_id", request.request_id)
+    checks.run_policy("policy", request.policy)
+    checks.initial_state("state", request.state, request.HasField("state"))
+    return await backend.db.run(backend.db.repository.create_task_run, request)
+
+
+async def get_task_run(
+    backend: Backend, request: task_runs_pb2.GetTaskRunRequest
+) -> task_runs_pb2.GetTaskRunResponse:
+    """Return one task run with its current state."""
+    checks.uuid("task_run_id", request.task_run_id)
+    return await backend.db.run(backend.db.repository.get_task_run, request)
+
+
+async def list_task_runs(
+    backend: Backend, request: task_runs_pb2.ListTaskRunsRequest
+) -> task_runs_pb2.ListTaskRunsResponse:
+    """Page through task runs in creation order."""
+    checks.page_size("page_size", request.page_size)
+    checks.optional_uuid("filter.flow_run_id", request.filter.flow_run_id)
+    checks.state_types("filter.state_types", request.filter.state_types)
+    return await backend.db.run(backend.db.repository.list_task_runs, request)
+
+
+async def delete_task_run(
+    backend: Backend, request: task_runs_pb2.DeleteTaskRunRequest
+) -> task_runs_pb2.DeleteTaskRunResponse:
+    """Delete a task run and its states."""
+    checks.uuid("task_run_id", request.task_run_id)
+    return await backend.db.run(backend.db.repository.delete_task_run, request)
+
+
+async def set_task_run_state(
+    backend: Backend, request: task_runs_pb2.SetTaskRunStateRequest
+) -> task_runs_pb2.SetTaskRunStateResponse:
+    """Propose a task run state; the decision is in the response."""
+    checks.uuid("task_run_id", request.task_run_id)
+    checks.proposed_state("state", request.state, request.HasField("state"))
+    checks.optional_uuid("transition_id", request.transition_id)
+    checks.optional_uuid("expected_state_id", request.expected_state_id)
+    return await backend.db.run(backend.db.repository.set_task_run_state, request)

@@ -1,0 +1,181 @@
+"""The server's own settings, read once from ``HEADWATER_*`` variables into a frozen object.
+
+The service reads its settings itself rather than through the SDK's, so it depends on no client
+code and an SDK setting can change without touching the server. Whoever starts a server builds
+one :class:`ServerSettings` (``ServerSettings.from_environ()`` for the usual variables) and
+passes it to :func:`headwater_server.server.start_server` or :func:`~headwater_server.server.serve`;
+nothing else in the service reads ``os.environ``.
+
+- ``HEADWATER_DATABASE_URL``: the database (a SQLAlchemy URL); default SQLite in the home.
+- ``HEADWATER_HOME``: where that default SQLite file lives; default ``~/.headwater``.
+- ``HEADWATER_REQUEST_LOG_RETENTION_SECONDS``: how long answers to retried requests are kept;
+  default a day.
+- ``HEADWATER_MAX_RECEIVE_MESSAGE_BYTES``: the largest request message accepted; default 4 MiB.
+
+As in the SDK, names are matched case-insensitively and an exported-but-empty variable means
+unset. Every bad value is reported at once, each naming its variable.
+
+Example::
+
+    settings = ServerSettings.from_environ()
+    settings = dataclasses.replace(settings, database_url="sqlite:////tmp/hw.db")
+    running = await start_server("127.0.0.1:0", settings)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ServerSettings", "ServerSettingsError"]
+
+ENV_PREFIX = "HEADWATER_"
+
+DEFAULT_REQUEST_LOG_RETENTION_SECONDS = 86_400.0
+# gRPC's own default; explicit so it is visible and can be changed in one place.
+DEFAULT_MAX_RECEIVE_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+def _default_home() -> Path:
+    return Path("~/.headwater").expanduser().absolute()
+
+
+def _variable(name: str) -> str:
+    return f"{ENV_PREFIX}{name.upper()}"
+
+
+class ServerSettingsError(ValueError):
+    """One or more server settings hold values the server cannot use.
+
+    Attributes:
+        problems: One sentence per bad setting, each naming its variable and what it accepts.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("Invalid Headwater server settings: " + "; ".join(problems))
+
+
+def _text(raw: str) -> str | None:
+    return raw.strip() or None
+
+
+def _home(raw: str) -> Path:
+    return Path(raw.strip()).expanduser().absolute()
+
+
+def _seconds(raw: str) -> float:
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):  # also refuses NaN
+        raise ValueError("must be a number of seconds, 0 or more")
+    return seconds
+
+
+def _bytes(raw: str) -> int:
+    try:
+        count = int(raw.strip())
+    except ValueError:
+        count = 0
+    if count <= 0:
+        raise ValueError("must be a whole number of bytes, more than 0")
+    return count
+
+
+# Setting -> how its variable's text becomes the value (ValueError says what would fit).
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "database_url": _text,
+    "home": _home,
+    "request_log_retention_seconds": _seconds,
+    "max_receive_message_bytes": _bytes,
+}
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Everything a Headwater server is configured with.
+
+    Attributes:
+        database_url: The SQLAlchemy URL of the database; None means SQLite in ``home``.
+        home: The directory of the default SQLite database.
+        request_log_retention_seconds: How long the server keeps the answers it replays to
+            retried requests (request ids, transition ids). Clients retry within a minute or so,
+            so a day is ample; older answers are pruned.
+        max_receive_message_bytes: The largest request message the server accepts; a larger one
+            is refused with RESOURCE_EXHAUSTED before it is parsed.
+
+    Raises:
+        ServerSettingsError: A value is out of range (also from ``dataclasses.replace``).
+    """
+
+    database_url: str | None = None
+    home: Path = field(default_factory=_default_home)
+    request_log_retention_seconds: float = DEFAULT_REQUEST_LOG_RETENTION_SECONDS
+    max_receive_message_bytes: int = DEFAULT_MAX_RECEIVE_MESSAGE_BYTES
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 0 <= self.request_log_retention_seconds < float("inf"):
+            problems.append(
+                f"{_variable('request_log_retention_seconds')} must be a number of seconds, "
+                f"0 or more, not {self.request_log_retention_seconds!r}"
+            )
+        if self.max_receive_message_bytes <= 0:
+            problems.append(
+                f"{_variable('max_receive_message_bytes')} must be a whole number of bytes, "
+                f"more than 0, not {self.max_receive_message_bytes!r}"
+            )
+        if problems:
+            raise ServerSettingsError(problems)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> ServerSettings:
+        """Read the server's ``HEADWATER_*`` variables from ``environ``; unset ones default.
+
+        Raises:
+            ServerSettingsError: Listing every bad variable by name, with what it accepts.
+        """
+        env = {
+            key[len(ENV_PREFIX) :].lower(): value
+            for key, value in environ.items()
+            if key[: len(ENV_PREFIX)].upper() == ENV_PREFIX
+        }
+        values: dict[str, Any] = {}
+        problems = []
+        for setting in fields(cls):
+            raw = env.get(setting.name, "")
+            if not raw.strip():
+                continue  # unset, or exported but empty: the default
+            try:
+                values[setting.name] = _PARSERS[setting.name](raw)
+            except ValueError as exc:
+                problems.append(f"{_variable(setting.name)} {exc}, not {raw!r}")
+        if problems:
+            raise ServerSettingsError(problems)
+        return cls(**values)
+
+    def resolved_database_url(self) -> str:
+        """The database to open: ``database_url``, or SQLite in ``home`` (created if missing).
+
+        Raises:
+            ServerSettingsError: ``home`` cannot be created (naming HEADWATER_HOME).
+        """
+        if self.database_url:
+            return self.database_url
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ServerSettingsError(
+                [
+                    f"{_variable('home')} is {str(self.home)!r}, which cannot be created "
+                    f"({reason}); point it at a directory you can write to, or set "
+                    f"{_variable('database_url')}"
+                ]
+            ) from exc
+        return f"sqlite:///{self.home / 'headwater.db'}"

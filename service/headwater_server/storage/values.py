@@ -1,0 +1,52 @@
+"""Values storage derives from requests the application layer has already checked.
+
+Storage trusts its callers' requests (:mod:`headwater_server.application.checks` judged them);
+these helpers only turn checked fields into what is stored: canonical ids, payload bytes, names.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from headwater.v1 import states_pb2
+
+# The longest name the schema stores (VARCHAR(255) on PostgreSQL).
+NAME_MAX = 255
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def canonical_id(value: str) -> str:
+    """The stored form of a checked UUID field (lower case, with hyphens)."""
+    return str(uuid.UUID(value))
+
+
+def optional_id(value: str) -> str | None:
+    """The stored form of a checked optional UUID field, None when it is empty."""
+    return str(uuid.UUID(value)) if value else None
+
+
+def payloads(state: states_pb2.State) -> tuple[bytes | None, bytes | None]:
+    result = state.result.SerializeToString() if state.HasField("result") else None
+    failure = state.failure.SerializeToString() if state.HasField("failure") else None
+    return result, failure
+
+
+def proposal_message(state: states_pb2.State) -> str:
+    if state.message:
+        return state.message
+    if state.HasField("failure"):
+        return state.failure.message
+    return ""
+
+
+def task_run_name(task_key: str, dynamic_key: str) -> str:
+    """``mymodule.extract-1a2b3c`` call ``0`` -> ``extract-0``."""
+    base = task_key.rsplit(".", 1)[-1]
+    stem, sep, suffix = base.rpartition("-")
+    if sep and stem and re.fullmatch(r"[0-9a-f]{6,}", suffix):
+        base = stem
+    return f"{base}-{dynamic_key}"[:NAME_MAX]
