@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 
 from headwater import flow
-from headwater.client import HeadwaterClient
+from headwater.client import FlowRunEvent, HeadwaterClient
 
 started = threading.Event()
 run_ids: list[str] = []
@@ -48,11 +48,11 @@ def etl(rows: int = 5) -> int:
 def watch(run_id: str) -> None:
     """Print every state of the run as the service streams it, until the run finishes."""
     with HeadwaterClient() as client:
-        for message in client.watch_flow_run(run_id):
-            if message.HasField("event"):
-                state = message.event.state_changed
+        for item in client.watch_flow_run(run_id):
+            if isinstance(item, FlowRunEvent) and item.state is not None:
+                state = item.state
                 detail = f" - {state.message}" if state.message else ""
-                print(f"  [watch] #{message.event.sequence} {state.name}{detail}", flush=True)
+                print(f"  [watch] #{item.sequence} {state.name}{detail}", flush=True)
 
 
 def main() -> None:

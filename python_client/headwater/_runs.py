@@ -1,21 +1,38 @@
-"""`FlowRun`: the read-only view of a flow run that hooks and run contexts receive.
+"""The SDK's read-only records of what the service stores: flows, flow runs, task runs, logs.
 
-The service describes a run with the ``headwater.v1.FlowRun`` message; user code gets this small
-frozen dataclass instead, so hooks see plain Python values (a dict of parameters, an SDK
-`State`) and cannot change what the engine relies on.
+The service describes these with ``headwater.v1`` messages; user code (hooks, run contexts, the
+public clients in `headwater.client`, the CLI) gets these frozen dataclasses instead, so it sees
+plain Python values (a dict of parameters, an SDK `State`, timezone-aware datetimes) and cannot
+change what the engine relies on. The conversions from the wire live in the transport
+(`headwater._transport.client_convert`); each record keeps the message it came from in ``raw``
+for the rare caller who needs a field the SDK does not show (as temporalio's ``raw_info``).
 """
 
 from __future__ import annotations
 
-import json
+import datetime as _dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from headwater._states import State
-    from headwater.v1 import flow_runs_pb2
 
-__all__ = ["FlowRun"]
+__all__ = ["Flow", "FlowRun", "FlowRunEvent", "Log", "RunFailure", "TaskRun"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunFailure:
+    """What a failed or crashed run reported about its exception, as the service stores it.
+
+    Attributes:
+        exception_type: The exception's qualified type, e.g. "builtins.ValueError".
+        message: ``str()`` of the exception.
+        traceback: The formatted traceback, when the run sent one.
+    """
+
+    exception_type: str
+    message: str
+    traceback: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +50,21 @@ class FlowRun:
         parent_flow_run_id: The parent run's id for a subflow, else None.
         flow_id: The service's UUID for the flow.
         flow_version: The version of the flow's code.
+        deployment_id: The deployment that created the run, else None.
+        parent_task_run_id: The task run a subflow was called from, else None.
+        idempotency_key: The key that makes this run exist once, else None.
+        retries: How many retries the service grants after a failure.
+        retry_delay_seconds: The wait before each retry.
+        expected_start_time: When the run was expected to start (for scheduled runs).
+        start_time: When the run first entered RUNNING, else None.
+        end_time: When the run reached a final state, else None.
+        total_run_time: Time spent RUNNING over all attempts.
+        created: When the service created the run.
+        updated: When the service last changed the run.
+        last_sequence: The sequence number of the run's latest event (see `FlowRunEvent`).
+        failure: The exception its current state reports (failed or crashed runs), else None.
+        raw: The ``headwater.v1.FlowRun`` message this view was built from, when it came
+            from the service.
     """
 
     id: str
@@ -45,38 +77,134 @@ class FlowRun:
     parent_flow_run_id: str | None = None
     flow_id: str = ""
     flow_version: str | None = None
+    deployment_id: str | None = None
+    parent_task_run_id: str | None = None
+    idempotency_key: str | None = None
+    retries: int = 0
+    retry_delay_seconds: float = 0.0
+    expected_start_time: _dt.datetime | None = None
+    start_time: _dt.datetime | None = None
+    end_time: _dt.datetime | None = None
+    total_run_time: _dt.timedelta = _dt.timedelta()
+    created: _dt.datetime | None = None
+    updated: _dt.datetime | None = None
+    last_sequence: int = 0
+    failure: RunFailure | None = None
+    raw: Any = field(default=None, repr=False, compare=False)
 
-    @classmethod
-    def from_proto(
-        cls,
-        message: flow_runs_pb2.FlowRun,
-        *,
-        parameters: dict[str, Any] | None = None,
-        state: State[Any] | None = None,
-    ) -> FlowRun:
-        """Build the view from the service's message.
 
-        Args:
-            message: The run as the service sent it.
-            parameters: The parameters when the caller already has them, which saves parsing
-                ``parameters_json`` again.
-            state: The SDK state to show, when the caller holds one with in-memory data.
-        """
-        if parameters is None:
-            parameters = json.loads(message.parameters_json) if message.parameters_json else {}
-        if state is None and message.HasField("state"):
-            from headwater._transport.convert import state_from_proto
+@dataclass(frozen=True, slots=True)
+class FlowRunEvent:
+    """One entry of a flow run's history: today, always a state the run entered.
 
-            state = state_from_proto(message.state)
-        return cls(
-            id=message.id,
-            name=message.name,
-            flow_name=message.flow_name,
-            parameters=parameters,
-            run_count=message.run_count,
-            state=state,
-            tags=tuple(message.tags),
-            parent_flow_run_id=message.parent_flow_run_id or None,
-            flow_id=message.flow_id,
-            flow_version=message.flow_version or None,
-        )
+    Attributes:
+        sequence: The event's number within its run (1, 2, ...); a watch resumes after it.
+        flow_run_id: The run the event belongs to.
+        time: When the service recorded the event.
+        state: The state the run entered, or None for an event kind this SDK does not know.
+        raw: The ``headwater.v1.FlowRunEvent`` message.
+    """
+
+    sequence: int
+    flow_run_id: str
+    time: _dt.datetime | None
+    state: State[Any] | None
+    raw: Any = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRun:
+    """One run of a task inside a flow run.
+
+    Attributes:
+        id: The service's UUID for the task run.
+        flow_run_id: The flow run it belongs to.
+        name: The task run's display name.
+        task_key: Which task of the flow this is.
+        dynamic_key: Tells apart several runs of one task in a flow run ("0", "1", ...).
+        state: Its current state.
+        run_count: How many times it has entered RUNNING.
+        tags: Its labels.
+        parameters: Its parameters (JSON values).
+        cache_key: The key its result is cached under, else None.
+        retries: How many retries the service grants after a failure.
+        retry_delay_seconds: The wait before each retry.
+        start_time: When it first entered RUNNING, else None.
+        end_time: When it reached a final state, else None.
+        total_run_time: Time spent RUNNING over all attempts.
+        created: When the service created it.
+        updated: When the service last changed it.
+        failure: The exception its current state reports, else None.
+        raw: The ``headwater.v1.TaskRun`` message.
+    """
+
+    id: str
+    flow_run_id: str
+    name: str
+    task_key: str = ""
+    dynamic_key: str = ""
+    state: State[Any] | None = None
+    run_count: int = 0
+    tags: tuple[str, ...] = ()
+    parameters: dict[str, Any] = field(default_factory=dict)
+    cache_key: str | None = None
+    retries: int = 0
+    retry_delay_seconds: float = 0.0
+    start_time: _dt.datetime | None = None
+    end_time: _dt.datetime | None = None
+    total_run_time: _dt.timedelta = _dt.timedelta()
+    created: _dt.datetime | None = None
+    updated: _dt.datetime | None = None
+    failure: RunFailure | None = None
+    raw: Any = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    """One log line a run shipped to the service.
+
+    Attributes:
+        time: When the line was logged (timezone-aware UTC).
+        level: The `logging` level number (20 for INFO).
+        logger_name: The logger that emitted it.
+        message: The formatted message.
+        flow_run_id: The flow run it belongs to.
+        task_run_id: The task run it came from, else None.
+        id: The service's id for the line.
+        raw: The ``headwater.v1.Log`` message.
+    """
+
+    time: _dt.datetime | None
+    level: int
+    logger_name: str
+    message: str
+    flow_run_id: str
+    task_run_id: str | None = None
+    id: str = ""
+    raw: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def level_name(self) -> str:
+        """ "INFO" for 20, as `logging` names levels ("Level 25" for unnamed ones)."""
+        import logging
+
+        return logging.getLevelName(self.level)
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """A flow the service knows, by name; its runs are `FlowRun` records.
+
+    Attributes:
+        id: The service's UUID for the flow.
+        name: The flow's unique name.
+        tags: Its labels.
+        created: When the service first saw it.
+        raw: The ``headwater.v1.Flow`` message.
+    """
+
+    id: str
+    name: str
+    tags: tuple[str, ...] = ()
+    created: _dt.datetime | None = None
+    raw: Any = field(default=None, repr=False, compare=False)

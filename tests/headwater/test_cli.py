@@ -13,8 +13,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from headwater._client import EngineConnection
-from headwater.v1 import flow_runs_pb2, states_pb2
+from headwater._transport.runtime import connect
+from headwater._transport.stream.connection import EngineConnection
+from headwater.v1 import flow_runs_pb2, logs_pb2, states_pb2, task_runs_pb2
 
 pytestmark = pytest.mark.integration
 
@@ -67,9 +68,15 @@ def assert_one_error_line(result: subprocess.CompletedProcess[str], *needles: st
 
 @pytest.fixture(scope="module")
 def conn(sqlite_server) -> EngineConnection:
-    connection = EngineConnection(sqlite_server.address, retry_timeout=10, keepalive_time_ms=20000)
+    connection = connect(sqlite_server.address, retry_timeout=10, keepalive_time_ms=20000)
     yield connection
     connection.close()
+
+
+def section(out: str, title: str) -> list[str]:
+    """The lines of one part of `flow-run inspect`: from its title to the next blank line."""
+    lines = out.split(title, 1)[1].splitlines()[1:]
+    return lines[: lines.index("")] if "" in lines else lines
 
 
 def make_run(conn: EngineConnection, flow: str, *states: int, message: str = "") -> str:
@@ -148,13 +155,11 @@ def test_inspect_shows_details_and_history(conn, sqlite_server, tmp_path: Path) 
     assert flow in out
     assert "builtins.ValueError: bad" in out
     assert "State history" in out
-    history = out.split("State history", 1)[1].splitlines()[2:]
-    assert [line.split()[2] for line in history if line.strip()] == [
-        "Pending",
-        "Running",
-        "Failed",
-    ]
+    history = section(out, "State history")[1:]
+    assert [line.split()[2] for line in history] == ["Pending", "Running", "Failed"]
     assert "it broke" in history[2]
+    assert "Logs: none" in out
+    assert "Result" not in out  # a failed run has none
 
 
 @pytest.mark.parametrize(
@@ -209,17 +214,17 @@ def test_watch_follows_a_live_run_until_it_finishes(conn, sqlite_server, tmp_pat
     assert lines[-1] == "Flow run finished: Completed"
 
 
-@pytest.mark.parametrize("command", ["inspect", "watch"])
-def test_a_malformed_id_is_one_error_line(command: str, sqlite_server, tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["inspect", "watch", "logs", "cancel"])
+def test_an_unknown_name_is_one_error_line(command: str, sqlite_server, tmp_path: Path) -> None:
     result = run_cli("flow-run", command, "nope", api_url=sqlite_server.address, home=tmp_path)
-    assert_one_error_line(result, "flow_run_id", "nope")
+    assert_one_error_line(result, "No flow run has the id or name 'nope'", "flow-run ls")
 
 
-@pytest.mark.parametrize("command", ["inspect", "watch"])
+@pytest.mark.parametrize("command", ["inspect", "watch", "logs", "cancel"])
 def test_an_unknown_id_is_one_error_line(command: str, sqlite_server, tmp_path: Path) -> None:
     missing = str(uuid.uuid4())
     result = run_cli("flow-run", command, missing, api_url=sqlite_server.address, home=tmp_path)
-    assert_one_error_line(result, missing)
+    assert_one_error_line(result, missing, "flow-run ls")
 
 
 def test_an_unreachable_server_is_one_error_line(tmp_path: Path) -> None:
@@ -242,9 +247,9 @@ def test_a_bad_setting_is_one_error_line(tmp_path: Path) -> None:
 def test_without_api_url_the_cli_reads_the_local_database(tmp_path: Path) -> None:
     """Runs made by an embedded-mode process show up in `flow-run ls` on the same home."""
     code = (
-        "from headwater._client import get_connection\n"
+        "from headwater._transport.runtime import default_transport\n"
         "from headwater.v1 import flow_runs_pb2\n"
-        "run = get_connection().create_flow_run(\n"
+        "run = default_transport().connection.create_flow_run(\n"
         "    flow_runs_pb2.CreateFlowRunRequest(flow_name='local-flow')).flow_run\n"
         "print(run.id)\n"
     )
@@ -315,7 +320,7 @@ def test_watch_resumes_after_a_server_restart_without_gaps_or_repeats(
     make_server, tmp_path: Path
 ) -> None:
     server = make_server()
-    conn = EngineConnection(server.address, retry_timeout=30, keepalive_time_ms=20000)
+    conn = connect(server.address, retry_timeout=30, keepalive_time_ms=20000)
     try:
         run_id = make_run(conn, "cli-watch-restart")
         watcher = subprocess.Popen(
@@ -411,3 +416,154 @@ def test_an_embedded_server_that_cannot_start_is_one_clean_sentence(tmp_path: Pa
     )
     assert_one_error_line(result, "HEADWATER_DATABASE_URL")
     assert ".." not in result.stderr
+
+
+# ------------------------------------------------- results, logs and names (issue 9, item 5)
+
+
+def add_logs(conn: EngineConnection, run_id: str, *messages: str, level: int = 20) -> None:
+    request = logs_pb2.CreateLogsRequest()
+    for index, message in enumerate(messages):
+        line = request.logs.add(
+            flow_run_id=run_id, logger_name="etl.load", level=level, message=message
+        )
+        line.log_time.FromMilliseconds(int(time.time() * 1000) + index)
+    conn.create_logs(request)
+
+
+def complete_with_json(conn: EngineConnection, run_id: str, result_json: str) -> None:
+    conn.set_flow_run_state(
+        flow_runs_pb2.SetFlowRunStateRequest(
+            flow_run_id=run_id,
+            state=states_pb2.State(type=COMPLETED, result=states_pb2.StateResult(json=result_json)),
+        )
+    )
+
+
+def test_inspect_shows_the_result_task_runs_and_logs(conn, sqlite_server, tmp_path: Path) -> None:
+    run_id = make_run(conn, f"cli-result-{uuid.uuid4().hex[:6]}", RUNNING)
+    task = conn.create_task_run(
+        task_runs_pb2.CreateTaskRunRequest(flow_run_id=run_id, task_key="load", dynamic_key="0")
+    ).task_run
+    add_logs(conn, run_id, "loading rows", "loaded 5 rows")
+    complete_with_json(conn, run_id, '{"rows": 5}')
+
+    result = run_cli("flow-run", "inspect", run_id, api_url=sqlite_server.address, home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    result_row = next(line for line in out.splitlines() if line.startswith("Result"))
+    assert result_row.split(None, 1)[1].strip() == '{"rows": 5}'
+    assert task.id in "\n".join(section(out, "Task runs (1)"))
+    logs = section(out, "Logs (2)")
+    assert [" ".join(line.split()[2:]) for line in logs] == [
+        "INFO | etl.load - loading rows",
+        "INFO | etl.load - loaded 5 rows",
+    ]
+
+
+def test_inspect_says_where_a_persisted_result_is(sqlite_server, tmp_path: Path) -> None:
+    flow = f"cli-persisted-{uuid.uuid4().hex[:6]}"
+    code = (
+        "from headwater import flow\n"
+        f"@flow(name={flow!r}, persist_result=True)\n"
+        "def make():\n"
+        "    return list(range(3))\n"
+        "make()\n"
+    )
+    made = subprocess.run(
+        [sys.executable, "-c", code],
+        env=cli_env(sqlite_server.address, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    listed = run_cli("flow-run", "ls", "--flow", flow, api_url=sqlite_server.address, home=tmp_path)
+    run_id = listed.stdout.splitlines()[1].split()[0]
+
+    result = run_cli("flow-run", "inspect", run_id, api_url=sqlite_server.address, home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    result_row = next(line for line in result.stdout.splitlines() if line.startswith("Result"))
+    stored = result_row.split("persisted to ", 1)[1].split()[0]
+    assert Path(stored).is_file()
+    assert Path(stored).is_relative_to(tmp_path)
+
+
+def test_logs_prints_a_runs_lines_oldest_first(conn, sqlite_server, tmp_path: Path) -> None:
+    run_id = make_run(conn, "cli-logs", RUNNING)
+    add_logs(conn, run_id, "first", "second")
+    add_logs(conn, run_id, "trouble", level=40)
+    result = run_cli("flow-run", "logs", run_id, api_url=sqlite_server.address, home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [" ".join(line.split()[2:]) for line in lines] == [
+        "INFO | etl.load - first",
+        "INFO | etl.load - second",
+        "ERROR | etl.load - trouble",
+    ]
+
+
+def test_logs_follow_prints_new_lines_until_the_run_is_final(
+    conn, sqlite_server, tmp_path: Path
+) -> None:
+    run_id = make_run(conn, "cli-logs-follow", RUNNING)
+    add_logs(conn, run_id, "before")
+    follower = subprocess.Popen(
+        [*headwater_command(), "flow-run", "logs", "--follow", run_id],
+        env=cli_env(sqlite_server.address, tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert follower.stdout is not None
+        assert follower.stdout.readline().endswith("etl.load - before\n")
+        add_logs(conn, run_id, "during")
+        assert follower.stdout.readline().endswith("etl.load - during\n")
+        add_logs(conn, run_id, "last words")
+        make_state = flow_runs_pb2.SetFlowRunStateRequest(
+            flow_run_id=run_id, state=states_pb2.State(type=COMPLETED)
+        )
+        conn.set_flow_run_state(make_state)
+        rest, errors = follower.communicate(timeout=30)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+    assert follower.returncode == 0, errors
+    assert [line.split(" - ", 1)[1] for line in rest.splitlines()] == ["last words"]
+
+
+@pytest.mark.parametrize("command", ["inspect", "logs", "watch", "cancel"])
+def test_every_run_command_takes_a_run_name(
+    command: str, conn, sqlite_server, tmp_path: Path
+) -> None:
+    name = f"named-{uuid.uuid4().hex[:8]}"
+    final = () if command == "cancel" else (RUNNING, COMPLETED)
+    run_id = conn.create_flow_run(
+        flow_runs_pb2.CreateFlowRunRequest(flow_name="cli-names", name=name)
+    ).flow_run.id
+    for state_type in final:
+        conn.set_flow_run_state(
+            flow_runs_pb2.SetFlowRunStateRequest(
+                flow_run_id=run_id, state=states_pb2.State(type=state_type)
+            )
+        )
+    add_logs(conn, run_id, f"line of {name}")
+    result = run_cli("flow-run", command, name, api_url=sqlite_server.address, home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    if command == "logs":
+        assert f"line of {name}" in result.stdout
+    else:
+        assert run_id in result.stdout
+
+
+def test_a_name_several_runs_share_lists_them(conn, sqlite_server, tmp_path: Path) -> None:
+    name = f"twin-{uuid.uuid4().hex[:8]}"
+    ids = [
+        conn.create_flow_run(
+            flow_runs_pb2.CreateFlowRunRequest(flow_name="cli-twins", name=name)
+        ).flow_run.id
+        for _ in range(2)
+    ]
+    result = run_cli("flow-run", "inspect", name, api_url=sqlite_server.address, home=tmp_path)
+    assert_one_error_line(result, f"2 flow runs are named '{name}'", *ids)

@@ -16,11 +16,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from headwater import _loop
-from headwater._client import EngineConnection
-from headwater.client import HeadwaterClient
+from headwater import StateType
+from headwater._transport.runtime import background_loop, connect
+from headwater._transport.stream.connection import EngineConnection
+from headwater.client import FlowRunEvent, HeadwaterClient
 from headwater.exceptions import (
     InvalidRequest,
     ObjectAlreadyExists,
@@ -48,7 +50,7 @@ class InProcessServer:
     def start(self) -> InProcessServer:
         from headwater_server.server import start_server
 
-        self._running = _loop.run_sync(
+        self._running = background_loop().run_sync(
             start_server(f"127.0.0.1:{self.port}", self.database_url), timeout=30
         )
         self.port = self._running.port
@@ -58,7 +60,7 @@ class InProcessServer:
     def stop(self, grace: float = 1.0) -> None:
         running, self._running = self._running, None
         if running is not None:
-            _loop.run_sync(running.stop(grace), timeout=30)
+            background_loop().run_sync(running.stop(grace), timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +73,7 @@ def inproc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessServer
 
 @pytest.fixture(scope="module")
 def connection(inproc: InProcessServer) -> Iterator[EngineConnection]:
-    conn = EngineConnection(inproc.address, retry_timeout=10, keepalive_time_ms=20000)
+    conn = connect(inproc.address, retry_timeout=10, keepalive_time_ms=20000)
     yield conn
     conn.close()
 
@@ -124,7 +126,11 @@ def test_a_run_goes_through_its_states_on_the_stream(
     fetched = connection.get_flow_run(flow_runs_pb2.GetFlowRunRequest(flow_run_id=run_id))
     assert fetched.flow_run.state.type == COMPLETED
     history = client.list_flow_run_events(run_id)
-    assert [e.state_changed.type for e in history] == [PENDING, RUNNING, COMPLETED]
+    assert [e.state.type for e in history] == [
+        StateType.PENDING,
+        StateType.RUNNING,
+        StateType.COMPLETED,
+    ]
     assert [e.sequence for e in history] == [1, 2, 3]
 
 
@@ -244,7 +250,7 @@ def test_async_twins_work_on_the_background_loop(connection: EngineConnection) -
         )
         return created.flow_run.state.type
 
-    assert _loop.run_sync(on_background_loop(), timeout=10) == PENDING
+    assert background_loop().run_sync(on_background_loop(), timeout=10) == PENDING
 
 
 def test_blocking_calls_on_the_background_loop_are_refused(connection: EngineConnection) -> None:
@@ -252,7 +258,7 @@ def test_blocking_calls_on_the_background_loop_are_refused(connection: EngineCon
         connection.get_flow_run(flow_runs_pb2.GetFlowRunRequest(flow_run_id=str(uuid.uuid4())))
 
     with pytest.raises(RuntimeError, match="async twin"):
-        _loop.run_sync(blocking_inside_loop(), timeout=10)
+        background_loop().run_sync(blocking_inside_loop(), timeout=10)
 
 
 def test_nowait_logs_are_stored_by_flush(
@@ -386,12 +392,12 @@ def test_watch_streams_until_the_run_finishes(
     connection: EngineConnection, client: HeadwaterClient
 ) -> None:
     run_id = new_run(connection)
-    seen: list[int] = []
+    seen: list[StateType] = []
 
     def watch() -> None:
-        for message in client.watch_flow_run(run_id):
-            if message.WhichOneof("kind") == "event":
-                seen.append(message.event.state_changed.type)
+        for item in client.watch_flow_run(run_id):
+            if isinstance(item, FlowRunEvent):
+                seen.append(item.state.type)
 
     watcher = threading.Thread(target=watch)
     watcher.start()
@@ -400,13 +406,13 @@ def test_watch_streams_until_the_run_finishes(
     propose(connection, run_id, COMPLETED)
     watcher.join(10)
     assert not watcher.is_alive()
-    assert seen == [PENDING, RUNNING, COMPLETED]
+    assert seen == [StateType.PENDING, StateType.RUNNING, StateType.COMPLETED]
 
 
 def test_cancel_flow_run(connection: EngineConnection, client: HeadwaterClient) -> None:
     run_id = new_run(connection)
     cancelled = client.cancel_flow_run(run_id, reason="not needed")
-    assert cancelled.state.type == states_pb2.STATE_TYPE_CANCELLED
+    assert cancelled.state.type is StateType.CANCELLED
 
 
 # ---------------------------------------------------------------------------- reconnects
@@ -416,7 +422,7 @@ def test_operations_fail_with_service_unavailable_after_the_retry_timeout() -> N
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{sock.getsockname()[1]}"
-    conn = EngineConnection(address, retry_timeout=0.5, keepalive_time_ms=20000)
+    conn = connect(address, retry_timeout=0.5, keepalive_time_ms=20000)
     try:
         started = time.monotonic()
         with pytest.raises(ServiceUnavailable) as caught:
@@ -434,7 +440,7 @@ def test_close_fails_what_is_unanswered_and_everything_after() -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{sock.getsockname()[1]}"
-    conn = EngineConnection(address, retry_timeout=60, keepalive_time_ms=20000)
+    conn = connect(address, retry_timeout=60, keepalive_time_ms=20000)
     outcome: list[BaseException] = []
 
     def blocked_caller() -> None:
@@ -465,7 +471,7 @@ def test_a_server_without_the_engine_stream_fails_fast_and_says_so() -> None:
     other = grpc.server(ThreadPoolExecutor(max_workers=1))  # serves no Headwater service
     port = other.add_insecure_port("127.0.0.1:0")
     other.start()
-    conn = EngineConnection(f"127.0.0.1:{port}", retry_timeout=30, keepalive_time_ms=20000)
+    conn = connect(f"127.0.0.1:{port}", retry_timeout=30, keepalive_time_ms=20000)
     try:
         started = time.monotonic()
         with pytest.raises(ServiceError) as caught:
@@ -522,10 +528,10 @@ def assert_each_run_applied_once(client: HeadwaterClient, flow_name: str, count:
     runs = client.list_flow_runs(flow_name=flow_name, limit=10_000)
     assert len(runs) == count, "a create was lost or applied twice"
     for run in runs:
-        assert run.state.type == COMPLETED
+        assert run.state.type is StateType.COMPLETED
         assert run.run_count == 1
-        history = [e.state_changed.type for e in client.list_flow_run_events(run.id)]
-        assert history == [PENDING, RUNNING, COMPLETED]
+        history = [state.type for state in client.list_flow_run_states(run.id)]
+        assert history == [StateType.PENDING, StateType.RUNNING, StateType.COMPLETED]
         assert len(client.list_logs(run.id)) == 2
 
 
@@ -533,7 +539,7 @@ def test_reconnect_after_an_in_process_restart_loses_and_repeats_nothing(
     tmp_path: Path,
 ) -> None:
     server = InProcessServer(f"sqlite:///{tmp_path / 'headwater.db'}").start()
-    conn = EngineConnection(server.address, retry_timeout=30, keepalive_time_ms=20000)
+    conn = connect(server.address, retry_timeout=30, keepalive_time_ms=20000)
     flow_name = f"restart-{uuid.uuid4().hex[:8]}"
     try:
         with Workload(conn, flow_name) as workload:
@@ -563,7 +569,7 @@ def test_reconnect_after_a_server_subprocess_restart(
 ) -> None:
     url = request.getfixturevalue("postgres_url") if database == "postgres" else None
     server = make_server(database_url=url)
-    conn = EngineConnection(server.address, retry_timeout=30, keepalive_time_ms=20000)
+    conn = connect(server.address, retry_timeout=30, keepalive_time_ms=20000)
     flow_name = f"restart-{uuid.uuid4().hex[:8]}"
     try:
         with Workload(conn, flow_name) as workload:
@@ -581,12 +587,12 @@ def test_reconnect_after_a_server_subprocess_restart(
 
 @pytest.mark.integration
 def test_unary_client_against_a_server_subprocess(sqlite_server) -> None:
-    conn = EngineConnection(sqlite_server.address, retry_timeout=5, keepalive_time_ms=20000)
+    conn = connect(sqlite_server.address, retry_timeout=5, keepalive_time_ms=20000)
     try:
         run_id = new_run(conn, flow_name="subprocess")
         propose(conn, run_id, RUNNING)
         with HeadwaterClient(sqlite_server.address) as unary:
-            assert unary.get_flow_run(run_id).state.type == RUNNING
+            assert unary.get_flow_run(run_id).state.type is StateType.RUNNING
             with pytest.raises(ObjectNotFound):
                 unary.get_flow_run(str(uuid.uuid4()))
     finally:
@@ -597,14 +603,14 @@ def test_unary_client_against_a_server_subprocess(sqlite_server) -> None:
 
 
 @pytest.mark.integration
-def test_get_connection_starts_the_embedded_server_and_exits_cleanly(tmp_path: Path) -> None:
+def test_the_default_transport_starts_the_embedded_server_and_exits_cleanly(tmp_path: Path) -> None:
     """With no HEADWATER_API_URL a process gets an in-process server on its home's database."""
     code = """
 import time
-from headwater._client import get_connection
+from headwater._transport.runtime import default_transport
 from headwater.v1 import flow_runs_pb2, states_pb2
-conn = get_connection()
-assert get_connection() is conn
+conn = default_transport().connection
+assert default_transport().connection is conn
 run = conn.create_flow_run(flow_runs_pb2.CreateFlowRunRequest(flow_name="embedded")).flow_run
 conn.set_flow_run_state(flow_runs_pb2.SetFlowRunStateRequest(
     flow_run_id=run.id, state=states_pb2.State(type=states_pb2.STATE_TYPE_RUNNING)))
@@ -624,7 +630,8 @@ print(run.id)
 
     # The run is in the home's database after the process is gone.
     check = f"""
-from headwater.client import HeadwaterClient
+from headwater import StateType
+from headwater.client import FlowRunEvent, HeadwaterClient
 print(HeadwaterClient().get_flow_run({run_id!r}).state.name)
 """
     result = subprocess.run(
@@ -632,3 +639,305 @@ print(HeadwaterClient().get_flow_run({run_id!r}).state.name)
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "Running"
+
+
+# ------------------------------------------- public clients in SDK types (issue 9, item 3)
+
+
+def finished_run(conn: EngineConnection, flow_name: str) -> tuple[str, str]:
+    """A run with parameters, tags, a task run, two log lines and a JSON result; its id and
+    its task run's id."""
+    run_id = new_run(conn, flow_name=flow_name, parameters_json='{"day": "2026-11-30"}')
+    propose(conn, run_id, RUNNING)
+    task = conn.create_task_run(
+        task_runs_pb2.CreateTaskRunRequest(flow_run_id=run_id, task_key="load", dynamic_key="0")
+    ).task_run
+    conn.create_logs(log_request(run_id, "loading", "loaded"))
+    conn.set_flow_run_state(
+        flow_runs_pb2.SetFlowRunStateRequest(
+            flow_run_id=run_id,
+            state=states_pb2.State(
+                type=COMPLETED, result=states_pb2.StateResult(json='{"rows": 5}')
+            ),
+        )
+    )
+    return run_id, task.id
+
+
+def assert_sdk_records(seen: dict[str, Any], run_id: str, task_id: str, flow_name: str) -> None:
+    """What both clients must hand back for `finished_run`: SDK records, never messages."""
+    import datetime as dt
+
+    from headwater import State
+    from headwater.client import Flow, FlowRun, Log, TaskRun
+
+    run = seen["run"]
+    assert isinstance(run, FlowRun)
+    assert (run.id, run.flow_name, run.run_count) == (run_id, flow_name, 1)
+    assert run.parameters == {"day": "2026-11-30"}
+    assert isinstance(run.state, State)
+    assert run.state.is_completed()
+    assert run.state.data == {"rows": 5}
+    assert isinstance(run.start_time, dt.datetime)
+    assert run.start_time.tzinfo is not None
+    assert run.end_time >= run.start_time
+    assert run.created is not None
+    assert run.last_sequence == 3
+    assert type(run.raw).__name__ == "FlowRun"  # the message stays reachable
+    assert run.raw.id == run_id
+
+    assert [r.id for r in seen["runs"]] == [run_id]
+    assert [r.id for r in seen["by_name"]] == [run_id]
+
+    states = seen["states"]
+    assert [s.type for s in states] == [StateType.PENDING, StateType.RUNNING, StateType.COMPLETED]
+    assert all(isinstance(s, State) for s in states)
+    times = [s.timestamp for s in states]
+    assert times == sorted(times)
+    assert [e.sequence for e in seen["events"]] == [1, 2, 3]
+
+    task_runs = seen["task_runs"]
+    assert [type(t) for t in task_runs] == [TaskRun]
+    assert (task_runs[0].id, task_runs[0].flow_run_id, task_runs[0].task_key) == (
+        task_id,
+        run_id,
+        "load",
+    )
+
+    logs = seen["logs"]
+    assert [type(line) for line in logs] == [Log, Log]
+    assert [(line.message, line.level_name, line.logger_name) for line in logs] == [
+        ("loading", "INFO", "test"),
+        ("loaded", "INFO", "test"),
+    ]
+    assert all(line.time is not None and line.task_run_id is None for line in logs)
+
+    assert isinstance(seen["flow"], Flow)
+    assert seen["flow"].name == flow_name
+    assert [f.id for f in seen["flows"]] == [run.flow_id]
+    assert seen["result"] == {"rows": 5}
+
+    watched = seen["watched"]
+    assert isinstance(watched[0], FlowRun)
+    assert [item.state.type for item in watched[1:]] == [StateType.COMPLETED]
+
+    cancelled = seen["cancelled"]
+    assert isinstance(cancelled, FlowRun)
+    assert cancelled.state.type is StateType.CANCELLED
+    assert cancelled.state.message == "not needed"
+
+
+@pytest.mark.integration
+def test_the_sync_client_returns_sdk_records(server) -> None:
+    from headwater.client import get_client
+
+    conn = connect(server.address, retry_timeout=10, keepalive_time_ms=20000)
+    flow_name = f"sync-records-{uuid.uuid4().hex[:8]}"
+    try:
+        run_id, task_id = finished_run(conn, flow_name)
+        to_cancel = new_run(conn, flow_name=f"{flow_name}-other")
+    finally:
+        conn.close()
+    with get_client(sync_client=True, address=server.address) as client:
+        assert isinstance(client, HeadwaterClient)
+        run = client.get_flow_run(run_id)
+        seen = {
+            "run": run,
+            "runs": client.list_flow_runs(flow_name=flow_name),
+            "by_name": client.list_flow_runs(name=run.name, flow_name=flow_name),
+            "states": client.list_flow_run_states(run_id),
+            "events": client.list_flow_run_events(run_id),
+            "task_runs": client.list_task_runs(run_id),
+            "logs": client.list_logs(run_id),
+            "flow": client.get_flow(run.flow_id),
+            "flows": client.list_flows(name=flow_name),
+            "result": client.get_flow_run_result(run_id),
+            "watched": list(client.watch_flow_run(run_id, after_sequence=2)),
+            "cancelled": client.cancel_flow_run(to_cancel, reason="not needed"),
+        }
+    assert_sdk_records(seen, run_id, task_id, flow_name)
+
+
+@pytest.mark.integration
+def test_the_async_client_returns_the_same_sdk_records(server) -> None:
+    from headwater.client import AsyncHeadwaterClient, get_client
+
+    conn = connect(server.address, retry_timeout=10, keepalive_time_ms=20000)
+    flow_name = f"async-records-{uuid.uuid4().hex[:8]}"
+    try:
+        run_id, task_id = finished_run(conn, flow_name)
+        to_cancel = new_run(conn, flow_name=f"{flow_name}-other")
+    finally:
+        conn.close()
+
+    async def read_everything() -> dict[str, Any]:
+        async with get_client(address=server.address) as client:
+            assert isinstance(client, AsyncHeadwaterClient)
+            run = await client.get_flow_run(run_id)
+            runs, states, events = await asyncio.gather(
+                client.list_flow_runs(flow_name=flow_name),
+                client.list_flow_run_states(run_id),
+                client.list_flow_run_events(run_id),
+            )
+            return {
+                "run": run,
+                "runs": runs,
+                "by_name": await client.list_flow_runs(name=run.name, flow_name=flow_name),
+                "states": states,
+                "events": events,
+                "task_runs": await client.list_task_runs(run_id),
+                "logs": await client.list_logs(run_id),
+                "flow": await client.get_flow(run.flow_id),
+                "flows": await client.list_flows(name=flow_name),
+                "result": await client.get_flow_run_result(run_id),
+                "watched": [item async for item in client.watch_flow_run(run_id, 2)],
+                "cancelled": await client.cancel_flow_run(to_cancel, reason="not needed"),
+            }
+
+    assert_sdk_records(asyncio.run(read_everything()), run_id, task_id, flow_name)
+
+
+@pytest.mark.integration
+def test_both_clients_raise_the_sdks_typed_errors(sqlite_server) -> None:
+    from headwater.client import get_client
+
+    missing = str(uuid.uuid4())
+    with get_client(sync_client=True, address=sqlite_server.address) as client:
+        with pytest.raises(ObjectNotFound) as not_found:
+            client.get_flow_run(missing)
+        with pytest.raises(InvalidRequest) as invalid:
+            client.list_logs("not-a-uuid")
+        with pytest.raises(ObjectNotFound):
+            client.get_flow_run_result(missing)
+    assert not_found.value.reason == "FLOW_RUN_NOT_FOUND"
+    assert missing in not_found.value.message
+    assert "not-a-uuid" in invalid.value.message
+
+    async def the_same_on_asyncio() -> tuple[ServiceError, ServiceError]:
+        async with get_client(address=sqlite_server.address) as client:
+            with pytest.raises(ObjectNotFound) as async_not_found:
+                await client.get_flow_run(missing)
+            with pytest.raises(InvalidRequest) as async_invalid:
+                async for _ in client.watch_flow_run("not-a-uuid"):
+                    pass
+            return async_not_found.value, async_invalid.value
+
+    async_not_found, async_invalid = asyncio.run(the_same_on_asyncio())
+    assert (async_not_found.reason, async_not_found.message) == (
+        not_found.value.reason,
+        not_found.value.message,
+    )
+    assert async_invalid.code == "INVALID_ARGUMENT"
+
+
+def test_an_unreachable_server_is_service_unavailable_naming_it() -> None:
+    from headwater.client import get_client
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{sock.getsockname()[1]}"
+
+    async def unreachable() -> None:
+        async with get_client(address=address, timeout=5) as client:
+            await client.list_flows()
+
+    with pytest.raises(ServiceUnavailable) as caught:
+        asyncio.run(unreachable())
+    assert address in caught.value.message
+    assert "HEADWATER_API_URL" in caught.value.message
+
+
+def test_the_async_client_must_be_entered_first() -> None:
+    from headwater.client import AsyncHeadwaterClient
+
+    with pytest.raises(RuntimeError, match="async with"):
+        asyncio.run(AsyncHeadwaterClient("127.0.0.1:1").list_flows())
+
+
+@pytest.mark.integration
+def test_a_persisted_result_is_read_back_in_a_later_process(sqlite_server, tmp_path: Path) -> None:
+    """One process runs flows that persist their results; another reads them with either
+    client, from result storage, as SDK values and typed failures."""
+    flow = f"persisted-{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
+    env["HEADWATER_HOME"] = str(tmp_path)
+    env["HEADWATER_API_URL"] = sqlite_server.address
+    producer = f"""
+from headwater import flow
+
+@flow(name={flow!r}, persist_result=True)
+def produce(n: int) -> set[int]:
+    if n < 0:
+        raise ValueError("negative")
+    return set(range(n))  # not JSON: persisted with cloudpickle
+
+produce(3)
+try:
+    produce(-1)
+except ValueError:
+    pass
+"""
+    made = subprocess.run(
+        [sys.executable, "-c", producer], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert made.returncode == 0, made.stderr
+
+    reader = f"""
+import asyncio
+from headwater.client import get_client
+from headwater.exceptions import FailedRun
+
+with get_client(sync_client=True) as client:
+    done, failed = sorted(
+        client.list_flow_runs(flow_name={flow!r}), key=lambda run: run.state.is_completed()
+    )[::-1]
+    print(sorted(client.get_flow_run_result(done.id)))
+    error = client.get_flow_run_result(failed.id, raise_on_failure=False)
+    print(type(error).__name__, error)
+
+async def main():
+    async with get_client() as client:
+        print(sorted(await client.get_flow_run_result(done.id)))
+        try:
+            await client.get_flow_run_result(failed.id)
+        except Exception as exc:
+            print("raised", type(exc).__name__)
+
+asyncio.run(main())
+"""
+    read = subprocess.run(
+        [sys.executable, "-c", reader], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert read.returncode == 0, read.stderr
+    lines = read.stdout.splitlines()
+    assert lines[0] == "[0, 1, 2]"
+    assert lines[1].startswith("FailedRun ") and "negative" in lines[1]
+    assert lines[2] == "[0, 1, 2]"
+    assert lines[3] == "raised FailedRun"
+
+
+def test_the_client_and_the_cli_import_neither_grpc_nor_generated_code() -> None:
+    """Only the transport speaks the wire: the public client and the CLI work on SDK records."""
+    import ast
+
+    import headwater
+
+    package = Path(headwater.__file__).parent
+    sources = [package / "client.py", *sorted((package / "cli").glob("*.py"))]
+    offenders = []
+    for source in sources:
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+                if node.module == "headwater":
+                    names += [f"headwater.{alias.name}" for alias in node.names]
+            else:
+                continue
+            offenders += [
+                f"{source.name}: {name}"
+                for name in names
+                if name.split(".")[0] == "grpc" or name.startswith("headwater.v1")
+            ]
+    assert offenders == []

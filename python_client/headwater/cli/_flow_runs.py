@@ -1,4 +1,8 @@
-"""``headwater flow-run ls | inspect | watch | cancel``: read and cancel flow runs."""
+"""``headwater flow-run ls | inspect | logs | watch | cancel``: read and cancel flow runs.
+
+Every command that takes a run accepts its id or its name; a name several runs share is an
+error that lists them, so the person picks one id.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,21 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from headwater._runs import FlowRun
+    from headwater._states import State
     from headwater.client import HeadwaterClient
+
+#: How often `flow-run logs --follow` asks for new lines.
+FOLLOW_INTERVAL_SECONDS = 0.5
+
+#: How many runs sharing a name the error lists.
+NAME_MATCHES_SHOWN = 10
+
+_RUN_HELP = "the flow run's id, or its name"
+
+
+class CommandError(Exception):
+    """A problem the person can fix, printed as one ``Error:`` line by `headwater.cli.main`."""
 
 
 def register(commands: Any) -> None:
@@ -28,22 +46,34 @@ def register(commands: Any) -> None:
     ls.add_argument("--limit", type=_positive_int, default=20, help="how many runs (default 20)")
     ls.set_defaults(handler=list_runs)
 
-    inspect = actions.add_parser("inspect", help="show a run's details and state history")
-    inspect.add_argument("id", help="the flow run's id")
+    inspect = actions.add_parser(
+        "inspect", help="show a run's details, result, state history, task runs and logs"
+    )
+    inspect.add_argument("run", metavar="ID_OR_NAME", help=_RUN_HELP)
     inspect.set_defaults(handler=inspect_run)
+
+    logs = actions.add_parser("logs", help="print a run's log lines, oldest first")
+    logs.add_argument("run", metavar="ID_OR_NAME", help=_RUN_HELP)
+    logs.add_argument(
+        "--follow",
+        "-f",
+        action="store_true",
+        help="keep printing new lines until the run reaches a final state",
+    )
+    logs.set_defaults(handler=print_logs)
 
     watch = actions.add_parser(
         "watch",
         help="print each state of a run as it happens; exit 0 if it completes, 1 otherwise",
     )
-    watch.add_argument("id", help="the flow run's id")
+    watch.add_argument("run", metavar="ID_OR_NAME", help=_RUN_HELP)
     watch.set_defaults(handler=watch_run)
 
     cancel = actions.add_parser(
         "cancel",
         help="cancel a run: at once if it is not running, else its engine stops it",
     )
-    cancel.add_argument("id", help="the flow run's id")
+    cancel.add_argument("run", metavar="ID_OR_NAME", help=_RUN_HELP)
     cancel.add_argument(
         "--reason", default="", help="why; shown in the run's Cancelling/Cancelled state"
     )
@@ -67,13 +97,14 @@ def list_runs(args: argparse.Namespace) -> int:
 
 
 def inspect_run(args: argparse.Namespace) -> int:
-    """Print one run, its state history and its task runs."""
+    """Print one run, its result, its state history, its task runs and its logs."""
     from headwater.cli import _render
 
     with _client() as client:
-        run = client.get_flow_run(args.id)
+        run = find_run(client, args.run)
         events = client.list_flow_run_events(run.id)
         task_runs = client.list_task_runs(run.id)
+        logs = client.list_logs(run.id)
     out = _render.console()
     out.print(_render.flow_run_details(run))
     out.print()
@@ -83,11 +114,40 @@ def inspect_run(args: argparse.Namespace) -> int:
         out.print()
         out.print(f"[bold]Task runs ({len(task_runs)})[/]")
         out.print(_render.task_runs_table(task_runs))
+    out.print()
+    if logs:
+        out.print(f"[bold]Logs ({len(logs)})[/]")
+        for line in logs:
+            out.print(_render.log_line(line))
+    else:
+        out.print("[bold]Logs[/]: none")
     return 0
+
+
+def print_logs(args: argparse.Namespace) -> int:
+    """Print a run's log lines; with ``--follow``, keep going until the run is final."""
+    from headwater.cli import _render
+
+    out = _render.console()
+    seen: set[str] = set()
+    with _client() as client:
+        run = find_run(client, args.run)
+        while True:
+            # Read the state before the lines: a run final by then has shipped all its lines.
+            final = run.state is not None and run.state.is_final()
+            for line in client.list_logs(run.id):
+                if line.id not in seen:
+                    seen.add(line.id)
+                    out.print(_render.log_line(line))
+            if not args.follow or final:
+                return 0
+            time.sleep(FOLLOW_INTERVAL_SECONDS)
+            run = client.get_flow_run(run.id)
 
 
 def watch_run(args: argparse.Namespace) -> int:
     """Stream a run's states until it finishes; resume after a server restart."""
+    from headwater._runs import FlowRun
     from headwater._settings import get_settings
     from headwater.cli import _render
     from headwater.exceptions import ServiceUnavailable
@@ -95,29 +155,28 @@ def watch_run(args: argparse.Namespace) -> int:
     out = _render.console()
     retry_for = get_settings().client_retry_timeout_seconds
     last_sequence = 0
-    final_state = None
+    final_state: State[Any] | None = None
     announced = False
     outage_since: float | None = None
     with _client(timeout=None) as client:
+        run_id = find_run(client, args.run).id
         while True:
             try:
-                for message in client.watch_flow_run(args.id, after_sequence=last_sequence):
+                for item in client.watch_flow_run(run_id, after_sequence=last_sequence):
                     outage_since = None
-                    kind = message.WhichOneof("kind")
-                    if kind == "snapshot":
-                        run = message.snapshot
-                        final_state = run.state
+                    if isinstance(item, FlowRun):
+                        final_state = item.state
                         if not announced:
                             out.print(
-                                f"Watching flow run [bold]{_render.escape(run.name)}[/] "
-                                f"({run.id}) of flow [bold]{_render.escape(run.flow_name)}[/]"
+                                f"Watching flow run [bold]{_render.escape(item.name)}[/] "
+                                f"({item.id}) of flow [bold]{_render.escape(item.flow_name)}[/]"
                             )
                             announced = True
-                    elif kind == "event" and message.event.HasField("state_changed"):
-                        last_sequence = message.event.sequence
-                        final_state = message.event.state_changed
-                        out.print(_render.watch_line(message.event))
-                break  # the server ends the watch after a terminal state
+                    elif item.state is not None:
+                        last_sequence = item.sequence
+                        final_state = item.state
+                        out.print(_render.watch_line(item))
+                break  # the server ends the watch after a final state
             except ServiceUnavailable:
                 if not announced:
                     raise  # never reached the server: say so now rather than in a minute
@@ -127,12 +186,11 @@ def watch_run(args: argparse.Namespace) -> int:
                 if now - outage_since > retry_for:
                     raise
                 time.sleep(0.5)
-    if final_state is None or final_state.type not in _render.TERMINAL_TYPES:
+    if final_state is None or not final_state.is_final():
         print("Error: the watch ended before the run finished.", file=sys.stderr)
         return 1
-    label = _render.state_label(final_state)
-    out.print(f"Flow run finished: {label}")
-    return 0 if final_state.type == _state_completed() else 1
+    out.print(f"Flow run finished: {_render.state_label(final_state)}")
+    return 0 if final_state.is_completed() else 1
 
 
 def cancel_run(args: argparse.Namespace) -> int:
@@ -145,19 +203,61 @@ def cancel_run(args: argparse.Namespace) -> int:
     from headwater.cli import _render
 
     with _client() as client:
-        run = client.cancel_flow_run(args.id, reason=args.reason)
+        run = client.cancel_flow_run(find_run(client, args.run).id, reason=args.reason)
     out = _render.console()
-    label = _render.state_label(run.state)
-    out.print(f"Flow run [bold]{_render.escape(run.name)}[/] ({run.id}): {label}")
-    if run.state.message:
+    out.print(
+        f"Flow run [bold]{_render.escape(run.name)}[/] ({run.id}): {_render.state_label(run.state)}"
+    )
+    if run.state is not None and run.state.message:
         out.print(f"  {_render.escape(run.state.message)}")
     return 0
 
 
-def _state_completed() -> int:
-    from headwater.v1 import states_pb2
+def find_run(client: HeadwaterClient, reference: str) -> FlowRun:
+    """The run a person named on the command line: by id (a UUID), else by name.
 
-    return states_pb2.STATE_TYPE_COMPLETED
+    Raises:
+        CommandError: No run has that id or name, or several runs share the name.
+    """
+    import uuid
+
+    from headwater.exceptions import ObjectNotFound
+
+    try:
+        uuid.UUID(reference)
+    except ValueError:
+        pass
+    else:
+        try:
+            return client.get_flow_run(reference)
+        except ObjectNotFound:
+            raise CommandError(
+                f"No flow run has the id '{reference}'; `headwater flow-run ls` lists recent runs."
+            ) from None
+    matches = client.list_flow_runs(name=reference, limit=NAME_MATCHES_SHOWN + 1)
+    if not matches:
+        raise CommandError(
+            f"No flow run has the id or name '{reference}'; pass a run's id (a UUID) or its "
+            "name, as `headwater flow-run ls` shows them."
+        )
+    if len(matches) > 1:
+        shown = "; ".join(
+            f"{run.id} (flow {run.flow_name}, {_state_text(run)})"
+            for run in matches[:NAME_MATCHES_SHOWN]
+        )
+        count = str(len(matches))
+        if len(matches) > NAME_MATCHES_SHOWN:
+            count, shown = f"More than {NAME_MATCHES_SHOWN}", shown + ", ..."
+        raise CommandError(
+            f"{count} flow runs are named '{reference}'; pass one of their ids: {shown}."
+        )
+    return matches[0]
+
+
+def _state_text(run: FlowRun) -> str:
+    from headwater.cli import _render
+
+    return _render.state_label(run.state, markup=False)
 
 
 def _client(timeout: float | None = 30.0) -> HeadwaterClient:

@@ -1,22 +1,23 @@
-"""How the CLI shows runs and states: rich tables for people, one line per state for watches.
+"""How the CLI shows runs and states: rich tables for people, one line per state or log line.
 
-Rich is imported here, lazily, so commands that print nothing do not pay for it.
+Everything here takes the SDK's records (`FlowRun`, `State`, `TaskRun`, `Log`), the same ones
+`headwater.client` returns. Rich is imported lazily, so commands that print nothing do not pay
+for it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from headwater.v1 import states_pb2
-
 if TYPE_CHECKING:
-    from google.protobuf import duration_pb2, timestamp_pb2
     from rich.console import Console
 
-    from headwater.v1 import flow_runs_pb2
+    from headwater._runs import FlowRun, FlowRunEvent, Log, TaskRun
+    from headwater._states import State
 
 _STYLES = {
     "COMPLETED": "green",
@@ -30,14 +31,10 @@ _STYLES = {
     "PAUSED": "blue",
 }
 
-TERMINAL_TYPES = frozenset(
-    {
-        states_pb2.STATE_TYPE_COMPLETED,
-        states_pb2.STATE_TYPE_FAILED,
-        states_pb2.STATE_TYPE_CANCELLED,
-        states_pb2.STATE_TYPE_CRASHED,
-    }
-)
+_LEVEL_STYLES = {"WARNING": "yellow", "ERROR": "red", "CRITICAL": "bold red"}
+
+#: A result longer than this is cut in `flow-run inspect`: the sheet is for people.
+RESULT_PREVIEW_CHARS = 2000
 
 
 def console() -> Console:
@@ -50,15 +47,12 @@ def console() -> Console:
     return Console(width=width, highlight=False, soft_wrap=False)
 
 
-def type_name(state_type: int) -> str:
-    """The type without its prefix: "COMPLETED" for STATE_TYPE_COMPLETED."""
-    name: str = states_pb2.StateType.Name(state_type)
-    return name.removeprefix("STATE_TYPE_")
-
-
-def state_label(state: states_pb2.State, *, markup: bool = True) -> str:
-    """The state as people read it: its name, and its type when the name differs ("Late")."""
-    kind = type_name(state.type)
+def state_label(state: State[Any] | None, *, markup: bool = True) -> str:
+    """The state as people read it: its name, and its type only when the name differs
+    ("Late (SCHEDULED)", but "Failed", never "Failed (FAILED)")."""
+    if state is None:
+        return "-"
+    kind = state.type.value
     name = state.name or kind.title()
     text = name if name.upper() == kind else f"{name} ({kind})"
     if not markup:
@@ -67,27 +61,24 @@ def state_label(state: states_pb2.State, *, markup: bool = True) -> str:
     return f"[{style}]{escape(text)}[/]" if style else escape(text)
 
 
-def timestamp(ts: timestamp_pb2.Timestamp, holder: Any = None, field: str = "") -> str:
-    """A local, second-precision time, or "-" when the field is unset."""
-    if holder is not None and field and not holder.HasField(field):
+def timestamp(moment: dt.datetime | None) -> str:
+    """A local, second-precision time, or "-" when there is none."""
+    if moment is None:
         return "-"
-    if not ts.seconds and not ts.nanos:
-        return "-"
-    local: dt.datetime = ts.ToDatetime(tzinfo=dt.UTC).astimezone()
-    return local.strftime("%Y-%m-%d %H:%M:%S")
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def precise_time(ts: timestamp_pb2.Timestamp) -> str:
-    """A local time with milliseconds, for watch lines a few ms apart."""
-    if not ts.seconds and not ts.nanos:
+def precise_time(moment: dt.datetime | None) -> str:
+    """A local time with milliseconds, for lines a few ms apart."""
+    if moment is None:
         return "-"
-    local: dt.datetime = ts.ToDatetime(tzinfo=dt.UTC).astimezone()
+    local = moment.astimezone()
     return local.strftime("%H:%M:%S.") + f"{local.microsecond // 1000:03d}"
 
 
-def duration(value: duration_pb2.Duration) -> str:
+def duration(value: dt.timedelta | float) -> str:
     """A short duration for tables: "1.234s", "2m03s", "1h02m"."""
-    seconds = value.seconds + value.nanos / 1e9
+    seconds = value.total_seconds() if isinstance(value, dt.timedelta) else value
     if seconds < 60:
         return f"{seconds:.3f}s" if seconds < 10 else f"{seconds:.1f}s"
     minutes, secs = divmod(int(seconds), 60)
@@ -97,7 +88,7 @@ def duration(value: duration_pb2.Duration) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
-def flow_runs_table(runs: list[flow_runs_pb2.FlowRun]) -> Any:
+def flow_runs_table(runs: list[FlowRun]) -> Any:
     """One row per run: what `headwater flow-run ls` prints."""
     from rich.table import Table
 
@@ -116,48 +107,66 @@ def flow_runs_table(runs: list[flow_runs_pb2.FlowRun]) -> Any:
             escape(run.flow_name),
             state_label(run.state),
             str(run.run_count),
-            timestamp(run.create_time),
-            duration(run.total_run_time) if run.HasField("total_run_time") else "-",
+            timestamp(run.created),
+            duration(run.total_run_time) if run.total_run_time else "-",
         )
     return table
 
 
-def flow_run_details(run: flow_runs_pb2.FlowRun) -> Any:
+def flow_run_details(run: FlowRun) -> Any:
     """A two-column sheet of one run's fields: the top of `headwater flow-run inspect`."""
     from rich.table import Table
 
     sheet = Table.grid(padding=(0, 2))
     sheet.add_column(style="bold", no_wrap=True)
     sheet.add_column()
+    state = run.state
     rows = [
         ("ID", run.id),
         ("Name", escape(run.name)),
         ("Flow", f"{escape(run.flow_name)} ({run.flow_id})"),
-        ("State", state_label(run.state)),
-        ("Message", escape(run.state.message) or "-"),
+        ("State", state_label(state)),
+        ("Message", escape(state.message) if state and state.message else "-"),
         ("Run count", str(run.run_count)),
-        ("Parameters", escape(run.parameters_json or "{}")),
+        ("Parameters", escape(json.dumps(run.parameters))),
         ("Tags", escape(", ".join(run.tags)) or "-"),
-        ("Created", timestamp(run.create_time)),
-        ("Started", timestamp(run.start_time, run, "start_time")),
-        ("Ended", timestamp(run.end_time, run, "end_time")),
+        ("Created", timestamp(run.created)),
+        ("Started", timestamp(run.start_time)),
+        ("Ended", timestamp(run.end_time)),
         ("Run time", duration(run.total_run_time)),
     ]
     if run.parent_flow_run_id:
         rows.append(("Parent run", run.parent_flow_run_id))
     if run.idempotency_key:
         rows.append(("Idempotency key", escape(run.idempotency_key)))
-    if run.policy.retries:
-        rows.append(("Retries", f"{run.policy.retries} (delay {duration(run.policy.retry_delay)})"))
-    if run.state.HasField("failure") and run.state.failure.exception_type:
-        failure = run.state.failure
-        rows.append(("Failure", escape(f"{failure.exception_type}: {failure.message}")))
+    if run.retries:
+        rows.append(("Retries", f"{run.retries} (delay {duration(run.retry_delay_seconds)})"))
+    if run.failure is not None:
+        rows.append(("Failure", escape(f"{run.failure.exception_type}: {run.failure.message}")))
+    if state is not None and state.is_completed():
+        rows.append(("Result", escape(result_text(state))))
     for label, value in rows:
-        sheet.add_row(label, value)
+        sheet.add_row(label, value or "-")
     return sheet
 
 
-def history_table(events: list[flow_runs_pb2.FlowRunEvent]) -> Any:
+def result_text(state: State[Any]) -> str:
+    """A completed state's result for people: the value, or where it was persisted."""
+    from headwater._results import ResultReference
+
+    data = state.data
+    if isinstance(data, ResultReference):
+        return f"persisted to {data.storage_key} ({data.serializer})"
+    try:
+        text = json.dumps(data)
+    except (TypeError, ValueError):
+        text = repr(data)
+    if len(text) > RESULT_PREVIEW_CHARS:
+        text = text[:RESULT_PREVIEW_CHARS] + f"... ({len(text)} characters in all)"
+    return text
+
+
+def history_table(events: list[FlowRunEvent]) -> Any:
     """One row per state the run went through, oldest first."""
     from rich.table import Table
 
@@ -167,19 +176,18 @@ def history_table(events: list[flow_runs_pb2.FlowRunEvent]) -> Any:
     table.add_column("STATE", no_wrap=True)
     table.add_column("MESSAGE")
     for event in events:
-        if not event.HasField("state_changed"):
+        if event.state is None:
             continue
-        state = event.state_changed
         table.add_row(
             str(event.sequence),
-            precise_time(event.event_time),
-            state_label(state),
-            escape(state.message),
+            precise_time(event.time),
+            state_label(event.state),
+            escape(event.state.message or ""),
         )
     return table
 
 
-def task_runs_table(task_runs: list[Any]) -> Any:
+def task_runs_table(task_runs: list[TaskRun]) -> Any:
     """One row per task run of a flow run."""
     from rich.table import Table
 
@@ -200,11 +208,19 @@ def task_runs_table(task_runs: list[Any]) -> Any:
     return table
 
 
-def watch_line(event: flow_runs_pb2.FlowRunEvent) -> str:
+def log_line(log: Log) -> str:
+    """One stored log line as the engine printed it: time, level, logger, message."""
+    level = log.level_name
+    style = _LEVEL_STYLES.get(level)
+    shown = f"[{style}]{level:<8}[/]" if style else f"{level:<8}"
+    return f"{precise_time(log.time)} | {shown}| {escape(log.logger_name)} - {escape(log.message)}"
+
+
+def watch_line(event: FlowRunEvent) -> str:
     """One line per state change: time, sequence, state, message."""
-    state = event.state_changed
-    line = f"{precise_time(event.event_time)}  #{event.sequence:<3} {state_label(state)}"
-    if state.message:
+    state = event.state
+    line = f"{precise_time(event.time)}  #{event.sequence:<3} {state_label(state)}"
+    if state is not None and state.message:
         line += f"  {escape(state.message)}"
     return line
 

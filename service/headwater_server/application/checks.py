@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid as _uuid
 from collections.abc import Collection, Iterable, Sized
 from typing import Any
 
@@ -43,7 +44,7 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "MAX_RETRY_DELAY_SECONDS",
     "NAME_MAX",
-    "filter_values",
+    "at_most",
     "flow_name",
     "initial_state",
     "json_object",
@@ -51,6 +52,7 @@ __all__ = [
     "name",
     "non_negative",
     "non_negative_duration",
+    "one_of",
     "optional_uuid",
     "page_size",
     "proposed_state",
@@ -85,15 +87,39 @@ _STATE_TYPE_NAMES = tuple(states_pb2.StateType.Name(value) for value in rules.AL
 
 
 def uuid(field: str, value: str) -> str:
-    """Return the canonical form of a required UUID field."""
-    parsed = errors.parse_uuid(field, value)
-    assert parsed is not None
-    return parsed
+    """Return the canonical form of a required UUID field.
+
+    Checking ids before storage turns a typo into a clear message instead of a NOT_FOUND that
+    hides the real mistake.
+    """
+    if not value:
+        raise errors.invalid_argument(field, "is required (a UUID such as '0b1c...-...').")
+    try:
+        return str(_uuid.UUID(value))
+    except (ValueError, AttributeError, TypeError):
+        raise errors.invalid_argument(
+            field, f"{errors.shown(value)} is not a valid UUID."
+        ) from None
 
 
 def optional_uuid(field: str, value: str) -> str:
     """Return the canonical form of an optional UUID field, or "" when it is empty."""
-    return errors.parse_uuid(field, value, required=False) or ""
+    return uuid(field, value) if value else ""
+
+
+def one_of(field: str, chosen: str | None, alternatives: str) -> str:
+    """Require one field of a oneof to be set; ``alternatives`` says which ones, for people."""
+    if chosen is None:
+        raise errors.invalid_argument(field, f"is required: set {alternatives}.")
+    return chosen
+
+
+def at_most(field: str, items: Sized, limit: int, noun: str) -> None:
+    """Reject a repeated field with more than ``limit`` entries."""
+    if len(items) > limit:
+        raise errors.invalid_argument(
+            field, f"has {len(items)} {noun}; send at most {limit} per call."
+        )
 
 
 def required_text(field: str, value: str) -> str:
@@ -276,16 +302,6 @@ def timestamp(field: str, value: timestamp_pb2.Timestamp) -> None:
             field,
             f"(seconds={value.seconds}, nanos={value.nanos}) is out of range: a time must lie "
             "between 0001-01-01 and 9999-12-31 UTC, with nanos from 0 to 999,999,999.",
-        )
-
-
-def filter_values(field: str, values: Sized) -> None:
-    """Bound a repeated List filter to MAX_FILTER_VALUES entries."""
-    if len(values) > MAX_FILTER_VALUES:
-        raise errors.invalid_argument(
-            field,
-            f"has {len(values)} entries; at most {MAX_FILTER_VALUES}. Split the query into "
-            "several, or filter on fewer values.",
         )
 
 

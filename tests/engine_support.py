@@ -1,8 +1,8 @@
 """Shared helpers for the engine tests: point the SDK at a server, and read back what it stored.
 
-The SDK keeps one connection per process and reads its settings once, so switching between the
-embedded server and a server subprocess means closing the connection, stopping the embedded
-server and forgetting the settings, then letting the next flow call start again from the
+The SDK keeps one default transport per process and reads its settings once, so switching
+between the embedded server and a server subprocess means closing the transport, stopping the
+embedded server and forgetting the settings, then letting the next flow call start again from the
 environment. Nothing is mocked: every read goes through the real gRPC API.
 """
 
@@ -26,14 +26,14 @@ STATE_NAMES = {
 
 
 def reset_sdk() -> None:
-    """Close the process's connection and embedded server, and forget the settings."""
-    from headwater._client import close_connection
-    from headwater._embedded import stop_embedded_server
-    from headwater._logging import flush_logs
+    """Close the process's streams and embedded server, and forget the settings.
 
-    flush_logs()  # lines still buffered belong to the server being left
-    close_connection()
-    stop_embedded_server()
+    Closing a transport first sends the log lines it still buffers, which belong to the
+    server being left.
+    """
+    from headwater._transport.runtime import reset
+
+    reset()
     reset_settings()
 
 
@@ -76,16 +76,21 @@ def current_run_id() -> str:
 
 
 class Reader:
-    """Reads runs, events and logs back through the public unary API."""
+    """Reads runs, events and logs back through the public client.
+
+    The engine tests check what the engine sent over the wire, so runs and states are handed
+    back as the service's messages (each SDK record's ``raw``).
+    """
 
     def __init__(self) -> None:
         self.client = HeadwaterClient()
 
     def run(self, flow_run_id: str) -> flow_runs_pb2.FlowRun:
-        return self.client.get_flow_run(flow_run_id)
+        message: flow_runs_pb2.FlowRun = self.client.get_flow_run(flow_run_id).raw
+        return message
 
     def runs_of(self, flow_name: str) -> list[flow_runs_pb2.FlowRun]:
-        return self.client.list_flow_runs(flow_name=flow_name)
+        return [run.raw for run in self.client.list_flow_runs(flow_name=flow_name)]
 
     def only_run_of(self, flow_name: str) -> flow_runs_pb2.FlowRun:
         runs = self.runs_of(flow_name)
@@ -94,17 +99,13 @@ class Reader:
 
     def history(self, flow_run_id: str) -> list[str]:
         """The names of the run's states, oldest first, as the service stored them."""
-        return [
-            event.state_changed.name
-            for event in self.client.list_flow_run_events(flow_run_id)
-            if event.HasField("state_changed")
-        ]
+        return [state.name for state in self.history_states(flow_run_id)]
 
     def history_states(self, flow_run_id: str) -> list[Any]:
         return [
-            event.state_changed
+            event.raw.state_changed
             for event in self.client.list_flow_run_events(flow_run_id)
-            if event.HasField("state_changed")
+            if event.state is not None
         ]
 
     def log_messages(self, flow_run_id: str) -> list[str]:

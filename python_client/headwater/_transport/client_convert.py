@@ -1,0 +1,185 @@
+"""Wire records to SDK records: ``headwater.v1`` flows, runs, events and logs to `headwater._runs`.
+
+The public clients and the engine hand user code these SDK records only; this module is where the
+generated messages are read. States go through `headwater._transport.convert.state_from_proto`,
+so a state means the same thing whichever path brought it. Each record keeps its message in
+``raw``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from typing import TYPE_CHECKING, Any, cast
+
+from headwater._runs import Flow, FlowRun, FlowRunEvent, Log, RunFailure, TaskRun
+from headwater._transport.convert import state_from_proto, state_type_to_proto
+from headwater.v1 import states_pb2
+
+if TYPE_CHECKING:
+    from google.protobuf import duration_pb2, timestamp_pb2
+
+    from headwater._states import State
+    from headwater.v1 import flow_runs_pb2, flows_pb2, logs_pb2, task_runs_pb2
+
+__all__ = [
+    "event_from_proto",
+    "flow_from_proto",
+    "flow_run_from_proto",
+    "log_from_proto",
+    "parse_state_type",
+    "task_run_from_proto",
+]
+
+
+def flow_run_from_proto(
+    message: flow_runs_pb2.FlowRun,
+    *,
+    parameters: dict[str, Any] | None = None,
+    state: State[Any] | None = None,
+) -> FlowRun:
+    """The SDK view of a run message (see `FlowRun.from_proto` for the arguments)."""
+    if parameters is None:
+        parameters = _json_object(message.parameters_json)
+    if state is None and message.HasField("state"):
+        state = state_from_proto(message.state)
+    return FlowRun(
+        id=message.id,
+        name=message.name,
+        flow_name=message.flow_name,
+        parameters=parameters,
+        run_count=message.run_count,
+        state=state,
+        tags=tuple(message.tags),
+        parent_flow_run_id=message.parent_flow_run_id or None,
+        flow_id=message.flow_id,
+        flow_version=message.flow_version or None,
+        deployment_id=message.deployment_id or None,
+        parent_task_run_id=message.parent_task_run_id or None,
+        idempotency_key=message.idempotency_key or None,
+        retries=message.policy.retries,
+        retry_delay_seconds=_seconds(message.policy.retry_delay),
+        expected_start_time=_time(message, "expected_start_time"),
+        start_time=_time(message, "start_time"),
+        end_time=_time(message, "end_time"),
+        total_run_time=_dt.timedelta(seconds=_seconds(message.total_run_time)),
+        created=_time(message, "create_time"),
+        updated=_time(message, "update_time"),
+        last_sequence=message.last_sequence,
+        failure=_failure(message.state),
+        raw=message,
+    )
+
+
+def event_from_proto(message: flow_runs_pb2.FlowRunEvent) -> FlowRunEvent:
+    """The SDK form of one history entry."""
+    state = state_from_proto(message.state_changed) if message.HasField("state_changed") else None
+    return FlowRunEvent(
+        sequence=message.sequence,
+        flow_run_id=message.flow_run_id,
+        time=_time(message, "event_time"),
+        state=state,
+        raw=message,
+    )
+
+
+def task_run_from_proto(message: task_runs_pb2.TaskRun) -> TaskRun:
+    """The SDK view of a task run message."""
+    return TaskRun(
+        id=message.id,
+        flow_run_id=message.flow_run_id,
+        name=message.name,
+        task_key=message.task_key,
+        dynamic_key=message.dynamic_key,
+        state=state_from_proto(message.state) if message.HasField("state") else None,
+        run_count=message.run_count,
+        tags=tuple(message.tags),
+        parameters=_json_object(message.parameters_json),
+        cache_key=message.cache_key or None,
+        retries=message.policy.retries,
+        retry_delay_seconds=_seconds(message.policy.retry_delay),
+        start_time=_time(message, "start_time"),
+        end_time=_time(message, "end_time"),
+        total_run_time=_dt.timedelta(seconds=_seconds(message.total_run_time)),
+        created=_time(message, "create_time"),
+        updated=_time(message, "update_time"),
+        failure=_failure(message.state),
+        raw=message,
+    )
+
+
+def log_from_proto(message: logs_pb2.Log) -> Log:
+    """The SDK view of a stored log line."""
+    return Log(
+        time=_time(message, "log_time"),
+        level=message.level,
+        logger_name=message.logger_name,
+        message=message.message,
+        flow_run_id=message.flow_run_id,
+        task_run_id=message.task_run_id or None,
+        id=message.id,
+        raw=message,
+    )
+
+
+def flow_from_proto(message: flows_pb2.Flow) -> Flow:
+    """The SDK view of a flow message."""
+    return Flow(
+        id=message.id,
+        name=message.name,
+        tags=tuple(message.tags),
+        created=_time(message, "create_time"),
+        raw=message,
+    )
+
+
+def parse_state_type(value: Any) -> states_pb2.StateType:
+    """A wire `StateType` from a number, "COMPLETED", "completed", "STATE_TYPE_COMPLETED" or the
+    SDK's own `headwater.StateType`.
+
+    Raises:
+        ValueError: The value names no state type; the message lists the valid ones.
+    """
+    from headwater._states import StateType
+
+    if isinstance(value, StateType):
+        return cast("states_pb2.StateType", state_type_to_proto(value))
+    names = [key for key, number in states_pb2.StateType.items() if number]
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value in states_pb2.StateType.values() and value != 0:
+            return cast("states_pb2.StateType", value)
+    else:
+        name = str(value).strip().upper()
+        if not name.startswith("STATE_TYPE_"):
+            name = "STATE_TYPE_" + name
+        if name in names:
+            return cast("states_pb2.StateType", states_pb2.StateType.Value(name))
+    valid = ", ".join(key.removeprefix("STATE_TYPE_") for key in names)
+    raise ValueError(f"Unknown state type {value!r}; use one of {valid}.")
+
+
+def _failure(state: states_pb2.State) -> RunFailure | None:
+    if not state.HasField("failure") or not state.failure.exception_type:
+        return None
+    failure = state.failure
+    return RunFailure(failure.exception_type, failure.message, failure.traceback)
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    value = json.loads(text) if text else {}
+    return value if isinstance(value, dict) else {}
+
+
+def _time(message: Any, field: str) -> _dt.datetime | None:
+    """A timezone-aware UTC datetime, or None when the message leaves the field unset."""
+    if not message.HasField(field):
+        return None
+    stamp: timestamp_pb2.Timestamp = getattr(message, field)
+    moment: _dt.datetime = stamp.ToDatetime(tzinfo=_dt.UTC)
+    return moment
+
+
+def _seconds(value: duration_pb2.Duration) -> float:
+    seconds: int = value.seconds
+    nanos: int = value.nanos
+    return seconds + nanos / 1e9
