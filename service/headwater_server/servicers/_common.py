@@ -76,8 +76,18 @@ def to_service_error(
 
 
 async def abort(context: grpc.aio.ServicerContext, error: errors.ServiceError) -> NoReturn:
-    """End the call with ``error`` as a rich status (ErrorInfo, BadRequest, ResourceInfo)."""
-    await context.abort_with_status(rpc_status.to_status(errors.to_rpc_status(error)))
+    """End the call with ``error`` as a rich status (ErrorInfo, BadRequest, ResourceInfo).
+
+    The error's traceback is dropped first. It holds the failed call's frames, and with them the
+    request (megabytes, for a rejected large request), in a reference cycle with the handler's
+    frame that only a full garbage collection frees: under a stream of rejected 3 MiB requests
+    the server grew by about 50 MiB per thousand. Unexpected errors were logged with their
+    traceback before they got here.
+    """
+    status = rpc_status.to_status(errors.to_rpc_status(error))
+    error.__traceback__ = None
+    error.__context__ = None
+    await context.abort_with_status(status)
     raise AssertionError("abort_with_status returned")  # pragma: no cover - it always raises
 
 
