@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import NamedTuple
 
 import pytest
@@ -49,3 +51,31 @@ def test_token_of_another_collection_is_refused() -> None:
         pagination.decode_token("logs", token)
 
     assert caught.value.violations[0].field == "page_token"
+
+
+def _token(*parts: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(parts)).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        _token("flows", 2**63, A),  # beyond the 64-bit column
+        _token("flows", -(2**63) - 1, A),
+        _token("flows", True, A),  # a bool is an int to Python, not to the database
+        _token("flows", 1.5, A),
+        _token("flows", 1, "x"),  # not a row id
+        _token("flows", 1),
+        _token("flows", 1, A, "extra"),
+        "[" * 600,
+        "%%%",
+    ],
+)
+def test_crafted_tokens_are_refused(token: str) -> None:
+    with pytest.raises(ServiceError) as caught:
+        pagination.decode_token("flows", token)
+    assert caught.value.violations[0].field == "page_token"
+
+
+def test_the_extreme_valid_times_are_accepted() -> None:
+    assert pagination.decode_token("flows", _token("flows", 2**63 - 1, A)) == (2**63 - 1, A)
