@@ -56,7 +56,8 @@ class EngineServiceServicer:
         """Connect opens the engine stream. Each request carries a client sequence number and one
         operation; each response echoes the sequence. Responses may arrive out of order; requests
         for one run are applied in the order sent. A failed operation answers with `error` and
-        leaves the stream open.
+        leaves the stream open; so does a request whose bytes cannot be decoded (its `error` is
+        INVALID_ARGUMENT with sequence 0, since the sequence is inside the undecodable bytes).
         Errors on the stream itself: UNAVAILABLE (the server is shutting down; reconnect).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
