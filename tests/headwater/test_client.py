@@ -629,15 +629,25 @@ print(run.id)
 
     # The run is in the home's database after the process is gone.
     check = f"""
-from headwater import StateType
-from headwater.client import FlowRunEvent, HeadwaterClient
+import asyncio
+from headwater.client import HeadwaterClient, get_client
 print(HeadwaterClient().get_flow_run({run_id!r}).state.name)
+
+async def main():
+    async with get_client() as client:
+        print((await client.get_flow_run({run_id!r})).state.name, client.address)
+
+asyncio.run(main())
 """
     result = subprocess.run(
         [sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "Running"
+    sync_line, async_line = result.stdout.splitlines()
+    assert sync_line == "Running"
+    state_name, async_address = async_line.split()
+    assert state_name == "Running"
+    assert async_address.startswith("unix-abstract:headwater-")
 
 
 # ------------------------------------------- public clients in SDK types (issue 9, item 3)
