@@ -17,8 +17,9 @@ from headwater.exceptions import MissingContextError
 if TYPE_CHECKING:
     import logging
 
-    from headwater._flows import Flow
+    from headwater._engine.runnable import Runnable
     from headwater._runs import FlowRun
+    from headwater._transport.interface import Transport
 
 __all__ = [
     "FlowRunContext",
@@ -31,7 +32,8 @@ class FlowRunContext:
     """What the code of a running flow can know about its run.
 
     Attributes:
-        flow: The `Flow` being run.
+        flow: The `Flow` being run (typed by what the engine needs of it, `Runnable`, so this
+            module does not depend on `headwater._flows`).
         flow_run: The run as the service last reported it (built on first access after each
             state change, so runs that never look pay nothing).
         flow_run_id: The run's id, without building the `FlowRun` view.
@@ -39,6 +41,8 @@ class FlowRunContext:
         parent: The context of the flow run this one is a subflow of, if any.
         log_prints: Whether ``print`` in this run goes to the run's logs.
         logger: The run's logger (a `logging.LoggerAdapter` carrying the run's identity).
+        transport: The transport the run reports through; its subflows and its log lines use
+            the same one.
     """
 
     __slots__ = (
@@ -50,17 +54,19 @@ class FlowRunContext:
         "logger",
         "parameters",
         "parent",
+        "transport",
     )
 
     def __init__(
         self,
-        flow: Flow[..., Any],
+        flow: Runnable,
         flow_run_id: str,
         make_flow_run: Callable[[], FlowRun],
         parameters: dict[str, Any],
         parent: FlowRunContext | None = None,
         log_prints: bool = False,
         logger: logging.LoggerAdapter[logging.Logger] | None = None,
+        transport: Transport | None = None,
     ) -> None:
         self.flow = flow
         self.flow_run_id = flow_run_id
@@ -70,6 +76,7 @@ class FlowRunContext:
         self.parent = parent
         self.log_prints = log_prints
         self.logger = logger
+        self.transport = transport
 
     @property
     def flow_run(self) -> FlowRun:

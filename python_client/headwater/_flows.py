@@ -13,14 +13,17 @@ import types
 from collections.abc import Callable, Coroutine, Iterable
 from copy import copy
 from functools import partial, update_wrapper
-from typing import Any, Generic, NoReturn, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, ParamSpec, TypeVar, overload
 
 from headwater import _parameters
 from headwater._results import validate_serializer, validate_storage
 from headwater.exceptions import InvalidNameError, ReservedArgumentError
 from headwater.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-__all__ = ["BANNED_CHARACTERS", "Flow", "NotSet", "flow", "serve"]
+if TYPE_CHECKING:
+    from headwater._transport.interface import Transport
+
+__all__ = ["BANNED_CHARACTERS", "Flow", "NotSet", "flow", "run_flow", "serve"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -536,11 +539,9 @@ class Flow(Generic[P, R]):
             ParameterBindError: The arguments do not fit the function's signature.
         """
         parameters = _parameters.get_call_parameters(self.fn, args, kwargs)
-        from headwater._engine import run_flow  # the engine pulls in grpc: load it on use
-
         return run_flow(
-            flow=self,
-            parameters=parameters,
+            self,
+            parameters,
             wait_for=wait_for,
             return_type="state" if return_state else "result",
         )
@@ -590,6 +591,47 @@ def _deployments_not_available(what: str) -> NoReturn:
 def serve(*args: Any, **kwargs: Any) -> NoReturn:
     """Not available yet: serving deployments arrives in a later Headwater release."""
     _deployments_not_available("serve()")
+
+
+def run_flow(
+    flow: Flow[..., Any],
+    parameters: dict[str, Any] | None = None,
+    wait_for: Iterable[Any] | None = None,
+    return_type: Literal["result", "state"] = "result",
+    *,
+    flow_run_id: str | None = None,
+    transport: Transport | None = None,
+) -> Any:
+    """Run ``flow`` once on the engine, reporting to ``transport``.
+
+    Args:
+        flow: The flow to run.
+        parameters: The call's parameters by name. With ``flow_run_id`` and no parameters,
+            the run's stored parameters are used.
+        wait_for: Futures or states to wait for before the run starts.
+        return_type: ``"result"`` returns the value or raises the flow's exception;
+            ``"state"`` returns the final `State`.
+        flow_run_id: Run this existing run (created elsewhere) instead of creating one.
+        transport: The service to report to. None means the enclosing run's transport for a
+            subflow, else the process's default (``HEADWATER_API_URL``, or the embedded
+            service).
+
+    Returns:
+        What `Flow.__call__` returns: the result, the final state, or for async and generator
+        flows a coroutine or generator of them.
+    """
+    # The engine and the transport pull in grpc: load them on the first call, not at import.
+    from headwater._engine.entry import run
+    from headwater._transport.runtime import transport_for_call
+
+    return run(
+        flow,
+        parameters,
+        transport=transport_for_call(transport),
+        wait_for=wait_for,
+        return_type=return_type,
+        flow_run_id=flow_run_id,
+    )
 
 
 @overload

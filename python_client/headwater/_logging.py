@@ -1,10 +1,11 @@
 """Run logs: loggers that know their run, shipping their lines to the service, and print capture.
 
 `get_run_logger()` returns a `logging.LoggerAdapter` over ``headwater.flow_runs`` that stamps
-every record with the run's id and name. A handler on that logger buffers the lines as
-``headwater.v1.Log`` messages and sends them in batches on the engine stream without waiting for
-an answer: a batch goes when it is full, about a second after its first line, and always before
-the engine proposes a run's final state, so no line is lost and a quiet run pays nothing.
+every record with the run's id and name. A handler on that logger hands each line (a
+`headwater._transport.interface.LogLine`) to the transport of the run the code runs in (the
+run context carries it; outside any run, the process's default transport). The transport sends
+lines in batches without waiting for an answer, and the engine flushes them before it proposes
+a run's final state, so no line is lost and a quiet run pays nothing.
 
 With ``log_prints``, ``print()`` inside a flow becomes an INFO line of the run logger.
 """
@@ -14,21 +15,20 @@ from __future__ import annotations
 import builtins
 import io
 import logging
-import os
 import sys
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 from headwater._context import _current_flow_run, get_run_context
+from headwater._transport.interface import LogLine
 
 if TYPE_CHECKING:
-    from headwater.v1 import logs_pb2
+    from headwater._context import FlowRunContext
+    from headwater._transport.interface import Transport
 
 __all__ = [
     "FLOW_RUN_LOGGER",
     "RunLoggerAdapter",
-    "flush_logs",
     "get_run_logger",
     "setup_logging",
 ]
@@ -36,11 +36,6 @@ __all__ = [
 #: The logger engine messages and run loggers write to; Prefect's is ``prefect.flow_runs``.
 FLOW_RUN_LOGGER = "headwater.flow_runs"
 TASK_RUN_LOGGER = "headwater.task_runs"
-
-#: Lines per CreateLogs request: the service takes at most 1000.
-_BATCH_SIZE = 500
-#: How long a line may wait in the buffer before it is sent.
-_FLUSH_INTERVAL_SECONDS = 1.0
 
 
 class RunLoggerAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -86,142 +81,46 @@ def run_logger(flow_run_id: str, flow_run_name: str, flow_name: str) -> RunLogge
 # -- shipping lines to the service ---------------------------------------------------------
 
 
-class _LogShipper:
-    """Buffers log lines and sends them on the engine stream in batches, without waiting."""
+def _transport_of(context: FlowRunContext | None) -> Transport:
+    """The transport a line goes to: its run's, or the process's default one."""
+    if context is not None and context.transport is not None:
+        return context.transport
+    from headwater._transport.runtime import default_transport
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pending: list[logs_pb2.Log] = []
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.added = 0
-
-    def add(self, line: logs_pb2.Log) -> None:
-        with self._lock:
-            self._pending.append(line)
-            self.added += 1
-            count = len(self._pending)
-        if count >= _BATCH_SIZE:
-            self.send()
-        elif count == 1:
-            if self._thread is None:
-                self._start()
-            self._wake.set()
-
-    def send(self) -> None:
-        """Send every buffered line now (fire and forget: the stream keeps them in order)."""
-        with self._lock:
-            if not self._pending:
-                return
-            batch, self._pending = self._pending, []
-        from headwater._client import get_connection
-        from headwater.v1 import logs_pb2
-
-        connection = get_connection()
-        for start in range(0, len(batch), _BATCH_SIZE):
-            connection.create_logs_nowait(
-                logs_pb2.CreateLogsRequest(logs=batch[start : start + _BATCH_SIZE])
-            )
-
-    def _start(self) -> None:
-        with self._lock:
-            if self._thread is not None:
-                return
-            self._thread = threading.Thread(
-                target=self._run, name="headwater-log-shipper", daemon=True
-            )
-            self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            self._wake.wait()
-            time.sleep(_FLUSH_INTERVAL_SECONDS)
-            self._wake.clear()
-            try:
-                self.send()
-            except Exception as exc:  # never let a log problem kill the shipper
-                _report_shipping_error(exc)
-
-    def reset_after_fork(self) -> None:
-        self._lock = threading.Lock()
-        self._pending = []
-        self._wake = threading.Event()
-        self._thread = None
-        self.added = 0
-
-
-_shipper = _LogShipper()
-_reported_error = False
-
-
-def _report_shipping_error(exc: BaseException) -> None:
-    global _reported_error
-    if not _reported_error:
-        _reported_error = True
-        sys.stderr.write(
-            f"headwater: could not send run logs to the service ({type(exc).__name__}: {exc}). "
-            "Lines are still printed locally; check that the service is reachable.\n"
-        )
-
-
-def lines_added() -> int:
-    """How many run log lines this process has buffered for the service so far.
-
-    The engine compares it before and after a run: when it has not moved, the run logged
-    nothing for the service and its final state needs no log flush first.
-    """
-    return _shipper.added
-
-
-def flush_logs(wait: bool = False) -> None:
-    """Send every buffered run log line now.
-
-    Args:
-        wait: Also wait until the service has answered every operation sent so far, so the
-            lines are stored when this returns.
-    """
-    try:
-        _shipper.send()
-        if wait:
-            from headwater._client import get_connection
-
-            get_connection().flush()
-    except Exception as exc:
-        _report_shipping_error(exc)
+    return default_transport()
 
 
 class _ServiceHandler(logging.Handler):
-    """Turns records that carry a flow run id into ``Log`` messages for the service."""
+    """Turns records that carry a flow run id into log lines for the service.
+
+    A record logged outside any run context (a run logger kept after its run ended, used from
+    another thread) goes to the process's default transport.
+    """
 
     def emit(self, record: logging.LogRecord) -> None:
         if getattr(record, "headwater_local", False):
             return
+        context = _current_flow_run.get()
         flow_run_id = getattr(record, "flow_run_id", None)
         if not flow_run_id:
-            context = _current_flow_run.get()
             if context is None:
                 return
             flow_run_id = context.flow_run_id
         try:
-            from headwater.v1 import logs_pb2
-
             message = record.getMessage()
             if record.exc_info:
                 if not record.exc_text:
                     record.exc_text = _formatter.formatException(record.exc_info)
                 message = f"{message}\n{record.exc_text}"
-            line = logs_pb2.Log(
+            line = LogLine(
                 flow_run_id=flow_run_id,
-                task_run_id=getattr(record, "task_run_id", None) or "",
                 logger_name=record.name,
                 level=record.levelno,
                 message=message,
+                created=record.created,
+                task_run_id=getattr(record, "task_run_id", None) or "",
             )
-            created = record.created
-            seconds = int(created)
-            line.log_time.seconds = seconds
-            line.log_time.nanos = int((created - seconds) * 1e9)
-            _shipper.add(line)
+            _transport_of(context).ship_log(line)
         except Exception:
             self.handleError(record)
 
@@ -318,10 +217,3 @@ def release_prints() -> None:
             _print_users = 0
             if builtins.print is _print_to_run_logger:
                 builtins.print = _original_print
-
-
-def _after_fork() -> None:
-    _shipper.reset_after_fork()
-
-
-os.register_at_fork(after_in_child=_after_fork)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_SERIALIZER",
+    "MAX_INLINE_RESULT_BYTES",
     "CloudPickleSerializer",
     "JSONSerializer",
     "LocalFileSystem",
@@ -36,12 +37,35 @@ __all__ = [
     "ResultStorage",
     "Serializer",
     "default_storage_basepath",
+    "inline_json",
     "load_result",
     "persist_result",
     "resolve_serializer",
     "resolve_storage",
     "serializer_name",
 ]
+
+#: Results whose JSON text is at least this long are not sent inline: they would bloat every
+#: stored state and, past 4 MiB, be refused by gRPC. Persist them instead.
+MAX_INLINE_RESULT_BYTES = 64 * 1024
+
+
+def inline_json(value: Any) -> str | None:
+    """The result as inline JSON text, or None when it is not JSON-able or too large to send.
+
+    Only values that the standard library encodes as they are qualify (no NaN, no custom
+    types), so any language reads back exactly what the flow returned.
+    """
+    import json
+
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    if len(text) >= MAX_INLINE_RESULT_BYTES:  # ensure_ascii: characters are bytes
+        return None
+    return text
+
 
 #: The serializer used when a flow persists results without naming one. cloudpickle handles
 #: lambdas and classes defined in scripts, which plain pickle refuses.

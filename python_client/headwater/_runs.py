@@ -92,26 +92,6 @@ class FlowRun:
     failure: RunFailure | None = None
     raw: Any = field(default=None, repr=False, compare=False)
 
-    @classmethod
-    def from_proto(
-        cls,
-        message: Any,
-        *,
-        parameters: dict[str, Any] | None = None,
-        state: State[Any] | None = None,
-    ) -> FlowRun:
-        """Build the view from the service's ``headwater.v1.FlowRun`` message.
-
-        Args:
-            message: The run as the service sent it.
-            parameters: The parameters when the caller already has them, which saves parsing
-                ``parameters_json`` again.
-            state: The SDK state to show, when the caller holds one with in-memory data.
-        """
-        from headwater._transport.client_convert import flow_run_from_proto
-
-        return flow_run_from_proto(message, parameters=parameters, state=state)
-
 
 @dataclass(frozen=True, slots=True)
 class FlowRunEvent:

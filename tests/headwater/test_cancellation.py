@@ -58,9 +58,9 @@ def _sleep_in_small_steps() -> None:
 
 
 def _watches_opened() -> int:
-    from headwater._client import get_connection
+    from headwater._transport.runtime import default_transport
 
-    return get_connection().watches_opened
+    return default_transport().connection.watches_opened
 
 
 def test_a_sync_flow_is_cancelled_while_it_runs(reader: Reader) -> None:

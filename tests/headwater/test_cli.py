@@ -13,7 +13,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from headwater._client import EngineConnection
+from headwater._transport.runtime import connect
+from headwater._transport.stream.connection import EngineConnection
 from headwater.v1 import flow_runs_pb2, logs_pb2, states_pb2, task_runs_pb2
 
 pytestmark = pytest.mark.integration
@@ -67,7 +68,7 @@ def assert_one_error_line(result: subprocess.CompletedProcess[str], *needles: st
 
 @pytest.fixture(scope="module")
 def conn(sqlite_server) -> EngineConnection:
-    connection = EngineConnection(sqlite_server.address, retry_timeout=10, keepalive_time_ms=20000)
+    connection = connect(sqlite_server.address, retry_timeout=10, keepalive_time_ms=20000)
     yield connection
     connection.close()
 
@@ -246,9 +247,9 @@ def test_a_bad_setting_is_one_error_line(tmp_path: Path) -> None:
 def test_without_api_url_the_cli_reads_the_local_database(tmp_path: Path) -> None:
     """Runs made by an embedded-mode process show up in `flow-run ls` on the same home."""
     code = (
-        "from headwater._client import get_connection\n"
+        "from headwater._transport.runtime import default_transport\n"
         "from headwater.v1 import flow_runs_pb2\n"
-        "run = get_connection().create_flow_run(\n"
+        "run = default_transport().connection.create_flow_run(\n"
         "    flow_runs_pb2.CreateFlowRunRequest(flow_name='local-flow')).flow_run\n"
         "print(run.id)\n"
     )
@@ -319,7 +320,7 @@ def test_watch_resumes_after_a_server_restart_without_gaps_or_repeats(
     make_server, tmp_path: Path
 ) -> None:
     server = make_server()
-    conn = EngineConnection(server.address, retry_timeout=30, keepalive_time_ms=20000)
+    conn = connect(server.address, retry_timeout=30, keepalive_time_ms=20000)
     try:
         run_id = make_run(conn, "cli-watch-restart")
         watcher = subprocess.Popen(

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from headwater import StateType, _loop
-from headwater._client import EngineConnection
+from headwater import StateType
+from headwater._transport.runtime import background_loop, connect
+from headwater._transport.stream.connection import EngineConnection
 from headwater.client import FlowRunEvent, HeadwaterClient
 from headwater.exceptions import (
     InvalidRequest,
@@ -49,7 +50,7 @@ class InProcessServer:
     def start(self) -> InProcessServer:
         from headwater_server.server import start_server
 
-        self._running = _loop.run_sync(
+        self._running = background_loop().run_sync(
             start_server(f"127.0.0.1:{self.port}", self.database_url), timeout=30
         )
         self.port = self._running.port
@@ -59,7 +60,7 @@ class InProcessServer:
     def stop(self, grace: float = 1.0) -> None:
         running, self._running = self._running, None
         if running is not None:
-            _loop.run_sync(running.stop(grace), timeout=30)
+            background_loop().run_sync(running.stop(grace), timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,7 @@ def inproc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessServer
 
 @pytest.fixture(scope="module")
 def connection(inproc: InProcessServer) -> Iterator[EngineConnection]:
-    conn = EngineConnection(inproc.address, retry_timeout=10, keepalive_time_ms=20000)
+    conn = connect(inproc.address, retry_timeout=10, keepalive_time_ms=20000)
     yield conn
     conn.close()
 
@@ -249,7 +250,7 @@ def test_async_twins_work_on_the_background_loop(connection: EngineConnection) -
         )
         return created.flow_run.state.type
 
-    assert _loop.run_sync(on_background_loop(), timeout=10) == PENDING
+    assert background_loop().run_sync(on_background_loop(), timeout=10) == PENDING
 
 
 def test_blocking_calls_on_the_background_loop_are_refused(connection: EngineConnection) -> None:
@@ -257,7 +258,7 @@ def test_blocking_calls_on_the_background_loop_are_refused(connection: EngineCon
         connection.get_flow_run(flow_runs_pb2.GetFlowRunRequest(flow_run_id=str(uuid.uuid4())))
 
     with pytest.raises(RuntimeError, match="async twin"):
-        _loop.run_sync(blocking_inside_loop(), timeout=10)
+        background_loop().run_sync(blocking_inside_loop(), timeout=10)
 
 
 def test_nowait_logs_are_stored_by_flush(
@@ -421,7 +422,7 @@ def test_operations_fail_with_service_unavailable_after_the_retry_timeout() -> N
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{sock.getsockname()[1]}"
-    conn = EngineConnection(address, retry_timeout=0.5, keepalive_time_ms=20000)
+    conn = connect(address, retry_timeout=0.5, keepalive_time_ms=20000)
     try:
         started = time.monotonic()
         with pytest.raises(ServiceUnavailable) as caught:
@@ -439,7 +440,7 @@ def test_close_fails_what_is_unanswered_and_everything_after() -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{sock.getsockname()[1]}"
-    conn = EngineConnection(address, retry_timeout=60, keepalive_time_ms=20000)
+    conn = connect(address, retry_timeout=60, keepalive_time_ms=20000)
     outcome: list[BaseException] = []
 
     def blocked_caller() -> None:
@@ -470,7 +471,7 @@ def test_a_server_without_the_engine_stream_fails_fast_and_says_so() -> None:
     other = grpc.server(ThreadPoolExecutor(max_workers=1))  # serves no Headwater service
     port = other.add_insecure_port("127.0.0.1:0")
     other.start()
-    conn = EngineConnection(f"127.0.0.1:{port}", retry_timeout=30, keepalive_time_ms=20000)
+    conn = connect(f"127.0.0.1:{port}", retry_timeout=30, keepalive_time_ms=20000)
     try:
         started = time.monotonic()
         with pytest.raises(ServiceError) as caught:
@@ -538,7 +539,7 @@ def test_reconnect_after_an_in_process_restart_loses_and_repeats_nothing(
     tmp_path: Path,
 ) -> None:
     server = InProcessServer(f"sqlite:///{tmp_path / 'headwater.db'}").start()
-    conn = EngineConnection(server.address, retry_timeout=30, keepalive_time_ms=20000)
+    conn = connect(server.address, retry_timeout=30, keepalive_time_ms=20000)
     flow_name = f"restart-{uuid.uuid4().hex[:8]}"
     try:
         with Workload(conn, flow_name) as workload:
@@ -568,7 +569,7 @@ def test_reconnect_after_a_server_subprocess_restart(
 ) -> None:
     url = request.getfixturevalue("postgres_url") if database == "postgres" else None
     server = make_server(database_url=url)
-    conn = EngineConnection(server.address, retry_timeout=30, keepalive_time_ms=20000)
+    conn = connect(server.address, retry_timeout=30, keepalive_time_ms=20000)
     flow_name = f"restart-{uuid.uuid4().hex[:8]}"
     try:
         with Workload(conn, flow_name) as workload:
@@ -586,7 +587,7 @@ def test_reconnect_after_a_server_subprocess_restart(
 
 @pytest.mark.integration
 def test_unary_client_against_a_server_subprocess(sqlite_server) -> None:
-    conn = EngineConnection(sqlite_server.address, retry_timeout=5, keepalive_time_ms=20000)
+    conn = connect(sqlite_server.address, retry_timeout=5, keepalive_time_ms=20000)
     try:
         run_id = new_run(conn, flow_name="subprocess")
         propose(conn, run_id, RUNNING)
@@ -602,14 +603,14 @@ def test_unary_client_against_a_server_subprocess(sqlite_server) -> None:
 
 
 @pytest.mark.integration
-def test_get_connection_starts_the_embedded_server_and_exits_cleanly(tmp_path: Path) -> None:
+def test_the_default_transport_starts_the_embedded_server_and_exits_cleanly(tmp_path: Path) -> None:
     """With no HEADWATER_API_URL a process gets an in-process server on its home's database."""
     code = """
 import time
-from headwater._client import get_connection
+from headwater._transport.runtime import default_transport
 from headwater.v1 import flow_runs_pb2, states_pb2
-conn = get_connection()
-assert get_connection() is conn
+conn = default_transport().connection
+assert default_transport().connection is conn
 run = conn.create_flow_run(flow_runs_pb2.CreateFlowRunRequest(flow_name="embedded")).flow_run
 conn.set_flow_run_state(flow_runs_pb2.SetFlowRunStateRequest(
     flow_run_id=run.id, state=states_pb2.State(type=states_pb2.STATE_TYPE_RUNNING)))
@@ -740,7 +741,7 @@ def assert_sdk_records(seen: dict[str, Any], run_id: str, task_id: str, flow_nam
 def test_the_sync_client_returns_sdk_records(server) -> None:
     from headwater.client import get_client
 
-    conn = EngineConnection(server.address, retry_timeout=10, keepalive_time_ms=20000)
+    conn = connect(server.address, retry_timeout=10, keepalive_time_ms=20000)
     flow_name = f"sync-records-{uuid.uuid4().hex[:8]}"
     try:
         run_id, task_id = finished_run(conn, flow_name)
@@ -771,7 +772,7 @@ def test_the_sync_client_returns_sdk_records(server) -> None:
 def test_the_async_client_returns_the_same_sdk_records(server) -> None:
     from headwater.client import AsyncHeadwaterClient, get_client
 
-    conn = EngineConnection(server.address, retry_timeout=10, keepalive_time_ms=20000)
+    conn = connect(server.address, retry_timeout=10, keepalive_time_ms=20000)
     flow_name = f"async-records-{uuid.uuid4().hex[:8]}"
     try:
         run_id, task_id = finished_run(conn, flow_name)

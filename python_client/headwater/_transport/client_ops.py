@@ -271,14 +271,9 @@ def resolve_address(address: str | None) -> str:
     """
     if address is not None:
         return address
-    from headwater._settings import get_settings
+    from headwater._transport.runtime import service_address
 
-    configured = get_settings().api_url
-    if configured is not None:
-        return configured
-    from headwater._embedded import ensure_embedded_server
-
-    return ensure_embedded_server()
+    return service_address()
 
 
 def stubs(channel: Any) -> dict[str, Any]:

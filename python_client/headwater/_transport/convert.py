@@ -12,6 +12,7 @@ import json
 import traceback
 from typing import Any
 
+from headwater._results import MAX_INLINE_RESULT_BYTES, inline_json
 from headwater._states import State, StateType
 from headwater.v1 import states_pb2
 
@@ -26,10 +27,6 @@ __all__ = [
     "state_type_from_proto",
     "state_type_to_proto",
 ]
-
-#: Results whose JSON text is at least this long are not sent inline: they would bloat every
-#: stored state and, past 4 MiB, be refused by gRPC. Persist them instead.
-MAX_INLINE_RESULT_BYTES = 64 * 1024
 
 _UTC = _dt.UTC
 
@@ -143,13 +140,8 @@ def json_result(value: Any) -> states_pb2.StateResult | None:
     Only values that the standard library encodes as they are qualify (no NaN, no custom
     types), so any language reads back exactly what the flow returned.
     """
-    try:
-        text = json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError, RecursionError):
-        return None
-    if len(text) >= MAX_INLINE_RESULT_BYTES:  # ensure_ascii: characters are bytes
-        return None
-    return states_pb2.StateResult(json=text)
+    text = inline_json(value)
+    return None if text is None else states_pb2.StateResult(json=text)
 
 
 def reference_result(reference: Any) -> states_pb2.StateResult:

@@ -2,7 +2,7 @@
 
 A broken stream (the server restarts, a proxy drops it) is not a failed operation: the runner
 here opens a new stream, with backoff, and sends every unanswered operation again (see
-`headwater._stream_protocol` for why that is safe). Operations still unanswered after
+`headwater._transport.stream.protocol` for why that is safe). Operations still unanswered after
 ``retry_timeout`` seconds of outage fail with `ServiceUnavailable`, and after a few seconds the
 person is told on stderr why their program is waiting.
 """
@@ -19,10 +19,10 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from headwater._stream_ops import Op
-from headwater._stream_protocol import OperationTable
 from headwater._transport.channel import channel_options
 from headwater._transport.status import from_operation_error, from_rpc_error
+from headwater._transport.stream.ops import Op
+from headwater._transport.stream.protocol import OperationTable
 from headwater.exceptions import ServiceError, ServiceUnavailable
 from headwater.v1 import engine_pb2_grpc
 

@@ -1,40 +1,41 @@
-"""One flow call's run as the service sees it: create or load it, propose states, ship logs.
+"""One call's run as the service sees it: create or load it, propose states, ship logs.
 
-`headwater._engine_state.FlowRunEngine` builds the state machine on top of this class; keeping
+`headwater._engine.machine.RunEngine` builds the state machine on top of this class; keeping
 the service I/O here (every step has a sync and an async twin) leaves the decisions there in
-one place. A WAIT answer never reaches the state machine: `EngineRun.propose` sleeps as told
-and asks again.
+one place. The I/O goes through the `Transport` the call was given, in SDK types only. A WAIT
+answer never reaches the state machine: `EngineRun.propose` sleeps as told and asks again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
 from headwater._context import FlowRunContext, _current_flow_run
-from headwater._engine_interrupts import RunningContext
-from headwater._engine_setup import (
-    call_arguments,
-    create_request,
-    stored_parameters,
-    validate_parameters,
-)
-from headwater._logging import flush_logs, lines_added, run_logger, setup_logging
-from headwater._runs import FlowRun
-from headwater._states import State
-from headwater._transport.convert import state_from_proto
+from headwater._engine.interrupts import RunningContext
+from headwater._engine.setup import call_arguments, run_spec, validate_parameters
+from headwater._logging import run_logger, setup_logging
+from headwater._transport.interface import DecisionKind
 from headwater.exceptions import ParameterTypeError
-from headwater.v1 import flow_runs_pb2, states_pb2
 
 if TYPE_CHECKING:
-    from headwater._client import EngineConnection
-    from headwater._flows import Flow
+    from headwater._engine.runnable import Runnable
+    from headwater._runs import FlowRun
+    from headwater._states import State
+    from headwater._transport.interface import (
+        Decision,
+        FlowRunSpec,
+        Proposal,
+        RunSnapshot,
+        Transport,
+    )
 
 __all__ = ["EngineRun", "ReturnType"]
 
-WAIT = states_pb2.DECISION_WAIT
+WAIT = DecisionKind.WAIT
 
 #: The longest single sleep for a WAIT answer; the engine then asks again, so a run whose
 #: schedule moved earlier does not oversleep.
@@ -48,16 +49,18 @@ ReturnType = Literal["result", "state"]
 
 
 class EngineRun:
-    """What one flow call knows of its run, and the calls that keep the service informed."""
+    """What one call knows of its run, and the calls that keep the service informed."""
 
     def __init__(
         self,
-        flow: Flow[..., Any],
+        flow: Runnable,
         parameters: dict[str, Any] | None,
         return_type: ReturnType,
         flow_run_id: str | None,
+        transport: Transport,
     ) -> None:
         self.flow = flow
+        self.transport = transport
         self.raw_parameters = parameters
         self.return_type = return_type
         self.existing_run_id = flow_run_id
@@ -72,8 +75,9 @@ class EngineRun:
 
             self.log_prints = get_settings().log_prints
 
-        self.connection: EngineConnection | None = None
-        self.run: flow_runs_pb2.FlowRun | None = None
+        self.run: FlowRun | None = None  # as created; `_view` adds the current state
+        self.run_count = 0
+        self.last_sequence = 0
         self.parameters: dict[str, Any] = {}
         self.serialized_parameters: dict[str, Any] = {}
         self.validation_error: ParameterTypeError | None = None
@@ -89,36 +93,23 @@ class EngineRun:
         self.attempts = 0
         self.hooks_done = False
         self.terminated_by: int | None = None
-        self.log_mark = lines_added()
+        self.log_mark = transport.logs_added
 
     # -- creating the run ------------------------------------------------------------------
 
     def create_or_load(self) -> None:
         """Create the run on the service (or read the existing one)."""
-        connection = self._connect()
         if self.existing_run_id is not None:
-            response = connection.get_flow_run(self._get_request())
-            self._created(self._use_existing(response.flow_run))
+            self._created(self._use_existing(self.transport.read_flow_run(self.existing_run_id)))
         else:
-            self._created(connection.create_flow_run(self._prepare()).flow_run)
+            self._created(self.transport.create_flow_run(self._prepare()))
 
     async def acreate_or_load(self) -> None:
-        connection = self._connect()
         if self.existing_run_id is not None:
-            response = await connection.aget_flow_run(self._get_request())
-            self._created(self._use_existing(response.flow_run))
+            snapshot = await self.transport.aread_flow_run(self.existing_run_id)
+            self._created(self._use_existing(snapshot))
         else:
-            self._created((await connection.acreate_flow_run(self._prepare())).flow_run)
-
-    def _connect(self) -> EngineConnection:
-        from headwater._client import get_connection
-
-        connection = get_connection()
-        self.connection = connection
-        return connection
-
-    def _get_request(self) -> flow_runs_pb2.GetFlowRunRequest:
-        return flow_runs_pb2.GetFlowRunRequest(flow_run_id=self.existing_run_id)
+            self._created(await self.transport.acreate_flow_run(self._prepare()))
 
     def _validate(self) -> None:
         """Validate and coerce the parameters; a failure is kept to mark the run FAILED."""
@@ -126,23 +117,27 @@ class EngineRun:
         raw = self.raw_parameters if self.raw_parameters is not None else {}
         self.parameters, self.validation_error = validate_parameters(self.flow, raw)
 
-    def _prepare(self) -> flow_runs_pb2.CreateFlowRunRequest:
-        """Validate parameters and build the create request (no I/O)."""
+    def _prepare(self) -> FlowRunSpec:
+        """Validate parameters and describe the run to create (no I/O)."""
         self._validate()
         self.serialized_parameters = self.flow.serialize_parameters(self.parameters)
-        return create_request(self.flow, self.parameters, self.serialized_parameters, self.parent)
+        return run_spec(self.flow, self.parameters, self.serialized_parameters, self.parent)
 
-    def _use_existing(self, run: flow_runs_pb2.FlowRun) -> flow_runs_pb2.FlowRun:
+    def _use_existing(self, snapshot: RunSnapshot) -> RunSnapshot:
+        stored = snapshot.flow_run.parameters
         if self.raw_parameters is None:
-            self.raw_parameters = stored_parameters(run)
+            self.raw_parameters = dict(stored)
         self._validate()
-        self.serialized_parameters = stored_parameters(run)
-        return run
+        self.serialized_parameters = stored
+        return snapshot
 
-    def _created(self, run: flow_runs_pb2.FlowRun) -> None:
+    def _created(self, snapshot: RunSnapshot) -> None:
+        run = snapshot.flow_run
         self.run = run
+        self.run_count = run.run_count
+        self.last_sequence = snapshot.last_sequence
         self.run_logger = run_logger(run.id, run.name, self.flow.name)
-        self.state = None  # converted on demand: most runs never look at the initial state
+        self.state = run.state
         self.context = FlowRunContext(
             flow=self.flow,
             flow_run_id=run.id,
@@ -151,16 +146,18 @@ class EngineRun:
             parent=self.parent,
             log_prints=self.log_prints,
             logger=self.run_logger,
+            transport=self.transport,
         )
 
     def _current_view(self) -> FlowRun:
-        if self.state is None and self.run is not None and self.run.HasField("state"):
-            self.state = state_from_proto(self.run.state, data=None)
         return self._view(self.state)
 
     def _view(self, state: State[Any] | None) -> FlowRun:
-        assert self.run is not None
-        return FlowRun.from_proto(self.run, parameters=self.serialized_parameters, state=state)
+        run = self.run
+        assert run is not None
+        if state is run.state and self.run_count == run.run_count:
+            return run
+        return dataclasses.replace(run, state=state, run_count=self.run_count)
 
     def call_arguments(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """The function's arguments for the next attempt."""
@@ -174,52 +171,43 @@ class EngineRun:
 
     # -- proposing states ------------------------------------------------------------------
 
-    def _request(self, proposal: states_pb2.State) -> flow_runs_pb2.SetFlowRunStateRequest:
-        """The proposal's request, without a ``transition_id``.
+    def _answered(self, decision: Decision) -> Decision:
+        if decision.run_count is not None:
+            self.run_count = decision.run_count
+        if decision.last_sequence is not None:
+            self.last_sequence = decision.last_sequence
+        if self.context is not None:
+            self.context.run_changed()
+        if decision.kind is WAIT:
+            self._log_wait(decision)
+        return decision
 
-        The connection gives each send its own id (on its copy of the request), so one request
-        serves every attempt of a WAIT loop and each attempt counts as a new proposal.
-        """
-        assert self.run is not None
-        return flow_runs_pb2.SetFlowRunStateRequest(flow_run_id=self.run.id, state=proposal)
-
-    def _answered(
-        self, response: flow_runs_pb2.SetFlowRunStateResponse
-    ) -> states_pb2.OrchestrationResult:
-        if response.HasField("flow_run"):
-            self.run = response.flow_run
-            if self.context is not None:
-                self.context.run_changed()
-        result = response.result
-        if result.decision == WAIT:
-            self._log_wait(result)
-        return result
-
-    def propose(self, proposal: states_pb2.State) -> states_pb2.OrchestrationResult:
+    def propose(self, proposal: Proposal) -> Decision:
         """Propose a state until the answer is not WAIT (sleeping as told in between)."""
-        assert self.connection is not None
-        request = self._request(proposal)
+        assert self.run is not None
+        run_id = self.run.id
         while True:
-            result = self._answered(self.connection.set_flow_run_state(request))
-            if result.decision != WAIT:
-                return result
-            time.sleep(_wait_seconds(result))
+            decision = self._answered(self.transport.propose_flow_run_state(run_id, proposal))
+            if decision.kind is not WAIT:
+                return decision
+            time.sleep(_wait_seconds(decision))
 
-    async def apropose(self, proposal: states_pb2.State) -> states_pb2.OrchestrationResult:
-        assert self.connection is not None
-        request = self._request(proposal)
+    async def apropose(self, proposal: Proposal) -> Decision:
+        assert self.run is not None
+        run_id = self.run.id
         while True:
-            result = self._answered(await self.connection.aset_flow_run_state(request))
-            if result.decision != WAIT:
-                return result
-            await asyncio.sleep(_wait_seconds(result))
+            decision = await self.transport.apropose_flow_run_state(run_id, proposal)
+            decision = self._answered(decision)
+            if decision.kind is not WAIT:
+                return decision
+            await asyncio.sleep(_wait_seconds(decision))
 
-    def _log_wait(self, result: states_pb2.OrchestrationResult) -> None:
+    def _log_wait(self, decision: Decision) -> None:
         if self.run_logger is not None and self.run_logger.isEnabledFor(logging.DEBUG):
             self.run_logger.debug(
                 "Waiting %.3g s before proposing again: %s",
-                _wait_seconds(result),
-                result.reason or "the service asked to wait",
+                _wait_seconds(decision),
+                decision.reason or "the service asked to wait",
             )
 
     # -- log lines -------------------------------------------------------------------------
@@ -229,16 +217,17 @@ class EngineRun:
 
         Free for a run that logged nothing: the count of buffered lines has not moved.
         """
-        mark = lines_added()
+        mark = self.transport.logs_added
         if mark != self.log_mark:
             self.log_mark = mark
-            flush_logs(wait=True)
+            self.transport.flush_logs(wait=True)
 
     def _ship_late_logs(self) -> None:
         """Send what hooks logged after the final state now, rather than a second later."""
-        if lines_added() != self.log_mark:
-            self.log_mark = lines_added()
-            flush_logs()
+        mark = self.transport.logs_added
+        if mark != self.log_mark:
+            self.log_mark = mark
+            self.transport.flush_logs()
 
     def _info(self, message: str, *args: Any) -> None:
         """An engine progress line: printed, not stored (the service records state changes)."""
@@ -261,7 +250,5 @@ class EngineRun:
             )
 
 
-def _wait_seconds(result: states_pb2.OrchestrationResult) -> float:
-    wait = result.wait
-    seconds: float = wait.seconds + wait.nanos / 1e9
-    return min(max(seconds, 0.0), _MAX_WAIT_SECONDS)
+def _wait_seconds(decision: Decision) -> float:
+    return min(max(decision.wait_seconds, 0.0), _MAX_WAIT_SECONDS)

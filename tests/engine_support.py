@@ -1,8 +1,8 @@
 """Shared helpers for the engine tests: point the SDK at a server, and read back what it stored.
 
-The SDK keeps one connection per process and reads its settings once, so switching between the
-embedded server and a server subprocess means closing the connection, stopping the embedded
-server and forgetting the settings, then letting the next flow call start again from the
+The SDK keeps one default transport per process and reads its settings once, so switching
+between the embedded server and a server subprocess means closing the transport, stopping the
+embedded server and forgetting the settings, then letting the next flow call start again from the
 environment. Nothing is mocked: every read goes through the real gRPC API.
 """
 
@@ -26,14 +26,14 @@ STATE_NAMES = {
 
 
 def reset_sdk() -> None:
-    """Close the process's connection and embedded server, and forget the settings."""
-    from headwater._client import close_connection
-    from headwater._embedded import stop_embedded_server
-    from headwater._logging import flush_logs
+    """Close the process's streams and embedded server, and forget the settings.
 
-    flush_logs()  # lines still buffered belong to the server being left
-    close_connection()
-    stop_embedded_server()
+    Closing a transport first sends the log lines it still buffers, which belong to the
+    server being left.
+    """
+    from headwater._transport.runtime import reset
+
+    reset()
     reset_settings()
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from engine_support import Reader, current_run_id, sdk_target, unique
 from headwater import Cancelled, Completed, Failed, FlowRunContext, State, StateType, flow, tags
-from headwater._engine import run_flow
+from headwater._flows import run_flow
 from headwater._logging import get_run_logger
 from headwater.exceptions import (
     Abort,
@@ -1059,7 +1059,7 @@ class TestInterruptsAndRaces:
         assert signal.getsignal(signal.SIGTERM) is before
 
     def test_two_engines_racing_for_one_run_run_the_code_once(self, reader: Reader) -> None:
-        from headwater._client import get_connection
+        from headwater._transport.runtime import default_transport
         from headwater.v1 import flow_runs_pb2
 
         executions: list[int] = []
@@ -1071,8 +1071,8 @@ class TestInterruptsAndRaces:
             return x
 
         created = (
-            get_connection()
-            .create_flow_run(
+            default_transport()
+            .connection.create_flow_run(
                 flow_runs_pb2.CreateFlowRunRequest(flow_name=once.name, parameters_json='{"x": 7}')
             )
             .flow_run
@@ -1100,7 +1100,7 @@ class TestInterruptsAndRaces:
     def test_a_scheduled_run_waits_for_its_time(self, reader: Reader) -> None:
         import datetime as dt
 
-        from headwater._client import get_connection
+        from headwater._transport.runtime import default_transport
         from headwater.v1 import flow_runs_pb2, states_pb2
 
         started: list[float] = []
@@ -1113,8 +1113,8 @@ class TestInterruptsAndRaces:
         scheduled = states_pb2.State(type=states_pb2.STATE_TYPE_SCHEDULED)
         scheduled.scheduled_time.FromDatetime(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.6))
         created = (
-            get_connection()
-            .create_flow_run(
+            default_transport()
+            .connection.create_flow_run(
                 flow_runs_pb2.CreateFlowRunRequest(flow_name=later.name, state=scheduled)
             )
             .flow_run
@@ -1125,7 +1125,7 @@ class TestInterruptsAndRaces:
         assert reader.history(created.id) == ["Scheduled", "Running", "Completed"]
 
     def test_a_run_cancelled_before_it_starts_is_not_run(self, reader: Reader) -> None:
-        from headwater._client import get_connection
+        from headwater._transport.runtime import default_transport
         from headwater.exceptions import CancelledRun
         from headwater.v1 import flow_runs_pb2
 
@@ -1137,8 +1137,8 @@ class TestInterruptsAndRaces:
             ran.append(True)
 
         created = (
-            get_connection()
-            .create_flow_run(flow_runs_pb2.CreateFlowRunRequest(flow_name=job.name))
+            default_transport()
+            .connection.create_flow_run(flow_runs_pb2.CreateFlowRunRequest(flow_name=job.name))
             .flow_run
         )
         reader.client.cancel_flow_run(created.id, reason="not needed")

@@ -1,9 +1,9 @@
 """The drivers of plain flows: call a sync function (or await a coroutine) once per attempt.
 
 A driver owns the order of the steps (create, start, call, finish, retry, hooks) and where
-the function's own exceptions end up; `headwater._engine_state.FlowRunEngine` decides what each
+the function's own exceptions end up; `headwater._engine.machine.RunEngine` decides what each
 service answer means. The two drivers stay side by side so a change to one is seen next to
-the other. Generator flows have their own drivers (`headwater._engine_generators`).
+the other. Generator flows have their own drivers (`headwater._engine.generators`).
 """
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ import inspect
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from headwater._cancel_watch import RunCancelled
-from headwater._engine_interrupts import translate_interrupt
-from headwater._engine_state import FlowRunEngine
+from headwater._engine.cancel import RunCancelled
+from headwater._engine.interrupts import translate_interrupt
+from headwater._engine.machine import RunEngine
+from headwater._engine.timeouts import RunTimeout, TimeoutScope
 from headwater._states import State
-from headwater._timeouts import RunTimeout, TimeoutScope
 
 __all__ = ["await_upstream", "run_async", "run_sync", "wait_for_upstream"]
 
 
-def run_sync(engine: FlowRunEngine, wait_for: Iterable[Any] | None) -> Any:
+def run_sync(engine: RunEngine, wait_for: Iterable[Any] | None) -> Any:
     """Run a sync flow in the caller's thread; return (or raise) what the call should."""
     wait_for_upstream(wait_for)
     engine.create_or_load()
@@ -64,7 +64,7 @@ def run_sync(engine: FlowRunEngine, wait_for: Iterable[Any] | None) -> Any:
     return engine.outcome()
 
 
-async def run_async(engine: FlowRunEngine, wait_for: Iterable[Any] | None) -> Any:
+async def run_async(engine: RunEngine, wait_for: Iterable[Any] | None) -> Any:
     """Run an async flow in the caller's event loop; the coroutine `run_flow` returns."""
     await await_upstream(wait_for)
     await engine.acreate_or_load()

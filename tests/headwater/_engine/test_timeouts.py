@@ -1,4 +1,4 @@
-"""Time limits for synchronous code in the caller's thread (`headwater._timeouts`)."""
+"""Time limits for synchronous code in the caller's thread (`headwater._engine.timeouts`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from headwater._timeouts import RunTimeout, TimeoutScope
+from headwater._engine.timeouts import RunTimeout, TimeoutScope
 
 
 def test_expired_scope_interrupts_a_blocking_sleep() -> None:

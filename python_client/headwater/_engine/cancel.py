@@ -3,9 +3,10 @@
 ``CancelFlowRun`` only moves a RUNNING run to CANCELLING; the engine running it has to notice
 and stop the code. Watching costs a stream per run, and most runs end in a millisecond, so a
 run is watched only once it has lasted `WATCH_AFTER_SECONDS`: `CancelScope.__enter__` just
-adds the run to a table (no I/O, no wake-up of another thread), and a ticker on the SDK's
-background loop (`headwater._loop`) opens ``WatchFlowRun`` on the engine's own channel for the
-runs in the table that are old enough. The ticker stops itself after a few idle seconds.
+adds the run to a table (no I/O, no wake-up of another thread), and a ticker on the
+transport's loop asks the transport to watch (`Transport.wait_for_cancelling`) the runs in the
+table that are old enough. The ticker stops itself after a few idle seconds. There is one
+table and ticker per loop, so a forked child, whose runtime starts a new loop, starts afresh.
 
 When CANCELLING arrives, the run's code is interrupted the way a timeout interrupts it: a sync
 run's thread gets `RunCancelled` raised asynchronously (at its next Python bytecode, so a
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import os
 import threading
 import time
 from types import TracebackType
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from headwater._context import FlowRunContext
-    from headwater._stream_connection import EngineConnection
+    from headwater._transport.interface import Transport
 
 __all__ = [
     "WATCH_AFTER_SECONDS",
@@ -41,15 +41,13 @@ WATCH_AFTER_SECONDS = 0.5
 _TICK_SECONDS = 0.25
 #: The ticker stops after this many ticks with no run in the table (restarted on demand).
 _IDLE_TICKS = 20
-#: Pause before watching again after the watch stream broke (a server restart).
-_REWATCH_DELAY = 1.0
 
 
 class RunCancelled(BaseException):
     """Raised inside a sync run's code when its run was cancelled (internal to the SDK).
 
-    A `BaseException`, like `headwater._timeouts.RunTimeout`, so ``except Exception:`` in user
-    code cannot swallow it.
+    A `BaseException`, like `headwater._engine.timeouts.RunTimeout`, so ``except Exception:``
+    in user code cannot swallow it.
     """
 
 
@@ -81,23 +79,25 @@ class CancelScope:
         "_async_task",
         "_thread_id",
         "after_sequence",
-        "connection",
         "done",
         "fired",
         "flow_run_id",
         "reason",
         "started_at",
+        "transport",
         "watch_task",
+        "watcher",
     )
 
     def __init__(
         self,
-        connection: EngineConnection,
+        transport: Transport,
         flow_run_id: str,
         after_sequence: int,
         async_task: asyncio.Task[Any] | None = None,
     ) -> None:
-        self.connection = connection
+        self.transport = transport
+        self.watcher = _watcher_for(transport.loop)
         self.flow_run_id = flow_run_id
         self.after_sequence = after_sequence
         self._async_task = async_task
@@ -113,7 +113,7 @@ class CancelScope:
         self.started_at = time.monotonic()
         if self._async_task is None:
             self._thread_id = threading.get_ident()
-        _watcher.add(self)
+        self.watcher.add(self)
         return self
 
     def __exit__(
@@ -122,7 +122,7 @@ class CancelScope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        pending = _watcher.remove(self, delivered=exc_type is RunCancelled)
+        pending = self.watcher.remove(self, delivered=exc_type is RunCancelled)
         if pending:
             # The code finished before the interrupt landed: withdraw it before it hits the
             # engine code that reports the (real, completed) result.
@@ -134,7 +134,7 @@ class CancelScope:
         """Interrupt the block (called on the background loop when CANCELLING arrives)."""
         reason = reason or "The run was cancelled."
         if self._async_task is None:
-            with _watcher.lock:
+            with self.watcher.lock:
                 if self.done:
                     return
                 self._mark(reason)
@@ -159,13 +159,14 @@ class CancelScope:
 
 
 class _Watcher:
-    """The table of running blocks and the ticker that starts their watches.
+    """The table of running blocks on one loop, and the ticker that starts their watches.
 
     Its one lock also orders a sync block's end against its interrupt (`CancelScope`), so a
     block costs two uncontended lock round trips and nothing else.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
         self.lock = threading.Lock()
         self.scopes: dict[int, CancelScope] = {}
         self.ticking = False
@@ -179,8 +180,7 @@ class _Watcher:
                 self.ticking = True
                 self.idle_ticks = 0
         if start:
-            loop = scope.connection.loop
-            loop.call_soon_threadsafe(self._schedule, loop)
+            self.loop.call_soon_threadsafe(self._schedule, self.loop)
 
     def remove(self, scope: CancelScope, delivered: bool) -> bool:
         """Forget ``scope`` (its block ended); True when its sync interrupt is still pending."""
@@ -215,57 +215,23 @@ class _Watcher:
         self._schedule(loop)
 
 
-_watcher = _Watcher()
+#: One watcher per loop; a runtime has one loop (a forked child's runtime starts a new one).
+_watchers: dict[asyncio.AbstractEventLoop, _Watcher] = {}
+_watchers_lock = threading.Lock()
+
+
+def _watcher_for(loop: asyncio.AbstractEventLoop) -> _Watcher:
+    watcher = _watchers.get(loop)
+    if watcher is None:
+        with _watchers_lock:
+            watcher = _watchers.get(loop)
+            if watcher is None:
+                watcher = _watchers[loop] = _Watcher(loop)
+    return watcher
 
 
 async def _watch(scope: CancelScope) -> None:
-    """Follow the run until it leaves RUNNING; interrupt the block when it is CANCELLING."""
-    import grpc
-
-    from headwater.exceptions import ServiceError
-    from headwater.v1 import flow_runs_pb2, states_pb2
-
-    running = states_pb2.STATE_TYPE_RUNNING
-    cancelling = states_pb2.STATE_TYPE_CANCELLING
-    after = scope.after_sequence
-    while not scope.done:
-        request = flow_runs_pb2.WatchFlowRunRequest(
-            flow_run_id=scope.flow_run_id, after_sequence=after
-        )
-        try:
-            async for message in scope.connection.awatch_flow_run(request):
-                kind = message.WhichOneof("kind")
-                if kind == "snapshot":
-                    state = message.snapshot.state
-                elif kind == "event" and message.event.HasField("state_changed"):
-                    after = message.event.sequence
-                    state = message.event.state_changed
-                else:
-                    continue
-                if state.type == cancelling:
-                    scope.cancel_requested(state.message)
-                    return
-                if state.type != running:
-                    return  # the run left RUNNING: nothing more to watch for
-            return  # the service ends the watch after a terminal state
-        except grpc.aio.AioRpcError as error:
-            if error.code().name in _FINAL_WATCH_CODES:
-                return  # the run is gone, or the request can never succeed
-            await asyncio.sleep(_REWATCH_DELAY)  # the server restarts: watch again
-        except ServiceError:
-            return  # the connection was closed: the process is leaving
-
-
-_FINAL_WATCH_CODES = frozenset(
-    {"NOT_FOUND", "INVALID_ARGUMENT", "PERMISSION_DENIED", "UNAUTHENTICATED", "UNIMPLEMENTED"}
-)
-
-
-def _forget_after_fork() -> None:
-    """A forked child has no ticker and none of its parent's blocks."""
-    global _watcher
-    _watcher = _Watcher()
-    _cancelling.clear()
-
-
-os.register_at_fork(after_in_child=_forget_after_fork)
+    """Wait until the run is CANCELLING (then interrupt the block) or leaves RUNNING."""
+    reason = await scope.transport.wait_for_cancelling(scope.flow_run_id, scope.after_sequence)
+    if reason is not None and not scope.done:
+        scope.cancel_requested(reason)

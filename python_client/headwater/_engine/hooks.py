@@ -11,18 +11,16 @@ import asyncio
 import inspect
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from headwater._states import State, StateType
 
 if TYPE_CHECKING:
-    from headwater._flows import Flow
+    from headwater._engine.runnable import Hook, Runnable
     from headwater._runs import FlowRun
 
 __all__ = ["arun_hooks", "final_hooks_of", "run_hooks"]
-
-Hook = Callable[..., Any]
 
 _HOOK_ATTRIBUTES = {
     StateType.COMPLETED: "on_completion_hooks",
@@ -33,15 +31,15 @@ _HOOK_ATTRIBUTES = {
 }
 
 
-def final_hooks_of(flow: Flow[..., Any], state_type: StateType) -> list[Hook]:
+def final_hooks_of(flow: Runnable, state_type: StateType) -> list[Hook]:
     """The hooks ``flow`` runs when a run ends in ``state_type`` (a copy, safe to iterate)."""
     attribute = _HOOK_ATTRIBUTES.get(state_type)
     return list(getattr(flow, attribute, ())) if attribute else []
 
 
 def run_hooks(
-    flow: Flow[..., Any],
-    hooks: list[Hook],
+    flow: Runnable,
+    hooks: Sequence[Hook],
     view: FlowRun,
     state: State[Any] | None,
     run_logger: logging.LoggerAdapter[logging.Logger] | None,
@@ -57,8 +55,8 @@ def run_hooks(
 
 
 async def arun_hooks(
-    flow: Flow[..., Any],
-    hooks: list[Hook],
+    flow: Runnable,
+    hooks: Sequence[Hook],
     view: FlowRun,
     state: State[Any] | None,
     run_logger: logging.LoggerAdapter[logging.Logger] | None,
@@ -74,7 +72,7 @@ async def arun_hooks(
 
 
 def _hook_failed(
-    flow: Flow[..., Any],
+    flow: Runnable,
     hook: Hook,
     state: State[Any] | None,
     exc: Exception,

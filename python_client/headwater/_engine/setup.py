@@ -1,8 +1,8 @@
-"""What a flow call asks the service to create, and how the engine calls the flow's function.
+"""What a call asks the service to create, and how the engine calls the runnable's function.
 
-Everything here is free of I/O, so the engine (`headwater._engine_state`) can build the create
-request before it touches the connection, and a bad ``flow_run_name`` template fails the call
-before any run exists.
+Everything here is free of I/O, so the engine (`headwater._engine.machine`) can describe the
+run before it talks to the service, and a bad ``flow_run_name`` template fails the call before
+any run exists.
 """
 
 from __future__ import annotations
@@ -14,17 +14,17 @@ from typing import TYPE_CHECKING, Any
 
 from headwater import _parameters
 from headwater._context import FlowRunContext, current_tags
+from headwater._transport.interface import FlowRunSpec
 from headwater.exceptions import ParameterTypeError
-from headwater.v1 import flow_runs_pb2
 
 if TYPE_CHECKING:
-    from headwater._flows import Flow
+    from headwater._engine.runnable import Runnable
 
-__all__ = ["call_arguments", "create_request", "validate_parameters"]
+__all__ = ["call_arguments", "run_spec", "validate_parameters"]
 
 
 def validate_parameters(
-    flow: Flow[..., Any], raw: dict[str, Any]
+    flow: Runnable, raw: dict[str, Any]
 ) -> tuple[dict[str, Any], ParameterTypeError | None]:
     """Validate and coerce ``raw`` when the flow asks for it.
 
@@ -39,37 +39,30 @@ def validate_parameters(
         return raw, exc
 
 
-def create_request(
-    flow: Flow[..., Any],
+def run_spec(
+    flow: Runnable,
     parameters: dict[str, Any],
     serialized_parameters: dict[str, Any],
     parent: FlowRunContext | None,
-) -> flow_runs_pb2.CreateFlowRunRequest:
-    """The request that creates a run of ``flow`` (its name, tags, parent and retry policy).
+) -> FlowRunSpec:
+    """The run to create for ``flow`` (its name, tags, parent and retry policy).
 
     Raises:
         ValueError, TypeError: The flow's ``flow_run_name`` cannot name this run.
     """
-    request = flow_runs_pb2.CreateFlowRunRequest(
+    retries = int(flow.retries)
+    delay = float(flow.retry_delay_seconds)
+    return FlowRunSpec(
         flow_name=flow.name,
         flow_version=flow.version or "",
         parameters_json=_dump_parameters(serialized_parameters),
+        parameters=serialized_parameters,
         name=_flow_run_name(flow, parameters),
+        tags=tuple(sorted(current_tags())),
+        parent_flow_run_id=parent.flow_run_id if parent is not None else None,
+        retries=retries,
+        retry_delay_seconds=delay,
     )
-    tags = current_tags()
-    if tags:
-        request.tags.extend(sorted(tags))
-    if parent is not None:
-        request.parent_flow_run_id = parent.flow_run_id
-    if flow.retries or flow.retry_delay_seconds:
-        request.policy.retries = int(flow.retries)
-        request.policy.retry_delay.FromNanoseconds(int(flow.retry_delay_seconds * 1e9))
-    return request
-
-
-def stored_parameters(run: flow_runs_pb2.FlowRun) -> dict[str, Any]:
-    """The parameters an existing run was created with (``{}`` when it has none)."""
-    return json.loads(run.parameters_json) if run.parameters_json else {}
 
 
 def call_arguments(
@@ -120,7 +113,7 @@ _TEMPLATE_HINT = (
 )
 
 
-def _flow_run_name(flow: Flow[..., Any], parameters: dict[str, Any]) -> str:
+def _flow_run_name(flow: Runnable, parameters: dict[str, Any]) -> str:
     """The run's name from ``flow_run_name`` ("" lets the service generate one).
 
     Raises:
@@ -147,7 +140,7 @@ def _flow_run_name(flow: Flow[..., Any], parameters: dict[str, Any]) -> str:
         ) from None
 
 
-def _call_namer(flow: Flow[..., Any], namer: Any, parameters: dict[str, Any]) -> str:
+def _call_namer(flow: Runnable, namer: Any, parameters: dict[str, Any]) -> str:
     """Call a ``flow_run_name`` callable, with the parameters when it takes them."""
     try:
         wants_parameters = "parameters" in _parameters.signature_of(namer).parameters

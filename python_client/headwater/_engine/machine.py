@@ -1,11 +1,12 @@
-"""The state machine of one flow call: propose each state and obey the service's decision.
+"""The state machine of one call: propose each state and obey the service's decision.
 
-The drivers (`headwater._engine_drivers`, `headwater._engine_generators`) decide *when* a step
-happens; `FlowRunEngine` decides what each answer means. Its base class,
-`headwater._engine_run.EngineRun`, holds what the call has learned and does the talking. Every
+The drivers (`headwater._engine.drivers`, `headwater._engine.generators`) decide *when* a step
+happens; `RunEngine` decides what each `Decision` means. Its base class,
+`headwater._engine.run.EngineRun`, holds what the call has learned and does the talking. Every
 step that talks to the service has a sync and an async twin (``fail``/``afail``); the decisions
-live in shared methods (`FlowRunEngine._started`, `FlowRunEngine._settle`), so the two can't
-drift apart.
+live in shared methods (`RunEngine._started`, `RunEngine._settle`), so the two can't drift
+apart. Nothing here knows whether the runnable is a flow: it needs only what
+`headwater._engine.runnable.Runnable` describes.
 """
 
 from __future__ import annotations
@@ -13,56 +14,54 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from headwater import _engine_outcomes as outcomes
-from headwater._cancel_watch import CancelScope, RunCancelled, cancelled_ancestor
-from headwater._engine_hooks import arun_hooks, final_hooks_of, run_hooks
-from headwater._engine_run import EngineRun, ReturnType
+from headwater._engine import outcomes
+from headwater._engine.cancel import CancelScope, RunCancelled, cancelled_ancestor
+from headwater._engine.hooks import arun_hooks, final_hooks_of, run_hooks
+from headwater._engine.run import EngineRun, ReturnType
 from headwater._states import Retrying, Running, State, StateType
-from headwater._transport.convert import state_from_proto, state_to_proto
+from headwater._transport.interface import Decision, DecisionKind, Proposal
 from headwater.exceptions import Abort, FlowRunTimeoutError, ServiceUnavailable
-from headwater.v1 import states_pb2
 
 if TYPE_CHECKING:
-    from headwater._engine_hooks import Hook
+    from headwater._engine.runnable import Hook
 
-__all__ = ["FlowRunEngine", "ReturnType"]
+__all__ = ["ReturnType", "RunEngine"]
 
 logger = logging.getLogger("headwater.flow_runs")
 
-ACCEPT = states_pb2.DECISION_ACCEPT
-REJECT = states_pb2.DECISION_REJECT
-ABORT = states_pb2.DECISION_ABORT
+ACCEPT = DecisionKind.ACCEPT
+REJECT = DecisionKind.REJECT
+ABORT = DecisionKind.ABORT
 
 
-class FlowRunEngine(EngineRun):
-    """The state of one flow call, and the steps the drivers take."""
+class RunEngine(EngineRun):
+    """The state of one call, and the steps the drivers take."""
 
     # -- starting an attempt ---------------------------------------------------------------
 
-    def _start_proposal(self) -> states_pb2.State:
-        return state_to_proto(Retrying() if self.attempts else Running())
+    def _start_proposal(self) -> Proposal:
+        return Proposal(Retrying() if self.attempts else Running())
 
-    def _started(self, result: states_pb2.OrchestrationResult) -> bool:
+    def _started(self, decision: Decision) -> bool:
         """Interpret the answer to RUNNING: True when this engine may run the code."""
-        decision = result.decision
-        if decision == ACCEPT:
+        kind = decision.kind
+        current = decision.state
+        if kind is ACCEPT:
             self.attempts += 1
-            self.state = state_from_proto(result.state, data=None)
-            assert self.context is not None
-            self.context.run_changed()
+            self.state = current if current is not None else Running()
             if self.attempts == 1:
                 self._info("Started (flow %r)", self.flow.name)
             else:
-                self._info("Retrying: attempt %d", self.run.run_count if self.run else 0)
+                self._info("Retrying: attempt %d", self.run_count)
             return True
-        current = state_from_proto(result.state) if result.HasField("state") else None
-        if decision == REJECT and current is not None and current.is_final():
+        if kind is REJECT and current is not None and current.is_final():
             # Someone else finished it (or it was cancelled): report what the service holds.
             self._finished(current)
             return False
-        self.aborted = result.reason or "the service refused to start it"
+        self.aborted = decision.reason or "the service refused to start it"
         if current is not None:
             self.state = current
         self._info("Not started by this process: %s", self.aborted)
@@ -80,7 +79,7 @@ class FlowRunEngine(EngineRun):
             await self._arun_hooks(self.flow.on_running_hooks, self.state)
         return started
 
-    def _parameter_failure(self) -> outcomes.Proposal:
+    def _parameter_failure(self) -> Proposal:
         exc = self.validation_error
         assert exc is not None
         failure = outcomes.parameters_failed(exc)
@@ -92,81 +91,83 @@ class FlowRunEngine(EngineRun):
         """Start the first attempt, or mark the run FAILED when its parameters were invalid."""
         if self.validation_error is None:
             return self.start()
-        state, proposal = self._parameter_failure()
-        self._settle(self.propose(proposal), state, retryable=False)
+        proposal = self._parameter_failure()
+        self._settle(self.propose(proposal), proposal.state, retryable=False)
         return False
 
     async def astart_or_reject_parameters(self) -> bool:
         if self.validation_error is None:
             return await self.astart()
-        state, proposal = self._parameter_failure()
-        self._settle(await self.apropose(proposal), state, retryable=False)
+        proposal = self._parameter_failure()
+        self._settle(await self.apropose(proposal), proposal.state, retryable=False)
         return False
 
     # -- finishing an attempt --------------------------------------------------------------
 
-    def _completion(self, value: Any) -> tuple[State[Any], states_pb2.State, bool]:
-        """The state to propose for a returned value: (state, proposal, may_retry)."""
+    def _completion(self, value: Any) -> tuple[Proposal, bool]:
+        """The state to propose for a returned value: (proposal, may_retry)."""
         if isinstance(value, State):
-            state, proposal, retryable = outcomes.returned_state(self.flow, value)
-            if state.type is StateType.COMPLETED:
+            proposal, retryable = outcomes.returned_state(self.flow, value)
+            if proposal.state.type is StateType.COMPLETED:
                 self.value = value.data
                 self.has_value = True
-            return state, proposal, retryable
+            return proposal, retryable
         self.value = value
         self.has_value = True
-        return (*outcomes.completed(self.flow, value), False)
+        return outcomes.completed(self.flow, value), False
 
     def complete(self, value: Any) -> bool:
         """Propose the end state for a returned value; True when the service wants a retry."""
         try:
-            state, proposal, retryable = self._completion(value)
+            proposal, retryable = self._completion(value)
         except Exception as exc:  # persisting the result failed: the run fails with that
             return self.fail(exc)
         self._flush_logs()
-        return self._settle(self.propose(proposal), state, retryable=retryable)
+        return self._settle(self.propose(proposal), proposal.state, retryable=retryable)
 
     async def acomplete(self, value: Any) -> bool:
         try:
-            state, proposal, retryable = self._completion(value)
+            proposal, retryable = self._completion(value)
         except Exception as exc:
             return await self.afail(exc)
         self._flush_logs()
-        return self._settle(await self.apropose(proposal), state, retryable=retryable)
+        return self._settle(await self.apropose(proposal), proposal.state, retryable=retryable)
 
-    def _failure(self, exc: BaseException, timed_out: bool) -> outcomes.Proposal:
+    def _failure(self, exc: BaseException, timed_out: bool) -> Proposal:
         assert self.run_logger is not None
-        state, proposal = outcomes.failed(exc, timed_out, self.attempts, self.run_logger)
+        proposal = outcomes.failed(exc, timed_out, self.attempts, self.run_logger)
         self.raised = exc
         self._flush_logs()
-        return state, proposal
+        return proposal
 
     def fail(self, exc: BaseException, timed_out: bool = False) -> bool:
         """Propose FAILED for an exception; True when the service schedules a retry."""
-        state, proposal = self._failure(exc, timed_out)
-        return self._settle(self.propose(proposal), state, retryable=True)
+        proposal = self._failure(exc, timed_out)
+        return self._settle(self.propose(proposal), proposal.state, retryable=True)
 
     async def afail(self, exc: BaseException, timed_out: bool = False) -> bool:
-        state, proposal = self._failure(exc, timed_out)
-        return self._settle(await self.apropose(proposal), state, retryable=True)
+        proposal = self._failure(exc, timed_out)
+        return self._settle(await self.apropose(proposal), proposal.state, retryable=True)
 
     def timeout_error(self) -> FlowRunTimeoutError:
         assert self.run is not None
         return outcomes.timeout_error(self.run.name, self.timeout_seconds, self.flow.name)
 
-    def _settle(
-        self, result: states_pb2.OrchestrationResult, proposed: State[Any], retryable: bool
-    ) -> bool:
+    def _settle(self, decision: Decision, proposed: State[Any], retryable: bool) -> bool:
         """Interpret the answer to a final-state proposal: True means "run again"."""
-        decision = result.decision
-        if decision == ACCEPT:
-            self._finished(state_from_proto(result.state, data=proposed.data))
+        kind = decision.kind
+        if kind is ACCEPT:
+            self._finished(decision.state if decision.state is not None else proposed)
             return False
-        if decision == ABORT:
-            self.aborted = result.reason or "the service aborted the run"
+        if kind is ABORT:
+            self.aborted = decision.reason or "the service aborted the run"
             self._info("Aborted by the service: %s", self.aborted)
             return False
-        current = state_from_proto(result.state)
+        current = decision.state
+        if current is None:  # a refusal that names no state: nothing to follow
+            self.aborted = decision.reason or "the service refused the state"
+            self._info("The service refused state %s: %s", proposed.name, self.aborted)
+            return False
         if retryable and current.type is StateType.SCHEDULED:
             self.state = current
             self._info(
@@ -184,7 +185,7 @@ class FlowRunEngine(EngineRun):
             self.has_value = False
             self._finished(current)
             return False
-        self.aborted = result.reason or f"the service kept the run in {current.name}"
+        self.aborted = decision.reason or f"the service kept the run in {current.name}"
         self.state = current
         self._info("The service refused state %s: %s", proposed.name, self.aborted)
         return False
@@ -204,10 +205,10 @@ class FlowRunEngine(EngineRun):
 
         Free for a short attempt: the watch only starts once the code has run for a while.
         """
-        assert self.connection is not None and self.run is not None
-        return CancelScope(self.connection, self.run.id, self.run.last_sequence, async_task)
+        assert self.run is not None
+        return CancelScope(self.transport, self.run.id, self.last_sequence, async_task)
 
-    def _cancellation(self, reason: str) -> outcomes.Proposal:
+    def _cancellation(self, reason: str) -> Proposal:
         self._info("Cancelling: %s", reason)
         self.raised = None
         self.value = None
@@ -217,12 +218,12 @@ class FlowRunEngine(EngineRun):
 
     def cancel(self, reason: str) -> None:
         """Propose CANCELLED after the run's code was interrupted by its cancellation."""
-        state, proposal = self._cancellation(reason)
-        self._settle(self.propose(proposal), state, retryable=False)
+        proposal = self._cancellation(reason)
+        self._settle(self.propose(proposal), proposal.state, retryable=False)
 
     async def acancel(self, reason: str) -> None:
-        state, proposal = self._cancellation(reason)
-        self._settle(await self.apropose(proposal), state, retryable=False)
+        proposal = self._cancellation(reason)
+        self._settle(await self.apropose(proposal), proposal.state, retryable=False)
 
     def _ancestor_cancellation(self, exc: BaseException) -> str | None:
         """The reason, when ``exc`` is the interrupt of an enclosing run's cancellation."""
@@ -234,7 +235,7 @@ class FlowRunEngine(EngineRun):
 
     # -- crashes ---------------------------------------------------------------------------
 
-    def _crash_proposal(self, exc: BaseException) -> outcomes.Proposal | None:
+    def _crash_proposal(self, exc: BaseException) -> Proposal | None:
         if self.final is not None or self.run is None or self.aborted is not None:
             return None
         if isinstance(exc, Abort | ServiceUnavailable):
@@ -250,10 +251,9 @@ class FlowRunEngine(EngineRun):
         crash = self._crash_proposal(exc)
         if crash is None:
             return
-        state, proposal = crash
         try:
             self._flush_logs()
-            self._settle(self.propose(proposal), state, retryable=False)
+            self._settle(self.propose(crash), crash.state, retryable=False)
         except BaseException as error:  # the report failed too: keep the original exception
             self._report_crash_failure(error)
             return
@@ -263,10 +263,9 @@ class FlowRunEngine(EngineRun):
         crash = self._crash_proposal(exc)
         if crash is None:
             return
-        state, proposal = crash
         try:
             self._flush_logs()
-            self._settle(await self.apropose(proposal), state, retryable=False)
+            self._settle(await self.apropose(crash), crash.state, retryable=False)
         except BaseException as error:
             self._report_crash_failure(error)
             return
@@ -302,11 +301,11 @@ class FlowRunEngine(EngineRun):
             await self._arun_hooks(hooks, self.final)
             self._ship_late_logs()
 
-    def _run_hooks(self, hooks: list[Hook], state: State[Any] | None) -> None:
+    def _run_hooks(self, hooks: Sequence[Hook], state: State[Any] | None) -> None:
         if hooks:
             run_hooks(self.flow, hooks, self._view(state), state, self.run_logger)
 
-    async def _arun_hooks(self, hooks: list[Hook], state: State[Any] | None) -> None:
+    async def _arun_hooks(self, hooks: Sequence[Hook], state: State[Any] | None) -> None:
         if hooks:
             await arun_hooks(self.flow, hooks, self._view(state), state, self.run_logger)
 

@@ -12,17 +12,32 @@ import asyncio
 import signal
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from headwater._context import _current_flow_run
+from headwater._engine.timeouts import RunTimeout
 from headwater._logging import capture_prints, release_prints
-from headwater._timeouts import RunTimeout
 from headwater.exceptions import TerminationSignal
 
 if TYPE_CHECKING:
-    from headwater._engine_run import EngineRun
+    from headwater._context import FlowRunContext
 
-__all__ = ["RunningContext", "SigtermGuard", "crash_message", "translate_interrupt"]
+__all__ = [
+    "Interruptible",
+    "RunningContext",
+    "SigtermGuard",
+    "crash_message",
+    "translate_interrupt",
+]
+
+
+class Interruptible(Protocol):
+    """What the blocks here need of a run (`headwater._engine.run.EngineRun` has it)."""
+
+    context: FlowRunContext | None
+    parent: FlowRunContext | None
+    log_prints: bool
+    terminated_by: int | None
 
 
 class RunningContext:
@@ -35,7 +50,7 @@ class RunningContext:
     __slots__ = ("_engine", "_guard", "_token")
 
     def __init__(
-        self, engine: EngineRun, signals: bool, async_task: asyncio.Task[Any] | None
+        self, engine: Interruptible, signals: bool, async_task: asyncio.Task[Any] | None
     ) -> None:
         self._engine = engine
         self._guard = SigtermGuard(engine, async_task) if signals else None
@@ -68,7 +83,7 @@ class SigtermGuard:
 
     __slots__ = ("_async_task", "_engine", "_installed", "_previous")
 
-    def __init__(self, engine: EngineRun, async_task: asyncio.Task[Any] | None = None) -> None:
+    def __init__(self, engine: Interruptible, async_task: asyncio.Task[Any] | None = None) -> None:
         self._engine = engine
         self._async_task = async_task
         self._previous: Any = None

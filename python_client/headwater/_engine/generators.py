@@ -14,18 +14,16 @@ import time
 from collections.abc import AsyncGenerator, Generator, Iterable
 from typing import Any
 
-from headwater._engine_drivers import await_upstream, wait_for_upstream
-from headwater._engine_interrupts import SigtermGuard, translate_interrupt
-from headwater._engine_state import FlowRunEngine
-from headwater._timeouts import RunTimeout, TimeoutScope
+from headwater._engine.drivers import await_upstream, wait_for_upstream
+from headwater._engine.interrupts import SigtermGuard, translate_interrupt
+from headwater._engine.machine import RunEngine
+from headwater._engine.timeouts import RunTimeout, TimeoutScope
 from headwater.exceptions import TerminationSignal
 
 __all__ = ["run_async_generator", "run_generator"]
 
 
-def run_generator(
-    engine: FlowRunEngine, wait_for: Iterable[Any] | None
-) -> Generator[Any, Any, None]:
+def run_generator(engine: RunEngine, wait_for: Iterable[Any] | None) -> Generator[Any, Any, None]:
     """Drive a sync generator flow, yielding what it yields and passing on what is sent."""
     wait_for_upstream(wait_for)
     engine.create_or_load()
@@ -84,7 +82,7 @@ def run_generator(
 
 
 async def run_async_generator(
-    engine: FlowRunEngine, wait_for: Iterable[Any] | None
+    engine: RunEngine, wait_for: Iterable[Any] | None
 ) -> AsyncGenerator[Any, Any]:
     """Drive an async generator flow, yielding what it yields and passing on what is sent."""
     await await_upstream(wait_for)
@@ -139,7 +137,7 @@ async def run_async_generator(
         engine.outcome()
 
 
-def _begin_attempt(engine: FlowRunEngine) -> tuple[Any, float | None]:
+def _begin_attempt(engine: RunEngine) -> tuple[Any, float | None]:
     """Call the flow's function for one attempt: its (async) generator, and the deadline."""
     with engine.running_context(signals=False):
         args, kwargs = engine.call_arguments()

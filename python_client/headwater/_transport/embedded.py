@@ -6,7 +6,9 @@ storing runs in the local SQLite database (``$HEADWATER_HOME/headwater.db``). Fl
 it over real gRPC exactly as they would to a remote server.
 
 The server's stack (SQLAlchemy, Alembic, reflection) is imported here and only here, on first
-use, so ``import headwater`` stays fast and a process that talks to a remote server never loads it.
+use, so ``import headwater`` stays fast and a process that talks to a remote server never loads
+it. This module holds no process-wide state: `headwater._transport.runtime` keeps the one
+embedded server of a process and decides when it starts and stops.
 """
 
 from __future__ import annotations
@@ -16,36 +18,37 @@ import dataclasses
 import gc
 import os
 import sys
-import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from headwater import _loop
+if TYPE_CHECKING:
+    from headwater._transport.loop import BackgroundLoop
 
-__all__ = ["ensure_embedded_server", "stop_embedded_server"]
-
-_address: str | None = None
-_server: Any = None
-_lock = threading.Lock()
+__all__ = ["EmbeddedServer"]
 
 #: Seconds the server gives in-flight calls to finish when the process exits.
 _STOP_GRACE = 1.0
 
 
-def ensure_embedded_server() -> str:
-    """Start the embedded server once per process and return its address.
+class EmbeddedServer:
+    """The real server, running on the background loop of this process.
 
-    Raises:
-        ServiceUnavailable: The server could not start (for example the database cannot be
-            opened); the message says what to change.
+    Attributes:
+        address: What the engine stream dials, ``unix-abstract:headwater-<pid>-<random>``.
     """
-    global _address, _server
-    address = _address
-    if address is not None:
-        return address
-    with _lock:
-        if _address is not None:
-            return _address
+
+    def __init__(self, address: str, running: Any) -> None:
+        self.address = address
+        self._running = running
+
+    @classmethod
+    def start(cls, loop: BackgroundLoop) -> EmbeddedServer:
+        """Start the server on ``loop``, on the database the settings name.
+
+        Raises:
+            ServiceUnavailable: The server could not start (for example the database cannot be
+                opened); the message says what to change.
+        """
         from headwater._settings import get_settings
 
         database_url = get_settings().resolved_database_url()
@@ -61,7 +64,7 @@ def ensure_embedded_server() -> str:
 
                 settings = ServerSettings.from_environ()
                 settings = dataclasses.replace(settings, database_url=database_url)
-                _server = _loop.run_sync(start_server(address, settings))
+                running = loop.run_sync(start_server(address, settings))
         except Exception as exc:
             from headwater.exceptions import ServiceUnavailable
 
@@ -72,9 +75,17 @@ def ensure_embedded_server() -> str:
                 "HEADWATER_HOME, "
                 "or set HEADWATER_API_URL to use a running server (`headwater server start`).",
             ) from exc
-        _address = address
-        _loop.register_exit_hook(stop_embedded_server)
-        return address
+        return cls(address, running)
+
+    def stop(self, loop: BackgroundLoop) -> None:
+        """Stop serving (in-flight calls get a short grace); never raises."""
+        running, self._running = self._running, None
+        if running is None:
+            return
+        try:
+            loop.run_sync(running.stop(_STOP_GRACE), timeout=_STOP_GRACE + 10)
+        except Exception as exc:  # at exit there is nobody left to raise to
+            print(f"headwater: the embedded server did not stop cleanly: {exc}", file=sys.stderr)
 
 
 @contextlib.contextmanager
@@ -96,23 +107,6 @@ def _no_collection_while_loading() -> Iterator[None]:
             gc.enable()
 
 
-def stop_embedded_server() -> None:
-    """Stop the embedded server, after the engine connection has flushed what it sent."""
-    global _address, _server
-    with _lock:
-        server, _server = _server, None
-        _address = None
-    if server is None:
-        return
-    client = sys.modules.get("headwater._client")
-    if client is not None:
-        client.close_connection()
-    try:
-        _loop.run_sync(server.stop(_STOP_GRACE), timeout=_STOP_GRACE + 10)
-    except Exception as exc:  # at exit there is nobody left to raise to
-        print(f"headwater: the embedded server did not stop cleanly: {exc}", file=sys.stderr)
-
-
 def _redact(url: str) -> str:
     """The database URL without its password, fit for an error message."""
     scheme, sep, rest = url.partition("://")
@@ -121,14 +115,3 @@ def _redact(url: str) -> str:
         return url
     user = credentials.split(":", 1)[0]
     return f"{scheme}://{user}:***@{host}"
-
-
-def _forget_after_fork() -> None:
-    """A forked child does not own its parent's server; it starts its own on first use."""
-    global _address, _server, _lock
-    _address = None
-    _server = None
-    _lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_after_fork)

@@ -48,7 +48,7 @@ RACER_SCRIPT = textwrap.dedent(
     """
     import sys, time
     from headwater import flow
-    from headwater._engine import run_flow
+    from headwater._flows import run_flow
     from headwater.exceptions import Abort
 
     marker = sys.argv[2]
@@ -232,13 +232,13 @@ def test_sigterm_marks_the_run_crashed(server: Any, reader: Reader, tmp_path: Pa
 def test_two_processes_racing_for_one_run_run_it_once(
     server: Any, reader: Reader, tmp_path: Path
 ) -> None:
-    from headwater._client import get_connection
+    from headwater._transport.runtime import default_transport
     from headwater.v1 import flow_runs_pb2
 
     name = unique("race")
     created = (
-        get_connection()
-        .create_flow_run(
+        default_transport()
+        .connection.create_flow_run(
             flow_runs_pb2.CreateFlowRunRequest(flow_name=name, parameters_json='{"x": 3}')
         )
         .flow_run

@@ -14,8 +14,8 @@ import asyncio
 import copy
 import uuid
 
-from headwater._stream_ops import FlushWaiter, Op
 from headwater._transport.channel import MAX_MESSAGE_BYTES
+from headwater._transport.stream.ops import FlushWaiter, Op
 from headwater.exceptions import InvalidRequest, ServiceUnavailable
 from headwater.v1 import engine_pb2
 

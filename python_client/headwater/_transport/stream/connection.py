@@ -3,10 +3,11 @@
 A request and its answer on an open stream cost about a third of a unary call, and the engine
 makes several per task, so every engine operation in a process goes through one stream:
 
-- a daemon thread runs an asyncio loop (`headwater._loop`) that owns a grpc.aio channel and
-  the stream (`headwater._stream_reconnect`);
-- callers on any thread hand an operation (`headwater._stream_ops`) to that loop; the loop
-  numbers it and keeps it until its answer arrives (`headwater._stream_protocol`);
+- a daemon thread runs an asyncio loop (`headwater._transport.loop`) that owns a grpc.aio
+  channel and the stream (`headwater._transport.stream.reconnect`);
+- callers on any thread hand an operation (`headwater._transport.stream.ops`) to that loop;
+  the loop numbers it and keeps it until its answer arrives
+  (`headwater._transport.stream.protocol`);
 - when the stream breaks, the loop reopens it with backoff and sends every unanswered operation
   again; operations still unanswered after ``client_retry_timeout_seconds`` fail with
   `ServiceUnavailable`.
@@ -22,18 +23,18 @@ import threading
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, cast
 
-from headwater import _loop
-from headwater._stream_ops import AsyncOp, FlushWaiter, NowaitOp, SyncOp, settle_future
-from headwater._stream_protocol import (
+from headwater._transport.stream.ops import AsyncOp, FlushWaiter, NowaitOp, SyncOp, settle_future
+from headwater._transport.stream.protocol import (
     OperationTable,
     check_size,
     with_request_id,
     with_transition_id,
 )
-from headwater._stream_reconnect import EngineStream
+from headwater._transport.stream.reconnect import EngineStream
 from headwater.v1 import engine_pb2
 
 if TYPE_CHECKING:
+    from headwater._transport.loop import BackgroundLoop
     from headwater.v1 import flow_runs_pb2, logs_pb2, task_runs_pb2
 
 __all__ = ["EngineConnection"]
@@ -44,9 +45,10 @@ _Request = engine_pb2.ConnectRequest
 class EngineConnection:
     """One grpc.aio channel and one ``EngineService.Connect`` stream, shared by every thread.
 
-    Use `headwater._client.get_connection` rather than building one, so a process holds one
-    stream. Every method is thread-safe. The sync methods block the calling thread until the
-    answer arrives; the ``a``-prefixed twins are awaitable from any event loop.
+    Use `headwater._transport.runtime` (`default_transport`, `connect`) rather than building
+    one, so a process holds one stream per service and closes it at exit. Every method is
+    thread-safe. The sync methods block the calling thread until the answer arrives; the
+    ``a``-prefixed twins are awaitable from any event loop.
 
     Raises (from every operation):
         InvalidRequest, ObjectNotFound, ObjectAlreadyExists, FailedPrecondition, ServiceError:
@@ -58,6 +60,7 @@ class EngineConnection:
         self,
         address: str,
         *,
+        loop: BackgroundLoop,
         retry_timeout: float | None = None,
         keepalive_time_ms: int | None = None,
     ) -> None:
@@ -65,6 +68,7 @@ class EngineConnection:
 
         Args:
             address: The gRPC target, e.g. "127.0.0.1:4200" or "unix-abstract:name".
+            loop: The background loop that runs the channel and the stream.
             retry_timeout: Seconds to keep reconnecting before failing operations; defaults
                 to ``HEADWATER_CLIENT_RETRY_TIMEOUT_SECONDS``.
             keepalive_time_ms: The keepalive ping interval; defaults to
@@ -80,15 +84,16 @@ class EngineConnection:
                 keepalive_time_ms = settings.keepalive_time_ms
         self.address = address
         self.retry_timeout = retry_timeout
-        self._loop = _loop.get_background_loop()
+        self._background = loop
+        self._loop = loop.loop
         # Both are touched only on the background loop (but `closed` is read anywhere).
         self._ops = OperationTable(address)
         self._stream = EngineStream(address, keepalive_time_ms, self._ops, retry_timeout)
-        if _loop.in_background_loop():
+        if loop.in_loop_thread():
             self._stream.start()  # already on the loop: waiting for it would deadlock
         else:
-            _loop.run_sync(self._astart())
-        self._loop_thread_id = _loop_thread_id(self._loop)
+            loop.run_sync(self._astart())
+        self._loop_thread_id = loop.thread.ident or 0
         #: How many ``WatchFlowRun`` calls the engine opened (cancellation watches); for tests.
         self.watches_opened = 0
 
@@ -300,7 +305,7 @@ class EngineConnection:
             self.flush(timeout)
         # RuntimeError/TimeoutError: the loop is gone (interpreter shutdown); nothing to close.
         with contextlib.suppress(RuntimeError, TimeoutError):
-            _loop.run_sync(self._aclose(), timeout=10)
+            self._background.run_sync(self._aclose(), timeout=10)
 
     def __repr__(self) -> str:
         return f"EngineConnection(address={self.address!r})"
@@ -348,19 +353,3 @@ class EngineConnection:
         await self._stream.stop()
         self._ops.close()
         await self._stream.close_channel()
-
-
-def _loop_thread_id(loop: asyncio.AbstractEventLoop) -> int:
-    """The id of the thread running ``loop``, to refuse blocking calls made on it."""
-    if _loop.in_background_loop():
-        return threading.get_ident()
-    box: list[int] = []
-    done = threading.Event()
-
-    def _record() -> None:
-        box.append(threading.get_ident())
-        done.set()
-
-    loop.call_soon_threadsafe(_record)
-    done.wait()
-    return box[0]

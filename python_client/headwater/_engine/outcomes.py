@@ -1,8 +1,9 @@
 """The state the engine proposes for what an attempt did: a value, a returned state, an error.
 
-Each function returns the client-side `State` (which keeps the Python value or exception for
-the caller) together with its proto proposal (which carries only what the service stores), so
-the engine's state machine never builds proposals itself.
+Each function returns a `Proposal`: the client-side `State` (which keeps the Python value or
+exception for the caller) with what travels to the service beside it (the result as JSON or a
+reference to result storage, the failure), so the engine's state machine never builds
+proposals itself.
 """
 
 from __future__ import annotations
@@ -10,19 +11,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from headwater._engine_interrupts import crash_message
+from headwater._engine.interrupts import crash_message
+from headwater._results import inline_json
 from headwater._states import Cancelled, Completed, Crashed, Failed, State, StateType
-from headwater._transport.convert import (
-    failure_from_exception,
-    json_result,
-    reference_result,
-    state_to_proto,
-)
+from headwater._transport.interface import Proposal
 from headwater.exceptions import FlowRunTimeoutError, ParameterTypeError
-from headwater.v1 import states_pb2
 
 if TYPE_CHECKING:
-    from headwater._flows import Flow
+    from headwater._engine.runnable import Runnable
 
 __all__ = [
     "cancelled",
@@ -34,11 +30,8 @@ __all__ = [
     "timeout_error",
 ]
 
-#: A state for the caller and the proposal that reports it.
-Proposal = tuple[State[Any], states_pb2.State]
 
-
-def completed(flow: Flow[..., Any], value: Any) -> Proposal:
+def completed(flow: Runnable, value: Any) -> Proposal:
     """COMPLETED with ``value``: persisted to result storage when the flow (or settings) say so.
 
     Raises:
@@ -54,16 +47,12 @@ def completed(flow: Flow[..., Any], value: Any) -> Proposal:
 
         reference = persist_result(value, flow.result_storage, flow.result_serializer)
         data = value if flow.cache_result_in_memory else reference
-        state = Completed(data=data)
-        return state, state_to_proto(state, result=reference_result(reference))
-    state = Completed(data=value)
-    return state, state_to_proto(state, result=json_result(value))
+        return Proposal(Completed(data=data), result_reference=reference)
+    return Proposal(Completed(data=value), result_json=inline_json(value))
 
 
-def returned_state(
-    flow: Flow[..., Any], value: State[Any]
-) -> tuple[State[Any], states_pb2.State, bool]:
-    """A flow that returns a State ends in that state: (state, proposal, may_retry).
+def returned_state(flow: Runnable, value: State[Any]) -> tuple[Proposal, bool]:
+    """A flow that returns a State ends in that state: (proposal, may_retry).
 
     A returned Failed may retry like a raised exception, so a flow can fail without raising.
 
@@ -71,24 +60,21 @@ def returned_state(
         TypeError: The returned state is not final.
     """
     state: State[Any] = State(value.type, name=value.name, message=value.message, data=value.data)
-    failure = None
+    failure: BaseException | str | None = None
     result = None
     if state.type in (StateType.FAILED, StateType.CRASHED):
         data = value.data
-        if isinstance(data, BaseException):
-            failure = failure_from_exception(data)
-        else:
-            failure = states_pb2.Failure(message=value.message or "")
+        failure = data if isinstance(data, BaseException) else value.message or ""
     elif state.type is StateType.COMPLETED:
-        result = json_result(value.data)
+        result = inline_json(value.data)
     elif not state.is_final():
         raise TypeError(
             f"Flow {flow.name!r} returned a {value.name!r} state, which is not a final "
             "state. A flow may return Completed, Failed, Crashed or Cancelled states, or "
             "any other value as its result."
         )
-    proposal = state_to_proto(state, result=result, failure=failure)
-    return state, proposal, state.type is StateType.FAILED
+    proposal = Proposal(state, result_json=result, failure=failure)
+    return proposal, state.type is StateType.FAILED
 
 
 def failed(
@@ -106,19 +92,17 @@ def failed(
         message = f"Flow run raised {type(exc).__name__}: {exc}"
         run_logger.error("Attempt %d raised:", attempt, exc_info=exc)
         state = Failed(data=exc, message=message)
-    return state, state_to_proto(state, failure=failure_from_exception(exc))
+    return Proposal(state, failure=exc)
 
 
 def parameters_failed(exc: ParameterTypeError) -> Proposal:
     """FAILED for parameters that did not validate: the function never runs."""
-    state = Failed(data=exc, message=f"Parameter validation failed: {exc}")
-    return state, state_to_proto(state, failure=failure_from_exception(exc))
+    return Proposal(Failed(data=exc, message=f"Parameter validation failed: {exc}"), failure=exc)
 
 
 def crashed(exc: BaseException) -> Proposal:
     """CRASHED for an interrupt (a signal, Ctrl-C, cancellation) or an engine error."""
-    state = Crashed(data=exc, message=crash_message(exc))
-    return state, state_to_proto(state, failure=failure_from_exception(exc))
+    return Proposal(Crashed(data=exc, message=crash_message(exc)), failure=exc)
 
 
 def cancelled(reason: str) -> Proposal:
@@ -127,8 +111,7 @@ def cancelled(reason: str) -> Proposal:
     Proposed from CANCELLING, which the service accepts; if the code had finished first, the
     engine proposes COMPLETED instead (also accepted from CANCELLING: the work is done).
     """
-    state = Cancelled(message=reason)
-    return state, state_to_proto(state)
+    return Proposal(Cancelled(message=reason))
 
 
 def timeout_error(

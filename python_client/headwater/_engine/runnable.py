@@ -1,0 +1,130 @@
+"""What the engine needs of the thing it runs: a name, a policy, hooks and a function.
+
+`headwater.Flow` satisfies `Runnable` as it is; a task will too, so flows and tasks share one
+state machine. The engine reads these attributes and nothing else, which is also why it never
+imports `headwater._flows`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+__all__ = ["Hook", "Runnable"]
+
+#: A state-change hook: called as ``hook(runnable, run, state)``; may return an awaitable.
+Hook = Callable[..., Any]
+
+
+class Runnable(Protocol):
+    """The engine's view of a flow (or, later, a task).
+
+    Read-only properties, so that anything with these attributes fits, whatever their exact
+    (narrower) types.
+    """
+
+    # -- identity --------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The name runs are created under."""
+        ...
+
+    @property
+    def version(self) -> str | None:
+        """The version of the code, stored with each run."""
+        ...
+
+    @property
+    def flow_run_name(self) -> Callable[..., str] | str | None:
+        """A template or callable naming each run; None lets the service pick a name."""
+        ...
+
+    # -- the function ----------------------------------------------------------------------
+
+    @property
+    def fn(self) -> Callable[..., Any]:
+        """The code to run, called once per attempt."""
+        ...
+
+    @property
+    def isasync(self) -> bool:
+        """Whether ``fn`` is a coroutine (or async generator) function."""
+        ...
+
+    @property
+    def isgenerator(self) -> bool:
+        """Whether ``fn`` is a (sync or async) generator function."""
+        ...
+
+    @property
+    def should_validate_parameters(self) -> bool:
+        """Whether parameters are validated against the function's annotations."""
+        ...
+
+    def validate_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        """Validate and coerce parameters; raises `ParameterTypeError` when they do not fit."""
+        ...
+
+    def serialize_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        """The parameters as JSON values, as the service stores them."""
+        ...
+
+    # -- the policy ------------------------------------------------------------------------
+
+    @property
+    def retries(self) -> int:
+        """How many times the service lets a failed run run again."""
+        ...
+
+    @property
+    def retry_delay_seconds(self) -> float:
+        """How long the service waits before a retry."""
+        ...
+
+    @property
+    def timeout_seconds(self) -> float | None:
+        """How long one attempt may run before it fails with a timeout."""
+        ...
+
+    @property
+    def log_prints(self) -> bool | None:
+        """Whether ``print`` becomes run logs; None inherits from the parent or the settings."""
+        ...
+
+    @property
+    def persist_result(self) -> bool | None:
+        """Whether results are persisted; None follows the settings."""
+        ...
+
+    @property
+    def result_storage(self) -> Any:
+        """Where persisted results go (None: the default storage)."""
+        ...
+
+    @property
+    def result_serializer(self) -> Any:
+        """How persisted results are serialized (None: the default serializer)."""
+        ...
+
+    @property
+    def cache_result_in_memory(self) -> bool:
+        """Whether a persisted result is also kept in memory for the caller."""
+        ...
+
+    # -- hooks -----------------------------------------------------------------------------
+
+    @property
+    def on_running_hooks(self) -> Sequence[Hook]: ...
+
+    @property
+    def on_completion_hooks(self) -> Sequence[Hook]: ...
+
+    @property
+    def on_failure_hooks(self) -> Sequence[Hook]: ...
+
+    @property
+    def on_crashed_hooks(self) -> Sequence[Hook]: ...
+
+    @property
+    def on_cancellation_hooks(self) -> Sequence[Hook]: ...

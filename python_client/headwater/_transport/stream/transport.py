@@ -1,0 +1,237 @@
+"""`StreamTransport`: the `Transport` interface over one engine stream (`EngineConnection`).
+
+It translates between the SDK's types (`FlowRunSpec`, `Proposal`, `Decision`, `LogLine`) and
+the wire, and keeps the log lines waiting for their batch. The translation does no more work
+than the engine did when it held the messages itself: a state the engine already has in memory
+is attached to the answer instead of being decoded again, and the parameters the engine sent
+are reused instead of parsed back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from headwater._transport.client_convert import flow_run_from_proto
+from headwater._transport.convert import (
+    failure_from_exception,
+    reference_result,
+    state_from_proto,
+    state_to_proto,
+)
+from headwater._transport.interface import (
+    Decision,
+    DecisionKind,
+    FlowRunSpec,
+    LogLine,
+    Proposal,
+    RunSnapshot,
+)
+from headwater._transport.stream.logs import LogBuffer
+from headwater.exceptions import ServiceError
+from headwater.v1 import flow_runs_pb2, states_pb2
+
+if TYPE_CHECKING:
+    from headwater._transport.stream.connection import EngineConnection
+
+__all__ = ["StreamTransport"]
+
+_KINDS = {
+    states_pb2.DECISION_ACCEPT: DecisionKind.ACCEPT,
+    states_pb2.DECISION_REJECT: DecisionKind.REJECT,
+    states_pb2.DECISION_WAIT: DecisionKind.WAIT,
+    states_pb2.DECISION_ABORT: DecisionKind.ABORT,
+}
+_ACCEPT = states_pb2.DECISION_ACCEPT
+_RUNNING = states_pb2.STATE_TYPE_RUNNING
+_CANCELLING = states_pb2.STATE_TYPE_CANCELLING
+
+#: Pause before watching again after the watch stream broke (a server restart).
+_REWATCH_DELAY = 1.0
+#: Watch errors that no retry can fix: the run is gone, or the request can never succeed.
+_FINAL_WATCH_CODES = frozenset(
+    {
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.UNIMPLEMENTED,
+    }
+)
+
+
+class StreamTransport:
+    """The engine's transport over one ``EngineService.Connect`` stream.
+
+    Built by `headwater._transport.runtime` (`default_transport`, `open_transport`), which
+    also closes it at exit.
+    """
+
+    def __init__(self, connection: EngineConnection) -> None:
+        self.connection = connection
+        self._logs = LogBuffer(connection.create_logs_nowait)
+
+    @property
+    def address(self) -> str:
+        return self.connection.address
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self.connection.loop
+
+    @property
+    def logs_added(self) -> int:
+        return self._logs.added
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def create_flow_run(self, spec: FlowRunSpec) -> RunSnapshot:
+        response = self.connection.create_flow_run(_create_request(spec))
+        return _snapshot(response.flow_run, spec.parameters)
+
+    async def acreate_flow_run(self, spec: FlowRunSpec) -> RunSnapshot:
+        response = await self.connection.acreate_flow_run(_create_request(spec))
+        return _snapshot(response.flow_run, spec.parameters)
+
+    def read_flow_run(self, flow_run_id: str) -> RunSnapshot:
+        request = flow_runs_pb2.GetFlowRunRequest(flow_run_id=flow_run_id)
+        return _snapshot(self.connection.get_flow_run(request).flow_run, None)
+
+    async def aread_flow_run(self, flow_run_id: str) -> RunSnapshot:
+        request = flow_runs_pb2.GetFlowRunRequest(flow_run_id=flow_run_id)
+        return _snapshot((await self.connection.aget_flow_run(request)).flow_run, None)
+
+    def propose_flow_run_state(self, flow_run_id: str, proposal: Proposal) -> Decision:
+        request = _propose_request(flow_run_id, proposal)
+        return _decision(self.connection.set_flow_run_state(request), proposal)
+
+    async def apropose_flow_run_state(self, flow_run_id: str, proposal: Proposal) -> Decision:
+        request = _propose_request(flow_run_id, proposal)
+        return _decision(await self.connection.aset_flow_run_state(request), proposal)
+
+    # -- logs ------------------------------------------------------------------------------
+
+    def ship_log(self, line: LogLine) -> None:
+        self._logs.add(line)
+
+    def flush_logs(self, wait: bool = False) -> None:
+        try:
+            self._logs.send()
+            if wait:
+                self.connection.flush()
+        except Exception as exc:
+            self._logs.report_error(exc)
+
+    # -- cancellation ----------------------------------------------------------------------
+
+    async def wait_for_cancelling(self, flow_run_id: str, after_sequence: int) -> str | None:
+        after = after_sequence
+        while True:
+            request = flow_runs_pb2.WatchFlowRunRequest(
+                flow_run_id=flow_run_id, after_sequence=after
+            )
+            try:
+                async for message in self.connection.awatch_flow_run(request):
+                    kind = message.WhichOneof("kind")
+                    if kind == "snapshot":
+                        state = message.snapshot.state
+                    elif kind == "event" and message.event.HasField("state_changed"):
+                        after = message.event.sequence
+                        state = message.event.state_changed
+                    else:
+                        continue
+                    if state.type == _CANCELLING:
+                        return state.message
+                    if state.type != _RUNNING:
+                        return None  # the run left RUNNING: nothing more to watch for
+                return None  # the service ends the watch after a terminal state
+            except grpc.aio.AioRpcError as error:
+                if error.code() in _FINAL_WATCH_CODES:
+                    return None
+                await asyncio.sleep(_REWATCH_DELAY)  # the server restarts: watch again
+            except ServiceError:
+                return None  # the connection was closed: the process is leaving
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def close(self, timeout: float | None = 5.0) -> None:
+        self.flush_logs()
+        self.connection.close(timeout)
+
+    def __repr__(self) -> str:
+        return f"StreamTransport(address={self.address!r})"
+
+
+def _create_request(spec: FlowRunSpec) -> flow_runs_pb2.CreateFlowRunRequest:
+    request = flow_runs_pb2.CreateFlowRunRequest(
+        flow_name=spec.flow_name,
+        flow_version=spec.flow_version,
+        parameters_json=spec.parameters_json,
+        name=spec.name,
+    )
+    if spec.tags:
+        request.tags.extend(spec.tags)
+    if spec.parent_flow_run_id is not None:
+        request.parent_flow_run_id = spec.parent_flow_run_id
+    if spec.retries or spec.retry_delay_seconds:
+        request.policy.retries = spec.retries
+        request.policy.retry_delay.FromNanoseconds(int(spec.retry_delay_seconds * 1e9))
+    return request
+
+
+def _snapshot(run: flow_runs_pb2.FlowRun, parameters: dict[str, Any] | None) -> RunSnapshot:
+    return RunSnapshot(flow_run_from_proto(run, parameters=parameters), run.last_sequence)
+
+
+def _propose_request(flow_run_id: str, proposal: Proposal) -> flow_runs_pb2.SetFlowRunStateRequest:
+    """The proposal's request, without a ``transition_id``.
+
+    The connection gives each send its own id (on its copy of the request), so each attempt of
+    a WAIT loop counts as a new proposal.
+    """
+    result = None
+    if proposal.result_reference is not None:
+        result = reference_result(proposal.result_reference)
+    elif proposal.result_json is not None:
+        result = states_pb2.StateResult(json=proposal.result_json)
+    failure = proposal.failure
+    if failure is None:
+        failure_message = None
+    elif isinstance(failure, BaseException):
+        failure_message = failure_from_exception(failure)
+    else:
+        failure_message = states_pb2.Failure(message=failure)
+    state = state_to_proto(proposal.state, result=result, failure=failure_message)
+    return flow_runs_pb2.SetFlowRunStateRequest(flow_run_id=flow_run_id, state=state)
+
+
+def _decision(response: flow_runs_pb2.SetFlowRunStateResponse, proposal: Proposal) -> Decision:
+    result = response.result
+    code = result.decision
+    state = None
+    if result.HasField("state"):
+        if code == _ACCEPT:
+            # The stored state is the proposal: keep its in-memory data rather than decoding.
+            state = state_from_proto(result.state, data=proposal.state.data)
+        else:
+            state = state_from_proto(result.state)
+    wait = 0.0
+    if result.HasField("wait"):
+        wait = result.wait.seconds + result.wait.nanos / 1e9
+    if response.HasField("flow_run"):
+        run = response.flow_run
+        run_count: int | None = run.run_count
+        last_sequence: int | None = run.last_sequence
+    else:
+        run_count = last_sequence = None
+    return Decision(
+        # An unknown answer (a newer service) is followed like a REJECT: the state it holds.
+        kind=_KINDS.get(code, DecisionKind.REJECT),
+        state=state,
+        wait_seconds=wait,
+        reason=result.reason,
+        run_count=run_count,
+        last_sequence=last_sequence,
+    )

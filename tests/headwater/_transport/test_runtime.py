@@ -1,0 +1,96 @@
+"""The transport seam and its owner: flows on a transport of their own, fork, exit.
+
+Nothing is mocked: the second transport is a real stream to a real server subprocess, and the
+fork test forks a real process that runs flows on both sides.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from engine_support import sdk_target, unique
+from headwater import FlowRunContext, flow, get_run_logger
+from headwater._flows import run_flow
+from headwater._transport.runtime import default_transport, open_transport
+from headwater.client import HeadwaterClient
+
+
+@pytest.mark.integration
+def test_a_flow_reports_to_the_transport_it_is_given(make_server, tmp_path: Path) -> None:
+    """A second service beside the default one: the run, its subflow and its logs go there."""
+    other = make_server()
+    parent_name, child_name = unique("parent"), unique("child")
+    seen: dict[str, object] = {}
+
+    @flow(name=child_name)
+    def child() -> int:
+        get_run_logger().info("from the child")
+        return 2
+
+    @flow(name=parent_name)
+    def parent(x: int) -> int:
+        get_run_logger().info("from the parent")
+        context = FlowRunContext.get()
+        assert context is not None
+        seen["transport"] = context.transport
+        return x + child()
+
+    with sdk_target(tmp_path / "home"):  # the default transport: the embedded service
+        transport = open_transport(other.address)
+        assert transport is not default_transport()
+        assert run_flow(parent, {"x": 1}, transport=transport) == 3
+        assert seen["transport"] is transport
+        transport.flush_logs(wait=True)
+
+        with HeadwaterClient(other.address) as there:
+            (parent_run,) = there.list_flow_runs(flow_name=parent_name)
+            (child_run,) = there.list_flow_runs(flow_name=child_name)
+            assert parent_run.state.name == child_run.state.name == "Completed"
+            assert child_run.parent_flow_run_id == parent_run.id
+            assert [line.message for line in there.list_logs(parent_run.id)] == ["from the parent"]
+            assert [line.message for line in there.list_logs(child_run.id)] == ["from the child"]
+
+        with HeadwaterClient() as here:  # the embedded service saw none of it...
+            assert here.list_flow_runs(flow_name=parent_name) == []
+            assert parent(5) == 7  # ...until a plain call, which uses the default
+            (run,) = here.list_flow_runs(flow_name=parent_name)
+            assert run.state.name == "Completed"
+
+
+FORKING_SCRIPT = """
+import os, sys
+from headwater._transport import runtime
+
+parent = runtime.runtime()
+parent.background_loop()
+pid = os.fork()
+if pid == 0:
+    # The child owns none of its parent's threads: it gets a runtime of its own, once.
+    fresh = runtime.runtime()
+    sys.exit(0 if fresh is not parent and fresh.background_loop() is not None else 1)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, status
+assert runtime.runtime() is parent
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_a_forked_child_starts_its_own_runtime(tmp_path: Path) -> None:
+    """One fork handler, in the runtime: the child's loop, server and streams start afresh.
+
+    (gRPC itself cannot be used in a child forked while its threads are busy, so the child
+    here forks before any connection exists.)
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
+    env["HEADWATER_HOME"] = str(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", FORKING_SCRIPT], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+    assert result.stderr == ""
