@@ -5,13 +5,13 @@ machine-readable reason (sent as ``google.rpc.ErrorInfo`` in the status details,
 ``headwater.dev``) and a message that tells a person what to do. SDKs map code and reason to
 typed exceptions, so the reasons below are part of the API: never rename one.
 
-Storage and servicers raise :class:`ServiceError`; the gRPC layer turns it into a rich status with
-:func:`to_rpc_status`, and the engine stream turns it into an ``OperationError``.
+The application layer (its request checks) and storage raise :class:`ServiceError`; the gRPC layer
+turns it into a rich status with :func:`to_rpc_status`, and the engine stream turns it into an
+``OperationError``.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -118,22 +118,6 @@ def unavailable(message: str) -> ServiceError:
 def internal(message: str) -> ServiceError:
     """A bug or an unexpected failure; the message says where to look."""
     return ServiceError(code=grpc.StatusCode.INTERNAL, reason="INTERNAL", message=message)
-
-
-def parse_uuid(field_name: str, value: str, *, required: bool = True) -> str | None:
-    """Return ``value`` as a canonical UUID string, or raise INVALID_ARGUMENT naming the field.
-
-    Validating here, before storage, turns a typo into a clear message instead of a NOT_FOUND that
-    hides the real mistake.
-    """
-    if not value:
-        if required:
-            raise invalid_argument(field_name, "is required (a UUID such as '0b1c...-...').")
-        return None
-    try:
-        return str(uuid.UUID(value))
-    except (ValueError, AttributeError, TypeError):
-        raise invalid_argument(field_name, f"'{value}' is not a valid UUID.") from None
 
 
 def to_rpc_status(error: ServiceError) -> status_pb2.Status:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Iterable
+import uuid as _uuid
+from collections.abc import Collection, Iterable, Sized
 
 from google.protobuf import duration_pb2, field_mask_pb2
 from headwater.v1 import states_pb2
@@ -24,12 +25,14 @@ from headwater_server.storage.values import NAME_MAX
 __all__ = [
     "MAX_PAGE_SIZE",
     "NAME_MAX",
+    "at_most",
     "flow_name",
     "initial_state",
     "json_object",
     "name",
     "non_negative",
     "non_negative_duration",
+    "one_of",
     "optional_uuid",
     "page_size",
     "proposed_state",
@@ -52,15 +55,37 @@ _STATE_TYPE_NAMES = tuple(states_pb2.StateType.Name(value) for value in rules.AL
 
 
 def uuid(field: str, value: str) -> str:
-    """Return the canonical form of a required UUID field."""
-    parsed = errors.parse_uuid(field, value)
-    assert parsed is not None
-    return parsed
+    """Return the canonical form of a required UUID field.
+
+    Checking ids before storage turns a typo into a clear message instead of a NOT_FOUND that
+    hides the real mistake.
+    """
+    if not value:
+        raise errors.invalid_argument(field, "is required (a UUID such as '0b1c...-...').")
+    try:
+        return str(_uuid.UUID(value))
+    except (ValueError, AttributeError, TypeError):
+        raise errors.invalid_argument(field, f"'{value}' is not a valid UUID.") from None
 
 
 def optional_uuid(field: str, value: str) -> str:
     """Return the canonical form of an optional UUID field, or "" when it is empty."""
-    return errors.parse_uuid(field, value, required=False) or ""
+    return uuid(field, value) if value else ""
+
+
+def one_of(field: str, chosen: str | None, alternatives: str) -> str:
+    """Require one field of a oneof to be set; ``alternatives`` says which ones, for people."""
+    if chosen is None:
+        raise errors.invalid_argument(field, f"is required: set {alternatives}.")
+    return chosen
+
+
+def at_most(field: str, items: Sized, limit: int, noun: str) -> None:
+    """Reject a repeated field with more than ``limit`` entries."""
+    if len(items) > limit:
+        raise errors.invalid_argument(
+            field, f"has {len(items)} {noun}; send at most {limit} per call."
+        )
 
 
 def required_text(field: str, value: str) -> str:

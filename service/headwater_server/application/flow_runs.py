@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from headwater.v1 import flow_runs_pb2
 
-from headwater_server import errors
 from headwater_server.application import checks
 from headwater_server.application.backend import Backend
 
@@ -27,11 +26,9 @@ async def create_flow_run(
 
     A flow named for the first time is registered with the run.
     """
-    which = request.WhichOneof("flow")
-    if which is None:
-        raise errors.invalid_argument(
-            "flow_id", "is required: set 'flow_id' (a flow's UUID) or 'flow_name'."
-        )
+    which = checks.one_of(
+        "flow_id", request.WhichOneof("flow"), "'flow_id' (a flow's UUID) or 'flow_name'"
+    )
     if which == "flow_id":
         checks.uuid("flow_id", request.flow_id)
     else:

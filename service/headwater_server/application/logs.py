@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from headwater.v1 import logs_pb2
 
-from headwater_server import errors
 from headwater_server.application import checks
 from headwater_server.application.backend import Backend
 
@@ -15,11 +14,7 @@ async def create_logs(
     backend: Backend, request: logs_pb2.CreateLogsRequest
 ) -> logs_pb2.CreateLogsResponse:
     """Store a batch of log lines, all or none."""
-    if len(request.logs) > MAX_LINES_PER_CALL:
-        raise errors.invalid_argument(
-            "logs",
-            f"has {len(request.logs)} lines; send at most {MAX_LINES_PER_CALL} per call.",
-        )
+    checks.at_most("logs", request.logs, MAX_LINES_PER_CALL, "lines")
     for index, line in enumerate(request.logs):
         checks.uuid(f"logs[{index}].flow_run_id", line.flow_run_id)
         checks.optional_uuid(f"logs[{index}].task_run_id", line.task_run_id)

@@ -83,3 +83,30 @@ def test_durations_and_counts_must_not_be_negative() -> None:
 
 def test_a_proposal_needs_a_state() -> None:
     assert "state" in _fails(check.proposed_state, "state", states_pb2.State(), False).message
+
+
+def test_a_oneof_must_be_set_and_names_the_alternatives() -> None:
+    error = _fails(check.one_of, "flow_id", None, "'flow_id' or 'flow_name'")
+    assert error.violations[0].field == "flow_id"
+    assert "'flow_id' or 'flow_name'" in error.message
+    assert check.one_of("flow_id", "flow_name", "either") == "flow_name"
+
+
+def test_a_batch_has_a_limit() -> None:
+    error = _fails(check.at_most, "logs", [1, 2, 3], 2, "lines")
+    assert "has 3 lines; send at most 2 per call" in error.message
+    check.at_most("logs", [1, 2], 2, "lines")
+
+
+@pytest.mark.parametrize(
+    ("check_name", "value"),
+    [("name", "x" * 256), ("flow_name", "a/b"), ("flow_name", " "), ("required_text", "")],
+)
+def test_names_are_bounded_and_flow_names_restricted(check_name: str, value: str) -> None:
+    assert "name" in _fails(getattr(check, check_name), "name", value).message
+
+
+def test_tags_must_not_be_empty_or_too_long() -> None:
+    assert "empty tag" in _fails(check.tags, "tags", ["ok", ""]).message
+    assert "256 characters" in _fails(check.tags, "tags", ["t" * 256]).message
+    check.tags("tags", ["ok", "t" * 255])
