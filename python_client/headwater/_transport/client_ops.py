@@ -268,9 +268,18 @@ def resolve_address(address: str | None) -> str:
 
     The embedded server (started on first use, on the local database) is what a flow run in
     this process reports to, so a client with no address reads the runs made here.
+
+    Raises:
+        ValueError: ``address`` can never work (no port, a path, not an address); it is checked
+            as ``HEADWATER_API_URL`` is, before anything dials it.
     """
     if address is not None:
-        return address
+        from headwater._transport.channel import parse_target
+
+        try:
+            return parse_target(address)
+        except ValueError as problem:
+            raise ValueError(f"The Headwater address {address!r} {problem}.") from None
     from headwater._transport.runtime import service_address
 
     return service_address()
