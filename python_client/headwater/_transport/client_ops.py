@@ -270,16 +270,12 @@ def resolve_address(address: str | None) -> str:
     this process reports to, so a client with no address reads the runs made here.
 
     Raises:
-        ValueError: ``address`` can never work (no port, a path, not an address); it is checked
-            as ``HEADWATER_API_URL`` is, before anything dials it.
+        ValueError: ``address`` can never work (no port, a URL path, not an address).
     """
     if address is not None:
-        from headwater._transport.channel import parse_target
+        from headwater._transport.channel import checked_target
 
-        try:
-            return parse_target(address)
-        except ValueError as problem:
-            raise ValueError(f"The Headwater address {address!r} {problem}.") from None
+        return checked_target(address)  # refuse one that can never work before dialling
     from headwater._transport.runtime import service_address
 
     return service_address()
