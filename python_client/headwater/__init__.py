@@ -13,6 +13,11 @@ service (an embedded one when ``HEADWATER_API_URL`` is unset)::
 
 Names are loaded on first use, so ``import headwater`` stays fast: it imports neither pydantic
 nor grpc. Exceptions live in `headwater.exceptions`.
+
+Inside, two layers: `headwater._engine` runs a flow through its states (in SDK types only:
+`State`, `FlowRun`, decisions), and `headwater._transport`, the only code that speaks gRPC,
+carries what the engine proposes to the service behind the interface in
+`headwater._transport.interface`. ``tests/test_architecture.py`` keeps it so.
 """
 
 from __future__ import annotations

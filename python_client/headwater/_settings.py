@@ -28,29 +28,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from headwater.exceptions import SettingsError
+
 __all__ = ["Settings", "SettingsError", "get_settings", "reset_settings"]
 
 ENV_PREFIX = "HEADWATER_"
 
-# Schemes people paste out of habit (Prefect's PREFECT_API_URL is an http URL). gRPC targets
-# have none, so they are dropped rather than refused.
-_IGNORED_SCHEMES = ("grpc://", "http://", "https://")
-
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
 _FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
-
-
-class SettingsError(ValueError):
-    """One or more ``HEADWATER_*`` variables hold values Headwater cannot use.
-
-    Attributes:
-        problems: One sentence per bad variable, each naming it and saying what it accepts.
-    """
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("Invalid Headwater settings: " + "; ".join(problems))
 
 
 def _optional_text(value: Any) -> str | None:
@@ -62,15 +48,17 @@ def _optional_text(value: Any) -> str | None:
 
 
 def _api_url(value: Any) -> str | None:
-    """Reduce a URL to the gRPC target it names: ``http://host:4200/`` -> ``host:4200``."""
+    """The gRPC target the address names (``http://host:4200/`` -> ``host:4200``).
+
+    Raises:
+        ValueError: The address can never work (no port, a path, not an address at all).
+    """
     target = _optional_text(value)
     if target is None:
         return None
-    for scheme in _IGNORED_SCHEMES:
-        if target.lower().startswith(scheme):
-            target = target[len(scheme) :]
-            break
-    return target.rstrip("/") or None
+    from headwater._transport.channel import parse_target
+
+    return parse_target(target)
 
 
 def _home(value: Any) -> Path:
@@ -235,11 +223,40 @@ class Settings:
 
         Creates ``home`` for the SQLite default, because SQLite cannot create a file in a
         directory that does not exist.
+
+        Raises:
+            SettingsError: ``home`` is not a directory this process can write to.
         """
         if self.database_url:
             return self.database_url
-        self.home.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{self.home / 'headwater.db'}"
+        return f"sqlite:///{self.usable_home() / 'headwater.db'}"
+
+    def usable_home(self) -> Path:
+        """``home``, created if missing, once it is known to be a writable directory.
+
+        Raises:
+            SettingsError: ``home`` is a file, cannot be created, or cannot be written to;
+                the message names HEADWATER_HOME and the path.
+        """
+        home = self.home
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            problem = f"cannot be created ({exc.strerror or type(exc).__name__})"
+            if home.exists() and not home.is_dir():
+                problem = "is a file, not a directory"
+            raise SettingsError([_home_problem(home, problem)]) from None
+        if not os.access(home, os.W_OK | os.X_OK):
+            raise SettingsError([_home_problem(home, "is not writable by this process")])
+        return home
+
+
+def _home_problem(home: Path, problem: str) -> str:
+    return (
+        f"{ENV_PREFIX}HOME {str(home)!r} {problem}; point HEADWATER_HOME at a directory you "
+        "can write to (the local database and results live there), or set HEADWATER_API_URL "
+        "to use a running server"
+    )
 
 
 def _rebuild(values: dict[str, Any]) -> Settings:

@@ -22,6 +22,7 @@ Our exception hierarchy::
             ├── CrashedRun              the run crashed (infrastructure, signal, lost process)
             ├── CancelledRun            the run was cancelled
             ├── FlowRunTimeoutError     (+ TimeoutError) the run exceeded `timeout_seconds`
+            ├── SettingsError           (+ ValueError) a HEADWATER_* variable is unusable
             └── ServiceError            the service answered an RPC with an error status
                 ├── InvalidRequest      INVALID_ARGUMENT
                 ├── ObjectNotFound      NOT_FOUND
@@ -66,6 +67,7 @@ __all__ = [
     "ScriptError",
     "ServiceError",
     "ServiceUnavailable",
+    "SettingsError",
     "TerminationSignal",
     "UnfinishedRun",
     "UnspecifiedFlowError",
@@ -234,6 +236,24 @@ class CancelledRun(HeadwaterException):
 
 class FlowRunTimeoutError(HeadwaterException, TimeoutError):
     """The run took longer than the flow's ``timeout_seconds`` and was stopped."""
+
+
+class SettingsError(HeadwaterException, ValueError):
+    """One or more ``HEADWATER_*`` variables hold values Headwater cannot use.
+
+    Raised when the settings are first read (the first flow call, client or CLI command), so a
+    bad address or home fails at once instead of after a timeout.
+
+    Attributes:
+        problems: One sentence per bad variable, each naming it and saying what it accepts.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("Invalid Headwater settings: " + "; ".join(self.problems))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.problems,))
 
 
 class ServiceError(HeadwaterException):

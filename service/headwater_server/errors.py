@@ -22,6 +22,14 @@ if TYPE_CHECKING:
 
 DOMAIN = "headwater.dev"
 
+# Echoed values are cut to this many characters: a 4 KB id echoed whole (in the message and again
+# in the BadRequest detail) overflows the 8 KB metadata limit of HTTP/2 clients, which then see
+# RESOURCE_EXHAUSTED instead of the error meant for them.
+SHOWN_CHARACTERS = 64
+# A last guard for messages built from text this module did not shorten (driver errors, say):
+# the status message and each field description stay well below that metadata limit.
+MAX_MESSAGE_CHARACTERS = 1000
+
 
 @dataclass(frozen=True)
 class FieldViolation:
@@ -50,6 +58,24 @@ class ServiceError(Exception):
         return self.message
 
 
+def shown(value: str, limit: int = SHOWN_CHARACTERS) -> str:
+    """``value`` quoted for an error message, shortened when long so the trailer stays small.
+
+    >>> shown("x" * 5000)
+    "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...' (5000 characters)"
+    """
+    if len(value) <= limit:
+        return f"'{value}'"
+    return f"'{value[:limit]}...' ({len(value)} characters)"
+
+
+def capped(text: str) -> str:
+    """``text`` cut to MAX_MESSAGE_CHARACTERS, for messages that may hold unshortened input."""
+    if len(text) <= MAX_MESSAGE_CHARACTERS:
+        return text
+    return text[: MAX_MESSAGE_CHARACTERS - 3] + "..."
+
+
 def invalid_argument(
     field_name: str, description: str, reason: str = "INVALID_ARGUMENT"
 ) -> ServiceError:
@@ -62,6 +88,19 @@ def invalid_argument(
     )
 
 
+def undecodable_request(method: str, problem: str) -> ServiceError:
+    """The request bytes are not a valid message of the method's request type."""
+    return ServiceError(
+        code=grpc.StatusCode.INVALID_ARGUMENT,
+        reason="INVALID_ARGUMENT",
+        message=(
+            f"The request to {method} could not be decoded ({capped(problem)}). Send a message "
+            "built from the headwater.v1 .proto files (generated stubs, or grpcurl with "
+            "protos/headwater.binpb)."
+        ),
+    )
+
+
 def not_found(resource_type: str, resource_id: str) -> ServiceError:
     """The named resource does not exist (or was deleted)."""
     label = resource_type.replace("_", " ")
@@ -70,7 +109,7 @@ def not_found(resource_type: str, resource_id: str) -> ServiceError:
         code=grpc.StatusCode.NOT_FOUND,
         reason=f"{resource_type.upper()}_NOT_FOUND",
         message=(
-            f"No {label} with id '{resource_id}' exists. Check the id ({list_method} lists "
+            f"No {label} with id {shown(resource_id)} exists. Check the id ({list_method} lists "
             "them), or create it first."
         ),
         resource_type=resource_type,
@@ -133,7 +172,7 @@ def to_rpc_status(error: ServiceError) -> status_pb2.Status:
             error_details_pb2.BadRequest(
                 field_violations=[
                     error_details_pb2.BadRequest.FieldViolation(
-                        field=v.field, description=v.description
+                        field=capped(v.field), description=capped(v.description)
                     )
                     for v in error.violations
                 ]
@@ -143,7 +182,7 @@ def to_rpc_status(error: ServiceError) -> status_pb2.Status:
         details.append(
             error_details_pb2.ResourceInfo(
                 resource_type=f"headwater.v1.{error.resource_type}",
-                resource_name=error.resource_name,
+                resource_name=capped(error.resource_name),
             )
         )
     packed = []
@@ -151,4 +190,6 @@ def to_rpc_status(error: ServiceError) -> status_pb2.Status:
         any_detail = any_pb2.Any()
         any_detail.Pack(detail)
         packed.append(any_detail)
-    return status_pb2.Status(code=error.code.value[0], message=error.message, details=packed)
+    return status_pb2.Status(
+        code=error.code.value[0], message=capped(error.message), details=packed
+    )

@@ -27,7 +27,12 @@ import grpc
 import grpc.aio
 
 from headwater_server.events import EventHub
-from headwater_server.servicers import SERVICE_NAMES, Backend, add_servicers
+from headwater_server.servicers import (
+    SERVICE_NAMES,
+    Backend,
+    DecodeErrorInterceptor,
+    add_servicers,
+)
 from headwater_server.settings import ServerSettings, ServerSettingsError
 
 if TYPE_CHECKING:
@@ -366,8 +371,12 @@ def _display_url(url: str) -> str:
 def _interceptors(tracer_provider: object | None) -> list[grpc.aio.ServerInterceptor]:
     from headwater_server import telemetry
 
-    interceptor = telemetry.server_interceptor(tracer_provider)
-    return [interceptor] if interceptor is not None else []
+    # The decoding guard comes first (outermost), so it also covers what tracing wraps.
+    interceptors: list[grpc.aio.ServerInterceptor] = [DecodeErrorInterceptor()]
+    tracing = telemetry.server_interceptor(tracer_provider)
+    if tracing is not None:
+        interceptors.append(tracing)
+    return interceptors
 
 
 def _configure_logging() -> None:

@@ -28,6 +28,7 @@ from headwater.exceptions import (
     ScriptError,
     ServiceError,
     ServiceUnavailable,
+    SettingsError,
     TerminationSignal,
     UnfinishedRun,
     UnspecifiedFlowError,
@@ -76,6 +77,7 @@ def test_errors_are_headwater_exceptions(error_cls: type[Exception]) -> None:
         (ReservedArgumentError, TypeError),
         (InvalidNameError, ValueError),
         (FlowRunTimeoutError, TimeoutError),
+        (SettingsError, ValueError),
     ],
 )
 def test_errors_that_are_also_builtins(error_cls: type[Exception], builtin: type) -> None:
@@ -167,3 +169,17 @@ def test_parameter_bind_error_from_bind_failure() -> None:
     assert "`fn(a, b)`" in message
     assert "1 positional argument(s)" in message and "['c']" in message
     assert str(pickle.loads(pickle.dumps(error))) == message
+
+
+def test_settings_error_lists_each_problem_and_pickles() -> None:
+    from headwater._settings import SettingsError as FromSettings
+
+    assert FromSettings is SettingsError  # one class, importable from both places
+    assert issubclass(SettingsError, HeadwaterException)
+    error = SettingsError(["HEADWATER_API_URL has no port", "HEADWATER_HOME is a file"])
+    assert str(error) == (
+        "Invalid Headwater settings: HEADWATER_API_URL has no port; HEADWATER_HOME is a file"
+    )
+    restored = pickle.loads(pickle.dumps(error))
+    assert type(restored) is SettingsError
+    assert restored.problems == error.problems and str(restored) == str(error)

@@ -116,11 +116,20 @@ class Runtime:
         retry_timeout: float | None = None,
         keepalive_time_ms: int | None = None,
     ) -> EngineConnection:
-        """A bare engine stream to ``address`` on the background loop (the caller closes it)."""
+        """A bare engine stream to ``address`` on the background loop (the caller closes it).
+
+        Raises:
+            ValueError: ``address`` can never work; the message says what form is expected.
+        """
+        from headwater._transport.channel import parse_target
         from headwater._transport.stream.connection import EngineConnection
 
+        try:
+            target = parse_target(address)
+        except ValueError as exc:
+            raise ValueError(f"The service address {address!r} {exc}.") from None
         return EngineConnection(
-            address,
+            target,
             loop=self.background_loop(),
             retry_timeout=retry_timeout,
             keepalive_time_ms=keepalive_time_ms,

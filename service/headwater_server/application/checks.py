@@ -5,6 +5,21 @@ database work, so a caller gets the same precise message (which field, what is w
 allowed) from a unary RPC, the engine stream or an in-process caller, and storage can trust
 what it is given. Checks that need the database (does the run exist, is the name taken, may the
 run move to that state) are not here: storage and the orchestration rules answer those.
+
+Besides what each field means, these checks keep out what either database cannot hold, so that
+SQLite and PostgreSQL store (or refuse) exactly the same requests:
+
+- NUL characters, which PostgreSQL text cannot contain. Names, keys and tags (stored, looked
+  up and compared as they are) with a NUL are refused. Free text meant for people (state
+  messages, log lines, logger names) is accepted and stored with each NUL replaced by U+FFFD
+  (:func:`headwater_server.storage.values.free_text`), so a flow failing with
+  ``ValueError("bad \\x00")`` still ends FAILED with its message. Result and failure payloads
+  are stored as protobuf bytes and kept exactly.
+- Names over NAME_MAX characters (PostgreSQL's column width; SQLite stores more).
+- Times outside google.protobuf.Timestamp's range (years 1 to 9999), which datetimes cannot
+  hold, and retry delays so long that "now + delay" leaves that range.
+- JSON that other languages cannot read (NaN, Infinity) or nested deeper than MAX_JSON_DEPTH.
+- Repeated List filters longer than MAX_FILTER_VALUES entries, each a condition of the query.
 """
 
 from __future__ import annotations
@@ -13,8 +28,9 @@ import json
 import re
 import uuid as _uuid
 from collections.abc import Collection, Iterable, Sized
+from typing import Any
 
-from google.protobuf import duration_pb2, field_mask_pb2
+from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 from headwater.v1 import states_pb2
 
 from headwater_server import errors
@@ -23,12 +39,16 @@ from headwater_server.storage.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from headwater_server.storage.values import NAME_MAX
 
 __all__ = [
+    "MAX_FILTER_VALUES",
+    "MAX_JSON_DEPTH",
     "MAX_PAGE_SIZE",
+    "MAX_RETRY_DELAY_SECONDS",
     "NAME_MAX",
     "at_most",
     "flow_name",
     "initial_state",
     "json_object",
+    "json_text",
     "name",
     "non_negative",
     "non_negative_duration",
@@ -38,12 +58,24 @@ __all__ = [
     "proposed_state",
     "required_text",
     "run_policy",
+    "short_text",
     "state_type",
     "state_types",
     "tags",
+    "timestamp",
     "update_mask",
     "uuid",
 ]
+
+MAX_JSON_DEPTH = 100
+# 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the range of google.protobuf.Timestamp.
+MIN_TIMESTAMP_SECONDS = -62_135_596_800
+MAX_TIMESTAMP_SECONDS = 253_402_300_799
+MAX_RETRY_DELAY_SECONDS = 10 * 365 * 24 * 3600
+# Entries a repeated List filter may hold: each becomes a condition of the query, and a thousand
+# tags held the database thread for seconds (SQLite refused the expression tree outright).
+MAX_FILTER_VALUES = 100
+_NUL = "\x00"
 
 _FLOW_NAME_RE = re.compile(r"^[\w .:\-]+$")
 
@@ -65,7 +97,9 @@ def uuid(field: str, value: str) -> str:
     try:
         return str(_uuid.UUID(value))
     except (ValueError, AttributeError, TypeError):
-        raise errors.invalid_argument(field, f"'{value}' is not a valid UUID.") from None
+        raise errors.invalid_argument(
+            field, f"{errors.shown(value)} is not a valid UUID."
+        ) from None
 
 
 def optional_uuid(field: str, value: str) -> str:
@@ -95,11 +129,21 @@ def required_text(field: str, value: str) -> str:
     return value
 
 
-def name(field: str, value: str) -> str:
-    """Reject a name, key or tag longer than the schema stores."""
+def short_text(field: str, value: str) -> str:
+    """Reject text longer than a name column stores (NUL is allowed: storage replaces it)."""
     if len(value) > NAME_MAX:
         raise errors.invalid_argument(
             field, f"is {len(value)} characters long; at most {NAME_MAX}."
+        )
+    return value
+
+
+def name(field: str, value: str) -> str:
+    """Reject a name, key or tag longer than the schema stores or holding a NUL character."""
+    short_text(field, value)
+    if _NUL in value:
+        raise errors.invalid_argument(
+            field, f"contains a NUL character (\\x00) at position {value.index(_NUL)}; remove it."
         )
     return value
 
@@ -111,7 +155,8 @@ def flow_name(field: str, value: str) -> str:
     if not _FLOW_NAME_RE.match(value):
         raise errors.invalid_argument(
             field,
-            f"'{value}' contains characters other than letters, digits, spaces and '-_.:'.",
+            f"{errors.shown(value)} contains characters other than letters, digits, spaces and "
+            "'-_.:'.",
         )
     return value
 
@@ -161,16 +206,57 @@ def page_size(field: str, value: int) -> int:
     return value
 
 
-def json_object(field: str, text: str) -> str:
-    """Accept "" (meaning {}) or JSON text whose top level is an object."""
-    if not text:
-        return text
+class _NonStandardNumber(ValueError):
+    pass
+
+
+def _refuse_constant(constant: str) -> Any:
+    raise _NonStandardNumber(constant)
+
+
+def json_text(field: str, text: str, example: str = "'42' or '[1, 2]'") -> Any:
+    """Parse standard JSON at most MAX_JSON_DEPTH levels deep and return its value.
+
+    Python's json module accepts NaN and Infinity, which JSON (and so every other language's
+    reader) does not, and raises RecursionError on deep nesting: both are the caller's mistake.
+    """
+    too_deep = f"is nested too deep; at most {MAX_JSON_DEPTH} levels of arrays and objects."
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except _NonStandardNumber as exc:
+        raise errors.invalid_argument(
+            field, f"contains {exc}, which is not standard JSON; send null or a string instead."
+        ) from None
+    except RecursionError:
+        raise errors.invalid_argument(field, too_deep) from None
     except ValueError as exc:
         raise errors.invalid_argument(
-            field, f"is not valid JSON ({exc}). Send a JSON object such as '{{\"x\": 1}}'."
+            field, f"is not valid JSON ({exc}). Send JSON such as {example}."
         ) from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise errors.invalid_argument(field, too_deep)
+    return value
+
+
+def _depth(value: Any) -> int:
+    """The nesting depth of parsed JSON (0 for a scalar), without recursion."""
+    deepest = 0
+    stack = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level + 1)
+            stack.extend((child, level + 1) for child in item)
+    return deepest
+
+
+def json_object(field: str, text: str) -> str:
+    """Accept "" (meaning {}) or standard JSON text whose top level is an object."""
+    if not text:
+        return text
+    value = json_text(field, text, "a JSON object such as '{\"x\": 1}'")
     if not isinstance(value, dict):
         raise errors.invalid_argument(
             field, f"must be a JSON object, not {type(value).__name__}. Wrap values by name."
@@ -186,7 +272,7 @@ def update_mask(field: str, mask: field_mask_pb2.FieldMask, allowed: Collection[
     for path in mask.paths:
         if path not in allowed:
             raise errors.invalid_argument(
-                field, f"unknown path '{path}'. Only {listing} can be changed."
+                field, f"unknown path {errors.shown(path)}. Only {listing} can be changed."
             )
     return list(mask.paths)
 
@@ -206,20 +292,56 @@ def non_negative(field: str, value: int) -> int:
     return value
 
 
+def timestamp(field: str, value: timestamp_pb2.Timestamp) -> None:
+    """Reject a time outside google.protobuf.Timestamp's range (years 1 to 9999 UTC)."""
+    if not (
+        MIN_TIMESTAMP_SECONDS <= value.seconds <= MAX_TIMESTAMP_SECONDS
+        and 0 <= value.nanos <= 999_999_999
+    ):
+        raise errors.invalid_argument(
+            field,
+            f"(seconds={value.seconds}, nanos={value.nanos}) is out of range: a time must lie "
+            "between 0001-01-01 and 9999-12-31 UTC, with nanos from 0 to 999,999,999.",
+        )
+
+
+def _state_contents(field: str, state: states_pb2.State) -> None:
+    """What any State in a request carries: its name, scheduled time and JSON result."""
+    name(f"{field}.name", state.name)
+    if state.HasField("scheduled_time"):
+        timestamp(f"{field}.scheduled_time", state.scheduled_time)
+    if state.HasField("result") and state.result.WhichOneof("kind") == "json":
+        if not state.result.json:
+            raise errors.invalid_argument(
+                f"{field}.result.json", "is empty; send JSON text such as 'null' or '42'."
+            )
+        json_text(f"{field}.result.json", state.result.json)
+
+
 def proposed_state(field: str, state: states_pb2.State, present: bool) -> None:
-    """Check a proposed State: it must be given and carry a known type."""
+    """Check a proposed State: it must be given, carry a known type and storable contents."""
     if not present:
         raise errors.invalid_argument(field, "is required: give at least its 'type'.")
     state_type(f"{field}.type", state.type)
+    _state_contents(field, state)
 
 
 def initial_state(field: str, state: states_pb2.State, present: bool) -> None:
     """Check the state a run is created in: none (PENDING), PENDING or SCHEDULED."""
     if present:
         state_type(f"{field}.type", state.type, _INITIAL_STATE_TYPES)
+        _state_contents(field, state)
 
 
 def run_policy(field: str, policy: states_pb2.RunPolicy) -> None:
-    """Check the retry policy a run is created with."""
+    """Check the retry policy a run is created with.
+
+    The delay is bounded so that "now + delay", computed when the run fails, stays a valid time.
+    """
     non_negative(f"{field}.retries", policy.retries)
-    non_negative_duration(f"{field}.retry_delay", policy.retry_delay)
+    delay = non_negative_duration(f"{field}.retry_delay", policy.retry_delay)
+    if delay > MAX_RETRY_DELAY_SECONDS:
+        raise errors.invalid_argument(
+            f"{field}.retry_delay",
+            f"is {delay:.0f} s; at most {MAX_RETRY_DELAY_SECONDS} s (ten years).",
+        )

@@ -60,10 +60,20 @@ async def list_flow_runs(
 ) -> flow_runs_pb2.ListFlowRunsResponse:
     """Page through flow runs, newest first, with typed filters."""
     checks.page_size("page_size", request.page_size)
-    for index, flow_id in enumerate(request.filter.flow_ids):
+    where = request.filter
+    for field, values in (
+        ("flow_ids", where.flow_ids),
+        ("state_types", where.state_types),
+        ("tags", where.tags),
+    ):
+        checks.at_most(f"filter.{field}", values, checks.MAX_FILTER_VALUES, "entries")
+    for index, flow_id in enumerate(where.flow_ids):
         checks.uuid(f"filter.flow_ids[{index}]", flow_id)
-    checks.state_types("filter.state_types", request.filter.state_types)
-    checks.optional_uuid("filter.parent_flow_run_id", request.filter.parent_flow_run_id)
+    checks.name("filter.flow_name", where.flow_name)
+    checks.state_types("filter.state_types", where.state_types)
+    checks.optional_uuid("filter.parent_flow_run_id", where.parent_flow_run_id)
+    for index, tag in enumerate(where.tags):
+        checks.name(f"filter.tags[{index}]", tag)
     return await backend.db.run(backend.db.repository.list_flow_runs, request)
 
 

@@ -31,6 +31,7 @@ async def list_flows(
 ) -> flows_pb2.ListFlowsResponse:
     """Page through flows, newest first."""
     checks.page_size("page_size", request.page_size)
+    checks.name("name", request.name)
     return await backend.db.run(backend.db.repository.list_flows, request)
 
 

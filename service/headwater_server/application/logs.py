@@ -19,7 +19,9 @@ async def create_logs(
         checks.uuid(f"logs[{index}].flow_run_id", line.flow_run_id)
         checks.optional_uuid(f"logs[{index}].task_run_id", line.task_run_id)
         checks.non_negative(f"logs[{index}].level", line.level)
-        checks.name(f"logs[{index}].logger_name", line.logger_name)
+        checks.short_text(f"logs[{index}].logger_name", line.logger_name)
+        if line.HasField("log_time"):
+            checks.timestamp(f"logs[{index}].log_time", line.log_time)
     checks.optional_uuid("request_id", request.request_id)
     if not request.logs:
         return logs_pb2.CreateLogsResponse(created_count=0)

@@ -39,7 +39,11 @@ async def list_task_runs(
     """Page through task runs in creation order."""
     checks.page_size("page_size", request.page_size)
     checks.optional_uuid("filter.flow_run_id", request.filter.flow_run_id)
+    checks.at_most(
+        "filter.state_types", request.filter.state_types, checks.MAX_FILTER_VALUES, "entries"
+    )
     checks.state_types("filter.state_types", request.filter.state_types)
+    checks.name("filter.task_key", request.filter.task_key)
     return await backend.db.run(backend.db.repository.list_task_runs, request)
 
 

@@ -19,6 +19,7 @@ from headwater.v1 import (
 )
 
 from headwater_server.application.backend import Backend
+from headwater_server.servicers._decoding import DecodeErrorInterceptor
 from headwater_server.servicers.engine import EngineServicer
 from headwater_server.servicers.flow_runs import FlowRunServicer
 from headwater_server.servicers.flows import FlowServicer
@@ -28,7 +29,7 @@ from headwater_server.servicers.task_runs import TaskRunServicer
 if TYPE_CHECKING:
     import grpc.aio
 
-__all__ = ["SERVICE_NAMES", "Backend", "add_servicers"]
+__all__ = ["SERVICE_NAMES", "Backend", "DecodeErrorInterceptor", "add_servicers"]
 
 # Full names of the services this package implements (for reflection and health).
 SERVICE_NAMES: tuple[str, ...] = (

@@ -5,7 +5,8 @@ Each request carries one operation; it runs the very application operation its u
 request's sequence.
 An operation is one asyncio task, chained behind the previous operation on the same run, so one
 run's proposals apply in the order sent while different runs proceed concurrently. A failed
-operation answers ``OperationError`` and the stream stays open.
+operation answers ``OperationError`` and the stream stays open; so does a request whose bytes
+cannot be decoded (answered with sequence 0, see :mod:`._decoding`).
 
 A shutdown lets the operations already received finish and answer, then ends the stream with
 UNAVAILABLE; operations that arrive meanwhile are not run, and the client resends them to the
@@ -27,6 +28,7 @@ from headwater_server import errors
 from headwater_server.application.backend import Backend, Operation
 from headwater_server.application.engine import OPERATIONS
 from headwater_server.servicers._common import abort, to_service_error
+from headwater_server.servicers._decoding import UndecodableRequest
 
 logger = logging.getLogger("headwater_server.engine")
 
@@ -52,6 +54,11 @@ class EngineSession:
         """Start one operation, behind the previous operation on the same run."""
         if self._closed:
             return  # shutting down: unanswered, so the client resends it to the next server
+        if isinstance(request, UndecodableRequest):
+            # Its sequence is unknown (it is inside the bytes that did not parse), so the answer
+            # carries 0; the stream goes on with the next operation.
+            self._answer_error(0, request.error())
+            return
         kind = request.WhichOneof("operation")
         entry = OPERATIONS.get(kind) if kind else None
         if entry is None:
@@ -139,7 +146,9 @@ class EngineSession:
             engine_pb2.ConnectResponse(
                 sequence=sequence,
                 error=engine_pb2.OperationError(
-                    code=error.code.value[0], reason=error.reason, message=error.message
+                    code=error.code.value[0],
+                    reason=error.reason,
+                    message=errors.capped(error.message),
                 ),
             )
         )

@@ -12,7 +12,7 @@ from headwater_server.storage import convert, pagination
 from headwater_server.storage._base import RepositoryBase
 from headwater_server.storage.schema import flow_runs, logs, request_log
 from headwater_server.storage.statements import keyset_after
-from headwater_server.storage.values import canonical_id, new_id, optional_id
+from headwater_server.storage.values import canonical_id, free_text, new_id, optional_id
 
 
 class LogsMixin(RepositoryBase):
@@ -45,9 +45,9 @@ class LogsMixin(RepositoryBase):
                     "id": new_id(),
                     "flow_run_id": canonical_id(log.flow_run_id),
                     "task_run_id": optional_id(log.task_run_id),
-                    "logger_name": log.logger_name,
+                    "logger_name": free_text(log.logger_name),
                     "level": log.level,
-                    "message": log.message,
+                    "message": free_text(log.message),
                     "log_time": (
                         convert.timestamp_to_us(log.log_time) if log.HasField("log_time") else now
                     ),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +18,9 @@ from headwater_server.errors import invalid_argument
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+# Tokens this module writes are about 100 characters; anything far longer is not one of them.
+MAX_TOKEN_CHARACTERS = 512
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def page_size(value: int) -> int:
@@ -51,17 +55,30 @@ def next_page_token(
 def decode_token(collection: str, token: str) -> tuple[int, str] | None:
     """The ``(time, id)`` a token resumes after, None for an empty token.
 
+    A token comes back from the caller, so it is checked as strictly as any other input: its
+    time must fit the 64-bit column it is compared with (a crafted 2**64 or ``true`` reached the
+    database and failed there), and its id must be a UUID like every row id.
+
     Raises:
         ServiceError: INVALID_ARGUMENT when the token is malformed or from another List method.
     """
     if not token:
         return None
     try:
+        if len(token) > MAX_TOKEN_CHARACTERS:
+            raise ValueError("too long")
         padded = token + "=" * (-len(token) % 4)
-        kind, sort_time, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if kind != collection or not isinstance(sort_time, int) or not isinstance(row_id, str):
+        parts = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        kind, sort_time, row_id = parts
+        if (
+            kind != collection
+            or type(sort_time) is not int
+            or not INT64_MIN <= sort_time <= INT64_MAX
+            or not isinstance(row_id, str)
+        ):
             raise ValueError(kind)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        row_id = str(uuid.UUID(row_id))
+    except (ValueError, TypeError, binascii.Error, UnicodeError, RecursionError):
         raise invalid_argument(
             "page_token",
             "is not a token returned by this List method; pass the next_page_token of the "

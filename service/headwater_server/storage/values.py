@@ -35,11 +35,22 @@ def payloads(state: states_pb2.State) -> tuple[bytes | None, bytes | None]:
     return result, failure
 
 
+def free_text(value: str) -> str:
+    """Text meant for people in a form every database stores: NUL becomes U+FFFD.
+
+    PostgreSQL text cannot hold NUL; replacing it (rather than refusing the request) keeps a
+    run whose exception message contains one from ending CRASHED instead of FAILED, and SQLite
+    stores the same text so both databases answer alike.
+    """
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
 def proposal_message(state: states_pb2.State) -> str:
+    """The message stored with a proposed state: its own, else its failure's."""
     if state.message:
-        return state.message
+        return free_text(state.message)
     if state.HasField("failure"):
-        return state.failure.message
+        return free_text(state.failure.message)
     return ""
 
 

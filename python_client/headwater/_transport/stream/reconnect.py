@@ -32,6 +32,10 @@ _INITIAL_BACKOFF = 0.1
 _MAX_BACKOFF = 2.0
 # After this many seconds of outage with callers waiting, say so on stderr (once).
 _WARN_AFTER = 5.0
+#: How long operations wait for a service this stream has never reached.
+FIRST_CONTACT_SECONDS = 3.0
+#: How often a stream that has not reached its service yet checks for operations to fail.
+_FIRST_CONTACT_TICK = 0.25
 
 # Status codes that mean "the stream broke, the operations did not fail": reconnect and resend.
 # CANCELLED and INTERNAL appear when a server goes away mid-stream (a GOAWAY or a reset).
@@ -61,7 +65,10 @@ class EngineStream:
         self._ops = operations
         self._channel: grpc.aio.Channel | None = None
         self._runner: asyncio.Task[None] | None = None
-        self._last_error = ""
+        self._first_contact: asyncio.Task[None] | None = None
+        self._last_error = "no answer yet"
+        #: Whether the service ever answered on this stream's channel.
+        self.reached = False
         #: How many streams were opened (1 + reconnects) and operations sent again on a new
         #: stream; for tests and diagnostics.
         self.streams_opened = 0
@@ -75,13 +82,33 @@ class EngineStream:
             self.address, options=channel_options(self._keepalive_time_ms)
         )
         self._runner = asyncio.create_task(self._run(), name="headwater-engine-stream")
+        self._first_contact = asyncio.create_task(
+            self._fail_unreached(), name="headwater-first-contact"
+        )
 
     async def stop(self) -> None:
         """Stop the stream task (the operation table is marked closed already)."""
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._runner
+        for task in (self._first_contact, self._runner):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _fail_unreached(self) -> None:
+        """Until the service first answers, fail operations that waited too long for it.
+
+        The service counts as reached once the channel is connected (READY), even before its
+        first answer, so a slow first answer is waited for like any other. A separate task,
+        because a connection attempt to an address that drops packets can hang far longer than
+        the stream's own retries would notice.
+        """
+        while not self.reached and not self._ops.closed:
+            await asyncio.sleep(_FIRST_CONTACT_TICK)
+            channel = self._channel
+            if channel is not None and channel.get_state() == grpc.ChannelConnectivity.READY:
+                self.reached = True
+            elif not self.reached and self._ops.pending:
+                self._expire_pending(None, time.monotonic())
 
     @property
     def channel(self) -> grpc.aio.Channel | None:
@@ -137,6 +164,7 @@ class EngineStream:
             if ops.closed:
                 break
             if progressed:
+                self.reached = True
                 backoff = _INITIAL_BACKOFF
                 outage_start = None
                 warned = False
@@ -181,7 +209,7 @@ class EngineStream:
                 response = await call.read()
                 if response is grpc.aio.EOF:
                     return progressed
-                progressed = True
+                progressed = self.reached = True
                 outcome = response.WhichOneof("outcome")
                 if outcome == "error":
                     ops.answer(response.sequence, None, from_operation_error(response.error))
@@ -192,24 +220,44 @@ class EngineStream:
             writer.cancel()
             call.cancel()
 
-    def _expire_pending(self, outage_start: float, now: float) -> None:
-        """Fail the operations that have waited ``retry_timeout`` seconds into this outage."""
+    def _expire_pending(self, outage_start: float | None, now: float) -> None:
+        """Fail the operations that waited too long into this outage.
+
+        That is ``retry_timeout`` seconds for a service this stream has reached, and
+        `FIRST_CONTACT_SECONDS` (at most) for one it never reached.
+        """
+        if self.reached:
+            limit = self.retry_timeout
+            error = self._unreachable_error()
+        else:
+            limit = min(self.retry_timeout, FIRST_CONTACT_SECONDS)
+            error = self._never_reached_error(limit)
+        start = outage_start if outage_start is not None else 0.0
         expired = [
             sequence
             for sequence, op in self._ops.pending.items()
-            if now - max(op.submitted, outage_start) >= self.retry_timeout
+            if now - max(op.submitted, start) >= limit
         ]
-        if not expired:
-            return
-        error = ServiceUnavailable(
+        for sequence in expired:
+            self._ops.answer(sequence, None, copy.copy(error))
+
+    def _unreachable_error(self) -> ServiceUnavailable:
+        return ServiceUnavailable(
             "SERVICE_UNREACHABLE",
             f"Could not reach the Headwater service at {self.address} for "
             f"{self.retry_timeout:g} s (last error: {self._last_error}). Start it with "
             "`headwater server start`, check HEADWATER_API_URL, or give a restarting server "
             "more time with HEADWATER_CLIENT_RETRY_TIMEOUT_SECONDS.",
         )
-        for sequence in expired:
-            self._ops.answer(sequence, None, copy.copy(error))
+
+    def _never_reached_error(self, waited: float) -> ServiceUnavailable:
+        return ServiceUnavailable(
+            "SERVICE_UNREACHABLE",
+            f"No Headwater service answered at {self.address} within {waited:g} s (last "
+            f"error: {self._last_error}). Check HEADWATER_API_URL (it names this address): "
+            "start a server there with `headwater server start`, point the variable at a "
+            "running one, or unset it to use the embedded service.",
+        )
 
 
 async def _write_loop(call: Any, queue: asyncio.Queue[Op]) -> None:
