@@ -55,7 +55,7 @@ class RunEngine(EngineRun):
             if self.attempts == 1:
                 self._info("Started (flow %r)", self.flow.name)
             else:
-                self._info("Retrying: attempt %d", self.run_count)
+                self._info("Retrying: attempt %d", self.run.run_count if self.run else 0)
             return True
         if kind is REJECT and current is not None and current.is_final():
             # Someone else finished it (or it was cancelled): report what the service holds.
@@ -206,7 +206,7 @@ class RunEngine(EngineRun):
         Free for a short attempt: the watch only starts once the code has run for a while.
         """
         assert self.run is not None
-        return CancelScope(self.transport, self.run.id, self.last_sequence, async_task)
+        return CancelScope(self.transport, self.run.id, self.run.last_sequence, async_task)
 
     def _cancellation(self, reason: str) -> Proposal:
         self._info("Cancelling: %s", reason)

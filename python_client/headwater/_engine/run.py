@@ -9,7 +9,6 @@ answer never reaches the state machine: `EngineRun.propose` sleeps as told and a
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from typing import TYPE_CHECKING, Any, Literal
@@ -75,9 +74,7 @@ class EngineRun:
 
             self.log_prints = get_settings().log_prints
 
-        self.run: FlowRun | None = None  # as created; `_view` adds the current state
-        self.run_count = 0
-        self.last_sequence = 0
+        self.run: RunSnapshot | None = None  # the run as the service last reported it
         self.parameters: dict[str, Any] = {}
         self.serialized_parameters: dict[str, Any] = {}
         self.validation_error: ParameterTypeError | None = None
@@ -124,20 +121,17 @@ class EngineRun:
         return run_spec(self.flow, self.parameters, self.serialized_parameters, self.parent)
 
     def _use_existing(self, snapshot: RunSnapshot) -> RunSnapshot:
-        stored = snapshot.flow_run.parameters
+        stored = snapshot.flow_run().parameters
         if self.raw_parameters is None:
             self.raw_parameters = dict(stored)
         self._validate()
         self.serialized_parameters = stored
         return snapshot
 
-    def _created(self, snapshot: RunSnapshot) -> None:
-        run = snapshot.flow_run
+    def _created(self, run: RunSnapshot) -> None:
         self.run = run
-        self.run_count = run.run_count
-        self.last_sequence = snapshot.last_sequence
         self.run_logger = run_logger(run.id, run.name, self.flow.name)
-        self.state = run.state
+        self.state = None  # the view converts it on demand: most runs never look
         self.context = FlowRunContext(
             flow=self.flow,
             flow_run_id=run.id,
@@ -153,11 +147,8 @@ class EngineRun:
         return self._view(self.state)
 
     def _view(self, state: State[Any] | None) -> FlowRun:
-        run = self.run
-        assert run is not None
-        if state is run.state and self.run_count == run.run_count:
-            return run
-        return dataclasses.replace(run, state=state, run_count=self.run_count)
+        assert self.run is not None
+        return self.run.flow_run(state)
 
     def call_arguments(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """The function's arguments for the next attempt."""
@@ -172,12 +163,10 @@ class EngineRun:
     # -- proposing states ------------------------------------------------------------------
 
     def _answered(self, decision: Decision) -> Decision:
-        if decision.run_count is not None:
-            self.run_count = decision.run_count
-        if decision.last_sequence is not None:
-            self.last_sequence = decision.last_sequence
-        if self.context is not None:
-            self.context.run_changed()
+        if decision.run is not None:
+            self.run = decision.run
+            if self.context is not None:
+                self.context.run_changed()
         if decision.kind is WAIT:
             self._log_wait(decision)
         return decision

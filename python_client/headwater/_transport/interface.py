@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import asyncio
+    from collections.abc import Callable
 
     from headwater._results import ResultReference
     from headwater._runs import FlowRun
@@ -66,18 +67,14 @@ class Decision:
             the state the service kept or set. None when the answer carried no state.
         wait_seconds: For WAIT, how long to wait before proposing again (0 otherwise).
         reason: The service's explanation ("" when it gave none).
-        run_count: How many times the run has entered RUNNING after this answer (None when
-            the answer did not report the run).
-        last_sequence: The number of the run's latest event after this answer (None when the
-            answer did not report the run); a cancellation watch starts after it.
+        run: The run after this answer (None when the answer did not report it).
     """
 
     kind: DecisionKind
     state: State[Any] | None = None
     wait_seconds: float = 0.0
     reason: str = ""
-    run_count: int | None = None
-    last_sequence: int | None = None
+    run: RunSnapshot | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,16 +128,30 @@ class FlowRunSpec:
 
 @dataclass(frozen=True, slots=True)
 class RunSnapshot:
-    """A run as the service reported it, with the bookkeeping the engine needs beside it.
+    """A run as the service reported it: what the engine needs at once, the rest on demand.
+
+    Most runs never look at their `FlowRun` view (only hooks and ``get_run_context()`` do),
+    so the view, with its times and state, is converted only when asked for.
 
     Attributes:
-        flow_run: The SDK view of the run (its state is the state the service holds).
+        id: The run's id.
+        name: The run's name.
+        run_count: How many times the run has entered RUNNING.
         last_sequence: The number of the run's latest event; a cancellation watch starts
             after it so it misses nothing.
+        load: Builds the view; given a state, shows that one instead of the one the service
+            sent (the engine's own state keeps the in-memory result).
     """
 
-    flow_run: FlowRun
-    last_sequence: int = 0
+    id: str
+    name: str
+    run_count: int
+    last_sequence: int
+    load: Callable[[State[Any] | None], FlowRun] = field(repr=False, compare=False)
+
+    def flow_run(self, state: State[Any] | None = None) -> FlowRun:
+        """The SDK view of the run, showing ``state`` when given."""
+        return self.load(state)
 
 
 @dataclass(frozen=True, slots=True)

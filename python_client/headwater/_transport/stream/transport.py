@@ -34,6 +34,8 @@ from headwater.exceptions import ServiceError
 from headwater.v1 import flow_runs_pb2, states_pb2
 
 if TYPE_CHECKING:
+    from headwater._runs import FlowRun
+    from headwater._states import State
     from headwater._transport.stream.connection import EngineConnection
 
 __all__ = ["StreamTransport"]
@@ -182,7 +184,12 @@ def _create_request(spec: FlowRunSpec) -> flow_runs_pb2.CreateFlowRunRequest:
 
 
 def _snapshot(run: flow_runs_pb2.FlowRun, parameters: dict[str, Any] | None) -> RunSnapshot:
-    return RunSnapshot(flow_run_from_proto(run, parameters=parameters), run.last_sequence)
+    """The run's snapshot; its view is converted only if someone asks for it."""
+
+    def load(state: State[Any] | None) -> FlowRun:
+        return flow_run_from_proto(run, parameters=parameters, state=state)
+
+    return RunSnapshot(run.id, run.name, run.run_count, run.last_sequence, load)
 
 
 def _propose_request(flow_run_id: str, proposal: Proposal) -> flow_runs_pb2.SetFlowRunStateRequest:
@@ -220,18 +227,12 @@ def _decision(response: flow_runs_pb2.SetFlowRunStateResponse, proposal: Proposa
     wait = 0.0
     if result.HasField("wait"):
         wait = result.wait.seconds + result.wait.nanos / 1e9
-    if response.HasField("flow_run"):
-        run = response.flow_run
-        run_count: int | None = run.run_count
-        last_sequence: int | None = run.last_sequence
-    else:
-        run_count = last_sequence = None
+    run = _snapshot(response.flow_run, None) if response.HasField("flow_run") else None
     return Decision(
         # An unknown answer (a newer service) is followed like a REJECT: the state it holds.
         kind=_KINDS.get(code, DecisionKind.REJECT),
         state=state,
         wait_seconds=wait,
         reason=result.reason,
-        run_count=run_count,
-        last_sequence=last_sequence,
+        run=run,
     )
