@@ -30,12 +30,15 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from headwater._runs import Flow, FlowRun, FlowRunEvent, Log, TaskRun
 from headwater._states import State, StateType
+from headwater._transport import client_ops as ops
+from headwater._transport.client_async import AsyncRunner
+from headwater._transport.client_convert import parse_state_type as _wire_state_type
+from headwater._transport.client_sync import SyncRunner
+from headwater._transport.convert import state_type_from_proto
+from headwater.exceptions import UnfinishedRun
 
 if TYPE_CHECKING:
     from types import TracebackType
-
-    from headwater._transport.client_async import AsyncRunner
-    from headwater._transport.client_sync import SyncRunner
 
 __all__ = [
     "AsyncHeadwaterClient",
@@ -60,10 +63,7 @@ def parse_state_type(value: Any) -> StateType:
     Raises:
         ValueError: The value names no state type; the message lists the valid ones.
     """
-    from headwater._transport.client_convert import parse_state_type as to_wire
-    from headwater._transport.convert import state_type_from_proto
-
-    return state_type_from_proto(to_wire(value))
+    return state_type_from_proto(_wire_state_type(value))
 
 
 @overload
@@ -110,9 +110,7 @@ class HeadwaterClient:
     """
 
     def __init__(self, address: str | None = None, *, timeout: float | None = DEFAULT_TIMEOUT):
-        from headwater._transport.client_sync import SyncRunner
-
-        self._runner: SyncRunner = SyncRunner(address, timeout)
+        self._runner = SyncRunner(address, timeout)
         self.address = self._runner.address
         self.timeout = timeout
 
@@ -120,22 +118,16 @@ class HeadwaterClient:
 
     def get_flow(self, flow_id: str) -> Flow:
         """One flow by id."""
-        from headwater._transport import client_ops as ops
-
         return self._runner.call(ops.get_flow(flow_id))
 
     def list_flows(self, *, name: str = "", limit: int = 50) -> list[Flow]:
         """Flows, newest first; ``name`` picks the one flow of that name."""
-        from headwater._transport import client_ops as ops
-
         return self._runner.collect(ops.list_flows(name, limit))
 
     # --------------------------------------------------------------------- flow runs
 
     def get_flow_run(self, flow_run_id: str) -> FlowRun:
         """One flow run with its current state."""
-        from headwater._transport import client_ops as ops
-
         return self._runner.call(ops.get_flow_run(flow_run_id))
 
     def list_flow_runs(
@@ -162,8 +154,6 @@ class HeadwaterClient:
                 with ``flow_name`` on a large database.
             limit: The most runs to return (pages are fetched as needed).
         """
-        from headwater._transport import client_ops as ops
-
         return self._runner.collect(
             ops.list_flow_runs(
                 flow_name=flow_name,
@@ -178,8 +168,6 @@ class HeadwaterClient:
 
     def list_flow_run_events(self, flow_run_id: str, after_sequence: int = 0) -> list[FlowRunEvent]:
         """The run's history after ``after_sequence``, oldest first."""
-        from headwater._transport import client_ops as ops
-
         return self._runner.collect(ops.list_flow_run_events(flow_run_id, after_sequence))
 
     def list_flow_run_states(self, flow_run_id: str) -> list[State[Any]]:
@@ -198,8 +186,6 @@ class HeadwaterClient:
 
     def cancel_flow_run(self, flow_run_id: str, reason: str = "") -> FlowRun:
         """Cancel a run: CANCELLED at once, or CANCELLING while its engine stops it."""
-        from headwater._transport import client_ops as ops
-
         return self._runner.call(ops.cancel_flow_run(flow_run_id, reason))
 
     def get_flow_run_result(self, flow_run_id: str, *, raise_on_failure: bool = True) -> Any:
@@ -217,14 +203,10 @@ class HeadwaterClient:
 
     def list_task_runs(self, flow_run_id: str, limit: int = 10_000) -> list[TaskRun]:
         """The task runs of a flow run, in creation order."""
-        from headwater._transport import client_ops as ops
-
         return self._runner.collect(ops.list_task_runs(flow_run_id, limit))
 
     def list_logs(self, flow_run_id: str, *, min_level: int = 0, limit: int = 10_000) -> list[Log]:
         """The log lines of a flow run at ``min_level`` or above, oldest first."""
-        from headwater._transport import client_ops as ops
-
         return self._runner.collect(ops.list_logs(flow_run_id, min_level, limit))
 
     # ---------------------------------------------------------------------- lifecycle
@@ -271,22 +253,16 @@ class AsyncHeadwaterClient:
 
     async def get_flow(self, flow_id: str) -> Flow:
         """One flow by id."""
-        from headwater._transport import client_ops as ops
-
         return await self._runner().call(ops.get_flow(flow_id))
 
     async def list_flows(self, *, name: str = "", limit: int = 50) -> list[Flow]:
         """Flows, newest first; ``name`` picks the one flow of that name."""
-        from headwater._transport import client_ops as ops
-
         return await self._runner().collect(ops.list_flows(name, limit))
 
     # --------------------------------------------------------------------- flow runs
 
     async def get_flow_run(self, flow_run_id: str) -> FlowRun:
         """One flow run with its current state."""
-        from headwater._transport import client_ops as ops
-
         return await self._runner().call(ops.get_flow_run(flow_run_id))
 
     async def list_flow_runs(
@@ -302,8 +278,6 @@ class AsyncHeadwaterClient:
     ) -> list[FlowRun]:
         """Flow runs, newest first, matching every filter given (see
         `HeadwaterClient.list_flow_runs`)."""
-        from headwater._transport import client_ops as ops
-
         return await self._runner().collect(
             ops.list_flow_runs(
                 flow_name=flow_name,
@@ -320,8 +294,6 @@ class AsyncHeadwaterClient:
         self, flow_run_id: str, after_sequence: int = 0
     ) -> list[FlowRunEvent]:
         """The run's history after ``after_sequence``, oldest first."""
-        from headwater._transport import client_ops as ops
-
         return await self._runner().collect(ops.list_flow_run_events(flow_run_id, after_sequence))
 
     async def list_flow_run_states(self, flow_run_id: str) -> list[State[Any]]:
@@ -337,8 +309,6 @@ class AsyncHeadwaterClient:
 
     async def cancel_flow_run(self, flow_run_id: str, reason: str = "") -> FlowRun:
         """Cancel a run: CANCELLED at once, or CANCELLING while its engine stops it."""
-        from headwater._transport import client_ops as ops
-
         return await self._runner().call(ops.cancel_flow_run(flow_run_id, reason))
 
     async def get_flow_run_result(self, flow_run_id: str, *, raise_on_failure: bool = True) -> Any:
@@ -351,23 +321,17 @@ class AsyncHeadwaterClient:
 
     async def list_task_runs(self, flow_run_id: str, limit: int = 10_000) -> list[TaskRun]:
         """The task runs of a flow run, in creation order."""
-        from headwater._transport import client_ops as ops
-
         return await self._runner().collect(ops.list_task_runs(flow_run_id, limit))
 
     async def list_logs(
         self, flow_run_id: str, *, min_level: int = 0, limit: int = 10_000
     ) -> list[Log]:
         """The log lines of a flow run at ``min_level`` or above, oldest first."""
-        from headwater._transport import client_ops as ops
-
         return await self._runner().collect(ops.list_logs(flow_run_id, min_level, limit))
 
     # ---------------------------------------------------------------------- lifecycle
 
     async def __aenter__(self) -> AsyncHeadwaterClient:
-        from headwater._transport.client_async import AsyncRunner
-
         if self._opened is None:
             self._opened = await AsyncRunner.open(self.address, self.timeout)
             self.address = self._opened.address
@@ -404,8 +368,6 @@ def _states_of(events: list[FlowRunEvent]) -> list[State[Any]]:
 
 
 def _result_of(run: FlowRun, raise_on_failure: bool) -> Any:
-    from headwater.exceptions import UnfinishedRun
-
     if run.state is None:
         raise UnfinishedRun(f"Flow run '{run.id}' has no state yet, so it has no result.")
     return run.state.result(raise_on_failure=raise_on_failure)

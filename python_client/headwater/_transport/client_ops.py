@@ -32,7 +32,6 @@ from headwater.v1 import (
 
 __all__ = [
     "MAX_PAGE",
-    "SERVICES",
     "Listing",
     "Unary",
     "cancel_flow_run",
@@ -55,8 +54,8 @@ T = TypeVar("T")
 #: The largest page the service hands out.
 MAX_PAGE = 1000
 
-#: The services a client talks to, by the attribute name its runner keeps their stubs under.
-SERVICES = ("flows", "flow_runs", "task_runs", "logs")
+#: A run's history is read whole: events are few per run, and a watch resumes from the last.
+WHOLE_HISTORY = 2**62
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +201,7 @@ def list_flow_run_events(flow_run_id: str, after_sequence: int) -> Listing[FlowR
         lambda response: response.events,
         convert.event_from_proto,
         follow,
-        limit=2**62,
+        limit=WHOLE_HISTORY,
     )
 
 
@@ -278,7 +277,8 @@ def resolve_address(address: str | None) -> str:
 
 
 def stubs(channel: Any) -> dict[str, Any]:
-    """The generated stub of each service in `SERVICES`, on ``channel`` (sync or aio)."""
+    """The generated stub of each service the clients use, by the name `Unary.service` and
+    `Listing.service` give, on ``channel`` (sync or aio)."""
     return {
         "flows": flows_pb2_grpc.FlowServiceStub(channel),
         "flow_runs": flow_runs_pb2_grpc.FlowRunServiceStub(channel),
