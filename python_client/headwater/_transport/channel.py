@@ -12,7 +12,13 @@ import ipaddress
 import re
 from typing import Any
 
-__all__ = ["ADDRESS_FORMS", "MAX_MESSAGE_BYTES", "channel_options", "parse_target"]
+__all__ = [
+    "ADDRESS_FORMS",
+    "MAX_MESSAGE_BYTES",
+    "channel_options",
+    "checked_target",
+    "parse_target",
+]
 
 #: The largest message the client sends or accepts. The server's default limit is 4 MiB, so
 #: results bigger than that belong in result storage, not inline.
@@ -83,6 +89,18 @@ def parse_target(text: str) -> str:
         if "://" in target:
             raise ValueError(f"has a scheme Headwater does not speak; use {ADDRESS_FORMS}")
     return _host_port(target)
+
+
+def checked_target(address: str) -> str:
+    """`parse_target` for an address passed in code (a client's, a transport's).
+
+    Raises:
+        ValueError: The address can never work, in a sentence that quotes it.
+    """
+    try:
+        return parse_target(address)
+    except ValueError as exc:
+        raise ValueError(f"The service address {address!r} {exc}.") from None
 
 
 def _host_port(target: str) -> str:

@@ -268,9 +268,14 @@ def resolve_address(address: str | None) -> str:
 
     The embedded server (started on first use, on the local database) is what a flow run in
     this process reports to, so a client with no address reads the runs made here.
+
+    Raises:
+        ValueError: ``address`` can never work (no port, a URL path, not an address).
     """
     if address is not None:
-        return address
+        from headwater._transport.channel import checked_target
+
+        return checked_target(address)  # refuse one that can never work before dialling
     from headwater._transport.runtime import service_address
 
     return service_address()

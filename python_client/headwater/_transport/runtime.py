@@ -121,15 +121,11 @@ class Runtime:
         Raises:
             ValueError: ``address`` can never work; the message says what form is expected.
         """
-        from headwater._transport.channel import parse_target
+        from headwater._transport.channel import checked_target
         from headwater._transport.stream.connection import EngineConnection
 
-        try:
-            target = parse_target(address)
-        except ValueError as exc:
-            raise ValueError(f"The service address {address!r} {exc}.") from None
         return EngineConnection(
-            target,
+            checked_target(address),
             loop=self.background_loop(),
             retry_timeout=retry_timeout,
             keepalive_time_ms=keepalive_time_ms,

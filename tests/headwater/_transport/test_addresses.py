@@ -8,6 +8,7 @@ anything.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 from headwater._settings import Settings
 from headwater._transport.runtime import open_transport
+from headwater.client import HeadwaterClient
 from headwater.exceptions import SettingsError
 
 FLOW_CALL = """
@@ -104,9 +106,11 @@ def test_a_flow_call_with_an_unusable_address_fails_at_once(tmp_path: Path) -> N
     assert "HEADWATER_API_URL" in line and "host:port" in line
 
 
-def test_a_transport_to_an_unusable_address_is_refused() -> None:
-    with pytest.raises(ValueError, match="has no port"):
+def test_a_transport_or_client_to_an_unusable_address_is_refused() -> None:
+    with pytest.raises(ValueError, match=re.escape("The service address '127.0.0.1' has no port")):
         open_transport("127.0.0.1")
+    with pytest.raises(ValueError, match="Headwater speaks gRPC at host:port"):
+        HeadwaterClient("http://127.0.0.1:4200/api")
 
 
 @pytest.mark.integration
