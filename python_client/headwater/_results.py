@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from headwater.exceptions import MissingResult
+from headwater.exceptions import MissingResult, clause
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -145,7 +145,7 @@ class JSONSerializer:
                 return json.dumps(jsonable(obj), allow_nan=False).encode()
             except (TypeError, ValueError) as exc:
                 raise ValueError(
-                    f"The result ({type(obj).__name__}) cannot be stored as JSON: {exc}. "
+                    f"The result ({type(obj).__name__}) cannot be stored as JSON: {clause(exc)}. "
                     "Use result_serializer='cloudpickle' for Python objects."
                 ) from exc
 
@@ -211,7 +211,7 @@ def resolve_serializer(serializer: str | Serializer | None) -> Serializer:
                 target = getattr(target, part)
         except (ImportError, AttributeError) as exc:
             raise ValueError(
-                f"Cannot import the result serializer {serializer!r}: {exc}. Install the "
+                f"Cannot import the result serializer {serializer!r}: {clause(exc)}. Install the "
                 "package that defines it, or load the result in the process that wrote it."
             ) from exc
         resolved = target() if isinstance(target, type) else target

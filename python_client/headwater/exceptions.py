@@ -167,7 +167,7 @@ class ParameterBindError(HeadwaterException, TypeError):
                 signature = None
         shown = f"{name}{signature}" if signature is not None else name
         return cls(
-            f"Cannot bind the arguments to {name!r}: {exc}. "
+            f"Cannot bind the arguments to {name!r}: {clause(exc)}. "
             f"The function is `{shown}`; it received {len(call_args)} positional "
             f"argument(s) and keyword argument(s) {sorted(call_kwargs)}. "
             "Call it with arguments that match its signature."
@@ -202,7 +202,7 @@ class ScriptError(HeadwaterException):
         self.user_exc = user_exc
         self.path = path
         super().__init__(
-            f"Running the script {path!r} raised {type(user_exc).__name__}: {user_exc}. "
+            f"Running the script {path!r} raised {type(user_exc).__name__}: {clause(user_exc)}. "
             "Fix the error in that file (or install what it imports) and try again."
         )
 
@@ -348,6 +348,15 @@ def _rebuild_service_error(
     error = cls.__new__(cls)
     ServiceError.__init__(error, code, reason, message)
     return error
+
+
+def clause(error: BaseException | str) -> str:
+    """An error's text for the middle of a sentence: without its own closing full stop.
+
+    Messages quote exceptions before saying what to do ("...: boom. Fix ..."); an exception
+    whose text already ends in "." would otherwise give "boom.. Fix".
+    """
+    return str(error).rstrip(" .")
 
 
 def _short_repr(value: Any, limit: int = 60) -> str:

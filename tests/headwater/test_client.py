@@ -857,6 +857,27 @@ def test_an_unreachable_server_is_service_unavailable_naming_it() -> None:
     assert "HEADWATER_API_URL" in caught.value.message
 
 
+@pytest.mark.parametrize(
+    ("address", "problem"),
+    [("127.0.0.1", "has no port"), ("http://127.0.0.1:4200/api", "with a path")],
+)
+def test_an_address_that_can_never_work_is_refused_before_dialling(
+    address: str, problem: str
+) -> None:
+    from headwater.client import get_client
+
+    with pytest.raises(ValueError, match=problem) as caught:
+        get_client(sync_client=True, address=address)
+    assert address in str(caught.value)
+
+    async def open_async() -> None:
+        async with get_client(address=address):
+            pass
+
+    with pytest.raises(ValueError, match=problem):
+        asyncio.run(open_async())
+
+
 def test_the_async_client_must_be_entered_first() -> None:
     from headwater.client import AsyncHeadwaterClient
 

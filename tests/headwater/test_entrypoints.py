@@ -140,6 +140,12 @@ class TestLoadFlowFromEntrypoint:
         assert str(script) in str(info.value)
         assert "bad script" in str(info.value)
 
+    def test_script_error_quotes_a_message_ending_in_a_full_stop_once(self, tmp_path: Path) -> None:
+        script = write(tmp_path / "broken.py", "raise RuntimeError('bad script.')\n")
+        with pytest.raises(ScriptError) as info:
+            load_flow_from_entrypoint(f"{script}:anything", use_placeholder_flow=False)
+        assert "RuntimeError: bad script. Fix the error" in str(info.value)
+
     def test_script_error_when_safe_loading_cannot_help(self, tmp_path: Path) -> None:
         script = write(tmp_path / "broken.py", "raise RuntimeError('bad script')\n")
         with pytest.raises(ScriptError):

@@ -41,9 +41,10 @@ class AsyncRunner:
     @classmethod
     async def open(cls, address: str | None, timeout: float | None) -> AsyncRunner:
         """A runner on the running loop; starting the embedded server happens off the loop."""
-        resolved = (
-            address if address is not None else await asyncio.to_thread(ops.resolve_address, None)
-        )
+        if address is not None:
+            resolved = ops.resolve_address(address)
+        else:
+            resolved = await asyncio.to_thread(ops.resolve_address, None)
         return cls(resolved, timeout)
 
     async def call(self, unary: ops.Unary[T]) -> T:

@@ -66,12 +66,12 @@ class EmbeddedServer:
                 settings = dataclasses.replace(settings, database_url=database_url)
                 running = loop.run_sync(start_server(address, settings))
         except Exception as exc:
-            from headwater.exceptions import ServiceUnavailable
+            from headwater.exceptions import ServiceUnavailable, clause
 
             raise ServiceUnavailable(
                 "EMBEDDED_SERVER_FAILED",
                 f"Could not start the embedded Headwater server on {_redact(database_url)}: "
-                f"{type(exc).__name__}: {str(exc).rstrip(' .')}. Fix HEADWATER_DATABASE_URL or "
+                f"{type(exc).__name__}: {clause(exc)}. Fix HEADWATER_DATABASE_URL or "
                 "HEADWATER_HOME, "
                 "or set HEADWATER_API_URL to use a running server (`headwater server start`).",
             ) from exc

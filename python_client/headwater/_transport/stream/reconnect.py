@@ -23,7 +23,7 @@ from headwater._transport.channel import channel_options
 from headwater._transport.status import from_operation_error, from_rpc_error
 from headwater._transport.stream.ops import Op
 from headwater._transport.stream.protocol import OperationTable
-from headwater.exceptions import ServiceError, ServiceUnavailable
+from headwater.exceptions import ServiceError, ServiceUnavailable, clause
 from headwater.v1 import engine_pb2_grpc
 
 __all__ = ["EngineStream"]
@@ -157,7 +157,7 @@ class EngineStream:
                     ServiceUnavailable(
                         "CLIENT_ERROR",
                         f"The Headwater engine stream to {self.address} failed: "
-                        f"{self._last_error}. Please report this as a bug.",
+                        f"{clause(str(self._last_error))}. Please report this as a bug.",
                     )
                 )
                 retry = True
