@@ -9,6 +9,11 @@ symbol in it: services, methods, messages, fields, enums, enum values, nested ty
 
 Files the image does not hold (the health and reflection services' own) come from the process's
 descriptor pool, as grpcio's servicer would serve them.
+
+Both reflection protocols are served, ``grpc.reflection.v1`` (what current tools try first) and
+``grpc.reflection.v1alpha`` (grpcio's, and older tools'): their messages are the same on the wire,
+so one servicer answers both. Only v1alpha is listed, as before: grpcio ships no descriptor of the
+v1 service, so a tool that listed it could not describe it.
 """
 
 from __future__ import annotations
@@ -23,10 +28,20 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_reflection.v1alpha.reflection_pb2 import ServerReflectionResponse as Response
 
-__all__ = ["IMAGE_RESOURCE", "DescriptorImage", "ImageReflectionServicer", "load_image"]
+__all__ = [
+    "IMAGE_RESOURCE",
+    "SERVICE_NAMES",
+    "DescriptorImage",
+    "ImageReflectionServicer",
+    "add_reflection",
+    "load_image",
+]
 
 #: The descriptor image shipped inside the package (a ``FileDescriptorSet`` with source info).
 IMAGE_RESOURCE = "headwater.binpb"
+
+#: The reflection services this module serves, newest first; only the last is listed.
+SERVICE_NAMES = ("grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection")
 
 
 class DescriptorImage:
@@ -191,4 +206,25 @@ def _error(request: reflection_pb2.ServerReflectionRequest, code: grpc.StatusCod
         error_response=reflection_pb2.ErrorResponse(
             error_code=code.value[0], error_message=code.value[1]
         ),
+    )
+
+
+def add_reflection(server: grpc.aio.Server, service_names: Iterable[str]) -> None:
+    """Serve reflection (v1 and v1alpha) on ``server``, listing ``service_names`` and its own.
+
+    Args:
+        server: The server, before it starts.
+        service_names: The application's services, fully qualified, for ``list``.
+    """
+    servicer = ImageReflectionServicer((*service_names, SERVICE_NAMES[-1]))
+    handler = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        tuple(
+            grpc.method_handlers_generic_handler(name, {"ServerReflectionInfo": handler})
+            for name in SERVICE_NAMES
+        )
     )

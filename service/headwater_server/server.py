@@ -61,7 +61,6 @@ SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
 )
 
 _HEALTH_SERVICE_NAME = "grpc.health.v1.Health"
-REFLECTION_SERVICE = "grpc.reflection.v1alpha.ServerReflection"
 
 
 class ServerStartError(RuntimeError):
@@ -142,10 +141,9 @@ async def start_server(
             example the port is in use). A ``RuntimeError``, so older callers still catch it.
     """
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-    from grpc_reflection.v1alpha import reflection_pb2_grpc
 
     from headwater_server.housekeeping import prune_request_log_forever
-    from headwater_server.reflection import ImageReflectionServicer
+    from headwater_server.reflection import add_reflection
     from headwater_server.storage.database import Database
 
     if isinstance(settings, str):
@@ -176,10 +174,7 @@ async def start_server(
         add_servicers(server, backend)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
-            ImageReflectionServicer((*SERVICE_NAMES, _HEALTH_SERVICE_NAME, REFLECTION_SERVICE)),
-            server,
-        )
+        add_reflection(server, (*SERVICE_NAMES, _HEALTH_SERVICE_NAME))
         port = _bind(server, address)
         await server.start()
         for name in ("", *SERVICE_NAMES):

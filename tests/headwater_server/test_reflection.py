@@ -64,13 +64,18 @@ def test_a_file_comes_with_its_imports_first_file_first() -> None:
 
 
 @pytest.fixture
-async def stub(tmp_path: Path):  # type: ignore[no-untyped-def]
+async def channel(tmp_path: Path):  # type: ignore[no-untyped-def]
     server = await start_server("127.0.0.1:0", f"sqlite:///{tmp_path / 'hw.db'}")
     try:
         async with grpc.aio.insecure_channel(server.address) as channel:
-            yield reflection_pb2_grpc.ServerReflectionStub(channel)
+            yield channel
     finally:
         await server.stop()
+
+
+@pytest.fixture
+def stub(channel: grpc.aio.Channel) -> object:
+    return reflection_pb2_grpc.ServerReflectionStub(channel)
 
 
 async def _ask(stub: object, **request: object) -> reflection_pb2.ServerReflectionResponse:
@@ -107,3 +112,20 @@ async def test_an_unknown_symbol_or_file_is_not_found(stub: object) -> None:
     ):
         answer = await _ask(stub, **request)
         assert answer.error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0], request
+
+
+async def test_reflection_v1_is_served_too(channel: grpc.aio.Channel) -> None:
+    # Current tools try grpc.reflection.v1 first; its messages are v1alpha's on the wire.
+    call = channel.stream_stream(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    request = reflection_pb2.ServerReflectionRequest(
+        file_containing_symbol="headwater.v1.FlowRunService.GetFlowRun"
+    )
+    answers = [answer async for answer in call(iter([request]))]
+    first = descriptor_pb2.FileDescriptorProto.FromString(
+        answers[0].file_descriptor_response.file_descriptor_proto[0]
+    )
+    assert first.name == "headwater/v1/flow_runs.proto"

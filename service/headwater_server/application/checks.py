@@ -31,7 +31,7 @@ from collections.abc import Collection, Iterable, Sized
 from typing import Any
 
 from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
-from headwater.v1 import states_pb2
+from headwater.v1 import flow_runs_pb2, states_pb2, task_runs_pb2
 
 from headwater_server import errors
 from headwater_server.orchestration import rules
@@ -50,11 +50,13 @@ __all__ = [
     "json_object",
     "json_text",
     "name",
+    "new_run",
     "non_negative",
     "non_negative_duration",
     "one_of",
     "optional_uuid",
     "page_size",
+    "proposal",
     "proposed_state",
     "required_text",
     "run_policy",
@@ -345,3 +347,28 @@ def run_policy(field: str, policy: states_pb2.RunPolicy) -> None:
             f"{field}.retry_delay",
             f"is {delay:.0f} s; at most {MAX_RETRY_DELAY_SECONDS} s (ten years).",
         )
+
+
+# ---------------------------------------------------------------------- what requests share
+
+
+def new_run(
+    request: flow_runs_pb2.CreateFlowRunRequest | task_runs_pb2.CreateTaskRunRequest,
+) -> None:
+    """The checks creating a flow run and creating a task run share (parameters to first state)."""
+    json_object("parameters_json", request.parameters_json)
+    tags("tags", request.tags)
+    optional_uuid("request_id", request.request_id)
+    run_policy("policy", request.policy)
+    initial_state("state", request.state, request.HasField("state"))
+
+
+def proposal(
+    run_id_field: str,
+    request: flow_runs_pb2.SetFlowRunStateRequest | task_runs_pb2.SetTaskRunStateRequest,
+) -> None:
+    """A state proposal for the run named in ``run_id_field`` (flow run or task run)."""
+    uuid(run_id_field, getattr(request, run_id_field))
+    proposed_state("state", request.state, request.HasField("state"))
+    optional_uuid("transition_id", request.transition_id)
+    optional_uuid("expected_state_id", request.expected_state_id)

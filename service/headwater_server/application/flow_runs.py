@@ -35,13 +35,9 @@ async def create_flow_run(
         checks.flow_name("flow_name", request.flow_name)
     for field in ("name", "flow_version", "idempotency_key"):
         checks.name(field, getattr(request, field))
-    checks.json_object("parameters_json", request.parameters_json)
     checks.optional_uuid("parent_flow_run_id", request.parent_flow_run_id)
     checks.optional_uuid("parent_task_run_id", request.parent_task_run_id)
-    checks.tags("tags", request.tags)
-    checks.optional_uuid("request_id", request.request_id)
-    checks.run_policy("policy", request.policy)
-    checks.initial_state("state", request.state, request.HasField("state"))
+    checks.new_run(request)
     response = await backend.db.run(backend.db.repository.create_flow_run, request)
     _announce(backend, response.flow_run)
     return response
@@ -105,10 +101,7 @@ async def set_flow_run_state(
     backend: Backend, request: flow_runs_pb2.SetFlowRunStateRequest
 ) -> flow_runs_pb2.SetFlowRunStateResponse:
     """Propose a state; the decision (ACCEPT, REJECT, WAIT, ABORT) is in the response."""
-    checks.uuid("flow_run_id", request.flow_run_id)
-    checks.proposed_state("state", request.state, request.HasField("state"))
-    checks.optional_uuid("transition_id", request.transition_id)
-    checks.optional_uuid("expected_state_id", request.expected_state_id)
+    checks.proposal("flow_run_id", request)
     response = await backend.db.run(backend.db.repository.set_flow_run_state, request)
     _announce(backend, response.flow_run)
     return response

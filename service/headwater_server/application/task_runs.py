@@ -17,11 +17,7 @@ async def create_task_run(
     checks.required_text("dynamic_key", request.dynamic_key)
     for field in ("task_key", "dynamic_key", "name", "cache_key"):
         checks.name(field, getattr(request, field))
-    checks.json_object("parameters_json", request.parameters_json)
-    checks.tags("tags", request.tags)
-    checks.optional_uuid("request_id", request.request_id)
-    checks.run_policy("policy", request.policy)
-    checks.initial_state("state", request.state, request.HasField("state"))
+    checks.new_run(request)
     return await backend.db.run(backend.db.repository.create_task_run, request)
 
 
@@ -59,8 +55,5 @@ async def set_task_run_state(
     backend: Backend, request: task_runs_pb2.SetTaskRunStateRequest
 ) -> task_runs_pb2.SetTaskRunStateResponse:
     """Propose a task run state; the decision is in the response."""
-    checks.uuid("task_run_id", request.task_run_id)
-    checks.proposed_state("state", request.state, request.HasField("state"))
-    checks.optional_uuid("transition_id", request.transition_id)
-    checks.optional_uuid("expected_state_id", request.expected_state_id)
+    checks.proposal("task_run_id", request)
     return await backend.db.run(backend.db.repository.set_task_run_state, request)
