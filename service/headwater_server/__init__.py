@@ -14,6 +14,7 @@
 
 Beside them: ``server.py`` (start and stop), ``settings.py`` (the server's own settings),
 ``errors.py`` (the catalogue of every error the service returns), ``events.py`` (the event hub),
+``reflection.py`` (server reflection from the packaged descriptor image, comments included),
 ``housekeeping.py`` (background upkeep) and ``telemetry.py`` (OpenTelemetry spans). The service
 imports nothing from the SDK package but the generated ``headwater.v1`` stubs.
 """
