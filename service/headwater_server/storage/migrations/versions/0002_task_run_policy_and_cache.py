@@ -12,6 +12,7 @@ tasks called outside any flow (SQLite rebuilds the table for that).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import sqlalchemy as sa
 from alembic import op
@@ -31,7 +32,7 @@ _POLICY_COLUMNS = (
 def upgrade() -> None:
     # SQLite rebuilds the tables, so their CREATE text reads as create_all writes it (one column
     # a line); PostgreSQL alters them in place.
-    recreate = "always" if op.get_bind().dialect.name == "sqlite" else "auto"
+    recreate: Literal["always", "auto"] = "always" if op.get_bind().dialect.name == "sqlite" else "auto"
     for table in ("flow_runs", "task_runs"):
         with op.batch_alter_table(table, schema=None, recreate=recreate) as batch_op:
             for name, column_type in _POLICY_COLUMNS:
