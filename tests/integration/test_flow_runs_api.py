@@ -177,7 +177,9 @@ def test_task_runs_through_the_stream_and_unary_calls(api: Api) -> None:
     stream.close()
 
     again = api.task_runs.CreateTaskRun(
-        task_runs_pb2.CreateTaskRunRequest(flow_run_id=run.id, task_key="mod.extract", dynamic_key="0")
+        task_runs_pb2.CreateTaskRunRequest(
+            flow_run_id=run.id, task_key="mod.extract", dynamic_key="0"
+        )
     )
     assert (again.created, again.task_run.id) == (False, task_run.id)  # as Prefect: the same run
 

@@ -5,8 +5,9 @@ publication are the same whichever way a request arrives. The ordering key says 
 operations must apply one after the other in arrival order (those about the same run); the
 stream runs the rest concurrently. A barrier operation (a flow run's state proposal) waits for
 every operation received before it on the stream, so when a flow run's final state is accepted,
-the task run proposals the engine sent before it without waiting for their answers are stored. :mod:`headwater_server.servicers.engine` owns the stream
-itself: reading, ordering, answering and shutdown.
+the task run proposals the engine sent before it without waiting for their answers are stored.
+:mod:`headwater_server.servicers.engine` owns the stream itself: reading, ordering, answering and
+shutdown.
 """
 
 from __future__ import annotations

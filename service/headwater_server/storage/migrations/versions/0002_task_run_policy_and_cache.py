@@ -32,7 +32,8 @@ _POLICY_COLUMNS = (
 def upgrade() -> None:
     # SQLite rebuilds the tables, so their CREATE text reads as create_all writes it (one column
     # a line); PostgreSQL alters them in place.
-    recreate: Literal["always", "auto"] = "always" if op.get_bind().dialect.name == "sqlite" else "auto"
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    recreate: Literal["always", "auto"] = "always" if sqlite else "auto"
     for table in ("flow_runs", "task_runs"):
         with op.batch_alter_table(table, schema=None, recreate=recreate) as batch_op:
             for name, column_type in _POLICY_COLUMNS:
