@@ -1,7 +1,7 @@
 """Task runs: retry delay lists, jitter and timeout in the policy, the cache, runs outside flows.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-11-30 06:50:00.000000
 
 The new columns are nullable (NULL means "not set"), so existing rows need no values and the
@@ -17,8 +17,8 @@ from typing import Literal
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002"
-down_revision: str | None = "0001"
+revision: str = "0003"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
