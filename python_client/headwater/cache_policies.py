@@ -55,9 +55,19 @@ def hash_objects(*objects: Any) -> str:
     return hashlib.sha256(_stable_bytes(objects)).hexdigest()
 
 
+def _sets_in_order(value: Any) -> Any:
+    """JSON for a set: its items in a fixed order (a set's own order varies per process)."""
+    if isinstance(value, set | frozenset):
+        return {"__set__": sorted(value, key=repr)}
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def _stable_bytes(value: Any) -> bytes:
     try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=True).encode()
+        encoded = json.dumps(
+            value, sort_keys=True, separators=(",", ":"), allow_nan=True, default=_sets_in_order
+        )
+        return encoded.encode()
     except (TypeError, ValueError) as json_error:
         import cloudpickle
 
