@@ -209,7 +209,9 @@ class TestValidation:
             task(cache_key_fn="key")(add)  # type: ignore[arg-type]
 
     def test_cache_expiration_type(self) -> None:
-        with pytest.raises(TypeError, match="Expected a datetime.timedelta for 'cache_expiration'"):
+        with pytest.raises(
+            TypeError, match=r"Expected a datetime\.timedelta for 'cache_expiration'"
+        ):
             task(cache_expiration=60)(add)  # type: ignore[arg-type]
 
     def test_result_storage_key_type(self) -> None:
