@@ -213,8 +213,9 @@ def serve(
     Raises:
         ServerStartError: The server cannot start (bad settings, busy port, no database).
     """
-    from headwater_server import telemetry
+    from headwater_server import memory, telemetry
 
+    memory.return_large_blocks_to_the_system()
     if settings is None:
         try:
             settings = ServerSettings.from_environ()
