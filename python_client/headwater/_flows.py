@@ -481,7 +481,7 @@ class Flow(Generic[P, R]):
         form is recorded as ``"<TypeName>"`` instead of failing the run. The instance of a
         method flow is left out.
         """
-        return _parameters.serialize_parameters(self.fn, parameters)
+        return serialize_parameters(self.fn, parameters)
 
     # -- hooks as decorators -------------------------------------------------------------
 
@@ -580,6 +580,33 @@ class Flow(Generic[P, R]):
             f"{self.name}.visualize() is not available in Headwater. Run the flow and inspect "
             "its task runs instead."
         )
+
+
+def serialize_parameters(fn: Callable[..., Any], parameters: dict[str, Any]) -> dict[str, Any]:
+    """A call's parameters as JSON values for the service (a flow's or a task's).
+
+    Values keep their JSON types (ints stay exact ints, at any size); a value with no JSON
+    form is recorded as ``"<TypeName>"`` instead of failing the run, and a `State` is never
+    converted (its data could be huge, or an exception). The instance of a method is left out.
+    """
+    from headwater._states import State
+
+    bound_self = getattr(fn, _parameters.BOUND_SELF_ATTRIBUTE, _NO_INSTANCE)
+    serialized: dict[str, Any] = {}
+    for key, value in parameters.items():
+        if value is bound_self:
+            continue
+        if isinstance(value, State):
+            serialized[key] = f"<{type(value).__name__}>"
+            continue
+        try:
+            serialized[key] = _parameters.jsonable(value)
+        except (TypeError, ValueError):
+            serialized[key] = f"<{type(value).__name__}>"
+    return serialized
+
+
+_NO_INSTANCE = object()
 
 
 def _deployments_not_available(what: str) -> NoReturn:

@@ -25,7 +25,6 @@ __all__ = [
     "jsonable",
     "parameter_schema",
     "parameters_to_args_kwargs",
-    "serialize_parameters",
     "validate_parameters",
 ]
 
@@ -126,33 +125,6 @@ def jsonable(value: Any) -> Any:
     from pydantic_core import to_jsonable_python
 
     return to_jsonable_python(value)
-
-
-def serialize_parameters(fn: Callable[..., Any], parameters: dict[str, Any]) -> dict[str, Any]:
-    """A call's parameters as JSON values for the service (a flow's or a task's).
-
-    Values keep their JSON types (ints stay exact ints, at any size); a value with no JSON
-    form is recorded as ``"<TypeName>"`` instead of failing the run, and a `State` is never
-    converted (its data could be huge, or an exception). The instance of a method is left out.
-    """
-    from headwater._states import State
-
-    bound_self = getattr(fn, BOUND_SELF_ATTRIBUTE, _NO_INSTANCE)
-    serialized: dict[str, Any] = {}
-    for key, value in parameters.items():
-        if value is bound_self:
-            continue
-        if isinstance(value, State):
-            serialized[key] = f"<{type(value).__name__}>"
-            continue
-        try:
-            serialized[key] = jsonable(value)
-        except (TypeError, ValueError):
-            serialized[key] = f"<{type(value).__name__}>"
-    return serialized
-
-
-_NO_INSTANCE = object()
 
 
 def _is_method_like(fn: Callable[..., Any]) -> bool:

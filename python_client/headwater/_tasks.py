@@ -25,6 +25,7 @@ from headwater._flows import (
     _check_run_name,
     _raise_for_reserved_arguments,
     _validate_hooks,
+    serialize_parameters,
 )
 from headwater._results import validate_serializer, validate_storage
 from headwater.cache_policies import DEFAULT, NO_CACHE, CacheKeyFn, CacheKeyFnPolicy, CachePolicy
@@ -343,7 +344,7 @@ class Task(Generic[P, R]):
 
     def serialize_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
         """The inputs as JSON values for the service (``"<TypeName>"`` when there is none)."""
-        return _parameters.serialize_parameters(self.fn, parameters)
+        return serialize_parameters(self.fn, parameters)
 
     @property
     def on_crashed_hooks(self) -> tuple[Hook, ...]:
