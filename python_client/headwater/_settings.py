@@ -1,8 +1,12 @@
-"""The one settings object of the SDK and the server, read from ``HEADWATER_*`` variables.
+"""The SDK's settings object, read from the ``HEADWATER_*`` variables a client process uses.
 
 Settings are read once into a frozen object so every part of a process sees the same values and
 no call site reads ``os.environ`` itself. Callers import this module inside the function that
 first needs a setting.
+
+Server-only variables (``HEADWATER_DATABASE_URL``, ``HEADWATER_REQUEST_LOG_RETENTION_SECONDS``)
+are not here: the server reads them itself (`headwater_server.settings`), including the embedded
+server that `headwater._transport.embedded` starts when ``HEADWATER_API_URL`` is unset.
 
 The object is plain Python rather than a pydantic-settings ``BaseSettings``: a few variables do
 not need a validation framework, and importing pydantic and pydantic-settings and building the
@@ -16,8 +20,8 @@ Example::
     from headwater._settings import get_settings
 
     settings = get_settings()
-    settings.api_url                  # "127.0.0.1:4200", or None for the embedded server
-    settings.resolved_database_url()  # "sqlite:////home/me/.headwater/headwater.db"
+    settings.api_url  # "127.0.0.1:4200", or None for the embedded server
+    settings.home     # PosixPath("/home/me/.headwater")
 """
 
 from __future__ import annotations
@@ -111,13 +115,11 @@ def _flag(value: Any) -> bool:
 _FIELDS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "api_url": (_api_url, None),
     "home": (_home, None),
-    "database_url": (_optional_text, None),
     "client_retry_timeout_seconds": (_seconds, 60.0),
     "keepalive_time_ms": (_keepalive, 20000),
     "logging_level": (_level, "INFO"),
     "log_prints": (_flag, False),
     "results_persist_by_default": (_flag, False),
-    "request_log_retention_seconds": (_seconds, 86400.0),
 }
 
 
@@ -133,8 +135,8 @@ class Settings:
     Attributes:
         api_url: The service address, ``host:port`` (or ``unix:path``, ``unix-abstract:name``).
             Unset means the SDK starts an embedded server in-process on the local database.
-        home: Where Headwater keeps its local database and results; created on first use.
-        database_url: The server's SQLAlchemy URL. Unset means SQLite at ``home/headwater.db``.
+        home: Where Headwater keeps results (and the embedded server its SQLite database);
+            created on first use.
         client_retry_timeout_seconds: How long the engine keeps reconnecting when the service
             is unavailable (a restart) before its operations fail.
         keepalive_time_ms: How often the client pings an idle connection, so long waits
@@ -144,9 +146,6 @@ class Settings:
             ``log_prints`` unset.
         results_persist_by_default: Whether results are persisted when a flow leaves
             ``persist_result`` unset.
-        request_log_retention_seconds: How long the server keeps the answers it replays to
-            retried requests (request ids, transition ids). Clients retry within their
-            ``client_retry_timeout_seconds``, so a day is ample; older answers are pruned.
 
     Raises:
         SettingsError: A variable (or override) holds a value that does not fit; every bad
@@ -158,13 +157,11 @@ class Settings:
 
     api_url: str | None
     home: Path
-    database_url: str | None
     client_retry_timeout_seconds: float
     keepalive_time_ms: int
     logging_level: str
     log_prints: bool
     results_persist_by_default: bool
-    request_log_retention_seconds: float
 
     def __init__(self, environ: Mapping[str, str] | None = None, **overrides: Any) -> None:
         unknown = sorted(set(overrides) - set(_FIELDS))
@@ -217,46 +214,6 @@ class Settings:
     def __repr__(self) -> str:
         values = ", ".join(f"{name}={getattr(self, name)!r}" for name in _FIELDS)
         return f"Settings({values})"
-
-    def resolved_database_url(self) -> str:
-        """The database the server uses: ``database_url``, or SQLite inside ``home``.
-
-        Creates ``home`` for the SQLite default, because SQLite cannot create a file in a
-        directory that does not exist.
-
-        Raises:
-            SettingsError: ``home`` is not a directory this process can write to.
-        """
-        if self.database_url:
-            return self.database_url
-        return f"sqlite:///{self.usable_home() / 'headwater.db'}"
-
-    def usable_home(self) -> Path:
-        """``home``, created if missing, once it is known to be a writable directory.
-
-        Raises:
-            SettingsError: ``home`` is a file, cannot be created, or cannot be written to;
-                the message names HEADWATER_HOME and the path.
-        """
-        home = self.home
-        try:
-            home.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            problem = f"cannot be created ({exc.strerror or type(exc).__name__})"
-            if home.exists() and not home.is_dir():
-                problem = "is a file, not a directory"
-            raise SettingsError([_home_problem(home, problem)]) from None
-        if not os.access(home, os.W_OK | os.X_OK):
-            raise SettingsError([_home_problem(home, "is not writable by this process")])
-        return home
-
-
-def _home_problem(home: Path, problem: str) -> str:
-    return (
-        f"{ENV_PREFIX}HOME {str(home)!r} {problem}; point HEADWATER_HOME at a directory you "
-        "can write to (the local database and results live there), or set HEADWATER_API_URL "
-        "to use a running server"
-    )
 
 
 def _rebuild(values: dict[str, Any]) -> Settings:

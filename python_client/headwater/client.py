@@ -149,9 +149,7 @@ class HeadwaterClient:
             state_types: Only runs in these states ("COMPLETED", `StateType` values, ...).
             tags: Only runs carrying all of these tags.
             parent_flow_run_id: Only subflow runs of this run.
-            name: Only runs with exactly this name. The service has no name filter, so the
-                client reads the runs matching the other filters and keeps these: narrow it
-                with ``flow_name`` on a large database.
+            name: Only runs with exactly this name (run names need not be unique).
             limit: The most runs to return (pages are fetched as needed).
         """
         return self._runner.collect(

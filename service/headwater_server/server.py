@@ -340,11 +340,18 @@ def _database_problem(exc: BaseException) -> str:
     """The driver's own words for why the database cannot be opened, on one line.
 
     SQLAlchemy wraps driver errors as "(psycopg.OperationalError) ... (Background on this
-    error at: ...)"; the driver's message (``orig``) is the useful part.
+    error at: ...)"; the driver's message (``orig``) is the useful part. Drivers write it over
+    several lines ("...: Connection refused" then "Is the server running...?"), each line a
+    sentence without its full stop; joined with the stops they read as sentences on one line.
     """
     original = getattr(exc, "orig", None)
     text = str(original) if original is not None else str(exc)
-    return " ".join(text.split()) or type(exc).__name__
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        return type(exc).__name__
+    ended = [line if line.endswith((".", "?", "!", ":", ";")) else f"{line}." for line in lines]
+    return " ".join([*ended[:-1], lines[-1]])
 
 
 def _sentence(text: str) -> str:

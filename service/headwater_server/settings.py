@@ -59,8 +59,16 @@ class ServerSettingsError(ValueError):
         super().__init__("Invalid Headwater server settings: " + "; ".join(problems))
 
 
-def _text(raw: str) -> str | None:
-    return raw.strip() or None
+def _database_url(raw: str) -> str:
+    """A SQLAlchemy URL, checked for its shape only: connecting is the server's start-up."""
+    url = raw.strip()
+    scheme, sep, _ = url.partition("://")
+    if not sep or not scheme or not scheme.replace("+", "").replace("_", "").isalnum():
+        raise ValueError(
+            "must be a SQLAlchemy URL such as sqlite:////path/headwater.db or "
+            "postgresql+psycopg://user@host/database"
+        )
+    return url
 
 
 def _home(raw: str) -> Path:
@@ -89,7 +97,7 @@ def _bytes(raw: str) -> int:
 
 # Setting -> how its variable's text becomes the value (ValueError says what would fit).
 _PARSERS: dict[str, Callable[[str], Any]] = {
-    "database_url": _text,
+    "database_url": _database_url,
     "home": _home,
     "request_log_retention_seconds": _seconds,
     "max_receive_message_bytes": _bytes,
@@ -162,20 +170,38 @@ class ServerSettings:
     def resolved_database_url(self) -> str:
         """The database to open: ``database_url``, or SQLite in ``home`` (created if missing).
 
+        The home is checked here rather than left to SQLite, whose "unable to open database
+        file" names neither the directory nor the variable.
+
         Raises:
-            ServerSettingsError: ``home`` cannot be created (naming HEADWATER_HOME).
+            ServerSettingsError: ``home`` is a file, cannot be created, or is not writable
+                (naming HEADWATER_HOME and the path).
         """
         if self.database_url:
             return self.database_url
+        return f"sqlite:///{self.usable_home() / 'headwater.db'}"
+
+    def usable_home(self) -> Path:
+        """``home``, created if missing, once it is known to be a writable directory.
+
+        Raises:
+            ServerSettingsError: ``home`` is a file, cannot be created, or cannot be written to.
+        """
+        home = self.home
         try:
-            self.home.mkdir(parents=True, exist_ok=True)
+            home.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            raise ServerSettingsError(
-                [
-                    f"{_variable('home')} is {str(self.home)!r}, which cannot be created "
-                    f"({reason}); point it at a directory you can write to, or set "
-                    f"{_variable('database_url')}"
-                ]
-            ) from exc
-        return f"sqlite:///{self.home / 'headwater.db'}"
+            problem = f"cannot be created ({exc.strerror or type(exc).__name__})"
+            if home.exists() and not home.is_dir():
+                problem = "is a file, not a directory"
+            raise ServerSettingsError([_home_problem(home, problem)]) from None
+        if not os.access(home, os.W_OK | os.X_OK):
+            raise ServerSettingsError([_home_problem(home, "is not writable by this process")])
+        return home
+
+
+def _home_problem(home: Path, problem: str) -> str:
+    return (
+        f"{_variable('home')} {str(home)!r} {problem}; point it at a directory you can write "
+        f"to (the default SQLite database lives there), or set {_variable('database_url')}"
+    )

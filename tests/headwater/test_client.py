@@ -388,6 +388,28 @@ def test_list_flow_runs_filters_and_limits(
     assert client.get_flow(runs[0].flow_id).name == flow
 
 
+@pytest.mark.integration
+def test_list_flow_runs_by_name_is_filtered_by_the_service(server) -> None:
+    from headwater.exceptions import InvalidRequest
+
+    conn = connect(server.address, retry_timeout=10, keepalive_time_ms=20000)
+    flow = f"by-name-{uuid.uuid4().hex[:8]}"
+    name = f"wanted-{uuid.uuid4().hex[:8]}"
+    try:
+        wanted = [new_run(conn, flow_name=flow, name=name) for _ in range(3)]
+        others = [new_run(conn, flow_name=flow) for _ in range(3)]
+    finally:
+        conn.close()
+    with HeadwaterClient(server.address) as unary:
+        assert [run.id for run in unary.list_flow_runs(name=name)] == wanted[::-1]
+        assert [run.id for run in unary.list_flow_runs(name=name, limit=2)] == wanted[:0:-1]
+        assert len(unary.list_flow_runs(flow_name=flow)) == len(wanted + others)
+        assert unary.list_flow_runs(name=name, flow_name=f"{flow}-other") == []
+        # The service checks the filter: only a name it could store reaches the database.
+        with pytest.raises(InvalidRequest, match=r"filter\.name"):
+            unary.list_flow_runs(name="n" * 256)
+
+
 def test_watch_streams_until_the_run_finishes(
     connection: EngineConnection, client: HeadwaterClient
 ) -> None:

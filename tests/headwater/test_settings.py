@@ -32,7 +32,6 @@ def test_defaults() -> None:
     settings = Settings()
     assert settings.api_url is None
     assert settings.home == Path.home() / ".headwater"
-    assert settings.database_url is None
     assert settings.client_retry_timeout_seconds == 60.0
     assert settings.keepalive_time_ms == 20000
     assert settings.logging_level == "INFO"
@@ -81,23 +80,16 @@ def test_home_expands_user(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Settings().home == Path.home() / "somewhere-else"
 
 
-def test_default_database_is_sqlite_in_home_and_home_is_created(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    home = tmp_path / "not" / "yet"
-    monkeypatch.setenv("HEADWATER_HOME", str(home))
+def test_server_only_variables_are_not_sdk_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The server reads these itself (headwater_server.settings); the SDK neither reads nor
+    # validates them, so a client of a remote server is not refused for the server's values.
+    monkeypatch.setenv("HEADWATER_DATABASE_URL", "not a url")
+    monkeypatch.setenv("HEADWATER_REQUEST_LOG_RETENTION_SECONDS", "a day")
     settings = Settings()
-    assert not home.exists()
-    assert settings.resolved_database_url() == f"sqlite:///{home}/headwater.db"
-    assert home.is_dir()
-
-
-def test_explicit_database_url_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("HEADWATER_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("HEADWATER_DATABASE_URL", "postgresql+psycopg://me@db/headwater")
-    settings = Settings()
-    assert settings.resolved_database_url() == "postgresql+psycopg://me@db/headwater"
-    assert not (tmp_path / "home").exists()
+    assert not hasattr(settings, "database_url")
+    assert not hasattr(settings, "request_log_retention_seconds")
+    with pytest.raises(TypeError, match="database_url"):
+        Settings(database_url="sqlite://")
 
 
 def test_settings_are_frozen() -> None:

@@ -113,3 +113,16 @@ async def test_the_server_refuses_requests_over_its_message_size_limit(tmp_path:
             assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     finally:
         await server.stop()
+
+
+@pytest.mark.parametrize("value", ["not a url", "/tmp/headwater.db", "://host/db"])
+def test_a_database_url_without_a_scheme_names_the_variable(value: str) -> None:
+    with pytest.raises(ServerSettingsError, match="HEADWATER_DATABASE_URL must be a SQLAlchemy"):
+        ServerSettings.from_environ({"HEADWATER_DATABASE_URL": value})
+
+
+def test_a_home_that_is_a_file_names_the_variable(tmp_path: Path) -> None:
+    home = tmp_path / "a-file"
+    home.write_text("")
+    with pytest.raises(ServerSettingsError, match="is a file, not a directory"):
+        ServerSettings(home=home).resolved_database_url()

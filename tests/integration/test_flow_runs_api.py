@@ -393,6 +393,38 @@ def test_flow_runs_page_newest_first_without_repeats(api: Api) -> None:
     assert seen == list(reversed(created))
 
 
+def test_flow_runs_are_listed_by_name(api: Api) -> None:
+    flow = api.new_flow()
+    name = f"named-{uuid.uuid4().hex[:8]}"
+    named = [api.new_run(flow.id, name=name).id for _ in range(3)]
+    api.new_run(flow.id, name=f"{name}-not")  # a longer name is not a match
+    other = api.new_run(api.new_flow().id, name=name).id
+
+    def listed(**where: object) -> list[str]:
+        request = FR.ListFlowRunsRequest(filter=FR.FlowRunFilter(**where))
+        return [run.id for run in api.flow_runs.ListFlowRuns(request).flow_runs]
+
+    assert listed(name=name) == [other, *reversed(named)]
+    assert listed(name=name, flow_ids=[flow.id]) == list(reversed(named))
+    assert listed(name=name.upper()) == []  # exact, not case-folded
+    page = api.flow_runs.ListFlowRuns(
+        FR.ListFlowRunsRequest(page_size=2, filter=FR.FlowRunFilter(name=name))
+    )
+    assert [run.id for run in page.flow_runs] == [other, named[-1]] and page.next_page_token
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"), [("n" * 256, "at most 255"), ("bad\x00name", "NUL character")]
+)
+def test_a_name_filter_the_schema_cannot_hold_is_invalid(
+    api: Api, value: str, problem: str
+) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        api.flow_runs.ListFlowRuns(FR.ListFlowRunsRequest(filter=FR.FlowRunFilter(name=value)))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "filter.name" in caught.value.details() and problem in caught.value.details()
+
+
 @pytest.mark.parametrize("kind", DATABASES)
 def test_a_restart_between_two_runs_loses_nothing(
     kind: str, make_server: ServerFactory, request: pytest.FixtureRequest

@@ -192,6 +192,33 @@ def test_create_a_flow_and_a_run_then_list_it(sqlite_server: ServerProcess) -> N
     assert proposed["result"]["decision"] == "DECISION_ACCEPT"
 
 
+def test_list_flow_runs_by_name(sqlite_server: ServerProcess) -> None:
+    address = sqlite_server.address
+    name = f"grpcurl-run-{uuid.uuid4().hex[:8]}"
+    created = [
+        json.loads(
+            grpcurl(
+                "-plaintext",
+                "-d",
+                json.dumps({"flowName": "grpcurl-by-name", "name": run_name}),
+                address,
+                "headwater.v1.FlowRunService/CreateFlowRun",
+            ).stdout
+        )["flowRun"]
+        for run_name in (name, f"{name}-other")
+    ]
+    listed = json.loads(
+        grpcurl(
+            "-plaintext",
+            "-d",
+            json.dumps({"filter": {"name": name}}),
+            address,
+            "headwater.v1.FlowRunService/ListFlowRuns",
+        ).stdout
+    )
+    assert [r["id"] for r in listed["flowRuns"]] == [created[0]["id"]]
+
+
 def test_a_bad_request_shows_the_code_and_the_message(sqlite_server: ServerProcess) -> None:
     result = grpcurl(
         "-plaintext",

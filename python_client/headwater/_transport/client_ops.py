@@ -70,12 +70,7 @@ class Unary(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class Listing(Generic[T]):
-    """A paged list: send ``first``, then ``follow(request, response)`` until it returns None.
-
-    Attributes:
-        keep: Which converted items to return (all when None); paging goes on until ``limit``
-            items are kept, so a client-side filter still fills its limit.
-    """
+    """A paged list: send ``first``, then ``follow(request, response)`` until it returns None."""
 
     service: str
     method: str
@@ -84,14 +79,10 @@ class Listing(Generic[T]):
     convert: Callable[[Any], T]
     follow: Callable[[Any, Any], Any | None]
     limit: int
-    keep: Callable[[T], bool] | None = None
 
     def absorb(self, request: Any, response: Any, items: list[T]) -> Any | None:
-        """Add a page's kept items to ``items``; the next request, or None after the last page."""
-        for message in self.items(response):
-            item = self.convert(message)
-            if self.keep is None or self.keep(item):
-                items.append(item)
+        """Add a page's items to ``items``; the next request, or None after the last page."""
+        items.extend(self.convert(message) for message in self.items(response))
         return self.follow(request, response)
 
 
@@ -155,25 +146,23 @@ def list_flow_runs(
     name: str | None,
     limit: int,
 ) -> Listing[FlowRun]:
-    """Runs newest first; ``name`` is matched here, as the service has no name filter yet."""
+    """Runs newest first, filtered by the service (``name`` None or empty: any name)."""
     run_filter = flow_runs_pb2.FlowRunFilter(
         flow_ids=list(flow_ids),
         flow_name=flow_name,
         state_types=[convert.parse_state_type(value) for value in state_types],
         parent_flow_run_id=parent_flow_run_id,
         tags=list(tags),
+        name=name or "",
     )
-    # With a name to match, ask for full pages: most runs on them will not match.
-    page_size = MAX_PAGE if name is not None else _page(limit)
     return Listing(
         "flow_runs",
         "ListFlowRuns",
-        flow_runs_pb2.ListFlowRunsRequest(page_size=page_size, filter=run_filter),
+        flow_runs_pb2.ListFlowRunsRequest(page_size=_page(limit), filter=run_filter),
         lambda response: response.flow_runs,
         convert.flow_run_from_proto,
         _by_token,
         limit,
-        keep=None if name is None else (lambda run: run.name == name),
     )
 
 

@@ -2,8 +2,10 @@
 
 With ``HEADWATER_API_URL`` unset, the SDK starts the real server code inside this process, on
 the background loop, listening on an abstract unix socket that only this machine can reach, and
-storing runs in the local SQLite database (``$HEADWATER_HOME/headwater.db``). Flows then talk to
-it over real gRPC exactly as they would to a remote server.
+storing runs in the local SQLite database (``$HEADWATER_HOME/headwater.db``) unless
+``HEADWATER_DATABASE_URL`` names another: the server's own settings
+(`headwater_server.settings.ServerSettings`), read from the environment when it starts.
+Flows then talk to it over real gRPC exactly as they would to a remote server.
 
 The server's stack (SQLAlchemy, Alembic, reflection) is imported here and only here, on first
 use, so ``import headwater`` stays fast and a process that talks to a remote server never loads
@@ -22,6 +24,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from headwater_server.settings import ServerSettings
+
     from headwater._transport.loop import BackgroundLoop
 
 __all__ = ["EmbeddedServer"]
@@ -46,12 +50,11 @@ class EmbeddedServer:
         """Start the server on ``loop``, on the database the settings name.
 
         Raises:
+            SettingsError: A server variable holds a value the server cannot use.
             ServiceUnavailable: The server could not start (for example the database cannot be
                 opened); the message says what to change.
         """
-        from headwater._settings import get_settings
-
-        database_url = get_settings().resolved_database_url()
+        settings, database_url = _server_settings()
         address = f"unix-abstract:headwater-{os.getpid()}-{os.urandom(4).hex()}"
         try:
             with _no_collection_while_loading():
@@ -60,10 +63,7 @@ class EmbeddedServer:
                 # be serving a connection.
                 import headwater_server.storage.database  # noqa: F401
                 from headwater_server.server import start_server
-                from headwater_server.settings import ServerSettings
 
-                settings = ServerSettings.from_environ()
-                settings = dataclasses.replace(settings, database_url=database_url)
                 running = loop.run_sync(start_server(address, settings))
         except Exception as exc:
             from headwater.exceptions import ServiceUnavailable, clause
@@ -86,6 +86,33 @@ class EmbeddedServer:
             loop.run_sync(running.stop(_STOP_GRACE), timeout=_STOP_GRACE + 10)
         except Exception as exc:  # at exit there is nobody left to raise to
             print(f"headwater: the embedded server did not stop cleanly: {exc}", file=sys.stderr)
+
+
+def _server_settings() -> tuple[ServerSettings, str]:
+    """The embedded server's own settings, read as a standalone server reads them.
+
+    Server-only variables belong to the server (`headwater_server.settings`); this only turns
+    its complaint into the SDK's `SettingsError`, so a flow caller sees the variable to fix
+    rather than a traceback from the server package.
+
+    Returns:
+        The settings, and the database URL they resolve to (the home created for SQLite).
+
+    Raises:
+        SettingsError: A server variable (HEADWATER_HOME, HEADWATER_DATABASE_URL, ...) holds a
+            value the server cannot use; each problem names its variable.
+    """
+    from headwater_server.settings import ServerSettings, ServerSettingsError
+
+    from headwater.exceptions import SettingsError
+
+    try:
+        settings = ServerSettings.from_environ()
+        database_url = settings.resolved_database_url()
+    except ServerSettingsError as exc:
+        hint = "or set HEADWATER_API_URL to use a running server"
+        raise SettingsError([f"{problem}; {hint}" for problem in exc.problems]) from None
+    return dataclasses.replace(settings, database_url=database_url), database_url
 
 
 @contextlib.contextmanager

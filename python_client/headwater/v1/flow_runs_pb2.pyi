@@ -117,18 +117,20 @@ class GetFlowRunResponse(_message.Message):
     def __init__(self, flow_run: _Optional[_Union[FlowRun, _Mapping]] = ...) -> None: ...
 
 class FlowRunFilter(_message.Message):
-    __slots__ = ("flow_ids", "flow_name", "state_types", "parent_flow_run_id", "tags")
+    __slots__ = ("flow_ids", "flow_name", "state_types", "parent_flow_run_id", "tags", "name")
     FLOW_IDS_FIELD_NUMBER: _ClassVar[int]
     FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_TYPES_FIELD_NUMBER: _ClassVar[int]
     PARENT_FLOW_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
     flow_ids: _containers.RepeatedScalarFieldContainer[str]
     flow_name: str
     state_types: _containers.RepeatedScalarFieldContainer[_states_pb2.StateType]
     parent_flow_run_id: str
     tags: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, flow_ids: _Optional[_Iterable[str]] = ..., flow_name: _Optional[str] = ..., state_types: _Optional[_Iterable[_Union[_states_pb2.StateType, str]]] = ..., parent_flow_run_id: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
+    name: str
+    def __init__(self, flow_ids: _Optional[_Iterable[str]] = ..., flow_name: _Optional[str] = ..., state_types: _Optional[_Iterable[_Union[_states_pb2.StateType, str]]] = ..., parent_flow_run_id: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ...) -> None: ...
 
 class ListFlowRunsRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "filter")

@@ -66,6 +66,7 @@ async def list_flow_runs(
     for index, flow_id in enumerate(where.flow_ids):
         checks.uuid(f"filter.flow_ids[{index}]", flow_id)
     checks.name("filter.flow_name", where.flow_name)
+    checks.name("filter.name", where.name)
     checks.state_types("filter.state_types", where.state_types)
     checks.optional_uuid("filter.parent_flow_run_id", where.parent_flow_run_id)
     for index, tag in enumerate(where.tags):

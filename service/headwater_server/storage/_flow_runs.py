@@ -168,6 +168,8 @@ class FlowRunsMixin(RepositoryBase):
             conditions.append(flow_runs.c.flow_id.in_(ids))
         if f.flow_name:
             conditions.append(flow_runs.c.flow_name == f.flow_name)
+        if f.name:
+            conditions.append(flow_runs.c.name == f.name)
         if f.state_types:
             conditions.append(flow_runs.c.state_type.in_(list(f.state_types)))
         if f.parent_flow_run_id:

@@ -111,6 +111,9 @@ Index("ix_flow_runs_create_time_id", flow_runs.c.create_time, flow_runs.c.id)
 Index("ix_flow_runs_flow_id_create_time", flow_runs.c.flow_id, flow_runs.c.create_time)
 Index("ix_flow_runs_state_type", flow_runs.c.state_type)
 Index("ix_flow_runs_parent_flow_run_id", flow_runs.c.parent_flow_run_id)
+# ListFlowRuns by run name (`headwater flow-run inspect <name>`): names are not unique, so an
+# index rather than a constraint.
+Index("ix_flow_runs_name", flow_runs.c.name)
 
 
 def _state_columns(owner_fk: Column[Any]) -> list[Column[Any] | UniqueConstraint]:

@@ -145,3 +145,33 @@ def test_a_home_that_cannot_be_created_is_a_settings_error(tmp_path: Path) -> No
     line = last_line(result)
     assert line.startswith("headwater.exceptions.SettingsError: ")
     assert f"HEADWATER_HOME {str(home)!r} cannot be created" in line
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("HEADWATER_DATABASE_URL", "not a url", "must be a SQLAlchemy URL"),
+        ("HEADWATER_REQUEST_LOG_RETENTION_SECONDS", "a day", "must be a number of seconds"),
+    ],
+)
+def test_a_bad_server_variable_fails_the_flow_call_as_a_settings_error(
+    tmp_path: Path, name: str, value: str, expected: str
+) -> None:
+    # The embedded server reads its own settings; its complaint reaches the flow caller as the
+    # SDK's SettingsError naming the variable, not as a traceback from the server package.
+    result = run_flow_process(tmp_path, **{name: value})
+    assert result.returncode != 0
+    line = last_line(result)
+    assert line.startswith("headwater.exceptions.SettingsError: Invalid Headwater settings: ")
+    assert f"{name} {expected}" in line and repr(value) in line
+    assert "ServerSettingsError" not in result.stderr
+
+
+@pytest.mark.integration
+def test_the_embedded_server_honours_the_database_url(tmp_path: Path) -> None:
+    database = tmp_path / "elsewhere.db"
+    result = run_flow_process(tmp_path / "home", HEADWATER_DATABASE_URL=f"sqlite:///{database}")
+    assert result.returncode == 0, result.stderr
+    assert database.is_file()
+    assert not (tmp_path / "home" / "headwater.db").exists()
