@@ -62,6 +62,23 @@ def _invalid(call: Callable[[], Any], mentions: str) -> str:
     return details.message
 
 
+def _invalid_proposals(api: Api, run: FR.FlowRun, state: S.State, mentions: str) -> None:
+    """Propose ``state`` to ``run`` and to a new task run of it: both INVALID_ARGUMENT."""
+    _invalid(
+        lambda: api.flow_runs.SetFlowRunState(
+            FR.SetFlowRunStateRequest(flow_run_id=run.id, state=state)
+        ),
+        mentions,
+    )
+    task_run = _task_run(api, run.id)
+    _invalid(
+        lambda: api.task_runs.SetTaskRunState(
+            TR.SetTaskRunStateRequest(task_run_id=task_run.id, state=state)
+        ),
+        mentions,
+    )
+
+
 def _scheduled(seconds: int, nanos: int = 0) -> S.State:
     return S.State(
         type=S.STATE_TYPE_SCHEDULED,
@@ -92,22 +109,10 @@ OUT_OF_RANGE_TIMES = [
 def test_scheduled_time_out_of_range(api: Api, seconds: int, nanos: int) -> None:
     run = api.new_run(api.new_flow().id)
     state = _scheduled(seconds, nanos)
-    _invalid(
-        lambda: api.flow_runs.SetFlowRunState(
-            FR.SetFlowRunStateRequest(flow_run_id=run.id, state=state)
-        ),
-        "state.scheduled_time",
-    )
+    _invalid_proposals(api, run, state, "state.scheduled_time")
     _invalid(
         lambda: api.flow_runs.CreateFlowRun(
             FR.CreateFlowRunRequest(flow_id=run.flow_id, state=state)
-        ),
-        "state.scheduled_time",
-    )
-    task_run = _task_run(api, run.id)
-    _invalid(
-        lambda: api.task_runs.SetTaskRunState(
-            TR.SetTaskRunStateRequest(task_run_id=task_run.id, state=state)
         ),
         "state.scheduled_time",
     )
@@ -237,19 +242,7 @@ def test_result_json_is_checked(api: Api, text: str) -> None:
     run = api.new_run(api.new_flow().id)
     api.propose(run.id, S.STATE_TYPE_RUNNING)
     state = S.State(type=S.STATE_TYPE_COMPLETED, result=S.StateResult(json=text))
-    _invalid(
-        lambda: api.flow_runs.SetFlowRunState(
-            FR.SetFlowRunStateRequest(flow_run_id=run.id, state=state)
-        ),
-        "state.result.json",
-    )
-    task_run = _task_run(api, run.id)
-    _invalid(
-        lambda: api.task_runs.SetTaskRunState(
-            TR.SetTaskRunStateRequest(task_run_id=task_run.id, state=state)
-        ),
-        "state.result.json",
-    )
+    _invalid_proposals(api, run, state, "state.result.json")
 
 
 def test_a_json_result_is_stored(api: Api) -> None:
@@ -301,20 +294,7 @@ def test_nul_in_names_and_identifiers_is_refused(api: Api) -> None:
 def test_state_names_over_255_characters_are_refused(api: Api) -> None:
     run = api.new_run(api.new_flow().id)
     state = S.State(type=S.STATE_TYPE_RUNNING, name="x" * 256)
-    message = _invalid(
-        lambda: api.flow_runs.SetFlowRunState(
-            FR.SetFlowRunStateRequest(flow_run_id=run.id, state=state)
-        ),
-        "state.name",
-    )
-    assert "255" in message
-    task_run = _task_run(api, run.id)
-    _invalid(
-        lambda: api.task_runs.SetTaskRunState(
-            TR.SetTaskRunStateRequest(task_run_id=task_run.id, state=state)
-        ),
-        "state.name",
-    )
+    _invalid_proposals(api, run, state, "at most 255")
     scheduled = S.State(type=S.STATE_TYPE_SCHEDULED, name="y" * 300)
     _invalid(
         lambda: api.flow_runs.CreateFlowRun(
