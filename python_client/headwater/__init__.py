@@ -57,6 +57,7 @@ if TYPE_CHECKING:
         StateType,
         Suspended,
     )
+    from headwater._tasks import Task, task
 
 __all__ = [
     "FINAL_STATE_TYPES",
@@ -80,11 +81,13 @@ __all__ = [
     "State",
     "StateType",
     "Suspended",
+    "Task",
     "__version__",
     "flow",
     "get_run_context",
     "get_run_logger",
     "tags",
+    "task",
 ]
 
 # Public name -> the private module that defines it.
@@ -92,6 +95,8 @@ _LAZY_ATTRIBUTES = {
     "flow": "headwater._flows",
     "Flow": "headwater._flows",
     "FlowRun": "headwater._runs",
+    "task": "headwater._tasks",
+    "Task": "headwater._tasks",
     "FlowRunContext": "headwater._context",
     "get_run_context": "headwater._context",
     "tags": "headwater._context",
@@ -122,7 +127,20 @@ _LAZY_ATTRIBUTES = {
 }
 
 # Public submodules reachable as attributes (``headwater.exceptions.ScriptError``).
-_SUBMODULES = frozenset({"client", "exceptions", "flows", "task_runners"})
+_SUBMODULES = frozenset(
+    {
+        "cache_policies",
+        "client",
+        "context",
+        "exceptions",
+        "flows",
+        "logging",
+        "runtime",
+        "states",
+        "task_runners",
+        "tasks",
+    }
+)
 
 
 def __getattr__(name: str) -> Any:

@@ -18,11 +18,12 @@ if TYPE_CHECKING:
     import logging
 
     from headwater._engine.runnable import Runnable
-    from headwater._runs import FlowRun
+    from headwater._runs import FlowRun, TaskRun
     from headwater._transport.interface import Transport
 
 __all__ = [
     "FlowRunContext",
+    "TaskRunContext",
     "get_run_context",
     "tags",
 ]
@@ -98,21 +99,77 @@ class FlowRunContext:
         return f"FlowRunContext(flow={self.flow.name!r}, flow_run_id={self.flow_run_id!r})"
 
 
+class TaskRunContext:
+    """What the code of a running task (and its cache policy) can know about its run.
+
+    Attributes:
+        task: The `Task` being run (typed by what the engine needs of it).
+        task_run_id: The task run's id.
+        parameters: The task's inputs by name.
+        flow_run_id: The id of the flow run the task runs in, or None for a task called
+            outside any flow.
+        task_run: The run as the service last reported it, when the engine has it.
+        log_prints: Whether ``print`` in this task goes to the run's logs.
+        logger: The task run's logger.
+    """
+
+    __slots__ = (
+        "flow_run_id",
+        "log_prints",
+        "logger",
+        "parameters",
+        "task",
+        "task_run",
+        "task_run_id",
+    )
+
+    def __init__(
+        self,
+        task: Runnable,
+        task_run_id: str,
+        parameters: dict[str, Any],
+        flow_run_id: str | None = None,
+        task_run: TaskRun | None = None,
+        log_prints: bool = False,
+        logger: logging.LoggerAdapter[logging.Logger] | None = None,
+    ) -> None:
+        self.task = task
+        self.task_run_id = task_run_id
+        self.parameters = parameters
+        self.flow_run_id = flow_run_id
+        self.task_run = task_run
+        self.log_prints = log_prints
+        self.logger = logger
+
+    @staticmethod
+    def get() -> TaskRunContext | None:
+        """The context of the task run the caller runs in, or None outside any task run."""
+        return _current_task_run.get()
+
+    def __repr__(self) -> str:
+        return f"TaskRunContext(task={self.task.name!r}, task_run_id={self.task_run_id!r})"
+
+
 _current_flow_run: contextvars.ContextVar[FlowRunContext | None] = contextvars.ContextVar(
     "headwater_flow_run", default=None
+)
+_current_task_run: contextvars.ContextVar[TaskRunContext | None] = contextvars.ContextVar(
+    "headwater_task_run", default=None
 )
 _current_tags: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
     "headwater_tags", default=frozenset()
 )
 
 
-def get_run_context() -> FlowRunContext:
-    """The context of the current flow run.
+def get_run_context() -> FlowRunContext | TaskRunContext:
+    """The context of the current run: the task run's inside a task, else the flow run's.
 
     Raises:
-        MissingContextError: The caller is not inside a flow run.
+        MissingContextError: The caller is not inside a flow run or task run.
     """
-    context = _current_flow_run.get()
+    context: FlowRunContext | TaskRunContext | None = _current_task_run.get()
+    if context is None:
+        context = _current_flow_run.get()
     if context is None:
         raise MissingContextError(
             "There is no active flow run: this must be called from inside a function decorated "

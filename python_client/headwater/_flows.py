@@ -107,11 +107,48 @@ def _source_file(fn: Callable[..., Any]) -> str | None:
         return None
 
 
-def _validate_hooks(hook_name: str, hooks: Any) -> list[Hook] | None:
-    """Check that ``hooks`` is an iterable of callables and return it as a new list."""
+def _check_name_type(name: Any, kind: str) -> None:
+    """Refuse a name that is not a string (often a function passed instead of its result)."""
+    if name is not None and not isinstance(name, str):
+        hint = (
+            f"Perhaps you meant to call it? e.g. '@{kind}(name=get_{kind}_run_name())'"
+            if callable(name)
+            else ""
+        )
+        raise TypeError(
+            f"Expected string for {kind} parameter 'name'; got {type(name).__name__} "
+            f"instead. {hint}"
+        )
+
+
+def _check_run_name(run_name: Any, option: str) -> None:
+    """Refuse a ``flow_run_name``/``task_run_name`` that is neither a template nor callable."""
+    if run_name is not None and not (isinstance(run_name, str) or callable(run_name)):
+        raise TypeError(
+            f"Expected string or callable for '{option}'; got {type(run_name).__name__} instead."
+        )
+
+
+def _raise_for_reserved_arguments(fn: Callable[..., Any], fn_name: str, kind: str) -> None:
+    """Refuse a function with a parameter the call takes itself (`RESERVED_ARGUMENTS`)."""
+    parameters = _parameters.signature_of(fn).parameters
+    for argument in RESERVED_ARGUMENTS:
+        if argument in parameters:
+            raise ReservedArgumentError(
+                f"{argument!r} is a reserved argument name and cannot be used. "
+                f"Rename that parameter of {fn_name!r}: {kind} calls take {argument!r} "
+                "themselves."
+            )
+
+
+def _validate_hooks(hook_name: str, hooks: Any, kind: str = "flow") -> list[Hook] | None:
+    """Check that ``hooks`` is an iterable of callables and return it as a new list.
+
+    ``kind`` ("flow" or "task") is the decorator the error message's example uses.
+    """
     if hooks is None:
         return None
-    example = f"@flow({hook_name}=[hook1, hook2])\ndef my_flow():\n\tpass"
+    example = f"@{kind}({hook_name}=[hook1, hook2])\ndef my_{kind}():\n\tpass"
     try:
         hook_list = list(hooks)
     except TypeError:
@@ -224,16 +261,7 @@ class Flow(Generic[P, R]):
         on_crashed: list[Hook] | None = None,
         on_running: list[Hook] | None = None,
     ) -> None:
-        if name is not None and not isinstance(name, str):
-            hint = (
-                "Perhaps you meant to call it? e.g. '@flow(name=get_flow_run_name())'"
-                if callable(name)
-                else ""
-            )
-            raise TypeError(
-                f"Expected string for flow parameter 'name'; got {type(name).__name__} "
-                f"instead. {hint}"
-            )
+        _check_name_type(name, "flow")
 
         hooks = {
             hook_name: _validate_hooks(hook_name, value)
@@ -259,13 +287,7 @@ class Flow(Generic[P, R]):
         )
         _raise_on_name_with_banned_characters(self.name)
 
-        if flow_run_name is not None and not (
-            isinstance(flow_run_name, str) or callable(flow_run_name)
-        ):
-            raise TypeError(
-                "Expected string or callable for 'flow_run_name'; got "
-                f"{type(flow_run_name).__name__} instead."
-            )
+        _check_run_name(flow_run_name, "flow_run_name")
         self.flow_run_name = flow_run_name
 
         runner: Any = task_runner or ThreadPoolTaskRunner()
@@ -279,14 +301,7 @@ class Flow(Generic[P, R]):
         self.isasync: bool = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
         self.isgenerator: bool = inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)
 
-        parameters = _parameters.signature_of(fn).parameters
-        for argument in RESERVED_ARGUMENTS:
-            if argument in parameters:
-                raise ReservedArgumentError(
-                    f"{argument!r} is a reserved argument name and cannot be used. "
-                    f"Rename that parameter of {fn_name!r}: flow calls take {argument!r} "
-                    "themselves."
-                )
+        _raise_for_reserved_arguments(fn, fn_name, "flow")
 
         if not version:
             version = _file_hash(_source_file(fn))
@@ -336,6 +351,11 @@ class Flow(Generic[P, R]):
     def ismethod(self) -> bool:
         """True when the flow was accessed through an instance and passes it as ``self``."""
         return hasattr(self.fn, _parameters.BOUND_SELF_ATTRIBUTE)
+
+    @property
+    def run_name(self) -> Callable[..., str] | str | None:
+        """``flow_run_name``, under the name the engine reads (`Runnable.run_name`)."""
+        return self.flow_run_name
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -461,22 +481,7 @@ class Flow(Generic[P, R]):
         form is recorded as ``"<TypeName>"`` instead of failing the run. The instance of a
         method flow is left out.
         """
-        from headwater._states import State
-
-        bound_self = getattr(self.fn, _parameters.BOUND_SELF_ATTRIBUTE, _MISSING)
-        serialized: dict[str, Any] = {}
-        for key, value in parameters.items():
-            if value is bound_self:
-                continue
-            if isinstance(value, State):
-                # Never convert a State (its data could be huge, or an exception).
-                serialized[key] = f"<{type(value).__name__}>"
-                continue
-            try:
-                serialized[key] = _parameters.jsonable(value)
-            except (TypeError, ValueError):
-                serialized[key] = f"<{type(value).__name__}>"
-        return serialized
+        return serialize_parameters(self.fn, parameters)
 
     # -- hooks as decorators -------------------------------------------------------------
 
@@ -577,7 +582,31 @@ class Flow(Generic[P, R]):
         )
 
 
-_MISSING = object()
+def serialize_parameters(fn: Callable[..., Any], parameters: dict[str, Any]) -> dict[str, Any]:
+    """A call's parameters as JSON values for the service (a flow's or a task's).
+
+    Values keep their JSON types (ints stay exact ints, at any size); a value with no JSON
+    form is recorded as ``"<TypeName>"`` instead of failing the run, and a `State` is never
+    converted (its data could be huge, or an exception). The instance of a method is left out.
+    """
+    from headwater._states import State
+
+    bound_self = getattr(fn, _parameters.BOUND_SELF_ATTRIBUTE, _NO_INSTANCE)
+    serialized: dict[str, Any] = {}
+    for key, value in parameters.items():
+        if value is bound_self:
+            continue
+        if isinstance(value, State):
+            serialized[key] = f"<{type(value).__name__}>"
+            continue
+        try:
+            serialized[key] = _parameters.jsonable(value)
+        except (TypeError, ValueError):
+            serialized[key] = f"<{type(value).__name__}>"
+    return serialized
+
+
+_NO_INSTANCE = object()
 
 
 def _deployments_not_available(what: str) -> NoReturn:

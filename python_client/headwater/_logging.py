@@ -19,11 +19,11 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from headwater._context import _current_flow_run, get_run_context
+from headwater._context import FlowRunContext, _current_flow_run, get_run_context
 from headwater._transport.interface import LogLine
+from headwater.exceptions import MissingContextError
 
 if TYPE_CHECKING:
-    from headwater._context import FlowRunContext
     from headwater._transport.interface import Transport
 
 __all__ = [
@@ -64,6 +64,11 @@ def get_run_logger(**extra: Any) -> RunLoggerAdapter:
     context = get_run_context()
     logger = context.logger
     if logger is None:  # pragma: no cover - the engine always sets one
+        if not isinstance(context, FlowRunContext):
+            raise MissingContextError(
+                f"Task run {context.task_run_id!r} has no run logger: it is not run by the "
+                "engine. Call get_run_logger() from a flow or a task while it runs."
+            )
         logger = run_logger(context.flow_run.id, context.flow_run.name, context.flow.name)
     if extra:
         return RunLoggerAdapter(logger.logger, {**(logger.extra or {}), **extra})

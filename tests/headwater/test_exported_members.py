@@ -36,11 +36,13 @@ def test_headwater_all_is_pinned() -> None:
             "State",
             "StateType",
             "Suspended",
+            "Task",
             "__version__",
             "flow",
             "get_run_context",
             "get_run_logger",
             "tags",
+            "task",
         ]
     )
 
@@ -86,6 +88,116 @@ def test_top_level_and_flows_module_agree() -> None:
     assert headwater.Flow is headwater.flows.Flow
 
 
+def test_top_level_and_tasks_module_agree() -> None:
+    import headwater.tasks
+
+    assert headwater.task is headwater.tasks.task
+    assert headwater.Task is headwater.tasks.Task
+
+
+# The public modules named as Prefect's are, so imports port by changing "prefect" to
+# "headwater"; each one's names are pinned.
+PUBLIC_MODULES = {
+    "headwater.tasks": ["Task", "exponential_backoff", "task"],
+    "headwater.cache_policies": [
+        "DEFAULT",
+        "FLOW_PARAMETERS",
+        "INPUTS",
+        "NONE",
+        "NO_CACHE",
+        "RUN_ID",
+        "TASK_SOURCE",
+        "CacheKeyFnPolicy",
+        "CachePolicy",
+        "CompoundCachePolicy",
+        "FlowParameters",
+        "Inputs",
+        "RunId",
+        "TaskSource",
+    ],
+    "headwater.states": [
+        "AwaitingConcurrencySlot",
+        "AwaitingRetry",
+        "Cached",
+        "Cancelled",
+        "Cancelling",
+        "Completed",
+        "Crashed",
+        "Failed",
+        "Late",
+        "Paused",
+        "Pending",
+        "Retrying",
+        "Running",
+        "Scheduled",
+        "State",
+        "StateType",
+        "Suspended",
+    ],
+    "headwater.logging": ["get_run_logger"],
+    "headwater.context": ["FlowRunContext", "TaskRunContext", "get_run_context", "tags"],
+    "headwater.task_runners": ["TaskRunner", "ThreadPoolTaskRunner"],
+    "headwater.runtime": ["flow_run", "task_run"],
+    "headwater.runtime.flow_run": [
+        "api_url",
+        "flow_name",
+        "flow_version",
+        "id",
+        "job_variables",
+        "name",
+        "parameters",
+        "parent_deployment_id",
+        "parent_flow_run_id",
+        "root_flow_run_id",
+        "run_count",
+        "scheduled_start_time",
+        "tags",
+        "ui_url",
+    ],
+    "headwater.runtime.task_run": [
+        "api_url",
+        "id",
+        "name",
+        "parameters",
+        "run_count",
+        "tags",
+        "task_name",
+        "ui_url",
+    ],
+}
+
+
+def test_public_modules_all_is_pinned() -> None:
+    import importlib
+
+    for module_name, names in PUBLIC_MODULES.items():
+        module = importlib.import_module(module_name)
+        assert sorted(module.__all__) == sorted(names), module_name
+        for name in names:
+            assert hasattr(module, name), f"{module_name}.{name}"
+
+
+def test_public_modules_reexport_the_sdk_objects() -> None:
+    import headwater.context
+    import headwater.logging
+    import headwater.states
+
+    for name in headwater.states.__all__:
+        assert getattr(headwater.states, name) is getattr(headwater, name)
+    assert headwater.logging.get_run_logger is headwater.get_run_logger
+    assert headwater.context.get_run_context is headwater.get_run_context
+    assert headwater.context.FlowRunContext is headwater.FlowRunContext
+    assert headwater.context.tags is headwater.tags
+
+
+def test_public_modules_are_attributes_of_the_package() -> None:
+    for module_name in PUBLIC_MODULES:
+        if module_name.count(".") == 1:
+            short = module_name.split(".")[1]
+            assert getattr(headwater, short).__name__ == module_name
+            assert short in dir(headwater)
+
+
 def test_version() -> None:
     assert headwater.__version__ == "0.1.0"
 
@@ -110,7 +222,8 @@ def test_import_headwater_stays_light() -> None:
     heavy = ("pydantic", "pydantic_core", "grpc", "cloudpickle", "sqlalchemy", "headwater_server")
     code = (
         "import sys, headwater\n"
-        "from headwater import flow, Flow, State, Completed\n"
+        "from headwater import flow, Flow, State, Completed, task, Task\n"
+        "import headwater.tasks, headwater.cache_policies, headwater.states\n"
         f"loaded = [m for m in {heavy!r} if m in sys.modules]\n"
         "print(','.join(loaded))\n"
     )

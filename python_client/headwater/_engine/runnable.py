@@ -1,8 +1,9 @@
 """What the engine needs of the thing it runs: a name, a policy, hooks and a function.
 
-`headwater.Flow` satisfies `Runnable` as it is; a task will too, so flows and tasks share one
-state machine. The engine reads these attributes and nothing else, which is also why it never
-imports `headwater._flows`.
+`headwater.Flow` and `headwater.Task` satisfy `Runnable`, so flows and tasks share one state
+machine (mypy checks both: see the end of `headwater._tasks`). The engine reads
+these attributes and nothing else, which is also why it never imports `headwater._flows` or
+`headwater._tasks`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ Hook = Callable[..., Any]
 
 
 class Runnable(Protocol):
-    """The engine's view of a flow (or, later, a task).
+    """The engine's view of a flow or a task.
 
     Read-only properties, so that anything with these attributes fits, whatever their exact
     (narrower) types.
@@ -36,8 +37,11 @@ class Runnable(Protocol):
         ...
 
     @property
-    def flow_run_name(self) -> Callable[..., str] | str | None:
-        """A template or callable naming each run; None lets the service pick a name."""
+    def run_name(self) -> Callable[..., str] | str | None:
+        """A template or callable naming each run; None lets the service pick a name.
+
+        A flow's ``flow_run_name``, a task's ``task_run_name``.
+        """
         ...
 
     # -- the function ----------------------------------------------------------------------
@@ -78,8 +82,8 @@ class Runnable(Protocol):
         ...
 
     @property
-    def retry_delay_seconds(self) -> float:
-        """How long the service waits before a retry."""
+    def retry_delay_seconds(self) -> float | Sequence[float]:
+        """How long the service waits before a retry: one delay, or one per retry (tasks)."""
         ...
 
     @property

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from headwater import _parameters
@@ -20,7 +20,7 @@ from headwater.exceptions import ParameterTypeError
 if TYPE_CHECKING:
     from headwater._engine.runnable import Runnable
 
-__all__ = ["call_arguments", "run_spec", "validate_parameters"]
+__all__ = ["call_arguments", "first_retry_delay", "run_spec", "validate_parameters"]
 
 
 def validate_parameters(
@@ -51,7 +51,7 @@ def run_spec(
         ValueError, TypeError: The flow's ``flow_run_name`` cannot name this run.
     """
     retries = int(flow.retries)
-    delay = float(flow.retry_delay_seconds)
+    delay = first_retry_delay(flow.retry_delay_seconds)
     return FlowRunSpec(
         flow_name=flow.name,
         flow_version=flow.version or "",
@@ -63,6 +63,13 @@ def run_spec(
         retries=retries,
         retry_delay_seconds=delay,
     )
+
+
+def first_retry_delay(delays: float | Sequence[float]) -> float:
+    """The delay before the first retry: a flow's only delay, or the first of a task's list."""
+    if isinstance(delays, int | float):
+        return float(delays)
+    return float(delays[0]) if delays else 0.0
 
 
 def call_arguments(
@@ -120,7 +127,7 @@ def _flow_run_name(flow: Runnable, parameters: dict[str, Any]) -> str:
         ValueError: The template names something that is not a parameter, or is malformed.
         TypeError: The callable returned something other than a string.
     """
-    template = flow.flow_run_name
+    template = flow.run_name
     if template is None:
         return ""
     if callable(template):
