@@ -330,3 +330,38 @@ def test_task_errors_on_the_stream_leave_it_open(api: Api) -> None:
     )
     assert started.create_task_run.task_run.state.type == S.STATE_TYPE_RUNNING
     assert stream.close() == []
+
+
+def test_task_run_states_are_events_of_their_flow_run(api: Api) -> None:
+    run = api.new_run(api.new_flow().id)
+    api.propose(run.id, S.STATE_TYPE_RUNNING)
+    watch = api.flow_runs.WatchFlowRun(flow_runs_pb2.WatchFlowRunRequest(flow_run_id=run.id))
+    assert next(watch).WhichOneof("kind") == "snapshot"
+    kinds = [next(watch).WhichOneof("kind") for _ in range(3)]
+    assert kinds == ["event", "event", "caught_up"]
+
+    started = _start(api, flow_run_id=run.id, task_key="mod.watched").task_run
+    _complete(api, started.id, "5")
+    _start(api, task_key="mod.outside")  # no flow run: no event anywhere
+    api.propose(run.id, S.STATE_TYPE_COMPLETED)
+
+    live = [message.event for message in watch]  # ends after the flow's final state
+    assert [e.sequence for e in live] == [3, 4, 5, 6]
+    task_events = [e.task_run_state_changed for e in live[:3]]
+    assert [(t.task_run_id, t.task_run_name) for t in task_events] == [
+        (started.id, started.name)
+    ] * 3
+    assert [t.state.type for t in task_events] == [
+        S.STATE_TYPE_PENDING,
+        S.STATE_TYPE_RUNNING,
+        S.STATE_TYPE_COMPLETED,
+    ]
+    assert task_events[2].state.result.json == "5"
+    assert live[3].state_changed.type == S.STATE_TYPE_COMPLETED
+
+    # The stored log reads the same, and resumes from any sequence without a gap.
+    assert [e.sequence for e in api.events(run.id)] == [1, 2, 3, 4, 5, 6]
+    assert [e.WhichOneof("kind") for e in api.events(run.id, after=4)] == [
+        "task_run_state_changed",
+        "state_changed",
+    ]

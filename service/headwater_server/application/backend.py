@@ -33,6 +33,20 @@ class Backend:
     # Open engine streams, so a shutdown can end each one cleanly with UNAVAILABLE.
     engine_sessions: set[Any] = field(default_factory=set)
 
+    def __post_init__(self) -> None:
+        # Task run states are flow run events written deep in storage (on a database thread):
+        # storage announces each once committed, and the hub wakes the flow run's watchers.
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # built outside a loop (a test): watchers then notice through storage
+        hub = self.hub
+
+        def announce(flow_run_id: str, sequence: int) -> None:
+            loop.call_soon_threadsafe(hub.notify, flow_run_id, sequence)
+
+        self.db.repository.announce = announce
+
 
 # Seconds left before the caller's deadline (None: no deadline). A long poll reads it to answer
 # before the deadline instead of failing with DEADLINE_EXCEEDED; the gRPC layer sets it per call.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, NamedTuple, TypeVar
 
@@ -54,6 +54,9 @@ class RepositoryBase:
         self._raw = {kind: RawStatements(kind, engine) for kind in (FLOW_RUN, TASK_RUN)}
         self._raw_create = RawCreateStatements(engine)
         self._raw_cache = RawCacheStatements(engine)
+        #: Called with (flow run id, sequence) after a commit that added a flow run event
+        #: through a task run; the application layer points it at the event hub.
+        self.announce: Callable[[str, int], object] = lambda flow_run_id, sequence: None
         self._raw_select_request = Prepared(SELECT_REQUEST, engine)
         self._raw_insert_request = Prepared(INSERT_REQUEST, engine, [c.key for c in request_log.c])
 
@@ -83,6 +86,22 @@ class RepositoryBase:
                 yield tx
         except self._fast.OperationalError as exc:
             raise self._operational(exc) from exc
+        for flow_run_id, sequence in tx.events:  # committed: watchers may read them now
+            self.announce(flow_run_id, sequence)
+
+    def _task_state_event(
+        self, conn: RawTransaction, flow_run_id: str | None, row: dict[str, Any]
+    ) -> None:
+        """Number a task run state in its flow run's event log (``row`` is the history row)."""
+        sequence = None
+        if flow_run_id is not None:
+            found = conn.first(self._raw[TASK_RUN].next_flow_sequence, {"b_id": flow_run_id})
+            if found is None:
+                raise not_found("flow_run", flow_run_id)
+            sequence = found["last_sequence"]
+            conn.events.append((flow_run_id, sequence))
+        row["flow_run_id"] = flow_run_id
+        row["flow_sequence"] = sequence
 
     @staticmethod
     def _operational(exc: Exception) -> ServiceError:
@@ -246,5 +265,7 @@ class RepositoryBase:
             "failure": failure,
             "forced": False,
         }
+        if kind is TASK_RUN:
+            self._task_state_event(conn, values["flow_run_id"], row)
         conn.execute(self._raw[kind].insert_state, row)
         return result, failure

@@ -15,7 +15,7 @@ from headwater_server.storage._base import RepositoryBase
 from headwater_server.storage._runs import read_run, read_run_page
 from headwater_server.storage.fastpath import RawTransaction
 from headwater_server.storage.names import generate_run_name
-from headwater_server.storage.schema import flow_run_states, flow_runs
+from headwater_server.storage.schema import flow_run_states, flow_runs, task_run_states, task_runs
 from headwater_server.storage.statements import FLOW_RUN, tags_condition
 from headwater_server.storage.values import canonical_id, new_id, optional_id
 
@@ -211,12 +211,16 @@ class FlowRunsMixin(RepositoryBase):
     def list_flow_run_events(
         self, req: flow_runs_pb2.ListFlowRunEventsRequest
     ) -> flow_runs_pb2.ListFlowRunEventsResponse:
-        """Events after ``after_sequence``, oldest first (``wait`` is the caller's business)."""
+        """Events after ``after_sequence``, oldest first (``wait`` is the caller's business).
+
+        The log interleaves the run's own states and its task runs' states, each numbered in
+        the flow run's one sequence when it was stored.
+        """
         run_id = canonical_id(req.flow_run_id)
         size = pagination.page_size(req.page_size)
         with self._read() as conn:
             run = self._progress_row(conn, run_id)
-            rows = conn.execute(
+            own = conn.execute(
                 select(flow_run_states)
                 .where(
                     flow_run_states.c.flow_run_id == run_id,
@@ -225,13 +229,33 @@ class FlowRunsMixin(RepositoryBase):
                 .order_by(flow_run_states.c.sequence)
                 .limit(size)
             ).all()
+            tasks = conn.execute(
+                select(task_run_states, task_runs.c.name.label("task_run_name"))
+                .join(task_runs, task_runs.c.id == task_run_states.c.task_run_id)
+                .where(
+                    task_run_states.c.flow_run_id == run_id,
+                    task_run_states.c.flow_sequence > req.after_sequence,
+                )
+                .order_by(task_run_states.c.flow_sequence)
+                .limit(size)
+            ).all()
+        merged = sorted(
+            [(row.sequence, False, row._mapping) for row in own]
+            + [(row.flow_sequence, True, row._mapping) for row in tasks],
+            key=lambda entry: entry[0],
+        )[:size]
         response = flow_runs_pb2.ListFlowRunEventsResponse(last_sequence=run.last_sequence)
-        for row in rows:
-            m = row._mapping
-            event = response.events.add(sequence=m["sequence"], flow_run_id=run_id)
+        for sequence, is_task, m in merged:
+            event = response.events.add(sequence=sequence, flow_run_id=run_id)
             convert.set_timestamp(event.event_time, m["create_time"])
-            event.state_changed.CopyFrom(convert.state_message_from_row(m))
-        seen = rows[-1].sequence if rows else req.after_sequence
+            if is_task:
+                changed = event.task_run_state_changed
+                changed.task_run_id = m["task_run_id"]
+                changed.task_run_name = m["task_run_name"]
+                changed.state.CopyFrom(convert.state_message_from_row(m))
+            else:
+                event.state_changed.CopyFrom(convert.state_message_from_row(m))
+        seen = merged[-1][0] if merged else req.after_sequence
         response.finished = rules.is_terminal(run.state_type) and seen >= run.last_sequence
         return response
 

@@ -294,8 +294,8 @@ class ProposalsMixin(RepositoryBase):
             return None, None
         return found["result"], found["failure"]
 
-    @staticmethod
     def _apply(
+        self,
         conn: RawTransaction,
         kind: RunKind,
         raw: RawStatements,
@@ -332,22 +332,22 @@ class ProposalsMixin(RepositoryBase):
             running_since = None
         end_time = now if rules.is_terminal(stored.type) else None
         run_count = current["run_count"] + (1 if increments_run_count else 0)
-        conn.execute(
-            raw.insert_state,
-            {
-                "id": state_id,
-                kind.owner_column: current["id"],
-                "sequence": sequence,
-                "type": stored.type,
-                "name": stored.name,
-                "message": stored.message,
-                "create_time": now,
-                "scheduled_time": scheduled,
-                "result": result,
-                "failure": failure,
-                "forced": forced,
-            },
-        )
+        row: dict[str, Any] = {
+            "id": state_id,
+            kind.owner_column: current["id"],
+            "sequence": sequence,
+            "type": stored.type,
+            "name": stored.name,
+            "message": stored.message,
+            "create_time": now,
+            "scheduled_time": scheduled,
+            "result": result,
+            "failure": failure,
+            "forced": forced,
+        }
+        if kind is TASK_RUN:
+            self._task_state_event(conn, current["flow_run_id"], row)
+        conn.execute(raw.insert_state, row)
         conn.execute(
             raw.update_run,
             {

@@ -69,12 +69,17 @@ class Prepared:
 
 
 class RawTransaction:
-    """Statements on one DBAPI cursor inside one transaction."""
+    """Statements on one DBAPI cursor inside one transaction.
 
-    __slots__ = ("_cursor",)
+    ``events`` collects the (flow run id, sequence) of event-log entries the transaction wrote,
+    for the repository to announce once they are committed.
+    """
+
+    __slots__ = ("_cursor", "events")
 
     def __init__(self, cursor: DBAPICursor) -> None:
         self._cursor = cursor
+        self.events: list[tuple[str, int]] = []
 
     def execute(self, statement: Prepared, values: Mapping[str, Any]) -> int:
         """Run a write statement; returns the affected row count."""

@@ -190,6 +190,16 @@ task_run_states = Table(
         )
     ),
     UniqueConstraint("task_run_id", "sequence"),
+    # Added in revision 0004: the task run's flow run and this state's number in that flow run's
+    # event log (NULL for task runs outside any flow), so WatchFlowRun streams task states in the
+    # order they were stored. No foreign key: the task run's own cascades.
+    Column("flow_run_id", ID, nullable=True),
+    Column("flow_sequence", BigInteger, nullable=True),
+)
+Index(
+    "ix_task_run_states_flow_run_id_flow_sequence",
+    task_run_states.c.flow_run_id,
+    task_run_states.c.flow_sequence,
 )
 
 logs = Table(

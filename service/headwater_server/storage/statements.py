@@ -16,6 +16,7 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
+    literal_column,
     or_,
     select,
     update,
@@ -148,6 +149,16 @@ class RawStatements:
         self.update_run = Prepared(kind.update_run, engine)
         self.insert_state = Prepared(kind.insert_state, engine, state_columns)
         self.state_payload = Prepared(kind.state_payload, engine)
+        # A task run state is also an event of its flow run: this takes the flow run's next
+        # sequence number (and its row lock, so the flow's own states number after it).
+        self.next_flow_sequence = Prepared(
+            update(flow_runs)
+            .where(flow_runs.c.id == bindparam("b_id"))
+            .values(last_sequence=flow_runs.c.last_sequence + literal_column("1"))
+            .returning(flow_runs.c.last_sequence),
+            engine,
+        )
+        self.next_flow_sequence.keys = ("last_sequence",)
 
 
 SELECT_REQUEST = select(request_log.c.method, request_log.c.subject, request_log.c.response).where(

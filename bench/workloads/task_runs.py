@@ -1,0 +1,179 @@
+"""Micro-benchmark: what a task run costs the service through the engine stream.
+
+Usage: python bench/workloads/task_runs.py [sqlite|postgres|URL] [TASKS] [ROUNDS]
+
+An in-process server on an abstract unix socket, one ``EngineService.Connect`` stream, client and
+server on one loop (as in the SDK's embedded mode). Inside one RUNNING flow run it measures:
+
+- ``sequential``: per task, create-and-start (one round trip, RUNNING decided by the service)
+  then COMPLETED, each waiting for its answer: what a task called in a flow costs at most.
+- ``end nowait``: per task, create-and-start waiting, COMPLETED sent without waiting (it rides
+  with the next message); the time runs until the flow's final state is accepted, which the
+  service applies only after every earlier operation, so every task run is stored COMPLETED.
+- ``submitted``: TASKS tasks at once: every create-and-start in flight together, then every
+  COMPLETED, then the flow's final state; the time until that answer is "TASKS submitted tasks
+  stored", and TASKS / time is task runs stored per second (each stored twice: start and end).
+
+Prints a table and one ``BENCH_RESULT {json}`` line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from headwater.v1 import (
+    engine_pb2,
+    engine_pb2_grpc,
+    flow_runs_pb2,
+    states_pb2,
+    task_runs_pb2,
+)
+from propose_state import RESULT_MARKER, Stream, database_url, proposal
+
+S = states_pb2
+T = task_runs_pb2
+
+
+class PipelinedStream(Stream):
+    """A Stream that can also send without reading, then collect answers by sequence."""
+
+    def send(self, **operation: Any) -> int:
+        self._sequence += 1
+        self._requests.put_nowait(engine_pb2.ConnectRequest(sequence=self._sequence, **operation))
+        return self._sequence
+
+    async def collect(self, until: int) -> dict[int, engine_pb2.ConnectResponse]:
+        """Read answers until the one numbered ``until`` has arrived."""
+        answers: dict[int, engine_pb2.ConnectResponse] = {}
+        while until not in answers:
+            answer = await self._call.read()
+            assert answer.WhichOneof("outcome") != "error", answer
+            answers[answer.sequence] = answer
+        return answers
+
+
+def _start(flow_run_id: str, index: int) -> T.CreateTaskRunRequest:
+    return T.CreateTaskRunRequest(
+        flow_run_id=flow_run_id, task_key="bench.task", dynamic_key=str(index), start=True
+    )
+
+
+def _end(task_run_id: str) -> T.SetTaskRunStateRequest:
+    return T.SetTaskRunStateRequest(
+        task_run_id=task_run_id,
+        state=S.State(type=S.STATE_TYPE_COMPLETED, result=S.StateResult(json="null")),
+        transition_id=str(uuid.uuid4()),
+    )
+
+
+async def _running_flow(stream: PipelinedStream) -> str:
+    created = await stream.ask(create_flow_run=flow_runs_pb2.CreateFlowRunRequest(flow_name="b"))
+    run_id = created.create_flow_run.flow_run.id
+    await stream.ask(set_flow_run_state=proposal(run_id, S.STATE_TYPE_RUNNING))
+    return run_id
+
+
+async def _finish(stream: PipelinedStream, run_id: str) -> None:
+    final = stream.send(set_flow_run_state=proposal(run_id, S.STATE_TYPE_COMPLETED))
+    answer = (await stream.collect(final))[final].set_flow_run_state
+    assert answer.result.decision == S.DECISION_ACCEPT, answer
+
+
+async def sequential(stream: PipelinedStream, tasks: int) -> float:
+    run_id = await _running_flow(stream)
+    begin = time.perf_counter()
+    for index in range(tasks):
+        started = (await stream.ask(create_task_run=_start(run_id, index))).create_task_run
+        assert started.result.decision == S.DECISION_ACCEPT
+        await stream.ask(set_task_run_state=_end(started.task_run.id))
+    elapsed = time.perf_counter() - begin
+    await _finish(stream, run_id)
+    return elapsed / tasks
+
+
+async def end_nowait(stream: PipelinedStream, tasks: int) -> float:
+    run_id = await _running_flow(stream)
+    begin = time.perf_counter()
+    for index in range(tasks):
+        sequence = stream.send(create_task_run=_start(run_id, index))
+        # The answers read on the way are earlier ends, which nobody waits for.
+        started = (await stream.collect(sequence))[sequence].create_task_run
+        stream.send(set_task_run_state=_end(started.task_run.id))
+    await _finish(stream, run_id)
+    return (time.perf_counter() - begin) / tasks
+
+
+async def submitted(stream: PipelinedStream, tasks: int) -> float:
+    run_id = await _running_flow(stream)
+    begin = time.perf_counter()
+    sequences = [stream.send(create_task_run=_start(run_id, i)) for i in range(tasks)]
+    answers = await stream.collect(sequences[-1])
+    while len(answers) < tasks:
+        answers.update(await stream.collect(max(answers) + 1))
+    for sequence in sequences:
+        stream.send(set_task_run_state=_end(answers[sequence].create_task_run.task_run.id))
+    await _finish(stream, run_id)
+    return time.perf_counter() - begin
+
+
+async def main_async(url: str, tasks: int, rounds: int) -> dict[str, Any]:
+    import grpc.aio
+    from headwater_server.server import start_server
+
+    server = await start_server(f"unix-abstract:hw-bench-{uuid.uuid4().hex[:8]}", url)
+    dialect = server._backend.db.dialect
+    channel = grpc.aio.insecure_channel(server.address)
+    stream = PipelinedStream(engine_pb2_grpc.EngineServiceStub(channel))
+    results: dict[str, list[float]] = {"sequential": [], "end nowait": [], "submitted": []}
+    try:
+        await sequential(stream, 50)  # warm up
+        for _ in range(rounds):
+            results["sequential"].append(await sequential(stream, tasks))
+            results["end nowait"].append(await end_nowait(stream, tasks))
+            results["submitted"].append(await submitted(stream, tasks))
+        await stream.close()
+    finally:
+        await channel.close()
+        await server.stop(1.0)
+    return {
+        "dialect": dialect,
+        "tasks": tasks,
+        "rounds": rounds,
+        "per_task_us": {
+            name: statistics.median(results[name]) * 1e6 for name in ("sequential", "end nowait")
+        },
+        "submitted_s": statistics.median(results["submitted"]),
+        "stored_per_second": tasks / statistics.median(results["submitted"]),
+    }
+
+
+def main() -> None:
+    target = sys.argv[1] if len(sys.argv) > 1 else "sqlite"
+    tasks = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
+    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+    os.environ.setdefault("HEADWATER_HOME", tempfile.mkdtemp(prefix="hw-bench-home-"))
+    with database_url(target) as url:
+        result = asyncio.run(main_async(url, tasks, rounds))
+    print(f"{result['dialect']}: {tasks} tasks x {rounds} rounds, medians")
+    for name, value in result["per_task_us"].items():
+        print(f"  {name:12s} {value:9.1f} µs per task (start + end, until stored)")
+    print(
+        f"  submitted    {result['submitted_s']:9.3f} s for {tasks} tasks until all stored "
+        f"COMPLETED: {result['stored_per_second']:.0f} task runs stored per second"
+    )
+    print(RESULT_MARKER + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
