@@ -281,7 +281,7 @@ def assert_sdk_records(seen: dict[str, Any], run_id: str, task_id: str, flow_nam
     assert run.start_time.tzinfo is not None
     assert run.end_time >= run.start_time
     assert run.created is not None
-    assert run.last_sequence == 3
+    assert run.last_sequence == 4  # its three states and its task run's PENDING
     assert type(run.raw).__name__ == "FlowRun"  # the message stays reachable
     assert run.raw.id == run_id
 
@@ -293,7 +293,9 @@ def assert_sdk_records(seen: dict[str, Any], run_id: str, task_id: str, flow_nam
     assert all(isinstance(s, State) for s in states)
     times = [s.timestamp for s in states]
     assert times == sorted(times)
-    assert [e.sequence for e in seen["events"]] == [1, 2, 3]
+    # The task run's PENDING (3) is an event of the run too, without a flow run state.
+    assert [e.sequence for e in seen["events"]] == [1, 2, 3, 4]
+    assert [e.state is None for e in seen["events"]] == [False, False, True, False]
 
     task_runs = seen["task_runs"]
     assert [type(t) for t in task_runs] == [TaskRun]
@@ -318,7 +320,11 @@ def assert_sdk_records(seen: dict[str, Any], run_id: str, task_id: str, flow_nam
 
     watched = seen["watched"]
     assert isinstance(watched[0], FlowRun)
-    assert [item.state.type for item in watched[1:]] == [StateType.COMPLETED]
+    # The task run's PENDING is an event too; the SDK record has no flow state for it.
+    assert [item.state and item.state.type for item in watched[1:]] == [
+        None,
+        StateType.COMPLETED,
+    ]
 
     cancelled = seen["cancelled"]
     assert isinstance(cancelled, FlowRun)
