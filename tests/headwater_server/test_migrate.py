@@ -51,7 +51,11 @@ def _ddl_clauses(sql: str) -> list[str]:
     """A SQLite CREATE statement as its sorted clauses: the order of constraints is not part of
     the schema, everything else (types, NOT NULL, names, ON DELETE) is compared as text."""
     head, _, body = sql.partition("(")
-    return [head.strip(), *sorted(line.strip().rstrip(",") for line in body.splitlines())]
+    # A table SQLite rebuilt for a migration (batch mode) has its name quoted.
+    return [
+        head.strip().replace('"', ""),
+        *sorted(line.strip().rstrip(",") for line in body.splitlines()),
+    ]
 
 
 def _snapshot(conn: Connection) -> dict[str, Any]:

@@ -365,3 +365,54 @@ def test_the_service_and_the_sdk_agree_on_the_final_states() -> None:
     }
     assert sdk_final == rules.TERMINAL_TYPES
     assert {t for t in rules.ALL_STATE_TYPES if rules.is_terminal(t)} == rules.TERMINAL_TYPES
+
+
+@pytest.mark.parametrize(("retry", "delay"), [(1, 5.0), (2, 60.0), (3, 600.0), (4, 600.0)])
+def test_a_delay_list_gives_one_delay_per_retry_and_repeats_its_last(
+    retry: int, delay: float
+) -> None:
+    policy = Policy(retries=4, retry_delay_seconds=1.0, retry_delays=(5.0, 60.0, 600.0))
+    assert policy.retry_delay(retry) == delay
+    current = snapshot("RUNNING", run_count=retry, policy=policy)
+    decision = decide(current, Proposal(type=T["FAILED"]), NOW)
+    assert decision.store is not None
+    assert decision.store.scheduled_time == NOW + timedelta(seconds=delay)
+
+
+@pytest.mark.parametrize(("jitter", "delay"), [(-1.0, 50.0), (0.0, 100.0), (1.0, 150.0)])
+def test_jitter_spreads_the_delay_by_its_factor(jitter: float, delay: float) -> None:
+    policy = Policy(retries=1, retry_delay_seconds=100.0, retry_jitter_factor=0.5)
+    current = snapshot("RUNNING", run_count=1, policy=policy)
+    decision = decide(current, Proposal(type=T["FAILED"]), NOW, jitter=jitter)
+    assert decision.store is not None
+    assert decision.store.scheduled_time == NOW + timedelta(seconds=delay)
+
+
+def test_a_large_jitter_never_makes_a_delay_negative() -> None:
+    assert Policy(retry_delay_seconds=10.0, retry_jitter_factor=3.0).retry_delay(1, -1.0) == 0.0
+
+
+@pytest.mark.parametrize("current", ["PENDING", "SCHEDULED"])
+def test_a_cache_hit_answers_running_with_cached(current: str) -> None:
+    hit = rules.CacheHit(task_run_id="abc")
+    decision = decide(
+        snapshot(current), Proposal(type=T["RUNNING"]), NOW, "task run", cache_hit=hit
+    )
+    assert decision.decision == D["R"]
+    assert decision.store == rules.StoredState(
+        type=T["COMPLETED"], name="Cached", message="Cached: the result of task run 'abc'."
+    )
+    assert (decision.cached_from, decision.increments_run_count) == ("abc", False)
+
+
+def test_a_cache_hit_does_not_override_the_other_rules() -> None:
+    hit = rules.CacheHit(task_run_id="abc")
+    running = decide(snapshot("RUNNING"), Proposal(type=T["RUNNING"]), NOW, cache_hit=hit)
+    assert running.decision == D["X"]  # another engine runs it
+    done = decide(snapshot("PENDING"), Proposal(type=T["COMPLETED"]), NOW, cache_hit=hit)
+    assert (done.decision, done.cached_from) == (D["A"], "")  # only RUNNING looks at the cache
+    later = NOW + timedelta(seconds=5)
+    waiting = decide(
+        snapshot("SCHEDULED", scheduled_time=later), Proposal(type=T["RUNNING"]), NOW, cache_hit=hit
+    )
+    assert waiting.decision == D["W"]

@@ -20,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import datetime as _dt
 import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from headwater._results import ResultReference
-    from headwater._runs import FlowRun
+    from headwater._runs import FlowRun, TaskRun
     from headwater._states import State
 
 __all__ = [
@@ -39,6 +40,9 @@ __all__ = [
     "LogLine",
     "Proposal",
     "RunSnapshot",
+    "TaskRunSnapshot",
+    "TaskRunSpec",
+    "TaskStateProblem",
     "Transport",
 ]
 
@@ -67,7 +71,8 @@ class Decision:
             the state the service kept or set. None when the answer carried no state.
         wait_seconds: For WAIT, how long to wait before proposing again (0 otherwise).
         reason: The service's explanation ("" when it gave none).
-        run: The run after this answer (None when the answer did not report it).
+        run: The flow run after this answer (None when the answer did not report it).
+        task_run: The task run after this answer, for task run operations (else None).
     """
 
     kind: DecisionKind
@@ -75,6 +80,7 @@ class Decision:
     wait_seconds: float = 0.0
     reason: str = ""
     run: RunSnapshot | None = None
+    task_run: TaskRunSnapshot | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +161,86 @@ class RunSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskRunSpec:
+    """What the engine asks the service to create for one task call.
+
+    Attributes:
+        task_key: Identifies the task definition (e.g. ``"mymodule.extract-1a2b3c"``).
+        dynamic_key: Tells apart calls of one task within a flow run ("0", "1", ...).
+        flow_run_id: The flow run the call belongs to; None for a task called outside any
+            flow (tracked as its own task run).
+        name: The task run's name; "" lets the service derive one from the key.
+        tags: The run's labels.
+        parameters_json: The task's inputs as JSON text.
+        retries: How many times the service lets a failed run retry.
+        retry_delay_seconds: The delay before each retry, or one delay per retry (the last
+            repeats), as Prefect's ``retry_delay_seconds`` takes a number or a list.
+        retry_jitter_factor: The service spreads each delay ``d`` over
+            [d * (1 - f), d * (1 + f)] when it schedules the retry.
+        timeout_seconds: The engine's limit for one attempt (stored by the service); None: none.
+        cache_key: The key the result is cached under; a valid entry answers the start with a
+            COMPLETED "Cached" state instead of RUNNING. None: no caching.
+        cache_expiration: When this run's own cache entry stops being valid; None: never.
+        refresh_cache: Run even when a valid entry exists (the result becomes the newest entry).
+    """
+
+    task_key: str
+    dynamic_key: str
+    flow_run_id: str | None = None
+    name: str = ""
+    tags: tuple[str, ...] = ()
+    parameters_json: str = "{}"
+    retries: int = 0
+    retry_delay_seconds: float | tuple[float, ...] = 0.0
+    retry_jitter_factor: float = 0.0
+    timeout_seconds: float | None = None
+    cache_key: str | None = None
+    cache_expiration: _dt.datetime | None = None
+    refresh_cache: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRunSnapshot:
+    """A task run as the service reported it.
+
+    Attributes:
+        id: The task run's id (what later proposals name).
+        name: Its name.
+        run_count: How many times it has entered RUNNING.
+        load: Builds the full view (`TaskRun`) only when someone asks for it.
+        created: False when the create named an existing (flow run, task key, dynamic key):
+            the service returned that run, as Prefect's API does.
+    """
+
+    id: str
+    name: str
+    run_count: int
+    load: Callable[[], TaskRun] = field(repr=False, compare=False)
+    created: bool = True
+
+    def task_run(self) -> TaskRun:
+        """The SDK view of the task run."""
+        return self.load()
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStateProblem:
+    """A task state proposed without waiting whose answer was not a plain ACCEPT.
+
+    Attributes:
+        task_run_id: The task run the proposal was for.
+        proposal: The proposal as sent.
+        decision: The service's answer (None when the operation failed outright).
+        error: The exception when the operation failed (a ServiceError), else None.
+    """
+
+    task_run_id: str
+    proposal: Proposal
+    decision: Decision | None = None
+    error: BaseException | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class LogLine:
     """One run log line for the service to store.
 
@@ -179,8 +265,11 @@ class Transport(Protocol):
     """How the engine and the run logger reach a Headwater service.
 
     Every method is thread-safe. The sync methods block the calling thread until the service
-    answers; the ``a``-prefixed twins are awaitable from any event loop. Task runs will add
-    their own create and propose methods beside the flow run ones.
+    answers; the ``a``-prefixed twins are awaitable from any event loop. Task runs have their
+    own create, start and propose methods beside the flow run ones, and a proposal that does
+    not wait (`propose_task_run_state_nowait`) for a task's final state: the service applies
+    it before any later flow run proposal on the same transport, and its answer is checked by
+    `flush_task_run_states`.
 
     Raises (from every call that reaches the service):
         InvalidRequest, ObjectNotFound, ObjectAlreadyExists, FailedPrecondition, ServiceError:
@@ -225,6 +314,76 @@ class Transport(Protocol):
 
     async def apropose_flow_run_state(self, flow_run_id: str, proposal: Proposal) -> Decision:
         """Async twin of `propose_flow_run_state`."""
+        ...
+
+    def start_task_run(self, spec: TaskRunSpec) -> Decision:
+        """Create a task run and propose RUNNING in one round trip.
+
+        The decision says what to do: ACCEPT (run the code), REJECT with a COMPLETED "Cached"
+        state (a valid cache entry: use its result), or ABORT/REJECT for an existing run that
+        already runs or finished. ``Decision.task_run`` carries the run's id. A resend after a
+        reconnect creates nothing twice.
+        """
+        ...
+
+    async def astart_task_run(self, spec: TaskRunSpec) -> Decision:
+        """Async twin of `start_task_run`."""
+        ...
+
+    def create_task_run(self, spec: TaskRunSpec) -> TaskRunSnapshot:
+        """Create a task run in PENDING without starting it (e.g. a submitted task that waits)."""
+        ...
+
+    async def acreate_task_run(self, spec: TaskRunSpec) -> TaskRunSnapshot:
+        """Async twin of `create_task_run`."""
+        ...
+
+    def propose_task_run_state(
+        self,
+        task_run_id: str,
+        proposal: Proposal,
+        *,
+        cache_key: str | None = None,
+        cache_expiration: _dt.datetime | None = None,
+        refresh_cache: bool = False,
+    ) -> Decision:
+        """Propose a task run state and wait for the decision.
+
+        ``cache_key`` (with its expiration) gives the run its key with this proposal, for a
+        task that computes it just before running; ``refresh_cache`` makes a RUNNING proposal
+        ignore existing entries.
+        """
+        ...
+
+    async def apropose_task_run_state(
+        self,
+        task_run_id: str,
+        proposal: Proposal,
+        *,
+        cache_key: str | None = None,
+        cache_expiration: _dt.datetime | None = None,
+        refresh_cache: bool = False,
+    ) -> Decision:
+        """Async twin of `propose_task_run_state`."""
+        ...
+
+    def propose_task_run_state_nowait(self, task_run_id: str, proposal: Proposal) -> None:
+        """Send a task's (final) state without waiting for the answer.
+
+        It rides with the next message on the stream; the service applies it before any flow
+        run proposal sent after it. `flush_task_run_states` reports answers that were not ACCEPT.
+        """
+        ...
+
+    def flush_task_run_states(self, timeout: float | None = None) -> list[TaskStateProblem]:
+        """Wait until every no-wait task proposal so far is answered; return those not accepted.
+
+        Each problem is returned once. Raises TimeoutError after ``timeout`` seconds.
+        """
+        ...
+
+    async def aflush_task_run_states(self) -> list[TaskStateProblem]:
+        """Async twin of `flush_task_run_states`."""
         ...
 
     def ship_log(self, line: LogLine) -> None:

@@ -55,7 +55,10 @@ class EngineServiceServicer:
     def Connect(self, request_iterator, context):
         """Connect opens the engine stream. Each request carries a client sequence number and one
         operation; each response echoes the sequence. Responses may arrive out of order; requests
-        for one run are applied in the order sent. A failed operation answers with `error` and
+        for one run are applied in the order sent, and a `set_flow_run_state` is applied only after
+        every operation sent before it on the stream (so once a flow run's final state is accepted,
+        every task run proposal the engine sent before it is stored, even those it did not wait
+        for). A failed operation answers with `error` and
         leaves the stream open; so does a request whose bytes cannot be decoded (its `error` is
         INVALID_ARGUMENT with sequence 0, since the sequence is inside the undecodable bytes).
         Errors on the stream itself: UNAVAILABLE (the server is shutting down; reconnect).

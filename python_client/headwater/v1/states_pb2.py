@@ -26,17 +26,17 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19headwater/v1/states.proto\x12\x0cheadwater.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x91\x02\n\x05State\x12\n\n\x02id\x18\x01 \x01(\t\x12%\n\x04type\x18\x02 \x01(\x0e\x32\x17.headwater.v1.StateType\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0escheduled_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06result\x18\x07 \x01(\x0b\x32\x19.headwater.v1.StateResult\x12&\n\x07\x66\x61ilure\x18\x08 \x01(\x0b\x32\x15.headwater.v1.Failure\"\x83\x01\n\x0bStateResult\x12\x0e\n\x04json\x18\x01 \x01(\tH\x00\x12(\n\x07payload\x18\x02 \x01(\x0b\x32\x15.headwater.v1.PayloadH\x00\x12\x32\n\treference\x18\x03 \x01(\x0b\x32\x1d.headwater.v1.ResultReferenceH\x00\x42\x06\n\x04kind\")\n\x07Payload\x12\x10\n\x08\x65ncoding\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\":\n\x0fResultReference\x12\x13\n\x0bstorage_uri\x18\x01 \x01(\t\x12\x12\n\nserializer\x18\x02 \x01(\t\"E\n\x07\x46\x61ilure\x12\x16\n\x0e\x65xception_type\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\ttraceback\x18\x03 \x01(\t\"L\n\tRunPolicy\x12\x0f\n\x07retries\x18\x01 \x01(\x05\x12.\n\x0bretry_delay\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x9c\x01\n\x13OrchestrationResult\x12(\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32\x16.headwater.v1.Decision\x12\"\n\x05state\x18\x02 \x01(\x0b\x32\x13.headwater.v1.State\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\'\n\x04wait\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration*\x86\x02\n\tStateType\x12\x1a\n\x16STATE_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14STATE_TYPE_SCHEDULED\x10\x01\x12\x16\n\x12STATE_TYPE_PENDING\x10\x02\x12\x16\n\x12STATE_TYPE_RUNNING\x10\x03\x12\x18\n\x14STATE_TYPE_COMPLETED\x10\x04\x12\x15\n\x11STATE_TYPE_FAILED\x10\x05\x12\x18\n\x14STATE_TYPE_CANCELLED\x10\x06\x12\x19\n\x15STATE_TYPE_CANCELLING\x10\x07\x12\x16\n\x12STATE_TYPE_CRASHED\x10\x08\x12\x15\n\x11STATE_TYPE_PAUSED\x10\t*u\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44\x45\x43ISION_ACCEPT\x10\x01\x12\x13\n\x0f\x44\x45\x43ISION_REJECT\x10\x02\x12\x11\n\rDECISION_WAIT\x10\x03\x12\x12\n\x0e\x44\x45\x43ISION_ABORT\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19headwater/v1/states.proto\x12\x0cheadwater.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x91\x02\n\x05State\x12\n\n\x02id\x18\x01 \x01(\t\x12%\n\x04type\x18\x02 \x01(\x0e\x32\x17.headwater.v1.StateType\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0escheduled_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06result\x18\x07 \x01(\x0b\x32\x19.headwater.v1.StateResult\x12&\n\x07\x66\x61ilure\x18\x08 \x01(\x0b\x32\x15.headwater.v1.Failure\"\x83\x01\n\x0bStateResult\x12\x0e\n\x04json\x18\x01 \x01(\tH\x00\x12(\n\x07payload\x18\x02 \x01(\x0b\x32\x15.headwater.v1.PayloadH\x00\x12\x32\n\treference\x18\x03 \x01(\x0b\x32\x1d.headwater.v1.ResultReferenceH\x00\x42\x06\n\x04kind\")\n\x07Payload\x12\x10\n\x08\x65ncoding\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\":\n\x0fResultReference\x12\x13\n\x0bstorage_uri\x18\x01 \x01(\t\x12\x12\n\nserializer\x18\x02 \x01(\t\"E\n\x07\x46\x61ilure\x12\x16\n\x0e\x65xception_type\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\ttraceback\x18\x03 \x01(\t\"\xc6\x01\n\tRunPolicy\x12\x0f\n\x07retries\x18\x01 \x01(\x05\x12.\n\x0bretry_delay\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0cretry_delays\x18\x03 \x03(\x0b\x32\x19.google.protobuf.Duration\x12\x1b\n\x13retry_jitter_factor\x18\x04 \x01(\x01\x12*\n\x07timeout\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x9c\x01\n\x13OrchestrationResult\x12(\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32\x16.headwater.v1.Decision\x12\"\n\x05state\x18\x02 \x01(\x0b\x32\x13.headwater.v1.State\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\'\n\x04wait\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration*\x86\x02\n\tStateType\x12\x1a\n\x16STATE_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14STATE_TYPE_SCHEDULED\x10\x01\x12\x16\n\x12STATE_TYPE_PENDING\x10\x02\x12\x16\n\x12STATE_TYPE_RUNNING\x10\x03\x12\x18\n\x14STATE_TYPE_COMPLETED\x10\x04\x12\x15\n\x11STATE_TYPE_FAILED\x10\x05\x12\x18\n\x14STATE_TYPE_CANCELLED\x10\x06\x12\x19\n\x15STATE_TYPE_CANCELLING\x10\x07\x12\x16\n\x12STATE_TYPE_CRASHED\x10\x08\x12\x15\n\x11STATE_TYPE_PAUSED\x10\t*u\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44\x45\x43ISION_ACCEPT\x10\x01\x12\x13\n\x0f\x44\x45\x43ISION_REJECT\x10\x02\x12\x11\n\rDECISION_WAIT\x10\x03\x12\x12\n\x0e\x44\x45\x43ISION_ABORT\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'headwater.v1.states_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STATETYPE']._serialized_start=930
-  _globals['_STATETYPE']._serialized_end=1192
-  _globals['_DECISION']._serialized_start=1194
-  _globals['_DECISION']._serialized_end=1311
+  _globals['_STATETYPE']._serialized_start=1053
+  _globals['_STATETYPE']._serialized_end=1315
+  _globals['_DECISION']._serialized_start=1317
+  _globals['_DECISION']._serialized_end=1434
   _globals['_STATE']._serialized_start=109
   _globals['_STATE']._serialized_end=382
   _globals['_STATERESULT']._serialized_start=385
@@ -47,8 +47,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESULTREFERENCE']._serialized_end=619
   _globals['_FAILURE']._serialized_start=621
   _globals['_FAILURE']._serialized_end=690
-  _globals['_RUNPOLICY']._serialized_start=692
-  _globals['_RUNPOLICY']._serialized_end=768
-  _globals['_ORCHESTRATIONRESULT']._serialized_start=771
-  _globals['_ORCHESTRATIONRESULT']._serialized_end=927
+  _globals['_RUNPOLICY']._serialized_start=693
+  _globals['_RUNPOLICY']._serialized_end=891
+  _globals['_ORCHESTRATIONRESULT']._serialized_start=894
+  _globals['_ORCHESTRATIONRESULT']._serialized_end=1050
 # @@protoc_insertion_point(module_scope)

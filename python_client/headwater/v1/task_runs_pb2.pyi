@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TaskRun(_message.Message):
-    __slots__ = ("id", "flow_run_id", "task_key", "dynamic_key", "name", "tags", "state", "policy", "run_count", "cache_key", "parameters_json", "start_time", "end_time", "total_run_time", "create_time", "update_time")
+    __slots__ = ("id", "flow_run_id", "task_key", "dynamic_key", "name", "tags", "state", "policy", "run_count", "cache_key", "parameters_json", "start_time", "end_time", "total_run_time", "create_time", "update_time", "cache_expiration_time")
     ID_FIELD_NUMBER: _ClassVar[int]
     FLOW_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -29,6 +29,7 @@ class TaskRun(_message.Message):
     TOTAL_RUN_TIME_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    CACHE_EXPIRATION_TIME_FIELD_NUMBER: _ClassVar[int]
     id: str
     flow_run_id: str
     task_key: str
@@ -45,10 +46,11 @@ class TaskRun(_message.Message):
     total_run_time: _duration_pb2.Duration
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., flow_run_id: _Optional[str] = ..., task_key: _Optional[str] = ..., dynamic_key: _Optional[str] = ..., name: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[_states_pb2.State, _Mapping]] = ..., policy: _Optional[_Union[_states_pb2.RunPolicy, _Mapping]] = ..., run_count: _Optional[int] = ..., cache_key: _Optional[str] = ..., parameters_json: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., total_run_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    cache_expiration_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., flow_run_id: _Optional[str] = ..., task_key: _Optional[str] = ..., dynamic_key: _Optional[str] = ..., name: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[_states_pb2.State, _Mapping]] = ..., policy: _Optional[_Union[_states_pb2.RunPolicy, _Mapping]] = ..., run_count: _Optional[int] = ..., cache_key: _Optional[str] = ..., parameters_json: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., total_run_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cache_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CreateTaskRunRequest(_message.Message):
-    __slots__ = ("flow_run_id", "task_key", "dynamic_key", "name", "tags", "policy", "state", "parameters_json", "cache_key", "request_id")
+    __slots__ = ("flow_run_id", "task_key", "dynamic_key", "name", "tags", "policy", "state", "parameters_json", "cache_key", "request_id", "start", "cache_expiration_time", "refresh_cache")
     FLOW_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_KEY_FIELD_NUMBER: _ClassVar[int]
     DYNAMIC_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -59,6 +61,9 @@ class CreateTaskRunRequest(_message.Message):
     PARAMETERS_JSON_FIELD_NUMBER: _ClassVar[int]
     CACHE_KEY_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    CACHE_EXPIRATION_TIME_FIELD_NUMBER: _ClassVar[int]
+    REFRESH_CACHE_FIELD_NUMBER: _ClassVar[int]
     flow_run_id: str
     task_key: str
     dynamic_key: str
@@ -69,13 +74,20 @@ class CreateTaskRunRequest(_message.Message):
     parameters_json: str
     cache_key: str
     request_id: str
-    def __init__(self, flow_run_id: _Optional[str] = ..., task_key: _Optional[str] = ..., dynamic_key: _Optional[str] = ..., name: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., policy: _Optional[_Union[_states_pb2.RunPolicy, _Mapping]] = ..., state: _Optional[_Union[_states_pb2.State, _Mapping]] = ..., parameters_json: _Optional[str] = ..., cache_key: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    start: bool
+    cache_expiration_time: _timestamp_pb2.Timestamp
+    refresh_cache: bool
+    def __init__(self, flow_run_id: _Optional[str] = ..., task_key: _Optional[str] = ..., dynamic_key: _Optional[str] = ..., name: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., policy: _Optional[_Union[_states_pb2.RunPolicy, _Mapping]] = ..., state: _Optional[_Union[_states_pb2.State, _Mapping]] = ..., parameters_json: _Optional[str] = ..., cache_key: _Optional[str] = ..., request_id: _Optional[str] = ..., start: _Optional[bool] = ..., cache_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., refresh_cache: _Optional[bool] = ...) -> None: ...
 
 class CreateTaskRunResponse(_message.Message):
-    __slots__ = ("task_run",)
+    __slots__ = ("task_run", "result", "created")
     TASK_RUN_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
     task_run: TaskRun
-    def __init__(self, task_run: _Optional[_Union[TaskRun, _Mapping]] = ...) -> None: ...
+    result: _states_pb2.OrchestrationResult
+    created: bool
+    def __init__(self, task_run: _Optional[_Union[TaskRun, _Mapping]] = ..., result: _Optional[_Union[_states_pb2.OrchestrationResult, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
 
 class GetTaskRunRequest(_message.Message):
     __slots__ = ("task_run_id",)
@@ -128,18 +140,24 @@ class DeleteTaskRunResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class SetTaskRunStateRequest(_message.Message):
-    __slots__ = ("task_run_id", "state", "transition_id", "expected_state_id", "force")
+    __slots__ = ("task_run_id", "state", "transition_id", "expected_state_id", "force", "cache_key", "cache_expiration_time", "refresh_cache")
     TASK_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     TRANSITION_ID_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_STATE_ID_FIELD_NUMBER: _ClassVar[int]
     FORCE_FIELD_NUMBER: _ClassVar[int]
+    CACHE_KEY_FIELD_NUMBER: _ClassVar[int]
+    CACHE_EXPIRATION_TIME_FIELD_NUMBER: _ClassVar[int]
+    REFRESH_CACHE_FIELD_NUMBER: _ClassVar[int]
     task_run_id: str
     state: _states_pb2.State
     transition_id: str
     expected_state_id: str
     force: bool
-    def __init__(self, task_run_id: _Optional[str] = ..., state: _Optional[_Union[_states_pb2.State, _Mapping]] = ..., transition_id: _Optional[str] = ..., expected_state_id: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
+    cache_key: str
+    cache_expiration_time: _timestamp_pb2.Timestamp
+    refresh_cache: bool
+    def __init__(self, task_run_id: _Optional[str] = ..., state: _Optional[_Union[_states_pb2.State, _Mapping]] = ..., transition_id: _Optional[str] = ..., expected_state_id: _Optional[str] = ..., force: _Optional[bool] = ..., cache_key: _Optional[str] = ..., cache_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., refresh_cache: _Optional[bool] = ...) -> None: ...
 
 class SetTaskRunStateResponse(_message.Message):
     __slots__ = ("result", "task_run")

@@ -67,9 +67,16 @@ class TaskRunServiceServicer:
     """
 
     def CreateTaskRun(self, request, context):
-        """CreateTaskRun creates a task run inside a flow run, in PENDING unless `state` says otherwise.
-        Errors: INVALID_ARGUMENT (missing fields, bad JSON), NOT_FOUND (unknown flow run),
-        ALREADY_EXISTS (the (task_key, dynamic_key) pair already exists in this flow run).
+        """CreateTaskRun creates a task run, inside a flow run or on its own, in PENDING unless
+        `state` says otherwise. With `start` it then proposes RUNNING in the same transaction, so a
+        task's start costs one round trip; the decision is in the response (a valid cache entry for
+        `cache_key` answers COMPLETED "Cached" instead of RUNNING).
+        As Prefect's API does, creating a task run whose (flow_run_id, task_key, dynamic_key) already
+        exists returns that task run (`created` is false) instead of failing: an engine that resends
+        a create after a lost answer gets its run back (with `start`, the existing run is proposed
+        RUNNING and the decision says what happened, e.g. ABORT when it already runs).
+        Errors: INVALID_ARGUMENT (missing fields, bad JSON, bad policy or state, request_id reused for
+        another request), NOT_FOUND (unknown flow run), UNAVAILABLE (the database is busy; retry).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -101,7 +108,13 @@ class TaskRunServiceServicer:
 
     def SetTaskRunState(self, request, context):
         """SetTaskRunState proposes a new state; the answer (ACCEPT, REJECT, WAIT, ABORT) is data.
-        Errors: INVALID_ARGUMENT (missing or unknown state type, malformed ids), NOT_FOUND.
+        The rules are the flow run's: PENDING -> RUNNING -> a final state; a FAILED proposal while
+        retries remain is answered REJECT with AwaitingRetry (SCHEDULED), and RUNNING (Retrying)
+        WAITs until the retry delay has passed; final states never change. A RUNNING proposal for a
+        run with a cache key and a valid entry for it is answered REJECT with COMPLETED "Cached"
+        carrying the cached result, unless `refresh_cache` is set.
+        Errors: INVALID_ARGUMENT (missing or unknown state type, malformed ids, transition_id reused
+        for another request), NOT_FOUND (unknown task run), UNAVAILABLE (the database is busy).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

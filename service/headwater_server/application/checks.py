@@ -43,6 +43,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_PAGE_SIZE",
     "MAX_RETRY_DELAY_SECONDS",
+    "MAX_RETRY_JITTER_FACTOR",
     "NAME_MAX",
     "at_most",
     "flow_name",
@@ -74,6 +75,8 @@ MAX_JSON_DEPTH = 100
 MIN_TIMESTAMP_SECONDS = -62_135_596_800
 MAX_TIMESTAMP_SECONDS = 253_402_300_799
 MAX_RETRY_DELAY_SECONDS = 10 * 365 * 24 * 3600
+# Jitter spreads a delay d over [d * (1 - f), d * (1 + f)]; beyond 10 it means nothing more.
+MAX_RETRY_JITTER_FACTOR = 10.0
 # Entries a repeated List filter may hold: each becomes a condition of the query, and a thousand
 # tags held the database thread for seconds (SQLite refused the expression tree outright).
 MAX_FILTER_VALUES = 100
@@ -341,11 +344,24 @@ def run_policy(field: str, policy: states_pb2.RunPolicy) -> None:
     The delay is bounded so that "now + delay", computed when the run fails, stays a valid time.
     """
     non_negative(f"{field}.retries", policy.retries)
-    delay = non_negative_duration(f"{field}.retry_delay", policy.retry_delay)
+    _retry_delay(f"{field}.retry_delay", policy.retry_delay)
+    at_most(f"{field}.retry_delays", policy.retry_delays, MAX_FILTER_VALUES, "delays")
+    for index, delay in enumerate(policy.retry_delays):
+        _retry_delay(f"{field}.retry_delays[{index}]", delay)
+    jitter = policy.retry_jitter_factor
+    if not 0.0 <= jitter <= MAX_RETRY_JITTER_FACTOR:  # also refuses NaN
+        raise errors.invalid_argument(
+            f"{field}.retry_jitter_factor",
+            f"is {jitter}; use a number from 0 (no jitter) to {MAX_RETRY_JITTER_FACTOR:g}.",
+        )
+    non_negative_duration(f"{field}.timeout", policy.timeout)
+
+
+def _retry_delay(field: str, value: duration_pb2.Duration) -> None:
+    delay = non_negative_duration(field, value)
     if delay > MAX_RETRY_DELAY_SECONDS:
         raise errors.invalid_argument(
-            f"{field}.retry_delay",
-            f"is {delay:.0f} s; at most {MAX_RETRY_DELAY_SECONDS} s (ten years).",
+            field, f"is {delay:.0f} s; at most {MAX_RETRY_DELAY_SECONDS} s (ten years)."
         )
 
 

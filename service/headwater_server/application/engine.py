@@ -3,8 +3,11 @@
 Each is the very application operation its unary RPC runs, so validation, storage and event
 publication are the same whichever way a request arrives. The ordering key says which
 operations must apply one after the other in arrival order (those about the same run); the
-stream runs the rest concurrently. :mod:`headwater_server.servicers.engine` owns the stream
-itself: reading, ordering, answering and shutdown.
+stream runs the rest concurrently. A barrier operation (a flow run's state proposal) waits for
+every operation received before it on the stream, so when a flow run's final state is accepted,
+the task run proposals the engine sent before it without waiting for their answers are stored.
+:mod:`headwater_server.servicers.engine` owns the stream itself: reading, ordering, answering and
+shutdown.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ class EngineOperation:
     """The application operation (the same one the unary RPC calls)."""
     ordering_key: Callable[[Any], str | None]
     """The key of the request's run (operations with one key run in order), or None."""
+    barrier: bool = False
+    """Wait for every operation received before this one on the stream, whatever its run."""
 
 
 def _no_key(request: Any) -> str | None:
@@ -41,7 +46,7 @@ def _logs_key(request: Any) -> str | None:
 OPERATIONS: dict[str, EngineOperation] = {
     "create_flow_run": EngineOperation(flow_runs.create_flow_run, _no_key),
     "set_flow_run_state": EngineOperation(
-        flow_runs.set_flow_run_state, lambda r: f"flow_run:{r.flow_run_id}"
+        flow_runs.set_flow_run_state, lambda r: f"flow_run:{r.flow_run_id}", barrier=True
     ),
     "get_flow_run": EngineOperation(flow_runs.get_flow_run, lambda r: f"flow_run:{r.flow_run_id}"),
     "create_task_run": EngineOperation(task_runs.create_task_run, _no_key),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from headwater.v1 import task_runs_pb2
+from headwater.v1 import states_pb2, task_runs_pb2
 
+from headwater_server import errors
 from headwater_server.application import checks
 from headwater_server.application.backend import Backend
 
@@ -11,14 +12,36 @@ from headwater_server.application.backend import Backend
 async def create_task_run(
     backend: Backend, request: task_runs_pb2.CreateTaskRunRequest
 ) -> task_runs_pb2.CreateTaskRunResponse:
-    """Create a task run in a flow run, PENDING unless a SCHEDULED state is given."""
-    checks.uuid("flow_run_id", request.flow_run_id)
+    """Create a task run (in a flow run or on its own), PENDING unless SCHEDULED is given.
+
+    With ``start`` the run is proposed RUNNING in the same transaction, so the engine learns in
+    one round trip whether to run the code (ACCEPT), reuse a cached result (Cached) or stop.
+    """
+    checks.optional_uuid("flow_run_id", request.flow_run_id)
     checks.required_text("task_key", request.task_key)
     checks.required_text("dynamic_key", request.dynamic_key)
     for field in ("task_key", "dynamic_key", "name", "cache_key"):
         checks.name(field, getattr(request, field))
     checks.new_run(request)
+    _cache_fields(request)
+    if request.start and request.state.type not in (
+        states_pb2.STATE_TYPE_UNSPECIFIED,
+        states_pb2.STATE_TYPE_PENDING,
+    ):
+        raise errors.invalid_argument(
+            "start",
+            "needs a run created in PENDING (leave 'state' unset): a SCHEDULED run starts when "
+            "its time comes, through SetTaskRunState.",
+        )
     return await backend.db.run(backend.db.repository.create_task_run, request)
+
+
+def _cache_fields(
+    request: task_runs_pb2.CreateTaskRunRequest | task_runs_pb2.SetTaskRunStateRequest,
+) -> None:
+    """The cache entry's expiration must be a time a Timestamp (and so the database) holds."""
+    if request.HasField("cache_expiration_time"):
+        checks.timestamp("cache_expiration_time", request.cache_expiration_time)
 
 
 async def get_task_run(
@@ -56,4 +79,6 @@ async def set_task_run_state(
 ) -> task_runs_pb2.SetTaskRunStateResponse:
     """Propose a task run state; the decision is in the response."""
     checks.proposal("task_run_id", request)
+    checks.name("cache_key", request.cache_key)
+    _cache_fields(request)
     return await backend.db.run(backend.db.repository.set_task_run_state, request)

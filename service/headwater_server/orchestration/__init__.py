@@ -7,6 +7,7 @@ on its own and the storage layer only has to apply the decision. ``rules.TERMINA
 
 from headwater_server.orchestration.rules import (
     TERMINAL_TYPES,
+    CacheHit,
     Policy,
     Proposal,
     RuleDecision,
@@ -20,6 +21,7 @@ from headwater_server.orchestration.rules import (
 
 __all__ = [
     "TERMINAL_TYPES",
+    "CacheHit",
     "Policy",
     "Proposal",
     "RuleDecision",

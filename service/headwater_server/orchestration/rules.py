@@ -63,6 +63,7 @@ LEGAL_TRANSITIONS: dict[int, frozenset[int]] = {
 }
 
 AWAITING_RETRY = "AwaitingRetry"
+CACHED = "Cached"
 
 
 def default_state_name(state_type: int) -> str:
@@ -80,10 +81,28 @@ def is_terminal(state_type: int) -> bool:
 
 @dataclass(frozen=True)
 class Policy:
-    """What the service enforces for a run: how often it may retry and how long it waits."""
+    """What the service enforces for a run: how often it may retry and how long it waits.
+
+    ``retry_delays`` (one per retry, the last repeating) wins over ``retry_delay_seconds``;
+    ``retry_jitter_factor`` spreads each delay over [d * (1 - f), d * (1 + f)].
+    """
 
     retries: int = 0
     retry_delay_seconds: float = 0.0
+    retry_delays: tuple[float, ...] = ()
+    retry_jitter_factor: float = 0.0
+
+    def retry_delay(self, retry: int, jitter: float = 0.0) -> float:
+        """The delay before retry number ``retry`` (1 for the first), never negative.
+
+        ``jitter`` is a draw from [-1, 1] made by the caller (the rules stay pure and testable):
+        it scales the jitter factor, so -1 gives the shortest delay and 1 the longest.
+        """
+        if self.retry_delays:
+            base = self.retry_delays[min(retry, len(self.retry_delays)) - 1]
+        else:
+            base = self.retry_delay_seconds
+        return max(base * (1.0 + self.retry_jitter_factor * jitter), 0.0)
 
 
 @dataclass(frozen=True)
@@ -114,6 +133,14 @@ class Proposal:
 
 
 @dataclass(frozen=True)
+class CacheHit:
+    """A valid cache entry for the proposing task run's cache key: a COMPLETED task run."""
+
+    task_run_id: str
+    """The task run whose result is reused."""
+
+
+@dataclass(frozen=True)
 class StoredState:
     """A state the storage layer must write as the run's new current state."""
 
@@ -136,6 +163,7 @@ class RuleDecision:
         increments_run_count: True when the run enters RUNNING from another state.
         proposal_matched: True when ``store`` is the proposal itself (so its result and failure
             payload belong with it).
+        cached_from: For a cache hit, the task run whose result the stored state carries.
     """
 
     decision: int
@@ -144,6 +172,7 @@ class RuleDecision:
     wait_seconds: float = 0.0
     increments_run_count: bool = False
     proposal_matched: bool = False
+    cached_from: str = ""
 
 
 def _label(state_type: int, name: str) -> str:
@@ -182,20 +211,30 @@ def _reject(reason: str) -> RuleDecision:
 
 
 def decide(
-    current: RunSnapshot, proposal: Proposal, now: datetime, noun: str = "flow run"
+    current: RunSnapshot,
+    proposal: Proposal,
+    now: datetime,
+    noun: str = "flow run",
+    *,
+    cache_hit: CacheHit | None = None,
+    jitter: float = 0.0,
 ) -> RuleDecision:
     """Decide what happens to ``proposal`` given the run as it is ``now``.
 
     The checks run in a fixed order, each one a rule of the service contract: optimistic
     concurrency, operator force, the initial state, terminal states, duplicate starts,
-    legality, scheduled times, and finally the retry policy. ``noun`` ("flow run" or "task run")
-    only changes the wording of reasons.
+    legality, scheduled times, the cache, and finally the retry policy. ``noun`` ("flow run" or
+    "task run") only changes the wording of reasons.
 
     Args:
         current: the run as stored, read under its lock.
         proposal: the proposed state.
         now: the current time (timezone-aware UTC), passed in so tests control the clock.
         noun: what the run is called in reasons.
+        cache_hit: a valid cache entry for the run's cache key (task runs that cache; the
+            caller looks it up only for RUNNING proposals): RUNNING is then answered with
+            COMPLETED "Cached" instead, as the run's code need not execute.
+        jitter: a draw from [-1, 1] for the retry delay's jitter (see :meth:`Policy.retry_delay`).
 
     Returns:
         The decision, including the state to store (if any).
@@ -271,6 +310,22 @@ def decide(
             wait_seconds=wait,
         )
 
+    if cache_hit is not None and proposal.type == RUNNING:
+        return RuleDecision(
+            decision=REJECT,
+            store=StoredState(
+                type=COMPLETED,
+                name=CACHED,
+                message=f"Cached: the result of {noun} '{cache_hit.task_run_id}'.",
+            ),
+            reason=(
+                f"A valid cache entry exists for this {noun}'s cache key (the result of "
+                f"{noun} '{cache_hit.task_run_id}'); it is COMPLETED (Cached) without running. "
+                f"Refresh the cache to run it anyway."
+            ),
+            cached_from=cache_hit.task_run_id,
+        )
+
     # A RUNNING run has run at least once; max() guards a run forced into RUNNING oddly.
     attempt = max(current.run_count, 1)
     if (
@@ -280,7 +335,7 @@ def decide(
     ):
         retry = attempt
         total = current.policy.retries
-        delay = max(current.policy.retry_delay_seconds, 0.0)
+        delay = current.policy.retry_delay(retry, jitter)
         scheduled = now + timedelta(seconds=delay)
         failure = proposal.message or "no failure message"
         return RuleDecision(

@@ -4,7 +4,8 @@ Each request carries one operation; it runs the very application operation its u
 (the table is :data:`headwater_server.application.engine.OPERATIONS`) and the answer echoes the
 request's sequence.
 An operation is one asyncio task, chained behind the previous operation on the same run, so one
-run's proposals apply in the order sent while different runs proceed concurrently. A failed
+run's proposals apply in the order sent while different runs proceed concurrently; a barrier
+operation (a flow run's state proposal) waits for every operation received before it. A failed
 operation answers ``OperationError`` and the stream stays open; so does a request whose bytes
 cannot be decoded (answered with sequence 0, see :mod:`._decoding`).
 
@@ -74,7 +75,11 @@ class EngineSession:
         handler = entry.run
         operation = getattr(request, kind)
         key = entry.ordering_key(operation)
-        previous = self._tails.get(key) if key is not None else None
+        previous: tuple[asyncio.Task[None], ...] = ()
+        if entry.barrier:
+            previous = tuple(self._running)
+        elif key is not None and (tail := self._tails.get(key)) is not None:
+            previous = (tail,)
         task = asyncio.get_running_loop().create_task(
             self._execute(request.sequence, kind, handler, operation, previous)
         )
@@ -128,10 +133,11 @@ class EngineSession:
         kind: str,
         handler: Operation[Any, Any],
         operation: Any,
-        previous: asyncio.Task[None] | None,
+        previous: tuple[asyncio.Task[None], ...],
     ) -> None:
-        if previous is not None and not previous.done():
-            await asyncio.wait((previous,))
+        waiting = [task for task in previous if not task.done()]
+        if waiting:
+            await asyncio.wait(waiting)
         try:
             result = await handler(self._backend, operation)
             response = engine_pb2.ConnectResponse(sequence=sequence)

@@ -23,6 +23,7 @@ from headwater_server.storage.statements import (
     INSERT_REQUEST,
     SELECT_REQUEST,
     TASK_RUN,
+    RawCacheStatements,
     RawCreateStatements,
     RawStatements,
     RunKind,
@@ -52,6 +53,7 @@ class RepositoryBase:
         self._fast = FastPath(engine)
         self._raw = {kind: RawStatements(kind, engine) for kind in (FLOW_RUN, TASK_RUN)}
         self._raw_create = RawCreateStatements(engine)
+        self._raw_cache = RawCacheStatements(engine)
         self._raw_select_request = Prepared(SELECT_REQUEST, engine)
         self._raw_insert_request = Prepared(INSERT_REQUEST, engine, [c.key for c in request_log.c])
 

@@ -39,8 +39,6 @@ class FlowRunsMixin(RepositoryBase):
         parent_flow_run_id = optional_id(req.parent_flow_run_id)
         parent_task_run_id = optional_id(req.parent_task_run_id)
         tags = convert.dump_tags(req.tags)
-        retries = req.policy.retries
-        delay = convert.duration_seconds(req.policy.retry_delay)
         initial = self._initial_state("flow run", req.state)
         key = self._request_key(req.request_id)
         idempotency_key = req.idempotency_key or None
@@ -75,8 +73,7 @@ class FlowRunsMixin(RepositoryBase):
                     "expected_start_time": scheduled if scheduled is not None else now,
                     "parameters_json": parameters,
                     "tags": tags,
-                    "policy_retries": retries,
-                    "policy_retry_delay_seconds": delay,
+                    **convert.policy_columns(req.policy),
                     **self._initial_run_values(initial, now),
                 }
                 # A reused idempotency_key is left to the unique constraint (answered below):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from typing import Any
 
@@ -163,48 +164,125 @@ class ProposalsMixin(RepositoryBase):
                 if replay is not None:
                     return replay
             now = convert.now_us()
-            snapshot = rules.RunSnapshot(
-                state_type=current["state_type"],
-                state_name=current["state_name"],
-                state_id=current["state_id"] or "",
-                scheduled_time=convert.us_to_datetime(current["scheduled_time"]),
-                run_count=current["run_count"],
-                policy=rules.Policy(
-                    retries=current["policy_retries"],
-                    retry_delay_seconds=current["policy_retry_delay_seconds"],
-                ),
+            refresh = False
+            if isinstance(req, task_runs_pb2.SetTaskRunStateRequest):
+                refresh = req.refresh_cache
+                if req.cache_key:
+                    current = self._set_cache_key(conn, current, req)
+            result, run = self._decide_and_apply(
+                conn, kind, current, state, proposal, now, refresh_cache=refresh
             )
-            decision = rules.decide(snapshot, proposal, convert.us_to_datetime(now), kind.noun)
-            result = states_pb2.OrchestrationResult(reason=decision.reason)
-            result.decision = decision.decision  # type: ignore[assignment]  # an int enum value
-            if decision.wait_seconds:
-                convert.set_duration_seconds(result.wait, decision.wait_seconds)
-            if decision.store is not None:
-                if decision.proposal_matched:
-                    payload_result, payload_failure = payloads(state)
-                else:
-                    # AwaitingRetry keeps the failure that caused it, for the history.
-                    payload_result, payload_failure = None, payloads(state)[1]
-                values = self._apply(
-                    conn,
-                    kind,
-                    raw,
-                    current,
-                    decision.store,
-                    decision.increments_run_count,
-                    payload_result,
-                    payload_failure,
-                    req.force,
-                    now,
-                )
-                run = kind.build(values, payload_result, payload_failure)
-            else:
-                run = kind.build(current, *self._payload(conn, raw, current))
-            result.state.CopyFrom(run.state)
             response: M = response_type(result=result, **{kind.response_field: run})
             if key is not None:
                 self._remember(conn, key, kind.method, run_id, response)
             return response
+
+    def _set_cache_key(
+        self,
+        conn: RawTransaction,
+        current: Mapping[str, Any],
+        req: task_runs_pb2.SetTaskRunStateRequest,
+    ) -> dict[str, Any]:
+        """Give the run the proposal's cache key (and expiration) before deciding."""
+        expiration = (
+            convert.timestamp_to_us(req.cache_expiration_time)
+            if req.HasField("cache_expiration_time")
+            else None
+        )
+        conn.execute(
+            self._raw_cache.set_key,
+            {
+                "b_id": current["id"],
+                "b_cache_key": req.cache_key,
+                "b_cache_expiration_time": expiration,
+            },
+        )
+        return {**current, "cache_key": req.cache_key, "cache_expiration_time": expiration}
+
+    def _cache_hit(
+        self, conn: RawTransaction, current: Mapping[str, Any], now: int
+    ) -> dict[str, Any] | None:
+        """The newest valid cache entry for the task run's key (another COMPLETED run), if any."""
+        return conn.first(
+            self._raw_cache.lookup,
+            {
+                "cache_key": current["cache_key"],
+                "completed": rules.COMPLETED,
+                "id": current["id"],
+                "now": now,
+            },
+        )
+
+    def _decide_and_apply(
+        self,
+        conn: RawTransaction,
+        kind: RunKind,
+        current: Mapping[str, Any],
+        state: states_pb2.State,
+        proposal: rules.Proposal,
+        now: int,
+        refresh_cache: bool = False,
+    ) -> tuple[states_pb2.OrchestrationResult, Any]:
+        """Judge ``proposal`` against the locked run ``current`` and store what the rules say.
+
+        Shared by proposals and by a task run's create-and-start. Returns the orchestration
+        result and the run message as it now is.
+        """
+        raw = self._raw[kind]
+        hit = None
+        if (
+            kind is TASK_RUN
+            and proposal.type == rules.RUNNING
+            and current["cache_key"]
+            and not refresh_cache
+            and not proposal.force
+        ):
+            hit = self._cache_hit(conn, current, now)
+        snapshot = rules.RunSnapshot(
+            state_type=current["state_type"],
+            state_name=current["state_name"],
+            state_id=current["state_id"] or "",
+            scheduled_time=convert.us_to_datetime(current["scheduled_time"]),
+            run_count=current["run_count"],
+            policy=convert.policy_from_row(current),
+        )
+        decision = rules.decide(
+            snapshot,
+            proposal,
+            convert.us_to_datetime(now),
+            kind.noun,
+            cache_hit=rules.CacheHit(hit["id"]) if hit is not None else None,
+            jitter=random.uniform(-1.0, 1.0) if snapshot.policy.retry_jitter_factor else 0.0,
+        )
+        result = states_pb2.OrchestrationResult(reason=decision.reason)
+        result.decision = decision.decision  # type: ignore[assignment]  # an int enum value
+        if decision.wait_seconds:
+            convert.set_duration_seconds(result.wait, decision.wait_seconds)
+        if decision.store is not None:
+            if decision.cached_from and hit is not None:
+                payload_result, payload_failure = hit["result"], None
+            elif decision.proposal_matched:
+                payload_result, payload_failure = payloads(state)
+            else:
+                # AwaitingRetry keeps the failure that caused it, for the history.
+                payload_result, payload_failure = None, payloads(state)[1]
+            values = self._apply(
+                conn,
+                kind,
+                raw,
+                current,
+                decision.store,
+                decision.increments_run_count,
+                payload_result,
+                payload_failure,
+                proposal.force,
+                now,
+            )
+            run = kind.build(values, payload_result, payload_failure)
+        else:
+            run = kind.build(current, *self._payload(conn, raw, current))
+        result.state.CopyFrom(run.state)
+        return result, run
 
     @staticmethod
     def _payload(

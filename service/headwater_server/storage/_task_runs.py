@@ -1,71 +1,45 @@
-"""Task runs: create, read, list, delete."""
+"""Task runs: create (and start at once), read, list, delete."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from headwater.v1 import task_runs_pb2
+from headwater.v1 import states_pb2, task_runs_pb2
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from headwater_server import errors
 from headwater_server.errors import not_found
+from headwater_server.orchestration import rules
 from headwater_server.storage import convert, pagination
-from headwater_server.storage._base import RepositoryBase
+from headwater_server.storage._proposals import ProposalsMixin
 from headwater_server.storage._runs import read_run, read_run_page
 from headwater_server.storage.schema import flow_runs, task_runs
 from headwater_server.storage.statements import TASK_RUN
-from headwater_server.storage.values import canonical_id, new_id, task_run_name
+from headwater_server.storage.values import canonical_id, new_id, optional_id, task_run_name
+
+# The proposal a create-and-start makes.
+_RUNNING = states_pb2.State(type=states_pb2.STATE_TYPE_RUNNING)
 
 
-class TaskRunsMixin(RepositoryBase):
-    """Task runs apart from state changes: create, read, list, delete."""
+class TaskRunsMixin(ProposalsMixin):
+    """Task runs apart from state changes: create (and start), read, list, delete.
+
+    Built on :class:`ProposalsMixin` because a create may start the run in its transaction.
+    """
 
     def create_task_run(
         self, req: task_runs_pb2.CreateTaskRunRequest
     ) -> task_runs_pb2.CreateTaskRunResponse:
-        """Create a task run in a flow run; (task_key, dynamic_key) is unique per flow run."""
-        flow_run_id = canonical_id(req.flow_run_id)
-        parameters = req.parameters_json or "{}"
-        tags = convert.dump_tags(req.tags)
-        retries = req.policy.retries
-        delay = convert.duration_seconds(req.policy.retry_delay)
-        initial = self._initial_state("task run", req.state)
+        """Create a task run, and with ``start`` propose RUNNING in the same transaction.
+
+        (flow_run_id, task_key, dynamic_key) is unique: a create that collides returns the
+        existing run (``created`` false), as Prefect does. A run outside any flow (no
+        flow_run_id) is never a duplicate: each such call is its own run.
+        """
+        flow_run_id = optional_id(req.flow_run_id)
         key = self._request_key(req.request_id)
         try:
-            with self._write_raw() as conn:
-                if key and (
-                    replay := self._replay(
-                        conn, key, "CreateTaskRun", "", task_runs_pb2.CreateTaskRunResponse
-                    )
-                ):
-                    return replay
-                now = convert.now_us()
-                values = {
-                    "id": new_id(),
-                    "flow_run_id": flow_run_id,
-                    "task_key": req.task_key,
-                    "dynamic_key": req.dynamic_key,
-                    "name": req.name or task_run_name(req.task_key, req.dynamic_key),
-                    "cache_key": req.cache_key,
-                    "parameters_json": parameters,
-                    "tags": tags,
-                    "policy_retries": retries,
-                    "policy_retry_delay_seconds": delay,
-                    **self._initial_run_values(initial, now),
-                }
-                # No existence checks first: the foreign key and the unique constraint catch
-                # both mistakes, and the common case saves two round trips.
-                conn.execute(self._raw_create.insert_task_run, values)
-                state_payloads = self._insert_initial_state(
-                    conn, TASK_RUN, values, initial, req.state
-                )
-                response = task_runs_pb2.CreateTaskRunResponse(
-                    task_run=convert.task_run_message(values, *state_payloads)
-                )
-                if key:
-                    self._remember(conn, key, "CreateTaskRun", values["id"], response)
-                return response
+            return self._insert_task_run(req, flow_run_id, key)
         except (IntegrityError, self._fast.IntegrityError):
             replay = self._replay_after_conflict(
                 key, "CreateTaskRun", task_runs_pb2.CreateTaskRunResponse
@@ -73,7 +47,8 @@ class TaskRunsMixin(RepositoryBase):
             if replay is not None:
                 return replay
             with self._read() as conn:
-                self._require(conn, flow_runs, flow_run_id, "flow_run")
+                if flow_run_id is not None:
+                    self._require(conn, flow_runs, flow_run_id, "flow_run")
                 existing = conn.execute(
                     select(task_runs.c.id).where(
                         task_runs.c.flow_run_id == flow_run_id,
@@ -83,13 +58,77 @@ class TaskRunsMixin(RepositoryBase):
                 ).scalar()
             if existing is None:
                 raise
-            raise errors.already_exists(
-                "task_run",
-                existing,
-                f"Flow run '{flow_run_id}' already has a task run for task_key "
-                f"'{req.task_key}' and dynamic_key '{req.dynamic_key}': task run '{existing}'. "
-                f"Use that task run, or pass another dynamic_key for a new call.",
-            ) from None
+        return self._existing_task_run(req, existing)
+
+    def _insert_task_run(
+        self, req: task_runs_pb2.CreateTaskRunRequest, flow_run_id: str | None, key: str | None
+    ) -> task_runs_pb2.CreateTaskRunResponse:
+        initial = self._initial_state("task run", req.state)
+        expiration = (
+            convert.timestamp_to_us(req.cache_expiration_time)
+            if req.HasField("cache_expiration_time")
+            else None
+        )
+        with self._write_raw() as conn:
+            if key and (
+                replay := self._replay(
+                    conn, key, "CreateTaskRun", "", task_runs_pb2.CreateTaskRunResponse
+                )
+            ):
+                return replay
+            now = convert.now_us()
+            values = {
+                "id": new_id(),
+                "flow_run_id": flow_run_id,
+                "task_key": req.task_key,
+                "dynamic_key": req.dynamic_key,
+                "name": req.name or task_run_name(req.task_key, req.dynamic_key),
+                "cache_key": req.cache_key,
+                "cache_expiration_time": expiration,
+                "parameters_json": req.parameters_json or "{}",
+                "tags": convert.dump_tags(req.tags),
+                **convert.policy_columns(req.policy),
+                **self._initial_run_values(initial, now),
+            }
+            # No existence checks first: the foreign key and the unique constraint catch
+            # both mistakes, and the common case saves two round trips.
+            conn.execute(self._raw_create.insert_task_run, values)
+            state_payloads = self._insert_initial_state(conn, TASK_RUN, values, initial, req.state)
+            response = task_runs_pb2.CreateTaskRunResponse(created=True)
+            if req.start:
+                result, run = self._decide_and_apply(
+                    conn,
+                    TASK_RUN,
+                    values,
+                    _RUNNING,
+                    rules.Proposal(type=rules.RUNNING),
+                    now,
+                    refresh_cache=req.refresh_cache,
+                )
+                response.result.CopyFrom(result)
+                response.task_run.CopyFrom(run)
+            else:
+                response.task_run.CopyFrom(convert.task_run_message(values, *state_payloads))
+            if key:
+                self._remember(conn, key, "CreateTaskRun", values["id"], response)
+            return response
+
+    def _existing_task_run(
+        self, req: task_runs_pb2.CreateTaskRunRequest, task_run_id: str
+    ) -> task_runs_pb2.CreateTaskRunResponse:
+        """The answer to a create that names an existing run: that run (started if asked)."""
+        if req.start:
+            started = self.set_task_run_state(
+                task_runs_pb2.SetTaskRunStateRequest(
+                    task_run_id=task_run_id, state=_RUNNING, refresh_cache=req.refresh_cache
+                )
+            )
+            return task_runs_pb2.CreateTaskRunResponse(
+                task_run=started.task_run, result=started.result, created=False
+            )
+        with self._read() as conn:
+            run = read_run(conn, TASK_RUN, task_run_id)
+        return task_runs_pb2.CreateTaskRunResponse(task_run=run, created=False)
 
     def get_task_run(
         self, req: task_runs_pb2.GetTaskRunRequest

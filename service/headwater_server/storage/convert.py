@@ -15,6 +15,8 @@ from typing import Any, overload
 from google.protobuf import duration_pb2, timestamp_pb2
 from headwater.v1 import flow_runs_pb2, flows_pb2, logs_pb2, states_pb2, task_runs_pb2
 
+from headwater_server.orchestration.rules import Policy
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 
@@ -78,6 +80,42 @@ def dump_tags(tags: Any) -> str:
     return json.dumps(list(tags), separators=(",", ":"), ensure_ascii=False)
 
 
+def policy_columns(policy: states_pb2.RunPolicy) -> dict[str, Any]:
+    """The ``policy_*`` column values of a run created with ``policy`` (NULL when not set)."""
+    delays = [duration_seconds(d) for d in policy.retry_delays]
+    timeout = duration_seconds(policy.timeout)
+    return {
+        "policy_retries": policy.retries,
+        "policy_retry_delay_seconds": duration_seconds(policy.retry_delay),
+        "policy_retry_delays": json.dumps(delays) if delays else None,
+        "policy_retry_jitter_factor": policy.retry_jitter_factor or None,
+        "policy_timeout_seconds": timeout or None,
+    }
+
+
+def policy_from_row(m: Mapping[Any, Any]) -> Policy:
+    """The policy the rules enforce, from a run row's ``policy_*`` columns."""
+    delays = m["policy_retry_delays"]
+    return Policy(
+        retries=m["policy_retries"],
+        retry_delay_seconds=m["policy_retry_delay_seconds"],
+        retry_delays=tuple(json.loads(delays)) if delays else (),
+        retry_jitter_factor=m["policy_retry_jitter_factor"] or 0.0,
+    )
+
+
+def _fill_policy(policy: states_pb2.RunPolicy, m: Mapping[Any, Any]) -> None:
+    policy.retries = m["policy_retries"]
+    if m["policy_retry_delay_seconds"]:
+        set_duration_seconds(policy.retry_delay, m["policy_retry_delay_seconds"])
+    if m["policy_retry_delays"]:
+        for seconds in json.loads(m["policy_retry_delays"]):
+            set_duration_seconds(policy.retry_delays.add(), seconds)
+    policy.retry_jitter_factor = m["policy_retry_jitter_factor"] or 0.0
+    if m["policy_timeout_seconds"]:
+        set_duration_seconds(policy.timeout, m["policy_timeout_seconds"])
+
+
 def fill_state(
     state: states_pb2.State,
     *,
@@ -118,9 +156,7 @@ def _fill_run_common(
         result=result,
         failure=failure,
     )
-    msg.policy.retries = m["policy_retries"]
-    if m["policy_retry_delay_seconds"]:
-        set_duration_seconds(msg.policy.retry_delay, m["policy_retry_delay_seconds"])
+    _fill_policy(msg.policy, m)
     msg.run_count = m["run_count"]
     if m["start_time"] is not None:
         set_timestamp(msg.start_time, m["start_time"])
@@ -167,13 +203,15 @@ def task_run_message(
     """A TaskRun from a ``task_runs`` row mapping (plus the current state's payloads)."""
     run = task_runs_pb2.TaskRun(
         id=m["id"],
-        flow_run_id=m["flow_run_id"],
+        flow_run_id=m["flow_run_id"] or "",
         task_key=m["task_key"],
         dynamic_key=m["dynamic_key"],
         name=m["name"],
         cache_key=m["cache_key"],
     )
     _fill_run_common(run, m, result, failure)
+    if m["cache_expiration_time"] is not None:
+        set_timestamp(run.cache_expiration_time, m["cache_expiration_time"])
     return run
 
 

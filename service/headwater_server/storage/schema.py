@@ -82,6 +82,12 @@ def _run_state_columns() -> list[Column[Any]]:
         Column("parameters_json", Text, nullable=False, default="{}"),
         Column("create_time", BigInteger, nullable=False),
         Column("update_time", BigInteger, nullable=False),
+        # Added in revision 0002 (so last, and nullable: NULL means not set): a JSON array of
+        # seconds, one per retry; the jitter factor the service applies to each delay; the
+        # engine's timeout.
+        Column("policy_retry_delays", Text, nullable=True),
+        Column("policy_retry_jitter_factor", Float, nullable=True),
+        Column("policy_timeout_seconds", Float, nullable=True),
     ]
 
 
@@ -151,21 +157,26 @@ task_runs = Table(
     "task_runs",
     metadata,
     Column("id", ID, primary_key=True),
+    # NULL for a task called outside any flow (tracked as its own task run).
     Column(
         "flow_run_id",
         ID,
         ForeignKey("flow_runs.id", ondelete="CASCADE"),
-        nullable=False,
+        nullable=True,
     ),
     Column("task_key", String(255), nullable=False),
     Column("dynamic_key", String(255), nullable=False),
     Column("name", String(255), nullable=False),
     Column("cache_key", String(255), nullable=False, default=""),
     *_run_state_columns(),
+    # When this run's cache entry (its COMPLETED result under cache_key) expires; NULL: never.
+    Column("cache_expiration_time", BigInteger, nullable=True),
     UniqueConstraint("flow_run_id", "task_key", "dynamic_key"),
 )
 Index("ix_task_runs_create_time_id", task_runs.c.create_time, task_runs.c.id)
 Index("ix_task_runs_state_type", task_runs.c.state_type)
+# The cache lookup: the newest COMPLETED run with a key (the service's task cache).
+Index("ix_task_runs_cache_key_end_time", task_runs.c.cache_key, task_runs.c.end_time)
 
 task_run_states = Table(
     "task_run_states",

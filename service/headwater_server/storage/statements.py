@@ -193,6 +193,45 @@ class RawCreateStatements:
         self.insert_task_run = Prepared(INSERT_TASK_RUN, engine, [c.key for c in task_runs.c])
 
 
+class RawCacheStatements:
+    """The task cache's statements: find a valid entry for a key, and set a run's key.
+
+    The cache is the task_runs table itself: a COMPLETED task run with a cache key is an entry
+    until its ``cache_expiration_time``, and its current state's result is what a hit reuses.
+    So an entry exists exactly when its run is stored, for every process that asks. The lookup
+    has no LIMIT (SQLite compiles one with an extra parameter): the caller fetches the first,
+    newest row only, and a key has few runs.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        lookup = (
+            select(task_runs.c.id, task_run_states.c.result)
+            .select_from(
+                task_runs.outerjoin(task_run_states, task_run_states.c.id == task_runs.c.state_id)
+            )
+            .where(
+                task_runs.c.cache_key == bindparam("cache_key"),
+                task_runs.c.state_type == bindparam("completed"),
+                task_runs.c.id != bindparam("id"),
+                or_(
+                    task_runs.c.cache_expiration_time.is_(None),
+                    task_runs.c.cache_expiration_time > bindparam("now"),
+                ),
+            )
+            .order_by(task_runs.c.end_time.desc())
+        )
+        self.lookup = Prepared(lookup, engine)
+        self.set_key = Prepared(
+            update(task_runs)
+            .where(task_runs.c.id == bindparam("b_id"))
+            .values(
+                cache_key=bindparam("b_cache_key"),
+                cache_expiration_time=bindparam("b_cache_expiration_time"),
+            ),
+            engine,
+        )
+
+
 def tags_condition(column: Any, tag: str, dialect: str) -> Any:
     """True when the JSON array in ``column`` contains ``tag`` as a whole element.
 

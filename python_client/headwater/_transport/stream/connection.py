@@ -20,10 +20,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from headwater._transport.stream.ops import AsyncOp, FlushWaiter, NowaitOp, SyncOp, settle_future
+from headwater._transport.stream.ops import (
+    AsyncOp,
+    FlushWaiter,
+    NowaitOp,
+    RecordedOp,
+    SyncOp,
+    settle_future,
+)
 from headwater._transport.stream.protocol import (
     OperationTable,
     check_size,
@@ -146,7 +153,7 @@ class EngineConnection:
     def create_task_run(
         self, req: task_runs_pb2.CreateTaskRunRequest
     ) -> task_runs_pb2.CreateTaskRunResponse:
-        """Create a task run inside a flow run."""
+        """Create a task run (and with ``start``, propose RUNNING in the same call)."""
         return cast(
             "task_runs_pb2.CreateTaskRunResponse",
             self._call(with_request_id(_Request(create_task_run=req))),
@@ -160,6 +167,21 @@ class EngineConnection:
             "task_runs_pb2.SetTaskRunStateResponse",
             self._call(with_transition_id(_Request(set_task_run_state=req))),
         )
+
+    def set_task_run_state_nowait(
+        self,
+        req: task_runs_pb2.SetTaskRunStateRequest,
+        record: Callable[[Any, BaseException | None], object],
+    ) -> None:
+        """Propose a task run state without waiting; ``record`` gets the outcome on the loop.
+
+        `flush` waits for it like any other operation.
+        """
+        if self._ops.closed:
+            raise self._ops.closed_error()
+        request = with_transition_id(_Request(set_task_run_state=req))
+        check_size(request)
+        self._loop.call_soon_threadsafe(self._ops.submit, RecordedOp(request, record))
 
     def create_logs(self, req: logs_pb2.CreateLogsRequest) -> logs_pb2.CreateLogsResponse:
         """Store log lines and wait until they are stored."""

@@ -19,7 +19,15 @@ from typing import Any
 
 from headwater.v1 import engine_pb2
 
-__all__ = ["AsyncOp", "FlushWaiter", "NowaitOp", "Op", "SyncOp", "settle_future"]
+__all__ = [
+    "AsyncOp",
+    "FlushWaiter",
+    "NowaitOp",
+    "Op",
+    "RecordedOp",
+    "SyncOp",
+    "settle_future",
+]
 
 
 class Op:
@@ -102,6 +110,27 @@ class NowaitOp(Op):
     def resolve(self, response: Any, error: BaseException | None) -> None:
         if error is not None:
             print(f"headwater: an operation sent without waiting failed: {error}", file=sys.stderr)
+
+
+class RecordedOp(Op):
+    """A fire-and-forget operation whose outcome is handed to a callback (on the loop).
+
+    A task's final state is sent this way: nobody waits for it, but the engine checks the
+    answers at its next flush.
+    """
+
+    __slots__ = ("_record",)
+
+    def __init__(
+        self,
+        request: engine_pb2.ConnectRequest,
+        record: Callable[[Any, BaseException | None], object],
+    ) -> None:
+        super().__init__(request)
+        self._record = record
+
+    def resolve(self, response: Any, error: BaseException | None) -> None:
+        self._record(response, error)
 
 
 class FlushWaiter:

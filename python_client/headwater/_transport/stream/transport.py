@@ -10,11 +10,12 @@ are reused instead of parsed back.
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from headwater._transport.client_convert import flow_run_from_proto
+from headwater._transport.client_convert import flow_run_from_proto, task_run_from_proto
 from headwater._transport.convert import (
     failure_from_exception,
     reference_result,
@@ -28,12 +29,17 @@ from headwater._transport.interface import (
     LogLine,
     Proposal,
     RunSnapshot,
+    TaskRunSnapshot,
+    TaskRunSpec,
+    TaskStateProblem,
 )
 from headwater._transport.stream.logs import LogBuffer
 from headwater.exceptions import ServiceError
-from headwater.v1 import flow_runs_pb2, states_pb2
+from headwater.v1 import flow_runs_pb2, states_pb2, task_runs_pb2
 
 if TYPE_CHECKING:
+    import datetime as _dt
+
     from headwater._runs import FlowRun
     from headwater._states import State
     from headwater._transport.stream.connection import EngineConnection
@@ -74,6 +80,10 @@ class StreamTransport:
     def __init__(self, connection: EngineConnection) -> None:
         self.connection = connection
         self._logs = LogBuffer(connection.create_logs_nowait)
+        # Answers to no-wait task proposals that were not ACCEPT, until the next flush. Written
+        # on the background loop, read by the flushing thread.
+        self._task_problems: list[TaskStateProblem] = []
+        self._task_problems_lock = threading.Lock()
 
     @property
     def address(self) -> str:
@@ -112,6 +122,82 @@ class StreamTransport:
     async def apropose_flow_run_state(self, flow_run_id: str, proposal: Proposal) -> Decision:
         request = _propose_request(flow_run_id, proposal)
         return _decision(await self.connection.aset_flow_run_state(request), proposal)
+
+    # -- task runs -------------------------------------------------------------------------
+
+    def start_task_run(self, spec: TaskRunSpec) -> Decision:
+        response = self.connection.create_task_run(_task_create_request(spec, start=True))
+        return _started(response)
+
+    async def astart_task_run(self, spec: TaskRunSpec) -> Decision:
+        response = await self.connection.acreate_task_run(_task_create_request(spec, start=True))
+        return _started(response)
+
+    def create_task_run(self, spec: TaskRunSpec) -> TaskRunSnapshot:
+        response = self.connection.create_task_run(_task_create_request(spec, start=False))
+        return _task_snapshot(response.task_run, response.created)
+
+    async def acreate_task_run(self, spec: TaskRunSpec) -> TaskRunSnapshot:
+        response = await self.connection.acreate_task_run(_task_create_request(spec, start=False))
+        return _task_snapshot(response.task_run, response.created)
+
+    def propose_task_run_state(
+        self,
+        task_run_id: str,
+        proposal: Proposal,
+        *,
+        cache_key: str | None = None,
+        cache_expiration: _dt.datetime | None = None,
+        refresh_cache: bool = False,
+    ) -> Decision:
+        request = _task_propose_request(
+            task_run_id, proposal, cache_key, cache_expiration, refresh_cache
+        )
+        return _task_decision(self.connection.set_task_run_state(request), proposal)
+
+    async def apropose_task_run_state(
+        self,
+        task_run_id: str,
+        proposal: Proposal,
+        *,
+        cache_key: str | None = None,
+        cache_expiration: _dt.datetime | None = None,
+        refresh_cache: bool = False,
+    ) -> Decision:
+        request = _task_propose_request(
+            task_run_id, proposal, cache_key, cache_expiration, refresh_cache
+        )
+        return _task_decision(await self.connection.aset_task_run_state(request), proposal)
+
+    def propose_task_run_state_nowait(self, task_run_id: str, proposal: Proposal) -> None:
+        request = _task_propose_request(task_run_id, proposal, None, None, False)
+
+        def record(response: Any, error: BaseException | None) -> None:
+            if error is not None:
+                problem = TaskStateProblem(task_run_id, proposal, error=error)
+            elif response.result.decision != _ACCEPT:
+                problem = TaskStateProblem(
+                    task_run_id, proposal, _task_decision(response, proposal)
+                )
+            else:
+                return
+            with self._task_problems_lock:
+                self._task_problems.append(problem)
+
+        self.connection.set_task_run_state_nowait(request, record)
+
+    def flush_task_run_states(self, timeout: float | None = None) -> list[TaskStateProblem]:
+        self.connection.flush(timeout)
+        return self._take_task_problems()
+
+    async def aflush_task_run_states(self) -> list[TaskStateProblem]:
+        await self.connection.aflush()
+        return self._take_task_problems()
+
+    def _take_task_problems(self) -> list[TaskStateProblem]:
+        with self._task_problems_lock:
+            problems, self._task_problems = self._task_problems, []
+        return problems
 
     # -- logs ------------------------------------------------------------------------------
 
@@ -198,6 +284,13 @@ def _propose_request(flow_run_id: str, proposal: Proposal) -> flow_runs_pb2.SetF
     The connection gives each send its own id (on its copy of the request), so each attempt of
     a WAIT loop counts as a new proposal.
     """
+    return flow_runs_pb2.SetFlowRunStateRequest(
+        flow_run_id=flow_run_id, state=_proposed_state(proposal)
+    )
+
+
+def _proposed_state(proposal: Proposal) -> states_pb2.State:
+    """The wire state of a proposal: its result as JSON or a reference, its failure."""
     result = None
     if proposal.result_reference is not None:
         result = reference_result(proposal.result_reference)
@@ -210,16 +303,26 @@ def _propose_request(flow_run_id: str, proposal: Proposal) -> flow_runs_pb2.SetF
         failure_message = failure_from_exception(failure)
     else:
         failure_message = states_pb2.Failure(message=failure)
-    state = state_to_proto(proposal.state, result=result, failure=failure_message)
-    return flow_runs_pb2.SetFlowRunStateRequest(flow_run_id=flow_run_id, state=state)
+    return state_to_proto(proposal.state, result=result, failure=failure_message)
 
 
 def _decision(response: flow_runs_pb2.SetFlowRunStateResponse, proposal: Proposal) -> Decision:
-    result = response.result
+    run = _snapshot(response.flow_run, None) if response.HasField("flow_run") else None
+    return _decision_of(response.result, proposal, run=run)
+
+
+def _decision_of(
+    result: states_pb2.OrchestrationResult,
+    proposal: Proposal | None,
+    *,
+    run: RunSnapshot | None = None,
+    task_run: TaskRunSnapshot | None = None,
+) -> Decision:
+    """A `Decision` from the service's answer to ``proposal`` (None: a create-and-start)."""
     code = result.decision
     state = None
     if result.HasField("state"):
-        if code == _ACCEPT:
+        if code == _ACCEPT and proposal is not None:
             # The stored state is the proposal: keep its in-memory data rather than decoding.
             state = state_from_proto(result.state, data=proposal.state.data)
         else:
@@ -227,7 +330,6 @@ def _decision(response: flow_runs_pb2.SetFlowRunStateResponse, proposal: Proposa
     wait = 0.0
     if result.HasField("wait"):
         wait = result.wait.seconds + result.wait.nanos / 1e9
-    run = _snapshot(response.flow_run, None) if response.HasField("flow_run") else None
     return Decision(
         # An unknown answer (a newer service) is followed like a REJECT: the state it holds.
         kind=_KINDS.get(code, DecisionKind.REJECT),
@@ -235,4 +337,73 @@ def _decision(response: flow_runs_pb2.SetFlowRunStateResponse, proposal: Proposa
         wait_seconds=wait,
         reason=result.reason,
         run=run,
+        task_run=task_run,
     )
+
+
+# -- task runs ----------------------------------------------------------------------------
+
+
+def _task_create_request(spec: TaskRunSpec, *, start: bool) -> task_runs_pb2.CreateTaskRunRequest:
+    request = task_runs_pb2.CreateTaskRunRequest(
+        flow_run_id=spec.flow_run_id or "",
+        task_key=spec.task_key,
+        dynamic_key=spec.dynamic_key,
+        name=spec.name,
+        parameters_json=spec.parameters_json,
+        cache_key=spec.cache_key or "",
+        start=start,
+        refresh_cache=spec.refresh_cache,
+    )
+    if spec.tags:
+        request.tags.extend(spec.tags)
+    if spec.cache_expiration is not None:
+        request.cache_expiration_time.FromDatetime(spec.cache_expiration)
+    policy = request.policy
+    policy.retries = spec.retries
+    delays = spec.retry_delay_seconds
+    if isinstance(delays, tuple):
+        for seconds in delays:
+            policy.retry_delays.add().FromNanoseconds(int(seconds * 1e9))
+    elif delays:
+        policy.retry_delay.FromNanoseconds(int(delays * 1e9))
+    policy.retry_jitter_factor = spec.retry_jitter_factor
+    if spec.timeout_seconds:
+        policy.timeout.FromNanoseconds(int(spec.timeout_seconds * 1e9))
+    return request
+
+
+def _task_snapshot(run: task_runs_pb2.TaskRun, created: bool = True) -> TaskRunSnapshot:
+    """The task run's snapshot; its full view is converted only if someone asks for it."""
+    return TaskRunSnapshot(
+        run.id, run.name, run.run_count, lambda: task_run_from_proto(run), created
+    )
+
+
+def _started(response: task_runs_pb2.CreateTaskRunResponse) -> Decision:
+    return _decision_of(
+        response.result, None, task_run=_task_snapshot(response.task_run, response.created)
+    )
+
+
+def _task_propose_request(
+    task_run_id: str,
+    proposal: Proposal,
+    cache_key: str | None,
+    cache_expiration: _dt.datetime | None,
+    refresh_cache: bool,
+) -> task_runs_pb2.SetTaskRunStateRequest:
+    """A task proposal's request, without a ``transition_id`` (the connection adds one)."""
+    request = task_runs_pb2.SetTaskRunStateRequest(
+        task_run_id=task_run_id,
+        state=_proposed_state(proposal),
+        cache_key=cache_key or "",
+        refresh_cache=refresh_cache,
+    )
+    if cache_expiration is not None:
+        request.cache_expiration_time.FromDatetime(cache_expiration)
+    return request
+
+
+def _task_decision(response: task_runs_pb2.SetTaskRunStateResponse, proposal: Proposal) -> Decision:
+    return _decision_of(response.result, proposal, task_run=_task_snapshot(response.task_run))

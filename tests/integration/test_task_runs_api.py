@@ -1,0 +1,332 @@
+"""Task runs through the service over real gRPC, on SQLite and on PostgreSQL.
+
+Create-and-start in one call, runs outside any flow, retries the service decides (delay lists,
+jitter), the task cache across two connections (hits, expiry, refresh), bad input, and the engine
+stream: task proposals sent without waiting are all stored before the flow's final state.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from google.protobuf import duration_pb2, timestamp_pb2
+from headwater.v1 import flow_runs_pb2, states_pb2, task_runs_pb2
+from rpc_helpers import Api, EngineStream, error_details
+from server_harness import ServerProcess
+
+pytestmark = pytest.mark.integration
+
+S = states_pb2
+T = task_runs_pb2
+
+
+@pytest.fixture
+def api(server: ServerProcess) -> Iterator[Api]:
+    with server.channel() as channel:
+        yield Api(channel)
+
+
+def _seconds(value: float) -> duration_pb2.Duration:
+    duration = duration_pb2.Duration()
+    duration.FromNanoseconds(round(value * 1e9))
+    return duration
+
+
+def _start(api: Api, **fields: object) -> T.CreateTaskRunResponse:
+    """Create-and-start a task run with a fresh task key unless one is given."""
+    fields.setdefault("task_key", f"mod.task-{uuid.uuid4().hex[:8]}")
+    fields.setdefault("dynamic_key", "0")
+    return api.task_runs.CreateTaskRun(T.CreateTaskRunRequest(start=True, **fields))  # type: ignore[arg-type]
+
+
+def _propose(
+    api: Api, task_run_id: str, state: S.State, **fields: object
+) -> T.SetTaskRunStateResponse:
+    return api.task_runs.SetTaskRunState(
+        T.SetTaskRunStateRequest(task_run_id=task_run_id, state=state, **fields)  # type: ignore[arg-type]
+    )
+
+
+def _complete(api: Api, task_run_id: str, json: str) -> None:
+    done = _propose(
+        api, task_run_id, S.State(type=S.STATE_TYPE_COMPLETED, result=S.StateResult(json=json))
+    )
+    assert done.result.decision == S.DECISION_ACCEPT
+
+
+def test_create_and_start_is_one_call_that_returns_the_decision(api: Api) -> None:
+    run = api.new_run(api.new_flow().id)
+    started = _start(api, flow_run_id=run.id, tags=["a"], parameters_json='{"x": 1}')
+    assert started.created
+    assert started.result.decision == S.DECISION_ACCEPT
+    assert started.task_run.state.type == S.STATE_TYPE_RUNNING
+    assert started.task_run.run_count == 1
+    assert started.task_run.flow_run_id == run.id
+    listed = api.task_runs.ListTaskRuns(
+        T.ListTaskRunsRequest(filter=T.TaskRunFilter(flow_run_id=run.id))
+    ).task_runs
+    assert [(t.id, t.state.type) for t in listed] == [(started.task_run.id, S.STATE_TYPE_RUNNING)]
+
+
+def test_a_task_outside_any_flow_is_its_own_run_every_call(api: Api) -> None:
+    first = _start(api, task_key="mod.loose", dynamic_key="0")
+    second = _start(api, task_key="mod.loose", dynamic_key="0")
+    assert first.task_run.flow_run_id == second.task_run.flow_run_id == ""
+    assert first.task_run.id != second.task_run.id
+    assert first.result.decision == second.result.decision == S.DECISION_ACCEPT
+
+
+def test_a_duplicate_create_returns_the_existing_run_as_prefect_does(api: Api) -> None:
+    run = api.new_run(api.new_flow().id)
+    first = _start(api, flow_run_id=run.id, task_key="mod.dup", dynamic_key="3")
+    again = api.task_runs.CreateTaskRun(
+        T.CreateTaskRunRequest(flow_run_id=run.id, task_key="mod.dup", dynamic_key="3")
+    )
+    assert (again.created, again.task_run.id) == (False, first.task_run.id)
+    assert not again.HasField("result")
+    # Started again while it runs: the service refuses a second execution.
+    twice = _start(api, flow_run_id=run.id, task_key="mod.dup", dynamic_key="3")
+    assert (twice.created, twice.result.decision) == (False, S.DECISION_ABORT)
+
+
+def test_retries_follow_the_delay_list_and_end_failed(api: Api) -> None:
+    policy = S.RunPolicy(retries=2, retry_delays=[_seconds(0), _seconds(3600)])
+    task_run = _start(api, policy=policy).task_run
+    failed = S.State(type=S.STATE_TYPE_FAILED, message="boom")
+
+    first = _propose(api, task_run.id, failed)
+    assert first.result.decision == S.DECISION_REJECT
+    assert first.result.state.name == "AwaitingRetry"
+    retrying = _propose(api, task_run.id, S.State(type=S.STATE_TYPE_RUNNING, name="Retrying"))
+    assert retrying.result.decision == S.DECISION_ACCEPT
+    assert retrying.task_run.run_count == 2
+
+    second = _propose(api, task_run.id, failed)
+    assert second.result.state.name == "AwaitingRetry"
+    delay = (
+        second.result.state.scheduled_time.ToSeconds() - second.result.state.create_time.ToSeconds()
+    )
+    assert 3599 <= delay <= 3601  # the list's second entry
+    early = _propose(api, task_run.id, S.State(type=S.STATE_TYPE_RUNNING, name="Retrying"))
+    assert early.result.decision == S.DECISION_WAIT
+    assert early.result.wait.ToSeconds() > 3500
+
+
+def test_no_retries_left_means_failed(api: Api) -> None:
+    task_run = _start(api, policy=S.RunPolicy(retries=1)).task_run
+    assert (
+        _propose(api, task_run.id, S.State(type=S.STATE_TYPE_FAILED)).result.state.name
+        == "AwaitingRetry"
+    )
+    assert (
+        _propose(api, task_run.id, S.State(type=S.STATE_TYPE_RUNNING)).result.decision
+        == S.DECISION_ACCEPT
+    )
+    final = _propose(api, task_run.id, S.State(type=S.STATE_TYPE_FAILED))
+    assert (final.result.decision, final.task_run.state.type) == (
+        S.DECISION_ACCEPT,
+        S.STATE_TYPE_FAILED,
+    )
+    again = _propose(api, task_run.id, S.State(type=S.STATE_TYPE_RUNNING))
+    assert again.result.decision == S.DECISION_REJECT  # final states stay final
+
+
+def test_jitter_is_applied_by_the_service_within_its_bounds(api: Api) -> None:
+    policy = S.RunPolicy(retries=1, retry_delay=_seconds(1000), retry_jitter_factor=0.5)
+    delays = set()
+    for _ in range(6):
+        task_run = _start(api, policy=policy).task_run
+        state = _propose(api, task_run.id, S.State(type=S.STATE_TYPE_FAILED)).result.state
+        delay = state.scheduled_time.ToMicroseconds() - state.create_time.ToMicroseconds()
+        assert 500e6 <= delay <= 1500e6
+        delays.add(delay)
+    assert len(delays) > 1  # drawn per retry, not a constant
+
+
+def test_a_cache_hit_is_seen_from_a_second_connection(server: ServerProcess) -> None:
+    key = f"cache-{uuid.uuid4().hex}"
+    with server.channel() as one, server.channel() as two:
+        first, second = Api(one), Api(two)
+        producer = _start(first, cache_key=key).task_run
+        _complete(first, producer.id, '{"answer": 7}')
+
+        hit = _start(second, cache_key=key)
+        assert hit.result.decision == S.DECISION_REJECT
+        assert hit.task_run.state.type == S.STATE_TYPE_COMPLETED
+        assert hit.task_run.state.name == "Cached"
+        assert hit.task_run.state.result.json == '{"answer": 7}'
+        assert producer.id in hit.result.reason
+        assert hit.task_run.run_count == 0  # its code never ran
+
+        # A key given with the RUNNING proposal (computed just before running) hits as well.
+        late = second.task_runs.CreateTaskRun(
+            T.CreateTaskRunRequest(task_key="mod.late", dynamic_key="0")
+        ).task_run
+        running = _propose(second, late.id, S.State(type=S.STATE_TYPE_RUNNING), cache_key=key)
+        assert running.task_run.state.name == "Cached"
+        assert running.task_run.cache_key == key
+
+
+def test_an_expired_entry_is_no_hit_and_refresh_bypasses_a_valid_one(api: Api) -> None:
+    key = f"cache-{uuid.uuid4().hex}"
+    past = timestamp_pb2.Timestamp(seconds=1)
+    expired = _start(api, cache_key=key, cache_expiration_time=past).task_run
+    _complete(api, expired.id, "1")
+    miss = _start(api, cache_key=key)
+    assert miss.result.decision == S.DECISION_ACCEPT  # the only entry expired: it runs
+    _complete(api, miss.task_run.id, "2")
+
+    hit = _start(api, cache_key=key)
+    assert hit.task_run.state.result.json == "2"
+    refreshed = _start(api, cache_key=key, refresh_cache=True)
+    assert refreshed.result.decision == S.DECISION_ACCEPT
+    _complete(api, refreshed.task_run.id, "3")
+    assert _start(api, cache_key=key).task_run.state.result.json == "3"  # the newest entry
+
+
+def test_a_failed_run_is_no_cache_entry(api: Api) -> None:
+    key = f"cache-{uuid.uuid4().hex}"
+    failed = _start(api, cache_key=key).task_run
+    _propose(api, failed.id, S.State(type=S.STATE_TYPE_FAILED))
+    assert _start(api, cache_key=key).result.decision == S.DECISION_ACCEPT
+
+
+@pytest.mark.parametrize(
+    ("fields", "code", "field"),
+    [
+        ({"flow_run_id": str(uuid.uuid4())}, grpc.StatusCode.NOT_FOUND, ""),
+        ({"flow_run_id": "not-a-uuid"}, grpc.StatusCode.INVALID_ARGUMENT, "flow_run_id"),
+        ({"task_key": ""}, grpc.StatusCode.INVALID_ARGUMENT, "task_key"),
+        ({"state": S.State(type=99)}, grpc.StatusCode.INVALID_ARGUMENT, "state.type"),
+        (
+            {"state": S.State(type=S.STATE_TYPE_SCHEDULED), "start": True},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "start",
+        ),
+        ({"cache_key": "a\x00b"}, grpc.StatusCode.INVALID_ARGUMENT, "cache_key"),
+        (
+            {"policy": S.RunPolicy(retry_jitter_factor=-1)},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "policy.retry_jitter_factor",
+        ),
+        (
+            {"policy": S.RunPolicy(retry_delays=[_seconds(1), _seconds(-1)])},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "policy.retry_delays[1]",
+        ),
+        (
+            {"cache_expiration_time": timestamp_pb2.Timestamp(seconds=-(10**12))},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "cache_expiration_time",
+        ),
+    ],
+)
+def test_bad_task_input_gets_a_clear_error(
+    api: Api, fields: dict[str, object], code: grpc.StatusCode, field: str
+) -> None:
+    request = {"task_key": "mod.bad", "dynamic_key": "0", **fields}
+    with pytest.raises(grpc.RpcError) as caught:
+        api.task_runs.CreateTaskRun(T.CreateTaskRunRequest(**request))  # type: ignore[arg-type]
+    details = error_details(caught.value)
+    assert details.code == code, details.message
+    if field:
+        assert details.fields == [field]
+    else:
+        assert details.reason == "FLOW_RUN_NOT_FOUND"
+
+
+def test_a_malformed_task_state_is_invalid_argument(api: Api) -> None:
+    task_run = _start(api).task_run
+    for request, field in (
+        (T.SetTaskRunStateRequest(task_run_id=task_run.id), "state"),
+        (T.SetTaskRunStateRequest(task_run_id=task_run.id, state=S.State(type=42)), "state.type"),
+        (
+            T.SetTaskRunStateRequest(
+                task_run_id=task_run.id,
+                state=S.State(type=S.STATE_TYPE_COMPLETED, result=S.StateResult(json="{nope")),
+            ),
+            "state.result.json",
+        ),
+    ):
+        with pytest.raises(grpc.RpcError) as caught:
+            api.task_runs.SetTaskRunState(request)
+        details = error_details(caught.value)
+        assert (details.code, details.fields) == (grpc.StatusCode.INVALID_ARGUMENT, [field])
+    with pytest.raises(grpc.RpcError) as missing:
+        _propose(api, str(uuid.uuid4()), S.State(type=S.STATE_TYPE_RUNNING))
+    assert error_details(missing.value).code == grpc.StatusCode.NOT_FOUND
+
+
+def test_pipelined_task_proposals_are_stored_before_the_flows_final_state(api: Api) -> None:
+    """The engine sends each task's end without waiting; the flow's end still comes after."""
+    run = api.new_run(api.new_flow().id)
+    stream = EngineStream(api)
+    assert (
+        stream.call(
+            set_flow_run_state=flow_runs_pb2.SetFlowRunStateRequest(
+                flow_run_id=run.id, state=S.State(type=S.STATE_TYPE_RUNNING)
+            )
+        ).set_flow_run_state.result.decision
+        == S.DECISION_ACCEPT
+    )
+    count = 200
+    task_runs = []
+    for index in range(count):
+        answer = stream.call(
+            create_task_run=T.CreateTaskRunRequest(
+                flow_run_id=run.id, task_key="mod.step", dynamic_key=str(index), start=True
+            )
+        ).create_task_run
+        assert answer.result.decision == S.DECISION_ACCEPT
+        task_runs.append(answer.task_run.id)
+    for index, task_run_id in enumerate(task_runs):
+        stream.send(
+            set_task_run_state=T.SetTaskRunStateRequest(
+                task_run_id=task_run_id,
+                state=S.State(type=S.STATE_TYPE_COMPLETED, result=S.StateResult(json=str(index))),
+            )
+        )
+    final = stream.send(
+        set_flow_run_state=flow_runs_pb2.SetFlowRunStateRequest(
+            flow_run_id=run.id, state=S.State(type=S.STATE_TYPE_COMPLETED)
+        )
+    )
+    answers = {}
+    while final not in answers:
+        response = stream.receive()
+        answers[response.sequence] = response
+    flow_end = answers[final].set_flow_run_state
+    assert flow_end.result.decision == S.DECISION_ACCEPT
+
+    stored = api.task_runs.ListTaskRuns(
+        T.ListTaskRunsRequest(page_size=1000, filter=T.TaskRunFilter(flow_run_id=run.id))
+    ).task_runs
+    assert [t.id for t in stored] == task_runs
+    assert all(t.state.type == S.STATE_TYPE_COMPLETED for t in stored)
+    assert [t.state.result.json for t in stored] == [str(i) for i in range(count)]
+    flow_end_us = flow_end.flow_run.state.create_time.ToMicroseconds()
+    assert max(t.state.create_time.ToMicroseconds() for t in stored) <= flow_end_us
+    assert len(answers) + len(stream.close()) == count + 1
+
+
+def test_task_errors_on_the_stream_leave_it_open(api: Api) -> None:
+    stream = EngineStream(api)
+    unknown = stream.call(
+        create_task_run=T.CreateTaskRunRequest(
+            flow_run_id=str(uuid.uuid4()), task_key="mod.x", dynamic_key="0", start=True
+        )
+    )
+    assert (unknown.error.code, unknown.error.reason) == (
+        grpc.StatusCode.NOT_FOUND.value[0],
+        "FLOW_RUN_NOT_FOUND",
+    )
+    bad = stream.call(set_task_run_state=T.SetTaskRunStateRequest(task_run_id=str(uuid.uuid4())))
+    assert bad.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    started = stream.call(
+        create_task_run=T.CreateTaskRunRequest(task_key="mod.x", dynamic_key="0", start=True)
+    )
+    assert started.create_task_run.task_run.state.type == S.STATE_TYPE_RUNNING
+    assert stream.close() == []
