@@ -8,6 +8,7 @@ ends. Subflows find their parent here, and `get_run_logger` finds the run to log
 from __future__ import annotations
 
 import contextvars
+import itertools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,7 @@ class FlowRunContext:
     __slots__ = (
         "_flow_run",
         "_make_flow_run",
+        "_task_calls",
         "flow",
         "flow_run_id",
         "log_prints",
@@ -78,6 +80,18 @@ class FlowRunContext:
         self.log_prints = log_prints
         self.logger = logger
         self.transport = transport
+        self._task_calls: dict[str, Iterator[int]] = {}
+
+    def next_dynamic_key(self, task_key: str) -> str:
+        """The next call's ``dynamic_key`` for ``task_key`` in this run: "0", "1", ...
+
+        Thread-safe: `itertools.count` hands out each number once, and `dict.setdefault`
+        keeps one counter per key even when two threads ask first at once.
+        """
+        counter = self._task_calls.get(task_key)
+        if counter is None:
+            counter = self._task_calls.setdefault(task_key, itertools.count())
+        return str(next(counter))
 
     @property
     def flow_run(self) -> FlowRun:
