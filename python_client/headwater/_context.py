@@ -125,15 +125,17 @@ class TaskRunContext:
         task_run: The run as the service last reported it, when the engine has it.
         log_prints: Whether ``print`` in this task goes to the run's logs.
         logger: The task run's logger.
+        make_task_run: Builds `task_run` on demand (the engine's; most runs never look).
     """
 
     __slots__ = (
+        "_make_task_run",
+        "_task_run",
         "flow_run_id",
         "log_prints",
         "logger",
         "parameters",
         "task",
-        "task_run",
         "task_run_id",
     )
 
@@ -146,14 +148,32 @@ class TaskRunContext:
         task_run: TaskRun | None = None,
         log_prints: bool = False,
         logger: logging.LoggerAdapter[logging.Logger] | None = None,
+        make_task_run: Callable[[], TaskRun] | None = None,
     ) -> None:
         self.task = task
         self.task_run_id = task_run_id
         self.parameters = parameters
         self.flow_run_id = flow_run_id
-        self.task_run = task_run
+        self._task_run = task_run
+        self._make_task_run = make_task_run
         self.log_prints = log_prints
         self.logger = logger
+
+    @property
+    def task_run(self) -> TaskRun | None:
+        """The run as the service last reported it (built on first access after a change)."""
+        task_run = self._task_run
+        if task_run is None and self._make_task_run is not None:
+            task_run = self._task_run = self._make_task_run()
+        return task_run
+
+    @task_run.setter
+    def task_run(self, value: TaskRun | None) -> None:
+        self._task_run = value
+
+    def run_changed(self) -> None:
+        """The run's state changed: the next `task_run` access rebuilds the view."""
+        self._task_run = None
 
     @staticmethod
     def get() -> TaskRunContext | None:

@@ -149,7 +149,12 @@ class TaskEngine(RunEngine):
             flow_run_id=self.parent.flow_run_id if self.parent is not None else None,
             log_prints=self.log_prints,
             logger=self.run_logger,
+            make_task_run=self._current_task_run,
         )
+
+    def _current_task_run(self) -> TaskRun:
+        assert self.task_run is not None
+        return self.task_run.task_run()
 
     # -- starting an attempt ---------------------------------------------------------------
 
@@ -192,7 +197,7 @@ class TaskEngine(RunEngine):
         if decision.task_run is not None:
             self.task_run = decision.task_run
             if self.task_context is not None:
-                self.task_context.task_run = None
+                self.task_context.run_changed()
         if decision.kind is WAIT:
             self._log_wait(decision)
         return decision
