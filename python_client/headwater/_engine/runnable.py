@@ -166,3 +166,8 @@ class TaskRunnable(Runnable, Protocol):
     def refresh_cache(self) -> bool | None:
         """Run even when a valid cache entry exists."""
         ...
+
+    @property
+    def retry_condition_fn(self) -> Callable[..., bool] | None:
+        """``fn(task, task_run, state)``: whether a failed run may be retried (None: always)."""
+        ...

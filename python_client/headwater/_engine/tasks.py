@@ -59,6 +59,7 @@ class TaskEngine(RunEngine):
         self.task_run: TaskRunSnapshot | None = None
         self.task_context: TaskRunContext | None = None
         self.start_decision: Decision | None = None
+        self.last_failure: Proposal | None = None
 
     # -- creating and starting the run -----------------------------------------------------
 
@@ -220,6 +221,58 @@ class TaskEngine(RunEngine):
             if decision.kind is not WAIT:
                 return decision
             await asyncio.sleep(_wait_seconds(decision))
+
+    # -- retry conditions ------------------------------------------------------------------
+
+    def _failure(self, exc: BaseException, timed_out: bool) -> Proposal:
+        proposal = super()._failure(exc, timed_out)
+        self.last_failure = proposal
+        return proposal
+
+    def _retry_refused(self) -> Proposal | None:
+        """The failure to make final when ``retry_condition_fn`` says no to this retry.
+
+        The service schedules a retry for any failure while retries remain; the task's
+        condition is the client's to evaluate, so a refused retry is proposed FAILED again
+        from AwaitingRetry, which the service accepts as final. A condition that raises
+        refuses the retry (its error is logged).
+        """
+        condition = self.task.retry_condition_fn
+        failure = self.last_failure
+        if condition is None or failure is None:
+            return None
+        try:
+            retry = bool(condition(self.task, self._view(failure.state), failure.state))
+        except Exception as exc:
+            assert self.run_logger is not None
+            self.run_logger.error(
+                "retry_condition_fn of task %r raised %s: %s; not retrying.",
+                self.task.name,
+                type(exc).__name__,
+                exc,
+                exc_info=exc,
+            )
+            retry = False
+        if retry:
+            return None
+        self._info("Not retrying: retry_condition_fn returned False")
+        return failure
+
+    def fail(self, exc: BaseException, timed_out: bool = False) -> bool:
+        retry = super().fail(exc, timed_out)
+        refused = self._retry_refused() if retry else None
+        if refused is None:
+            return retry
+        self.raised = exc
+        return self._settle(self.propose(refused), refused.state, retryable=False)
+
+    async def afail(self, exc: BaseException, timed_out: bool = False) -> bool:
+        retry = await super().afail(exc, timed_out)
+        refused = self._retry_refused() if retry else None
+        if refused is None:
+            return retry
+        self.raised = exc
+        return self._settle(await self.apropose(refused), refused.state, retryable=False)
 
     # -- what differs for a task run -------------------------------------------------------
 

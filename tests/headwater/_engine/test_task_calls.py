@@ -258,3 +258,39 @@ def test_a_cached_result_is_returned_without_running_the_task(reader: Reader) ->
 
     assert again() == {"x": 1}
     assert calls == [1, 2, 1]
+
+
+def test_retry_condition_decides_whether_a_failure_is_retried(reader: Reader) -> None:
+    attempts: list[str] = []
+
+    def only_connection_errors(task_obj: Any, run: TaskRun, state: State[Any]) -> bool:
+        assert task_obj.name == "picky"
+        return isinstance(state.data, ConnectionError)
+
+    @task(retries=5, retry_delay_seconds=0, retry_condition_fn=only_connection_errors)
+    def picky(errors: list[type[Exception]]) -> None:
+        error = errors[len(attempts)]
+        attempts.append(error.__name__)
+        raise error("nope")
+
+    @task(retries=3, retry_delay_seconds=0, retry_condition_fn=lambda *_: 1 / 0)
+    def broken_condition() -> None:
+        raise RuntimeError("nope")
+
+    seen: dict[str, Any] = {}
+
+    @flow(name=unique())
+    def pipeline() -> None:
+        seen["flow_run_id"] = current_run_id()
+        with pytest.raises(ValueError, match="nope"):
+            picky([ConnectionError, ConnectionError, ValueError, ConnectionError])
+        with pytest.raises(RuntimeError, match="nope"):
+            broken_condition()
+
+    pipeline()
+    assert attempts == ["ConnectionError", "ConnectionError", "ValueError"]
+    picky_run, broken_run = stored(reader, seen["flow_run_id"])
+    assert state_of(picky_run) == (StateType.FAILED, "Failed")
+    assert picky_run.run_count == 3
+    assert state_of(broken_run) == (StateType.FAILED, "Failed")
+    assert broken_run.run_count == 1
