@@ -421,13 +421,23 @@ def test_an_embedded_server_that_cannot_start_is_one_clean_sentence(tmp_path: Pa
 # ------------------------------------------------- results, logs and names (issue 9, item 5)
 
 
+# Log lines are listed by time: each line added by these tests gets a later millisecond than the
+# one before, even across calls made within the same millisecond.
+_last_log_millisecond = [0]
+
+
+def _next_log_millisecond() -> int:
+    _last_log_millisecond[0] = max(_last_log_millisecond[0] + 1, int(time.time() * 1000))
+    return _last_log_millisecond[0]
+
+
 def add_logs(conn: EngineConnection, run_id: str, *messages: str, level: int = 20) -> None:
     request = logs_pb2.CreateLogsRequest()
-    for index, message in enumerate(messages):
+    for message in messages:
         line = request.logs.add(
             flow_run_id=run_id, logger_name="etl.load", level=level, message=message
         )
-        line.log_time.FromMilliseconds(int(time.time() * 1000) + index)
+        line.log_time.FromMilliseconds(_next_log_millisecond())
     conn.create_logs(request)
 
 

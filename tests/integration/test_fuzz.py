@@ -477,6 +477,10 @@ def test_fuzzed_requests_never_get_internal_or_unknown(api: Api, server: ServerP
     assert seen["OK"] >= EXAMPLES // 20, seen
     check_serving(api)
     check_storage(api)
+    # The server logs every unexpected exception (its own INTERNAL, grpcio's UNKNOWN) with a
+    # traceback; bad input must cause none.
+    output = server.output()
+    assert "Unexpected error" not in output and "Traceback" not in output, output[-4000:]
 
 
 def check_serving(api: Api) -> None:
