@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "call_arguments",
+    "dump_parameters",
     "first_retry_delay",
     "run_name",
     "run_spec",
@@ -61,7 +62,7 @@ def run_spec(
     return FlowRunSpec(
         flow_name=flow.name,
         flow_version=flow.version or "",
-        parameters_json=_dump_parameters(serialized_parameters),
+        parameters_json=dump_parameters(serialized_parameters),
         parameters=serialized_parameters,
         name=run_name(flow, parameters),
         tags=tuple(sorted(current_tags())),
@@ -103,7 +104,8 @@ def _keywords_only_call(fn: Callable[..., Any]) -> bool:
     return all(parameter.kind in _KEYWORD_KINDS for parameter in parameters)
 
 
-def _dump_parameters(parameters: dict[str, Any]) -> str:
+def dump_parameters(parameters: dict[str, Any]) -> str:
+    """The parameters as JSON text, as they travel (a value with no JSON form as its type)."""
     if not parameters:
         return "{}"
     try:

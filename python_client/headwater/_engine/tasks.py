@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
-import json
 import logging
 import time
 import uuid
@@ -22,7 +21,7 @@ from headwater._context import TaskRunContext, _current_task_run, current_tags
 from headwater._engine import outcomes
 from headwater._engine.machine import RunEngine
 from headwater._engine.run import _wait_seconds
-from headwater._engine.setup import run_name
+from headwater._engine.setup import dump_parameters, run_name
 from headwater._logging import TASK_RUN_LOGGER, RunLoggerAdapter, capture_prints, release_prints
 from headwater._transport.interface import DecisionKind, TaskRunSpec
 from headwater.exceptions import Abort, ServiceUnavailable, TaskRunTimeoutError
@@ -78,7 +77,7 @@ class TaskEngine(RunEngine):
             flow_run_id=parent.flow_run_id if parent is not None else None,
             name=run_name(task, self.parameters, "task_run_name", "task"),
             tags=tuple(sorted(set(task.tags) | current_tags())),
-            parameters_json=json.dumps(self.serialized_parameters),
+            parameters_json=dump_parameters(self.serialized_parameters),
             retries=int(task.retries),
             retry_delay_seconds=(
                 float(delays) if isinstance(delays, int | float) else tuple(map(float, delays))
