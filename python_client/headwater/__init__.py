@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from headwater._logging import get_run_logger
     from headwater._runs import FlowRun
     from headwater._states import (
+        FINAL_STATE_TYPES,
         AwaitingConcurrencySlot,
         AwaitingRetry,
         Cached,
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     from headwater._tasks import Task, task
 
 __all__ = [
+    "FINAL_STATE_TYPES",
     "AwaitingConcurrencySlot",
     "AwaitingRetry",
     "Cached",
@@ -109,6 +111,7 @@ _LAZY_ATTRIBUTES = {
             "Cancelling",
             "Completed",
             "Crashed",
+            "FINAL_STATE_TYPES",
             "Failed",
             "Late",
             "Paused",

@@ -19,6 +19,7 @@ from headwater.exceptions import (
 )
 
 __all__ = [
+    "FINAL_STATE_TYPES",
     "AwaitingConcurrencySlot",
     "AwaitingRetry",
     "Cached",
@@ -58,7 +59,10 @@ class StateType(StrEnum):
     PAUSED = "PAUSED"
 
 
-_FINAL_TYPES = frozenset(
+#: The state types a run ends in: once in one, the run never changes again, a watch of it
+#: ends and its result (or exception) is known. `State.is_final` tests against this set; the
+#: service's orchestration rules define the same set for themselves.
+FINAL_STATE_TYPES: frozenset[StateType] = frozenset(
     {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
 )
 
@@ -135,7 +139,7 @@ class State(Generic[R]):
 
     def is_final(self) -> bool:
         """True for states a run never leaves: COMPLETED, FAILED, CRASHED, CANCELLED."""
-        return self.type in _FINAL_TYPES
+        return self.type in FINAL_STATE_TYPES
 
     def result(self, raise_on_failure: bool = True) -> R | BaseException:
         """Return the run's result, or raise what made it fail.
@@ -158,7 +162,7 @@ class State(Generic[R]):
         """
         if self.type is StateType.COMPLETED:
             return self._load_data()  # type: ignore[no-any-return]
-        if self.type not in _FINAL_TYPES:
+        if self.type not in FINAL_STATE_TYPES:
             shown = (
                 self.name
                 if self.name.upper() == self.type.value

@@ -316,6 +316,20 @@ def test_help_lists_the_commands(tmp_path: Path) -> None:
     assert "flow-run" in result.stdout
 
 
+def test_help_names_the_final_states_the_sdk_defines(tmp_path: Path) -> None:
+    from headwater import FINAL_STATE_TYPES
+
+    watch = run_cli("flow-run", "--help", api_url=None, home=tmp_path)
+    logs = run_cli("flow-run", "logs", "--help", api_url=None, home=tmp_path)
+    for result in (watch, logs):
+        assert result.returncode == 0
+        text = " ".join(result.stdout.split())  # argparse wraps at the terminal width
+        assert all(state_type.value in text for state_type in FINAL_STATE_TYPES), text
+    assert "until a final state (COMPLETED, FAILED, CANCELLED or CRASHED)" in " ".join(
+        watch.stdout.split()
+    )
+
+
 def test_watch_resumes_after_a_server_restart_without_gaps_or_repeats(
     make_server, tmp_path: Path
 ) -> None:

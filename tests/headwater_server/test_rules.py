@@ -357,11 +357,11 @@ def test_finished_runs_cannot_be_cancelled(terminal: str) -> None:
 def test_the_service_and_the_sdk_agree_on_the_final_states() -> None:
     # Each side defines the set once (the SDK cannot import the service, nor the service the
     # SDK); this is where a state added on one side only would show.
-    from headwater import _states
+    from headwater import FINAL_STATE_TYPES
 
     sdk_final = {
         states_pb2.StateType.Value(f"STATE_TYPE_{state_type.value}")
-        for state_type in _states._FINAL_TYPES
+        for state_type in FINAL_STATE_TYPES
     }
     assert sdk_final == rules.TERMINAL_TYPES
     assert {t for t in rules.ALL_STATE_TYPES if rules.is_terminal(t)} == rules.TERMINAL_TYPES

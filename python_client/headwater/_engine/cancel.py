@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from headwater._context import FlowRunContext
-    from headwater._transport.interface import Transport
+    from headwater._transport.interface import RunSnapshot, Transport
 
 __all__ = [
     "WATCH_AFTER_SECONDS",
@@ -78,11 +78,11 @@ class CancelScope:
         "_async_loop",
         "_async_task",
         "_thread_id",
-        "after_sequence",
         "done",
         "fired",
         "flow_run_id",
         "reason",
+        "run",
         "started_at",
         "transport",
         "watch_task",
@@ -92,14 +92,13 @@ class CancelScope:
     def __init__(
         self,
         transport: Transport,
-        flow_run_id: str,
-        after_sequence: int,
+        run: RunSnapshot,
         async_task: asyncio.Task[Any] | None = None,
     ) -> None:
         self.transport = transport
         self.watcher = _watcher_for(transport.loop)
-        self.flow_run_id = flow_run_id
-        self.after_sequence = after_sequence
+        self.run = run
+        self.flow_run_id = run.id
         self._async_task = async_task
         self._async_loop = async_task.get_loop() if async_task is not None else None
         self._thread_id = 0
@@ -231,7 +230,12 @@ def _watcher_for(loop: asyncio.AbstractEventLoop) -> _Watcher:
 
 
 async def _watch(scope: CancelScope) -> None:
-    """Wait until the run is CANCELLING (then interrupt the block) or leaves RUNNING."""
-    reason = await scope.transport.wait_for_cancelling(scope.flow_run_id, scope.after_sequence)
+    """Wait until the run is CANCELLING (then interrupt the block) or leaves RUNNING.
+
+    The watch starts after the run's latest event as the service last reported it, so it
+    misses nothing; the run's view is built only here, for the few runs that last this long.
+    """
+    after_sequence = scope.run.flow_run().last_sequence
+    reason = await scope.transport.wait_for_cancelling(scope.flow_run_id, after_sequence)
     if reason is not None and not scope.done:
         scope.cancel_requested(reason)

@@ -206,7 +206,7 @@ class RunEngine(EngineRun):
         Free for a short attempt: the watch only starts once the code has run for a while.
         """
         assert self.run is not None
-        return CancelScope(self.transport, self.run.id, self.run.last_sequence, async_task)
+        return CancelScope(self.transport, self.run, async_task)
 
     def _cancellation(self, reason: str) -> Proposal:
         self._info("Cancelling: %s", reason)

@@ -136,15 +136,14 @@ class FlowRunSpec:
 class RunSnapshot:
     """A run as the service reported it: what the engine needs at once, the rest on demand.
 
-    Most runs never look at their `FlowRun` view (only hooks and ``get_run_context()`` do),
-    so the view, with its times and state, is converted only when asked for.
+    Most runs never look at their `FlowRun` view (only hooks, ``get_run_context()`` and a
+    cancellation watch do), so the view, with its times, state and ``last_sequence``, is
+    converted only when asked for.
 
     Attributes:
         id: The run's id.
         name: The run's name.
         run_count: How many times the run has entered RUNNING.
-        last_sequence: The number of the run's latest event; a cancellation watch starts
-            after it so it misses nothing.
         load: Builds the view; given a state, shows that one instead of the one the service
             sent (the engine's own state keeps the in-memory result).
     """
@@ -152,7 +151,6 @@ class RunSnapshot:
     id: str
     name: str
     run_count: int
-    last_sequence: int
     load: Callable[[State[Any] | None], FlowRun] = field(repr=False, compare=False)
 
     def flow_run(self, state: State[Any] | None = None) -> FlowRun:

@@ -31,6 +31,7 @@ class CommandError(Exception):
 
 def register(commands: Any) -> None:
     """Add the ``flow-run`` command group."""
+    final = _final_types_text()
     group = commands.add_parser("flow-run", help="list, inspect, watch and cancel flow runs")
     actions = group.add_subparsers(title="flow-run commands", metavar="COMMAND", required=True)
 
@@ -58,13 +59,16 @@ def register(commands: Any) -> None:
         "--follow",
         "-f",
         action="store_true",
-        help="keep printing new lines until the run reaches a final state",
+        help=f"keep printing new lines until the run reaches a final state ({final})",
     )
     logs.set_defaults(handler=print_logs)
 
     watch = actions.add_parser(
         "watch",
-        help="print each state of a run as it happens; exit 0 if it completes, 1 otherwise",
+        help=(
+            f"print each state of a run as it happens, until a final state ({final}); "
+            "exit 0 if it completes, 1 otherwise"
+        ),
     )
     watch.add_argument("run", metavar="ID_OR_NAME", help=_RUN_HELP)
     watch.set_defaults(handler=watch_run)
@@ -122,6 +126,14 @@ def inspect_run(args: argparse.Namespace) -> int:
     else:
         out.print("[bold]Logs[/]: none")
     return 0
+
+
+def _final_types_text() -> str:
+    """The final state types in their declared order, "COMPLETED, FAILED, ... or CANCELLED"."""
+    from headwater._states import FINAL_STATE_TYPES, StateType
+
+    names = [state_type.value for state_type in StateType if state_type in FINAL_STATE_TYPES]
+    return f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def print_logs(args: argparse.Namespace) -> int:

@@ -275,7 +275,7 @@ def _snapshot(run: flow_runs_pb2.FlowRun, parameters: dict[str, Any] | None) -> 
     def load(state: State[Any] | None) -> FlowRun:
         return flow_run_from_proto(run, parameters=parameters, state=state)
 
-    return RunSnapshot(run.id, run.name, run.run_count, run.last_sequence, load)
+    return RunSnapshot(run.id, run.name, run.run_count, load)
 
 
 def _propose_request(flow_run_id: str, proposal: Proposal) -> flow_runs_pb2.SetFlowRunStateRequest:
