@@ -8,6 +8,7 @@ ends. Subflows find their parent here, and `get_run_logger` finds the run to log
 from __future__ import annotations
 
 import contextvars
+import itertools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,7 @@ class FlowRunContext:
     __slots__ = (
         "_flow_run",
         "_make_flow_run",
+        "_task_calls",
         "flow",
         "flow_run_id",
         "log_prints",
@@ -78,6 +80,18 @@ class FlowRunContext:
         self.log_prints = log_prints
         self.logger = logger
         self.transport = transport
+        self._task_calls: dict[str, Iterator[int]] = {}
+
+    def next_dynamic_key(self, task_key: str) -> str:
+        """The next call's ``dynamic_key`` for ``task_key`` in this run: "0", "1", ...
+
+        Thread-safe: `itertools.count` hands out each number once, and `dict.setdefault`
+        keeps one counter per key even when two threads ask first at once.
+        """
+        counter = self._task_calls.get(task_key)
+        if counter is None:
+            counter = self._task_calls.setdefault(task_key, itertools.count())
+        return str(next(counter))
 
     @property
     def flow_run(self) -> FlowRun:
@@ -111,15 +125,17 @@ class TaskRunContext:
         task_run: The run as the service last reported it, when the engine has it.
         log_prints: Whether ``print`` in this task goes to the run's logs.
         logger: The task run's logger.
+        make_task_run: Builds `task_run` on demand (the engine's; most runs never look).
     """
 
     __slots__ = (
+        "_make_task_run",
+        "_task_run",
         "flow_run_id",
         "log_prints",
         "logger",
         "parameters",
         "task",
-        "task_run",
         "task_run_id",
     )
 
@@ -132,14 +148,32 @@ class TaskRunContext:
         task_run: TaskRun | None = None,
         log_prints: bool = False,
         logger: logging.LoggerAdapter[logging.Logger] | None = None,
+        make_task_run: Callable[[], TaskRun] | None = None,
     ) -> None:
         self.task = task
         self.task_run_id = task_run_id
         self.parameters = parameters
         self.flow_run_id = flow_run_id
-        self.task_run = task_run
+        self._task_run = task_run
+        self._make_task_run = make_task_run
         self.log_prints = log_prints
         self.logger = logger
+
+    @property
+    def task_run(self) -> TaskRun | None:
+        """The run as the service last reported it (built on first access after a change)."""
+        task_run = self._task_run
+        if task_run is None and self._make_task_run is not None:
+            task_run = self._task_run = self._make_task_run()
+        return task_run
+
+    @task_run.setter
+    def task_run(self, value: TaskRun | None) -> None:
+        self._task_run = value
+
+    def run_changed(self) -> None:
+        """The run's state changed: the next `task_run` access rebuilds the view."""
+        self._task_run = None
 
     @staticmethod
     def get() -> TaskRunContext | None:

@@ -131,7 +131,10 @@ class _ServiceHandler(logging.Handler):
 
 
 class _ConsoleFormatter(logging.Formatter):
-    """``12:00:00.123 | INFO    | Flow run 'crimson-otter' - message`` for run records."""
+    """``12:00:00.123 | INFO    | Flow run 'crimson-otter' - message`` for run records.
+
+    A task run's records name the task run (``Task run 'fetch-0' - message``).
+    """
 
     def __init__(self) -> None:
         super().__init__(
@@ -140,8 +143,12 @@ class _ConsoleFormatter(logging.Formatter):
         )
 
     def format(self, record: logging.LogRecord) -> str:
+        task_run_name = getattr(record, "task_run_name", None)
         name = getattr(record, "flow_run_name", None)
-        record.run_label = f"Flow run {name!r} - " if name else f"{record.name} - "
+        if task_run_name:
+            record.run_label = f"Task run {task_run_name!r} - "
+        else:
+            record.run_label = f"Flow run {name!r} - " if name else f"{record.name} - "
         return super().format(record)
 
 

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Coroutine, Iterable
 from copy import copy
 from functools import partial, update_wrapper
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from headwater import _parameters
 from headwater._flows import (
@@ -483,27 +483,43 @@ class Task(Generic[P, R]):
     @overload
     def __call__(self: Task[P, T], *args: P.args, **kwargs: P.kwargs) -> T: ...
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Not available yet: running tasks arrives with task-run orchestration.
+    def __call__(  # type: ignore[misc]  # `return_state`/`wait_for` are the task call's own
+        self,
+        *args: Any,
+        return_state: bool = False,
+        wait_for: Iterable[Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Run the task as a task run and return its result (or its final `State`).
 
-        The arguments are bound first, so a call that could never work says so.
+        Inside a flow the run belongs to the flow run; outside any flow it is tracked as a
+        task run of its own. The service decides every state, as for flows: retries (with
+        their delays and jitter), cache hits (a COMPLETED "Cached" state whose result is
+        returned without running the function).
+
+        Args:
+            *args: Positional arguments for the task function.
+            return_state: Return the final `State` instead of the result; a failed run then
+                returns its Failed state rather than raising.
+            wait_for: Futures or states to wait for before the run starts.
+            **kwargs: Keyword arguments for the task function.
 
         Raises:
             ParameterBindError: The arguments do not fit the function's signature.
-            NotImplementedError: Always, for a call that fits.
+            TaskRunTimeoutError: An attempt exceeded ``timeout_seconds`` (and no retry was left).
+            BaseException: Whatever the function raised, once no retry is left.
         """
-        kwargs.pop("return_state", None)
-        kwargs.pop("wait_for", None)
-        _parameters.get_call_parameters(self.fn, args, kwargs)
-        _tasks_not_runnable_yet(self.name)
+        parameters = _parameters.get_call_parameters(self.fn, args, kwargs)
+        from headwater._engine.entry import run_task
+        from headwater._transport.runtime import transport_for_call
 
-
-def _tasks_not_runnable_yet(name: str) -> NoReturn:
-    raise NotImplementedError(
-        f"Calling task {name!r} is not available yet: task runs through the Headwater service "
-        "arrive in the next release. Until then, call the function itself "
-        f"({name}.fn(...)) inside your flow."
-    )
+        return run_task(
+            self,
+            parameters,
+            transport=transport_for_call(None),
+            wait_for=wait_for,
+            return_type="state" if return_state else "result",
+        )
 
 
 @overload

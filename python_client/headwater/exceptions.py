@@ -22,6 +22,7 @@ Our exception hierarchy::
             ├── CrashedRun              the run crashed (infrastructure, signal, lost process)
             ├── CancelledRun            the run was cancelled
             ├── FlowRunTimeoutError     (+ TimeoutError) the run exceeded `timeout_seconds`
+            ├── TaskRunTimeoutError     (+ TimeoutError) a task run exceeded `timeout_seconds`
             ├── SettingsError           (+ ValueError) a HEADWATER_* variable is unusable
             └── ServiceError            the service answered an RPC with an error status
                 ├── InvalidRequest      INVALID_ARGUMENT
@@ -68,6 +69,7 @@ __all__ = [
     "ServiceError",
     "ServiceUnavailable",
     "SettingsError",
+    "TaskRunTimeoutError",
     "TerminationSignal",
     "UnfinishedRun",
     "UnspecifiedFlowError",
@@ -236,6 +238,10 @@ class CancelledRun(HeadwaterException):
 
 class FlowRunTimeoutError(HeadwaterException, TimeoutError):
     """The run took longer than the flow's ``timeout_seconds`` and was stopped."""
+
+
+class TaskRunTimeoutError(HeadwaterException, TimeoutError):
+    """A task run's attempt took longer than the task's ``timeout_seconds`` and was stopped."""
 
 
 class SettingsError(HeadwaterException, ValueError):

@@ -1,7 +1,7 @@
 """The `Task` class and `@task` decorator: arguments, defaults and errors as in Prefect 3.
 
-Everything here happens at declaration or on the task object. Running tasks arrives with
-task-run orchestration; until then a call says so (tested at the end).
+Everything here happens at declaration or on the task object; calling a task runs it on the
+engine and is tested there (tests/headwater/_engine/test_task_calls.py).
 """
 
 from __future__ import annotations
@@ -438,9 +438,7 @@ class TestMethods:
 
 
 class TestCalling:
-    def test_a_call_that_fits_says_running_tasks_is_not_available(self) -> None:
-        with pytest.raises(NotImplementedError, match=r"call the function itself \(add.fn"):
-            task(add)(1)
+    """Binding happens before anything reaches the service (runs: _engine/test_task_calls.py)."""
 
     def test_a_call_that_does_not_fit_says_why(self) -> None:
         with pytest.raises(ParameterBindError):

@@ -1,4 +1,4 @@
-"""The engine: runs a runnable (a flow; later a task) and reports every state to the service.
+"""The engine: runs a runnable (a flow or a task) and reports every state to the service.
 
 A call creates a run (PENDING), proposes RUNNING, calls the function in the caller's thread
 (or awaits it), and proposes the final state: three round trips for a trivial run. The service
@@ -23,12 +23,13 @@ The engine speaks SDK types only (`State`, `FlowRun`, and the `Decision`, `Propo
 `Transport` it is handed; it imports no gRPC, no generated code, and nothing of
 `headwater._flows`: what it needs of a flow is the `Runnable` protocol.
 
-- `entry`: `run`, the one entry point;
+- `entry`: `run` (a flow) and `run_task` (a task), the entry points;
 - `runnable`: what the engine needs of what it runs;
 - `drivers`: plain sync and async functions (the order of the steps);
 - `generators`: sync and async generator functions;
 - `machine`: the state machine (what each decision means);
 - `run`: the run as the service sees it (create, propose, ship logs) through the transport;
+- `tasks`: `TaskEngine`, the same state machine over a task run's I/O;
 - `setup`: the run to create, run names, the function's arguments;
 - `outcomes`: the state to propose for a value, a returned state, an error;
 - `hooks`: state-change hooks;

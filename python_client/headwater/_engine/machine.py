@@ -53,9 +53,9 @@ class RunEngine(EngineRun):
             self.attempts += 1
             self.state = current if current is not None else Running()
             if self.attempts == 1:
-                self._info("Started (flow %r)", self.flow.name)
+                self._info("Started (%s %r)", self.kind, self.flow.name)
             else:
-                self._info("Retrying: attempt %d", self.run.run_count if self.run else 0)
+                self._info("Retrying: attempt %d", self.run_count())
             return True
         if kind is REJECT and current is not None and current.is_final():
             # Someone else finished it (or it was cancelled): report what the service holds.
@@ -135,7 +135,7 @@ class RunEngine(EngineRun):
 
     def _failure(self, exc: BaseException, timed_out: bool) -> Proposal:
         assert self.run_logger is not None
-        proposal = outcomes.failed(exc, timed_out, self.attempts, self.run_logger)
+        proposal = outcomes.failed(exc, timed_out, self.attempts, self.run_logger, self.kind)
         self.raised = exc
         self._flush_logs()
         return proposal

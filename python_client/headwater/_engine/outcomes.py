@@ -82,14 +82,18 @@ def failed(
     timed_out: bool,
     attempt: int,
     run_logger: logging.LoggerAdapter[logging.Logger],
+    kind: str = "flow",
 ) -> Proposal:
-    """FAILED for an exception, logged on the run's logger so the person sees the traceback."""
+    """FAILED for an exception, logged on the run's logger so the person sees the traceback.
+
+    ``kind`` ("flow" or "task") names the run in the state's message.
+    """
     if timed_out:
         message = str(exc)
         run_logger.error("%s", message)
         state = Failed(data=exc, message=message, name="TimedOut")
     else:
-        message = f"Flow run raised {type(exc).__name__}: {exc}"
+        message = f"{kind.capitalize()} run raised {type(exc).__name__}: {exc}"
         run_logger.error("Attempt %d raised:", attempt, exc_info=exc)
         state = Failed(data=exc, message=message)
     return Proposal(state, failure=exc)

@@ -50,6 +50,9 @@ ReturnType = Literal["result", "state"]
 class EngineRun:
     """What one call knows of its run, and the calls that keep the service informed."""
 
+    #: What runs, in progress lines and messages ("flow"; a task engine says "task").
+    kind = "flow"
+
     def __init__(
         self,
         flow: Runnable,
@@ -149,6 +152,10 @@ class EngineRun:
     def _view(self, state: State[Any] | None) -> FlowRun:
         assert self.run is not None
         return self.run.flow_run(state)
+
+    def run_count(self) -> int:
+        """How many times the service has let the run enter RUNNING."""
+        return self.run.run_count if self.run is not None else 0
 
     def call_arguments(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """The function's arguments for the next attempt."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-__all__ = ["Hook", "Runnable"]
+__all__ = ["Hook", "Runnable", "TaskRunnable"]
 
 #: A state-change hook: called as ``hook(runnable, run, state)``; may return an awaitable.
 Hook = Callable[..., Any]
@@ -132,3 +132,42 @@ class Runnable(Protocol):
 
     @property
     def on_cancellation_hooks(self) -> Sequence[Hook]: ...
+
+
+class TaskRunnable(Runnable, Protocol):
+    """What the engine needs of a task beyond `Runnable`: its key, labels and cache policy."""
+
+    @property
+    def task_key(self) -> str:
+        """Which task definition this is (stable across processes)."""
+        ...
+
+    @property
+    def tags(self) -> set[str]:
+        """The labels every run of the task carries."""
+        ...
+
+    @property
+    def retry_jitter_factor(self) -> float | None:
+        """How much the service spreads each retry delay (None: not at all)."""
+        ...
+
+    @property
+    def cache_policy(self) -> Any:
+        """The `headwater.cache_policies.CachePolicy` computing the cache key (None: none)."""
+        ...
+
+    @property
+    def cache_expiration(self) -> Any:
+        """How long a cached result stays valid (a `datetime.timedelta`; None: forever)."""
+        ...
+
+    @property
+    def refresh_cache(self) -> bool | None:
+        """Run even when a valid cache entry exists."""
+        ...
+
+    @property
+    def retry_condition_fn(self) -> Callable[..., bool] | None:
+        """``fn(task, task_run, state)``: whether a failed run may be retried (None: always)."""
+        ...

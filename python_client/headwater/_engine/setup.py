@@ -20,7 +20,14 @@ from headwater.exceptions import ParameterTypeError
 if TYPE_CHECKING:
     from headwater._engine.runnable import Runnable
 
-__all__ = ["call_arguments", "first_retry_delay", "run_spec", "validate_parameters"]
+__all__ = [
+    "call_arguments",
+    "dump_parameters",
+    "first_retry_delay",
+    "run_name",
+    "run_spec",
+    "validate_parameters",
+]
 
 
 def validate_parameters(
@@ -55,9 +62,9 @@ def run_spec(
     return FlowRunSpec(
         flow_name=flow.name,
         flow_version=flow.version or "",
-        parameters_json=_dump_parameters(serialized_parameters),
+        parameters_json=dump_parameters(serialized_parameters),
         parameters=serialized_parameters,
-        name=_flow_run_name(flow, parameters),
+        name=run_name(flow, parameters),
         tags=tuple(sorted(current_tags())),
         parent_flow_run_id=parent.flow_run_id if parent is not None else None,
         retries=retries,
@@ -97,7 +104,8 @@ def _keywords_only_call(fn: Callable[..., Any]) -> bool:
     return all(parameter.kind in _KEYWORD_KINDS for parameter in parameters)
 
 
-def _dump_parameters(parameters: dict[str, Any]) -> str:
+def dump_parameters(parameters: dict[str, Any]) -> str:
+    """The parameters as JSON text, as they travel (a value with no JSON form as its type)."""
     if not parameters:
         return "{}"
     try:
@@ -120,35 +128,45 @@ _TEMPLATE_HINT = (
 )
 
 
-def _flow_run_name(flow: Runnable, parameters: dict[str, Any]) -> str:
-    """The run's name from ``flow_run_name`` ("" lets the service generate one).
+def run_name(
+    runnable: Runnable,
+    parameters: dict[str, Any],
+    option: str = "flow_run_name",
+    kind: str = "flow",
+) -> str:
+    """The run's name from its template or callable ("" lets the service generate one).
+
+    ``option`` and ``kind`` name the argument and the runnable in errors
+    (``flow_run_name`` of a flow, ``task_run_name`` of a task).
 
     Raises:
         ValueError: The template names something that is not a parameter, or is malformed.
         TypeError: The callable returned something other than a string.
     """
-    template = flow.run_name
+    template = runnable.run_name
     if template is None:
         return ""
     if callable(template):
-        return _call_namer(flow, template, parameters)
+        return _call_namer(runnable, template, parameters, option, kind)
     try:
         return template.format(**parameters)
     except KeyError as exc:
         raise ValueError(
-            f"flow_run_name {template!r} of flow {flow.name!r} refers to {exc.args[0]!r}, "
-            f"which is not a parameter of the flow (its parameters are {sorted(parameters)}). "
+            f"{option} {template!r} of {kind} {runnable.name!r} refers to {exc.args[0]!r}, "
+            f"which is not a parameter of the {kind} (its parameters are {sorted(parameters)}). "
             f"{_TEMPLATE_HINT}"
         ) from None
     except (IndexError, ValueError) as exc:
         raise ValueError(
-            f"flow_run_name {template!r} of flow {flow.name!r} is not a valid template ({exc}). "
-            f"{_TEMPLATE_HINT}"
+            f"{option} {template!r} of {kind} {runnable.name!r} is not a valid template "
+            f"({exc}). {_TEMPLATE_HINT}"
         ) from None
 
 
-def _call_namer(flow: Runnable, namer: Any, parameters: dict[str, Any]) -> str:
-    """Call a ``flow_run_name`` callable, with the parameters when it takes them."""
+def _call_namer(
+    runnable: Runnable, namer: Any, parameters: dict[str, Any], option: str, kind: str
+) -> str:
+    """Call a run-name callable, with the parameters when it takes them."""
     try:
         wants_parameters = "parameters" in _parameters.signature_of(namer).parameters
     except (TypeError, ValueError):
@@ -157,13 +175,13 @@ def _call_namer(flow: Runnable, namer: Any, parameters: dict[str, Any]) -> str:
         name = namer(parameters=dict(parameters)) if wants_parameters else namer()
     except Exception as exc:
         exc.add_note(
-            f"Raised by the flow_run_name callable of flow {flow.name!r}; fix the callable "
+            f"Raised by the {option} callable of {kind} {runnable.name!r}; fix the callable "
             "or pass a template string such as 'run-{x}'."
         )
         raise
     if not isinstance(name, str):
         raise TypeError(
-            f"The flow_run_name callable of flow {flow.name!r} returned "
+            f"The {option} callable of {kind} {runnable.name!r} returned "
             f"{type(name).__name__}, but a run name must be a str. Return a string."
         )
     return name

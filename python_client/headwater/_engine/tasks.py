@@ -1,0 +1,371 @@
+"""Task runs on the flows' state machine: what differs is only how the run talks to the service.
+
+`TaskEngine` is `RunEngine` with the task's I/O: the run is created and started in one round
+trip (`Transport.start_task_run`, which answers RUNNING, or a COMPLETED "Cached" state when
+the service holds a valid cache entry for the key), states are proposed as task run states,
+and the run context is a `TaskRunContext` (the enclosing flow run's context stays current,
+so the task's logs and subflows belong to it). Everything else (what each decision means,
+retries decided by the service, timeouts, hooks, the outcome) is `RunEngine`'s, unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from headwater._context import TaskRunContext, _current_task_run, current_tags
+from headwater._engine import outcomes
+from headwater._engine.machine import RunEngine
+from headwater._engine.run import _wait_seconds
+from headwater._engine.setup import dump_parameters, run_name
+from headwater._logging import TASK_RUN_LOGGER, RunLoggerAdapter, capture_prints, release_prints
+from headwater._transport.interface import DecisionKind, TaskRunSpec
+from headwater.exceptions import Abort, ServiceUnavailable, TaskRunTimeoutError
+
+if TYPE_CHECKING:
+    from headwater._engine.cancel import CancelScope
+    from headwater._engine.machine import ReturnType
+    from headwater._engine.runnable import TaskRunnable
+    from headwater._runs import TaskRun
+    from headwater._states import State
+    from headwater._transport.interface import Decision, Proposal, TaskRunSnapshot, Transport
+
+__all__ = ["TaskEngine"]
+
+WAIT = DecisionKind.WAIT
+
+logger = logging.getLogger("headwater.tasks")
+
+
+class TaskEngine(RunEngine):
+    """One task call: `RunEngine`'s state machine over a task run."""
+
+    kind = "task"
+
+    def __init__(
+        self,
+        task: TaskRunnable,
+        parameters: dict[str, Any],
+        return_type: ReturnType,
+        transport: Transport,
+    ) -> None:
+        super().__init__(task, parameters, return_type, None, transport)
+        self.task = task
+        self.task_run: TaskRunSnapshot | None = None
+        self.task_context: TaskRunContext | None = None
+        self.start_decision: Decision | None = None
+        self.last_failure: Proposal | None = None
+
+    # -- creating and starting the run -----------------------------------------------------
+
+    def _spec(self) -> TaskRunSpec:
+        """The task run to create (no I/O): name, keys, policy and cache key."""
+        self._validate()
+        task = self.task
+        parent = self.parent
+        self.serialized_parameters = task.serialize_parameters(self.parameters)
+        delays = task.retry_delay_seconds
+        return TaskRunSpec(
+            task_key=task.task_key,
+            dynamic_key=(
+                parent.next_dynamic_key(task.task_key) if parent is not None else _loose_key()
+            ),
+            flow_run_id=parent.flow_run_id if parent is not None else None,
+            name=run_name(task, self.parameters, "task_run_name", "task"),
+            tags=tuple(sorted(set(task.tags) | current_tags())),
+            parameters_json=dump_parameters(self.serialized_parameters),
+            retries=int(task.retries),
+            retry_delay_seconds=(
+                float(delays) if isinstance(delays, int | float) else tuple(map(float, delays))
+            ),
+            retry_jitter_factor=float(task.retry_jitter_factor or 0.0),
+            timeout_seconds=task.timeout_seconds,
+            cache_key=self._cache_key(),
+            cache_expiration=(
+                _dt.datetime.now(_dt.UTC) + task.cache_expiration
+                if task.cache_expiration is not None
+                else None
+            ),
+            refresh_cache=bool(task.refresh_cache),
+        )
+
+    def _cache_key(self) -> str | None:
+        """The key from the task's cache policy, when its result is persisted (else None).
+
+        A cached result is read back from result storage, so without persistence there is
+        nothing to cache. A key that cannot be computed turns caching off for this call, with
+        a warning naming the reason, as Prefect does.
+        """
+        task = self.task
+        policy = task.cache_policy
+        if policy is None:
+            return None
+        persist = task.persist_result
+        if persist is None:
+            from headwater._settings import get_settings
+
+            persist = get_settings().results_persist_by_default
+        if not persist:
+            return None
+        parent = self.parent
+        context = TaskRunContext(
+            task=task,
+            task_run_id="",
+            parameters=self.parameters,
+            flow_run_id=parent.flow_run_id if parent is not None else None,
+        )
+        flow_parameters = parent.parameters if parent is not None else {}
+        try:
+            key: str | None = policy.compute_key(context, self.parameters, flow_parameters)
+        except Exception as exc:
+            logger.warning(
+                "Task %r runs without caching: its cache key could not be computed (%s)",
+                task.name,
+                exc,
+            )
+            return None
+        return key
+
+    def create_or_load(self) -> None:
+        self._created(self.transport.start_task_run(self._spec()))
+
+    async def acreate_or_load(self) -> None:
+        self._created(await self.transport.astart_task_run(self._spec()))
+
+    def _created(self, decision: Decision) -> None:  # type: ignore[override]
+        snapshot = decision.task_run
+        assert snapshot is not None, "the service answered a task start without its run"
+        self.task_run = snapshot
+        self.start_decision = decision
+        self.run_logger = _task_run_logger(self.parent, snapshot, self.task.name)
+        self.task_context = TaskRunContext(
+            task=self.task,
+            task_run_id=snapshot.id,
+            parameters=self.parameters,
+            flow_run_id=self.parent.flow_run_id if self.parent is not None else None,
+            log_prints=self.log_prints,
+            logger=self.run_logger,
+            make_task_run=self._current_task_run,
+        )
+
+    def _current_task_run(self) -> TaskRun:
+        assert self.task_run is not None
+        return self.task_run.task_run()
+
+    # -- starting an attempt ---------------------------------------------------------------
+
+    def _first_decision(self) -> Decision | None:
+        """The start's answer, used once; a WAIT is slept off and RUNNING proposed again."""
+        decision = self.start_decision
+        self.start_decision = None
+        if decision is not None and decision.kind is WAIT:
+            time.sleep(_wait_seconds(decision))
+            return None
+        return decision
+
+    def start(self) -> bool:
+        decision = self._first_decision()
+        if decision is None:
+            return super().start()
+        self._answered(decision)
+        started = self._started(decision)
+        if started:
+            self._run_hooks(self.task.on_running_hooks, self.state)
+        return started
+
+    async def astart(self) -> bool:
+        decision = self.start_decision
+        self.start_decision = None
+        if decision is not None and decision.kind is WAIT:
+            await asyncio.sleep(_wait_seconds(decision))
+            decision = None
+        if decision is None:
+            return await super().astart()
+        self._answered(decision)
+        started = self._started(decision)
+        if started:
+            await self._arun_hooks(self.task.on_running_hooks, self.state)
+        return started
+
+    # -- proposing states ------------------------------------------------------------------
+
+    def _answered(self, decision: Decision) -> Decision:
+        if decision.task_run is not None:
+            self.task_run = decision.task_run
+            if self.task_context is not None:
+                self.task_context.run_changed()
+        if decision.kind is WAIT:
+            self._log_wait(decision)
+        return decision
+
+    def propose(self, proposal: Proposal) -> Decision:
+        assert self.task_run is not None
+        run_id = self.task_run.id
+        while True:
+            decision = self._answered(self.transport.propose_task_run_state(run_id, proposal))
+            if decision.kind is not WAIT:
+                return decision
+            time.sleep(_wait_seconds(decision))
+
+    async def apropose(self, proposal: Proposal) -> Decision:
+        assert self.task_run is not None
+        run_id = self.task_run.id
+        while True:
+            decision = await self.transport.apropose_task_run_state(run_id, proposal)
+            decision = self._answered(decision)
+            if decision.kind is not WAIT:
+                return decision
+            await asyncio.sleep(_wait_seconds(decision))
+
+    # -- retry conditions ------------------------------------------------------------------
+
+    def _failure(self, exc: BaseException, timed_out: bool) -> Proposal:
+        proposal = super()._failure(exc, timed_out)
+        self.last_failure = proposal
+        return proposal
+
+    def _retry_refused(self) -> Proposal | None:
+        """The failure to make final when ``retry_condition_fn`` says no to this retry.
+
+        The service schedules a retry for any failure while retries remain; the task's
+        condition is the client's to evaluate, so a refused retry is proposed FAILED again
+        from AwaitingRetry, which the service accepts as final. A condition that raises
+        refuses the retry (its error is logged).
+        """
+        condition = self.task.retry_condition_fn
+        failure = self.last_failure
+        if condition is None or failure is None:
+            return None
+        try:
+            retry = bool(condition(self.task, self._view(failure.state), failure.state))
+        except Exception as exc:
+            assert self.run_logger is not None
+            self.run_logger.error(
+                "retry_condition_fn of task %r raised %s: %s; not retrying.",
+                self.task.name,
+                type(exc).__name__,
+                exc,
+                exc_info=exc,
+            )
+            retry = False
+        if retry:
+            return None
+        self._info("Not retrying: retry_condition_fn returned False")
+        return failure
+
+    def fail(self, exc: BaseException, timed_out: bool = False) -> bool:
+        retry = super().fail(exc, timed_out)
+        refused = self._retry_refused() if retry else None
+        if refused is None:
+            return retry
+        self.raised = exc
+        return self._settle(self.propose(refused), refused.state, retryable=False)
+
+    async def afail(self, exc: BaseException, timed_out: bool = False) -> bool:
+        retry = await super().afail(exc, timed_out)
+        refused = self._retry_refused() if retry else None
+        if refused is None:
+            return retry
+        self.raised = exc
+        return self._settle(await self.apropose(refused), refused.state, retryable=False)
+
+    # -- what differs for a task run -------------------------------------------------------
+
+    def run_count(self) -> int:
+        return self.task_run.run_count if self.task_run is not None else 0
+
+    def _view(self, state: State[Any] | None) -> TaskRun:  # type: ignore[override]
+        assert self.task_run is not None
+        return self.task_run.task_run()
+
+    def running_context(  # type: ignore[override]
+        self, *, signals: bool = True, async_task: asyncio.Task[Any] | None = None
+    ) -> _TaskRunning:
+        """Make this task run current; the flow run stays current too (SIGTERM is the flow's)."""
+        return _TaskRunning(self)
+
+    def cancel_scope(self, async_task: asyncio.Task[Any] | None = None) -> CancelScope:
+        """No watch of its own: a task is interrupted by its flow run's cancellation."""
+        return _NO_CANCEL  # type: ignore[return-value]
+
+    def timeout_error(self) -> TaskRunTimeoutError:  # type: ignore[override]
+        assert self.task_run is not None
+        seconds = f"{self.timeout_seconds or 0:g}"
+        return TaskRunTimeoutError(
+            f"Task run {self.task_run.name!r} exceeded timeout of {seconds} second"
+            f"{'' if seconds == '1' else 's'} and was stopped. Make the task faster or raise "
+            f"timeout_seconds on task {self.task.name!r}."
+        )
+
+    def _crash_proposal(self, exc: BaseException) -> Proposal | None:
+        if self.final is not None or self.task_run is None or self.aborted is not None:
+            return None
+        if isinstance(exc, Abort | ServiceUnavailable):
+            return None
+        return outcomes.crashed(exc)
+
+    def outcome(self) -> Any:
+        if self.aborted is not None and self.return_type != "state":
+            name = self.task_run.name if self.task_run is not None else "?"
+            raise Abort(f"Task run {name!r} was not run by this process: {self.aborted}")
+        return super().outcome()
+
+
+class _TaskRunning:
+    """The block during which a task run is current (and its prints are captured)."""
+
+    __slots__ = ("_engine", "_token")
+
+    def __init__(self, engine: TaskEngine) -> None:
+        self._engine = engine
+        self._token: Any = None
+
+    def __enter__(self) -> None:
+        self._token = _current_task_run.set(self._engine.task_context)
+        if self._engine.log_prints:
+            capture_prints()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self._engine.log_prints:
+            release_prints()
+        _current_task_run.reset(self._token)
+
+
+class _NoCancelScope:
+    """A cancel scope that never fires: `headwater._engine.cancel.CancelScope`'s shape."""
+
+    fired = False
+    reason = ""
+
+    def __enter__(self) -> _NoCancelScope:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        return None
+
+
+_NO_CANCEL = _NoCancelScope()
+
+
+def _loose_key() -> str:
+    """A task called outside any flow has no flow run to count calls in: each call is new."""
+    return uuid.uuid4().hex
+
+
+def _task_run_logger(
+    parent: Any, snapshot: TaskRunSnapshot, task_name: str
+) -> logging.LoggerAdapter[logging.Logger]:
+    """The task run's logger: its lines belong to the flow run and name the task run."""
+    extra: dict[str, Any] = {
+        "task_run_id": snapshot.id,
+        "task_run_name": snapshot.name,
+        "task_name": task_name,
+        "flow_run_id": parent.flow_run_id if parent is not None else "",
+    }
+    if parent is not None and parent.logger is not None:
+        extra = {**(parent.logger.extra or {}), **extra}
+    return RunLoggerAdapter(logging.getLogger(TASK_RUN_LOGGER), extra)
