@@ -107,7 +107,7 @@ class RunEngine(EngineRun):
     def _completion(self, value: Any) -> tuple[Proposal, bool]:
         """The state to propose for a returned value: (proposal, may_retry)."""
         if isinstance(value, State):
-            proposal, retryable = outcomes.returned_state(self.flow, value)
+            proposal, retryable = outcomes.returned_state(self.flow, value, self.kind)
             if proposal.state.type is StateType.COMPLETED:
                 self.value = value.data
                 self.has_value = True

@@ -51,7 +51,7 @@ def completed(flow: Runnable, value: Any) -> Proposal:
     return Proposal(Completed(data=value), result_json=inline_json(value))
 
 
-def returned_state(flow: Runnable, value: State[Any]) -> tuple[Proposal, bool]:
+def returned_state(flow: Runnable, value: State[Any], kind: str = "flow") -> tuple[Proposal, bool]:
     """A flow that returns a State ends in that state: (proposal, may_retry).
 
     A returned Failed may retry like a raised exception, so a flow can fail without raising.
@@ -69,9 +69,9 @@ def returned_state(flow: Runnable, value: State[Any]) -> tuple[Proposal, bool]:
         result = inline_json(value.data)
     elif not state.is_final():
         raise TypeError(
-            f"Flow {flow.name!r} returned a {value.name!r} state, which is not a final "
-            "state. A flow may return Completed, Failed, Crashed or Cancelled states, or "
-            "any other value as its result."
+            f"{kind.capitalize()} {flow.name!r} returned a {value.name!r} state, which is not "
+            f"a final state. A {kind} may return Completed, Failed, Crashed or Cancelled "
+            "states, or any other value as its result."
         )
     proposal = Proposal(state, result_json=result, failure=failure)
     return proposal, state.type is StateType.FAILED

@@ -294,3 +294,41 @@ def test_retry_condition_decides_whether_a_failure_is_retried(reader: Reader) ->
     assert picky_run.run_count == 3
     assert state_of(broken_run) == (StateType.FAILED, "Failed")
     assert broken_run.run_count == 1
+
+
+def test_nested_tasks_returned_states_and_interrupts(reader: Reader) -> None:
+    @task
+    def inner(x: int) -> tuple[int, str | None]:
+        return x, task_run.task_name
+
+    @task
+    def outer(x: int) -> tuple[int, str | None]:
+        return inner(x)
+
+    @task
+    def gives_up() -> State[Any]:
+        return Failed(message="returned failure")
+
+    @task
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    seen: dict[str, Any] = {}
+
+    @flow(name=unique())
+    def pipeline() -> None:
+        seen["flow_run_id"] = current_run_id()
+        seen["nested"] = outer(1)
+        seen["given_up"] = gives_up(return_state=True)
+        interrupted()
+
+    with pytest.raises(KeyboardInterrupt):
+        pipeline()
+    assert seen["nested"] == (1, "inner")
+    assert seen["given_up"].is_failed()
+    runs = {run.name: run for run in stored(reader, seen["flow_run_id"])}
+    assert state_of(runs["outer-0"]) == (StateType.COMPLETED, "Completed")
+    assert state_of(runs["inner-0"]) == (StateType.COMPLETED, "Completed")
+    assert state_of(runs["gives_up-0"]) == (StateType.FAILED, "Failed")
+    assert state_of(runs["interrupted-0"]) == (StateType.CRASHED, "Crashed")
+    assert reader.state_type(seen["flow_run_id"]) == "CRASHED"
