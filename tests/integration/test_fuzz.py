@@ -530,7 +530,8 @@ def check_storage(api: Api) -> None:
         assert states, run.id
         assert states[-1].id == run.state.id, (run.id, states[-1], run.state)
         assert states[-1].type == run.state.type
-        assert got.last_sequence == events[-1].sequence
+        # (A deleted task run takes its events along, so the last numbers may have none.)
+        assert got.last_sequence >= events[-1].sequence
     task_runs = list(
         _pages(api.task_runs.ListTaskRuns, task_runs_pb2.ListTaskRunsRequest, "task_runs")
     )

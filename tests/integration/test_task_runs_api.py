@@ -365,3 +365,25 @@ def test_task_run_states_are_events_of_their_flow_run(api: Api) -> None:
         "task_run_state_changed",
         "state_changed",
     ]
+
+
+def test_a_deleted_task_runs_events_leave_the_log_and_watches_still_end(api: Api) -> None:
+    run = api.new_run(api.new_flow().id)
+    api.propose(run.id, S.STATE_TYPE_RUNNING)
+    api.propose(run.id, S.STATE_TYPE_COMPLETED)
+    task_run = _start(api, flow_run_id=run.id, task_key="mod.gone").task_run  # events 4 and 5
+    api.task_runs.DeleteTaskRun(T.DeleteTaskRunRequest(task_run_id=task_run.id))
+
+    assert [e.sequence for e in api.events(run.id)] == [1, 2, 3]
+    listed = api.flow_runs.ListFlowRunEvents(
+        flow_runs_pb2.ListFlowRunEventsRequest(
+            flow_run_id=run.id, after_sequence=3, wait=duration_pb2.Duration(seconds=5)
+        ),
+        timeout=20,
+    )
+    assert (list(listed.events), listed.last_sequence, listed.finished) == ([], 5, True)
+    watch = api.flow_runs.WatchFlowRun(
+        flow_runs_pb2.WatchFlowRunRequest(flow_run_id=run.id), timeout=20
+    )
+    kinds = [message.WhichOneof("kind") for message in watch]  # ends: the run is finished
+    assert kinds == ["snapshot", "event", "event", "event", "caught_up"]

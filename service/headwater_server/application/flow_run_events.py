@@ -50,11 +50,13 @@ async def list_flow_run_events(
     repository = backend.db.repository
     response = await backend.db.run(repository.list_flow_run_events, request)
     deadline = time.monotonic() + wait
+    # Numbers up to last_sequence without an event were a deleted task run's: wait past them.
+    after = max(request.after_sequence, response.last_sequence)
     while not response.events and not response.finished and not backend.stopping.is_set():
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
-        if not await backend.hub.wait_for_change(flow_run_id, request.after_sequence, remaining):
+        if not await backend.hub.wait_for_change(flow_run_id, after, remaining):
             break
         response = await backend.db.run(repository.list_flow_run_events, request)
     return response
@@ -92,6 +94,8 @@ async def watch_flow_run(
             cursor = event.sequence
         if len(page.events) == _PAGE:
             continue  # more stored events to replay or deliver before waiting
+        # Every stored event was read; numbers without one were a deleted task run's.
+        cursor = max(cursor, page.last_sequence)
         if not caught_up:
             caught_up = True
             yield response_type(caught_up=flow_runs_pb2.CaughtUp(last_sequence=cursor))

@@ -255,7 +255,9 @@ class FlowRunsMixin(RepositoryBase):
                 changed.state.CopyFrom(convert.state_message_from_row(m))
             else:
                 event.state_changed.CopyFrom(convert.state_message_from_row(m))
-        seen = merged[-1][0] if merged else req.after_sequence
+        # A short page read everything stored after after_sequence (one snapshot): numbers up
+        # to last_sequence without an event belonged to deleted task runs.
+        seen = run.last_sequence if len(merged) < size else merged[-1][0]
         response.finished = rules.is_terminal(run.state_type) and seen >= run.last_sequence
         return response
 
