@@ -53,10 +53,10 @@ class PipelinedStream(Stream):
         self._requests.put_nowait(engine_pb2.ConnectRequest(sequence=self._sequence, **operation))
         return self._sequence
 
-    async def collect(self, until: int) -> dict[int, engine_pb2.ConnectResponse]:
-        """Read answers until the one numbered ``until`` has arrived."""
+    async def collect(self, *until: int) -> dict[int, engine_pb2.ConnectResponse]:
+        """Read answers until those numbered ``until`` have all arrived (in any order)."""
         answers: dict[int, engine_pb2.ConnectResponse] = {}
-        while until not in answers:
+        while not all(sequence in answers for sequence in until):
             answer = await self._call.read()
             assert answer.WhichOneof("outcome") != "error", answer
             answers[answer.sequence] = answer
@@ -118,9 +118,7 @@ async def submitted(stream: PipelinedStream, tasks: int) -> float:
     run_id = await _running_flow(stream)
     begin = time.perf_counter()
     sequences = [stream.send(create_task_run=_start(run_id, i)) for i in range(tasks)]
-    answers = await stream.collect(sequences[-1])
-    while len(answers) < tasks:
-        answers.update(await stream.collect(max(answers) + 1))
+    answers = await stream.collect(*sequences)  # answers may come in any order (PostgreSQL)
     for sequence in sequences:
         stream.send(set_task_run_state=_end(answers[sequence].create_task_run.task_run.id))
     await _finish(stream, run_id)
