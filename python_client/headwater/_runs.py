@@ -95,13 +95,20 @@ class FlowRun:
 
 @dataclass(frozen=True, slots=True)
 class FlowRunEvent:
-    """One entry of a flow run's history: today, always a state the run entered.
+    """One entry of a flow run's history: a state the run entered, or one of its task runs did.
+
+    Task-run states are kept apart from `state` so that code reading a flow run's own history
+    (its states, its final state) never mistakes a task's COMPLETED for the flow's.
 
     Attributes:
         sequence: The event's number within its run (1, 2, ...); a watch resumes after it.
         flow_run_id: The run the event belongs to.
         time: When the service recorded the event.
-        state: The state the run entered, or None for an event kind this SDK does not know.
+        state: The state the flow run entered; None for a task-run event, or for an event kind
+            this SDK does not know.
+        task_run_id: For a task-run event, the task run's id ("" otherwise).
+        task_run_name: For a task-run event, the task run's name ("" otherwise).
+        task_run_state: For a task-run event, the state the task run entered (None otherwise).
         raw: The ``headwater.v1.FlowRunEvent`` message.
     """
 
@@ -109,6 +116,9 @@ class FlowRunEvent:
     flow_run_id: str
     time: _dt.datetime | None
     state: State[Any] | None
+    task_run_id: str = ""
+    task_run_name: str = ""
+    task_run_state: State[Any] | None = None
     raw: Any = field(default=None, repr=False, compare=False)
 
 

@@ -182,6 +182,38 @@ def test_watch_a_finished_run_replays_it(
     assert lines[-1].startswith("Flow run finished:")
 
 
+def test_watch_shows_task_run_states_and_ends_with_the_flows_own(
+    sqlite_server, tmp_path: Path
+) -> None:
+    script = (
+        "from headwater import flow, runtime, task\n"
+        "@task\n"
+        "def load(n: int) -> int:\n"
+        "    return n\n"
+        "@flow\n"
+        "def etl() -> int:\n"
+        "    print(runtime.flow_run.id)\n"
+        "    return load(1) + load(2)\n"
+        "etl()\n"
+    )
+    env = cli_env(sqlite_server.address, tmp_path)
+    ran = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert ran.returncode == 0, ran.stderr
+    run_id = ran.stdout.split()[-1]
+    result = run_cli("flow-run", "watch", run_id, api_url=sqlite_server.address, home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    task_lines = [line for line in lines if " task " in line]
+    # Each task run's states appear under its name, in order, beside the flow run's own.
+    assert [line.split()[-1] for line in task_lines if "load-0" in line][-1] == "Completed"
+    assert [line.split()[-1] for line in task_lines if "load-1" in line][-1] == "Completed"
+    flow_lines = [line.split()[2] for line in lines[1:-1] if " task " not in line]
+    assert flow_lines == ["Pending", "Running", "Completed"]
+    assert lines[-1] == "Flow run finished: Completed"
+
+
 def test_watch_follows_a_live_run_until_it_finishes(conn, sqlite_server, tmp_path: Path) -> None:
     run_id = make_run(conn, "cli-watch-live")
     watcher = subprocess.Popen(

@@ -74,11 +74,17 @@ def flow_run_from_proto(
 def event_from_proto(message: flow_runs_pb2.FlowRunEvent) -> FlowRunEvent:
     """The SDK form of one history entry."""
     state = state_from_proto(message.state_changed) if message.HasField("state_changed") else None
+    task = message.task_run_state_changed if message.HasField("task_run_state_changed") else None
     return FlowRunEvent(
         sequence=message.sequence,
         flow_run_id=message.flow_run_id,
         time=_time(message, "event_time"),
         state=state,
+        task_run_id=task.task_run_id if task is not None else "",
+        task_run_name=task.task_run_name if task is not None else "",
+        task_run_state=(
+            state_from_proto(task.state) if task is not None and task.HasField("state") else None
+        ),
         raw=message,
     )
 

@@ -184,10 +184,12 @@ def watch_run(args: argparse.Namespace) -> int:
                                 f"({item.id}) of flow [bold]{_render.escape(item.flow_name)}[/]"
                             )
                             announced = True
-                    elif item.state is not None:
+                    else:
                         last_sequence = item.sequence
-                        final_state = item.state
-                        out.print(_render.watch_line(item))
+                        if item.state is not None:
+                            final_state = item.state
+                        if item.state is not None or item.task_run_state is not None:
+                            out.print(_render.watch_line(item))
                 break  # the server ends the watch after a final state
             except ServiceUnavailable:
                 if not announced:

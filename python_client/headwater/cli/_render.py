@@ -217,9 +217,13 @@ def log_line(log: Log) -> str:
 
 
 def watch_line(event: FlowRunEvent) -> str:
-    """One line per state change: time, sequence, state, message."""
+    """One line per state change: time, sequence, state, message; a task run's name first."""
     state = event.state
-    line = f"{precise_time(event.time)}  #{event.sequence:<3} {state_label(state)}"
+    prefix = ""
+    if event.task_run_state is not None:
+        state = event.task_run_state
+        prefix = f"task {escape(event.task_run_name or event.task_run_id)}: "
+    line = f"{precise_time(event.time)}  #{event.sequence:<3} {prefix}{state_label(state)}"
     if state is not None and state.message:
         line += f"  {escape(state.message)}"
     return line
