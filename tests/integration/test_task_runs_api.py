@@ -419,6 +419,41 @@ def test_task_run_states_are_events_of_their_flow_run(api: Api) -> None:
     ]
 
 
+def test_a_watch_of_the_flow_runs_own_states_skips_its_task_runs(api: Api) -> None:
+    """What an engine's cancellation watch asks for: task events neither arrive nor wake it."""
+    run = api.new_run(api.new_flow().id)
+    api.propose(run.id, S.STATE_TYPE_RUNNING)
+    watch = api.flow_runs.WatchFlowRun(
+        flow_runs_pb2.WatchFlowRunRequest(flow_run_id=run.id, flow_run_states_only=True),
+        timeout=30,
+    )
+    assert [next(watch).WhichOneof("kind") for _ in range(4)] == [
+        "snapshot",
+        "event",
+        "event",
+        "caught_up",
+    ]
+    for index in range(3):
+        task_run = _start(api, flow_run_id=run.id, task_key="mod.quiet", dynamic_key=str(index))
+        _complete(api, task_run.task_run.id, "1")
+    api.propose(run.id, S.STATE_TYPE_COMPLETED)
+    live = [message.event for message in watch]  # ends after the flow's final state
+    assert [e.WhichOneof("kind") for e in live] == ["state_changed"]
+    assert live[0].state_changed.type == S.STATE_TYPE_COMPLETED
+    assert live[0].sequence == 3 + 3 * 3  # numbered among the 9 task events it skipped
+
+    everything = api.flow_runs.ListFlowRunEvents(
+        flow_runs_pb2.ListFlowRunEventsRequest(flow_run_id=run.id)
+    )
+    own = api.flow_runs.ListFlowRunEvents(
+        flow_runs_pb2.ListFlowRunEventsRequest(flow_run_id=run.id, flow_run_states_only=True)
+    )
+    assert len(everything.events) == 3 + 9
+    assert [e.sequence for e in own.events] == [1, 2, 12]
+    assert own.last_sequence == everything.last_sequence == 12
+    assert own.finished
+
+
 def test_a_deleted_task_runs_events_leave_the_log_and_watches_still_end(api: Api) -> None:
     run = api.new_run(api.new_flow().id)
     api.propose(run.id, S.STATE_TYPE_RUNNING)

@@ -43,7 +43,7 @@ class Backend:
         hub = self.hub
 
         def announce(flow_run_id: str, sequence: int) -> None:
-            loop.call_soon_threadsafe(hub.notify, flow_run_id, sequence)
+            loop.call_soon_threadsafe(hub.notify, flow_run_id, sequence, False)
 
         self.db.repository.announce = announce
 

@@ -8,6 +8,7 @@ stored before the flow's final state is accepted; its answer surfaces at the nex
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -135,7 +136,7 @@ def test_a_cached_result_is_found_from_another_connection(server: ServerProcess)
 
 
 def test_ends_sent_without_waiting_are_stored_before_the_flows_end(
-    transport: StreamTransport,
+    transport: StreamTransport, caplog: pytest.LogCaptureFixture
 ) -> None:
     flow_run_id = _running_flow(transport)
     ids = []
@@ -161,10 +162,13 @@ def test_ends_sent_without_waiting_are_stored_before_the_flows_end(
     assert sorted(t.id for t in task_runs) == sorted(ids)
     assert {t.state.type for t in task_runs if t.state is not None} == {StateType.COMPLETED}
 
-    problems = transport.flush_task_run_states(timeout=10)
+    with caplog.at_level(logging.WARNING, logger="headwater.tasks"):
+        problems = transport.flush_task_run_states(timeout=10)
     assert [(p.task_run_id, p.decision.kind if p.decision else None) for p in problems] == [
         (ids[0], DecisionKind.REJECT)
     ]
+    # Nobody waited for that answer: the refusal was also logged, naming the task run.
+    assert [r.getMessage() for r in caplog.records if ids[0] in r.getMessage()] != []
     assert transport.flush_task_run_states(timeout=10) == []  # each problem is reported once
 
 
