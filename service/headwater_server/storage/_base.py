@@ -71,7 +71,21 @@ class RepositoryBase:
         return self._transaction(self._engine)
 
     @contextmanager
+    def group(self) -> Iterator[None]:
+        """Run the calls made in this block in one database transaction (see `FastPath.group`).
+
+        The database thread uses it for operations that arrived together; their events are
+        announced once the transaction is committed.
+        """
+        with self._fast.group() as events:
+            yield
+        for flow_run_id, sequence in events:
+            self.announce(flow_run_id, sequence)
+
+    @contextmanager
     def _transaction(self, engine: Engine) -> Iterator[Connection]:
+        for flow_run_id, sequence in self._fast.flush_group():
+            self.announce(flow_run_id, sequence)
         try:
             with engine.connect() as conn, conn.begin():
                 yield conn

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -184,3 +185,29 @@ def test_bad_task_input_raises_the_sdk_errors(transport: StreamTransport) -> Non
     transport.propose_task_run_state_nowait(str(uuid.uuid4()), Proposal(Completed(data=None)))
     [problem] = transport.flush_task_run_states(timeout=10)
     assert isinstance(problem.error, ObjectNotFound)
+
+
+def test_an_end_sent_without_waiting_leaves_even_when_nothing_follows(
+    transport: StreamTransport,
+) -> None:
+    """Held back to ride with the next message, it still goes out alone soon after."""
+    flow_run_id = _running_flow(transport)
+    started = transport.start_task_run(
+        TaskRunSpec(task_key=_key(), dynamic_key="0", flow_run_id=flow_run_id)
+    )
+    assert started.task_run is not None
+    transport.propose_task_run_state_nowait(
+        started.task_run.id, Proposal(Completed(data=1), result_json="1")
+    )
+    from headwater.client import get_client
+
+    with get_client(sync_client=True, address=transport.address) as client:
+        deadline = time.monotonic() + 10
+        state = None
+        while time.monotonic() < deadline:  # no flush, no further operation on the transport
+            (task_run,) = client.list_task_runs(flow_run_id=flow_run_id)
+            state = task_run.state
+            if state is not None and state.type is StateType.COMPLETED:
+                break
+            time.sleep(0.01)
+    assert state is not None and state.type is StateType.COMPLETED
