@@ -39,7 +39,10 @@ def _no_key(request: Any) -> str | None:
 
 
 def _logs_key(request: Any) -> str | None:
-    return f"logs:{request.logs[0].flow_run_id}" if request.logs else None
+    if not request.logs:
+        return None
+    first = request.logs[0]  # a loose task run's lines have no flow run: key by the task run
+    return f"logs:{first.flow_run_id or first.task_run_id}"
 
 
 # Operation name (the ConnectRequest/ConnectResponse oneof field) -> how to run it.
