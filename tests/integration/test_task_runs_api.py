@@ -92,6 +92,57 @@ def test_a_duplicate_create_returns_the_existing_run_as_prefect_does(api: Api) -
     assert (twice.created, twice.result.decision) == (False, S.DECISION_ABORT)
 
 
+def test_a_client_chosen_id_is_the_runs_id_and_a_resend_returns_it(api: Api) -> None:
+    run = api.new_run(api.new_flow().id)
+    chosen = str(uuid.uuid4())
+    first = _start(api, flow_run_id=run.id, task_key="mod.chosen", task_run_id=chosen.upper())
+    assert (first.created, first.task_run.id) == (True, chosen)  # stored in canonical form
+    assert api.task_runs.GetTaskRun(T.GetTaskRunRequest(task_run_id=chosen)).task_run.id == chosen
+    resent = api.task_runs.CreateTaskRun(
+        T.CreateTaskRunRequest(
+            flow_run_id=run.id, task_key="mod.chosen", dynamic_key="0", task_run_id=chosen
+        )
+    )
+    assert (resent.created, resent.task_run.id) == (False, chosen)
+    # Outside any flow a resend with the same id is the same run too (not a second one).
+    loose_id = str(uuid.uuid4())
+    loose = _start(api, task_key="mod.loose-chosen", task_run_id=loose_id)
+    again = _start(api, task_key="mod.loose-chosen", task_run_id=loose_id)
+    assert (loose.created, again.created) == (True, False)
+    assert loose.task_run.id == again.task_run.id == loose_id
+    assert again.result.decision == S.DECISION_ABORT  # it already runs
+
+
+def test_a_client_chosen_id_of_another_run_is_already_exists(api: Api) -> None:
+    run = api.new_run(api.new_flow().id)
+    taken = _start(api, flow_run_id=run.id, task_key="mod.taken").task_run.id
+    for fields in (
+        {"flow_run_id": run.id, "task_key": "mod.taken", "dynamic_key": "1"},
+        {"flow_run_id": run.id, "task_key": "mod.other", "dynamic_key": "0"},
+        {"task_key": "mod.taken", "dynamic_key": "0"},  # the same call, but outside the flow
+    ):
+        with pytest.raises(grpc.RpcError) as caught:
+            api.task_runs.CreateTaskRun(T.CreateTaskRunRequest(task_run_id=taken, **fields))  # type: ignore[arg-type]
+        details = error_details(caught.value)
+        assert (details.code, details.reason) == (
+            grpc.StatusCode.ALREADY_EXISTS,
+            "TASK_RUN_ALREADY_EXISTS",
+        )
+        assert taken in details.message
+    # Nothing was created by the refused calls.
+    listed = api.task_runs.ListTaskRuns(
+        T.ListTaskRunsRequest(filter=T.TaskRunFilter(flow_run_id=run.id))
+    ).task_runs
+    assert [t.id for t in listed] == [taken]
+
+
+def test_the_same_call_with_another_chosen_id_returns_the_existing_run(api: Api) -> None:
+    run = api.new_run(api.new_flow().id)
+    first = _start(api, flow_run_id=run.id, task_key="mod.twice", task_run_id=str(uuid.uuid4()))
+    second = _start(api, flow_run_id=run.id, task_key="mod.twice", task_run_id=str(uuid.uuid4()))
+    assert (second.created, second.task_run.id) == (False, first.task_run.id)
+
+
 def test_retries_follow_the_delay_list_and_end_failed(api: Api) -> None:
     policy = S.RunPolicy(retries=2, retry_delays=[_seconds(0), _seconds(3600)])
     task_run = _start(api, policy=policy).task_run
@@ -200,6 +251,7 @@ def test_a_failed_run_is_no_cache_entry(api: Api) -> None:
         ({"flow_run_id": str(uuid.uuid4())}, grpc.StatusCode.NOT_FOUND, ""),
         ({"flow_run_id": "not-a-uuid"}, grpc.StatusCode.INVALID_ARGUMENT, "flow_run_id"),
         ({"task_key": ""}, grpc.StatusCode.INVALID_ARGUMENT, "task_key"),
+        ({"task_run_id": "not-a-uuid"}, grpc.StatusCode.INVALID_ARGUMENT, "task_run_id"),
         ({"state": S.State(type=99)}, grpc.StatusCode.INVALID_ARGUMENT, "state.type"),
         (
             {"state": S.State(type=S.STATE_TYPE_SCHEDULED), "start": True},

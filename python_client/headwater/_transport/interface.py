@@ -180,6 +180,10 @@ class TaskRunSpec:
             COMPLETED "Cached" state instead of RUNNING. None: no caching.
         cache_expiration: When this run's own cache entry stops being valid; None: never.
         refresh_cache: Run even when a valid entry exists (the result becomes the newest entry).
+        task_run_id: The id the new run gets, chosen by the caller (a future knows its run's
+            id at submit time); None lets the service choose. A create resent with the same id
+            returns that run; an id already naming another call's run is refused
+            (ObjectAlreadyExists).
     """
 
     task_key: str
@@ -195,6 +199,7 @@ class TaskRunSpec:
     cache_key: str | None = None
     cache_expiration: _dt.datetime | None = None
     refresh_cache: bool = False
+    task_run_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

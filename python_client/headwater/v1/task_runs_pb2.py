@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from headwater.v1 import states_pb2 as headwater_dot_v1_dot_states__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cheadwater/v1/task_runs.proto\x12\x0cheadwater.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19headwater/v1/states.proto\"\xa7\x04\n\x07TaskRun\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0b\x66low_run_id\x18\x02 \x01(\t\x12\x10\n\x08task_key\x18\x03 \x01(\t\x12\x13\n\x0b\x64ynamic_key\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\x0c\n\x04tags\x18\x06 \x03(\t\x12\"\n\x05state\x18\x07 \x01(\x0b\x32\x13.headwater.v1.State\x12\'\n\x06policy\x18\x08 \x01(\x0b\x32\x17.headwater.v1.RunPolicy\x12\x11\n\trun_count\x18\t \x01(\x05\x12\x11\n\tcache_key\x18\n \x01(\t\x12\x17\n\x0fparameters_json\x18\x0b \x01(\t\x12.\n\nstart_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x0etotal_run_time\x18\x0e \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0b\x63reate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x15\x63\x61\x63he_expiration_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xdc\x02\n\x14\x43reateTaskRunRequest\x12\x13\n\x0b\x66low_run_id\x18\x01 \x01(\t\x12\x10\n\x08task_key\x18\x02 \x01(\t\x12\x13\n\x0b\x64ynamic_key\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12\'\n\x06policy\x18\x06 \x01(\x0b\x32\x17.headwater.v1.RunPolicy\x12\"\n\x05state\x18\x07 \x01(\x0b\x32\x13.headwater.v1.State\x12\x17\n\x0fparameters_json\x18\x08 \x01(\t\x12\x11\n\tcache_key\x18\t \x01(\t\x12\x12\n\nrequest_id\x18\n \x01(\t\x12\r\n\x05start\x18\x0b \x01(\x08\x12\x39\n\x15\x63\x61\x63he_expiration_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rrefresh_cache\x18\r \x01(\x08\"\x84\x01\n\x15\x43reateTaskRunResponse\x12\'\n\x08task_run\x18\x01 \x01(\x0b\x32\x15.headwater.v1.TaskRun\x12\x31\n\x06result\x18\x02 \x01(\x0b\x32!.headwater.v1.OrchestrationResult\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\"(\n\x11GetTaskRunRequest\x12\x13\n\x0btask_run_id\x18\x01 \x01(\t\"=\n\x12GetTaskRunResponse\x12\'\n\x08task_run\x18\x01 \x01(\x0b\x32\x15.headwater.v1.TaskRun\"d\n\rTaskRunFilter\x12\x13\n\x0b\x66low_run_id\x18\x01 \x01(\t\x12,\n\x0bstate_types\x18\x02 \x03(\x0e\x32\x17.headwater.v1.StateType\x12\x10\n\x08task_key\x18\x03 \x01(\t\"\x7f\n\x13ListTaskRunsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12+\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x1b.headwater.v1.TaskRunFilter\x12\x14\n\x0cnewest_first\x18\x04 \x01(\x08\"Y\n\x14ListTaskRunsResponse\x12(\n\ttask_runs\x18\x01 \x03(\x0b\x32\x15.headwater.v1.TaskRun\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"V\n\x18ListTaskRunStatesRequest\x12\x13\n\x0btask_run_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Y\n\x19ListTaskRunStatesResponse\x12#\n\x06states\x18\x01 \x03(\x0b\x32\x13.headwater.v1.State\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"+\n\x14\x44\x65leteTaskRunRequest\x12\x13\n\x0btask_run_id\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteTaskRunResponse\"\xf7\x01\n\x16SetTaskRunStateRequest\x12\x13\n\x0btask_run_id\x18\x01 \x01(\t\x12\"\n\x05state\x18\x02 \x01(\x0b\x32\x13.headwater.v1.State\x12\x15\n\rtransition_id\x18\x03 \x01(\t\x12\x19\n\x11\x65xpected_state_id\x18\x04 \x01(\t\x12\r\n\x05\x66orce\x18\x05 \x01(\x08\x12\x11\n\tcache_key\x18\x06 \x01(\t\x12\x39\n\x15\x63\x61\x63he_expiration_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rrefresh_cache\x18\x08 \x01(\x08\"u\n\x17SetTaskRunStateResponse\x12\x31\n\x06result\x18\x01 \x01(\x0b\x32!.headwater.v1.OrchestrationResult\x12\'\n\x08task_run\x18\x02 \x01(\x0b\x32\x15.headwater.v1.TaskRun2\xb2\x04\n\x0eTaskRunService\x12X\n\rCreateTaskRun\x12\".headwater.v1.CreateTaskRunRequest\x1a#.headwater.v1.CreateTaskRunResponse\x12O\n\nGetTaskRun\x12\x1f.headwater.v1.GetTaskRunRequest\x1a .headwater.v1.GetTaskRunResponse\x12U\n\x0cListTaskRuns\x12!.headwater.v1.ListTaskRunsRequest\x1a\".headwater.v1.ListTaskRunsResponse\x12\x64\n\x11ListTaskRunStates\x12&.headwater.v1.ListTaskRunStatesRequest\x1a\'.headwater.v1.ListTaskRunStatesResponse\x12X\n\rDeleteTaskRun\x12\".headwater.v1.DeleteTaskRunRequest\x1a#.headwater.v1.DeleteTaskRunResponse\x12^\n\x0fSetTaskRunState\x12$.headwater.v1.SetTaskRunStateRequest\x1a%.headwater.v1.SetTaskRunStateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cheadwater/v1/task_runs.proto\x12\x0cheadwater.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19headwater/v1/states.proto\"\xa7\x04\n\x07TaskRun\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0b\x66low_run_id\x18\x02 \x01(\t\x12\x10\n\x08task_key\x18\x03 \x01(\t\x12\x13\n\x0b\x64ynamic_key\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\x0c\n\x04tags\x18\x06 \x03(\t\x12\"\n\x05state\x18\x07 \x01(\x0b\x32\x13.headwater.v1.State\x12\'\n\x06policy\x18\x08 \x01(\x0b\x32\x17.headwater.v1.RunPolicy\x12\x11\n\trun_count\x18\t \x01(\x05\x12\x11\n\tcache_key\x18\n \x01(\t\x12\x17\n\x0fparameters_json\x18\x0b \x01(\t\x12.\n\nstart_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x0etotal_run_time\x18\x0e \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0b\x63reate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x15\x63\x61\x63he_expiration_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf1\x02\n\x14\x43reateTaskRunRequest\x12\x13\n\x0b\x66low_run_id\x18\x01 \x01(\t\x12\x10\n\x08task_key\x18\x02 \x01(\t\x12\x13\n\x0b\x64ynamic_key\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12\'\n\x06policy\x18\x06 \x01(\x0b\x32\x17.headwater.v1.RunPolicy\x12\"\n\x05state\x18\x07 \x01(\x0b\x32\x13.headwater.v1.State\x12\x17\n\x0fparameters_json\x18\x08 \x01(\t\x12\x11\n\tcache_key\x18\t \x01(\t\x12\x12\n\nrequest_id\x18\n \x01(\t\x12\r\n\x05start\x18\x0b \x01(\x08\x12\x39\n\x15\x63\x61\x63he_expiration_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rrefresh_cache\x18\r \x01(\x08\x12\x13\n\x0btask_run_id\x18\x0e \x01(\t\"\x84\x01\n\x15\x43reateTaskRunResponse\x12\'\n\x08task_run\x18\x01 \x01(\x0b\x32\x15.headwater.v1.TaskRun\x12\x31\n\x06result\x18\x02 \x01(\x0b\x32!.headwater.v1.OrchestrationResult\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\"(\n\x11GetTaskRunRequest\x12\x13\n\x0btask_run_id\x18\x01 \x01(\t\"=\n\x12GetTaskRunResponse\x12\'\n\x08task_run\x18\x01 \x01(\x0b\x32\x15.headwater.v1.TaskRun\"d\n\rTaskRunFilter\x12\x13\n\x0b\x66low_run_id\x18\x01 \x01(\t\x12,\n\x0bstate_types\x18\x02 \x03(\x0e\x32\x17.headwater.v1.StateType\x12\x10\n\x08task_key\x18\x03 \x01(\t\"\x7f\n\x13ListTaskRunsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12+\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x1b.headwater.v1.TaskRunFilter\x12\x14\n\x0cnewest_first\x18\x04 \x01(\x08\"Y\n\x14ListTaskRunsResponse\x12(\n\ttask_runs\x18\x01 \x03(\x0b\x32\x15.headwater.v1.TaskRun\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"V\n\x18ListTaskRunStatesRequest\x12\x13\n\x0btask_run_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Y\n\x19ListTaskRunStatesResponse\x12#\n\x06states\x18\x01 \x03(\x0b\x32\x13.headwater.v1.State\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"+\n\x14\x44\x65leteTaskRunRequest\x12\x13\n\x0btask_run_id\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteTaskRunResponse\"\xf7\x01\n\x16SetTaskRunStateRequest\x12\x13\n\x0btask_run_id\x18\x01 \x01(\t\x12\"\n\x05state\x18\x02 \x01(\x0b\x32\x13.headwater.v1.State\x12\x15\n\rtransition_id\x18\x03 \x01(\t\x12\x19\n\x11\x65xpected_state_id\x18\x04 \x01(\t\x12\r\n\x05\x66orce\x18\x05 \x01(\x08\x12\x11\n\tcache_key\x18\x06 \x01(\t\x12\x39\n\x15\x63\x61\x63he_expiration_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rrefresh_cache\x18\x08 \x01(\x08\"u\n\x17SetTaskRunStateResponse\x12\x31\n\x06result\x18\x01 \x01(\x0b\x32!.headwater.v1.OrchestrationResult\x12\'\n\x08task_run\x18\x02 \x01(\x0b\x32\x15.headwater.v1.TaskRun2\xb2\x04\n\x0eTaskRunService\x12X\n\rCreateTaskRun\x12\".headwater.v1.CreateTaskRunRequest\x1a#.headwater.v1.CreateTaskRunResponse\x12O\n\nGetTaskRun\x12\x1f.headwater.v1.GetTaskRunRequest\x1a .headwater.v1.GetTaskRunResponse\x12U\n\x0cListTaskRuns\x12!.headwater.v1.ListTaskRunsRequest\x1a\".headwater.v1.ListTaskRunsResponse\x12\x64\n\x11ListTaskRunStates\x12&.headwater.v1.ListTaskRunStatesRequest\x1a\'.headwater.v1.ListTaskRunStatesResponse\x12X\n\rDeleteTaskRun\x12\".headwater.v1.DeleteTaskRunRequest\x1a#.headwater.v1.DeleteTaskRunResponse\x12^\n\x0fSetTaskRunState\x12$.headwater.v1.SetTaskRunStateRequest\x1a%.headwater.v1.SetTaskRunStateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,31 +37,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TASKRUN']._serialized_start=139
   _globals['_TASKRUN']._serialized_end=690
   _globals['_CREATETASKRUNREQUEST']._serialized_start=693
-  _globals['_CREATETASKRUNREQUEST']._serialized_end=1041
-  _globals['_CREATETASKRUNRESPONSE']._serialized_start=1044
-  _globals['_CREATETASKRUNRESPONSE']._serialized_end=1176
-  _globals['_GETTASKRUNREQUEST']._serialized_start=1178
-  _globals['_GETTASKRUNREQUEST']._serialized_end=1218
-  _globals['_GETTASKRUNRESPONSE']._serialized_start=1220
-  _globals['_GETTASKRUNRESPONSE']._serialized_end=1281
-  _globals['_TASKRUNFILTER']._serialized_start=1283
-  _globals['_TASKRUNFILTER']._serialized_end=1383
-  _globals['_LISTTASKRUNSREQUEST']._serialized_start=1385
-  _globals['_LISTTASKRUNSREQUEST']._serialized_end=1512
-  _globals['_LISTTASKRUNSRESPONSE']._serialized_start=1514
-  _globals['_LISTTASKRUNSRESPONSE']._serialized_end=1603
-  _globals['_LISTTASKRUNSTATESREQUEST']._serialized_start=1605
-  _globals['_LISTTASKRUNSTATESREQUEST']._serialized_end=1691
-  _globals['_LISTTASKRUNSTATESRESPONSE']._serialized_start=1693
-  _globals['_LISTTASKRUNSTATESRESPONSE']._serialized_end=1782
-  _globals['_DELETETASKRUNREQUEST']._serialized_start=1784
-  _globals['_DELETETASKRUNREQUEST']._serialized_end=1827
-  _globals['_DELETETASKRUNRESPONSE']._serialized_start=1829
-  _globals['_DELETETASKRUNRESPONSE']._serialized_end=1852
-  _globals['_SETTASKRUNSTATEREQUEST']._serialized_start=1855
-  _globals['_SETTASKRUNSTATEREQUEST']._serialized_end=2102
-  _globals['_SETTASKRUNSTATERESPONSE']._serialized_start=2104
-  _globals['_SETTASKRUNSTATERESPONSE']._serialized_end=2221
-  _globals['_TASKRUNSERVICE']._serialized_start=2224
-  _globals['_TASKRUNSERVICE']._serialized_end=2786
+  _globals['_CREATETASKRUNREQUEST']._serialized_end=1062
+  _globals['_CREATETASKRUNRESPONSE']._serialized_start=1065
+  _globals['_CREATETASKRUNRESPONSE']._serialized_end=1197
+  _globals['_GETTASKRUNREQUEST']._serialized_start=1199
+  _globals['_GETTASKRUNREQUEST']._serialized_end=1239
+  _globals['_GETTASKRUNRESPONSE']._serialized_start=1241
+  _globals['_GETTASKRUNRESPONSE']._serialized_end=1302
+  _globals['_TASKRUNFILTER']._serialized_start=1304
+  _globals['_TASKRUNFILTER']._serialized_end=1404
+  _globals['_LISTTASKRUNSREQUEST']._serialized_start=1406
+  _globals['_LISTTASKRUNSREQUEST']._serialized_end=1533
+  _globals['_LISTTASKRUNSRESPONSE']._serialized_start=1535
+  _globals['_LISTTASKRUNSRESPONSE']._serialized_end=1624
+  _globals['_LISTTASKRUNSTATESREQUEST']._serialized_start=1626
+  _globals['_LISTTASKRUNSTATESREQUEST']._serialized_end=1712
+  _globals['_LISTTASKRUNSTATESRESPONSE']._serialized_start=1714
+  _globals['_LISTTASKRUNSTATESRESPONSE']._serialized_end=1803
+  _globals['_DELETETASKRUNREQUEST']._serialized_start=1805
+  _globals['_DELETETASKRUNREQUEST']._serialized_end=1848
+  _globals['_DELETETASKRUNRESPONSE']._serialized_start=1850
+  _globals['_DELETETASKRUNRESPONSE']._serialized_end=1873
+  _globals['_SETTASKRUNSTATEREQUEST']._serialized_start=1876
+  _globals['_SETTASKRUNSTATEREQUEST']._serialized_end=2123
+  _globals['_SETTASKRUNSTATERESPONSE']._serialized_start=2125
+  _globals['_SETTASKRUNSTATERESPONSE']._serialized_end=2242
+  _globals['_TASKRUNSERVICE']._serialized_start=2245
+  _globals['_TASKRUNSERVICE']._serialized_end=2807
 # @@protoc_insertion_point(module_scope)

@@ -50,7 +50,7 @@ class TaskRun(_message.Message):
     def __init__(self, id: _Optional[str] = ..., flow_run_id: _Optional[str] = ..., task_key: _Optional[str] = ..., dynamic_key: _Optional[str] = ..., name: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[_states_pb2.State, _Mapping]] = ..., policy: _Optional[_Union[_states_pb2.RunPolicy, _Mapping]] = ..., run_count: _Optional[int] = ..., cache_key: _Optional[str] = ..., parameters_json: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., total_run_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cache_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CreateTaskRunRequest(_message.Message):
-    __slots__ = ("flow_run_id", "task_key", "dynamic_key", "name", "tags", "policy", "state", "parameters_json", "cache_key", "request_id", "start", "cache_expiration_time", "refresh_cache")
+    __slots__ = ("flow_run_id", "task_key", "dynamic_key", "name", "tags", "policy", "state", "parameters_json", "cache_key", "request_id", "start", "cache_expiration_time", "refresh_cache", "task_run_id")
     FLOW_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_KEY_FIELD_NUMBER: _ClassVar[int]
     DYNAMIC_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -64,6 +64,7 @@ class CreateTaskRunRequest(_message.Message):
     START_FIELD_NUMBER: _ClassVar[int]
     CACHE_EXPIRATION_TIME_FIELD_NUMBER: _ClassVar[int]
     REFRESH_CACHE_FIELD_NUMBER: _ClassVar[int]
+    TASK_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     flow_run_id: str
     task_key: str
     dynamic_key: str
@@ -77,7 +78,8 @@ class CreateTaskRunRequest(_message.Message):
     start: bool
     cache_expiration_time: _timestamp_pb2.Timestamp
     refresh_cache: bool
-    def __init__(self, flow_run_id: _Optional[str] = ..., task_key: _Optional[str] = ..., dynamic_key: _Optional[str] = ..., name: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., policy: _Optional[_Union[_states_pb2.RunPolicy, _Mapping]] = ..., state: _Optional[_Union[_states_pb2.State, _Mapping]] = ..., parameters_json: _Optional[str] = ..., cache_key: _Optional[str] = ..., request_id: _Optional[str] = ..., start: _Optional[bool] = ..., cache_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., refresh_cache: _Optional[bool] = ...) -> None: ...
+    task_run_id: str
+    def __init__(self, flow_run_id: _Optional[str] = ..., task_key: _Optional[str] = ..., dynamic_key: _Optional[str] = ..., name: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., policy: _Optional[_Union[_states_pb2.RunPolicy, _Mapping]] = ..., state: _Optional[_Union[_states_pb2.State, _Mapping]] = ..., parameters_json: _Optional[str] = ..., cache_key: _Optional[str] = ..., request_id: _Optional[str] = ..., start: _Optional[bool] = ..., cache_expiration_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., refresh_cache: _Optional[bool] = ..., task_run_id: _Optional[str] = ...) -> None: ...
 
 class CreateTaskRunResponse(_message.Message):
     __slots__ = ("task_run", "result", "created")

@@ -80,8 +80,11 @@ class TaskRunServiceServicer:
         exists returns that task run (`created` is false) instead of failing: an engine that resends
         a create after a lost answer gets its run back (with `start`, the existing run is proposed
         RUNNING and the decision says what happened, e.g. ABORT when it already runs).
-        Errors: INVALID_ARGUMENT (missing fields, bad JSON, bad policy or state, request_id reused for
-        another request), NOT_FOUND (unknown flow run), UNAVAILABLE (the database is busy; retry).
+        A client may choose the new run's id (`task_run_id`), so it knows the id before the answer
+        arrives (a submitted task's future has it at once) and can pipeline later operations.
+        Errors: INVALID_ARGUMENT (missing fields, bad JSON, bad policy or state, task_run_id not a
+        UUID, request_id reused for another request), NOT_FOUND (unknown flow run), ALREADY_EXISTS
+        (task_run_id is the id of a different task run), UNAVAILABLE (the database is busy; retry).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

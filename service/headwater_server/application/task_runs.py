@@ -18,6 +18,7 @@ async def create_task_run(
     one round trip whether to run the code (ACCEPT), reuse a cached result (Cached) or stop.
     """
     checks.optional_uuid("flow_run_id", request.flow_run_id)
+    checks.optional_uuid("task_run_id", request.task_run_id)
     checks.required_text("task_key", request.task_key)
     checks.required_text("dynamic_key", request.dynamic_key)
     for field in ("task_key", "dynamic_key", "name", "cache_key"):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from headwater.v1 import states_pb2, task_runs_pb2
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, select
 from sqlalchemy.exc import IntegrityError
 
-from headwater_server.errors import not_found
+from headwater_server.errors import already_exists, not_found, shown
 from headwater_server.orchestration import rules
 from headwater_server.storage import convert, pagination
 from headwater_server.storage._proposals import ProposalsMixin
@@ -37,9 +37,10 @@ class TaskRunsMixin(ProposalsMixin):
         flow_run_id) is never a duplicate: each such call is its own run.
         """
         flow_run_id = optional_id(req.flow_run_id)
+        chosen_id = optional_id(req.task_run_id)
         key = self._request_key(req.request_id)
         try:
-            return self._insert_task_run(req, flow_run_id, key)
+            return self._insert_task_run(req, flow_run_id, chosen_id, key)
         except (IntegrityError, self._fast.IntegrityError):
             replay = self._replay_after_conflict(
                 key, "CreateTaskRun", task_runs_pb2.CreateTaskRunResponse
@@ -49,19 +50,57 @@ class TaskRunsMixin(ProposalsMixin):
             with self._read() as conn:
                 if flow_run_id is not None:
                     self._require(conn, flow_runs, flow_run_id, "flow_run")
-                existing = conn.execute(
-                    select(task_runs.c.id).where(
-                        task_runs.c.flow_run_id == flow_run_id,
-                        task_runs.c.task_key == req.task_key,
-                        task_runs.c.dynamic_key == req.dynamic_key,
-                    )
-                ).scalar()
+                existing = None
+                if chosen_id is not None:
+                    existing = self._same_run_by_id(conn, req, flow_run_id, chosen_id)
+                if existing is None:
+                    existing = conn.execute(
+                        select(task_runs.c.id).where(
+                            task_runs.c.flow_run_id == flow_run_id,
+                            task_runs.c.task_key == req.task_key,
+                            task_runs.c.dynamic_key == req.dynamic_key,
+                        )
+                    ).scalar()
             if existing is None:
                 raise
         return self._existing_task_run(req, existing)
 
+    @staticmethod
+    def _same_run_by_id(
+        conn: Connection,
+        req: task_runs_pb2.CreateTaskRunRequest,
+        flow_run_id: str | None,
+        chosen_id: str,
+    ) -> str | None:
+        """The run a client-chosen id names, when it is this request's run (a resent create).
+
+        An id naming a run of another flow run, task key or dynamic key is a client mistake
+        (two calls given one id): ALREADY_EXISTS rather than silently returning someone else's
+        run. None when no run has the id (the conflict was the unique key).
+        """
+        found = conn.execute(
+            select(task_runs.c.flow_run_id, task_runs.c.task_key, task_runs.c.dynamic_key).where(
+                task_runs.c.id == chosen_id
+            )
+        ).first()
+        if found is None:
+            return None
+        if tuple(found) != (flow_run_id, req.task_key, req.dynamic_key):
+            raise already_exists(
+                "task_run",
+                chosen_id,
+                f"Task run '{chosen_id}' already exists for another call (task "
+                f"'{shown(found.task_key)}', dynamic key '{shown(found.dynamic_key)}'); choose "
+                "a new UUID for every task run.",
+            )
+        return chosen_id
+
     def _insert_task_run(
-        self, req: task_runs_pb2.CreateTaskRunRequest, flow_run_id: str | None, key: str | None
+        self,
+        req: task_runs_pb2.CreateTaskRunRequest,
+        flow_run_id: str | None,
+        chosen_id: str | None,
+        key: str | None,
     ) -> task_runs_pb2.CreateTaskRunResponse:
         initial = self._initial_state("task run", req.state)
         expiration = (
@@ -78,7 +117,7 @@ class TaskRunsMixin(ProposalsMixin):
                 return replay
             now = convert.now_us()
             values = {
-                "id": new_id(),
+                "id": chosen_id or new_id(),
                 "flow_run_id": flow_run_id,
                 "task_key": req.task_key,
                 "dynamic_key": req.dynamic_key,

@@ -10,13 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from headwater._states import Completed, Failed, Running, StateType
 from headwater._transport.interface import DecisionKind, FlowRunSpec, Proposal, TaskRunSpec
 from headwater._transport.runtime import open_transport
 from headwater._transport.stream.transport import StreamTransport
-from headwater.exceptions import InvalidRequest, ObjectNotFound
+from headwater.exceptions import InvalidRequest, ObjectAlreadyExists, ObjectNotFound
 from server_harness import ServerProcess
 
 pytestmark = pytest.mark.integration
@@ -59,6 +60,18 @@ def test_start_is_one_call_and_reports_the_run(transport: StreamTransport) -> No
     )
     assert done.kind is DecisionKind.ACCEPT
     assert done.state is not None and done.state.data == 3  # the in-memory result is kept
+
+
+def test_a_chosen_task_run_id_is_sent_and_a_reused_one_refused(
+    transport: StreamTransport,
+) -> None:
+    flow_run_id = _running_flow(transport)
+    chosen = str(uuid.uuid4())
+    spec = TaskRunSpec(task_key=_key(), dynamic_key="0", flow_run_id=flow_run_id)
+    pending = transport.create_task_run(replace(spec, task_run_id=chosen))
+    assert (pending.id, pending.created) == (chosen, True)
+    with pytest.raises(ObjectAlreadyExists, match=chosen):
+        transport.start_task_run(replace(spec, dynamic_key="1", task_run_id=chosen))
 
 
 def test_a_task_outside_a_flow_and_a_pending_create(transport: StreamTransport) -> None:

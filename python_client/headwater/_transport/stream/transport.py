@@ -354,6 +354,7 @@ def _task_create_request(spec: TaskRunSpec, *, start: bool) -> task_runs_pb2.Cre
         cache_key=spec.cache_key or "",
         start=start,
         refresh_cache=spec.refresh_cache,
+        task_run_id=spec.task_run_id or "",
     )
     if spec.tags:
         request.tags.extend(spec.tags)
