@@ -404,21 +404,19 @@ class ResultReference:
         return cls(storage_key=str(data["storage_key"]), serializer=str(data["serializer"]))
 
 
-def format_storage_key(template: str, parameters: dict[str, Any]) -> str:
+def format_storage_key(template: str, parameters: dict[str, Any], **names: Any) -> str:
     """The key a task's ``result_storage_key`` template names for one run, as Prefect formats it.
 
     The template is a `str.format` string with ``parameters`` (the task's inputs by name) and
-    the `headwater.runtime` modules ``flow_run`` and ``task_run``:
+    ``names`` (the engine passes the `headwater.runtime` modules ``flow_run`` and ``task_run``):
     ``"{parameters[day]}.json"``, ``"{flow_run.name}/{task_run.name}.pkl"``.
 
     Raises:
         ValueError: The template names something that does not exist; the run then fails with
             this message.
     """
-    from headwater.runtime import flow_run, task_run
-
     try:
-        key = template.format(parameters=parameters, flow_run=flow_run, task_run=task_run)
+        key = template.format(**names, parameters=parameters)
     except (KeyError, IndexError, AttributeError, ValueError) as exc:
         raise ValueError(
             f"result_storage_key {template!r} cannot be formatted ({type(exc).__name__}: "

@@ -252,7 +252,12 @@ class TestStorageKeyTemplates:
     def test_runtime_attributes_are_formatted_in(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("HEADWATER__RUNTIME__FLOW_RUN__NAME", "crimson-otter")
         monkeypatch.setenv("HEADWATER__RUNTIME__TASK_RUN__NAME", "load-0")
-        assert format_storage_key("{flow_run.name}/{task_run.name}", {}) == "crimson-otter/load-0"
+        from headwater.runtime import flow_run, task_run
+
+        key = format_storage_key(
+            "{flow_run.name}/{task_run.name}", {}, flow_run=flow_run, task_run=task_run
+        )
+        assert key == "crimson-otter/load-0"
 
     def test_an_unknown_name_says_what_the_template_may_use(self) -> None:
         with pytest.raises(ValueError, match=r"cannot be formatted \(KeyError: 'dya'\)") as info:

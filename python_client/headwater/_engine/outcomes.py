@@ -48,8 +48,14 @@ def completed(flow: Runnable, value: Any, parameters: dict[str, Any] | None = No
     if persist:
         from headwater._results import format_storage_key, persist_result
 
+        key = None
         template = getattr(flow, "result_storage_key", None)  # tasks have one, flows do not
-        key = format_storage_key(template, parameters or {}) if template else None
+        if template:
+            from headwater.runtime import flow_run, task_run
+
+            key = format_storage_key(
+                template, parameters or {}, flow_run=flow_run, task_run=task_run
+            )
         reference = persist_result(value, flow.result_storage, flow.result_serializer, key=key)
         data = value if flow.cache_result_in_memory else reference
         return Proposal(Completed(data=data), result_reference=reference)
