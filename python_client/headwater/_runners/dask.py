@@ -1,0 +1,220 @@
+"""Running submitted tasks on dask.distributed: a temporary `LocalCluster`, or a scheduler's.
+
+Nothing here imports dask until a runner starts, so ``import headwater`` (and a flow that only
+names a `DaskTaskRunner`) stays fast; without the extra, constructing the runner says what to
+install.
+
+Each task call travels to a worker as a pickled `TaskCall` with the address of the flow run's
+service; the worker opens its own stream there and reports the task run's states itself. An
+embedded service is a unix socket of the flow's machine: when the cluster was not started here,
+each worker is first asked whether it can open the address, and a worker elsewhere makes the
+submit fail with what to do instead (run ``headwater server start`` and set HEADWATER_API_URL).
+
+A temporary cluster is started with Dask's ``allowed_failures`` at 0: when a worker dies
+mid-task the task run ends CRASHED and the service decides any retry, instead of Dask running
+the same task run again on another worker (which the service would refuse: the run is still
+RUNNING in the process that died).
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from headwater._runners.child import run_shipped, unreachable
+from headwater._runners.crash import process_died
+from headwater._runners.dispatch import Dispatcher
+
+if TYPE_CHECKING:
+    from headwater._engine.calls import TaskCall
+
+__all__ = ["DaskCluster", "DaskSettings", "require_dask", "unreachable_from_workers"]
+
+INSTALL_HINT = "pip install 'headwater[dask]'"
+
+
+def require_dask() -> None:
+    """Raise a clear ImportError when dask.distributed is not installed (without importing it)."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("distributed") is not None
+    except (ImportError, ValueError):  # a parent package broken, or the module blocked
+        found = False
+    if not found:
+        raise ImportError(
+            f"DaskTaskRunner needs dask.distributed, which is not installed: {INSTALL_HINT}"
+        )
+
+
+@dataclass(frozen=True)
+class DaskSettings:
+    """What a `DaskTaskRunner` was configured with (see its docstring)."""
+
+    cluster_class: Any = None
+    cluster_kwargs: dict[str, Any] = field(default_factory=dict)
+    address: str | None = None
+    client_kwargs: dict[str, Any] = field(default_factory=dict)
+    adapt_kwargs: dict[str, Any] = field(default_factory=dict)
+    performance_report_path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.address is not None and (
+            self.cluster_class is not None or self.cluster_kwargs or self.adapt_kwargs
+        ):
+            raise ValueError(
+                "DaskTaskRunner takes either address= (connect to a running scheduler) or "
+                "cluster_class=/cluster_kwargs=/adapt_kwargs= (start a temporary cluster), "
+                "not both."
+            )
+        for name in ("client_kwargs", "cluster_kwargs"):
+            if "asynchronous" in getattr(self, name):
+                raise ValueError(
+                    f"DaskTaskRunner does not accept 'asynchronous' in {name}: the runner "
+                    "manages the Dask client itself, synchronously."
+                )
+
+    def resolved_cluster_class(self) -> Any:
+        """The cluster class: the one given, one named by its import path, or LocalCluster."""
+        cluster_class = self.cluster_class
+        if cluster_class is None:
+            from distributed import LocalCluster
+
+            return LocalCluster
+        if isinstance(cluster_class, str):
+            module_name, _, name = cluster_class.rpartition(".")
+            if not module_name:
+                raise ValueError(
+                    f"cluster_class {cluster_class!r} is not an import path; give the class "
+                    "or its full name, e.g. 'distributed.LocalCluster'."
+                )
+            return getattr(importlib.import_module(module_name), name)
+        return cluster_class
+
+
+class DaskCluster:
+    """The Dask client of one flow run, and the temporary cluster it started (if any).
+
+    It is the runner's `headwater._runners.dispatch.Backend`.
+    """
+
+    def __init__(self, settings: DaskSettings) -> None:
+        self.settings = settings
+        self.dispatcher = Dispatcher(self)
+        self.cluster: Any = None
+        self.client: Any = None
+        self._report: Any = None
+        self._reachable: set[str] = set()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Connect to the scheduler, or start the temporary cluster and connect to it."""
+        from distributed import Client, LocalCluster
+
+        settings = self.settings
+        if settings.address is not None:
+            self.client = Client(settings.address, **settings.client_kwargs)
+        else:
+            cluster_class = settings.resolved_cluster_class()
+            kwargs = dict(settings.cluster_kwargs)
+            if isinstance(cluster_class, type) and issubclass(cluster_class, LocalCluster):
+                scheduler_kwargs = dict(kwargs.get("scheduler_kwargs") or {})
+                scheduler_kwargs.setdefault("allowed_failures", 0)
+                kwargs["scheduler_kwargs"] = scheduler_kwargs
+            self.cluster = cluster_class(**kwargs)
+            if settings.adapt_kwargs:
+                self.cluster.adapt(**settings.adapt_kwargs)
+            self.client = Client(self.cluster, **settings.client_kwargs)
+        if settings.performance_report_path is not None:
+            from distributed import performance_report
+
+            self._report = performance_report(filename=settings.performance_report_path)
+            self._report.__enter__()
+
+    def check_reachable(self, address: str) -> None:
+        """Fail when a worker cannot open the service address (once per address).
+
+        A LocalCluster started here runs on this machine, so only a scheduler's workers (or
+        another cluster class's) are asked.
+
+        Raises:
+            RuntimeError: A worker cannot reach the service; the message says what to do.
+        """
+        from distributed import LocalCluster
+
+        if isinstance(self.cluster, LocalCluster) or address in self._reachable:
+            return
+        problems = unreachable_from_workers(self.client, address)
+        if problems:
+            workers = "; ".join(f"{worker}: {reason}" for worker, reason in problems.items())
+            embedded = address.startswith(("unix:", "unix-abstract:"))
+            cause = (
+                "the flow uses the embedded Headwater service, a unix socket that only "
+                "processes on this machine can open"
+                if embedded
+                else f"they cannot connect to {address}"
+            )
+            raise RuntimeError(
+                f"The Dask workers cannot report task runs to Headwater: {cause} ({workers}). "
+                "Run `headwater server start` on a machine the workers can reach, and set "
+                "HEADWATER_API_URL to its host:port for the flow and on every worker."
+            )
+        self._reachable.add(address)
+
+    def ship(self, call: TaskCall, payload: bytes, address: str) -> Future[bytes]:
+        """Run ``payload`` on a worker; its answer completes the returned future."""
+        outer: Future[bytes] = Future()
+        name = getattr(call.task, "name", "task")
+        dask_future = self.client.submit(
+            run_shipped, payload, address, key=f"{name}-{call.task_run_id}", pure=False
+        )
+
+        def landed(done: Any) -> None:
+            try:
+                outer.set_result(done.result())
+            except BaseException as exc:
+                outer.set_exception(exc)
+
+        dask_future.add_done_callback(landed)
+        return outer
+
+    def lost(self, call: TaskCall, error: BaseException | None) -> str:
+        """The CRASHED message for a call whose worker died (or that came back unfinished)."""
+        from distributed.scheduler import KilledWorker
+
+        if isinstance(error, KilledWorker):
+            worker = error.last_worker
+            pid = getattr(worker, "pid", 0)
+            where = f"Dask worker {worker.address}" + (f", pid {pid}" if pid else "")
+            return process_died(where)
+        if error is None:
+            return process_died(
+                "a Dask worker",
+                "Dask ran it again on another worker after losing the first, and the service "
+                "refused the second run: the first one never ended.",
+            )
+        return process_died("a Dask worker", f"{type(error).__name__}: {error}")
+
+    def close(self) -> None:
+        """Wait for every submitted call, then close the client and the temporary cluster."""
+        try:
+            self.dispatcher.wait()
+        finally:
+            report, self._report = self._report, None
+            if report is not None:
+                report.__exit__(None, None, None)
+            client, self.client = self.client, None
+            cluster, self.cluster = self.cluster, None
+            if client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def unreachable_from_workers(client: Any, address: str) -> dict[str, str]:
+    """Ask every worker whether it can open ``address``: worker -> why not (only failures)."""
+    answers: dict[str, str] = client.run(unreachable, address)
+    return {worker: reason for worker, reason in answers.items() if reason}
