@@ -93,10 +93,17 @@ def run_shipped(payload: bytes, address: str) -> bytes:
     import cloudpickle
 
     from headwater._engine.calls import run_task_call
+    from headwater._states import Running
+    from headwater.exceptions import Abort
 
     transport = transport_to(address)
     call: TaskCall = cloudpickle.loads(payload)
-    state = run_task_call(call, transport=transport)
+    try:
+        state = run_task_call(call, transport=transport)
+    except Abort as exc:
+        # The run is RUNNING in another process (Dask ran the call again after losing the
+        # worker that ran it first): no final state here; the parent settles it.
+        state = Running(message=str(exc))
     transport.flush_task_run_states()
     transport.flush_logs(wait=True)
     return pack(state)
@@ -125,9 +132,7 @@ def pack(state: State[Any]) -> bytes:
         reason = ""
     else:
         data = None
-    bare = State(
-        state.type, state.name, state.message, state.timestamp, state.id, data, None
-    )
+    bare = State(state.type, state.name, state.message, state.timestamp, state.id, data, None)
     return bytes(cloudpickle.dumps(Returned(bare, pid, reason)))
 
 

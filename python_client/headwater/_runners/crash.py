@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from headwater._states import State
     from headwater._transport.interface import Transport
 
-__all__ = ["crash_task_run", "process_died"]
+__all__ = ["crash_task_run", "process_died", "stopped_short"]
 
 
 def process_died(where: str, detail: str = "") -> str:
@@ -27,6 +27,19 @@ def process_died(where: str, detail: str = "") -> str:
         "or was killed (os._exit, a signal, or out of memory)."
     )
     return f"{message} {detail}" if detail else message
+
+
+def stopped_short(where: str, error: BaseException | None) -> str:
+    """The message of a task run whose process lives but did not report a final state."""
+    if error is None:
+        return (
+            f"The task's process ({where}) sent back no final state for it: another process "
+            "ran it first and the service refused a second run."
+        )
+    return (
+        f"The task's process ({where}) raised before the task run reported a final state: "
+        f"{type(error).__name__}: {error}"
+    )
 
 
 def crash_task_run(transport: Transport, task_run_id: str, message: str) -> State[Any] | None:

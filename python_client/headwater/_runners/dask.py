@@ -22,18 +22,139 @@ import importlib
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from headwater._runners.child import run_shipped, unreachable
-from headwater._runners.crash import process_died
+from headwater._runners.crash import process_died, stopped_short
 from headwater._runners.dispatch import Dispatcher
+from headwater.task_runners import TaskRunner
 
 if TYPE_CHECKING:
-    from headwater._engine.calls import TaskCall
+    from collections.abc import Iterable
+    from types import TracebackType
 
-__all__ = ["DaskCluster", "DaskSettings", "require_dask", "unreachable_from_workers"]
+    from headwater._engine.calls import TaskCall
+    from headwater._engine.runnable import TaskRunnable
+    from headwater.futures import TaskRunFuture
+
+__all__ = [
+    "DaskCluster",
+    "DaskSettings",
+    "DaskTaskRunner",
+    "require_dask",
+    "unreachable_from_workers",
+]
 
 INSTALL_HINT = "pip install 'headwater[dask]'"
+
+#: How many submitted calls may wait for their upstream futures at once (threads of the flow's
+#: process; the cluster decides how many run).
+_PREPARERS = 16
+
+
+class DaskTaskRunner(TaskRunner):
+    """Runs submitted tasks on dask.distributed, as prefect-dask's ``DaskTaskRunner`` does.
+
+    Without ``address``, a temporary cluster (``distributed.LocalCluster`` unless
+    ``cluster_class`` names another) is started when the flow run starts submitting and closed
+    when it ends; with ``address``, the runner connects to that running scheduler. Each worker
+    reports its task runs' states to the flow run's service itself; arguments and results
+    travel pickled, and a future passed as an argument is resolved in the flow's process first.
+    If a worker dies mid-task, that task run ends CRASHED and its future's result raises
+    `CrashedRun`.
+
+    Needs the extra: ``pip install 'headwater[dask]'``.
+
+    Args:
+        cluster_class: The cluster to start: a class, or its import path
+            (``"dask_kubernetes.KubeCluster"``); None means ``distributed.LocalCluster``.
+        cluster_kwargs: Keyword arguments for ``cluster_class`` (``n_workers``,
+            ``threads_per_worker``, ``processes``, ...).
+        address: A running scheduler's address (``"tcp://10.0.0.5:8786"``); excludes the
+            cluster arguments.
+        client_kwargs: Keyword arguments for ``distributed.Client``.
+        adapt_kwargs: When given, the temporary cluster scales adaptively:
+            ``cluster.adapt(**adapt_kwargs)`` (``minimum``, ``maximum``).
+        performance_report_path: Write Dask's performance report of the flow run's tasks to
+            this HTML file.
+
+    Raises:
+        ImportError: dask.distributed is not installed.
+        ValueError: ``address`` together with cluster arguments, or ``asynchronous`` in the
+            keyword arguments (the runner's client is synchronous).
+    """
+
+    def __init__(
+        self,
+        cluster_class: Any = None,
+        cluster_kwargs: dict[str, Any] | None = None,
+        address: str | None = None,
+        client_kwargs: dict[str, Any] | None = None,
+        adapt_kwargs: dict[str, Any] | None = None,
+        performance_report_path: str | None = None,
+    ) -> None:
+        require_dask()
+        super().__init__()
+        self._config = DaskSettings(
+            cluster_class=cluster_class,
+            cluster_kwargs=dict(cluster_kwargs or {}),
+            address=address,
+            client_kwargs=dict(client_kwargs or {}),
+            adapt_kwargs=dict(adapt_kwargs or {}),
+            performance_report_path=performance_report_path,
+        )
+        self.cluster_class = cluster_class
+        self.cluster_kwargs = cluster_kwargs
+        self.address = address
+        self.client_kwargs = client_kwargs
+        self.adapt_kwargs = adapt_kwargs
+        self.performance_report_path = performance_report_path
+        self._cluster: DaskCluster | None = None
+
+    @property
+    def client(self) -> Any:
+        """The ``distributed.Client`` of the running flow run (None outside one)."""
+        return self._cluster.client if self._cluster is not None else None
+
+    def __enter__(self) -> Self:
+        super().__enter__()
+        cluster = DaskCluster(self._config)
+        try:
+            cluster.start()
+        except BaseException:
+            cluster.close()
+            super().__exit__(None, None, None)
+            raise
+        self._cluster = cluster
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        cluster, self._cluster = self._cluster, None
+        try:
+            if cluster is not None:
+                cluster.close()
+        finally:
+            super().__exit__(exc_type, exc_value, traceback)
+
+    def submit(
+        self,
+        task: TaskRunnable,
+        parameters: dict[str, Any],
+        wait_for: Iterable[Any] | None = None,
+        dependencies: dict[str, Any] | None = None,
+    ) -> TaskRunFuture[Any]:
+        cluster = self._cluster
+        if cluster is None:
+            raise RuntimeError(
+                "The DaskTaskRunner must be started before submitting work: use it as a "
+                "context manager (with runner: ...), as flows do."
+            )
+        return cluster.dispatcher.submit_task(task, parameters, wait_for)
 
 
 def require_dask() -> None:
@@ -103,7 +224,7 @@ class DaskCluster:
 
     def __init__(self, settings: DaskSettings) -> None:
         self.settings = settings
-        self.dispatcher = Dispatcher(self)
+        self.dispatcher = Dispatcher(self, preparers=_PREPARERS)
         self.cluster: Any = None
         self.client: Any = None
         self._report: Any = None
@@ -181,22 +302,16 @@ class DaskCluster:
         dask_future.add_done_callback(landed)
         return outer
 
-    def lost(self, call: TaskCall, error: BaseException | None) -> str:
-        """The CRASHED message for a call whose worker died (or that came back unfinished)."""
+    def lost(self, call: TaskCall, error: BaseException | None) -> tuple[str, bool]:
+        """The CRASHED message for a call whose worker died (or raised), and whether it died."""
         from distributed.scheduler import KilledWorker
 
         if isinstance(error, KilledWorker):
             worker = error.last_worker
             pid = getattr(worker, "pid", 0)
             where = f"Dask worker {worker.address}" + (f", pid {pid}" if pid else "")
-            return process_died(where)
-        if error is None:
-            return process_died(
-                "a Dask worker",
-                "Dask ran it again on another worker after losing the first, and the service "
-                "refused the second run: the first one never ended.",
-            )
-        return process_died("a Dask worker", f"{type(error).__name__}: {error}")
+            return process_died(where), True
+        return stopped_short("a Dask worker", error), False
 
     def close(self) -> None:
         """Wait for every submitted call, then close the client and the temporary cluster."""

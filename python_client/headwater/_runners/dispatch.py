@@ -1,8 +1,8 @@
 """The parent's half of running task calls elsewhere, shared by the process and Dask runners.
 
-``submit`` never blocks: a call waits (as callbacks, holding no thread) until its upstream
-futures are done, is then prepared (its upstream results put in place of the futures, since
-futures cannot cross a process boundary) and shipped through a `Backend`. The state that comes
+``submit`` never blocks: a call with upstream futures waits for them on a parent thread, gets
+their results in place of the futures (futures cannot cross a process boundary), and is then
+shipped through a `Backend`; a call without is shipped at once. The state that comes
 back completes the future the runner handed out. When the other process died instead, the
 parent asks the service: a run that had started ends CRASHED (`headwater._runners.crash`),
 one that never started is shipped again, once the backend has replaced what it lost.
@@ -10,8 +10,9 @@ one that never started is shipped again, once the backend has replaced what it l
 
 from __future__ import annotations
 
+import contextvars
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
 from headwater._runners.child import unpack
@@ -19,11 +20,13 @@ from headwater._runners.crash import crash_task_run
 from headwater.exceptions import CrashedRun, MissingResult
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Iterable
 
     from headwater._engine.calls import TaskCall
+    from headwater._engine.runnable import TaskRunnable
     from headwater._states import State
     from headwater._transport.interface import Transport
+    from headwater.futures import TaskRunFuture
 
 __all__ = ["Backend", "Dispatcher"]
 
@@ -34,83 +37,120 @@ MAX_RESHIPS = 3
 class Backend(Protocol):
     """Where shipped calls run: a process pool, a Dask cluster."""
 
+    def check_reachable(self, address: str) -> None:
+        """Raise when the processes calls would run in cannot reach the service at ``address``."""
+        ...
+
     def ship(self, call: TaskCall, payload: bytes, address: str) -> Future[bytes]:
         """Start running ``payload`` (a pickled call) elsewhere; the future gets its answer."""
         ...
 
-    def lost(self, call: TaskCall, error: BaseException | None) -> str:
-        """Where the call ran and what became of it, for the CRASHED message.
+    def lost(self, call: TaskCall, error: BaseException | None) -> tuple[str, bool]:
+        """Why the call ended without a final state: the CRASHED message, and whether its
+        process died (then a call that never started is shipped again).
 
-        ``error`` is None when the call came back without a final state.
+        ``error`` is what the backend's future raised; None when the call came back without
+        a final state.
         """
         ...
 
 
 class Dispatcher:
-    """Turns submitted calls into futures of their final states, whatever process runs them."""
+    """Turns submitted calls into futures of their final states, whatever process runs them.
 
-    def __init__(self, backend: Backend) -> None:
+    Args:
+        backend: Where the calls run.
+        preparers: How many calls may wait for their upstream futures at once. Waiting needs
+            a thread each; since a call is always submitted after its upstream calls, the
+            oldest waiting call's upstreams are already shipped, so any number is safe.
+    """
+
+    def __init__(self, backend: Backend, preparers: int) -> None:
         self.backend = backend
+        self._preparer_count = preparers
+        self._preparers: ThreadPoolExecutor | None = None
         self._pending: set[Future[State[Any]]] = set()
         self._lock = threading.Lock()
 
-    def submit(
-        self,
-        task_run_id: str,
-        upstream: Iterable[Any],
-        prepare: Callable[[], TaskCall | State[Any]],
-        transport: Transport,
-    ) -> Future[State[Any]]:
-        """Ship a call once ``upstream`` futures are done; return the future of its state.
+    def submit_task(
+        self, task: TaskRunnable, parameters: dict[str, Any], wait_for: Iterable[Any] | None
+    ) -> TaskRunFuture[Any]:
+        """A runner's ``submit``: describe the call here (in the flow run), then `submit` it."""
+        from headwater._engine.calls import new_call
+        from headwater._transport.runtime import transport_for_call
+        from headwater.futures import ConcurrentTaskRunFuture
+
+        transport = transport_for_call()
+        self.backend.check_reachable(transport.address)
+        call = new_call(task, parameters, wait_for)
+        return ConcurrentTaskRunFuture(
+            call.task_run_id, self.submit(call, transport), task_name=task.name
+        )
+
+    def submit(self, call: TaskCall, transport: Transport) -> Future[State[Any]]:
+        """Ship ``call`` once its upstream futures are done; return the future of its state.
 
         Args:
-            task_run_id: The run's id, chosen at submit (the crash path proposes for it).
-            upstream: Futures (with ``add_done_callback``) the call waits for.
-            prepare: Called once they are done: the call to ship, or the final state the run
-                already reached without running (an upstream failed).
+            call: The call, its id chosen (the crash path proposes for it).
             transport: The flow run's transport: its address goes to the other process, and
                 the parent proposes CRASHED through it.
         """
+        from headwater._engine.calls import has_upstream
+
         outer: Future[State[Any]] = Future()
-        outer.set_running_or_notify_cancel()
         with self._lock:
             self._pending.add(outer)
         outer.add_done_callback(self._forget)
-        _when_done(list(upstream), lambda: self._start(task_run_id, prepare, transport, outer))
+        if has_upstream(call):
+            context = contextvars.copy_context()
+            self._preparer().submit(context.run, self._prepare, call, transport, outer)
+        else:
+            self._ship(call, transport, outer, 0)
         return outer
 
     def wait(self) -> None:
-        """Block until every submitted call has its final state (for the runner's exit)."""
+        """Block until every submitted call has its final state, then stop the preparers."""
         while True:
             with self._lock:
                 pending = list(self._pending)
             if not pending:
-                return
+                break
             for future in pending:
                 future.exception()  # waits; never raises the call's error
+        with self._lock:
+            preparers, self._preparers = self._preparers, None
+        if preparers is not None:
+            preparers.shutdown(wait=True)
+
+    def _preparer(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._preparers is None:
+                self._preparers = ThreadPoolExecutor(
+                    self._preparer_count, thread_name_prefix="headwater-upstream"
+                )
+            return self._preparers
 
     def _forget(self, future: Future[State[Any]]) -> None:
         with self._lock:
             self._pending.discard(future)
 
-    def _start(
-        self,
-        task_run_id: str,
-        prepare: Callable[[], TaskCall | State[Any]],
-        transport: Transport,
-        outer: Future[State[Any]],
-    ) -> None:
-        from headwater._states import State
+    def _prepare(self, call: TaskCall, transport: Transport, outer: Future[State[Any]]) -> None:
+        """Wait for the upstream runs, then ship the call with their results in place.
+
+        When an upstream did not complete, the run ends FAILED (NotReady) here, in the flow's
+        process: the task's function is not called, so there is nothing to ship.
+        """
+        from headwater._engine.calls import resolve_upstream, run_task_call
 
         try:
-            prepared = prepare()
+            resolved = resolve_upstream(call)
+            if resolved.upstream_failures:
+                outer.set_result(run_task_call(resolved, transport=transport))
+                return
         except BaseException as exc:
             outer.set_exception(exc)
             return
-        if isinstance(prepared, State):
-            outer.set_result(prepared)
-            return
-        self._ship(prepared, transport, outer, 0)
+        self._ship(resolved, transport, outer, 0)
 
     def _ship(
         self, call: TaskCall, transport: Transport, outer: Future[State[Any]], reships: int
@@ -128,6 +168,8 @@ class Dispatcher:
                 )
             )
             return
+        if not outer.running():
+            outer.set_running_or_notify_cancel()
         try:
             inner = self.backend.ship(call, payload, transport.address)
         except BaseException as exc:
@@ -180,33 +222,17 @@ class Dispatcher:
         from headwater._states import Crashed
 
         try:
-            message = self.backend.lost(call, error)
+            message, died = self.backend.lost(call, error)
             state = crash_task_run(transport, call.task_run_id, message)
-            if state is None and reships < MAX_RESHIPS:
-                self._ship(call, transport, outer, reships + 1)
-                return
-            if state is None:
+            if state is None:  # the service never saw the run: it did not start
+                if died and reships < MAX_RESHIPS:
+                    self._ship(call, transport, outer, reships + 1)
+                    return
+                if error is not None:
+                    outer.set_exception(error)
+                    return
                 state = Crashed(message=message, data=CrashedRun(message))
             outer.set_result(state)
         except BaseException as exc:
             if not outer.done():
                 outer.set_exception(exc)
-
-
-def _when_done(futures: list[Any], then: Callable[[], None]) -> None:
-    """Call ``then`` once every future is done (at once when there are none)."""
-    if not futures:
-        then()
-        return
-    remaining = [len(futures)]
-    lock = threading.Lock()
-
-    def one_done(_: Any) -> None:
-        with lock:
-            remaining[0] -= 1
-            last = remaining[0] == 0
-        if last:
-            then()
-
-    for future in futures:
-        future.add_done_callback(one_done)

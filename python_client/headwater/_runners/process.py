@@ -20,18 +20,81 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, Self
 
 from headwater._runners.child import run_shipped
-from headwater._runners.crash import process_died
+from headwater._runners.crash import process_died, stopped_short
 from headwater._runners.dispatch import Dispatcher
+from headwater.task_runners import TaskRunner
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from multiprocessing.queues import SimpleQueue
+    from types import TracebackType
 
     from headwater._engine.calls import TaskCall
+    from headwater._engine.runnable import TaskRunnable
+    from headwater.futures import TaskRunFuture
 
-__all__ = ["ProcessPool"]
+__all__ = ["ProcessPool", "ProcessPoolTaskRunner"]
 
 #: Set in each child by the pool's initializer: where it announces the calls it starts.
 _announce: SimpleQueue[tuple[str, int] | None] | None = None
+
+
+class ProcessPoolTaskRunner(TaskRunner):
+    """Runs submitted tasks in a pool of spawned processes, for CPU-bound work.
+
+    Each child reports its task runs' states to the flow run's service itself (see
+    `headwater._runners`); arguments and results travel pickled (cloudpickle), and a future
+    passed as an argument is resolved in the flow's process first. If a child dies mid-task,
+    that task run ends CRASHED and its future's result raises `CrashedRun`.
+
+    Because children are spawned, a script whose flow uses this runner must guard its entry
+    point with ``if __name__ == "__main__":``.
+
+    Args:
+        max_workers: The most processes to run at once; ``None`` means one per CPU.
+    """
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        super().__init__()
+        if max_workers is not None and (isinstance(max_workers, bool) or max_workers < 1):
+            raise ValueError(
+                f"max_workers must be a positive integer or None; got {max_workers!r}."
+            )
+        self.max_workers = max_workers
+        self._pool: ProcessPool | None = None
+
+    def __enter__(self) -> Self:
+        super().__enter__()
+        self._pool = ProcessPool(self.max_workers)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        pool, self._pool = self._pool, None
+        try:
+            if pool is not None:
+                pool.close()
+        finally:
+            super().__exit__(exc_type, exc_value, traceback)
+
+    def submit(
+        self,
+        task: TaskRunnable,
+        parameters: dict[str, Any],
+        wait_for: Iterable[Any] | None = None,
+        dependencies: dict[str, Any] | None = None,
+    ) -> TaskRunFuture[Any]:
+        pool = self._pool
+        if pool is None:
+            raise RuntimeError(
+                "The ProcessPoolTaskRunner must be started before submitting work: use it as "
+                "a context manager (with runner: ...), as flows do."
+            )
+        return pool.dispatcher.submit_task(task, parameters, wait_for)
 
 
 class ProcessPool:
@@ -43,7 +106,7 @@ class ProcessPool:
 
     def __init__(self, max_workers: int | None) -> None:
         self.max_workers = max_workers or os.cpu_count() or 1
-        self.dispatcher = Dispatcher(self)
+        self.dispatcher = Dispatcher(self, preparers=self.max_workers)
         self._context = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._executor: ProcessPoolExecutor | None = None
@@ -58,6 +121,9 @@ class ProcessPool:
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
+    def check_reachable(self, address: str) -> None:
+        """Children run on this machine, where every service address the flow uses works."""
+
     def ship(self, call: TaskCall, payload: bytes, address: str) -> Future[bytes]:
         """Run ``payload`` in a child; a pool broken by a dead child is replaced first."""
         with self._lock:
@@ -66,28 +132,24 @@ class ProcessPool:
                 future = executor.submit(_run_in_child, payload, address, call.task_run_id)
             except BrokenProcessPool:
                 executor.shutdown(wait=False, cancel_futures=True)
-                future = self._start().submit(
-                    _run_in_child, payload, address, call.task_run_id
-                )
+                future = self._start().submit(_run_in_child, payload, address, call.task_run_id)
         # A call that came back needs no pid; a lost one keeps it for `lost` to name.
         future.add_done_callback(
             lambda done: done.exception() is None and self._pids.pop(call.task_run_id, None)
         )
         return future
 
-    def lost(self, call: TaskCall, error: BaseException | None) -> str:
-        """The CRASHED message for a call whose child died (or whose pool was stopped)."""
+    def lost(self, call: TaskCall, error: BaseException | None) -> tuple[str, bool]:
+        """The CRASHED message for a call whose child died (or raised), and whether it died."""
         pid = self._pids.pop(call.task_run_id, None)
         where = f"pid {pid}" if pid is not None else "a process-pool child"
         if isinstance(error, BrokenProcessPool):
-            return process_died(
-                where,
+            detail = (
                 "A child of the ProcessPoolTaskRunner died, and the pool stopped every child "
-                "it had, this one included.",
+                "it had, this one included."
             )
-        if error is None:
-            return process_died(where, "It came back without a final state.")
-        return process_died(where, f"{type(error).__name__}: {error}")
+            return process_died(where, detail), True
+        return stopped_short(where, error), False
 
     def close(self) -> None:
         """Wait for every submitted call to end, then stop the children."""
