@@ -132,7 +132,9 @@ def pack(state: State[Any]) -> bytes:
         reason = ""
     else:
         data = None
-    bare = State(state.type, state.name, state.message, state.timestamp, state.id, data, None)
+    bare: State[Any] = State(
+        state.type, state.name, state.message, state.timestamp, state.id, data, None
+    )
     return bytes(cloudpickle.dumps(Returned(bare, pid, reason)))
 
 

@@ -137,7 +137,11 @@ class DaskTaskRunner(TaskRunner):
         cluster, self._cluster = self._cluster, None
         try:
             if cluster is not None:
-                cluster.close()
+                # An interrupt (Ctrl-C, SIGTERM, cancellation) cancels what is still on the
+                # cluster; a run that had started there ends CRASHED.
+                cluster.close(
+                    interrupted=exc_type is not None and not issubclass(exc_type, Exception)
+                )
         finally:
             super().__exit__(exc_type, exc_value, traceback)
 
@@ -157,15 +161,19 @@ class DaskTaskRunner(TaskRunner):
         return cluster.dispatcher.submit_task(task, parameters, wait_for)
 
 
-def require_dask() -> None:
-    """Raise a clear ImportError when dask.distributed is not installed (without importing it)."""
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported, found without importing it."""
     import importlib.util
 
     try:
-        found = importlib.util.find_spec("distributed") is not None
+        return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):  # a parent package broken, or the module blocked
-        found = False
-    if not found:
+        return False
+
+
+def require_dask() -> None:
+    """Raise a clear ImportError when dask.distributed is not installed (without importing it)."""
+    if not _installed("distributed"):
         raise ImportError(
             f"DaskTaskRunner needs dask.distributed, which is not installed: {INSTALL_HINT}"
         )
@@ -229,6 +237,8 @@ class DaskCluster:
         self.client: Any = None
         self._report: Any = None
         self._reachable: set[str] = set()
+        #: Dask futures of the calls on the cluster (cancelled on an interrupt).
+        self._shipped: set[Any] = set()
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -251,6 +261,13 @@ class DaskCluster:
             self.client = Client(self.cluster, **settings.client_kwargs)
         if settings.performance_report_path is not None:
             from distributed import performance_report
+
+            if isinstance(self.cluster, LocalCluster) and not _installed("bokeh"):
+                # The scheduler (here, in this process) renders the report with bokeh, and
+                # would fail only when the flow run ends.
+                raise ImportError(
+                    "performance_report_path needs bokeh to render Dask's report: pip install bokeh"
+                )
 
             self._report = performance_report(filename=settings.performance_report_path)
             self._report.__enter__()
@@ -294,11 +311,15 @@ class DaskCluster:
         )
 
         def landed(done: Any) -> None:
+            with self._lock:
+                self._shipped.discard(done)
             try:
                 outer.set_result(done.result())
             except BaseException as exc:
                 outer.set_exception(exc)
 
+        with self._lock:
+            self._shipped.add(dask_future)
         dask_future.add_done_callback(landed)
         return outer
 
@@ -313,9 +334,17 @@ class DaskCluster:
             return process_died(where), True
         return stopped_short("a Dask worker", error), False
 
-    def close(self) -> None:
-        """Wait for every submitted call, then close the client and the temporary cluster."""
+    def close(self, interrupted: bool = False) -> None:
+        """Wait for every submitted call, then close the client and the temporary cluster.
+
+        Args:
+            interrupted: Cancel the calls still on the cluster first.
+        """
         try:
+            if interrupted and self.client is not None:
+                with self._lock:
+                    shipped = list(self._shipped)
+                self.client.cancel(shipped)
             self.dispatcher.wait()
         finally:
             report, self._report = self._report, None

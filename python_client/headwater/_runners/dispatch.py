@@ -145,7 +145,9 @@ class Dispatcher:
         try:
             resolved = resolve_upstream(call)
             if resolved.upstream_failures:
-                outer.set_result(run_task_call(resolved, transport=transport))
+                # The engine finds the same failures again (the futures are done) and ends
+                # the run NotReady without calling the function.
+                outer.set_result(run_task_call(call, transport=transport))
                 return
         except BaseException as exc:
             outer.set_exception(exc)
@@ -185,6 +187,9 @@ class Dispatcher:
         reships: int,
         done: Future[bytes],
     ) -> None:
+        if done.cancelled():  # the runner stopped (an interrupt) before the call started
+            outer.set_result(_not_started())
+            return
         error = done.exception()
         if error is None:
             returned = unpack(done.result())
@@ -236,3 +241,13 @@ class Dispatcher:
         except BaseException as exc:
             if not outer.done():
                 outer.set_exception(exc)
+
+
+def _not_started() -> State[Any]:
+    """The state of a call dropped before it started: its run was never created."""
+    from headwater._states import Cancelled
+
+    return Cancelled(
+        message="The task run was not started: its flow run was interrupted before a worker "
+        "was free."
+    )

@@ -77,7 +77,9 @@ class ProcessPoolTaskRunner(TaskRunner):
         pool, self._pool = self._pool, None
         try:
             if pool is not None:
-                pool.close()
+                # An interrupt (Ctrl-C, SIGTERM, cancellation) drops the calls no child has
+                # started; started ones end (or crash) and report.
+                pool.close(interrupted=exc_type is not None and not issubclass(exc_type, Exception))
         finally:
             super().__exit__(exc_type, exc_value, traceback)
 
@@ -151,8 +153,16 @@ class ProcessPool:
             return process_died(where, detail), True
         return stopped_short(where, error), False
 
-    def close(self) -> None:
-        """Wait for every submitted call to end, then stop the children."""
+    def close(self, interrupted: bool = False) -> None:
+        """Wait for every submitted call to end, then stop the children.
+
+        Args:
+            interrupted: Drop the calls no child has started first.
+        """
+        if interrupted:
+            with self._lock:
+                if self._executor is not None:
+                    self._executor.shutdown(wait=False, cancel_futures=True)
         self.dispatcher.wait()
         with self._lock:
             executor, self._executor = self._executor, None
