@@ -20,6 +20,8 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from headwater._transport.channel import checked_target
+
 if TYPE_CHECKING:
     from headwater._engine.calls import TaskCall
     from headwater._states import State
@@ -29,6 +31,7 @@ __all__ = [
     "Returned",
     "pack",
     "run_shipped",
+    "shipping_from",
     "transport_to",
     "unpack",
     "unreachable",
@@ -38,6 +41,10 @@ __all__ = [
 #: one (a long-lived Dask worker that served flows of two services).
 _dedicated: dict[str, Transport] = {}
 _dedicated_lock = threading.Lock()
+
+#: The transports this process's flow runs ship calls with, by address: a call that runs in
+#: this very process (a Dask cluster of threads, ``processes=False``) uses the flow's own.
+_shipping: dict[str, Transport] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +74,12 @@ def transport_to(address: str) -> Transport:
     stream for this address.
     """
     from headwater._settings import get_settings, reset_settings
-    from headwater._transport.channel import checked_target
     from headwater._transport.runtime import default_transport, open_transport
 
     target = checked_target(address)
+    local = _shipping.get(target)
+    if local is not None:
+        return local
     if get_settings().api_url is None:
         os.environ["HEADWATER_API_URL"] = target
         reset_settings()
@@ -81,6 +90,13 @@ def transport_to(address: str) -> Transport:
         if transport is None:
             transport = _dedicated[target] = open_transport(target)
         return transport
+
+
+def shipping_from(transport: Transport) -> str:
+    """Note that this process ships calls reporting to ``transport``; return its address."""
+    address = transport.address
+    _shipping[checked_target(address)] = transport
+    return address
 
 
 def run_shipped(payload: bytes, address: str) -> bytes:
@@ -153,8 +169,6 @@ def unreachable(address: str, timeout: float = 5.0) -> str:
     an embedded service is a unix socket of the flow's machine, and a worker elsewhere would
     otherwise fail only once a task started, with a connection error far from its cause.
     """
-    from headwater._transport.channel import checked_target
-
     target = checked_target(address)
     try:
         if target.startswith("unix-abstract:"):

@@ -15,7 +15,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
-from headwater._runners.child import unpack
+from headwater._runners.child import shipping_from, unpack
 from headwater._runners.crash import crash_task_run
 from headwater.exceptions import CrashedRun, MissingResult
 
@@ -81,7 +81,7 @@ class Dispatcher:
         from headwater.futures import ConcurrentTaskRunFuture
 
         transport = transport_for_call()
-        self.backend.check_reachable(transport.address)
+        self.backend.check_reachable(shipping_from(transport))
         call = new_call(task, parameters, wait_for)
         return ConcurrentTaskRunFuture(
             call.task_run_id, self.submit(call, transport), task_name=task.name

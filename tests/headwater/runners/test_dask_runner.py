@@ -40,7 +40,8 @@ def reader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reader]:
 def scheduler() -> Iterator[tuple[str, set[int]]]:
     """A running 2-worker cluster, as a user's would be: its address and its workers' pids."""
     with (
-        distributed.LocalCluster(**TWO_WORKERS) as cluster,
+        # Its dashboard on a free port: 8787 stays for the temporary clusters of other tests.
+        distributed.LocalCluster(**TWO_WORKERS, dashboard_address=":0") as cluster,
         distributed.Client(cluster, set_as_default=False) as client,
     ):
         pids = set(client.run(os.getpid).values())
@@ -193,3 +194,26 @@ def test_importing_the_runners_does_not_import_dask() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_cluster_of_threads_in_this_process_reports_on_the_flows_stream(
+    reader: Reader,
+) -> None:
+    seen: dict[str, Any] = {}
+    threads = {
+        "n_workers": 1,
+        "processes": False,
+        "threads_per_worker": 2,
+        "dashboard_address": ":0",
+    }
+
+    @flow(name=unique(), task_runner=DaskTaskRunner(cluster_kwargs=threads))
+    def pipeline() -> list[tuple[int, int]]:
+        seen["flow_run_id"] = current_run_id()
+        return pid_of.map(range(2)).result()
+
+    assert {pid for _, pid in pipeline()} == {os.getpid()}
+    # The flow's process kept its own service: nothing pointed it elsewhere.
+    assert "HEADWATER_API_URL" not in os.environ
+    runs = stored(reader, seen["flow_run_id"])
+    assert {state_type(run) for run in runs.values()} == {StateType.COMPLETED}
