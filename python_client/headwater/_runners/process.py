@@ -117,12 +117,6 @@ class ProcessPool:
         #: task_run_id -> the pid of the child that started it (until its answer arrives).
         self._pids: dict[str, int] = {}
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
-
     def check_reachable(self, address: str) -> None:
         """Children run on this machine, where every service address the flow uses works."""
 
