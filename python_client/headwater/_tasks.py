@@ -521,6 +521,91 @@ class Task(Generic[P, R]):
             return_type="state" if return_state else "result",
         )
 
+    def submit(
+        self,
+        *args: Any,
+        return_state: bool = False,
+        wait_for: Iterable[Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Start a run of the task on the flow's task runner and return its future at once.
+
+        The run's id is known at once (``future.task_run_id``); ``future.result()`` waits for
+        it. Futures among the arguments (also inside lists, tuples and dicts) resolve to their
+        results before the run starts; if one of them did not complete, this run never runs
+        its function: it ends FAILED ("NotReady") and its result raises `UpstreamTaskError`
+        naming that upstream run. The flow run does not end before every run it submitted.
+
+        Inside a flow the flow's runner runs it (a `ThreadPoolTaskRunner` by default); inside
+        a task, a thread pool of that task run (it ends with the task); outside any run, a
+        process-wide thread pool, and the run is tracked on its own.
+
+        Args:
+            *args: Positional arguments for the task function.
+            return_state: Wait for the run and return its final `State` instead of a future.
+            wait_for: Futures that must end before this run starts (ordering without data).
+            **kwargs: Keyword arguments for the task function.
+
+        Returns:
+            A `headwater.futures.TaskRunFuture` (or the final `State` with ``return_state``).
+
+        Raises:
+            ParameterBindError: The arguments do not fit the function's signature.
+            TypeError: The task is a generator function (call it directly instead).
+        """
+        parameters = _parameters.get_call_parameters(self.fn, args, kwargs)
+        future = _submissions().runner().submit(self, parameters, wait_for=wait_for)
+        if return_state:
+            future.wait()
+            return future.state
+        return future
+
+    def map(
+        self,
+        *args: Any,
+        return_state: bool = False,
+        wait_for: Iterable[Any] | None = None,
+        deferred: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """Submit one run per item of the iterable arguments; return their futures in order.
+
+        Lists, tuples, ranges, sets, dicts (their keys) and other iterables are iterated in
+        step and must have the same length; strings, bytes and non-iterables go whole to every
+        run, as does an argument wrapped in `headwater.unmapped`. A future passed as an
+        argument is waited for and its result mapped over. Defaults of the function are not
+        mapped over.
+
+        Args:
+            *args: Positional arguments for the task function.
+            return_state: Wait for every run and return their final states as a list.
+            wait_for: Futures every run waits for before starting.
+            deferred: Not supported (Prefect's background task workers); must be False.
+            **kwargs: Keyword arguments for the task function.
+
+        Returns:
+            A `headwater.futures.PrefectFutureList` (a list of final states with
+            ``return_state``).
+
+        Raises:
+            MappingMissingIterable: No argument is iterable.
+            MappingLengthMismatch: The iterable arguments differ in length.
+            ParameterBindError: The arguments do not fit the function's signature.
+            NotImplementedError: ``deferred=True``.
+        """
+        if deferred:
+            raise NotImplementedError(
+                f"{self.name}.map(deferred=True) is not available in Headwater: there are no "
+                "background task workers. Call .map() without deferred to run the calls on the "
+                "flow's task runner."
+            )
+        parameters = _parameters.get_call_parameters(self.fn, args, kwargs, apply_defaults=False)
+        futures = _submissions().runner().map(self, parameters, wait_for=wait_for)
+        if return_state:
+            futures.wait()
+            return [future.state for future in futures]
+        return futures
+
 
 @overload
 def task(__fn: Callable[P, R], /) -> Task[P, R]: ...
@@ -632,6 +717,13 @@ def task(
     if isinstance(__fn, classmethod | staticmethod):
         raise TypeError(f"@{type(__fn).__name__} should be applied on top of @task")
     return Task(fn=__fn, **options)
+
+
+def _submissions() -> Any:
+    """Where a submit made here goes (the engine, with grpc, loads on the first call)."""
+    from headwater._engine.submissions import current_submissions
+
+    return current_submissions()
 
 
 if TYPE_CHECKING:

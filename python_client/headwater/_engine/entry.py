@@ -14,10 +14,11 @@ from headwater._engine.generators import run_async_generator, run_generator
 from headwater._engine.machine import ReturnType, RunEngine
 
 if TYPE_CHECKING:
+    from headwater._engine.calls import TaskCall
     from headwater._engine.runnable import Runnable, TaskRunnable
     from headwater._transport.interface import Transport
 
-__all__ = ["ReturnType", "run", "run_task"]
+__all__ = ["ReturnType", "run", "run_call", "run_task"]
 
 
 def run(
@@ -69,11 +70,22 @@ def run_task(
     """Run one task call as a task run, on the same state machine and drivers as flows.
 
     Inside a flow run the task run belongs to it; outside any, it is tracked on its own.
-    Returns and raises as `run` does (``TaskRunTimeoutError`` for a timed-out attempt).
+    Futures and states among the parameters resolve to their results first; ``wait_for``
+    futures must end first. Returns and raises as `run` does (``TaskRunTimeoutError`` for a
+    timed-out attempt, `UpstreamTaskError` when an upstream run did not complete).
     """
+    from headwater._engine.calls import new_call
+
+    return run_call(
+        new_call(task, parameters, wait_for), transport=transport, return_type=return_type
+    )
+
+
+def run_call(call: TaskCall, *, transport: Transport, return_type: ReturnType = "result") -> Any:
+    """Run a task call described beforehand (`headwater._engine.calls.TaskCall`)."""
     from headwater._engine.tasks import TaskEngine
 
-    return _drive(TaskEngine(task, parameters, return_type, transport), wait_for)
+    return _drive(TaskEngine(call, return_type, transport), None)
 
 
 def _drive(engine: RunEngine, wait_for: Iterable[Any] | None) -> Any:
