@@ -281,7 +281,7 @@ def resolve_futures_to_results(expr: Any) -> Any:
 
 def _futures_in(expr: Any) -> Iterator[TaskRunFuture[Any]]:
     """Every future inside ``expr`` (not inside a `quote`)."""
-    from headwater.utilities.annotations import BaseAnnotation, quote
+    from headwater._annotations import BaseAnnotation, quote
 
     stack = [expr]
     while stack:
@@ -299,7 +299,7 @@ def _futures_in(expr: Any) -> Iterator[TaskRunFuture[Any]]:
 
 def _replace_futures(expr: Any, replace: Callable[[TaskRunFuture[Any]], Any]) -> Any:
     """A copy of ``expr`` with ``replace(future)`` for each future (same container types)."""
-    from headwater.utilities.annotations import BaseAnnotation, quote
+    from headwater._annotations import BaseAnnotation, quote
 
     if isinstance(expr, TaskRunFuture):
         return replace(expr)

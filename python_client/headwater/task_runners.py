@@ -95,8 +95,8 @@ class TaskRunner(abc.ABC):
             MappingMissingIterable: No parameter is iterable.
             MappingLengthMismatch: The iterable parameters differ in length.
         """
+        from headwater._annotations import BaseAnnotation, allow_failure, quote, unmapped
         from headwater.futures import PrefectFutureList, TaskRunFuture
-        from headwater.utilities.annotations import BaseAnnotation, allow_failure, quote, unmapped
 
         iterable: dict[str, list[Any]] = {}
         static: dict[str, Any] = {}

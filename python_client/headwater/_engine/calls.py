@@ -185,9 +185,9 @@ def resolve_upstream(call: TaskCall) -> TaskCall:
 
 
 def _holds_upstream(expr: Any) -> bool:
+    from headwater._annotations import BaseAnnotation
     from headwater._states import State
     from headwater.futures import TaskRunFuture
-    from headwater.utilities.annotations import BaseAnnotation
 
     stack = [expr]
     while stack:
@@ -203,10 +203,10 @@ def _holds_upstream(expr: Any) -> bool:
 
 def _resolve(expr: Any, *, allow_failure: bool, failures: list[UpstreamFailure]) -> Any:
     """``expr`` with futures and states replaced by their results (see `resolve_upstream`)."""
+    from headwater._annotations import BaseAnnotation, quote
+    from headwater._annotations import allow_failure as allow_failure_type
     from headwater._states import State, StateType
     from headwater.futures import TaskRunFuture
-    from headwater.utilities.annotations import BaseAnnotation, quote
-    from headwater.utilities.annotations import allow_failure as allow_failure_type
 
     if isinstance(expr, quote):
         return expr.unwrap()
