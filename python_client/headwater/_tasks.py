@@ -521,6 +521,15 @@ class Task(Generic[P, R]):
             return_type="state" if return_state else "result",
         )
 
+    def _check_submittable(self, method: str) -> None:
+        """Generator tasks yield to their caller as they go, which a submitted run cannot."""
+        if self.isgenerator:
+            raise TypeError(
+                f"Task {self.name!r} is a generator function, which cannot be run with "
+                f".{method}(): its values are yielded to the caller as they come. Call it "
+                "directly inside the flow instead."
+            )
+
     def submit(
         self,
         *args: Any,
@@ -553,6 +562,7 @@ class Task(Generic[P, R]):
             ParameterBindError: The arguments do not fit the function's signature.
             TypeError: The task is a generator function (call it directly instead).
         """
+        self._check_submittable("submit")
         parameters = _parameters.get_call_parameters(self.fn, args, kwargs)
         future = _submissions().runner().submit(self, parameters, wait_for=wait_for)
         if return_state:
@@ -599,6 +609,7 @@ class Task(Generic[P, R]):
                 "background task workers. Call .map() without deferred to run the calls on the "
                 "flow's task runner."
             )
+        self._check_submittable("map")
         parameters = _parameters.get_call_parameters(self.fn, args, kwargs, apply_defaults=False)
         futures = _submissions().runner().map(self, parameters, wait_for=wait_for)
         if return_state:

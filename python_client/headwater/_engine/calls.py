@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 __all__ = ["TaskCall", "UpstreamFailure", "new_call", "resolve_upstream", "run_task_call"]
 
+#: The name of the FAILED state of a run that never ran because an upstream did not complete.
+NOT_READY = "NotReady"
+
 
 @dataclass(frozen=True)
 class UpstreamFailure:
@@ -55,7 +58,10 @@ class UpstreamFailure:
     def describe(self) -> str:
         """The upstream run in words, for the downstream run's state and error."""
         who = f"{self.task_name!r} " if self.task_name else ""
-        why = f": {self.message}" if self.message else ""
+        if self.state_name == NOT_READY:
+            why = " (a run it depends on did not complete)"
+        else:
+            why = f" ({self.message.rstrip('.')})" if self.message else ""
         return f"task run {who}'{self.task_run_id}' ended {self.state_name}{why}"
 
 

@@ -161,7 +161,9 @@ def failed(
 
 def not_ready(exc: UpstreamTaskError) -> Proposal:
     """FAILED ("NotReady") for a task run whose upstream did not complete: it never ran."""
-    return Proposal(Failed(data=exc, message=str(exc), name="NotReady"), failure=exc)
+    from headwater._engine.calls import NOT_READY
+
+    return Proposal(Failed(data=exc, message=str(exc), name=NOT_READY), failure=exc)
 
 
 def parameters_failed(exc: ParameterTypeError) -> Proposal:

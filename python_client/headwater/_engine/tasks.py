@@ -128,6 +128,8 @@ class TaskEngine(RunEngine):
     def create_or_load(self) -> None:
         if has_upstream(self.call):
             self._upstream_resolved(resolve_upstream(self.call))
+        elif self.call.upstream_failures:  # resolved where it was submitted
+            self._upstream_resolved(self.call)
         if self.upstream_error is not None:
             self._created(self.transport.create_task_run(self._spec()), None)
         else:
@@ -137,6 +139,8 @@ class TaskEngine(RunEngine):
         if has_upstream(self.call):
             # Waiting for upstream runs blocks: not on the event loop.
             self._upstream_resolved(await asyncio.to_thread(resolve_upstream, self.call))
+        elif self.call.upstream_failures:
+            self._upstream_resolved(self.call)
         if self.upstream_error is not None:
             self._created(await self.transport.acreate_task_run(self._spec()), None)
         else:
@@ -150,7 +154,7 @@ class TaskEngine(RunEngine):
             self.upstream_error = UpstreamTaskError(
                 "Upstream "
                 + "; ".join(failure.describe() for failure in call.upstream_failures)
-                + f". Task {self.task.name!r} did not run: its inputs were never produced."
+                + f", so task {self.task.name!r} did not run."
             )
 
     def _started_by(self, decision: Decision) -> None:
