@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     import logging
 
     from headwater._engine.runnable import Runnable
-    from headwater._engine.submissions import Submissions
     from headwater._runs import FlowRun, TaskRun
     from headwater._transport.interface import Transport
 
@@ -190,10 +189,6 @@ _current_flow_run: contextvars.ContextVar[FlowRunContext | None] = contextvars.C
 )
 _current_task_run: contextvars.ContextVar[TaskRunContext | None] = contextvars.ContextVar(
     "headwater_task_run", default=None
-)
-#: Where ``.submit()`` goes: the innermost run's task runner (a flow run's, or a task run's).
-_current_submissions: contextvars.ContextVar[Submissions | None] = contextvars.ContextVar(
-    "headwater_submissions", default=None
 )
 _current_tags: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
     "headwater_tags", default=frozenset()

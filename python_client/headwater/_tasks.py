@@ -510,7 +510,7 @@ class Task(Generic[P, R]):
             BaseException: Whatever the function raised, once no retry is left.
         """
         parameters = _parameters.get_call_parameters(self.fn, args, kwargs)
-        from headwater._engine.entry import run_task
+        from headwater._engine.calls import run_task
         from headwater._transport.runtime import transport_for_call
 
         return run_task(
@@ -564,7 +564,7 @@ class Task(Generic[P, R]):
         """
         self._check_submittable("submit")
         parameters = _parameters.get_call_parameters(self.fn, args, kwargs)
-        future = _submissions().runner().submit(self, parameters, wait_for=wait_for)
+        future = _runner().submit(self, parameters, wait_for=wait_for)
         if return_state:
             future.wait()
             return future.state
@@ -611,7 +611,7 @@ class Task(Generic[P, R]):
             )
         self._check_submittable("map")
         parameters = _parameters.get_call_parameters(self.fn, args, kwargs, apply_defaults=False)
-        futures = _submissions().runner().map(self, parameters, wait_for=wait_for)
+        futures = _runner().map(self, parameters, wait_for=wait_for)
         if return_state:
             futures.wait()
             return [future.state for future in futures]
@@ -730,15 +730,18 @@ def task(
     return Task(fn=__fn, **options)
 
 
-def _submissions() -> Any:
-    """Where a submit made here goes (the engine, with grpc, loads on the first call)."""
+def _runner() -> TaskRunner:
+    """The entered task runner a submit made here goes to (the engine loads on first use)."""
     from headwater._engine.submissions import current_submissions
+    from headwater.task_runners import ThreadPoolTaskRunner
 
-    return current_submissions()
+    runner: TaskRunner = current_submissions().runner(ThreadPoolTaskRunner)
+    return runner
 
 
 if TYPE_CHECKING:
     from headwater._engine.runnable import Runnable
+    from headwater.task_runners import TaskRunner
 
     def _runs_on_the_engine(task: Task[..., Any]) -> Runnable:
         """mypy checks here that a task is a `Runnable`, so it runs on the flows' engine."""

@@ -230,6 +230,7 @@ class ThreadPoolTaskRunner(TaskRunner):
         import contextvars
 
         from headwater._engine.calls import new_call, run_task_call
+        from headwater._transport.runtime import transport_for_call
         from headwater.futures import ConcurrentTaskRunFuture
 
         executor = self._executor
@@ -240,7 +241,8 @@ class ThreadPoolTaskRunner(TaskRunner):
             )
         call = new_call(task, parameters, wait_for)
         context = contextvars.copy_context()
-        wrapped = executor.submit(context.run, run_task_call, call)
+        transport = transport_for_call(None)
+        wrapped = executor.submit(context.run, run_task_call, call, transport=transport)
         return ConcurrentTaskRunFuture(call.task_run_id, wrapped, task_name=task.name)
 
 

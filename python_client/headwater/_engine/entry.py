@@ -14,11 +14,10 @@ from headwater._engine.generators import run_async_generator, run_generator
 from headwater._engine.machine import ReturnType, RunEngine
 
 if TYPE_CHECKING:
-    from headwater._engine.calls import TaskCall
-    from headwater._engine.runnable import Runnable, TaskRunnable
+    from headwater._engine.runnable import Runnable
     from headwater._transport.interface import Transport
 
-__all__ = ["ReturnType", "run", "run_call", "run_task"]
+__all__ = ["ReturnType", "drive", "run"]
 
 
 def run(
@@ -56,39 +55,10 @@ def run(
         TerminationSignal: The process got SIGTERM during the run (the run is CRASHED).
         BaseException: Whatever the function raised, re-raised as the same object.
     """
-    return _drive(RunEngine(runnable, parameters, return_type, flow_run_id, transport), wait_for)
+    return drive(RunEngine(runnable, parameters, return_type, flow_run_id, transport), wait_for)
 
 
-def run_task(
-    task: TaskRunnable,
-    parameters: dict[str, Any],
-    *,
-    transport: Transport,
-    wait_for: Iterable[Any] | None = None,
-    return_type: ReturnType = "result",
-) -> Any:
-    """Run one task call as a task run, on the same state machine and drivers as flows.
-
-    Inside a flow run the task run belongs to it; outside any, it is tracked on its own.
-    Futures and states among the parameters resolve to their results first; ``wait_for``
-    futures must end first. Returns and raises as `run` does (``TaskRunTimeoutError`` for a
-    timed-out attempt, `UpstreamTaskError` when an upstream run did not complete).
-    """
-    from headwater._engine.calls import new_call
-
-    return run_call(
-        new_call(task, parameters, wait_for), transport=transport, return_type=return_type
-    )
-
-
-def run_call(call: TaskCall, *, transport: Transport, return_type: ReturnType = "result") -> Any:
-    """Run a task call described beforehand (`headwater._engine.calls.TaskCall`)."""
-    from headwater._engine.tasks import TaskEngine
-
-    return _drive(TaskEngine(call, return_type, transport), None)
-
-
-def _drive(engine: RunEngine, wait_for: Iterable[Any] | None) -> Any:
+def drive(engine: RunEngine, wait_for: Iterable[Any] | None) -> Any:
     """Hand the call to the driver for its kind of function."""
     runnable = engine.flow
     if runnable.isasync:

@@ -14,7 +14,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from headwater._context import _current_flow_run, _current_submissions
+from headwater._context import _current_flow_run
+from headwater._engine.submissions import _current_submissions
 from headwater._engine.timeouts import RunTimeout
 from headwater._logging import capture_prints, release_prints
 from headwater.exceptions import TerminationSignal

@@ -161,7 +161,7 @@ def failed(
 
 def not_ready(exc: UpstreamTaskError) -> Proposal:
     """FAILED ("NotReady") for a task run whose upstream did not complete: it never ran."""
-    from headwater._engine.calls import NOT_READY
+    from headwater._engine.task_call import NOT_READY
 
     return Proposal(Failed(data=exc, message=str(exc), name=NOT_READY), failure=exc)
 

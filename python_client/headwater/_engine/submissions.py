@@ -15,15 +15,29 @@ pool they wait for. Calls made outside any run use one process-wide thread pool.
 
 from __future__ import annotations
 
+import contextvars
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Protocol
 
-from headwater._context import _current_submissions
+__all__ = ["Runner", "Submissions", "current_submissions"]
 
-if TYPE_CHECKING:
-    from headwater.task_runners import TaskRunner
 
-__all__ = ["Submissions", "current_submissions"]
+class Runner(Protocol):
+    """What this module needs of a `headwater.task_runners.TaskRunner` (the engine does not
+    import that module: runners import the engine)."""
+
+    def duplicate(self) -> Any: ...
+
+    def __enter__(self) -> Any: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> Any: ...
 
 
 class Submissions:
@@ -31,9 +45,9 @@ class Submissions:
 
     __slots__ = ("_lock", "_runner", "_template")
 
-    def __init__(self, template: TaskRunner | None = None) -> None:
+    def __init__(self, template: Runner | None = None) -> None:
         self._template = template
-        self._runner: TaskRunner | None = None
+        self._runner: Any = None
         self._lock = threading.Lock()
 
     @property
@@ -41,18 +55,19 @@ class Submissions:
         """Whether a runner is in use (something was submitted since the last `close`)."""
         return self._runner is not None
 
-    def runner(self) -> TaskRunner:
-        """The entered runner to submit to; the first call of an attempt enters a copy."""
+    def runner(self, default: Callable[[], Runner]) -> Any:
+        """The entered runner to submit to; the first call of an attempt enters a copy.
+
+        Args:
+            default: Makes the runner to copy when the run has none of its own (a task run,
+                or code outside any run).
+        """
         runner = self._runner
         if runner is None:
             with self._lock:
                 runner = self._runner
                 if runner is None:
-                    template = self._template
-                    if template is None:
-                        from headwater.task_runners import ThreadPoolTaskRunner
-
-                        template = ThreadPoolTaskRunner()
+                    template = self._template if self._template is not None else default()
                     runner = template.duplicate()
                     runner.__enter__()
                     self._runner = runner
@@ -73,6 +88,12 @@ class Submissions:
             else:
                 runner.__exit__(type(interrupt), interrupt, interrupt.__traceback__)
 
+
+#: Where ``.submit()`` goes: the innermost run's (a flow run's, or a task run's). Set by the
+#: engine while the run's code runs; copied into worker threads with the rest of the context.
+_current_submissions: contextvars.ContextVar[Submissions | None] = contextvars.ContextVar(
+    "headwater_submissions", default=None
+)
 
 _loose_lock = threading.Lock()
 _loose: Submissions | None = None

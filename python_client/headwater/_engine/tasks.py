@@ -16,12 +16,13 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from headwater._context import TaskRunContext, _current_submissions, _current_task_run
+from headwater._context import TaskRunContext, _current_task_run
 from headwater._engine import outcomes
-from headwater._engine.calls import TaskCall, has_upstream, resolve_upstream
 from headwater._engine.machine import RunEngine
 from headwater._engine.run import _wait_seconds
 from headwater._engine.setup import dump_parameters, run_name
+from headwater._engine.submissions import _current_submissions
+from headwater._engine.task_call import TaskCall, has_upstream, resolve_upstream
 from headwater._logging import TASK_RUN_LOGGER, RunLoggerAdapter, capture_prints, release_prints
 from headwater._transport.interface import DecisionKind, TaskRunSpec
 from headwater.exceptions import Abort, ServiceUnavailable, TaskRunTimeoutError, UpstreamTaskError

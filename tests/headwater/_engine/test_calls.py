@@ -15,6 +15,8 @@ import pytest
 from engine_support import Reader, current_run_id, sdk_target, unique
 from headwater import Completed, Failed, StateType, flow, tags, task
 from headwater._engine.calls import TaskCall, new_call, resolve_upstream, run_task_call
+from headwater._transport.interface import Transport
+from headwater._transport.runtime import transport_for_call
 from headwater.exceptions import UpstreamTaskError
 
 
@@ -25,6 +27,11 @@ def reader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reader]:
         reader = Reader()
         yield reader
         reader.close()
+
+
+def here() -> Transport:
+    """The process's transport (the embedded service), as a runner in this process opens it."""
+    return transport_for_call(None)
 
 
 @task(tags=["own"])
@@ -68,7 +75,7 @@ def test_a_call_survives_cloudpickle_and_runs_on_the_other_side(reader: Reader) 
     payload, flow_run_id = pipeline()
     call = pickle.loads(payload)
     assert isinstance(call, TaskCall) and call.parameters == {"x": 5}
-    state = run_task_call(call)
+    state = run_task_call(call, transport=here())
     assert state.type is StateType.COMPLETED and state.result() == 15
     (stored,) = reader.client.list_task_runs(flow_run_id)
     assert stored.id == call.task_run_id
@@ -81,7 +88,7 @@ def test_run_task_call_returns_a_failed_state_rather_than_raising(reader: Reader
     def broken() -> None:
         raise KeyError("missing")
 
-    state = run_task_call(new_call(broken, {}))
+    state = run_task_call(new_call(broken, {}), transport=here())
     assert state.type is StateType.FAILED
     with pytest.raises(KeyError, match="missing"):
         state.result()
@@ -92,7 +99,7 @@ def test_run_task_call_runs_an_async_task_on_a_loop_of_its_own(reader: Reader) -
     async def double(x: int) -> int:
         return 2 * x
 
-    assert run_task_call(new_call(double, {"x": 4})).result() == 8
+    assert run_task_call(new_call(double, {"x": 4}), transport=here()).result() == 8
 
 
 def test_run_task_call_refuses_generator_tasks() -> None:
@@ -118,7 +125,7 @@ def test_resolve_upstream_replaces_states_and_records_failures(reader: Reader) -
     (failure,) = resolved.upstream_failures
     assert failure.state_name == "Failed" and failure.message == "it broke"
 
-    state = run_task_call(call)
+    state = run_task_call(call, transport=here())
     assert state.type is StateType.FAILED and state.name == "NotReady"
     with pytest.raises(UpstreamTaskError, match="it broke"):
         state.result()
@@ -133,5 +140,19 @@ def test_a_call_with_resolved_upstream_failures_never_runs(reader: Reader) -> No
 
     call = resolve_upstream(new_call(record, {"x": Failed(message="no")}))
     # As a process runner ships it: resolved on the submitting side, run on the other.
-    state = run_task_call(pickle.loads(cloudpickle.dumps(call)))
+    state = run_task_call(pickle.loads(cloudpickle.dumps(call)), transport=here())
     assert state.name == "NotReady" and ran == []
+
+
+def test_outside_a_flow_run_a_transport_must_be_given() -> None:
+    with pytest.raises(ValueError, match="transport"):
+        run_task_call(new_call(add, {"x": 1}))
+
+
+def test_inside_a_flow_run_its_transport_is_used(reader: Reader) -> None:
+    @flow(name=unique())
+    def pipeline() -> int:
+        state = run_task_call(new_call(add, {"x": 1}))
+        return state.result() + len(reader.client.list_task_runs(current_run_id()))
+
+    assert pipeline() == 3
