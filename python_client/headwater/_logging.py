@@ -19,7 +19,13 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from headwater._context import FlowRunContext, _current_flow_run, get_run_context
+from headwater._context import (
+    FlowRunContext,
+    TaskRunContext,
+    _current_flow_run,
+    _current_task_run,
+    get_run_context,
+)
 from headwater._transport.interface import LogLine
 from headwater.exceptions import MissingContextError
 
@@ -96,10 +102,11 @@ def _transport_of(context: FlowRunContext | None) -> Transport:
 
 
 class _ServiceHandler(logging.Handler):
-    """Turns records that carry a flow run id into log lines for the service.
+    """Turns records that carry a flow run id or a task run id into log lines for the service.
 
     A record logged outside any run context (a run logger kept after its run ended, used from
-    another thread) goes to the process's default transport.
+    another thread, or the logger of a task called outside any flow) goes to the process's
+    default transport.
     """
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -107,10 +114,13 @@ class _ServiceHandler(logging.Handler):
             return
         context = _current_flow_run.get()
         flow_run_id = getattr(record, "flow_run_id", None)
+        task_run_id = getattr(record, "task_run_id", None) or ""
         if not flow_run_id:
-            if context is None:
+            if context is not None:
+                flow_run_id = context.flow_run_id
+            elif not task_run_id:
                 return
-            flow_run_id = context.flow_run_id
+            # else: a task run called outside any flow; its lines belong to it alone.
         try:
             message = record.getMessage()
             if record.exc_info:
@@ -118,12 +128,12 @@ class _ServiceHandler(logging.Handler):
                     record.exc_text = _formatter.formatException(record.exc_info)
                 message = f"{message}\n{record.exc_text}"
             line = LogLine(
-                flow_run_id=flow_run_id,
+                flow_run_id=flow_run_id or "",
                 logger_name=record.name,
                 level=record.levelno,
                 message=message,
                 created=record.created,
-                task_run_id=getattr(record, "task_run_id", None) or "",
+                task_run_id=task_run_id,
             )
             _transport_of(context).ship_log(line)
         except Exception:
@@ -196,8 +206,17 @@ _print_users = 0
 def _print_to_run_logger(
     *args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False
 ) -> None:
-    """``print`` while a ``log_prints`` run may be active: its lines go to the run logger."""
-    context = _current_flow_run.get()
+    """``print`` while a ``log_prints`` run may be active: its lines go to the run logger.
+
+    Inside a task the task run's setting and logger apply (its lines carry the task run's id),
+    unless a subflow called from the task is what runs now.
+    """
+    context: FlowRunContext | TaskRunContext | None = _current_flow_run.get()
+    task_context = _current_task_run.get()
+    if task_context is not None and (
+        context is None or task_context.flow_run_id == context.flow_run_id
+    ):
+        context = task_context
     if (
         context is None
         or not context.log_prints

@@ -37,6 +37,7 @@ __all__ = [
     "ResultStorage",
     "Serializer",
     "default_storage_basepath",
+    "format_storage_key",
     "inline_json",
     "load_result",
     "persist_result",
@@ -403,6 +404,31 @@ class ResultReference:
         return cls(storage_key=str(data["storage_key"]), serializer=str(data["serializer"]))
 
 
+def format_storage_key(template: str, parameters: dict[str, Any], **names: Any) -> str:
+    """The key a task's ``result_storage_key`` template names for one run, as Prefect formats it.
+
+    The template is a `str.format` string with ``parameters`` (the task's inputs by name) and
+    ``names`` (the engine passes the `headwater.runtime` modules ``flow_run`` and ``task_run``):
+    ``"{parameters[day]}.json"``, ``"{flow_run.name}/{task_run.name}.pkl"``.
+
+    Raises:
+        ValueError: The template names something that does not exist; the run then fails with
+            this message.
+    """
+    try:
+        key = template.format(**names, parameters=parameters)
+    except (KeyError, IndexError, AttributeError, ValueError) as exc:
+        raise ValueError(
+            f"result_storage_key {template!r} cannot be formatted ({type(exc).__name__}: "
+            f"{exc}). It may use {{parameters[NAME]}} for the task's inputs "
+            f"({', '.join(sorted(parameters)) or 'none'}), and {{flow_run.ATTR}} or "
+            "{task_run.ATTR} from headwater.runtime."
+        ) from None
+    if not key:
+        raise ValueError(f"result_storage_key {template!r} formats to an empty key.")
+    return key
+
+
 def persist_result(
     value: Any,
     storage: Any = None,
@@ -460,4 +486,17 @@ def load_result(ref: ResultReference, storage: Any = None) -> Any:
             "longer exists. It may have been deleted, or written on another machine; run the "
             "flow again to produce it, or point result storage at shared storage."
         ) from exc
-    return serializer.loads(blob)
+    except OSError as exc:
+        raise MissingResult(
+            f"The result stored at {ref.storage_key!r} cannot be read ({clause(exc)}). Check "
+            "that this process may read the result storage."
+        ) from exc
+    try:
+        return serializer.loads(blob)
+    except Exception as exc:
+        raise MissingResult(
+            f"The result stored at {ref.storage_key!r} cannot be decoded with serializer "
+            f"{ref.serializer!r} ({type(exc).__name__}: {clause(exc)}). The file was changed "
+            "after it was written, or needs a package this process lacks (install it, or "
+            "load the result where it was written)."
+        ) from exc

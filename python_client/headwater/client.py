@@ -20,6 +20,12 @@ Example::
     with get_client(sync_client=True) as client:
         run = client.get_flow_run(run_id)
         print(client.get_flow_run_result(run.id))
+        for task_run in client.list_task_runs(run.id):
+            print(task_run.name, client.get_task_run_result(task_run.id))
+
+Prefect's client calls these ``read_flow_run``, ``read_task_run``, ``read_task_runs`` and
+``read_logs``; here they are ``get_flow_run``, ``get_task_run``, ``list_task_runs`` and
+``list_logs``, and a run's result is ``run.state.result()`` in both.
 """
 
 from __future__ import annotations
@@ -199,13 +205,65 @@ class HeadwaterClient:
 
     # --------------------------------------------------------------- task runs, logs
 
-    def list_task_runs(self, flow_run_id: str, limit: int = 10_000) -> list[TaskRun]:
-        """The task runs of a flow run, in creation order."""
-        return self._runner.collect(ops.list_task_runs(flow_run_id, limit))
+    def get_task_run(self, task_run_id: str) -> TaskRun:
+        """One task run with its current state (``state.result()`` reads its result)."""
+        return self._runner.call(ops.get_task_run(task_run_id))
 
-    def list_logs(self, flow_run_id: str, *, min_level: int = 0, limit: int = 10_000) -> list[Log]:
-        """The log lines of a flow run at ``min_level`` or above, oldest first."""
-        return self._runner.collect(ops.list_logs(flow_run_id, min_level, limit))
+    def list_task_runs(
+        self,
+        flow_run_id: str = "",
+        limit: int = 10_000,
+        *,
+        state_types: Iterable[Any] = (),
+        task_key: str = "",
+        newest_first: bool = False,
+    ) -> list[TaskRun]:
+        """Task runs in creation order (``newest_first`` for the latest), matching every filter.
+
+        Args:
+            flow_run_id: Only the task runs of this flow run; empty: task runs of any flow run,
+                and those called outside any flow.
+            limit: The most task runs to return (pages are fetched as needed).
+            state_types: Only task runs in these states ("COMPLETED", `StateType` values, ...).
+            task_key: Only runs of this task definition.
+            newest_first: Newest first instead of in creation order.
+        """
+        return self._runner.collect(
+            ops.list_task_runs(
+                flow_run_id,
+                limit,
+                state_types=state_types,
+                task_key=task_key,
+                newest_first=newest_first,
+            )
+        )
+
+    def list_task_run_states(self, task_run_id: str) -> list[State[Any]]:
+        """Every state the task run has been in, oldest first, each with its ``timestamp``."""
+        return self._runner.collect(ops.list_task_run_states(task_run_id))
+
+    def get_task_run_result(self, task_run_id: str, *, raise_on_failure: bool = True) -> Any:
+        """The result of a finished task run, read back from result storage when persisted.
+
+        Raises:
+            UnfinishedRun: The task run has not reached a final state.
+            MissingResult: The result was persisted but can no longer be read.
+            Exception: What made the task run fail (unless ``raise_on_failure`` is False, which
+                returns it instead).
+        """
+        return _result_of(self.get_task_run(task_run_id), raise_on_failure)
+
+    def list_logs(
+        self,
+        flow_run_id: str = "",
+        *,
+        task_run_id: str = "",
+        min_level: int = 0,
+        limit: int = 10_000,
+    ) -> list[Log]:
+        """Log lines at ``min_level`` or above, oldest first: a flow run's (its task runs'
+        included), or one task run's (also one called outside any flow) with ``task_run_id``."""
+        return self._runner.collect(ops.list_logs(flow_run_id, min_level, limit, task_run_id))
 
     # ---------------------------------------------------------------------- lifecycle
 
@@ -317,15 +375,52 @@ class AsyncHeadwaterClient:
 
     # --------------------------------------------------------------- task runs, logs
 
-    async def list_task_runs(self, flow_run_id: str, limit: int = 10_000) -> list[TaskRun]:
-        """The task runs of a flow run, in creation order."""
-        return await self._runner().collect(ops.list_task_runs(flow_run_id, limit))
+    async def get_task_run(self, task_run_id: str) -> TaskRun:
+        """One task run with its current state."""
+        return await self._runner().call(ops.get_task_run(task_run_id))
+
+    async def list_task_runs(
+        self,
+        flow_run_id: str = "",
+        limit: int = 10_000,
+        *,
+        state_types: Iterable[Any] = (),
+        task_key: str = "",
+        newest_first: bool = False,
+    ) -> list[TaskRun]:
+        """Task runs matching every filter (see `HeadwaterClient.list_task_runs`)."""
+        return await self._runner().collect(
+            ops.list_task_runs(
+                flow_run_id,
+                limit,
+                state_types=state_types,
+                task_key=task_key,
+                newest_first=newest_first,
+            )
+        )
+
+    async def list_task_run_states(self, task_run_id: str) -> list[State[Any]]:
+        """Every state the task run has been in, oldest first."""
+        return await self._runner().collect(ops.list_task_run_states(task_run_id))
+
+    async def get_task_run_result(self, task_run_id: str, *, raise_on_failure: bool = True) -> Any:
+        """The result of a finished task run (see `HeadwaterClient.get_task_run_result`); a
+        persisted result is read from storage in a worker thread, off the event loop."""
+        run = await self.get_task_run(task_run_id)
+        return await asyncio.to_thread(_result_of, run, raise_on_failure)
 
     async def list_logs(
-        self, flow_run_id: str, *, min_level: int = 0, limit: int = 10_000
+        self,
+        flow_run_id: str = "",
+        *,
+        task_run_id: str = "",
+        min_level: int = 0,
+        limit: int = 10_000,
     ) -> list[Log]:
-        """The log lines of a flow run at ``min_level`` or above, oldest first."""
-        return await self._runner().collect(ops.list_logs(flow_run_id, min_level, limit))
+        """Log lines at ``min_level`` or above, oldest first (see `HeadwaterClient.list_logs`)."""
+        return await self._runner().collect(
+            ops.list_logs(flow_run_id, min_level, limit, task_run_id)
+        )
 
     # ---------------------------------------------------------------------- lifecycle
 
@@ -365,7 +460,8 @@ def _states_of(events: list[FlowRunEvent]) -> list[State[Any]]:
     return [event.state for event in events if event.state is not None]
 
 
-def _result_of(run: FlowRun, raise_on_failure: bool) -> Any:
+def _result_of(run: FlowRun | TaskRun, raise_on_failure: bool) -> Any:
     if run.state is None:
-        raise UnfinishedRun(f"Flow run '{run.id}' has no state yet, so it has no result.")
+        kind = "Task run" if isinstance(run, TaskRun) else "Flow run"
+        raise UnfinishedRun(f"{kind} '{run.id}' has no state yet, so it has no result.")
     return run.state.result(raise_on_failure=raise_on_failure)

@@ -19,6 +19,7 @@ from headwater._results import (
     PickleSerializer,
     ResultReference,
     default_storage_basepath,
+    format_storage_key,
     load_result,
     persist_result,
     resolve_serializer,
@@ -231,3 +232,36 @@ class TestPersistAndLoad:
         assert reference.storage_key in str(info.value)
         assert "run the flow again" in str(info.value)
         assert isinstance(info.value.__cause__, FileNotFoundError)
+
+    def test_an_unreadable_result_file_is_a_missing_result(self, tmp_path: Path) -> None:
+        reference = persist_result(1, storage=tmp_path, serializer="json")
+        Path(reference.storage_key).unlink()
+        Path(reference.storage_key).mkdir()  # reading a directory: an OSError, not "missing"
+        with pytest.raises(MissingResult, match="cannot be read") as info:
+            load_result(reference)
+        assert reference.storage_key in str(info.value)
+
+
+class TestStorageKeyTemplates:
+    def test_parameters_are_formatted_in(self) -> None:
+        key = format_storage_key("{parameters[day]}/rows-{parameters[limit]}.json", {
+            "day": "2026-11-30", "limit": 5,
+        })  # fmt: skip
+        assert key == "2026-11-30/rows-5.json"
+
+    def test_runtime_attributes_are_formatted_in(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("HEADWATER__RUNTIME__FLOW_RUN__NAME", "crimson-otter")
+        monkeypatch.setenv("HEADWATER__RUNTIME__TASK_RUN__NAME", "load-0")
+        from headwater.runtime import flow_run, task_run
+
+        key = format_storage_key(
+            "{flow_run.name}/{task_run.name}", {}, flow_run=flow_run, task_run=task_run
+        )
+        assert key == "crimson-otter/load-0"
+
+    def test_an_unknown_name_says_what_the_template_may_use(self) -> None:
+        with pytest.raises(ValueError, match=r"cannot be formatted \(KeyError: 'dya'\)") as info:
+            format_storage_key("{parameters[dya]}", {"day": 1})
+        assert "(day)" in str(info.value)
+        with pytest.raises(ValueError, match="empty key"):
+            format_storage_key("{parameters[x]}", {"x": ""})

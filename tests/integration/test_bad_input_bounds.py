@@ -184,6 +184,12 @@ LIST_CALLS: dict[str, Callable[[Api, str], Any]] = {
     "flows": lambda a, t: a.flows.ListFlows(flows_pb2.ListFlowsRequest(page_token=t)),
     "flow_runs": lambda a, t: a.flow_runs.ListFlowRuns(FR.ListFlowRunsRequest(page_token=t)),
     "task_runs": lambda a, t: a.task_runs.ListTaskRuns(TR.ListTaskRunsRequest(page_token=t)),
+    "task_runs_newest": lambda a, t: a.task_runs.ListTaskRuns(
+        TR.ListTaskRunsRequest(page_token=t, newest_first=True)
+    ),
+    "task_run_states": lambda a, t: a.task_runs.ListTaskRunStates(
+        TR.ListTaskRunStatesRequest(task_run_id=str(uuid.uuid4()), page_token=t)
+    ),
     "logs": lambda a, t: a.logs.ListLogs(logs_pb2.ListLogsRequest(page_token=t)),
 }
 
@@ -449,6 +455,7 @@ UNARY_METHODS = [
     "/headwater.v1.TaskRunService/CreateTaskRun",
     "/headwater.v1.TaskRunService/GetTaskRun",
     "/headwater.v1.TaskRunService/ListTaskRuns",
+    "/headwater.v1.TaskRunService/ListTaskRunStates",
     "/headwater.v1.TaskRunService/DeleteTaskRun",
     "/headwater.v1.TaskRunService/SetTaskRunState",
     "/headwater.v1.LogService/CreateLogs",

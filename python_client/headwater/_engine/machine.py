@@ -126,7 +126,7 @@ class RunEngine(EngineRun):
             return proposal, retryable
         self.value = value
         self.has_value = True
-        return outcomes.completed(self.flow, value), False
+        return outcomes.completed(self.flow, value, self.parameters), False
 
     def complete(self, value: Any) -> bool:
         """Propose the end state for a returned value; True when the service wants a retry."""

@@ -36,8 +36,11 @@ __all__ = [
 ]
 
 
-def completed(flow: Runnable, value: Any) -> Proposal:
+def completed(flow: Runnable, value: Any, parameters: dict[str, Any] | None = None) -> Proposal:
     """COMPLETED with ``value``: persisted to result storage when the flow (or settings) say so.
+
+    A task's ``result_storage_key`` template (formatted with ``parameters``) names where; else
+    the key is random.
 
     Raises:
         Exception: Persisting the result failed; the engine then fails the attempt with it.
@@ -48,9 +51,17 @@ def completed(flow: Runnable, value: Any) -> Proposal:
 
         persist = get_settings().results_persist_by_default
     if persist:
-        from headwater._results import persist_result
+        from headwater._results import format_storage_key, persist_result
 
-        reference = persist_result(value, flow.result_storage, flow.result_serializer)
+        key = None
+        template = getattr(flow, "result_storage_key", None)  # tasks have one, flows do not
+        if template:
+            from headwater.runtime import flow_run, task_run
+
+            key = format_storage_key(
+                template, parameters or {}, flow_run=flow_run, task_run=task_run
+            )
+        reference = persist_result(value, flow.result_storage, flow.result_serializer, key=key)
         data = value if flow.cache_result_in_memory else reference
         return Proposal(Completed(data=data), result_reference=reference)
     return Proposal(Completed(data=value), result_json=inline_json(value))

@@ -16,7 +16,9 @@ from typing import Any, Generic, TypeVar
 import grpc
 
 from headwater._runs import Flow, FlowRun, FlowRunEvent, Log, TaskRun
+from headwater._states import State
 from headwater._transport import client_convert as convert
+from headwater._transport.convert import state_from_proto
 from headwater._transport.status import from_rpc_error
 from headwater.exceptions import ServiceError, ServiceUnavailable
 from headwater.v1 import (
@@ -37,10 +39,12 @@ __all__ = [
     "cancel_flow_run",
     "get_flow",
     "get_flow_run",
+    "get_task_run",
     "list_flow_run_events",
     "list_flow_runs",
     "list_flows",
     "list_logs",
+    "list_task_run_states",
     "list_task_runs",
     "map_error",
     "resolve_address",
@@ -220,12 +224,34 @@ def cancel_flow_run(flow_run_id: str, reason: str) -> Unary[FlowRun]:
 # ------------------------------------------------------------------------ task runs, logs
 
 
-def list_task_runs(flow_run_id: str, limit: int) -> Listing[TaskRun]:
+def get_task_run(task_run_id: str) -> Unary[TaskRun]:
+    return Unary(
+        "task_runs",
+        "GetTaskRun",
+        task_runs_pb2.GetTaskRunRequest(task_run_id=task_run_id),
+        lambda response: convert.task_run_from_proto(response.task_run),
+    )
+
+
+def list_task_runs(
+    flow_run_id: str,
+    limit: int,
+    *,
+    state_types: Iterable[Any] = (),
+    task_key: str = "",
+    newest_first: bool = False,
+) -> Listing[TaskRun]:
+    """Task runs in creation order (or newest first), filtered by the service."""
+    run_filter = task_runs_pb2.TaskRunFilter(
+        flow_run_id=flow_run_id,
+        state_types=[convert.parse_state_type(value) for value in state_types],
+        task_key=task_key,
+    )
     return Listing(
         "task_runs",
         "ListTaskRuns",
         task_runs_pb2.ListTaskRunsRequest(
-            page_size=_page(limit), filter=task_runs_pb2.TaskRunFilter(flow_run_id=flow_run_id)
+            page_size=_page(limit), filter=run_filter, newest_first=newest_first
         ),
         lambda response: response.task_runs,
         convert.task_run_from_proto,
@@ -234,13 +260,28 @@ def list_task_runs(flow_run_id: str, limit: int) -> Listing[TaskRun]:
     )
 
 
-def list_logs(flow_run_id: str, min_level: int, limit: int) -> Listing[Log]:
+def list_task_run_states(task_run_id: str) -> Listing[State[Any]]:
+    """Every state of one task run, oldest first (its history is read whole)."""
+    return Listing(
+        "task_runs",
+        "ListTaskRunStates",
+        task_runs_pb2.ListTaskRunStatesRequest(task_run_id=task_run_id, page_size=MAX_PAGE),
+        lambda response: response.states,
+        state_from_proto,
+        _by_token,
+        limit=WHOLE_HISTORY,
+    )
+
+
+def list_logs(flow_run_id: str, min_level: int, limit: int, task_run_id: str = "") -> Listing[Log]:
     return Listing(
         "logs",
         "ListLogs",
         logs_pb2.ListLogsRequest(
             page_size=_page(limit),
-            filter=logs_pb2.LogFilter(flow_run_id=flow_run_id, min_level=min_level),
+            filter=logs_pb2.LogFilter(
+                flow_run_id=flow_run_id, task_run_id=task_run_id, min_level=min_level
+            ),
         ),
         lambda response: response.logs,
         convert.log_from_proto,

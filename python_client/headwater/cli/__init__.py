@@ -1,9 +1,10 @@
 """The ``headwater`` command line.
 
-``headwater server start`` runs the service; ``headwater flow-run ls | inspect | watch | cancel``
-reads (and cancels) runs from ``HEADWATER_API_URL``, or from the local database (through an
-embedded server) when it is unset. Failures print one line to stderr and exit 2: a person at a
-terminal needs what went wrong and what to do, not a traceback.
+``headwater server start`` runs the service; ``headwater flow-run ls | inspect | logs | watch |
+cancel`` and ``headwater task-run ls | inspect | logs`` read (and cancel) runs from
+``HEADWATER_API_URL``, or from the local database (through an embedded server) when it is
+unset. Failures print one line to stderr and exit 2: a person at a terminal needs what went wrong
+and what to do, not a traceback.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ EXIT_ERROR = 2
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command; each sets ``handler`` to its function."""
     from headwater import __version__
-    from headwater.cli import _flow_runs, _server
+    from headwater.cli import _flow_runs, _server, _task_runs
 
     parser = argparse.ArgumentParser(
         prog="headwater",
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _server.register(commands)
     _flow_runs.register(commands)
+    _task_runs.register(commands)
     return parser
 
 

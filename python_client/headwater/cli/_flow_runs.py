@@ -12,7 +12,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from headwater._runs import FlowRun
+    from collections.abc import Callable
+
+    from headwater._runs import FlowRun, Log
     from headwater._states import State
     from headwater.client import HeadwaterClient
 
@@ -109,6 +111,7 @@ def inspect_run(args: argparse.Namespace) -> int:
         events = client.list_flow_run_events(run.id)
         task_runs = client.list_task_runs(run.id)
         logs = client.list_logs(run.id)
+    names = {task_run.id: task_run.name for task_run in task_runs}
     out = _render.console()
     out.print(_render.flow_run_details(run))
     out.print()
@@ -122,7 +125,7 @@ def inspect_run(args: argparse.Namespace) -> int:
     if logs:
         out.print(f"[bold]Logs ({len(logs)})[/]")
         for line in logs:
-            out.print(_render.log_line(line))
+            out.print(_render.log_line(line, names))
     else:
         out.print("[bold]Logs[/]: none")
     return 0
@@ -137,24 +140,57 @@ def _final_types_text() -> str:
 
 
 def print_logs(args: argparse.Namespace) -> int:
-    """Print a run's log lines; with ``--follow``, keep going until the run is final."""
+    """Print a run's log lines (its task runs' under their names); with ``--follow``, keep
+    going until the run is final."""
+    with _client() as client:
+        run = find_run(client, args.run)
+        names: dict[str, str] = {}
+
+        def render(line: Log) -> str:
+            from headwater.cli import _render
+
+            if line.task_run_id and line.task_run_id not in names:  # a task run started since
+                names.update((t.id, t.name) for t in client.list_task_runs(run.id))
+            return _render.log_line(line, names)
+
+        follow_logs(
+            lambda: client.list_logs(run.id),
+            lambda: _is_final(client.get_flow_run(run.id).state),
+            render,
+            follow=args.follow,
+        )
+    return 0
+
+
+def follow_logs(
+    read_lines: Callable[[], list[Log]],
+    read_final: Callable[[], bool],
+    render: Callable[[Log], str],
+    *,
+    follow: bool,
+) -> None:
+    """Print the lines ``read_lines`` returns, once each; with ``follow``, poll until final.
+
+    The run's state is read before its lines: a run final by then has shipped all its lines
+    (the engine flushes them before proposing a final state), so the last poll misses none.
+    """
     from headwater.cli import _render
 
     out = _render.console()
     seen: set[str] = set()
-    with _client() as client:
-        run = find_run(client, args.run)
-        while True:
-            # Read the state before the lines: a run final by then has shipped all its lines.
-            final = run.state is not None and run.state.is_final()
-            for line in client.list_logs(run.id):
-                if line.id not in seen:
-                    seen.add(line.id)
-                    out.print(_render.log_line(line))
-            if not args.follow or final:
-                return 0
-            time.sleep(FOLLOW_INTERVAL_SECONDS)
-            run = client.get_flow_run(run.id)
+    while True:
+        final = read_final() if follow else True
+        for line in read_lines():
+            if line.id not in seen:
+                seen.add(line.id)
+                out.print(render(line))
+        if final:
+            return
+        time.sleep(FOLLOW_INTERVAL_SECONDS)
+
+
+def _is_final(state: State[Any] | None) -> bool:
+    return state is not None and state.is_final()
 
 
 def watch_run(args: argparse.Namespace) -> int:

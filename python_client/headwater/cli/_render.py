@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -187,33 +188,111 @@ def history_table(events: list[FlowRunEvent]) -> Any:
     return table
 
 
-def task_runs_table(task_runs: list[TaskRun]) -> Any:
-    """One row per task run of a flow run."""
+def task_runs_table(task_runs: list[TaskRun], *, with_flow_run: bool = False) -> Any:
+    """One row per task run: state, attempts, when it started and ended, and how long it ran.
+
+    ``with_flow_run`` adds the flow run each belongs to (`headwater task-run ls`); a task run
+    called outside any flow shows "-" there.
+    """
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, header_style="bold")
     table.add_column("TASK RUN", no_wrap=True)
     table.add_column("ID", no_wrap=True)
+    if with_flow_run:
+        table.add_column("FLOW RUN", no_wrap=True)
     table.add_column("STATE", no_wrap=True)
     table.add_column("RUNS", justify="right")
-    table.add_column("DURATION", justify="right")
+    table.add_column("STARTED", no_wrap=True)
+    table.add_column("ENDED", no_wrap=True)
+    table.add_column("DURATION", justify="right", no_wrap=True)
     for task_run in task_runs:
-        table.add_row(
-            escape(task_run.name),
-            task_run.id,
+        row = [escape(task_run.name), task_run.id]
+        if with_flow_run:
+            row.append(task_run.flow_run_id or "-")
+        row += [
             state_label(task_run.state),
             str(task_run.run_count),
-            duration(task_run.total_run_time),
+            precise_time(task_run.start_time),
+            precise_time(task_run.end_time),
+            duration(task_run.total_run_time) if task_run.start_time else "-",
+        ]
+        table.add_row(*row)
+    return table
+
+
+def task_run_details(task_run: TaskRun) -> Any:
+    """A two-column sheet of one task run's fields: the top of `headwater task-run inspect`."""
+    from rich.table import Table
+
+    sheet = Table.grid(padding=(0, 2))
+    sheet.add_column(style="bold", no_wrap=True)
+    sheet.add_column()
+    state = task_run.state
+    rows = [
+        ("ID", task_run.id),
+        ("Name", escape(task_run.name)),
+        ("Task key", escape(task_run.task_key)),
+        ("Flow run", task_run.flow_run_id or "- (called outside any flow)"),
+        ("State", state_label(state)),
+        ("Message", escape(state.message) if state and state.message else "-"),
+        ("Run count", str(task_run.run_count)),
+        ("Parameters", escape(json.dumps(task_run.parameters))),
+        ("Tags", escape(", ".join(task_run.tags)) or "-"),
+        ("Created", timestamp(task_run.created)),
+        ("Started", timestamp(task_run.start_time)),
+        ("Ended", timestamp(task_run.end_time)),
+        ("Run time", duration(task_run.total_run_time)),
+    ]
+    if task_run.cache_key:
+        rows.append(("Cache key", escape(task_run.cache_key)))
+    if task_run.retries:
+        retry = f"{task_run.retries} (delay {duration(task_run.retry_delay_seconds)})"
+        rows.append(("Retries", retry))
+    if task_run.failure is not None:
+        failure = f"{task_run.failure.exception_type}: {task_run.failure.message}"
+        rows.append(("Failure", escape(failure)))
+    if state is not None and state.is_completed():
+        rows.append(("Result", escape(result_text(state))))
+    for label, value in rows:
+        sheet.add_row(label, value or "-")
+    return sheet
+
+
+def states_table(states: list[State[Any]]) -> Any:
+    """One row per state a task run went through, oldest first."""
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("TIME", no_wrap=True)
+    table.add_column("STATE", no_wrap=True)
+    table.add_column("MESSAGE")
+    for number, state in enumerate(states, start=1):
+        table.add_row(
+            str(number),
+            precise_time(state.timestamp),
+            state_label(state),
+            escape(state.message or ""),
         )
     return table
 
 
-def log_line(log: Log) -> str:
-    """One stored log line as the engine printed it: time, level, logger, message."""
+def log_line(log: Log, task_run_names: Mapping[str, str] | None = None) -> str:
+    """One stored log line: time, level, where it came from, message.
+
+    A task run's line is shown under the task run's name (from ``task_run_names``, else its
+    id), as the engine prints it; other lines under their logger's name.
+    """
     level = log.level_name
     style = _LEVEL_STYLES.get(level)
     shown = f"[{style}]{level:<8}[/]" if style else f"{level:<8}"
-    return f"{precise_time(log.time)} | {shown}| {escape(log.logger_name)} - {escape(log.message)}"
+    if log.task_run_id:
+        name = (task_run_names or {}).get(log.task_run_id, log.task_run_id)
+        source = f"Task run {escape(repr(name))}"
+    else:
+        source = escape(log.logger_name)
+    return f"{precise_time(log.time)} | {shown}| {source} - {escape(log.message)}"
 
 
 def watch_line(event: FlowRunEvent) -> str:

@@ -52,16 +52,18 @@ class LogServiceServicer:
     """
 
     def CreateLogs(self, request, context):
-        """CreateLogs stores a batch of log lines. All or none are stored.
-        Errors: INVALID_ARGUMENT (a line without a flow run, or a malformed id), NOT_FOUND (unknown
-        flow run).
+        """CreateLogs stores a batch of log lines. All or none are stored. A line names its flow run,
+        its task run, or both: a task called outside any flow has no flow run, and its lines are
+        stored with its task run alone.
+        Errors: INVALID_ARGUMENT (a line with neither a flow run nor a task run, or a malformed id),
+        NOT_FOUND (unknown flow run, or unknown task run for a line without a flow run).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListLogs(self, request, context):
-        """ListLogs pages through log lines in time order.
+        """ListLogs pages through log lines in time order, narrowed by flow run, task run and level.
         Errors: INVALID_ARGUMENT (bad filter, page size or token).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

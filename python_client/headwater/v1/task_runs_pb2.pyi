@@ -114,14 +114,16 @@ class TaskRunFilter(_message.Message):
     def __init__(self, flow_run_id: _Optional[str] = ..., state_types: _Optional[_Iterable[_Union[_states_pb2.StateType, str]]] = ..., task_key: _Optional[str] = ...) -> None: ...
 
 class ListTaskRunsRequest(_message.Message):
-    __slots__ = ("page_size", "page_token", "filter")
+    __slots__ = ("page_size", "page_token", "filter", "newest_first")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
+    NEWEST_FIRST_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
     filter: TaskRunFilter
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., filter: _Optional[_Union[TaskRunFilter, _Mapping]] = ...) -> None: ...
+    newest_first: bool
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., filter: _Optional[_Union[TaskRunFilter, _Mapping]] = ..., newest_first: _Optional[bool] = ...) -> None: ...
 
 class ListTaskRunsResponse(_message.Message):
     __slots__ = ("task_runs", "next_page_token")
@@ -130,6 +132,24 @@ class ListTaskRunsResponse(_message.Message):
     task_runs: _containers.RepeatedCompositeFieldContainer[TaskRun]
     next_page_token: str
     def __init__(self, task_runs: _Optional[_Iterable[_Union[TaskRun, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ListTaskRunStatesRequest(_message.Message):
+    __slots__ = ("task_run_id", "page_size", "page_token")
+    TASK_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    task_run_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, task_run_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListTaskRunStatesResponse(_message.Message):
+    __slots__ = ("states", "next_page_token")
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    states: _containers.RepeatedCompositeFieldContainer[_states_pb2.State]
+    next_page_token: str
+    def __init__(self, states: _Optional[_Iterable[_Union[_states_pb2.State, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class DeleteTaskRunRequest(_message.Message):
     __slots__ = ("task_run_id",)

@@ -50,6 +50,11 @@ class TaskRunServiceStub:
                 request_serializer=headwater_dot_v1_dot_task__runs__pb2.ListTaskRunsRequest.SerializeToString,
                 response_deserializer=headwater_dot_v1_dot_task__runs__pb2.ListTaskRunsResponse.FromString,
                 _registered_method=True)
+        self.ListTaskRunStates = channel.unary_unary(
+                '/headwater.v1.TaskRunService/ListTaskRunStates',
+                request_serializer=headwater_dot_v1_dot_task__runs__pb2.ListTaskRunStatesRequest.SerializeToString,
+                response_deserializer=headwater_dot_v1_dot_task__runs__pb2.ListTaskRunStatesResponse.FromString,
+                _registered_method=True)
         self.DeleteTaskRun = channel.unary_unary(
                 '/headwater.v1.TaskRunService/DeleteTaskRun',
                 request_serializer=headwater_dot_v1_dot_task__runs__pb2.DeleteTaskRunRequest.SerializeToString,
@@ -94,8 +99,18 @@ class TaskRunServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListTaskRuns(self, request, context):
-        """ListTaskRuns pages through task runs in creation order.
+        """ListTaskRuns pages through task runs in creation order (newest first with `newest_first`).
         Errors: INVALID_ARGUMENT (bad filter, page size or token).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTaskRunStates(self, request, context):
+        """ListTaskRunStates pages through every state a task run has entered, oldest first: its
+        history, also for a task run outside any flow (which has no flow run events).
+        Errors: INVALID_ARGUMENT (malformed id, bad page size or token), NOT_FOUND (unknown task
+        run).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -140,6 +155,11 @@ def add_TaskRunServiceServicer_to_server(servicer, server):
                     servicer.ListTaskRuns,
                     request_deserializer=headwater_dot_v1_dot_task__runs__pb2.ListTaskRunsRequest.FromString,
                     response_serializer=headwater_dot_v1_dot_task__runs__pb2.ListTaskRunsResponse.SerializeToString,
+            ),
+            'ListTaskRunStates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTaskRunStates,
+                    request_deserializer=headwater_dot_v1_dot_task__runs__pb2.ListTaskRunStatesRequest.FromString,
+                    response_serializer=headwater_dot_v1_dot_task__runs__pb2.ListTaskRunStatesResponse.SerializeToString,
             ),
             'DeleteTaskRun': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteTaskRun,
@@ -234,6 +254,33 @@ class TaskRunService:
             '/headwater.v1.TaskRunService/ListTaskRuns',
             headwater_dot_v1_dot_task__runs__pb2.ListTaskRunsRequest.SerializeToString,
             headwater_dot_v1_dot_task__runs__pb2.ListTaskRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTaskRunStates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/headwater.v1.TaskRunService/ListTaskRunStates',
+            headwater_dot_v1_dot_task__runs__pb2.ListTaskRunStatesRequest.SerializeToString,
+            headwater_dot_v1_dot_task__runs__pb2.ListTaskRunStatesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,7 +39,14 @@ def _no_key(request: Any) -> str | None:
 
 
 def _logs_key(request: Any) -> str | None:
-    return f"logs:{request.logs[0].flow_run_id}" if request.logs else None
+    if not request.logs:
+        return None
+    first = request.logs[0]
+    if first.flow_run_id:
+        return f"logs:{first.flow_run_id}"
+    # A task run outside any flow has no flow run state to act as a barrier: its lines take its
+    # state proposals' key, so the engine's flush before its final state is applied first.
+    return f"task_run:{first.task_run_id}"
 
 
 # Operation name (the ConnectRequest/ConnectResponse oneof field) -> how to run it.

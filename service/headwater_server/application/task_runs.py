@@ -56,7 +56,7 @@ async def get_task_run(
 async def list_task_runs(
     backend: Backend, request: task_runs_pb2.ListTaskRunsRequest
 ) -> task_runs_pb2.ListTaskRunsResponse:
-    """Page through task runs in creation order."""
+    """Page through task runs in creation order, or newest first."""
     checks.page_size("page_size", request.page_size)
     checks.optional_uuid("filter.flow_run_id", request.filter.flow_run_id)
     checks.at_most(
@@ -65,6 +65,15 @@ async def list_task_runs(
     checks.state_types("filter.state_types", request.filter.state_types)
     checks.name("filter.task_key", request.filter.task_key)
     return await backend.db.run(backend.db.repository.list_task_runs, request)
+
+
+async def list_task_run_states(
+    backend: Backend, request: task_runs_pb2.ListTaskRunStatesRequest
+) -> task_runs_pb2.ListTaskRunStatesResponse:
+    """Page through one task run's states, oldest first."""
+    checks.uuid("task_run_id", request.task_run_id)
+    checks.page_size("page_size", request.page_size)
+    return await backend.db.run(backend.db.repository.list_task_run_states, request)
 
 
 async def delete_task_run(

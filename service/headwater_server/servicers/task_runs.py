@@ -18,5 +18,6 @@ class TaskRunServicer(task_runs_pb2_grpc.TaskRunServiceServicer):
     CreateTaskRun = unary(task_runs.create_task_run, "TaskRunService.CreateTaskRun")
     GetTaskRun = unary(task_runs.get_task_run, "TaskRunService.GetTaskRun")
     ListTaskRuns = unary(task_runs.list_task_runs, "TaskRunService.ListTaskRuns")
+    ListTaskRunStates = unary(task_runs.list_task_run_states, "TaskRunService.ListTaskRunStates")
     DeleteTaskRun = unary(task_runs.delete_task_run, "TaskRunService.DeleteTaskRun")
     SetTaskRunState = unary(task_runs.set_task_run_state, "TaskRunService.SetTaskRunState")

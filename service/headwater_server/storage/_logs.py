@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from headwater.v1 import logs_pb2
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Connection, delete, insert, select
 
 from headwater_server.errors import not_found
 from headwater_server.storage import convert, pagination
 from headwater_server.storage._base import RepositoryBase
-from headwater_server.storage.schema import flow_runs, logs, request_log
+from headwater_server.storage.schema import flow_runs, logs, request_log, task_runs
 from headwater_server.storage.statements import keyset_after
 from headwater_server.storage.values import canonical_id, free_text, new_id, optional_id
 
@@ -43,7 +43,7 @@ class LogsMixin(RepositoryBase):
             rows.append(
                 {
                     "id": new_id(),
-                    "flow_run_id": canonical_id(log.flow_run_id),
+                    "flow_run_id": optional_id(log.flow_run_id),
                     "task_run_id": optional_id(log.task_run_id),
                     "logger_name": free_text(log.logger_name),
                     "level": log.level,
@@ -62,17 +62,29 @@ class LogsMixin(RepositoryBase):
             ):
                 return replay
             if rows:
-                wanted = {r["flow_run_id"] for r in rows}
-                found = set(
-                    conn.execute(select(flow_runs.c.id).where(flow_runs.c.id.in_(wanted))).scalars()
-                )
-                missing = sorted(wanted - found)
-                if missing:
-                    raise not_found("flow_run", missing[0])
+                self._check_log_owners(conn, rows)
                 conn.execute(insert(logs), rows)
             if key:
                 self._remember(conn, key, "CreateLogs", "", response)
         return response
+
+    @staticmethod
+    def _check_log_owners(conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """NOT_FOUND for a line's unknown flow run, or unknown task run when it has no flow run.
+
+        A line of a flow run may name a task run already deleted (a log outlives its task run,
+        as in a log file); a line of a task run outside any flow has nothing else to belong to.
+        """
+        for table, ids, resource in (
+            (flow_runs, {r["flow_run_id"] for r in rows if r["flow_run_id"]}, "flow_run"),
+            (task_runs, {r["task_run_id"] for r in rows if not r["flow_run_id"]}, "task_run"),
+        ):
+            if not ids:
+                continue
+            found = set(conn.execute(select(table.c.id).where(table.c.id.in_(ids))).scalars())
+            missing = sorted(ids - found)
+            if missing:
+                raise not_found(resource, missing[0])
 
     def list_logs(self, req: logs_pb2.ListLogsRequest) -> logs_pb2.ListLogsResponse:
         """Log lines in time order, narrowed by the filter."""

@@ -39,8 +39,13 @@ def read_run_page(
     size: int,
     *,
     newest_first: bool,
+    collection: str | None = None,
 ) -> tuple[list[Any], str]:
-    """One page of runs matching ``conditions`` after the page token's key, and the next token."""
+    """One page of runs matching ``conditions`` after the page token's key, and the next token.
+
+    ``collection`` tags the token (default: the table's name), so a List method with two orders
+    can refuse a token made for the other one.
+    """
     table = kind.table
     time_col, id_col = table.c.create_time, table.c.id
     where = list(conditions)
@@ -55,4 +60,4 @@ def read_run_page(
     stmt = kind.with_payload.where(*where).order_by(*order).limit(size + 1)
     rows = conn.execute(stmt).all()
     runs = [run_message(kind, row) for row in rows[:size]]
-    return runs, pagination.next_page_token(table.name, rows, size)
+    return runs, pagination.next_page_token(collection or table.name, rows, size)

@@ -13,7 +13,7 @@ from headwater_server.orchestration import rules
 from headwater_server.storage import convert, pagination
 from headwater_server.storage._proposals import ProposalsMixin
 from headwater_server.storage._runs import read_run, read_run_page
-from headwater_server.storage.schema import flow_runs, task_runs
+from headwater_server.storage.schema import flow_runs, task_run_states, task_runs
 from headwater_server.storage.statements import TASK_RUN
 from headwater_server.storage.values import canonical_id, new_id, optional_id, task_run_name
 
@@ -180,9 +180,11 @@ class TaskRunsMixin(ProposalsMixin):
     def list_task_runs(
         self, req: task_runs_pb2.ListTaskRunsRequest
     ) -> task_runs_pb2.ListTaskRunsResponse:
-        """Task runs in creation order, narrowed by the filter."""
+        """Task runs in creation order (or newest first), narrowed by the filter."""
         size = pagination.page_size(req.page_size)
-        after = pagination.decode_token("task_runs", req.page_token)
+        # Each order has its own token collection: a token resumes only the order it was made for.
+        collection = "task_runs_newest" if req.newest_first else "task_runs"
+        after = pagination.decode_token(collection, req.page_token)
         f = req.filter
         conditions: list[Any] = []
         if f.flow_run_id:
@@ -192,8 +194,40 @@ class TaskRunsMixin(ProposalsMixin):
         if f.task_key:
             conditions.append(task_runs.c.task_key == f.task_key)
         with self._read() as conn:
-            runs, token = read_run_page(conn, TASK_RUN, conditions, after, size, newest_first=False)
+            runs, token = read_run_page(
+                conn,
+                TASK_RUN,
+                conditions,
+                after,
+                size,
+                newest_first=req.newest_first,
+                collection=collection,
+            )
         return task_runs_pb2.ListTaskRunsResponse(task_runs=runs, next_page_token=token)
+
+    def list_task_run_states(
+        self, req: task_runs_pb2.ListTaskRunStatesRequest
+    ) -> task_runs_pb2.ListTaskRunStatesResponse:
+        """A task run's states, oldest first (its own history, with or without a flow run)."""
+        run_id = canonical_id(req.task_run_id)
+        size = pagination.page_size(req.page_size)
+        after = pagination.decode_token("task_run_states", req.page_token)
+        stmt = select(task_run_states).where(task_run_states.c.task_run_id == run_id)
+        if after is not None:
+            stmt = stmt.where(task_run_states.c.sequence > after[0])
+        stmt = stmt.order_by(task_run_states.c.sequence).limit(size + 1)
+        with self._read() as conn:
+            rows = conn.execute(stmt).all()
+            if not rows and after is None:
+                exists = conn.execute(select(task_runs.c.id).where(task_runs.c.id == run_id))
+                if exists.first() is None:
+                    raise not_found("task_run", run_id)
+        return task_runs_pb2.ListTaskRunStatesResponse(
+            states=[convert.state_message_from_row(row._mapping) for row in rows[:size]],
+            next_page_token=pagination.next_page_token(
+                "task_run_states", rows, size, time_key="sequence"
+            ),
+        )
 
     def delete_task_run(
         self, req: task_runs_pb2.DeleteTaskRunRequest

@@ -228,7 +228,7 @@ def log_message(m: Mapping[Any, Any]) -> logs_pb2.Log:
     """A Log from a ``logs`` row mapping."""
     log = logs_pb2.Log(
         id=m["id"],
-        flow_run_id=m["flow_run_id"],
+        flow_run_id=m["flow_run_id"] or "",
         task_run_id=m["task_run_id"] or "",
         logger_name=m["logger_name"],
         level=m["level"],

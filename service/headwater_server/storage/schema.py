@@ -206,11 +206,12 @@ logs = Table(
     "logs",
     metadata,
     Column("id", ID, primary_key=True),
+    # NULL for a line of a task run called outside any flow (revision 0010).
     Column(
         "flow_run_id",
         ID,
         ForeignKey("flow_runs.id", ondelete="CASCADE"),
-        nullable=False,
+        nullable=True,
     ),
     # No foreign key: a log line outlives a deleted task run, as it does in a log file.
     Column("task_run_id", ID, nullable=True),
@@ -221,6 +222,8 @@ logs = Table(
 )
 Index("ix_logs_flow_run_id_log_time", logs.c.flow_run_id, logs.c.log_time)
 Index("ix_logs_log_time_id", logs.c.log_time, logs.c.id)
+# `headwater task-run logs`: one task run's lines in time order (revision 0010).
+Index("ix_logs_task_run_id_log_time", logs.c.task_run_id, logs.c.log_time)
 
 # The idempotency store: a retried request (same request_id, or same transition_id for a state
 # proposal) gets the stored response bytes back and changes nothing. Written in the same

@@ -1,0 +1,132 @@
+"""Persisted task results, written by one process and read back by another through the client
+and the CLI, against a real server subprocess: each serializer, templated storage keys, and a
+result file that went missing or was damaged."""
+
+from __future__ import annotations
+
+import fractions
+import json
+import pickle
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from headwater.client import HeadwaterClient
+from headwater.exceptions import MissingResult
+from test_cli import cli_env, run_cli
+
+pytestmark = pytest.mark.integration
+
+#: Runs a flow whose task persists its result with the serializer named in argv[1], under
+#: the directory argv[2], at a key templated from its parameter; prints the run ids.
+WRITER = textwrap.dedent(
+    """
+    import fractions, json, sys
+    from headwater import flow, task
+    from headwater.runtime import flow_run, task_run
+
+    serializer, store, flow_name = sys.argv[1:4]
+    ids = {}
+
+    @task(
+        result_serializer=serializer,
+        result_storage=store,
+        result_storage_key="square-{parameters[n]}.out",
+    )
+    def square(n: int):
+        ids["task_run_id"] = task_run.id
+        if serializer == "json":
+            return {"n": n, "square": n * n}
+        if serializer == "pickle":
+            return fractions.Fraction(n * n, 7)  # importable everywhere: plain pickle works
+        return lambda x: x + n * n  # a closure: only cloudpickle stores it
+
+    @flow(name=flow_name, result_serializer=serializer, result_storage=store)
+    def pipeline(n: int):
+        ids["flow_run_id"] = flow_run.id
+        return square(n)
+
+    pipeline(3)
+    print(json.dumps(ids))
+    """
+)
+
+
+def write(serializer: str, store: Path, server: Any, home: Path) -> dict[str, str]:
+    done = subprocess.run(
+        [sys.executable, "-c", WRITER, serializer, str(store), f"results-{uuid.uuid4().hex[:8]}"],
+        env=cli_env(server.address, home),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    ids: dict[str, str] = json.loads(done.stdout.splitlines()[-1])
+    return ids
+
+
+def check_value(serializer: str, value: Any) -> None:
+    if serializer == "json":
+        assert value == {"n": 3, "square": 9}
+    elif serializer == "pickle":
+        assert value == fractions.Fraction(9, 7)
+    else:
+        assert value(1) == 10
+
+
+@pytest.mark.parametrize("serializer", ["pickle", "cloudpickle", "json"])
+def test_a_later_process_reads_a_persisted_task_result(
+    serializer: str, sqlite_server: Any, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    ids = write(serializer, store, sqlite_server, tmp_path)
+
+    stored = store / "square-3.out"  # the templated key, under the task's result storage
+    if serializer == "json":
+        assert json.loads(stored.read_bytes()) == {"n": 3, "square": 9}
+    elif serializer == "pickle":
+        assert pickle.loads(stored.read_bytes()) == fractions.Fraction(9, 7)
+    with HeadwaterClient(sqlite_server.address) as client:
+        check_value(serializer, client.get_task_run_result(ids["task_run_id"]))
+        task_run = client.get_task_run(ids["task_run_id"])
+        assert task_run.state is not None
+        check_value(serializer, task_run.state.result())
+        # The flow returned the task's value and persisted it in its own file.
+        check_value(serializer, client.get_flow_run_result(ids["flow_run_id"]))
+
+    shown = run_cli("task-run", "inspect", ids["task_run_id"], api_url=sqlite_server.address,
+                    home=tmp_path)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    result_row = next(line for line in shown.stdout.splitlines() if line.startswith("Result"))
+    assert f"persisted to {stored} ({serializer})" in result_row
+    flow_shown = run_cli("flow-run", "inspect", ids["flow_run_id"], api_url=sqlite_server.address,
+                         home=tmp_path)  # fmt: skip
+    assert flow_shown.returncode == 0, flow_shown.stderr
+    assert f"({serializer})" in next(
+        line for line in flow_shown.stdout.splitlines() if line.startswith("Result")
+    )
+
+
+def test_a_missing_or_damaged_result_file_is_a_clear_error(
+    sqlite_server: Any, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    ids = write("pickle", store, sqlite_server, tmp_path)
+    stored = store / "square-3.out"
+    with HeadwaterClient(sqlite_server.address) as client:
+        stored.write_bytes(b"not a pickle")
+        with pytest.raises(MissingResult, match="cannot be decoded with serializer 'pickle'"):
+            client.get_task_run_result(ids["task_run_id"])
+        stored.unlink()
+        with pytest.raises(MissingResult, match="no longer exists") as missing:
+            client.get_task_run_result(ids["task_run_id"])
+        assert str(stored) in str(missing.value)
+    # The CLI still shows where the result was: inspecting never reads it.
+    shown = run_cli("task-run", "inspect", ids["task_run_id"], api_url=sqlite_server.address,
+                    home=tmp_path)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert f"persisted to {stored} (pickle)" in shown.stdout
