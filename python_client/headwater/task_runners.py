@@ -34,7 +34,13 @@ if TYPE_CHECKING:
     from headwater._engine.runnable import TaskRunnable
     from headwater.futures import PrefectFutureList, TaskRunFuture
 
-__all__ = ["TaskRunner", "ThreadPoolTaskRunner"]
+# DaskTaskRunner and ProcessPoolTaskRunner come from `__getattr__` (see the end of the module).
+__all__ = [
+    "DaskTaskRunner",  # noqa: F822
+    "ProcessPoolTaskRunner",  # noqa: F822
+    "TaskRunner",
+    "ThreadPoolTaskRunner",
+]
 
 
 class TaskRunner(abc.ABC):
@@ -262,3 +268,23 @@ def _describe(parameters: dict[str, Any]) -> str:
         ", ".join(f"{key}={type(value).__name__}" for key, value in parameters.items())
         or "no arguments"
     )
+
+
+#: The runners that run tasks in other processes (headwater._runners), loaded on first use:
+#: they build on the classes above, so importing them here would be an import cycle, and a
+#: flow that never names them never loads multiprocessing or dask.
+_OTHER_PROCESSES = {
+    "ProcessPoolTaskRunner": "headwater._runners.process",
+    "DaskTaskRunner": "headwater._runners.dask",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _OTHER_PROCESSES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value

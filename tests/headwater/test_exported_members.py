@@ -138,7 +138,12 @@ PUBLIC_MODULES = {
     ],
     "headwater.logging": ["get_run_logger"],
     "headwater.context": ["FlowRunContext", "TaskRunContext", "get_run_context", "tags"],
-    "headwater.task_runners": ["TaskRunner", "ThreadPoolTaskRunner"],
+    "headwater.task_runners": [
+        "DaskTaskRunner",
+        "ProcessPoolTaskRunner",
+        "TaskRunner",
+        "ThreadPoolTaskRunner",
+    ],
     "headwater.futures": [
         "ConcurrentTaskRunFuture",
         "DoneAndNotDoneFutures",
