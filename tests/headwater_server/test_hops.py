@@ -259,9 +259,15 @@ def test_a_group_on_sqlite_commits_once_and_rolls_back_only_a_failing_write(
             # Another connection sees nothing of the group until it commits.
             assert _task_runs_seen_elsewhere(sqlite_url) == 0
             with pytest.raises(ServiceError) as unknown:
-                # Its insert fails; looking into why reads through SQLAlchemy, which commits
-                # what the group wrote so far first (and announces it).
-                start("x", flow_run_id=str(uuid.uuid4()))
+                start("x", flow_run_id=str(uuid.uuid4()))  # rolled back alone
+            assert _task_runs_seen_elsewhere(sqlite_url) == 0
+            # A read through SQLAlchemy commits what the group wrote so far first.
+            listed = repo.list_task_runs(
+                task_runs_pb2.ListTaskRunsRequest(
+                    filter=task_runs_pb2.TaskRunFilter(flow_run_id=run_id)
+                )
+            )
+            assert [t.dynamic_key for t in listed.task_runs] == ["0", "1"]
             assert _task_runs_seen_elsewhere(sqlite_url) == 2
             assert len(announced) == 4
             start("2")
@@ -269,12 +275,6 @@ def test_a_group_on_sqlite_commits_once_and_rolls_back_only_a_failing_write(
         assert unknown.value.code == grpc.StatusCode.NOT_FOUND
         assert _task_runs_seen_elsewhere(sqlite_url) == 3
         assert [sequence for _, sequence in announced] == [2, 3, 4, 5, 6, 7]
-        listed = repo.list_task_runs(
-            task_runs_pb2.ListTaskRunsRequest(
-                filter=task_runs_pb2.TaskRunFilter(flow_run_id=run_id)
-            )
-        )
-        assert [t.dynamic_key for t in listed.task_runs] == ["0", "1", "2"]
     finally:
         db.close()
 

@@ -265,8 +265,22 @@ class RepositoryBase:
         proposed: states_pb2.State,
     ) -> tuple[bytes | None, bytes | None]:
         """Write the run's first history row; returns its (result, failure) payload bytes."""
+        row = self._initial_state_row(kind, values, initial, proposed)
+        if kind is TASK_RUN:
+            self._task_state_event(conn, values["flow_run_id"], row)
+        conn.execute(self._raw[kind].insert_state, row)
+        return row["result"], row["failure"]
+
+    @staticmethod
+    def _initial_state_row(
+        kind: RunKind,
+        values: Mapping[str, Any],
+        initial: InitialState,
+        proposed: states_pb2.State,
+    ) -> dict[str, Any]:
+        """The run's first history row (not written; a task run's has no event number yet)."""
         result, failure = payloads(proposed)
-        row = {
+        return {
             "id": values["state_id"],
             kind.owner_column: values["id"],
             "sequence": 1,
@@ -279,7 +293,3 @@ class RepositoryBase:
             "failure": failure,
             "forced": False,
         }
-        if kind is TASK_RUN:
-            self._task_state_event(conn, values["flow_run_id"], row)
-        conn.execute(self._raw[kind].insert_state, row)
-        return result, failure

@@ -87,6 +87,10 @@ class RawTransaction:
         self._cursor.execute(statement.sql, statement.parameters(values))
         return self._cursor.rowcount
 
+    def execute_many(self, statement: Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run one write statement for each of ``rows`` in a single driver call."""
+        self._cursor.executemany(statement.sql, [statement.parameters(row) for row in rows])
+
     def first(self, statement: Prepared, values: Mapping[str, Any]) -> dict[str, Any] | None:
         """Run a SELECT and return its first row as a dict keyed by column, or None."""
         self._cursor.execute(statement.sql, statement.parameters(values))
