@@ -7,6 +7,7 @@ existing scheduler share one module-scoped LocalCluster (the machine has 2 CPUs)
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -217,3 +218,32 @@ def test_a_cluster_of_threads_in_this_process_reports_on_the_flows_stream(
     assert "HEADWATER_API_URL" not in os.environ
     runs = stored(reader, seen["flow_run_id"])
     assert {state_type(run) for run in runs.values()} == {StateType.COMPLETED}
+
+
+def test_a_cluster_class_by_name_scaled_by_adapt_kwargs(reader: Reader) -> None:
+    # No workers of its own: only adapt() can start the one that runs the task.
+    runner = DaskTaskRunner(
+        cluster_class="distributed.LocalCluster",
+        cluster_kwargs={"n_workers": 0, "processes": True, "dashboard_address": ":0"},
+        adapt_kwargs={"minimum": 1, "maximum": 1},
+    )
+
+    @flow(name=unique(), task_runner=runner)
+    def pipeline() -> tuple[int, int]:
+        result: tuple[int, int] = pid_of.submit(5).result()
+        return result
+
+    x, pid = pipeline()
+    assert x == 5
+    assert pid != os.getpid()
+
+
+def test_a_performance_report_without_bokeh_says_what_to_install() -> None:
+    if importlib.util.find_spec("bokeh") is not None:
+        pytest.skip("bokeh is installed: the report can be rendered")
+    runner = DaskTaskRunner(
+        cluster_kwargs={"n_workers": 0, "dashboard_address": ":0"},
+        performance_report_path="report.html",
+    )
+    with pytest.raises(ImportError, match="pip install bokeh"), runner:
+        pass
