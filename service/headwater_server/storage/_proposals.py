@@ -269,7 +269,7 @@ class ProposalsMixin(RepositoryBase):
             else:
                 # AwaitingRetry keeps the failure that caused it, for the history.
                 payload_result, payload_failure = None, payloads(state)[1]
-            values = self._apply(
+            values: Mapping[str, Any] = self._apply(
                 conn,
                 kind,
                 raw,

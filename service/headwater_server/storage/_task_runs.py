@@ -118,7 +118,7 @@ class TaskRunsMixin(ProposalsMixin):
             ):
                 return replay
             now = convert.now_us()
-            values = {
+            values: Mapping[str, Any] = {
                 "id": chosen_id or new_id(),
                 "flow_run_id": flow_run_id,
                 "task_key": req.task_key,
