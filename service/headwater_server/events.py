@@ -73,6 +73,11 @@ class EventHub:
             if sequence > waiter.after and (own_state or not waiter.own_states_only):
                 waiter.event.set()
 
+    def notify_task_events(self, newest: dict[str, int]) -> None:
+        """`notify` for task run events just committed: each run's newest sequence."""
+        for flow_run_id, sequence in newest.items():
+            self.notify(flow_run_id, sequence, own_state=False)
+
     def forget(self, flow_run_id: str) -> None:
         """Wake every waiter of a deleted run so it re-reads storage and learns it is gone."""
         self._recent.pop(flow_run_id, None)

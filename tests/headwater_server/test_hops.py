@@ -240,7 +240,13 @@ def test_a_group_on_sqlite_commits_once_and_rolls_back_only_a_failing_write(
     db = Database.open(sqlite_url)
     repo = db.repository
     announced: list[tuple[str, int]] = []
-    repo.announce = lambda flow_run_id, sequence: announced.append((flow_run_id, sequence))
+    commits: list[int] = []
+
+    def announce(events: list[tuple[str, int]]) -> None:
+        commits.append(len(events))
+        announced.extend(events)
+
+    repo.announce = announce
     try:
         run = repo.create_flow_run(flow_runs_pb2.CreateFlowRunRequest(flow_name="grouped"))
         run_id = run.flow_run.id
@@ -275,6 +281,7 @@ def test_a_group_on_sqlite_commits_once_and_rolls_back_only_a_failing_write(
         assert unknown.value.code == grpc.StatusCode.NOT_FOUND
         assert _task_runs_seen_elsewhere(sqlite_url) == 3
         assert [sequence for _, sequence in announced] == [2, 3, 4, 5, 6, 7]
+        assert commits == [4, 2]  # announced once per commit: the flush, then the end
     finally:
         db.close()
 

@@ -54,9 +54,9 @@ class RepositoryBase:
         self._raw = {kind: RawStatements(kind, engine) for kind in (FLOW_RUN, TASK_RUN)}
         self._raw_create = RawCreateStatements(engine)
         self._raw_cache = RawCacheStatements(engine)
-        #: Called with (flow run id, sequence) after a commit that added a flow run event
-        #: through a task run; the application layer points it at the event hub.
-        self.announce: Callable[[str, int], object] = lambda flow_run_id, sequence: None
+        #: Called with the (flow run id, sequence) of the flow run events a commit added
+        #: through task runs, once per commit; the application layer points it at the hub.
+        self.announce: Callable[[list[tuple[str, int]]], object] = lambda events: None
         self._raw_select_request = Prepared(SELECT_REQUEST, engine)
         self._raw_insert_request = Prepared(INSERT_REQUEST, engine, [c.key for c in request_log.c])
 
@@ -79,13 +79,13 @@ class RepositoryBase:
         """
         with self._fast.group() as events:
             yield
-        for flow_run_id, sequence in events:
-            self.announce(flow_run_id, sequence)
+        if events:
+            self.announce(events)
 
     @contextmanager
     def _transaction(self, engine: Engine) -> Iterator[Connection]:
-        for flow_run_id, sequence in self._fast.flush_group():
-            self.announce(flow_run_id, sequence)
+        if committed := self._fast.flush_group():
+            self.announce(committed)
         try:
             with engine.connect() as conn, conn.begin():
                 yield conn
@@ -100,8 +100,8 @@ class RepositoryBase:
                 yield tx
         except self._fast.OperationalError as exc:
             raise self._operational(exc) from exc
-        for flow_run_id, sequence in tx.events:  # committed: watchers may read them now
-            self.announce(flow_run_id, sequence)
+        if tx.events:  # committed: watchers may read them now
+            self.announce(tx.events)
 
     def _task_state_event(
         self, conn: RawTransaction, flow_run_id: str | None, row: dict[str, Any]
