@@ -33,6 +33,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from typing import Any
 
+    from headwater._annotations import allow_failure, unmapped
     from headwater._context import FlowRunContext, get_run_context, tags
     from headwater._flows import Flow, flow
     from headwater._logging import get_run_logger
@@ -83,11 +84,13 @@ __all__ = [
     "Suspended",
     "Task",
     "__version__",
+    "allow_failure",
     "flow",
     "get_run_context",
     "get_run_logger",
     "tags",
     "task",
+    "unmapped",
 ]
 
 # Public name -> the private module that defines it.
@@ -101,6 +104,8 @@ _LAZY_ATTRIBUTES = {
     "get_run_context": "headwater._context",
     "tags": "headwater._context",
     "get_run_logger": "headwater._logging",
+    "allow_failure": "headwater._annotations",
+    "unmapped": "headwater._annotations",
     **{
         name: "headwater._states"
         for name in (
@@ -134,11 +139,13 @@ _SUBMODULES = frozenset(
         "context",
         "exceptions",
         "flows",
+        "futures",
         "logging",
         "runtime",
         "states",
         "task_runners",
         "tasks",
+        "utilities",
     }
 )
 

@@ -513,7 +513,7 @@ class Task(Generic[P, R]):
         parameters = _parameters.get_call_parameters(self.fn, args, kwargs)
         if (graph := active_graph()) is not None:  # Flow.visualize(): record, do not run
             return graph.record_call(self, parameters, wait_for)
-        from headwater._engine.entry import run_task
+        from headwater._engine.calls import run_task
         from headwater._transport.runtime import transport_for_call
 
         return run_task(
@@ -523,6 +523,106 @@ class Task(Generic[P, R]):
             wait_for=wait_for,
             return_type="state" if return_state else "result",
         )
+
+    def _check_submittable(self, method: str) -> None:
+        """Generator tasks yield to their caller as they go, which a submitted run cannot."""
+        if self.isgenerator:
+            raise TypeError(
+                f"Task {self.name!r} is a generator function, which cannot be run with "
+                f".{method}(): its values are yielded to the caller as they come. Call it "
+                "directly inside the flow instead."
+            )
+
+    def submit(
+        self,
+        *args: Any,
+        return_state: bool = False,
+        wait_for: Iterable[Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Start a run of the task on the flow's task runner and return its future at once.
+
+        The run's id is known at once (``future.task_run_id``); ``future.result()`` waits for
+        it. Futures among the arguments (also inside lists, tuples and dicts) resolve to their
+        results before the run starts; if one of them did not complete, this run never runs
+        its function: it ends FAILED ("NotReady") and its result raises `UpstreamTaskError`
+        naming that upstream run. The flow run does not end before every run it submitted.
+
+        Inside a flow the flow's runner runs it (a `ThreadPoolTaskRunner` by default); inside
+        a task, a thread pool of that task run (it ends with the task); outside any run, a
+        process-wide thread pool, and the run is tracked on its own.
+
+        Args:
+            *args: Positional arguments for the task function.
+            return_state: Wait for the run and return its final `State` instead of a future.
+            wait_for: Futures that must end before this run starts (ordering without data).
+            **kwargs: Keyword arguments for the task function.
+
+        Returns:
+            A `headwater.futures.TaskRunFuture` (or the final `State` with ``return_state``).
+
+        Raises:
+            ParameterBindError: The arguments do not fit the function's signature.
+            TypeError: The task is a generator function (call it directly instead).
+        """
+        self._check_submittable("submit")
+        parameters = _parameters.get_call_parameters(self.fn, args, kwargs)
+        if (graph := active_graph()) is not None:  # Flow.visualize(): record, do not run
+            return graph.record_submit(self, parameters, wait_for)
+        future = _runner().submit(self, parameters, wait_for=wait_for)
+        if return_state:
+            future.wait()
+            return future.state
+        return future
+
+    def map(
+        self,
+        *args: Any,
+        return_state: bool = False,
+        wait_for: Iterable[Any] | None = None,
+        deferred: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """Submit one run per item of the iterable arguments; return their futures in order.
+
+        Lists, tuples, ranges, sets, dicts (their keys) and other iterables are iterated in
+        step and must have the same length; strings, bytes and non-iterables go whole to every
+        run, as does an argument wrapped in `headwater.unmapped`. A future passed as an
+        argument is waited for and its result mapped over. Defaults of the function are not
+        mapped over.
+
+        Args:
+            *args: Positional arguments for the task function.
+            return_state: Wait for every run and return their final states as a list.
+            wait_for: Futures every run waits for before starting.
+            deferred: Not supported (Prefect's background task workers); must be False.
+            **kwargs: Keyword arguments for the task function.
+
+        Returns:
+            A `headwater.futures.PrefectFutureList` (a list of final states with
+            ``return_state``).
+
+        Raises:
+            MappingMissingIterable: No argument is iterable.
+            MappingLengthMismatch: The iterable arguments differ in length.
+            ParameterBindError: The arguments do not fit the function's signature.
+            NotImplementedError: ``deferred=True``.
+        """
+        if deferred:
+            raise NotImplementedError(
+                f"{self.name}.map(deferred=True) is not available in Headwater: there are no "
+                "background task workers. Call .map() without deferred to run the calls on the "
+                "flow's task runner."
+            )
+        self._check_submittable("map")
+        parameters = _parameters.get_call_parameters(self.fn, args, kwargs, apply_defaults=False)
+        if (graph := active_graph()) is not None:  # Flow.visualize(): record, do not run
+            return graph.record_map(self, parameters, wait_for)
+        futures = _runner().map(self, parameters, wait_for=wait_for)
+        if return_state:
+            futures.wait()
+            return [future.state for future in futures]
+        return futures
 
 
 @overload
@@ -637,8 +737,18 @@ def task(
     return Task(fn=__fn, **options)
 
 
+def _runner() -> TaskRunner:
+    """The entered task runner a submit made here goes to (the engine loads on first use)."""
+    from headwater._engine.submissions import current_submissions
+    from headwater.task_runners import ThreadPoolTaskRunner
+
+    runner: TaskRunner = current_submissions().runner(ThreadPoolTaskRunner)
+    return runner
+
+
 if TYPE_CHECKING:
     from headwater._engine.runnable import Runnable
+    from headwater.task_runners import TaskRunner
 
     def _runs_on_the_engine(task: Task[..., Any]) -> Runnable:
         """mypy checks here that a task is a `Runnable`, so it runs on the flows' engine."""

@@ -24,6 +24,9 @@ Our exception hierarchy::
             ├── CancelledRun            the run was cancelled
             ├── FlowRunTimeoutError     (+ TimeoutError) the run exceeded `timeout_seconds`
             ├── TaskRunTimeoutError     (+ TimeoutError) a task run exceeded `timeout_seconds`
+            ├── UpstreamTaskError       a task's upstream run did not complete, so it never ran
+            ├── MappingLengthMismatch   (+ ValueError) `Task.map` got iterables of unequal length
+            ├── MappingMissingIterable  (+ ValueError) `Task.map` got nothing to map over
             ├── SettingsError           (+ ValueError) a HEADWATER_* variable is unusable
             └── ServiceError            the service answered an RPC with an error status
                 ├── InvalidRequest      INVALID_ARGUMENT
@@ -59,6 +62,8 @@ __all__ = [
     "HeadwaterSignal",
     "InvalidNameError",
     "InvalidRequest",
+    "MappingLengthMismatch",
+    "MappingMissingIterable",
     "MissingContextError",
     "MissingFlowError",
     "MissingResult",
@@ -75,6 +80,7 @@ __all__ = [
     "TerminationSignal",
     "UnfinishedRun",
     "UnspecifiedFlowError",
+    "UpstreamTaskError",
 ]
 
 
@@ -249,6 +255,22 @@ class FlowRunTimeoutError(HeadwaterException, TimeoutError):
 
 class TaskRunTimeoutError(HeadwaterException, TimeoutError):
     """A task run's attempt took longer than the task's ``timeout_seconds`` and was stopped."""
+
+
+class UpstreamTaskError(HeadwaterException):
+    """A task run did not run because a run it depends on did not complete.
+
+    The message names the upstream task run; the downstream run ends FAILED ("NotReady")
+    without its function being called.
+    """
+
+
+class MappingLengthMismatch(HeadwaterException, ValueError):
+    """`Task.map` was given iterables of different lengths, so calls cannot be paired up."""
+
+
+class MappingMissingIterable(HeadwaterException, ValueError):
+    """`Task.map` was given no iterable argument to map over."""
 
 
 class SettingsError(HeadwaterException, ValueError):

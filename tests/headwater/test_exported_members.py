@@ -38,11 +38,13 @@ def test_headwater_all_is_pinned() -> None:
             "Suspended",
             "Task",
             "__version__",
+            "allow_failure",
             "flow",
             "get_run_context",
             "get_run_logger",
             "tags",
             "task",
+            "unmapped",
         ]
     )
 
@@ -136,7 +138,25 @@ PUBLIC_MODULES = {
     ],
     "headwater.logging": ["get_run_logger"],
     "headwater.context": ["FlowRunContext", "TaskRunContext", "get_run_context", "tags"],
-    "headwater.task_runners": ["TaskRunner", "ThreadPoolTaskRunner"],
+    "headwater.task_runners": [
+        "DaskTaskRunner",
+        "ProcessPoolTaskRunner",
+        "TaskRunner",
+        "ThreadPoolTaskRunner",
+    ],
+    "headwater.futures": [
+        "ConcurrentTaskRunFuture",
+        "DoneAndNotDoneFutures",
+        "PrefectConcurrentFuture",
+        "PrefectFuture",
+        "PrefectFutureList",
+        "TaskRunFuture",
+        "as_completed",
+        "resolve_futures_to_results",
+        "resolve_futures_to_states",
+        "wait",
+    ],
+    "headwater.utilities.annotations": ["BaseAnnotation", "allow_failure", "quote", "unmapped"],
     "headwater.runtime": ["flow_run", "task_run"],
     "headwater.runtime.flow_run": [
         "api_url",

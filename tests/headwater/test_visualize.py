@@ -91,6 +91,42 @@ def test_the_graph_follows_results_passed_on_and_runs_no_task() -> None:
     ]
 
 
+def test_submit_and_map_record_one_node_per_run_with_their_edges() -> None:
+    from headwater import unmapped
+
+    @flow(name="fan-out")
+    def fan_out() -> None:
+        rows = extract.submit()
+        scaled = transform.map([[1], [2], [3]], factor=unmapped(rows))
+        load.submit(scaled, wait_for=[rows])  # a list of futures, and wait_for
+        each = transform.map(rows)  # mapped over an upstream's result: length unknown here
+        load(each.result())
+        rows.wait()
+
+    dot = fan_out.visualize()
+    assert ran == []
+    assert edges(dot) == [
+        '"extract-0" -> "transform-0"',
+        '"extract-0" -> "transform-1"',
+        '"extract-0" -> "transform-2"',
+        '"transform-0" -> "load-0"',
+        '"transform-1" -> "load-0"',
+        '"transform-2" -> "load-0"',
+        '"extract-0" -> "load-0"',
+        '"extract-0" -> "transform-3"',
+        '"transform-3" -> "load-1"',
+    ]
+
+
+def test_a_map_that_would_fail_fails_while_visualizing_too() -> None:
+    @flow
+    def mismatched() -> None:
+        transform.map([[1], [2]], factor=[1, 2, 3])
+
+    with pytest.raises(FlowVisualizationError, match=r"rows=2, factor=3"):
+        mismatched.visualize()
+
+
 def test_an_async_flow_awaits_its_tasks_stand_ins() -> None:
     @flow(name="async-etl")
     async def etl() -> None:

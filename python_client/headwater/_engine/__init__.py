@@ -23,7 +23,10 @@ The engine speaks SDK types only (`State`, `FlowRun`, and the `Decision`, `Propo
 `Transport` it is handed; it imports no gRPC, no generated code, and nothing of
 `headwater._flows`: what it needs of a flow is the `Runnable` protocol.
 
-- `entry`: `run` (a flow) and `run_task` (a task), the entry points;
+- `entry`: `run` (a flow), the entry point, and `drive` (hand a call to its driver);
+- `calls`: `run_task` and `run_task_call` (a task call, here or in another process);
+- `task_call`: `TaskCall`, one task call as data, and resolving its upstream futures;
+- `submissions`: the task runner a run's code submits to;
 - `runnable`: what the engine needs of what it runs;
 - `drivers`: plain sync and async functions (the order of the steps);
 - `generators`: sync and async generator functions;

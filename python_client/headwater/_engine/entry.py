@@ -14,10 +14,10 @@ from headwater._engine.generators import run_async_generator, run_generator
 from headwater._engine.machine import ReturnType, RunEngine
 
 if TYPE_CHECKING:
-    from headwater._engine.runnable import Runnable, TaskRunnable
+    from headwater._engine.runnable import Runnable
     from headwater._transport.interface import Transport
 
-__all__ = ["ReturnType", "run", "run_task"]
+__all__ = ["ReturnType", "drive", "run"]
 
 
 def run(
@@ -55,28 +55,10 @@ def run(
         TerminationSignal: The process got SIGTERM during the run (the run is CRASHED).
         BaseException: Whatever the function raised, re-raised as the same object.
     """
-    return _drive(RunEngine(runnable, parameters, return_type, flow_run_id, transport), wait_for)
+    return drive(RunEngine(runnable, parameters, return_type, flow_run_id, transport), wait_for)
 
 
-def run_task(
-    task: TaskRunnable,
-    parameters: dict[str, Any],
-    *,
-    transport: Transport,
-    wait_for: Iterable[Any] | None = None,
-    return_type: ReturnType = "result",
-) -> Any:
-    """Run one task call as a task run, on the same state machine and drivers as flows.
-
-    Inside a flow run the task run belongs to it; outside any, it is tracked on its own.
-    Returns and raises as `run` does (``TaskRunTimeoutError`` for a timed-out attempt).
-    """
-    from headwater._engine.tasks import TaskEngine
-
-    return _drive(TaskEngine(task, parameters, return_type, transport), wait_for)
-
-
-def _drive(engine: RunEngine, wait_for: Iterable[Any] | None) -> Any:
+def drive(engine: RunEngine, wait_for: Iterable[Any] | None) -> Any:
     """Hand the call to the driver for its kind of function."""
     runnable = engine.flow
     if runnable.isasync:

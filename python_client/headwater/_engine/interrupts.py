@@ -15,12 +15,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from headwater._context import _current_flow_run
+from headwater._engine.submissions import _current_submissions
 from headwater._engine.timeouts import RunTimeout
 from headwater._logging import capture_prints, release_prints
 from headwater.exceptions import TerminationSignal
 
 if TYPE_CHECKING:
     from headwater._context import FlowRunContext
+    from headwater._engine.submissions import Submissions
 
 __all__ = [
     "Interruptible",
@@ -38,6 +40,7 @@ class Interruptible(Protocol):
     parent: FlowRunContext | None
     log_prints: bool
     terminated_by: int | None
+    submissions: Submissions
 
 
 class RunningContext:
@@ -47,7 +50,7 @@ class RunningContext:
     run, on the path whose cost a trivial run measures.
     """
 
-    __slots__ = ("_engine", "_guard", "_token")
+    __slots__ = ("_engine", "_guard", "_submissions_token", "_token")
 
     def __init__(
         self, engine: Interruptible, signals: bool, async_task: asyncio.Task[Any] | None
@@ -55,10 +58,12 @@ class RunningContext:
         self._engine = engine
         self._guard = SigtermGuard(engine, async_task) if signals else None
         self._token: Any = None
+        self._submissions_token: Any = None
 
     def __enter__(self) -> None:
         engine = self._engine
         self._token = _current_flow_run.set(engine.context)
+        self._submissions_token = _current_submissions.set(engine.submissions)
         if engine.log_prints:
             capture_prints()
         if self._guard is not None:
@@ -69,6 +74,7 @@ class RunningContext:
             self._guard.__exit__()
         if self._engine.log_prints:
             release_prints()
+        _current_submissions.reset(self._submissions_token)
         _current_flow_run.reset(self._token)
 
 

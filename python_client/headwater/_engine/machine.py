@@ -105,7 +105,19 @@ class RunEngine(EngineRun):
     # -- finishing an attempt --------------------------------------------------------------
 
     def _completion(self, value: Any) -> tuple[Proposal, bool]:
-        """The state to propose for a returned value: (proposal, may_retry)."""
+        """The state to propose for a returned value: (proposal, may_retry).
+
+        Returned futures become their runs' final states (all have ended by now): one future
+        ends the run in its state, a list of them in their aggregate, as Prefect does.
+        """
+        value = outcomes.resolve_returned_futures(value)
+        states = outcomes.state_group(value)
+        if states is not None:
+            proposal = outcomes.aggregate(states)
+            if proposal.state.type is StateType.COMPLETED:
+                self.value = value
+                self.has_value = True
+            return proposal, proposal.state.type is StateType.FAILED
         if isinstance(value, State):
             proposal, retryable = outcomes.returned_state(self.flow, value, self.kind)
             if proposal.state.type is StateType.COMPLETED:
@@ -118,6 +130,7 @@ class RunEngine(EngineRun):
 
     def complete(self, value: Any) -> bool:
         """Propose the end state for a returned value; True when the service wants a retry."""
+        self._end_submissions()
         try:
             proposal, retryable = self._completion(value)
         except Exception as exc:  # persisting the result failed: the run fails with that
@@ -126,6 +139,7 @@ class RunEngine(EngineRun):
         return self._settle(self.propose(proposal), proposal.state, retryable=retryable)
 
     async def acomplete(self, value: Any) -> bool:
+        await self._aend_submissions()
         try:
             proposal, retryable = self._completion(value)
         except Exception as exc:
@@ -142,10 +156,12 @@ class RunEngine(EngineRun):
 
     def fail(self, exc: BaseException, timed_out: bool = False) -> bool:
         """Propose FAILED for an exception; True when the service schedules a retry."""
+        self._end_submissions()
         proposal = self._failure(exc, timed_out)
         return self._settle(self.propose(proposal), proposal.state, retryable=True)
 
     async def afail(self, exc: BaseException, timed_out: bool = False) -> bool:
+        await self._aend_submissions()
         proposal = self._failure(exc, timed_out)
         return self._settle(await self.apropose(proposal), proposal.state, retryable=True)
 
@@ -218,10 +234,12 @@ class RunEngine(EngineRun):
 
     def cancel(self, reason: str) -> None:
         """Propose CANCELLED after the run's code was interrupted by its cancellation."""
+        self._end_submissions(RunCancelled(reason))
         proposal = self._cancellation(reason)
         self._settle(self.propose(proposal), proposal.state, retryable=False)
 
     async def acancel(self, reason: str) -> None:
+        await self._aend_submissions(RunCancelled(reason))
         proposal = self._cancellation(reason)
         self._settle(await self.apropose(proposal), proposal.state, retryable=False)
 
@@ -248,6 +266,7 @@ class RunEngine(EngineRun):
 
     def crash(self, exc: BaseException) -> None:
         """Mark the run CRASHED after an interrupt and run the crash hooks (never raises)."""
+        self._end_submissions(exc)
         crash = self._crash_proposal(exc)
         if crash is None:
             return
@@ -260,6 +279,7 @@ class RunEngine(EngineRun):
         self.final_hooks()
 
     async def acrash(self, exc: BaseException) -> None:
+        await self._aend_submissions(exc)
         crash = self._crash_proposal(exc)
         if crash is None:
             return

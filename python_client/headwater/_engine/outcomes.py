@@ -9,24 +9,29 @@ proposals itself.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import TYPE_CHECKING, Any
 
 from headwater._engine.interrupts import crash_message
 from headwater._results import inline_json
 from headwater._states import Cancelled, Completed, Crashed, Failed, State, StateType
 from headwater._transport.interface import Proposal
-from headwater.exceptions import FlowRunTimeoutError, ParameterTypeError
+from headwater.exceptions import FlowRunTimeoutError, ParameterTypeError, UpstreamTaskError
 
 if TYPE_CHECKING:
     from headwater._engine.runnable import Runnable
 
 __all__ = [
+    "aggregate",
     "cancelled",
     "completed",
     "crashed",
     "failed",
+    "not_ready",
     "parameters_failed",
+    "resolve_returned_futures",
     "returned_state",
+    "state_group",
     "timeout_error",
 ]
 
@@ -60,6 +65,61 @@ def completed(flow: Runnable, value: Any, parameters: dict[str, Any] | None = No
         data = value if flow.cache_result_in_memory else reference
         return Proposal(Completed(data=data), result_reference=reference)
     return Proposal(Completed(data=value), result_json=inline_json(value))
+
+
+def resolve_returned_futures(value: Any) -> Any:
+    """``value`` with returned futures replaced by their runs' final states (as Prefect).
+
+    Only a future, or lists, tuples, sets and dicts holding some, are touched; anything else
+    is returned as it is without being looked into further.
+    """
+    if not isinstance(value, list | tuple | set | frozenset | dict) and not _is_future(value):
+        return value
+    from headwater.futures import _futures_in, resolve_futures_to_states
+
+    if next(_futures_in(value), None) is None:
+        return value
+    return resolve_futures_to_states(value)
+
+
+def _is_future(value: Any) -> bool:
+    futures = sys.modules.get("headwater.futures")
+    return futures is not None and isinstance(value, futures.TaskRunFuture)
+
+
+def state_group(value: Any) -> list[State[Any]] | None:
+    """The states of a returned list, tuple or set made only of states (else None)."""
+    if (
+        isinstance(value, list | tuple | set | frozenset)
+        and value
+        and all(isinstance(item, State) for item in value)
+    ):
+        return list(value)
+    return None
+
+
+def aggregate(states: list[State[Any]]) -> Proposal:
+    """The state of a run that returned several states (or futures): all of them together.
+
+    COMPLETED when all completed; otherwise CANCELLED if any was cancelled, else FAILED,
+    with a message counting them. A failed aggregate carries the first failure's exception,
+    so the caller gets that error.
+    """
+    total = len(states)
+    if all(state.type is StateType.COMPLETED for state in states):
+        return Proposal(Completed(data=states, message="All states completed."))
+    cancelled_count = sum(state.type is StateType.CANCELLED for state in states)
+    if cancelled_count:
+        return Proposal(Cancelled(message=f"{cancelled_count}/{total} states cancelled."))
+    bad = [state for state in states if state.type is not StateType.COMPLETED]
+    if all(state.is_final() for state in bad):
+        message = f"{len(bad)}/{total} states failed."
+    else:
+        message = f"{sum(not state.is_final() for state in bad)}/{total} states are not final."
+    first = bad[0]
+    error = first.result(raise_on_failure=False) if first.is_final() else None
+    failure: BaseException | str = error if isinstance(error, BaseException) else message
+    return Proposal(Failed(data=failure, message=message), failure=failure)
 
 
 def returned_state(flow: Runnable, value: State[Any], kind: str = "flow") -> tuple[Proposal, bool]:
@@ -108,6 +168,13 @@ def failed(
         run_logger.error("Attempt %d raised:", attempt, exc_info=exc)
         state = Failed(data=exc, message=message)
     return Proposal(state, failure=exc)
+
+
+def not_ready(exc: UpstreamTaskError) -> Proposal:
+    """FAILED ("NotReady") for a task run whose upstream did not complete: it never ran."""
+    from headwater._engine.task_call import NOT_READY
+
+    return Proposal(Failed(data=exc, message=str(exc), name=NOT_READY), failure=exc)
 
 
 def parameters_failed(exc: ParameterTypeError) -> Proposal:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from headwater._context import FlowRunContext, _current_flow_run
 from headwater._engine.interrupts import RunningContext
 from headwater._engine.setup import call_arguments, run_spec, validate_parameters
+from headwater._engine.submissions import Submissions
 from headwater._logging import run_logger, setup_logging
 from headwater._transport.interface import DecisionKind
 from headwater.exceptions import ParameterTypeError
@@ -94,6 +95,9 @@ class EngineRun:
         self.hooks_done = False
         self.terminated_by: int | None = None
         self.log_mark = transport.logs_added
+        # What the code submits goes to a copy of the flow's runner (a task has none: a
+        # thread pool), opened on the first submit.
+        self.submissions = Submissions(getattr(flow, "task_runner", None))
 
     # -- creating the run ------------------------------------------------------------------
 
@@ -205,6 +209,18 @@ class EngineRun:
                 _wait_seconds(decision),
                 decision.reason or "the service asked to wait",
             )
+
+    # -- submitted task runs ---------------------------------------------------------------
+
+    def _end_submissions(self, interrupt: BaseException | None = None) -> None:
+        """Wait until every task run the attempt submitted has ended (before its outcome)."""
+        if self.submissions.opened:
+            self.submissions.close(interrupt)
+
+    async def _aend_submissions(self, interrupt: BaseException | None = None) -> None:
+        """Async twin of `_end_submissions`: the wait happens off the event loop."""
+        if self.submissions.opened:
+            await asyncio.to_thread(self.submissions.close, interrupt)
 
     # -- log lines -------------------------------------------------------------------------
 

@@ -14,22 +14,22 @@ import asyncio
 import datetime as _dt
 import logging
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
-from headwater._context import TaskRunContext, _current_task_run, current_tags
+from headwater._context import TaskRunContext, _current_task_run
 from headwater._engine import outcomes
 from headwater._engine.machine import RunEngine
 from headwater._engine.run import _wait_seconds
 from headwater._engine.setup import dump_parameters, run_name
+from headwater._engine.submissions import _current_submissions
+from headwater._engine.task_call import TaskCall, has_upstream, resolve_upstream
 from headwater._logging import TASK_RUN_LOGGER, RunLoggerAdapter, capture_prints, release_prints
 from headwater._transport.interface import DecisionKind, TaskRunSpec
-from headwater.exceptions import Abort, ServiceUnavailable, TaskRunTimeoutError
+from headwater.exceptions import Abort, ServiceUnavailable, TaskRunTimeoutError, UpstreamTaskError
 
 if TYPE_CHECKING:
     from headwater._engine.cancel import CancelScope
     from headwater._engine.machine import ReturnType
-    from headwater._engine.runnable import TaskRunnable
     from headwater._runs import TaskRun
     from headwater._states import State
     from headwater._transport.interface import Decision, Proposal, TaskRunSnapshot, Transport
@@ -46,19 +46,17 @@ class TaskEngine(RunEngine):
 
     kind = "task"
 
-    def __init__(
-        self,
-        task: TaskRunnable,
-        parameters: dict[str, Any],
-        return_type: ReturnType,
-        transport: Transport,
-    ) -> None:
-        super().__init__(task, parameters, return_type, None, transport)
-        self.task = task
+    def __init__(self, call: TaskCall, return_type: ReturnType, transport: Transport) -> None:
+        super().__init__(call.task, call.parameters, return_type, None, transport)
+        self.call = call
+        self.task = call.task
+        if call.log_prints is not None:
+            self.log_prints = call.log_prints
         self.task_run: TaskRunSnapshot | None = None
         self.task_context: TaskRunContext | None = None
         self.start_decision: Decision | None = None
         self.last_failure: Proposal | None = None
+        self.upstream_error: UpstreamTaskError | None = None
 
     # -- creating and starting the run -----------------------------------------------------
 
@@ -66,17 +64,16 @@ class TaskEngine(RunEngine):
         """The task run to create (no I/O): name, keys, policy and cache key."""
         self._validate()
         task = self.task
-        parent = self.parent
+        call = self.call
         self.serialized_parameters = task.serialize_parameters(self.parameters)
         delays = task.retry_delay_seconds
         return TaskRunSpec(
             task_key=task.task_key,
-            dynamic_key=(
-                parent.next_dynamic_key(task.task_key) if parent is not None else _loose_key()
-            ),
-            flow_run_id=parent.flow_run_id if parent is not None else None,
+            dynamic_key=call.dynamic_key,
+            task_run_id=call.task_run_id,
+            flow_run_id=call.flow_run_id,
             name=run_name(task, self.parameters, "task_run_name", "task"),
-            tags=tuple(sorted(set(task.tags) | current_tags())),
+            tags=call.tags,
             parameters_json=dump_parameters(self.serialized_parameters),
             retries=int(task.retries),
             retry_delay_seconds=(
@@ -111,16 +108,15 @@ class TaskEngine(RunEngine):
             persist = get_settings().results_persist_by_default
         if not persist:
             return None
-        parent = self.parent
+        call = self.call
         context = TaskRunContext(
             task=task,
-            task_run_id="",
+            task_run_id=call.task_run_id,
             parameters=self.parameters,
-            flow_run_id=parent.flow_run_id if parent is not None else None,
+            flow_run_id=call.flow_run_id,
         )
-        flow_parameters = parent.parameters if parent is not None else {}
         try:
-            key: str | None = policy.compute_key(context, self.parameters, flow_parameters)
+            key: str | None = policy.compute_key(context, self.parameters, call.flow_parameters)
         except Exception as exc:
             logger.warning(
                 "Task %r runs without caching: its cache key could not be computed (%s)",
@@ -131,26 +127,85 @@ class TaskEngine(RunEngine):
         return key
 
     def create_or_load(self) -> None:
-        self._created(self.transport.start_task_run(self._spec()))
+        if has_upstream(self.call):
+            self._upstream_resolved(resolve_upstream(self.call))
+        elif self.call.upstream_failures:  # resolved where it was submitted
+            self._upstream_resolved(self.call)
+        if self.upstream_error is not None:
+            self._created(self.transport.create_task_run(self._spec()), None)
+        else:
+            self._started_by(self.transport.start_task_run(self._spec()))
 
     async def acreate_or_load(self) -> None:
-        self._created(await self.transport.astart_task_run(self._spec()))
+        if has_upstream(self.call):
+            # Waiting for upstream runs blocks: not on the event loop.
+            self._upstream_resolved(await asyncio.to_thread(resolve_upstream, self.call))
+        elif self.call.upstream_failures:
+            self._upstream_resolved(self.call)
+        if self.upstream_error is not None:
+            self._created(await self.transport.acreate_task_run(self._spec()), None)
+        else:
+            self._started_by(await self.transport.astart_task_run(self._spec()))
 
-    def _created(self, decision: Decision) -> None:  # type: ignore[override]
+    def _upstream_resolved(self, call: TaskCall) -> None:
+        """Run with the upstream results; remember the error when an upstream did not complete."""
+        self.call = call
+        self.raw_parameters = call.parameters
+        if call.upstream_failures:
+            self.upstream_error = UpstreamTaskError(
+                "Upstream "
+                + "; ".join(failure.describe() for failure in call.upstream_failures)
+                + f", so task {self.task.name!r} did not run."
+            )
+
+    def _started_by(self, decision: Decision) -> None:
         snapshot = decision.task_run
         assert snapshot is not None, "the service answered a task start without its run"
+        self._created(snapshot, decision)
+
+    def _created(  # type: ignore[override]
+        self, snapshot: TaskRunSnapshot, decision: Decision | None
+    ) -> None:
         self.task_run = snapshot
         self.start_decision = decision
-        self.run_logger = _task_run_logger(self.parent, snapshot, self.task.name)
+        call = self.call
+        self.run_logger = _task_run_logger(self.parent, snapshot, self.task.name, call)
         self.task_context = TaskRunContext(
             task=self.task,
             task_run_id=snapshot.id,
             parameters=self.parameters,
-            flow_run_id=self.parent.flow_run_id if self.parent is not None else None,
+            flow_run_id=call.flow_run_id,
             log_prints=self.log_prints,
             logger=self.run_logger,
             make_task_run=self._current_task_run,
         )
+
+    def start_or_reject_parameters(self) -> bool:
+        if self.upstream_error is None:
+            return super().start_or_reject_parameters()
+        proposal = self._not_ready()
+        self._settle(self.propose(proposal), proposal.state, retryable=False)
+        return False
+
+    async def astart_or_reject_parameters(self) -> bool:
+        if self.upstream_error is None:
+            return await super().astart_or_reject_parameters()
+        proposal = self._not_ready()
+        self._settle(await self.apropose(proposal), proposal.state, retryable=False)
+        return False
+
+    def _not_ready(self) -> Proposal:
+        """FAILED ("NotReady") for a run whose upstream did not complete: it never runs.
+
+        Proposed from PENDING, which the service never turns into a retry: retrying cannot
+        bring the upstream result. No hooks run, as the task's code never started.
+        """
+        exc = self.upstream_error
+        assert exc is not None
+        self.raised = exc
+        self.hooks_done = True
+        self._flush_logs()
+        return outcomes.not_ready(exc)
 
     def _current_task_run(self) -> TaskRun:
         assert self.task_run is not None
@@ -318,20 +373,23 @@ class TaskEngine(RunEngine):
 class _TaskRunning:
     """The block during which a task run is current (and its prints are captured)."""
 
-    __slots__ = ("_engine", "_token")
+    __slots__ = ("_engine", "_submissions_token", "_token")
 
     def __init__(self, engine: TaskEngine) -> None:
         self._engine = engine
         self._token: Any = None
+        self._submissions_token: Any = None
 
     def __enter__(self) -> None:
         self._token = _current_task_run.set(self._engine.task_context)
+        self._submissions_token = _current_submissions.set(self._engine.submissions)
         if self._engine.log_prints:
             capture_prints()
 
     def __exit__(self, *exc_info: Any) -> None:
         if self._engine.log_prints:
             release_prints()
+        _current_submissions.reset(self._submissions_token)
         _current_task_run.reset(self._token)
 
 
@@ -351,20 +409,15 @@ class _NoCancelScope:
 _NO_CANCEL = _NoCancelScope()
 
 
-def _loose_key() -> str:
-    """A task called outside any flow has no flow run to count calls in: each call is new."""
-    return uuid.uuid4().hex
-
-
 def _task_run_logger(
-    parent: Any, snapshot: TaskRunSnapshot, task_name: str
+    parent: Any, snapshot: TaskRunSnapshot, task_name: str, call: TaskCall
 ) -> logging.LoggerAdapter[logging.Logger]:
     """The task run's logger: its lines belong to the flow run and name the task run."""
     extra: dict[str, Any] = {
         "task_run_id": snapshot.id,
         "task_run_name": snapshot.name,
         "task_name": task_name,
-        "flow_run_id": parent.flow_run_id if parent is not None else "",
+        "flow_run_id": call.flow_run_id or "",
     }
     if parent is not None and parent.logger is not None:
         extra = {**(parent.logger.extra or {}), **extra}

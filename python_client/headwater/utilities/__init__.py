@@ -1,0 +1,1 @@
+"""Helpers Prefect keeps under ``prefect.utilities``, at the same import paths."""

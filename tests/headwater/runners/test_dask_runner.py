@@ -1,0 +1,219 @@
+"""DaskTaskRunner: tasks run on dask.distributed workers that report to the service themselves.
+
+Flows run on the embedded service; the workers reach it through its abstract unix socket.
+A temporary LocalCluster is started per flow run where that is what is tested; the tests of an
+existing scheduler share one module-scoped LocalCluster (the machine has 2 CPUs).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from engine_support import Reader, current_run_id, sdk_target, unique
+from headwater import StateType, flow, task
+from headwater._runners.dask import DaskCluster, DaskSettings
+from headwater._runs import TaskRun
+from headwater.exceptions import CrashedRun
+from headwater.task_runners import DaskTaskRunner
+
+distributed = pytest.importorskip("distributed")
+
+TWO_WORKERS = {"n_workers": 2, "processes": True, "threads_per_worker": 1}
+
+
+@pytest.fixture(scope="module")
+def reader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reader]:
+    home: Path = tmp_path_factory.mktemp("home")
+    with sdk_target(home):
+        reader = Reader()
+        yield reader
+        reader.close()
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[tuple[str, set[int]]]:
+    """A running 2-worker cluster, as a user's would be: its address and its workers' pids."""
+    with (
+        # Its dashboard on a free port: 8787 stays for the temporary clusters of other tests.
+        distributed.LocalCluster(**TWO_WORKERS, dashboard_address=":0") as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
+        pids = set(client.run(os.getpid).values())
+        yield cluster.scheduler_address, pids
+
+
+def stored(reader: Reader, flow_run_id: str) -> dict[str, TaskRun]:
+    return {run.name: run for run in reader.client.list_task_runs(flow_run_id)}
+
+
+def state_type(run: TaskRun) -> StateType:
+    assert run.state is not None
+    return run.state.type
+
+
+@task(task_run_name="pid-{x}")
+def pid_of(x: int) -> tuple[int, int]:
+    return x, os.getpid()
+
+
+@task(task_run_name="exits")
+def exits() -> None:
+    os._exit(1)
+
+
+def test_a_temporary_two_worker_cluster_runs_the_tasks(reader: Reader) -> None:
+    seen: dict[str, Any] = {}
+
+    @flow(name=unique(), task_runner=DaskTaskRunner(cluster_kwargs=TWO_WORKERS))
+    def pipeline() -> list[tuple[int, int]]:
+        seen["flow_run_id"] = current_run_id()
+        futures = pid_of.map(range(4))
+        seen["worker_pids"] = set(pipeline_runner_pids())
+        return futures.result()
+
+    results = pipeline()
+    assert [x for x, _ in results] == [0, 1, 2, 3]
+    pids = {pid for _, pid in results}
+    assert os.getpid() not in pids
+    assert pids <= seen["worker_pids"]
+    runs = stored(reader, seen["flow_run_id"])
+    assert sorted(runs) == ["pid-0", "pid-1", "pid-2", "pid-3"]
+    assert {state_type(run) for run in runs.values()} == {StateType.COMPLETED}
+
+
+def pipeline_runner_pids() -> list[int]:
+    """The pids of the workers of the Dask client the current flow run's runner holds."""
+    client = distributed.get_client()
+    return list(client.run(os.getpid).values())
+
+
+def test_a_task_whose_worker_dies_ends_crashed(reader: Reader) -> None:
+    seen: dict[str, Any] = {}
+
+    @flow(name=unique(), task_runner=DaskTaskRunner(cluster_kwargs=TWO_WORKERS))
+    def pipeline() -> tuple[int, int]:
+        seen["flow_run_id"] = current_run_id()
+        victim = exits.submit()
+        victim.wait()
+        with pytest.raises(CrashedRun, match=r"Dask worker tcp://\S+, pid \d+\) died"):
+            victim.result()
+        result: tuple[int, int] = pid_of.submit(7).result()  # the cluster goes on
+        return result
+
+    assert pipeline()[0] == 7
+    runs = stored(reader, seen["flow_run_id"])
+    assert state_type(runs["exits"]) is StateType.CRASHED
+    assert runs["exits"].state is not None
+    assert "died before the task finished" in (runs["exits"].state.message or "")
+    assert runs["exits"].run_count == 1  # Dask did not run it again on the other worker
+    assert state_type(runs["pid-7"]) is StateType.COMPLETED
+
+
+def test_a_running_scheduler_runs_the_tasks(
+    reader: Reader, scheduler: tuple[str, set[int]]
+) -> None:
+    address, worker_pids = scheduler
+    seen: dict[str, Any] = {}
+
+    @flow(name=unique(), task_runner=DaskTaskRunner(address=address))
+    def pipeline() -> list[tuple[int, int]]:
+        seen["flow_run_id"] = current_run_id()
+        return pid_of.map(range(3)).result()
+
+    results = pipeline()
+    assert {pid for _, pid in results} <= worker_pids
+    runs = stored(reader, seen["flow_run_id"])
+    assert {state_type(run) for run in runs.values()} == {StateType.COMPLETED}
+    assert len(runs) == 3
+
+
+def test_workers_that_cannot_reach_the_service_are_told_what_to_do(
+    scheduler: tuple[str, set[int]],
+) -> None:
+    address, _ = scheduler
+    cluster = DaskCluster(DaskSettings(address=address))
+    cluster.start()
+    try:
+        with pytest.raises(RuntimeError) as raised:
+            cluster.check_reachable("unix-abstract:headwater-of-another-machine")
+    finally:
+        cluster.close()
+    message = str(raised.value)
+    assert "embedded Headwater service" in message
+    assert "headwater server start" in message
+    assert "HEADWATER_API_URL" in message
+    assert "ConnectionRefusedError" in message  # each worker's own answer
+
+
+def test_the_arguments_are_checked_and_kept() -> None:
+    runner = DaskTaskRunner(cluster_kwargs={"n_workers": 1}, adapt_kwargs={"maximum": 2})
+    assert runner.duplicate() == runner
+    assert runner != DaskTaskRunner(address="tcp://127.0.0.1:8786")
+    with pytest.raises(ValueError, match="either address="):
+        DaskTaskRunner(address="tcp://127.0.0.1:8786", cluster_kwargs={"n_workers": 1})
+    with pytest.raises(ValueError, match="'asynchronous' in client_kwargs"):
+        DaskTaskRunner(client_kwargs={"asynchronous": True})
+    named = DaskSettings(cluster_class="distributed.LocalCluster")
+    assert named.resolved_cluster_class() is distributed.LocalCluster
+    with pytest.raises(ValueError, match="not an import path"):
+        DaskSettings(cluster_class="LocalCluster").resolved_cluster_class()
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_without_the_extra_the_runner_says_what_to_install() -> None:
+    # As if dask.distributed were not installed: its import fails.
+    done = run_python(
+        "import sys; sys.modules['distributed'] = None\n"
+        "from headwater.task_runners import DaskTaskRunner\n"
+        "try:\n"
+        "    DaskTaskRunner()\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pip install 'headwater[dask]'" in done.stdout
+
+
+def test_importing_the_runners_does_not_import_dask() -> None:
+    done = run_python(
+        "import sys\n"
+        "import headwater\n"
+        "from headwater.task_runners import DaskTaskRunner, ProcessPoolTaskRunner\n"
+        "print(sorted(m for m in ('dask', 'distributed') if m in sys.modules))\n"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_cluster_of_threads_in_this_process_reports_on_the_flows_stream(
+    reader: Reader,
+) -> None:
+    seen: dict[str, Any] = {}
+    threads = {
+        "n_workers": 1,
+        "processes": False,
+        "threads_per_worker": 2,
+        "dashboard_address": ":0",
+    }
+
+    @flow(name=unique(), task_runner=DaskTaskRunner(cluster_kwargs=threads))
+    def pipeline() -> list[tuple[int, int]]:
+        seen["flow_run_id"] = current_run_id()
+        return pid_of.map(range(2)).result()
+
+    assert {pid for _, pid in pipeline()} == {os.getpid()}
+    # The flow's process kept its own service: nothing pointed it elsewhere.
+    assert "HEADWATER_API_URL" not in os.environ
+    runs = stored(reader, seen["flow_run_id"])
+    assert {state_type(run) for run in runs.values()} == {StateType.COMPLETED}
