@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Coroutine, Iterable
 from copy import copy
 from functools import partial, update_wrapper
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from headwater import _parameters
 from headwater._flows import (
@@ -533,6 +533,33 @@ class Task(Generic[P, R]):
                 "directly inside the flow instead."
             )
 
+    @overload
+    def submit(
+        self: Task[P, Coroutine[Any, Any, T]],
+        *args: Any,
+        return_state: Literal[False] = False,
+        wait_for: Iterable[Any] | None = None,
+        **kwargs: Any,
+    ) -> TaskRunFuture[T]: ...
+
+    @overload
+    def submit(
+        self: Task[P, T],
+        *args: Any,
+        return_state: Literal[False] = False,
+        wait_for: Iterable[Any] | None = None,
+        **kwargs: Any,
+    ) -> TaskRunFuture[T]: ...
+
+    @overload
+    def submit(
+        self: Task[P, T],
+        *args: Any,
+        return_state: Literal[True],
+        wait_for: Iterable[Any] | None = None,
+        **kwargs: Any,
+    ) -> State[T]: ...
+
     def submit(
         self,
         *args: Any,
@@ -574,6 +601,36 @@ class Task(Generic[P, R]):
             future.wait()
             return future.state
         return future
+
+    @overload
+    def map(
+        self: Task[P, Coroutine[Any, Any, T]],
+        *args: Any,
+        return_state: Literal[False] = False,
+        wait_for: Iterable[Any] | None = None,
+        deferred: bool = False,
+        **kwargs: Any,
+    ) -> PrefectFutureList[T]: ...
+
+    @overload
+    def map(
+        self: Task[P, T],
+        *args: Any,
+        return_state: Literal[False] = False,
+        wait_for: Iterable[Any] | None = None,
+        deferred: bool = False,
+        **kwargs: Any,
+    ) -> PrefectFutureList[T]: ...
+
+    @overload
+    def map(
+        self: Task[P, T],
+        *args: Any,
+        return_state: Literal[True],
+        wait_for: Iterable[Any] | None = None,
+        deferred: bool = False,
+        **kwargs: Any,
+    ) -> list[State[T]]: ...
 
     def map(
         self,
@@ -748,6 +805,8 @@ def _runner() -> TaskRunner:
 
 if TYPE_CHECKING:
     from headwater._engine.runnable import Runnable
+    from headwater._states import State
+    from headwater.futures import PrefectFutureList, TaskRunFuture
     from headwater.task_runners import TaskRunner
 
     def _runs_on_the_engine(task: Task[..., Any]) -> Runnable:

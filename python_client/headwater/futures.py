@@ -153,7 +153,13 @@ class ConcurrentTaskRunFuture(TaskRunFuture[R]):
         return self.wrapped.done()
 
     def wait(self, timeout: float | None = None) -> None:
-        concurrent.futures.wait([self.wrapped], timeout=timeout)
+        wrapped = self.wrapped
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not wrapped.done():
+            remaining = _step(deadline)
+            if remaining <= 0:
+                return
+            concurrent.futures.wait([wrapped], timeout=remaining)
 
     def add_done_callback(self, fn: Callable[[TaskRunFuture[R]], object]) -> None:
         self.wrapped.add_done_callback(lambda _: fn(self))
@@ -215,7 +221,7 @@ def wait(
     deadline = None if timeout is None else time.monotonic() + timeout
     while pending:
         try:
-            future = finished.get(timeout=_remaining(deadline))
+            future = _next_finished(finished, deadline)
         except queue.Empty:
             break
         if future in pending:
@@ -243,7 +249,7 @@ def as_completed(
         future.add_done_callback(finished.put)
     while pending:
         try:
-            future = finished.get(timeout=_remaining(deadline))
+            future = _next_finished(finished, deadline)
         except queue.Empty:
             raise TimeoutError(
                 f"{len(pending)} (of {total}) futures unfinished after {timeout} seconds"
@@ -253,10 +259,30 @@ def as_completed(
             yield future
 
 
-def _remaining(deadline: float | None) -> float | None:
+#: The longest a wait blocks in one go. Waiting in steps lets an interrupt raised in the waiting
+#: thread (a run's cancellation or timeout, delivered at its next Python bytecode) land at once
+#: instead of after the awaited run ends.
+_WAIT_STEP_SECONDS = 0.1
+
+
+def _step(deadline: float | None) -> float:
+    """How long the next step of a wait may block (<= 0 once ``deadline`` has passed)."""
     if deadline is None:
-        return None
-    return max(deadline - time.monotonic(), 0.0)
+        return _WAIT_STEP_SECONDS
+    return min(deadline - time.monotonic(), _WAIT_STEP_SECONDS)
+
+
+def _next_finished(finished: queue.SimpleQueue[T], deadline: float | None) -> T:
+    """The next finished future, waiting in steps; `queue.Empty` once ``deadline`` passed."""
+    while True:
+        remaining = _step(deadline)
+        if remaining <= 0:
+            return finished.get_nowait()
+        try:
+            return finished.get(timeout=remaining)
+        except queue.Empty:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise
 
 
 def resolve_futures_to_states(expr: Any) -> Any:

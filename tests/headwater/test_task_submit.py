@@ -124,6 +124,58 @@ def test_a_task_called_directly_resolves_futures_too(reader: Reader) -> None:
     assert pipeline() == 8
 
 
+def test_a_task_called_directly_with_a_failed_upstream_does_not_run(reader: Reader) -> None:
+    calls: list[Any] = []
+
+    @task
+    def record(value: Any) -> None:
+        calls.append(value)
+
+    @flow(name=unique())
+    def pipeline() -> str:
+        upstream = broken.submit("direct")
+        with pytest.raises(UpstreamTaskError, match="direct"):
+            record(upstream)
+        with pytest.raises(UpstreamTaskError, match="direct"):
+            record(1, wait_for=[upstream])
+        return record(upstream, return_state=True).name
+
+    assert pipeline() == "NotReady"
+    assert calls == []
+
+
+def test_dynamic_keys_follow_submission_order(reader: Reader) -> None:
+    seen: dict[str, Any] = {}
+
+    @flow(name=unique())
+    def pipeline() -> None:
+        seen["flow_run_id"] = current_run_id()
+        seen["ids"] = [add.submit(index).task_run_id for index in range(20)]
+
+    pipeline()
+    runs = stored(reader, seen["flow_run_id"])
+    assert [runs[run_id].dynamic_key for run_id in seen["ids"]] == [str(i) for i in range(20)]
+    assert [runs[run_id].parameters["x"] for run_id in seen["ids"]] == list(range(20))
+
+
+def test_prints_of_submitted_tasks_become_their_logs(reader: Reader) -> None:
+    @task(log_prints=True)
+    def chatty(index: int) -> None:
+        print(f"hello from {index}")
+
+    seen: dict[str, Any] = {}
+
+    @flow(name=unique())
+    def pipeline() -> None:
+        seen["flow_run_id"] = current_run_id()
+        seen["ids"] = [future.task_run_id for future in chatty.map(range(3))]
+
+    pipeline()
+    logs = reader.client.list_logs(seen["flow_run_id"])
+    by_run = {line.task_run_id: line.message for line in logs if "hello from" in line.message}
+    assert by_run == {run_id: f"hello from {i}" for i, run_id in enumerate(seen["ids"])}
+
+
 def test_wait_for_orders_runs_by_the_stored_times(reader: Reader) -> None:
     release = threading.Event()
     order: list[str] = []
