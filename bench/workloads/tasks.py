@@ -10,11 +10,11 @@ Usage: python tasks.py {headwater|prefect} {seq|submit|map|memory} COUNT
 Each figure is taken twice: ``seen_s``, how long the flow call took, and ``stored_s``, how long
 until the service reports every one of the flow run's COUNT task runs COMPLETED, both counted
 from the flow call's start. "Stored" is read through each SDK's own client (Headwater's
-``HeadwaterClient.list_task_runs``, Prefect's ``/task_runs/count`` API), polled from the moment
-the flow returns; the figure is the end of the first poll that saw them all (an upper bound: it
-includes that one read). Prefect 3 records task states from events after the fact, so its
-stored time is much later than its flow's end; Headwater accepts a flow run's final state only
-after every task run's, so its first poll already sees them all.
+``HeadwaterClient.list_task_runs``, counting those COMPLETED; Prefect's ``/task_runs/count``
+API), polled from the moment the flow returns; the figure is the end of the first poll that
+saw them all (an upper bound: it includes that one read). Prefect 3 records task states from
+events after the fact, so its stored time is much later than its flow's end; Headwater accepts
+a flow run's final state only after every task run's, so its first poll already sees them all.
 
 One untimed warm-up flow with a few tasks runs first, so starting the (embedded or ephemeral)
 server and importing lands outside the figures. Peak RSS (VmHWM) is read at the end, for this
@@ -86,7 +86,10 @@ def _completed_counter(sdk: str) -> Callable[[str], int]:
         client = get_client(sync_client=True)
 
         def count_headwater(flow_run_id: str) -> int:
-            return len(client.list_task_runs(flow_run_id, state_types=["COMPLETED"]))
+            runs = client.list_task_runs(flow_run_id)
+            return sum(
+                1 for run in runs if run.state is not None and run.state.type.value == "COMPLETED"
+            )
 
         return count_headwater
 
