@@ -1,4 +1,4 @@
-"""`python -m bench [--only NAME] [--quick] [--skip-prefect]`: Headwater beside Prefect 3.9.1.
+"""`python -m bench [--only NAME ...] [--quick] [--skip-prefect]`: Headwater beside Prefect 3.9.1.
 
 Runs each workload on both SDKs in one go, prints a table and writes bench/results/latest.json.
 Both sides run on the same machine within minutes of each other, which is the only way figures
@@ -517,7 +517,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Headwater beside Prefect 3.9.1 on the same workloads, in one run.",
         epilog="BENCH_PREFECT_RUNS=N sets how many Prefect flow calls flow_overhead times.",
     )
-    parser.add_argument("--only", choices=WORKLOAD_NAMES, help="run just this workload")
+    parser.add_argument(
+        "--only",
+        choices=WORKLOAD_NAMES,
+        action="append",
+        help="run just this workload (repeat for several)",
+    )
     parser.add_argument("--quick", action="store_true", help="fewer samples everywhere")
     parser.add_argument("--skip-prefect", action="store_true", help="measure Headwater only")
     args = parser.parse_args(argv)
@@ -526,7 +531,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = datetime.datetime.now(datetime.UTC)
     sdks = [headwater_sdk()] + ([] if args.skip_prefect else [prefect_sdk()])
     cache: dict[str, Any] = {}
-    names = [args.only] if args.only else list(WORKLOAD_NAMES)
+    names = list(dict.fromkeys(args.only)) if args.only else list(WORKLOAD_NAMES)
     sections = [MEASURES[name](sdks, plan, cache) for name in names]
 
     versions = _versions(sections)
