@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
@@ -305,10 +306,10 @@ class DaskCluster:
     def ship(self, call: TaskCall, payload: bytes, address: str) -> Future[bytes]:
         """Run ``payload`` on a worker; its answer completes the returned future."""
         outer: Future[bytes] = Future()
-        name = getattr(call.task, "name", "task")
-        dask_future = self.client.submit(
-            run_shipped, payload, address, key=f"{name}-{call.task_run_id}", pure=False
-        )
+        # A key of its own per shipping: a call shipped again after its worker died must not
+        # find the erred task of its first shipping under the same key.
+        key = f"{call.task.name}-{call.task_run_id}-{uuid.uuid4().hex[:8]}"
+        dask_future = self.client.submit(run_shipped, payload, address, key=key, pure=False)
 
         def landed(done: Any) -> None:
             with self._lock:

@@ -7,6 +7,7 @@ existing scheduler share one module-scoped LocalCluster (the machine has 2 CPUs)
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -24,7 +25,10 @@ from headwater.task_runners import DaskTaskRunner
 
 distributed = pytest.importorskip("distributed")
 
-TWO_WORKERS = {"n_workers": 2, "processes": True, "threads_per_worker": 1}
+#: Every cluster here serves its dashboard on a free port: with 8787 taken (another cluster on
+#: this machine), Dask warns, and this suite turns warnings into errors.
+FREE_PORT = {"dashboard_address": ":0"}
+TWO_WORKERS = {"n_workers": 2, "processes": True, "threads_per_worker": 1, **FREE_PORT}
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +44,7 @@ def reader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reader]:
 def scheduler() -> Iterator[tuple[str, set[int]]]:
     """A running 2-worker cluster, as a user's would be: its address and its workers' pids."""
     with (
-        # Its dashboard on a free port: 8787 stays for the temporary clusters of other tests.
-        distributed.LocalCluster(**TWO_WORKERS, dashboard_address=":0") as cluster,
+        distributed.LocalCluster(**TWO_WORKERS) as cluster,
         distributed.Client(cluster, set_as_default=False) as client,
     ):
         pids = set(client.run(os.getpid).values())
@@ -113,6 +116,33 @@ def test_a_task_whose_worker_dies_ends_crashed(reader: Reader) -> None:
     assert "died before the task finished" in (runs["exits"].state.message or "")
     assert runs["exits"].run_count == 1  # Dask did not run it again on the other worker
     assert state_type(runs["pid-7"]) is StateType.COMPLETED
+
+
+@task(task_run_name="add-{a}-{b}")
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def test_calls_assigned_to_a_worker_that_died_run_on_another(reader: Reader) -> None:
+    # One worker: the scheduler hands it the next call too while the first one kills it.
+    one_worker = {"n_workers": 1, "processes": True, "threads_per_worker": 1, **FREE_PORT}
+    seen: dict[str, Any] = {}
+
+    @flow(name=unique(), task_runner=DaskTaskRunner(cluster_kwargs=one_worker))
+    def pipeline() -> list[int]:
+        seen["flow_run_id"] = current_run_id()
+        victim = exits.submit()
+        queued = add.map(range(3), 100)
+        victim.wait()
+        return queued.result()
+
+    assert pipeline() == [100, 101, 102]
+    runs = stored(reader, seen["flow_run_id"])
+    assert state_type(runs.pop("exits")) is StateType.CRASHED
+    assert sorted(runs) == ["add-0-100", "add-1-100", "add-2-100"]
+    for run in runs.values():
+        assert state_type(run) is StateType.COMPLETED
+        assert run.run_count == 1
 
 
 def test_a_running_scheduler_runs_the_tasks(
@@ -200,12 +230,7 @@ def test_a_cluster_of_threads_in_this_process_reports_on_the_flows_stream(
     reader: Reader,
 ) -> None:
     seen: dict[str, Any] = {}
-    threads = {
-        "n_workers": 1,
-        "processes": False,
-        "threads_per_worker": 2,
-        "dashboard_address": ":0",
-    }
+    threads = {"n_workers": 1, "processes": False, "threads_per_worker": 2, **FREE_PORT}
 
     @flow(name=unique(), task_runner=DaskTaskRunner(cluster_kwargs=threads))
     def pipeline() -> list[tuple[int, int]]:
@@ -217,3 +242,32 @@ def test_a_cluster_of_threads_in_this_process_reports_on_the_flows_stream(
     assert "HEADWATER_API_URL" not in os.environ
     runs = stored(reader, seen["flow_run_id"])
     assert {state_type(run) for run in runs.values()} == {StateType.COMPLETED}
+
+
+def test_a_cluster_class_by_name_scaled_by_adapt_kwargs(reader: Reader) -> None:
+    # No workers of its own: only adapt() can start the one that runs the task.
+    runner = DaskTaskRunner(
+        cluster_class="distributed.LocalCluster",
+        cluster_kwargs={"n_workers": 0, "processes": True, **FREE_PORT},
+        adapt_kwargs={"minimum": 1, "maximum": 1},
+    )
+
+    @flow(name=unique(), task_runner=runner)
+    def pipeline() -> tuple[int, int]:
+        result: tuple[int, int] = pid_of.submit(5).result()
+        return result
+
+    x, pid = pipeline()
+    assert x == 5
+    assert pid != os.getpid()
+
+
+def test_a_performance_report_without_bokeh_says_what_to_install() -> None:
+    if importlib.util.find_spec("bokeh") is not None:
+        pytest.skip("bokeh is installed: the report can be rendered")
+    runner = DaskTaskRunner(
+        cluster_kwargs={"n_workers": 0, **FREE_PORT},
+        performance_report_path="report.html",
+    )
+    with pytest.raises(ImportError, match="pip install bokeh"), runner:
+        pass

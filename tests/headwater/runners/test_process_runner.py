@@ -177,6 +177,26 @@ def test_a_task_whose_process_is_killed_ends_crashed(reader: Reader) -> None:
     assert state_type(runs["add-2-2"]) is StateType.COMPLETED
 
 
+def test_calls_queued_behind_a_dead_child_run_on_a_fresh_pool(reader: Reader) -> None:
+    seen: dict[str, Any] = {}
+
+    @flow(name=unique(), task_runner=ProcessPoolTaskRunner(max_workers=1))
+    def pipeline() -> list[int]:
+        seen["flow_run_id"] = current_run_id()
+        victim = killed.submit()
+        queued = add.map(range(3), 100)  # behind the victim, in the one child's queue
+        victim.wait()
+        return queued.result()
+
+    assert pipeline() == [100, 101, 102]
+    runs = stored(reader, seen["flow_run_id"])
+    assert state_type(runs.pop("killed")) is StateType.CRASHED
+    assert sorted(runs) == ["add-0-100", "add-1-100", "add-2-100"]
+    for run in runs.values():
+        assert state_type(run) is StateType.COMPLETED
+        assert run.run_count == 1
+
+
 def test_max_workers_is_checked_and_kept_by_duplicate() -> None:
     runner = ProcessPoolTaskRunner(max_workers=3)
     assert runner.duplicate() == runner
