@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, ParamSpec, Ty
 
 from headwater import _parameters
 from headwater._results import validate_serializer, validate_storage
+from headwater._visualize import active_graph
 from headwater.exceptions import InvalidNameError, ReservedArgumentError
 from headwater.task_runners import TaskRunner, ThreadPoolTaskRunner
 
@@ -544,6 +545,8 @@ class Flow(Generic[P, R]):
             ParameterBindError: The arguments do not fit the function's signature.
         """
         parameters = _parameters.get_call_parameters(self.fn, args, kwargs)
+        if (graph := active_graph()) is not None:  # a subflow while visualizing: a node
+            return graph.record_call(self, parameters, wait_for, kind="flow")
         return run_flow(
             self,
             parameters,
@@ -574,12 +577,29 @@ class Flow(Generic[P, R]):
         """
         _deployments_not_available("Flow.from_source()")
 
-    def visualize(self, *args: Any, **kwargs: Any) -> NoReturn:
-        """Not available: Headwater does not draw flow graphs."""
-        raise NotImplementedError(
-            f"{self.name}.visualize() is not available in Headwater. Run the flow and inspect "
-            "its task runs instead."
-        )
+    def visualize(self, *args: Any, **kwargs: Any) -> str:
+        """Draw the flow's task graph without running its tasks, as Prefect's ``visualize()``.
+
+        The flow function runs with every task call, ``.submit()``, ``.map()`` and subflow
+        call recorded instead of run (they return placeholders); a placeholder passed to a
+        later call, or in its ``wait_for``, draws an edge. Code in the flow that is not a task
+        still runs. Nothing is sent to the service.
+
+        Args:
+            *args: Positional arguments for the flow function.
+            **kwargs: Keyword arguments for the flow function.
+
+        Returns:
+            The graph as Graphviz DOT text. When Graphviz's ``dot`` program is installed, the
+            graph is also rendered to ``<flow name>.png`` in the working directory.
+
+        Raises:
+            FlowVisualizationError: The flow's code failed while visualizing, typically by
+                using a task's result directly (move that code into a task).
+        """
+        from headwater._visualize import visualize_flow
+
+        return visualize_flow(self, args, kwargs)
 
 
 def serialize_parameters(fn: Callable[..., Any], parameters: dict[str, Any]) -> dict[str, Any]:

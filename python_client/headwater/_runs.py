@@ -95,7 +95,8 @@ class FlowRun:
 
 @dataclass(frozen=True, slots=True)
 class FlowRunEvent:
-    """One entry of a flow run's history: a state the run entered, or one of its task runs did.
+    """One entry of a flow run's history: a state the run or one of its task runs entered, or
+    a log line of either.
 
     Task-run states are kept apart from `state` so that code reading a flow run's own history
     (its states, its final state) never mistakes a task's COMPLETED for the flow's.
@@ -109,6 +110,8 @@ class FlowRunEvent:
         task_run_id: For a task-run event, the task run's id ("" otherwise).
         task_run_name: For a task-run event, the task run's name ("" otherwise).
         task_run_state: For a task-run event, the state the task run entered (None otherwise).
+        log: For a log event, the line (its ``task_run_id`` names the task run that logged
+            it, if any); None otherwise.
         raw: The ``headwater.v1.FlowRunEvent`` message.
     """
 
@@ -119,6 +122,7 @@ class FlowRunEvent:
     task_run_id: str = ""
     task_run_name: str = ""
     task_run_state: State[Any] | None = None
+    log: Log | None = None
     raw: Any = field(default=None, repr=False, compare=False)
 
 
@@ -178,7 +182,7 @@ class Log:
         level: The `logging` level number (20 for INFO).
         logger_name: The logger that emitted it.
         message: The formatted message.
-        flow_run_id: The flow run it belongs to.
+        flow_run_id: The flow run it belongs to ("" for a task run called outside any flow).
         task_run_id: The task run it came from, else None.
         id: The service's id for the line.
         raw: The ``headwater.v1.Log`` message.

@@ -28,6 +28,7 @@ from headwater._flows import (
     serialize_parameters,
 )
 from headwater._results import validate_serializer, validate_storage
+from headwater._visualize import active_graph
 from headwater.cache_policies import DEFAULT, NO_CACHE, CacheKeyFn, CacheKeyFnPolicy, CachePolicy
 
 __all__ = ["Task", "exponential_backoff", "task"]
@@ -510,6 +511,8 @@ class Task(Generic[P, R]):
             BaseException: Whatever the function raised, once no retry is left.
         """
         parameters = _parameters.get_call_parameters(self.fn, args, kwargs)
+        if (graph := active_graph()) is not None:  # Flow.visualize(): record, do not run
+            return graph.record_call(self, parameters, wait_for)
         from headwater._engine.calls import run_task
         from headwater._transport.runtime import transport_for_call
 
@@ -591,6 +594,8 @@ class Task(Generic[P, R]):
         """
         self._check_submittable("submit")
         parameters = _parameters.get_call_parameters(self.fn, args, kwargs)
+        if (graph := active_graph()) is not None:  # Flow.visualize(): record, do not run
+            return graph.record_submit(self, parameters, wait_for)
         future = _runner().submit(self, parameters, wait_for=wait_for)
         if return_state:
             future.wait()
@@ -668,6 +673,8 @@ class Task(Generic[P, R]):
             )
         self._check_submittable("map")
         parameters = _parameters.get_call_parameters(self.fn, args, kwargs, apply_defaults=False)
+        if (graph := active_graph()) is not None:  # Flow.visualize(): record, do not run
+            return graph.record_map(self, parameters, wait_for)
         futures = _runner().map(self, parameters, wait_for=wait_for)
         if return_state:
             futures.wait()

@@ -182,7 +182,8 @@ class HeadwaterClient:
         self, flow_run_id: str, after_sequence: int = 0
     ) -> Iterator[FlowRun | FlowRunEvent]:
         """Follow the run: its `FlowRun` snapshot first, then a `FlowRunEvent` for each state
-        after ``after_sequence`` (the stored ones, then live ones), ending after a final state.
+        and log line (the run's and its task runs') after ``after_sequence`` (the stored ones,
+        then live ones), ending after a final state.
 
         The stream has no deadline; stop iterating (or close the client) to end it early.
         """

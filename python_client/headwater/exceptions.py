@@ -16,6 +16,7 @@ Our exception hierarchy::
             ├── UnspecifiedFlowError    several flows found and none was named
             ├── ScriptError             running a flow script raised (see `.user_exc`)
             ├── MissingResult           a persisted result cannot be read back
+            ├── FlowVisualizationError  `Flow.visualize()` could not run the flow's code
             ├── MissingContextError     (+ RuntimeError) run-only code called outside a run
             ├── UnfinishedRun           asked for the result of a run that has not finished
             ├── FailedRun               the run failed and stored no exception of its own
@@ -56,6 +57,7 @@ __all__ = [
     "FailedPrecondition",
     "FailedRun",
     "FlowRunTimeoutError",
+    "FlowVisualizationError",
     "HeadwaterException",
     "HeadwaterSignal",
     "InvalidNameError",
@@ -220,6 +222,11 @@ class ScriptError(HeadwaterException):
 
 class MissingResult(HeadwaterException):
     """A persisted result cannot be read back (its file is gone, or it was never written)."""
+
+
+class FlowVisualizationError(HeadwaterException):
+    """`Flow.visualize()` could not draw the flow: its code failed while task calls were
+    replaced by placeholders (see ``__cause__``), or Graphviz refused the graph."""
 
 
 class MissingContextError(HeadwaterException, RuntimeError):

@@ -101,6 +101,18 @@ def test_flow_run_logs_prints_task_lines_under_the_task_runs_name(made: dict[str
     assert "| Task run 'ok-1' - ok 2" in result.stdout
 
 
+def test_flow_run_watch_prints_task_lines_under_the_task_runs_name(made: dict[str, Any]) -> None:
+    result = cli(made, "flow-run", "watch", made["flow_run_id"])
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    printed = next(i for i, line in enumerate(lines) if line.endswith("| Task run 'ok-0' - ok 1"))
+    started = next(i for i, line in enumerate(lines) if "task ok-0: Running" in line)
+    # Logged after the task started; shipped before the flow's final state was accepted.
+    assert started < printed < len(lines) - 2
+    assert lines[-2].split()[-1] == "Completed"
+    assert lines[-1] == "Flow run finished: Completed"
+
+
 def test_task_run_ls_filters_by_flow_run_and_state_newest_first(made: dict[str, Any]) -> None:
     listed = cli(made, "task-run", "ls", "--flow-run", made["flow_run_id"])
     assert listed.returncode == 0, listed.stderr

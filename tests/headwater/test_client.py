@@ -281,7 +281,7 @@ def assert_sdk_records(seen: dict[str, Any], run_id: str, task_id: str, flow_nam
     assert run.start_time.tzinfo is not None
     assert run.end_time >= run.start_time
     assert run.created is not None
-    assert run.last_sequence == 4  # its three states and its task run's PENDING
+    assert run.last_sequence == 6  # its three states, its task run's PENDING, two log lines
     assert type(run.raw).__name__ == "FlowRun"  # the message stays reachable
     assert run.raw.id == run_id
 
@@ -293,9 +293,13 @@ def assert_sdk_records(seen: dict[str, Any], run_id: str, task_id: str, flow_nam
     assert all(isinstance(s, State) for s in states)
     times = [s.timestamp for s in states]
     assert times == sorted(times)
-    # The task run's PENDING (3) is an event of the run too, without a flow run state.
-    assert [e.sequence for e in seen["events"]] == [1, 2, 3, 4]
-    assert [e.state is None for e in seen["events"]] == [False, False, True, False]
+    # The task run's PENDING (3) and the log lines (4, 5) are events of the run too, without
+    # a flow run state.
+    assert [e.sequence for e in seen["events"]] == [1, 2, 3, 4, 5, 6]
+    assert [e.state is None for e in seen["events"]] == [False, False, True, True, True, False]
+    assert [e.log and e.log.message for e in seen["events"]] == [
+        None, None, None, "loading", "loaded", None,
+    ]  # fmt: skip
 
     task_runs = seen["task_runs"]
     assert [type(t) for t in task_runs] == [TaskRun]
@@ -320,8 +324,10 @@ def assert_sdk_records(seen: dict[str, Any], run_id: str, task_id: str, flow_nam
 
     watched = seen["watched"]
     assert isinstance(watched[0], FlowRun)
-    # The task run's PENDING is an event too; the SDK record has no flow state for it.
+    # The task run's PENDING and the log lines are events too, without a flow state.
     assert [item.state and item.state.type for item in watched[1:]] == [
+        None,
+        None,
         None,
         StateType.COMPLETED,
     ]

@@ -85,6 +85,7 @@ def event_from_proto(message: flow_runs_pb2.FlowRunEvent) -> FlowRunEvent:
         task_run_state=(
             state_from_proto(task.state) if task is not None and task.HasField("state") else None
         ),
+        log=log_from_proto(message.log) if message.HasField("log") else None,
         raw=message,
     )
 

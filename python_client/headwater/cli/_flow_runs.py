@@ -68,8 +68,8 @@ def register(commands: Any) -> None:
     watch = actions.add_parser(
         "watch",
         help=(
-            f"print each state of a run as it happens, until a final state ({final}); "
-            "exit 0 if it completes, 1 otherwise"
+            f"print each state and log line of a run (and of its task runs) as it happens, "
+            f"until a final state ({final}); exit 0 if it completes, 1 otherwise"
         ),
     )
     watch.add_argument("run", metavar="ID_OR_NAME", help=_RUN_HELP)
@@ -206,6 +206,7 @@ def watch_run(args: argparse.Namespace) -> int:
     final_state: State[Any] | None = None
     announced = False
     outage_since: float | None = None
+    names: dict[str, str] = {}  # task run names, from their state events
     with _client(timeout=None) as client:
         run_id = find_run(client, args.run).id
         while True:
@@ -224,8 +225,12 @@ def watch_run(args: argparse.Namespace) -> int:
                         last_sequence = item.sequence
                         if item.state is not None:
                             final_state = item.state
+                        if item.task_run_id:
+                            names[item.task_run_id] = item.task_run_name
                         if item.state is not None or item.task_run_state is not None:
                             out.print(_render.watch_line(item))
+                        elif item.log is not None:
+                            out.print(_render.log_line(item.log, names))
                 break  # the server ends the watch after a final state
             except ServiceUnavailable:
                 if not announced:

@@ -3,6 +3,7 @@ import datetime
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from headwater.v1 import logs_pb2 as _logs_pb2
 from headwater.v1 import states_pb2 as _states_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -59,18 +60,20 @@ class FlowRun(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., flow_id: _Optional[str] = ..., flow_name: _Optional[str] = ..., flow_version: _Optional[str] = ..., deployment_id: _Optional[str] = ..., parent_flow_run_id: _Optional[str] = ..., parent_task_run_id: _Optional[str] = ..., parameters_json: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[_states_pb2.State, _Mapping]] = ..., policy: _Optional[_Union[_states_pb2.RunPolicy, _Mapping]] = ..., run_count: _Optional[int] = ..., expected_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., total_run_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_sequence: _Optional[int] = ...) -> None: ...
 
 class FlowRunEvent(_message.Message):
-    __slots__ = ("sequence", "flow_run_id", "event_time", "state_changed", "task_run_state_changed")
+    __slots__ = ("sequence", "flow_run_id", "event_time", "state_changed", "task_run_state_changed", "log")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     FLOW_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     EVENT_TIME_FIELD_NUMBER: _ClassVar[int]
     STATE_CHANGED_FIELD_NUMBER: _ClassVar[int]
     TASK_RUN_STATE_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    LOG_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     flow_run_id: str
     event_time: _timestamp_pb2.Timestamp
     state_changed: _states_pb2.State
     task_run_state_changed: TaskRunStateChanged
-    def __init__(self, sequence: _Optional[int] = ..., flow_run_id: _Optional[str] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_changed: _Optional[_Union[_states_pb2.State, _Mapping]] = ..., task_run_state_changed: _Optional[_Union[TaskRunStateChanged, _Mapping]] = ...) -> None: ...
+    log: _logs_pb2.Log
+    def __init__(self, sequence: _Optional[int] = ..., flow_run_id: _Optional[str] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_changed: _Optional[_Union[_states_pb2.State, _Mapping]] = ..., task_run_state_changed: _Optional[_Union[TaskRunStateChanged, _Mapping]] = ..., log: _Optional[_Union[_logs_pb2.Log, _Mapping]] = ...) -> None: ...
 
 class TaskRunStateChanged(_message.Message):
     __slots__ = ("task_run_id", "task_run_name", "state")

@@ -144,7 +144,8 @@ class FlowRunServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListFlowRunEvents(self, request, context):
-        """ListFlowRunEvents returns a run's events after a sequence number. With `wait` set it is a
+        """ListFlowRunEvents returns a run's events (its states, its task runs' states and the log
+        lines of both) after a sequence number. With `wait` set it is a
         long poll: it returns as soon as there is a newer event, or empty after `wait`.
         Errors: INVALID_ARGUMENT, NOT_FOUND.
         """

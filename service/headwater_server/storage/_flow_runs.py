@@ -15,7 +15,13 @@ from headwater_server.storage._base import RepositoryBase
 from headwater_server.storage._runs import read_run, read_run_page
 from headwater_server.storage.fastpath import RawTransaction
 from headwater_server.storage.names import generate_run_name
-from headwater_server.storage.schema import flow_run_states, flow_runs, task_run_states, task_runs
+from headwater_server.storage.schema import (
+    flow_run_states,
+    flow_runs,
+    logs,
+    task_run_states,
+    task_runs,
+)
 from headwater_server.storage.statements import FLOW_RUN, tags_condition
 from headwater_server.storage.values import canonical_id, new_id, optional_id
 
@@ -213,8 +219,8 @@ class FlowRunsMixin(RepositoryBase):
     ) -> flow_runs_pb2.ListFlowRunEventsResponse:
         """Events after ``after_sequence``, oldest first (``wait`` is the caller's business).
 
-        The log interleaves the run's own states and its task runs' states, each numbered in
-        the flow run's one sequence when it was stored.
+        The log interleaves the run's own states, its task runs' states and the log lines of
+        both, each numbered in the flow run's one sequence when it was stored.
         """
         run_id = canonical_id(req.flow_run_id)
         size = pagination.page_size(req.page_size)
@@ -239,16 +245,27 @@ class FlowRunsMixin(RepositoryBase):
                 .order_by(task_run_states.c.flow_sequence)
                 .limit(size)
             ).all()
+            lines = conn.execute(
+                select(logs)
+                .where(logs.c.flow_run_id == run_id, logs.c.flow_sequence > req.after_sequence)
+                .order_by(logs.c.flow_sequence)
+                .limit(size)
+            ).all()
         merged = sorted(
-            [(row.sequence, False, row._mapping) for row in own]
-            + [(row.flow_sequence, True, row._mapping) for row in tasks],
+            [(row.sequence, "state", row._mapping) for row in own]
+            + [(row.flow_sequence, "task", row._mapping) for row in tasks]
+            + [(row.flow_sequence, "log", row._mapping) for row in lines],
             key=lambda entry: entry[0],
         )[:size]
         response = flow_runs_pb2.ListFlowRunEventsResponse(last_sequence=run.last_sequence)
-        for sequence, is_task, m in merged:
+        for sequence, kind, m in merged:
             event = response.events.add(sequence=sequence, flow_run_id=run_id)
+            if kind == "log":
+                convert.set_timestamp(event.event_time, m["log_time"])
+                event.log.CopyFrom(convert.log_message(m))
+                continue
             convert.set_timestamp(event.event_time, m["create_time"])
-            if is_task:
+            if kind == "task":
                 changed = event.task_run_state_changed
                 changed.task_run_id = m["task_run_id"]
                 changed.task_run_name = m["task_run_name"]

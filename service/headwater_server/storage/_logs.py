@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from headwater.v1 import logs_pb2
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, insert, select, update
 
 from headwater_server.errors import not_found
 from headwater_server.storage import convert, pagination
@@ -56,6 +56,7 @@ class LogsMixin(RepositoryBase):
         response = logs_pb2.CreateLogsResponse(created_count=len(rows))
         if not rows and key is None:
             return response
+        events: list[tuple[str, int]] = []
         with self._write() as conn:
             if key and (
                 replay := self._replay(conn, key, "CreateLogs", "", logs_pb2.CreateLogsResponse)
@@ -63,10 +64,43 @@ class LogsMixin(RepositoryBase):
                 return replay
             if rows:
                 self._check_log_owners(conn, rows)
+                events = self._number_log_events(conn, rows)
                 conn.execute(insert(logs), rows)
             if key:
                 self._remember(conn, key, "CreateLogs", "", response)
+        for flow_run_id, sequence in events:  # committed: watchers may read them now
+            self.announce(flow_run_id, sequence)
         return response
+
+    @staticmethod
+    def _number_log_events(conn: Connection, rows: list[dict[str, Any]]) -> list[tuple[str, int]]:
+        """Give each line of a flow run the run's next event numbers, in batch order.
+
+        One UPDATE per flow run in the batch takes as many numbers as it has lines (and the
+        run's row lock, so states stored concurrently number after them). Returns each run's
+        last number, to announce once committed.
+        """
+        counts: dict[str, int] = {}
+        for row in rows:
+            if row["flow_run_id"]:
+                counts[row["flow_run_id"]] = counts.get(row["flow_run_id"], 0) + 1
+        next_number: dict[str, int] = {}
+        for flow_run_id, count in counts.items():
+            last = conn.execute(
+                update(flow_runs)
+                .where(flow_runs.c.id == flow_run_id)
+                .values(last_sequence=flow_runs.c.last_sequence + count)
+                .returning(flow_runs.c.last_sequence)
+            ).scalar_one()
+            next_number[flow_run_id] = last - count + 1
+        for row in rows:
+            flow_run_id = row["flow_run_id"]
+            if flow_run_id:
+                row["flow_sequence"] = next_number[flow_run_id]
+                next_number[flow_run_id] += 1
+            else:
+                row["flow_sequence"] = None
+        return [(flow_run_id, number - 1) for flow_run_id, number in next_number.items()]
 
     @staticmethod
     def _check_log_owners(conn: Connection, rows: list[dict[str, Any]]) -> None:

@@ -219,9 +219,13 @@ logs = Table(
     Column("level", Integer, nullable=False),
     Column("message", Text, nullable=False),
     Column("log_time", BigInteger, nullable=False),
+    # Added in revision 0011: the line's number in its flow run's event log (NULL for lines of
+    # task runs outside any flow, and for lines stored before), so watches stream it in order.
+    Column("flow_sequence", BigInteger, nullable=True),
 )
 Index("ix_logs_flow_run_id_log_time", logs.c.flow_run_id, logs.c.log_time)
 Index("ix_logs_log_time_id", logs.c.log_time, logs.c.id)
+Index("ix_logs_flow_run_id_flow_sequence", logs.c.flow_run_id, logs.c.flow_sequence)
 # `headwater task-run logs`: one task run's lines in time order (revision 0010).
 Index("ix_logs_task_run_id_log_time", logs.c.task_run_id, logs.c.log_time)
 
