@@ -2,9 +2,11 @@
 
 The parent chooses the task run's id at submit and ships a `TaskCall` (cloudpickled: it holds
 the task's function, which plain pickle cannot send when it was defined in ``__main__`` or
-inside a function) together with the address of the service its flow run reports to. Here, in
-the other process, the call runs on the engine against that same service, so the task run
-reports every state itself, and only the final `State` travels back.
+inside a function) with the flow it belongs to, together with the address of the service its
+flow run reports to. Here, in the other process, the call runs on the engine against that same
+service, so the task run reports every state itself, and only the final `State` travels back.
+While it runs, its flow run is current here too (`headwater.runtime.flow_run`, and task calls
+made inside the task belong to that flow run), as they are for a task on a thread.
 
 The other process reaches the service by the address alone. For the embedded server that is an
 abstract unix socket (``unix-abstract:headwater-<pid>-...``), which any process on the same
@@ -14,22 +16,29 @@ by `unreachable` before anything is shipped there.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from headwater._context import FlowRunContext
 from headwater._transport.channel import checked_target
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from headwater._engine.calls import TaskCall
+    from headwater._engine.runnable import Runnable
     from headwater._states import State
     from headwater._transport.interface import Transport
 
 __all__ = [
     "Returned",
+    "Shipment",
     "pack",
+    "pack_call",
     "run_shipped",
     "shipping_from",
     "transport_to",
@@ -45,6 +54,22 @@ _dedicated_lock = threading.Lock()
 #: The transports this process's flow runs ship calls with, by address: a call that runs in
 #: this very process (a Dask cluster of threads, ``processes=False``) uses the flow's own.
 _shipping: dict[str, Transport] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Shipment:
+    """What travels to the other process.
+
+    Attributes:
+        call: The task call, its run's id chosen.
+        flow: The flow of the flow run the call belongs to (None outside any flow, or when
+            the flow cannot be pickled: the task then runs without its flow run's context).
+        log_prints: Whether that flow run logs prints.
+    """
+
+    call: TaskCall
+    flow: Runnable | None = None
+    log_prints: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +124,22 @@ def shipping_from(transport: Transport) -> str:
     return address
 
 
+def pack_call(call: TaskCall, flow_run: FlowRunContext | None) -> bytes:
+    """The shipment of ``call`` (in the flow's process), with its flow when it can travel.
+
+    Raises:
+        Exception: The call itself cannot be pickled (its function or arguments).
+    """
+    import cloudpickle
+
+    if flow_run is not None and flow_run.flow_run_id == call.flow_run_id:
+        try:
+            return bytes(cloudpickle.dumps(Shipment(call, flow_run.flow, flow_run.log_prints)))
+        except Exception:  # a flow holding something unpicklable: the call goes alone
+            pass
+    return bytes(cloudpickle.dumps(Shipment(call)))
+
+
 def run_shipped(payload: bytes, address: str) -> bytes:
     """Run a shipped call here, against the service at ``address``; return the packed result.
 
@@ -113,9 +154,11 @@ def run_shipped(payload: bytes, address: str) -> bytes:
     from headwater.exceptions import Abort
 
     transport = transport_to(address)
-    call: TaskCall = cloudpickle.loads(payload)
+    shipment: Shipment = cloudpickle.loads(payload)
+    call = shipment.call
     try:
-        state = run_task_call(call, transport=transport)
+        with _in_flow_run(shipment, transport):
+            state = run_task_call(call, transport=transport)
     except Abort as exc:
         # The run is RUNNING in another process (Dask ran the call again after losing the
         # worker that ran it first): no final state here; the parent settles it.
@@ -123,6 +166,51 @@ def run_shipped(payload: bytes, address: str) -> bytes:
     transport.flush_task_run_states()
     transport.flush_logs(wait=True)
     return pack(state)
+
+
+class _ShippedFlowRun(FlowRunContext):
+    """The flow run of a shipped call, as the process running the call sees it.
+
+    Task calls made inside the shipped task belong to the flow run, but this process cannot
+    count calls with the flow's process: their dynamic keys are numbered under the shipped
+    task run's id instead, which no other call of the flow run uses.
+    """
+
+    __slots__ = ("_key_prefix",)
+
+    def __init__(self, flow: Runnable, call: TaskCall, log_prints: bool, transport: Transport):
+        flow_run_id = call.flow_run_id
+        assert flow_run_id is not None
+        super().__init__(
+            flow=flow,
+            flow_run_id=flow_run_id,
+            make_flow_run=lambda: transport.read_flow_run(flow_run_id).flow_run(),
+            parameters=call.flow_parameters,
+            log_prints=log_prints,
+            transport=transport,
+        )
+        self._key_prefix = call.task_run_id
+
+    def next_dynamic_key(self, task_key: str) -> str:
+        return f"{self._key_prefix}.{super().next_dynamic_key(task_key)}"
+
+
+@contextlib.contextmanager
+def _in_flow_run(shipment: Shipment, transport: Transport) -> Iterator[None]:
+    """Make the shipped call's flow run current while the call runs (when it was shipped)."""
+    from headwater._context import _current_flow_run
+
+    call = shipment.call
+    if shipment.flow is None or call.flow_run_id is None:
+        yield
+        return
+    token = _current_flow_run.set(
+        _ShippedFlowRun(shipment.flow, call, shipment.log_prints, transport)
+    )
+    try:
+        yield
+    finally:
+        _current_flow_run.reset(token)
 
 
 def pack(state: State[Any]) -> bytes:

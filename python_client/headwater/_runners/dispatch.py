@@ -13,9 +13,11 @@ from __future__ import annotations
 import contextvars
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from headwater._runners.child import shipping_from, unpack
+from headwater._context import FlowRunContext
+from headwater._runners.child import pack_call, shipping_from, unpack
 from headwater._runners.crash import crash_task_run
 from headwater.exceptions import CrashedRun, MissingResult
 
@@ -105,7 +107,7 @@ class Dispatcher:
             context = contextvars.copy_context()
             self._preparer().submit(context.run, self._prepare, call, transport, outer)
         else:
-            self._ship(call, transport, outer, 0)
+            self._ship(call, transport, outer)
         return outer
 
     def wait(self) -> None:
@@ -152,15 +154,12 @@ class Dispatcher:
         except BaseException as exc:
             outer.set_exception(exc)
             return
-        self._ship(resolved, transport, outer, 0)
+        self._ship(resolved, transport, outer)
 
-    def _ship(
-        self, call: TaskCall, transport: Transport, outer: Future[State[Any]], reships: int
-    ) -> None:
-        import cloudpickle
-
+    def _ship(self, call: TaskCall, transport: Transport, outer: Future[State[Any]]) -> None:
+        """Pickle the call with its flow (the flow run is current here) and send it."""
         try:
-            payload = cloudpickle.dumps(call)
+            payload = pack_call(call, FlowRunContext.get())
         except Exception as exc:
             outer.set_exception(
                 TypeError(
@@ -170,23 +169,19 @@ class Dispatcher:
                 )
             )
             return
-        if not outer.running():
-            outer.set_running_or_notify_cancel()
-        try:
-            inner = self.backend.ship(call, payload, transport.address)
-        except BaseException as exc:
-            outer.set_exception(exc)
-            return
-        inner.add_done_callback(lambda done: self._landed(call, transport, outer, reships, done))
+        outer.set_running_or_notify_cancel()
+        self._send(_Shipped(call, payload, transport, outer), 0)
 
-    def _landed(
-        self,
-        call: TaskCall,
-        transport: Transport,
-        outer: Future[State[Any]],
-        reships: int,
-        done: Future[bytes],
-    ) -> None:
+    def _send(self, shipped: _Shipped, reships: int) -> None:
+        try:
+            inner = self.backend.ship(shipped.call, shipped.payload, shipped.transport.address)
+        except BaseException as exc:
+            shipped.outer.set_exception(exc)
+            return
+        inner.add_done_callback(lambda done: self._landed(shipped, reships, done))
+
+    def _landed(self, shipped: _Shipped, reships: int, done: Future[bytes]) -> None:
+        outer = shipped.outer
         if done.cancelled():  # the runner stopped (an interrupt) before the call started
             outer.set_result(_not_started())
             return
@@ -197,9 +192,10 @@ class Dispatcher:
             if returned.lost:
                 outer.set_exception(
                     MissingResult(
-                        f"Task run {call.task_run_id} completed in process {returned.pid}, but "
-                        f"its result could not be sent back ({returned.lost}). Return a "
-                        "picklable value, or persist the result (persist_result=True)."
+                        f"Task run {shipped.call.task_run_id} completed in process "
+                        f"{returned.pid}, but its result could not be sent back "
+                        f"({returned.lost}). Return a picklable value, or persist the result "
+                        "(persist_result=True)."
                     )
                 )
                 return
@@ -211,27 +207,21 @@ class Dispatcher:
         # is a round trip: not on the pool's or Dask's callback thread.
         threading.Thread(
             target=self._crashed,
-            args=(call, transport, outer, reships, error),
+            args=(shipped, reships, error),
             name="headwater-crashed-task",
             daemon=True,
         ).start()
 
-    def _crashed(
-        self,
-        call: TaskCall,
-        transport: Transport,
-        outer: Future[State[Any]],
-        reships: int,
-        error: BaseException | None,
-    ) -> None:
+    def _crashed(self, shipped: _Shipped, reships: int, error: BaseException | None) -> None:
         from headwater._states import Crashed
 
+        outer = shipped.outer
         try:
-            message, died = self.backend.lost(call, error)
-            state = crash_task_run(transport, call.task_run_id, message)
+            message, died = self.backend.lost(shipped.call, error)
+            state = crash_task_run(shipped.transport, shipped.call.task_run_id, message)
             if state is None:  # the service never saw the run: it did not start
                 if died and reships < MAX_RESHIPS:
-                    self._ship(call, transport, outer, reships + 1)
+                    self._send(shipped, reships + 1)
                     return
                 if error is not None:
                     outer.set_exception(error)
@@ -241,6 +231,16 @@ class Dispatcher:
         except BaseException as exc:
             if not outer.done():
                 outer.set_exception(exc)
+
+
+@dataclass(frozen=True, slots=True)
+class _Shipped:
+    """One call on its way: what was sent, and where its answer goes."""
+
+    call: TaskCall
+    payload: bytes
+    transport: Transport
+    outer: Future[State[Any]]
 
 
 def _not_started() -> State[Any]:

@@ -22,6 +22,7 @@ from headwater._runs import TaskRun
 from headwater.exceptions import CrashedRun, UpstreamTaskError
 from headwater.futures import as_completed, wait
 from headwater.logging import get_run_logger
+from headwater.runtime import flow_run
 from headwater.task_runners import ProcessPoolTaskRunner
 
 
@@ -63,6 +64,17 @@ async def async_double(x: int) -> int:
 def logs_a_line() -> int:
     get_run_logger().info("hello from process %d", os.getpid())
     return os.getpid()
+
+
+@task(task_run_name="inner-{x}")
+def inner(x: int) -> int:
+    return x + 1
+
+
+@task(task_run_name="outer-{x}")
+def outer(x: int) -> tuple[str | None, str | None, int]:
+    # In the child: the flow run is current, and a task called here belongs to it.
+    return flow_run.id, flow_run.name, inner(x) * 10
 
 
 @task(task_run_name="broken")
@@ -131,6 +143,27 @@ def test_async_tasks_and_run_logs_from_a_child(reader: Reader) -> None:
     runs = stored(reader, seen["flow_run_id"])
     assert {state_type(run) for run in runs.values()} == {StateType.COMPLETED}
     assert f"hello from process {child_pid}" in reader.log_messages(seen["flow_run_id"])
+
+
+def test_the_flow_run_is_current_in_the_child(reader: Reader) -> None:
+    seen: dict[str, Any] = {}
+
+    @flow(name=unique(), task_runner=ProcessPoolTaskRunner(max_workers=1))
+    def pipeline() -> tuple[str | None, str | None, int]:
+        seen["flow_run_id"] = current_run_id()
+        seen["flow_run_name"] = flow_run.name
+        future = outer.submit(1)
+        seen["outer_id"] = future.task_run_id
+        return future.result()
+
+    flow_run_id, flow_run_name, value = pipeline()
+    assert (flow_run_id, flow_run_name) == (seen["flow_run_id"], seen["flow_run_name"])
+    assert value == 20
+    runs = stored(reader, seen["flow_run_id"])
+    assert sorted(runs) == ["inner-1", "outer-1"]
+    # Numbered under the outer run: the child cannot count calls with the flow's process.
+    assert runs["inner-1"].dynamic_key == f"{seen['outer_id']}.0"
+    assert {state_type(run) for run in runs.values()} == {StateType.COMPLETED}
 
 
 def test_a_failed_upstream_stops_the_downstream(reader: Reader) -> None:
