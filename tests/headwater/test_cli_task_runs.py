@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 import pytest
+from headwater.client import HeadwaterClient
 from test_cli import assert_one_error_line, cli_env, run_cli, section
 
 pytestmark = pytest.mark.integration
@@ -127,6 +128,10 @@ def test_task_run_ls_filters_by_flow_run_and_state_newest_first(made: dict[str, 
     (only,) = rows(latest.stdout).values()
     assert only[1] == made["loose_id"]
     assert only[2] == "-"  # called outside any flow: no flow run
+    with HeadwaterClient(made["address"]) as client:
+        name = client.get_flow_run(made["flow_run_id"]).name
+    by_name = cli(made, "task-run", "ls", "--flow-run", name, "--state", "completed")
+    assert sorted(rows(by_name.stdout)) == ["ok-0", "ok-1"]
     nothing = cli(made, "task-run", "ls", "--flow-run", made["flow_run_id"], "--state", "crashed")
     assert nothing.stdout.strip() == "No task runs found."
 
