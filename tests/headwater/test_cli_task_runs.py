@@ -84,15 +84,17 @@ def test_flow_run_inspect_lists_task_runs_with_states_and_times(made: dict[str, 
     assert result.returncode == 0, result.stderr
     table = section(result.stdout, "Task runs (3)")
     assert table[0].split() == [
-        "TASK", "RUN", "ID", "STATE", "RUNS", "STARTED", "ENDED", "DURATION"
+        "TASK", "RUN", "ID", "STATE", "RUNS", "STARTED", "ENDED", "DURATION", "RESULT"
     ]  # fmt: skip
     by_name = {line.split()[0]: line for line in table[1:]}
     assert set(by_name) == {"ok-0", "ok-1", "boom-0"}
     assert "Completed" in by_name["ok-0"] and "Failed" in by_name["boom-0"]
     assert by_name["boom-0"].split()[3] == "2"  # two attempts
+    assert by_name["ok-1"].split()[-1] == "20"  # its JSON result
+    assert by_name["boom-0"].split()[-1] == "-"
     for line in by_name.values():
         assert len(TIME.findall(line)) == 2  # started and ended
-        assert line.rstrip().endswith("s")  # the duration
+        assert line.split()[-2].endswith("s")  # the duration
 
 
 def test_flow_run_logs_prints_task_lines_under_the_task_runs_name(made: dict[str, Any]) -> None:
