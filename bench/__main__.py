@@ -344,7 +344,7 @@ def _task_timing(name: str) -> Callable[[Sequence[Sdk], Plan, dict[str, Any]], S
         unit = "ms per task" if sequential else "s"
         figures = [("seen", "as the flow sees it"), ("stored", "until all stored")]
         if not sequential:
-            figures.append(("per_second", "task runs stored per s"))
+            figures.append(("per_second", "stored per s (HW/P)"))
         section = Section(
             name,
             title.format(n=n),
@@ -355,7 +355,8 @@ def _task_timing(name: str) -> Callable[[Sequence[Sdk], Plan, dict[str, Any]], S
                 "seen: the flow call; until all stored: from the call's start until the"
                 " service's API reports every task run COMPLETED (polled after the flow"
                 " returns; includes that read)",
-                "per_second: task runs stored per second (count / until all stored)"
+                "stored per s: task runs stored per second (count / until all stored); its"
+                " ratio is Headwater / Prefect, so above 1 is better for Headwater as elsewhere"
                 if not sequential
                 else "one untimed warm-up flow first, in the same process",
             ],
@@ -464,13 +465,20 @@ def _cell(measurement: Measurement | None, key: str) -> str:
     return _number(measurement["figures"][key])
 
 
+# Figures where more is better: their ratio is Headwater / Prefect, so that in every row a
+# ratio above 1 means Headwater does better.
+HIGHER_IS_BETTER = frozenset({"per_second"})
+
+
 def _ratio(headwater: Measurement | None, prefect: Measurement | None, key: str) -> str:
     if not headwater or not prefect or "error" in headwater or "error" in prefect:
         return "-"
-    denominator = headwater["figures"][key]
+    numerator, denominator = prefect["figures"][key], headwater["figures"][key]
+    if key in HIGHER_IS_BETTER:
+        numerator, denominator = denominator, numerator
     if denominator <= 0:
         return "-"
-    ratio = prefect["figures"][key] / denominator
+    ratio = numerator / denominator
     return f"{ratio:.1f}x" if ratio < 100 else f"{ratio:,.0f}x"
 
 
