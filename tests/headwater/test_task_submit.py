@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from headwater import (
 from headwater._annotations import quote
 from headwater._runs import TaskRun
 from headwater.context import FlowRunContext, TaskRunContext
-from headwater.exceptions import UpstreamTaskError
+from headwater.exceptions import CancelledRun, UpstreamTaskError
 from headwater.futures import TaskRunFuture
 from headwater.task_runners import ThreadPoolTaskRunner
 
@@ -545,3 +546,85 @@ class TestReturnedFutures:
 
         with pytest.raises(ValueError, match="boom"):
             returns_failed()
+
+
+def test_cancelling_the_flow_run_cancels_its_running_submitted_tasks(reader: Reader) -> None:
+    started = threading.Event()
+    ran_to_the_end: list[bool] = []
+    seen: dict[str, Any] = {}
+
+    @task
+    def long_running() -> None:
+        started.set()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+        ran_to_the_end.append(True)
+
+    @flow(name=unique())
+    def pipeline() -> None:
+        seen["flow_run_id"] = current_run_id()
+        futures = [long_running.submit() for _ in range(2)]
+        seen["ids"] = [future.task_run_id for future in futures]
+        for future in futures:
+            future.wait()
+
+    def cancel_once_started() -> None:
+        assert started.wait(10)
+        reader.client.cancel_flow_run(seen["flow_run_id"], reason="stop it")
+
+    canceller = threading.Thread(target=cancel_once_started)
+    canceller.start()
+    with pytest.raises(CancelledRun):
+        pipeline()
+    canceller.join()
+    assert ran_to_the_end == []
+    flow_run = reader.client.get_flow_run(seen["flow_run_id"])
+    assert flow_run.state is not None and flow_run.state.type is StateType.CANCELLED
+    runs = stored(reader, seen["flow_run_id"])
+    for run_id in seen["ids"]:
+        run = runs[run_id]
+        assert state_of(run) == (StateType.CANCELLED, "Cancelled")
+        assert run.state is not None and "stop it" in (run.state.message or "")
+        assert run.end_time is not None and flow_run.end_time is not None
+        assert run.end_time <= flow_run.end_time
+
+
+def test_a_cancelled_flow_run_refuses_tasks_a_worker_starts_late(reader: Reader) -> None:
+    started = threading.Event()
+    ran: list[int] = []
+    seen: dict[str, Any] = {}
+
+    @task
+    def first() -> None:
+        started.set()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    @task
+    def queued(index: int) -> None:
+        ran.append(index)
+
+    @flow(name=unique(), task_runner=ThreadPoolTaskRunner(max_workers=1))
+    def pipeline() -> None:
+        seen["flow_run_id"] = current_run_id()
+        blocker = first.submit()
+        queued.map(range(3))  # behind `first` on the only worker: never started
+        blocker.wait()
+
+    def cancel_once_started() -> None:
+        assert started.wait(10)
+        reader.client.cancel_flow_run(seen["flow_run_id"])
+
+    canceller = threading.Thread(target=cancel_once_started)
+    canceller.start()
+    with pytest.raises(CancelledRun):
+        pipeline()
+    canceller.join()
+    assert ran == []
+    runs = list(stored(reader, seen["flow_run_id"]).values())
+    # Queued calls are dropped, or (when the worker freed by the interrupt took one first)
+    # refused as they start: none runs its function, every stored run is CANCELLED.
+    assert 1 <= len(runs) <= 4
+    assert {state_of(run) for run in runs} == {(StateType.CANCELLED, "Cancelled")}

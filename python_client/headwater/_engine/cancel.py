@@ -32,7 +32,9 @@ __all__ = [
     "WATCH_AFTER_SECONDS",
     "CancelScope",
     "RunCancelled",
+    "TaskCancelScope",
     "cancelled_ancestor",
+    "forget_cancelled",
 ]
 
 #: A run is watched for cancellation once its code has run this long.
@@ -155,6 +157,100 @@ class CancelScope:
         self.fired = True
         self.reason = reason
         _cancelling[self.flow_run_id] = reason
+        _interrupt_tasks(self.flow_run_id, reason, self._thread_id)
+
+
+#: Guards the task scopes below and their interrupts.
+_tasks_lock = threading.Lock()
+#: Sync task attempts running in other threads than their flow run's: flow_run_id -> scopes.
+_task_scopes: dict[str, set[TaskCancelScope]] = {}
+#: Flow runs whose cancellation was delivered, until the engine has ended their task runs:
+#: a task attempt starting meanwhile (a worker picked it up late) is cancelled at once.
+_cancelled_runs: dict[str, str] = {}
+
+
+class TaskCancelScope:
+    """Lets a flow run's cancellation interrupt a sync task attempt running in another thread.
+
+    A submitted task runs in a worker thread, which the flow run's own interrupt does not
+    reach. While the attempt runs, this scope is registered under the flow run; when the flow
+    run's `CancelScope` fires, it raises `RunCancelled` in the attempt's thread too (at its
+    next Python bytecode), and the task run is reported CANCELLED. A task called inline in the
+    flow's own thread is left to the flow's interrupt, as is a task nested inside another task
+    in the same thread (the outer one is the one interrupted).
+
+    Attributes:
+        fired: True once the flow run's cancellation interrupted (or refused) the attempt.
+        reason: Why, for the CANCELLED state's message.
+    """
+
+    __slots__ = ("done", "fired", "flow_run_id", "reason", "registered", "thread_id")
+
+    def __init__(self, flow_run_id: str | None) -> None:
+        self.flow_run_id = flow_run_id
+        self.thread_id = 0
+        self.done = False
+        self.fired = False
+        self.registered = False
+        self.reason = ""
+
+    def __enter__(self) -> TaskCancelScope:
+        flow_run_id = self.flow_run_id
+        if flow_run_id is None:
+            return self
+        self.thread_id = threading.get_ident()
+        with _tasks_lock:
+            reason = _cancelled_runs.get(flow_run_id)
+            if reason is None:
+                scopes = _task_scopes.setdefault(flow_run_id, set())
+                if not any(scope.thread_id == self.thread_id for scope in scopes):
+                    scopes.add(self)
+                    self.registered = True
+                return self
+            self.fired = True
+            self.reason = f"The flow run was cancelled: {reason}"
+        raise RunCancelled(self.reason)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self.registered:
+            return
+        assert self.flow_run_id is not None
+        with _tasks_lock:
+            self.done = True
+            scopes = _task_scopes.get(self.flow_run_id)
+            if scopes is not None:
+                scopes.discard(self)
+                if not scopes:
+                    del _task_scopes[self.flow_run_id]
+            pending = self.fired and exc_type is not RunCancelled
+        if pending:
+            # The attempt ended before the interrupt landed: withdraw it (see `CancelScope`).
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.thread_id), None)
+
+
+def _interrupt_tasks(flow_run_id: str, reason: str, flow_thread_id: int) -> None:
+    """Interrupt the flow run's sync task attempts in other threads; refuse later ones."""
+    with _tasks_lock:
+        _cancelled_runs[flow_run_id] = reason
+        for scope in _task_scopes.get(flow_run_id, ()):
+            if scope.done or scope.fired or scope.thread_id == flow_thread_id:
+                continue
+            scope.fired = True
+            scope.reason = f"The flow run was cancelled: {reason}"
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(scope.thread_id), ctypes.py_object(RunCancelled)
+            )
+
+
+def forget_cancelled(flow_run_id: str) -> None:
+    """The flow run's task runs have all ended: stop refusing its task attempts."""
+    with _tasks_lock:
+        _cancelled_runs.pop(flow_run_id, None)
 
 
 class _Watcher:

@@ -18,7 +18,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from headwater._engine import outcomes
-from headwater._engine.cancel import CancelScope, RunCancelled, cancelled_ancestor
+from headwater._engine.cancel import (
+    CancelScope,
+    RunCancelled,
+    cancelled_ancestor,
+    forget_cancelled,
+)
 from headwater._engine.hooks import arun_hooks, final_hooks_of, run_hooks
 from headwater._engine.run import EngineRun, ReturnType
 from headwater._states import Retrying, Running, State, StateType
@@ -235,13 +240,20 @@ class RunEngine(EngineRun):
     def cancel(self, reason: str) -> None:
         """Propose CANCELLED after the run's code was interrupted by its cancellation."""
         self._end_submissions(RunCancelled(reason))
+        self._forget_cancelled()
         proposal = self._cancellation(reason)
         self._settle(self.propose(proposal), proposal.state, retryable=False)
 
     async def acancel(self, reason: str) -> None:
         await self._aend_submissions(RunCancelled(reason))
+        self._forget_cancelled()
         proposal = self._cancellation(reason)
         self._settle(await self.apropose(proposal), proposal.state, retryable=False)
+
+    def _forget_cancelled(self) -> None:
+        """Every task run of this run has ended: task attempts are no longer refused."""
+        if self.run is not None:
+            forget_cancelled(self.run.id)
 
     def _ancestor_cancellation(self, exc: BaseException) -> str | None:
         """The reason, when ``exc`` is the interrupt of an enclosing run's cancellation."""

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from headwater._context import TaskRunContext, _current_task_run
 from headwater._engine import outcomes
+from headwater._engine.cancel import TaskCancelScope
 from headwater._engine.machine import RunEngine
 from headwater._engine.run import _wait_seconds
 from headwater._engine.setup import dump_parameters, run_name
@@ -28,7 +29,6 @@ from headwater._transport.interface import DecisionKind, TaskRunSpec
 from headwater.exceptions import Abort, ServiceUnavailable, TaskRunTimeoutError, UpstreamTaskError
 
 if TYPE_CHECKING:
-    from headwater._engine.cancel import CancelScope
     from headwater._engine.machine import ReturnType
     from headwater._runs import TaskRun
     from headwater._states import State
@@ -343,9 +343,18 @@ class TaskEngine(RunEngine):
         """Make this task run current; the flow run stays current too (SIGTERM is the flow's)."""
         return _TaskRunning(self)
 
-    def cancel_scope(self, async_task: asyncio.Task[Any] | None = None) -> CancelScope:
-        """No watch of its own: a task is interrupted by its flow run's cancellation."""
-        return _NO_CANCEL  # type: ignore[return-value]
+    def cancel_scope(  # type: ignore[override]
+        self, async_task: asyncio.Task[Any] | None = None
+    ) -> TaskCancelScope | _NoCancelScope:
+        """No watch of its own: a task is interrupted by its flow run's cancellation.
+
+        Inline in the flow's thread, the flow's interrupt reaches it; a sync attempt in a
+        worker thread is interrupted through a `TaskCancelScope`. An async task in a worker
+        runs on a loop of its own, which is not interrupted: it runs to its end.
+        """
+        if async_task is not None:
+            return _NO_CANCEL
+        return TaskCancelScope(self.call.flow_run_id)
 
     def timeout_error(self) -> TaskRunTimeoutError:  # type: ignore[override]
         assert self.task_run is not None
