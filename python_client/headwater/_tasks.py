@@ -199,6 +199,8 @@ class Task(Generic[P, R]):
         on_running: Hooks run when a run starts running.
         retry_condition_fn: ``fn(task, task_run, state)`` deciding whether a failed run is
             retried (True) or fails at once (False).
+        viz_return_value: What a call of the task returns while `Flow.visualize()` draws the
+            flow (instead of a placeholder), for flows that use a task's result directly.
 
     Raises:
         TypeError: ``fn`` is not callable, ``name`` is not a string, a hook list is not a list
@@ -236,6 +238,7 @@ class Task(Generic[P, R]):
         on_failure: list[Hook] | None = None,
         on_running: list[Hook] | None = None,
         retry_condition_fn: Callable[..., bool] | None = None,
+        viz_return_value: Any = None,
     ) -> None:
         _check_name_type(name, "task")
         hooks = {
@@ -326,6 +329,8 @@ class Task(Generic[P, R]):
         self.on_completion_hooks: list[Hook] = hooks["on_completion"] or []
         self.on_failure_hooks: list[Hook] = hooks["on_failure"] or []
         self.on_running_hooks: list[Hook] = hooks["on_running"] or []
+        #: What a call returns while `Flow.visualize()` records the flow (not run).
+        self.viz_return_value = viz_return_value
 
     # -- what the engine reads (`Runnable`) ------------------------------------------------
 
@@ -402,6 +407,7 @@ class Task(Generic[P, R]):
         on_failure: list[Hook] | None = None,
         on_running: list[Hook] | None = None,
         retry_condition_fn: Callable[..., bool] | None = None,
+        viz_return_value: Any = None,
     ) -> Task[P, R]:
         """Return a new task like this one with some options changed.
 
@@ -454,6 +460,9 @@ class Task(Generic[P, R]):
             on_failure=list(on_failure or self.on_failure_hooks),
             on_running=list(on_running or self.on_running_hooks),
             retry_condition_fn=retry_condition_fn or self.retry_condition_fn,
+            viz_return_value=(
+                viz_return_value if viz_return_value is not None else self.viz_return_value
+            ),
         )
         return new_task
 
@@ -712,6 +721,7 @@ def task(
     on_failure: list[Hook] | None = None,
     on_running: list[Hook] | None = None,
     retry_condition_fn: Callable[..., bool] | None = None,
+    viz_return_value: Any = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
@@ -742,6 +752,7 @@ def task(
     on_failure: list[Hook] | None = None,
     on_running: list[Hook] | None = None,
     retry_condition_fn: Callable[..., bool] | None = None,
+    viz_return_value: Any = None,
 ) -> Any:
     """Turn a function (sync or async) into a `Task`; usable bare or with arguments.
 
@@ -786,6 +797,7 @@ def task(
         on_failure=on_failure,
         on_running=on_running,
         retry_condition_fn=retry_condition_fn,
+        viz_return_value=viz_return_value,
     )
     if __fn is None:
         return partial(task, **options)

@@ -5,7 +5,8 @@ map and subflow call made meanwhile records a node instead of running, and gives
 stand-in for what it would have returned: a `Placeholder` for a result, a `PlaceholderFuture`
 for a future. A stand-in passed to a later call (as an argument, inside a list or dict, or in
 ``wait_for``) becomes an edge. Code of the flow that is not a task still runs, as in Prefect;
-code that uses a task's result directly (arithmetic, iteration) cannot, and says so.
+code that uses a task's result directly (arithmetic, iteration) cannot, and says so, unless
+the task has a ``viz_return_value`` (as in Prefect) to stand in for its result.
 
 The graph is Graphviz DOT text; when Graphviz's ``dot`` program is on the PATH it is also
 rendered to ``<flow name>.png`` in the working directory (Prefect renders the same file and
@@ -95,10 +96,11 @@ class PlaceholderFuture:
     It has a future's methods: waiting returns at once and the result is a `Placeholder`.
     """
 
-    __slots__ = ("node", "task_run_id")
+    __slots__ = ("node", "task_run_id", "value")
 
-    def __init__(self, node: TaskNode) -> None:
+    def __init__(self, node: TaskNode, value: Any = None) -> None:
         self.node = node
+        self.value = Placeholder(node) if value is None else value
         self.task_run_id = str(uuid.uuid4())
 
     @property
@@ -110,8 +112,8 @@ class PlaceholderFuture:
     def wait(self, timeout: float | None = None) -> None:
         return None
 
-    def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> Placeholder:
-        return Placeholder(self.node)
+    def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> Any:
+        return self.value
 
     def add_done_callback(self, fn: Any) -> None:
         fn(self)
@@ -137,6 +139,8 @@ class TaskGraph:
         self.flow_name = flow_name
         self.nodes: list[TaskNode] = []
         self._calls: dict[str, int] = {}
+        # viz_return_value objects handed out, by id, and kept alive so no id is reused.
+        self._returned: dict[int, tuple[Any, TaskNode]] = {}
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -147,7 +151,7 @@ class TaskGraph:
         number = self._calls.get(name, 0)
         self._calls[name] = number + 1
         node = TaskNode(f"{name}-{number}", kind)
-        for upstream in _stand_ins([parameters, list(wait_for or ())]):
+        for upstream in _stand_ins([parameters, list(wait_for or ())], self._returned):
             if upstream not in node.upstream:
                 node.upstream.append(upstream)
         self.nodes.append(node)
@@ -161,17 +165,31 @@ class TaskGraph:
         *,
         kind: str = "task",
     ) -> Any:
-        """A task (or subflow) call: its result's stand-in, awaitable for an async function."""
-        placeholder = Placeholder(self.node(runnable.name, parameters, wait_for, kind))
+        """A task (or subflow) call: its result's stand-in, awaitable for an async function.
+
+        The stand-in is the task's ``viz_return_value`` when it has one (a value the flow's
+        code can work with; passed on to a later call it still draws an edge, unless it is a
+        singleton such as None, True or a small int), else a `Placeholder`.
+        """
+        node = self.node(runnable.name, parameters, wait_for, kind)
+        result = self._stand_in(runnable, node)
         if getattr(runnable, "isasync", False):
-            return _resolved(placeholder)
-        return placeholder
+            return _resolved(result)
+        return result
+
+    def _stand_in(self, runnable: Any, node: TaskNode) -> Any:
+        value = getattr(runnable, "viz_return_value", None)
+        if value is None:
+            return Placeholder(node)
+        self._returned[id(value)] = (value, node)
+        return value
 
     def record_submit(
         self, task: Any, parameters: dict[str, Any], wait_for: Iterable[Any] | None = None
     ) -> PlaceholderFuture:
-        """A ``.submit()``: a stand-in future."""
-        return PlaceholderFuture(self.node(task.name, parameters, wait_for, "task"))
+        """A ``.submit()``: a stand-in future (its result is the call's stand-in)."""
+        node = self.node(task.name, parameters, wait_for, "task")
+        return PlaceholderFuture(node, self._stand_in(task, node))
 
     def record_map(
         self, task: Any, parameters: dict[str, Any], wait_for: Iterable[Any] | None = None
@@ -244,7 +262,8 @@ def visualize_flow(flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
             f"Visualizing flow {flow.name!r} failed: {type(exc).__name__}: {exc}. While "
             "visualizing, task calls do not run and return placeholders, so flow code that "
             "uses a task's result directly (arithmetic, iteration, comparisons) cannot run. "
-            "Move that code into a task to see it in the graph."
+            "Give the task a value to return while visualizing, e.g. "
+            "@task(viz_return_value=[1, 2, 3]), or move that code into a task."
         ) from exc
     finally:
         _active.reset(token)
@@ -314,20 +333,27 @@ def _run_coroutine(awaitable: Any) -> None:
         pool.submit(context.run, asyncio.run, main()).result()
 
 
-def _stand_ins(value: Any, depth: int = 0) -> Iterator[TaskNode]:
+def _stand_ins(
+    value: Any, returned: dict[int, tuple[Any, TaskNode]], depth: int = 0
+) -> Iterator[TaskNode]:
     """The nodes of every stand-in inside ``value`` (lists, tuples, sets, dicts, wrappers)."""
     if depth > MAX_ARGUMENT_DEPTH:
         return
     if isinstance(value, Placeholder | PlaceholderFuture):
         yield value.node
-    elif isinstance(value, dict):
+        return
+    found = returned.get(id(value))
+    if found is not None and found[0] is value:  # a task's viz_return_value, passed on
+        yield found[1]
+        return
+    if isinstance(value, dict):
         for item in value.values():
-            yield from _stand_ins(item, depth + 1)
+            yield from _stand_ins(item, returned, depth + 1)
     elif isinstance(value, list | tuple | set | frozenset):
         for item in value:
-            yield from _stand_ins(item, depth + 1)
+            yield from _stand_ins(item, returned, depth + 1)
     elif callable(getattr(value, "unwrap", None)):  # unmapped(...), allow_failure(...), quote
-        yield from _stand_ins(value.unwrap(), depth + 1)
+        yield from _stand_ins(value.unwrap(), returned, depth + 1)
 
 
 def _split_mapped(

@@ -14,8 +14,16 @@ import pytest
 from engine_support import Reader, current_run_id, sdk_target, unique
 from headwater import flow, task
 from headwater.logging import get_run_logger
+from headwater.task_runners import ProcessPoolTaskRunner
 
 pytestmark = pytest.mark.integration
+
+
+@task(log_prints=True)
+def shout(n: int) -> int:
+    """Module level, so a child process of the process runner imports it by name."""
+    print(f"user: shout {n}")
+    return n
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +119,22 @@ def test_a_task_outside_any_flow_stores_its_lines_with_its_task_run(
         ("user: still alone", "", task_run.id),
     ]
     assert "user: alone 7" not in capsys.readouterr().out  # it became a log line instead
+
+
+@pytest.mark.parametrize("runner", ["threads", "processes"])
+def test_submitted_tasks_lines_carry_their_own_task_run_ids(reader: Reader, runner: str) -> None:
+    seen: dict[str, str] = {}
+
+    @flow(name=unique(), task_runner=ProcessPoolTaskRunner(2) if runner == "processes" else None)
+    def fan_out() -> list[int]:
+        seen["flow_run_id"] = current_run_id()
+        return shout.map([1, 2]).result()
+
+    assert fan_out() == [1, 2]
+    run_id = seen["flow_run_id"]
+    names = {t.id: t.name for t in reader.client.list_task_runs(run_id)}
+    lines = {
+        (message, names[task_run_id or ""])
+        for message, _, task_run_id in _lines(reader, flow_run_id=run_id)
+    }
+    assert lines == {("user: shout 1", "shout-0"), ("user: shout 2", "shout-1")}

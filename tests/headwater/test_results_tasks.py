@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from engine_support import sdk_target, unique
+from headwater import flow, task
+from headwater._results import ResultReference
 from headwater.client import HeadwaterClient
 from headwater.exceptions import MissingResult
 from test_cli import cli_env, run_cli
@@ -130,3 +133,34 @@ def test_a_missing_or_damaged_result_file_is_a_clear_error(
                     home=tmp_path)  # fmt: skip
     assert shown.returncode == 0, shown.stderr
     assert f"persisted to {stored} (pickle)" in shown.stdout
+
+
+def test_a_result_not_cached_in_memory_is_read_back_from_storage(
+    sqlite_server: Any, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+
+    @task(
+        cache_result_in_memory=False,
+        result_storage=str(store),
+        result_serializer="json",
+        result_storage_key="made-{parameters[n]}.json",
+    )
+    def make(n: int) -> list[int]:
+        return list(range(n))
+
+    seen: dict[str, Any] = {}
+
+    @flow(name=unique("in-memory"))
+    def pipeline() -> list[int]:
+        seen["state"] = make(2, return_state=True)
+        return make(3)  # the caller still gets the value
+
+    with sdk_target(tmp_path / "home", api_url=sqlite_server.address):
+        assert pipeline() == [0, 1, 2]
+    state = seen["state"]
+    assert isinstance(state.data, ResultReference)  # only where it is, not the value
+    assert state.result() == [0, 1]
+    (store / "made-2.json").unlink()
+    with pytest.raises(MissingResult):
+        state.result()

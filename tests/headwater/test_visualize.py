@@ -147,9 +147,33 @@ def test_code_that_uses_a_result_directly_says_what_to_do() -> None:
         for row in extract():
             load(row)
 
-    with pytest.raises(FlowVisualizationError, match="Move that code into a task") as info:
+    with pytest.raises(FlowVisualizationError, match="viz_return_value=") as info:
         loops.visualize()
     assert isinstance(info.value.__cause__, TypeError)
+
+
+def test_a_viz_return_value_lets_flow_code_use_the_result_and_keeps_edges() -> None:
+    @task(viz_return_value=[10, 20])
+    def listed() -> list[int]:
+        ran.append("listed")
+        return [1, 2, 3]
+
+    @flow
+    def loops() -> None:
+        numbers = listed()
+        for number in numbers:  # works on the stand-in value: two calls drawn
+            transform([number])
+        load(numbers)  # the value itself passed on: an edge
+        load(listed.submit().result())
+
+    dot = loops.visualize()
+    assert ran == []
+    assert edges(dot) == [
+        '"listed-0" -> "load-0"',
+        '"listed-1" -> "load-1"',
+    ]
+    assert '"transform-1";' in dot
+    assert listed.with_options(name="other").viz_return_value == [10, 20]
 
 
 def test_nothing_reaches_the_service(tmp_path: Path) -> None:
