@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 import pytest
+from headwater.client import HeadwaterClient
 from test_cli import assert_one_error_line, cli_env, run_cli, section
 
 pytestmark = pytest.mark.integration
@@ -83,15 +84,17 @@ def test_flow_run_inspect_lists_task_runs_with_states_and_times(made: dict[str, 
     assert result.returncode == 0, result.stderr
     table = section(result.stdout, "Task runs (3)")
     assert table[0].split() == [
-        "TASK", "RUN", "ID", "STATE", "RUNS", "STARTED", "ENDED", "DURATION"
+        "TASK", "RUN", "ID", "STATE", "RUNS", "STARTED", "ENDED", "DURATION", "RESULT"
     ]  # fmt: skip
     by_name = {line.split()[0]: line for line in table[1:]}
     assert set(by_name) == {"ok-0", "ok-1", "boom-0"}
     assert "Completed" in by_name["ok-0"] and "Failed" in by_name["boom-0"]
     assert by_name["boom-0"].split()[3] == "2"  # two attempts
+    assert by_name["ok-1"].split()[-1] == "20"  # its JSON result
+    assert by_name["boom-0"].split()[-1] == "-"
     for line in by_name.values():
         assert len(TIME.findall(line)) == 2  # started and ended
-        assert line.rstrip().endswith("s")  # the duration
+        assert line.split()[-2].endswith("s")  # the duration
 
 
 def test_flow_run_logs_prints_task_lines_under_the_task_runs_name(made: dict[str, Any]) -> None:
@@ -127,6 +130,10 @@ def test_task_run_ls_filters_by_flow_run_and_state_newest_first(made: dict[str, 
     (only,) = rows(latest.stdout).values()
     assert only[1] == made["loose_id"]
     assert only[2] == "-"  # called outside any flow: no flow run
+    with HeadwaterClient(made["address"]) as client:
+        name = client.get_flow_run(made["flow_run_id"]).name
+    by_name = cli(made, "task-run", "ls", "--flow-run", name, "--state", "completed")
+    assert sorted(rows(by_name.stdout)) == ["ok-0", "ok-1"]
     nothing = cli(made, "task-run", "ls", "--flow-run", made["flow_run_id"], "--state", "crashed")
     assert nothing.stdout.strip() == "No task runs found."
 

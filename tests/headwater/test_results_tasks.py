@@ -112,6 +112,8 @@ def test_a_later_process_reads_a_persisted_task_result(
     assert f"({serializer})" in next(
         line for line in flow_shown.stdout.splitlines() if line.startswith("Result")
     )
+    task_row = next(line for line in flow_shown.stdout.splitlines() if "square-0" in line)
+    assert task_row.rstrip().endswith(f"persisted ({serializer})")
 
 
 def test_a_missing_or_damaged_result_file_is_a_clear_error(

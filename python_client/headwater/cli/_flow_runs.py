@@ -11,15 +11,19 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from collections.abc import Callable
+from headwater.cli._common import (
+    CommandError,
+    add_list_options,
+    final_types_text,
+    follow_logs,
+    is_final,
+    open_client,
+)
 
+if TYPE_CHECKING:
     from headwater._runs import FlowRun, Log
     from headwater._states import State
     from headwater.client import HeadwaterClient
-
-#: How often `flow-run logs --follow` asks for new lines.
-FOLLOW_INTERVAL_SECONDS = 0.5
 
 #: How many runs sharing a name the error lists.
 NAME_MATCHES_SHOWN = 10
@@ -27,26 +31,15 @@ NAME_MATCHES_SHOWN = 10
 _RUN_HELP = "the flow run's id, or its name"
 
 
-class CommandError(Exception):
-    """A problem the person can fix, printed as one ``Error:`` line by `headwater.cli.main`."""
-
-
 def register(commands: Any) -> None:
     """Add the ``flow-run`` command group."""
-    final = _final_types_text()
+    final = final_types_text()
     group = commands.add_parser("flow-run", help="list, inspect, watch and cancel flow runs")
     actions = group.add_subparsers(title="flow-run commands", metavar="COMMAND", required=True)
 
     ls = actions.add_parser("ls", help="list flow runs, newest first")
     ls.add_argument("--flow", default="", help="only runs of the flow with this name")
-    ls.add_argument(
-        "--state",
-        action="append",
-        default=[],
-        metavar="TYPE",
-        help="only runs in this state type (COMPLETED, FAILED, RUNNING, ...); repeatable",
-    )
-    ls.add_argument("--limit", type=_positive_int, default=20, help="how many runs (default 20)")
+    add_list_options(ls, "runs")
     ls.set_defaults(handler=list_runs)
 
     inspect = actions.add_parser(
@@ -92,7 +85,7 @@ def list_runs(args: argparse.Namespace) -> int:
     from headwater.client import parse_state_type
 
     state_types = [parse_state_type(value) for value in args.state]
-    with _client() as client:
+    with open_client() as client:
         runs = client.list_flow_runs(flow_name=args.flow, state_types=state_types, limit=args.limit)
     out = _render.console()
     if not runs:
@@ -106,7 +99,7 @@ def inspect_run(args: argparse.Namespace) -> int:
     """Print one run, its result, its state history, its task runs and its logs."""
     from headwater.cli import _render
 
-    with _client() as client:
+    with open_client() as client:
         run = find_run(client, args.run)
         events = client.list_flow_run_events(run.id)
         task_runs = client.list_task_runs(run.id)
@@ -131,18 +124,10 @@ def inspect_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _final_types_text() -> str:
-    """The final state types in their declared order, "COMPLETED, FAILED, ... or CANCELLED"."""
-    from headwater._states import FINAL_STATE_TYPES, StateType
-
-    names = [state_type.value for state_type in StateType if state_type in FINAL_STATE_TYPES]
-    return f"{', '.join(names[:-1])} or {names[-1]}"
-
-
 def print_logs(args: argparse.Namespace) -> int:
     """Print a run's log lines (its task runs' under their names); with ``--follow``, keep
     going until the run is final."""
-    with _client() as client:
+    with open_client() as client:
         run = find_run(client, args.run)
         names: dict[str, str] = {}
 
@@ -155,42 +140,11 @@ def print_logs(args: argparse.Namespace) -> int:
 
         follow_logs(
             lambda: client.list_logs(run.id),
-            lambda: _is_final(client.get_flow_run(run.id).state),
+            lambda: is_final(client.get_flow_run(run.id).state),
             render,
             follow=args.follow,
         )
     return 0
-
-
-def follow_logs(
-    read_lines: Callable[[], list[Log]],
-    read_final: Callable[[], bool],
-    render: Callable[[Log], str],
-    *,
-    follow: bool,
-) -> None:
-    """Print the lines ``read_lines`` returns, once each; with ``follow``, poll until final.
-
-    The run's state is read before its lines: a run final by then has shipped all its lines
-    (the engine flushes them before proposing a final state), so the last poll misses none.
-    """
-    from headwater.cli import _render
-
-    out = _render.console()
-    seen: set[str] = set()
-    while True:
-        final = read_final() if follow else True
-        for line in read_lines():
-            if line.id not in seen:
-                seen.add(line.id)
-                out.print(render(line))
-        if final:
-            return
-        time.sleep(FOLLOW_INTERVAL_SECONDS)
-
-
-def _is_final(state: State[Any] | None) -> bool:
-    return state is not None and state.is_final()
 
 
 def watch_run(args: argparse.Namespace) -> int:
@@ -207,7 +161,7 @@ def watch_run(args: argparse.Namespace) -> int:
     announced = False
     outage_since: float | None = None
     names: dict[str, str] = {}  # task run names, from their state events
-    with _client(timeout=None) as client:
+    with open_client(timeout=None) as client:
         run_id = find_run(client, args.run).id
         while True:
             try:
@@ -257,7 +211,7 @@ def cancel_run(args: argparse.Namespace) -> int:
     """
     from headwater.cli import _render
 
-    with _client() as client:
+    with open_client() as client:
         run = client.cancel_flow_run(find_run(client, args.run).id, reason=args.reason)
     out = _render.console()
     out.print(
@@ -313,19 +267,3 @@ def _state_text(run: FlowRun) -> str:
     from headwater.cli import _render
 
     return _render.state_label(run.state, markup=False)
-
-
-def _client(timeout: float | None = 30.0) -> HeadwaterClient:
-    from headwater.client import HeadwaterClient
-
-    return HeadwaterClient(timeout=timeout)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value

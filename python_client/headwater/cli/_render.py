@@ -36,6 +36,8 @@ _LEVEL_STYLES = {"WARNING": "yellow", "ERROR": "red", "CRITICAL": "bold red"}
 
 #: A result longer than this is cut in `flow-run inspect`: the sheet is for people.
 RESULT_PREVIEW_CHARS = 2000
+#: A result longer than this is cut in a table of task runs.
+RESULT_CELL_CHARS = 40
 
 
 def console() -> Console:
@@ -167,6 +169,20 @@ def result_text(state: State[Any]) -> str:
     return text
 
 
+def short_result(state: State[Any] | None) -> str:
+    """A completed state's result in a table cell: a short preview, or how it was persisted
+    (`task-run inspect` shows where); "-" for other states."""
+    from headwater._results import ResultReference
+
+    if state is None or not state.is_completed():
+        return "-"
+    data = state.data
+    if isinstance(data, ResultReference):
+        return f"persisted ({data.serializer})"
+    text = result_text(state)
+    return text if len(text) <= RESULT_CELL_CHARS else text[: RESULT_CELL_CHARS - 3] + "..."
+
+
 def history_table(events: list[FlowRunEvent]) -> Any:
     """One row per state the run went through, oldest first."""
     from rich.table import Table
@@ -206,6 +222,7 @@ def task_runs_table(task_runs: list[TaskRun], *, with_flow_run: bool = False) ->
     table.add_column("STARTED", no_wrap=True)
     table.add_column("ENDED", no_wrap=True)
     table.add_column("DURATION", justify="right", no_wrap=True)
+    table.add_column("RESULT", no_wrap=True)
     for task_run in task_runs:
         row = [escape(task_run.name), task_run.id]
         if with_flow_run:
@@ -216,6 +233,7 @@ def task_runs_table(task_runs: list[TaskRun], *, with_flow_run: bool = False) ->
             precise_time(task_run.start_time),
             precise_time(task_run.end_time),
             duration(task_run.total_run_time) if task_run.start_time else "-",
+            escape(short_result(task_run.state)),
         ]
         table.add_row(*row)
     return table

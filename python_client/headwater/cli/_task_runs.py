@@ -9,14 +9,15 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from headwater.cli._flow_runs import (
+from headwater.cli._common import (
     CommandError,
-    _client,
-    _final_types_text,
-    _is_final,
-    _positive_int,
+    add_list_options,
+    final_types_text,
     follow_logs,
+    is_final,
+    open_client,
 )
+from headwater.cli._flow_runs import find_run
 
 if TYPE_CHECKING:
     from headwater._runs import Log, TaskRun
@@ -32,18 +33,12 @@ def register(commands: Any) -> None:
 
     ls = actions.add_parser("ls", help="list task runs, newest first")
     ls.add_argument(
-        "--flow-run", default="", metavar="ID", help="only the task runs of this flow run (its id)"
+        "--flow-run",
+        default="",
+        metavar="ID_OR_NAME",
+        help="only the task runs of this flow run (its id, or its name)",
     )
-    ls.add_argument(
-        "--state",
-        action="append",
-        default=[],
-        metavar="TYPE",
-        help="only task runs in this state type (COMPLETED, FAILED, RUNNING, ...); repeatable",
-    )
-    ls.add_argument(
-        "--limit", type=_positive_int, default=20, help="how many task runs (default 20)"
-    )
+    add_list_options(ls, "task runs")
     ls.set_defaults(handler=list_task_runs)
 
     inspect = actions.add_parser(
@@ -59,7 +54,7 @@ def register(commands: Any) -> None:
         "-f",
         action="store_true",
         help=f"keep printing new lines until the task run reaches a final state "
-        f"({_final_types_text()})",
+        f"({final_types_text()})",
     )
     logs.set_defaults(handler=print_task_run_logs)
 
@@ -70,8 +65,8 @@ def list_task_runs(args: argparse.Namespace) -> int:
     from headwater.client import parse_state_type
 
     state_types = [parse_state_type(value) for value in args.state]
-    with _client() as client:
-        flow_run_id = _flow_run_id(client, args.flow_run) if args.flow_run else ""
+    with open_client() as client:
+        flow_run_id = find_run(client, args.flow_run).id if args.flow_run else ""
         task_runs = client.list_task_runs(
             flow_run_id, args.limit, state_types=state_types, newest_first=True
         )
@@ -87,7 +82,7 @@ def inspect_task_run(args: argparse.Namespace) -> int:
     """Print one task run, its result, its state history and its logs."""
     from headwater.cli import _render
 
-    with _client() as client:
+    with open_client() as client:
         task_run = find_task_run(client, args.task_run)
         states = client.list_task_run_states(task_run.id)
         logs = client.list_logs(task_run_id=task_run.id)
@@ -111,7 +106,7 @@ def print_task_run_logs(args: argparse.Namespace) -> int:
     """Print a task run's log lines; with ``--follow``, keep going until it is final."""
     from headwater.cli import _render
 
-    with _client() as client:
+    with open_client() as client:
         task_run = find_task_run(client, args.task_run)
         names = {task_run.id: task_run.name}
 
@@ -120,7 +115,7 @@ def print_task_run_logs(args: argparse.Namespace) -> int:
 
         follow_logs(
             lambda: client.list_logs(task_run_id=task_run.id),
-            lambda: _is_final(client.get_task_run(task_run.id).state),
+            lambda: is_final(client.get_task_run(task_run.id).state),
             render,
             follow=args.follow,
         )
@@ -133,36 +128,20 @@ def find_task_run(client: HeadwaterClient, reference: str) -> TaskRun:
     Raises:
         CommandError: The id is not a UUID, or no task run has it.
     """
-    from headwater.exceptions import ObjectNotFound
-
-    _require_uuid(reference, "task run", "headwater task-run ls")
-    try:
-        return client.get_task_run(reference)
-    except ObjectNotFound:
-        raise CommandError(
-            f"No task run has the id '{reference}'; `headwater task-run ls` lists recent task runs."
-        ) from None
-
-
-def _flow_run_id(client: HeadwaterClient, reference: str) -> str:
-    """The id of the flow run ``--flow-run`` names, checked to exist."""
-    from headwater.exceptions import ObjectNotFound
-
-    _require_uuid(reference, "flow run", "headwater flow-run ls")
-    try:
-        return client.get_flow_run(reference).id
-    except ObjectNotFound:
-        raise CommandError(
-            f"No flow run has the id '{reference}'; `headwater flow-run ls` lists recent runs."
-        ) from None
-
-
-def _require_uuid(reference: str, kind: str, lister: str) -> None:
     import uuid
+
+    from headwater.exceptions import ObjectNotFound
 
     try:
         uuid.UUID(reference)
     except ValueError:
         raise CommandError(
-            f"'{reference}' is not a {kind} id; pass the id (a UUID) that `{lister}` shows."
+            f"'{reference}' is not a task run id; pass the id (a UUID) that "
+            "`headwater task-run ls` shows."
+        ) from None
+    try:
+        return client.get_task_run(reference)
+    except ObjectNotFound:
+        raise CommandError(
+            f"No task run has the id '{reference}'; `headwater task-run ls` lists recent task runs."
         ) from None
