@@ -1,4 +1,4 @@
-"""`python -m bench [--only NAME] [--quick] [--skip-prefect]`: Headwater beside Prefect 3.9.1.
+"""`python -m bench [--only NAME ...] [--quick] [--skip-prefect]`: Headwater beside Prefect 3.9.1.
 
 Runs each workload on both SDKs in one go, prints a table and writes bench/results/latest.json.
 Both sides run on the same machine within minutes of each other, which is the only way figures
@@ -34,7 +34,16 @@ from bench._runner import (
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "latest.json"
 PREFECT_VERSION = "3.9.1"
-WORKLOAD_NAMES = ("flow_overhead", "cold_start", "import", "memory")
+WORKLOAD_NAMES = (
+    "flow_overhead",
+    "cold_start",
+    "import",
+    "memory",
+    "task_seq",
+    "task_submit",
+    "task_map",
+    "task_memory",
+)
 
 Measurement = dict[str, Any]
 
@@ -49,12 +58,17 @@ class Plan:
     warmup: int
     cold_runs: dict[str, int]
     import_runs: int
+    tasks: int
+    memory_tasks: dict[str, int]
 
     @classmethod
     def make(cls, quick: bool) -> Plan:
         # A trivial Prefect flow takes about 1.1 s, so 200 of them would take minutes: fewer
         # Prefect runs still give a stable median because its time hardly varies.
         prefect_runs = int(os.environ.get("BENCH_PREFECT_RUNS", 5 if quick else 20))
+        # Prefect takes ~5 ms per sequential task as the flow sees it, and its server
+        # lags further behind the more it gets: 100,000 would take the better part of an hour.
+        prefect_memory = int(os.environ.get("BENCH_PREFECT_MEMORY_TASKS", 2000 if quick else 5000))
         return cls(
             quick=quick,
             headwater_flow_runs=50 if quick else 200,
@@ -62,6 +76,8 @@ class Plan:
             warmup=3,
             cold_runs={"headwater": 3, "prefect": 2} if quick else {"headwater": 5, "prefect": 3},
             import_runs=3 if quick else 5,
+            tasks=1000,
+            memory_tasks={"headwater": 20_000 if quick else 100_000, "prefect": prefect_memory},
         )
 
     def flow_runs(self, sdk: Sdk) -> int:
@@ -304,11 +320,133 @@ def import_time(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> Secti
     return section
 
 
+def _tasks_child(sdk: Sdk, workload: str, count: int, timeout: float) -> Measurement:
+    """One tasks.py child on a throwaway home; its raw result."""
+    with throwaway_dir(f"{sdk.name}-tasks") as home:
+        env = sdk.environ(**{sdk.home_var: str(home)})
+        return run_workload(sdk, "tasks", [workload, str(count)], env, timeout)
+
+
+# What each timed task workload runs in the child, and how the table names it.
+TASK_WORKLOADS = {
+    "task_seq": ("seq", "one flow calls a trivial task {n:,} times, one after the other"),
+    "task_submit": ("submit", "one flow submits {n:,} trivial tasks and waits for all"),
+    "task_map": ("map", "one flow maps a trivial task over {n:,} items and waits for all"),
+}
+
+
+def _task_timing(name: str) -> Callable[[Sequence[Sdk], Plan, dict[str, Any]], Section]:
+    workload, title = TASK_WORKLOADS[name]
+    sequential = workload == "seq"
+
+    def measure_tasks(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> Section:
+        n = plan.tasks
+        unit = "ms per task" if sequential else "s"
+        figures = [("seen", "as the flow sees it"), ("stored", "until all stored")]
+        if not sequential:
+            figures.append(("per_second", "task runs stored per s"))
+        section = Section(
+            name,
+            title.format(n=n),
+            unit,
+            figures,
+            [("Headwater vs Prefect", f"Headwater {name}", f"Prefect {name}")],
+            notes=[
+                "seen: the flow call; until all stored: from the call's start until the"
+                " service's API reports every task run COMPLETED (polled after the flow"
+                " returns; includes that read)",
+                "per_second: task runs stored per second (count / until all stored)"
+                if not sequential
+                else "one untimed warm-up flow first, in the same process",
+            ],
+        )
+        for sdk in sdks:
+            short = "Prefect" if sdk.name == "prefect" else "Headwater"
+            label = f"{short} {name}"
+
+            def take(sdk: Sdk = sdk) -> Measurement:
+                return _tasks_child(sdk, workload, n, 120 + n * 1.0)
+
+            raw = measure(sdk, f"{name} on {sdk.label}, {n} tasks", take)
+            if "error" in raw:
+                section.measurements[label] = raw
+                continue
+            scale = 1000 / n if sequential else 1.0
+            section.measurements[label] = {
+                "version": raw["version"],
+                "n": 1,
+                "figures": {
+                    "seen": raw["seen_s"] * scale,
+                    "stored": raw["stored_s"] * scale,
+                    "per_second": n / raw["stored_s"],
+                },
+                "raw": raw,
+            }
+        return section
+
+    return measure_tasks
+
+
+def task_memory(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> Section:
+    hw_many, pf_many = plan.memory_tasks["headwater"], plan.memory_tasks["prefect"]
+    section = Section(
+        "task_memory",
+        "peak RSS (VmHWM) of one flow of sequential trivial tasks, client + server processes",
+        "MiB",
+        [
+            ("small", "1,000 tasks"),
+            ("large", "many tasks"),
+            ("growth", "growth"),
+            ("seen", "ms per task (large)"),
+        ],
+        [("Headwater vs Prefect", "Headwater task_memory", "Prefect task_memory")],
+        notes=[
+            f"many tasks: Headwater {hw_many:,}, Prefect {pf_many:,} (scaled down: at ~5 ms per"
+            " task and a server that lags further behind, 100,000 would take most of an hour;"
+            " BENCH_PREFECT_MEMORY_TASKS sets it)",
+            "growth = large - small; Headwater's embedded server is in its process,"
+            " Prefect's ephemeral server is a child process (both counted)",
+        ],
+    )
+    for sdk in sdks:
+        short = "Prefect" if sdk.name == "prefect" else "Headwater"
+        label = f"{short} task_memory"
+        many = plan.memory_tasks[sdk.name]
+        raws: list[Measurement] = []
+        for count in (plan.tasks, many):
+
+            def take(sdk: Sdk = sdk, count: int = count) -> Measurement:
+                return _tasks_child(sdk, "memory", count, 300 + count * 0.1)
+
+            raws.append(measure(sdk, f"task_memory on {sdk.label}, {count} tasks", take))
+        failed = next((raw for raw in raws if "error" in raw), None)
+        if failed is not None:
+            section.measurements[label] = failed
+            continue
+        small, large = (raw["peak_rss_mib"] + raw["children_peak_rss_mib"] for raw in raws)
+        section.measurements[label] = {
+            "version": raws[0]["version"],
+            "n": 1,
+            "figures": {
+                "small": small,
+                "large": large,
+                "growth": large - small,
+                "seen": raws[1]["seen_s"] * 1000 / many,
+            },
+            "raw": raws,
+        }
+    return section
+
+
 MEASURES: dict[str, Callable[[Sequence[Sdk], Plan, dict[str, Any]], Section]] = {
     "flow_overhead": flow_overhead,
     "cold_start": cold_start,
     "import": import_time,
     "memory": memory,
+    "task_seq": _task_timing("task_seq"),
+    "task_submit": _task_timing("task_submit"),
+    "task_map": _task_timing("task_map"),
+    "task_memory": task_memory,
 }
 
 
@@ -379,7 +517,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Headwater beside Prefect 3.9.1 on the same workloads, in one run.",
         epilog="BENCH_PREFECT_RUNS=N sets how many Prefect flow calls flow_overhead times.",
     )
-    parser.add_argument("--only", choices=WORKLOAD_NAMES, help="run just this workload")
+    parser.add_argument(
+        "--only",
+        choices=WORKLOAD_NAMES,
+        action="append",
+        help="run just this workload (repeat for several)",
+    )
     parser.add_argument("--quick", action="store_true", help="fewer samples everywhere")
     parser.add_argument("--skip-prefect", action="store_true", help="measure Headwater only")
     args = parser.parse_args(argv)
@@ -388,7 +531,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = datetime.datetime.now(datetime.UTC)
     sdks = [headwater_sdk()] + ([] if args.skip_prefect else [prefect_sdk()])
     cache: dict[str, Any] = {}
-    names = [args.only] if args.only else list(WORKLOAD_NAMES)
+    names = list(dict.fromkeys(args.only)) if args.only else list(WORKLOAD_NAMES)
     sections = [MEASURES[name](sdks, plan, cache) for name in names]
 
     versions = _versions(sections)

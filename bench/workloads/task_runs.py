@@ -56,10 +56,12 @@ class PipelinedStream(Stream):
     async def collect(self, *until: int) -> dict[int, engine_pb2.ConnectResponse]:
         """Read answers until those numbered ``until`` have all arrived (in any order)."""
         answers: dict[int, engine_pb2.ConnectResponse] = {}
-        while not all(sequence in answers for sequence in until):
+        missing = set(until)
+        while missing:
             answer = await self._call.read()
             assert answer.WhichOneof("outcome") != "error", answer
             answers[answer.sequence] = answer
+            missing.discard(answer.sequence)
         return answers
 
 

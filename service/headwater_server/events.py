@@ -24,10 +24,11 @@ _RECENT_RUNS = 4096
 
 
 class _Waiter:
-    __slots__ = ("after", "event")
+    __slots__ = ("after", "event", "own_states_only")
 
-    def __init__(self, after: int) -> None:
+    def __init__(self, after: int, own_states_only: bool) -> None:
         self.after = after
+        self.own_states_only = own_states_only
         self.event = asyncio.Event()
 
 
@@ -49,6 +50,8 @@ class EventHub:
         self._poll_interval = poll_interval
         self._waiters: dict[str, set[_Waiter]] = {}
         self._recent: OrderedDict[str, int] = OrderedDict()
+        # The same for the runs' own state changes only (not their task runs' events).
+        self._recent_own: OrderedDict[str, int] = OrderedDict()
         self._closed = False
 
     @property
@@ -56,27 +59,36 @@ class EventHub:
         """True once the server began shutting down; waits return at once."""
         return self._closed
 
-    def notify(self, flow_run_id: str, sequence: int) -> None:
-        """Record that ``flow_run_id`` has events up to ``sequence`` and wake who waits for them."""
-        recent = self._recent
-        if recent.get(flow_run_id, -1) < sequence:
-            recent[flow_run_id] = sequence
-            recent.move_to_end(flow_run_id)
-            if len(recent) > _RECENT_RUNS:
-                recent.popitem(last=False)
+    def notify(self, flow_run_id: str, sequence: int, own_state: bool = True) -> None:
+        """Record that ``flow_run_id`` has events up to ``sequence`` and wake who waits for them.
+
+        ``own_state`` is False for a task run's event: it does not wake callers that wait for
+        the flow run's own state changes only (an engine's cancellation watch), so a flow of
+        many tasks does not make that watch read storage once per task.
+        """
+        _remember(self._recent, flow_run_id, sequence)
+        if own_state:
+            _remember(self._recent_own, flow_run_id, sequence)
         for waiter in self._waiters.get(flow_run_id, ()):
-            if sequence > waiter.after:
+            if sequence > waiter.after and (own_state or not waiter.own_states_only):
                 waiter.event.set()
+
+    def notify_task_events(self, newest: dict[str, int]) -> None:
+        """`notify` for task run events just committed: each run's newest sequence."""
+        for flow_run_id, sequence in newest.items():
+            self.notify(flow_run_id, sequence, own_state=False)
 
     def forget(self, flow_run_id: str) -> None:
         """Wake every waiter of a deleted run so it re-reads storage and learns it is gone."""
         self._recent.pop(flow_run_id, None)
+        self._recent_own.pop(flow_run_id, None)
         for waiter in self._waiters.get(flow_run_id, ()):
             waiter.event.set()
 
     def wake_all(self) -> None:
         """Wake every waiter (after a change too broad to name runs, such as deleting a flow)."""
         self._recent.clear()
+        self._recent_own.clear()
         for waiters in self._waiters.values():
             for waiter in waiters:
                 waiter.event.set()
@@ -86,16 +98,26 @@ class EventHub:
         self._closed = True
         self.wake_all()
 
-    async def wait_for_change(self, flow_run_id: str, after_sequence: int, timeout: float) -> bool:
+    async def wait_for_change(
+        self,
+        flow_run_id: str,
+        after_sequence: int,
+        timeout: float,
+        own_states_only: bool = False,
+    ) -> bool:
         """Wait until the run has an event after ``after_sequence``, or ``timeout`` seconds pass.
+
+        With ``own_states_only`` only the run's own state changes count (task run events are
+        ignored, except by the periodic storage re-check, which cannot tell them apart).
 
         Returns:
             True when something changed (a newer event, the run deleted, or the hub closing) and
             the caller should read storage again; False when the timeout passed quietly.
         """
-        if self._closed or self._recent.get(flow_run_id, -1) > after_sequence:
+        recent = self._recent_own if own_states_only else self._recent
+        if self._closed or recent.get(flow_run_id, -1) > after_sequence:
             return True
-        waiter = _Waiter(after_sequence)
+        waiter = _Waiter(after_sequence, own_states_only)
         waiters = self._waiters.setdefault(flow_run_id, set())
         waiters.add(waiter)
         deadline = time.monotonic() + max(timeout, 0.0)
@@ -124,3 +146,12 @@ class EventHub:
         except errors.ServiceError:
             # Deleted (or unreadable): let the caller read again and report it properly.
             return True
+
+
+def _remember(recent: OrderedDict[str, int], flow_run_id: str, sequence: int) -> None:
+    """Keep ``sequence`` as the run's newest in ``recent`` (bounded: oldest runs drop out)."""
+    if recent.get(flow_run_id, -1) < sequence:
+        recent[flow_run_id] = sequence
+        recent.move_to_end(flow_run_id)
+        if len(recent) > _RECENT_RUNS:
+            recent.popitem(last=False)

@@ -96,3 +96,20 @@ async def test_a_cancelled_waiter_leaves_nothing_behind() -> None:
     waiter.cancel()
     await asyncio.gather(waiter, return_exceptions=True)
     assert hub._waiters == {}
+
+
+async def test_a_task_event_does_not_wake_a_waiter_for_the_runs_own_states() -> None:
+    hub = EventHub(Storage().read, poll_interval=10)
+    own = asyncio.ensure_future(hub.wait_for_change(RUN, 1, timeout=30, own_states_only=True))
+    every = asyncio.ensure_future(hub.wait_for_change(RUN, 1, timeout=30))
+    await asyncio.sleep(0.01)
+    hub.notify(RUN, 2, own_state=False)
+    assert await asyncio.wait_for(every, 1) is True
+    await asyncio.sleep(0.01)
+    assert not own.done()
+    hub.notify(RUN, 3)
+    assert await asyncio.wait_for(own, 1) is True
+    # Remembered per kind: a task event just before the wait does not end an own-states wait.
+    hub.notify(RUN, 4, own_state=False)
+    assert await hub.wait_for_change(RUN, 3, timeout=0.05, own_states_only=True) is False
+    assert await hub.wait_for_change(RUN, 3, timeout=5) is True

@@ -7,13 +7,16 @@ and PostgreSQL databases, where closing while writes are queued must apply every
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
+import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
-from headwater.v1 import flow_runs_pb2, states_pb2
+from headwater.v1 import flow_runs_pb2, states_pb2, task_runs_pb2
 from headwater_server.errors import ServiceError
 from headwater_server.storage.database import Database
 from headwater_server.storage.hops import HopClosedError, PoolHop, WorkerHop
@@ -154,3 +157,138 @@ def test_closing_the_database_applies_every_queued_write(database_url: str) -> N
 def test_sqlite_uses_the_worker_and_postgres_a_pool(database: Database) -> None:
     expected = WorkerHop if database.dialect == "sqlite" else PoolHop
     assert isinstance(database._hop, expected)
+
+
+class RecordingGroup:
+    """A stand-in transaction that records which calls ran inside it."""
+
+    def __init__(self, fail_commit: bool = False) -> None:
+        self.groups: list[list[int]] = []
+        self.current: list[int] | None = None
+        self.fail_commit = fail_commit
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        self.current = []
+        yield
+        self.groups.append(self.current)
+        self.current = None
+        if self.fail_commit:
+            raise OSError("disk full")
+
+    def call(self, index: int) -> int:
+        if self.current is not None:
+            self.current.append(index)
+        if index == 3:
+            raise ValueError("three")
+        return index
+
+
+def _busy_writer(
+    hop: WorkerHop, loop: asyncio.AbstractEventLoop, gate: threading.Event
+) -> asyncio.Future[object]:
+    """Occupy the writer thread until ``gate`` is set; returns once it is running, alone."""
+    running = threading.Event()
+
+    def block() -> object:
+        running.set()
+        return gate.wait()
+
+    future = hop.submit(loop, block)
+    running.wait()
+    return future
+
+
+async def test_calls_queued_together_run_in_one_group_and_keep_their_own_outcomes() -> None:
+    group = RecordingGroup()
+    hop = WorkerHop("test-hop", group=group)
+    gate = threading.Event()
+    try:
+        loop = asyncio.get_running_loop()
+        blocker = _busy_writer(hop, loop, gate)  # the rest queue up meanwhile
+        futures = [hop.submit(loop, lambda i=i: group.call(i)) for i in range(6)]
+        gate.set()
+        await blocker
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+    finally:
+        hop.close()
+    assert group.groups == [[0, 1, 2, 3, 4, 5]]  # one group, in submission order
+    assert outcomes[:3] == [0, 1, 2] and outcomes[4:] == [4, 5]
+    assert isinstance(outcomes[3], ValueError)  # only the failing call sees its error
+
+
+async def test_a_failed_group_commit_fails_every_call_of_the_group() -> None:
+    group = RecordingGroup(fail_commit=True)
+    hop = WorkerHop("test-hop", group=group)
+    gate = threading.Event()
+    try:
+        loop = asyncio.get_running_loop()
+        blocker = _busy_writer(hop, loop, gate)
+        futures = [hop.submit(loop, lambda i=i: group.call(i)) for i in (0, 1)]
+        gate.set()
+        await blocker
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        assert await hop.submit(loop, lambda: "alone") == "alone"  # no group: nothing to fail
+    finally:
+        hop.close()
+    assert [type(o) for o in outcomes] == [OSError, OSError]
+
+
+def test_a_group_on_sqlite_commits_once_and_rolls_back_only_a_failing_write(
+    sqlite_url: str,
+) -> None:
+    db = Database.open(sqlite_url)
+    repo = db.repository
+    announced: list[tuple[str, int]] = []
+    commits: list[int] = []
+
+    def announce(events: list[tuple[str, int]]) -> None:
+        commits.append(len(events))
+        announced.extend(events)
+
+    repo.announce = announce
+    try:
+        run = repo.create_flow_run(flow_runs_pb2.CreateFlowRunRequest(flow_name="grouped"))
+        run_id = run.flow_run.id
+
+        def start(dynamic_key: str, flow_run_id: str = run_id) -> object:
+            return repo.create_task_run(
+                task_runs_pb2.CreateTaskRunRequest(
+                    flow_run_id=flow_run_id, task_key="t", dynamic_key=dynamic_key, start=True
+                )
+            )
+
+        with repo.group():
+            start("0")
+            start("1")
+            assert announced == []  # nothing is announced before the commit
+            # Another connection sees nothing of the group until it commits.
+            assert _task_runs_seen_elsewhere(sqlite_url) == 0
+            with pytest.raises(ServiceError) as unknown:
+                start("x", flow_run_id=str(uuid.uuid4()))  # rolled back alone
+            assert _task_runs_seen_elsewhere(sqlite_url) == 0
+            # A read through SQLAlchemy commits what the group wrote so far first.
+            listed = repo.list_task_runs(
+                task_runs_pb2.ListTaskRunsRequest(
+                    filter=task_runs_pb2.TaskRunFilter(flow_run_id=run_id)
+                )
+            )
+            assert [t.dynamic_key for t in listed.task_runs] == ["0", "1"]
+            assert _task_runs_seen_elsewhere(sqlite_url) == 2
+            assert len(announced) == 4
+            start("2")
+            assert len(announced) == 4
+        assert unknown.value.code == grpc.StatusCode.NOT_FOUND
+        assert _task_runs_seen_elsewhere(sqlite_url) == 3
+        assert [sequence for _, sequence in announced] == [2, 3, 4, 5, 6, 7]
+        assert commits == [4, 2]  # announced once per commit: the flush, then the end
+    finally:
+        db.close()
+
+
+def _task_runs_seen_elsewhere(url: str) -> int:
+    """How many task runs a separate connection (another reader) sees committed."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
+        return int(conn.execute("SELECT count(*) FROM task_runs").fetchone()[0])

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from google.protobuf import duration_pb2, timestamp_pb2
-from headwater.v1 import flow_runs_pb2, states_pb2, task_runs_pb2
+from headwater.v1 import engine_pb2, flow_runs_pb2, states_pb2, task_runs_pb2
 from rpc_helpers import Api, EngineStream, error_details
 from server_harness import ServerProcess
 
@@ -364,6 +364,60 @@ def test_pipelined_task_proposals_are_stored_before_the_flows_final_state(api: A
     assert len(answers) + len(stream.close()) == count + 1
 
 
+def test_a_batch_carries_a_task_start_and_end_and_each_is_answered(api: Api) -> None:
+    """With a client-chosen id, a task's start and end can travel in one message."""
+    run = api.new_run(api.new_flow().id)
+    api.propose(run.id, S.STATE_TYPE_RUNNING)
+    stream = EngineStream(api)
+    task_run_id = str(uuid.uuid4())
+    inner = [
+        engine_pb2.ConnectRequest(
+            sequence=10,
+            create_task_run=T.CreateTaskRunRequest(
+                flow_run_id=run.id,
+                task_key="mod.batched",
+                dynamic_key="0",
+                start=True,
+                task_run_id=task_run_id,
+            ),
+        ),
+        engine_pb2.ConnectRequest(
+            sequence=11,
+            set_task_run_state=T.SetTaskRunStateRequest(
+                task_run_id=task_run_id,
+                state=S.State(type=S.STATE_TYPE_COMPLETED, result=S.StateResult(json="7")),
+            ),
+        ),
+        engine_pb2.ConnectRequest(sequence=12, batch=engine_pb2.ConnectRequestBatch()),
+        engine_pb2.ConnectRequest(
+            sequence=13,
+            set_flow_run_state=flow_runs_pb2.SetFlowRunStateRequest(
+                flow_run_id=run.id, state=S.State(type=S.STATE_TYPE_COMPLETED)
+            ),
+        ),
+    ]
+    stream.send_raw(engine_pb2.ConnectRequest(batch=engine_pb2.ConnectRequestBatch(requests=inner)))
+    answers: dict[int, engine_pb2.ConnectResponse] = {}
+    while len(answers) < 4:
+        response = stream.receive()
+        # The client sent a batch, so answers ready together may come as one too.
+        for answer in response.batch.responses if response.HasField("batch") else [response]:
+            answers[answer.sequence] = answer
+    assert answers[10].create_task_run.task_run.id == task_run_id
+    assert answers[11].set_task_run_state.result.decision == S.DECISION_ACCEPT
+    assert answers[12].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]  # no nesting
+    assert answers[13].set_flow_run_state.result.decision == S.DECISION_ACCEPT
+    stored = api.task_runs.GetTaskRun(T.GetTaskRunRequest(task_run_id=task_run_id)).task_run
+    assert (stored.state.type, stored.state.result.json) == (S.STATE_TYPE_COMPLETED, "7")
+    assert stream.close() == []
+
+
+def test_the_server_says_it_takes_batches(api: Api) -> None:
+    call = api.engine.Connect(iter(()))
+    assert ("headwater-engine-batch", "1") in tuple(call.initial_metadata())
+    assert list(call) == []
+
+
 def test_task_errors_on_the_stream_leave_it_open(api: Api) -> None:
     stream = EngineStream(api)
     unknown = stream.call(
@@ -417,6 +471,41 @@ def test_task_run_states_are_events_of_their_flow_run(api: Api) -> None:
         "task_run_state_changed",
         "state_changed",
     ]
+
+
+def test_a_watch_of_the_flow_runs_own_states_skips_its_task_runs(api: Api) -> None:
+    """What an engine's cancellation watch asks for: task events neither arrive nor wake it."""
+    run = api.new_run(api.new_flow().id)
+    api.propose(run.id, S.STATE_TYPE_RUNNING)
+    watch = api.flow_runs.WatchFlowRun(
+        flow_runs_pb2.WatchFlowRunRequest(flow_run_id=run.id, flow_run_states_only=True),
+        timeout=30,
+    )
+    assert [next(watch).WhichOneof("kind") for _ in range(4)] == [
+        "snapshot",
+        "event",
+        "event",
+        "caught_up",
+    ]
+    for index in range(3):
+        task_run = _start(api, flow_run_id=run.id, task_key="mod.quiet", dynamic_key=str(index))
+        _complete(api, task_run.task_run.id, "1")
+    api.propose(run.id, S.STATE_TYPE_COMPLETED)
+    live = [message.event for message in watch]  # ends after the flow's final state
+    assert [e.WhichOneof("kind") for e in live] == ["state_changed"]
+    assert live[0].state_changed.type == S.STATE_TYPE_COMPLETED
+    assert live[0].sequence == 3 + 3 * 3  # numbered among the 9 task events it skipped
+
+    everything = api.flow_runs.ListFlowRunEvents(
+        flow_runs_pb2.ListFlowRunEventsRequest(flow_run_id=run.id)
+    )
+    own = api.flow_runs.ListFlowRunEvents(
+        flow_runs_pb2.ListFlowRunEventsRequest(flow_run_id=run.id, flow_run_states_only=True)
+    )
+    assert len(everything.events) == 3 + 9
+    assert [e.sequence for e in own.events] == [1, 2, 12]
+    assert own.last_sequence == everything.last_sequence == 12
+    assert own.finished
 
 
 def test_a_deleted_task_runs_events_leave_the_log_and_watches_still_end(api: Api) -> None:

@@ -257,9 +257,36 @@ class TaskEngine(RunEngine):
             self._log_wait(decision)
         return decision
 
+    def _ends_without_waiting(self, proposal: Proposal) -> Decision | None:
+        """Send a COMPLETED end without waiting for its answer, when that is safe.
+
+        Inside a flow run the end rides with the engine's next message: the service applies
+        it before the flow run's own final state (the stream orders them), so the flow still
+        never finishes ahead of its tasks, and a refusal is logged as a warning by the
+        transport. The service's answer to COMPLETED is ACCEPT unless someone else already
+        finished the run, so the engine goes on as if accepted. Any other state waits for its
+        decision (a failure may be answered AwaitingRetry), and so does a task outside any
+        flow or reporting through another transport than its flow run's (another process):
+        no later flow state on its stream orders its end.
+        """
+        parent = self.parent
+        if (
+            not proposal.state.is_completed()
+            or parent is None
+            or parent.transport is not self.transport
+        ):
+            return None
+        from headwater._transport.interface import Decision
+
+        assert self.task_run is not None
+        self.transport.propose_task_run_state_nowait(self.task_run.id, proposal)
+        return Decision(DecisionKind.ACCEPT, state=proposal.state)
+
     def propose(self, proposal: Proposal) -> Decision:
         assert self.task_run is not None
         run_id = self.task_run.id
+        if (sent := self._ends_without_waiting(proposal)) is not None:
+            return sent
         while True:
             decision = self._answered(self.transport.propose_task_run_state(run_id, proposal))
             if decision.kind is not WAIT:
@@ -269,6 +296,8 @@ class TaskEngine(RunEngine):
     async def apropose(self, proposal: Proposal) -> Decision:
         assert self.task_run is not None
         run_id = self.task_run.id
+        if (sent := self._ends_without_waiting(proposal)) is not None:
+            return sent
         while True:
             decision = await self.transport.apropose_task_run_state(run_id, proposal)
             decision = self._answered(decision)

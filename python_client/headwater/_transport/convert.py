@@ -105,17 +105,25 @@ def state_from_proto(message: states_pb2.State, data: Any = _UNSET) -> State[Any
         _TYPE_FROM_PROTO.get(message.type) or state_type_from_proto(message.type),
         name=message.name or None,
         message=message.message or None,
-        timestamp=(
-            message.create_time.ToDatetime(tzinfo=_UTC) if message.HasField("create_time") else None
-        ),
+        timestamp=(_datetime(message.create_time) if message.HasField("create_time") else None),
         id=message.id or None,
         data=data,
         scheduled_time=(
-            message.scheduled_time.ToDatetime(tzinfo=_UTC)
-            if message.HasField("scheduled_time")
-            else None
+            _datetime(message.scheduled_time) if message.HasField("scheduled_time") else None
         ),
     )
+
+
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
+
+
+def _datetime(timestamp: Any) -> _dt.datetime:
+    """A Timestamp as an aware UTC datetime (to the microsecond, as ``ToDatetime`` gives).
+
+    About ten times cheaper than ``Timestamp.ToDatetime``, and every answer the engine reads
+    carries one or two of these.
+    """
+    return _EPOCH + _dt.timedelta(seconds=timestamp.seconds, microseconds=timestamp.nanos // 1000)
 
 
 def _data_from_proto(message: states_pb2.State) -> Any:

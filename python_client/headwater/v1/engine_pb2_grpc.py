@@ -61,6 +61,10 @@ class EngineServiceServicer:
         for). A failed operation answers with `error` and
         leaves the stream open; so does a request whose bytes cannot be decoded (its `error` is
         INVALID_ARGUMENT with sequence 0, since the sequence is inside the undecodable bytes).
+        A client may pack operations that are ready together into one `batch` message, once the
+        server's initial metadata carries `headwater-engine-batch: 1`; the server then may answer
+        several operations in one `batch` response too. Batching changes nothing else: each
+        operation keeps its own sequence, order and answer.
         Errors on the stream itself: UNAVAILABLE (the server is shutting down; reconnect).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -232,16 +232,18 @@ class CancelFlowRunResponse(_message.Message):
     def __init__(self, flow_run: _Optional[_Union[FlowRun, _Mapping]] = ...) -> None: ...
 
 class ListFlowRunEventsRequest(_message.Message):
-    __slots__ = ("flow_run_id", "after_sequence", "page_size", "wait")
+    __slots__ = ("flow_run_id", "after_sequence", "page_size", "wait", "flow_run_states_only")
     FLOW_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     WAIT_FIELD_NUMBER: _ClassVar[int]
+    FLOW_RUN_STATES_ONLY_FIELD_NUMBER: _ClassVar[int]
     flow_run_id: str
     after_sequence: int
     page_size: int
     wait: _duration_pb2.Duration
-    def __init__(self, flow_run_id: _Optional[str] = ..., after_sequence: _Optional[int] = ..., page_size: _Optional[int] = ..., wait: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    flow_run_states_only: bool
+    def __init__(self, flow_run_id: _Optional[str] = ..., after_sequence: _Optional[int] = ..., page_size: _Optional[int] = ..., wait: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., flow_run_states_only: _Optional[bool] = ...) -> None: ...
 
 class ListFlowRunEventsResponse(_message.Message):
     __slots__ = ("events", "last_sequence", "finished")
@@ -254,12 +256,14 @@ class ListFlowRunEventsResponse(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[FlowRunEvent, _Mapping]]] = ..., last_sequence: _Optional[int] = ..., finished: _Optional[bool] = ...) -> None: ...
 
 class WatchFlowRunRequest(_message.Message):
-    __slots__ = ("flow_run_id", "after_sequence")
+    __slots__ = ("flow_run_id", "after_sequence", "flow_run_states_only")
     FLOW_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    FLOW_RUN_STATES_ONLY_FIELD_NUMBER: _ClassVar[int]
     flow_run_id: str
     after_sequence: int
-    def __init__(self, flow_run_id: _Optional[str] = ..., after_sequence: _Optional[int] = ...) -> None: ...
+    flow_run_states_only: bool
+    def __init__(self, flow_run_id: _Optional[str] = ..., after_sequence: _Optional[int] = ..., flow_run_states_only: _Optional[bool] = ...) -> None: ...
 
 class WatchFlowRunResponse(_message.Message):
     __slots__ = ("snapshot", "event", "caught_up")

@@ -42,8 +42,14 @@ class Backend:
             return  # built outside a loop (a test): watchers then notice through storage
         hub = self.hub
 
-        def announce(flow_run_id: str, sequence: int) -> None:
-            loop.call_soon_threadsafe(hub.notify, flow_run_id, sequence)
+        def announce(events: list[tuple[str, int]]) -> None:
+            # One hop to the loop per commit (each costs the database thread a GIL hand-off),
+            # with each run's newest sequence only: a watcher reads everything up to it.
+            newest: dict[str, int] = {}
+            for flow_run_id, sequence in events:
+                if sequence > newest.get(flow_run_id, -1):
+                    newest[flow_run_id] = sequence
+            loop.call_soon_threadsafe(hub.notify_task_events, newest)
 
         self.db.repository.announce = announce
 

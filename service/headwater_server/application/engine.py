@@ -38,6 +38,17 @@ def _no_key(request: Any) -> str | None:
     return None
 
 
+def _task_run_key(request: Any) -> str | None:
+    """A task run's key: a create that names its id is ordered before what follows for it.
+
+    With a client-chosen id the engine can send a task's start and its end back to back; on a
+    database that runs operations in parallel (PostgreSQL) the end must still wait for the
+    create. Lower case, so that two spellings of one id that differ only in case agree.
+    """
+    task_run_id: str = request.task_run_id
+    return f"task_run:{task_run_id.lower()}" if task_run_id else None
+
+
 def _logs_key(request: Any) -> str | None:
     if not request.logs:
         return None
@@ -56,9 +67,7 @@ OPERATIONS: dict[str, EngineOperation] = {
         flow_runs.set_flow_run_state, lambda r: f"flow_run:{r.flow_run_id}", barrier=True
     ),
     "get_flow_run": EngineOperation(flow_runs.get_flow_run, lambda r: f"flow_run:{r.flow_run_id}"),
-    "create_task_run": EngineOperation(task_runs.create_task_run, _no_key),
-    "set_task_run_state": EngineOperation(
-        task_runs.set_task_run_state, lambda r: f"task_run:{r.task_run_id}"
-    ),
+    "create_task_run": EngineOperation(task_runs.create_task_run, _task_run_key),
+    "set_task_run_state": EngineOperation(task_runs.set_task_run_state, _task_run_key),
     "create_logs": EngineOperation(logs.create_logs, _logs_key),
 }

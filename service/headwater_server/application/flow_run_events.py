@@ -26,10 +26,13 @@ _PAGE = checks.MAX_PAGE_SIZE
 
 
 async def _read_events(
-    backend: Backend, flow_run_id: str, after_sequence: int, page_size: int = _PAGE
+    backend: Backend, flow_run_id: str, after_sequence: int, own_states_only: bool
 ) -> flow_runs_pb2.ListFlowRunEventsResponse:
     request = flow_runs_pb2.ListFlowRunEventsRequest(
-        flow_run_id=flow_run_id, after_sequence=after_sequence, page_size=page_size
+        flow_run_id=flow_run_id,
+        after_sequence=after_sequence,
+        page_size=_PAGE,
+        flow_run_states_only=own_states_only,
     )
     return await backend.db.run(backend.db.repository.list_flow_run_events, request)
 
@@ -56,7 +59,9 @@ async def list_flow_run_events(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
-        if not await backend.hub.wait_for_change(flow_run_id, after, remaining):
+        if not await backend.hub.wait_for_change(
+            flow_run_id, after, remaining, request.flow_run_states_only
+        ):
             break
         response = await backend.db.run(repository.list_flow_run_events, request)
     return response
@@ -88,7 +93,7 @@ async def watch_flow_run(
 
     caught_up = False
     while True:
-        page = await _read_events(backend, flow_run_id, cursor)
+        page = await _read_events(backend, flow_run_id, cursor, request.flow_run_states_only)
         for event in page.events:
             yield response_type(event=event)
             cursor = event.sequence
@@ -101,7 +106,9 @@ async def watch_flow_run(
             yield response_type(caught_up=flow_runs_pb2.CaughtUp(last_sequence=cursor))
         if page.finished:
             return
-        while not await backend.hub.wait_for_change(flow_run_id, cursor, _WATCH_WAKE_SECONDS):
+        while not await backend.hub.wait_for_change(
+            flow_run_id, cursor, _WATCH_WAKE_SECONDS, request.flow_run_states_only
+        ):
             if backend.stopping.is_set():
                 break
         if backend.stopping.is_set():

@@ -34,6 +34,11 @@ from headwater_server.servicers._decoding import UndecodableRequest
 logger = logging.getLogger("headwater_server.engine")
 
 
+_Response = engine_pb2.ConnectResponse
+
+#: Sent as the stream's initial metadata: this server takes and sends ``batch`` messages.
+BATCH_METADATA = (("headwater-engine-batch", "1"),)
+
 # Operations one stream may have running at once before the server stops reading from it.
 MAX_IN_FLIGHT = 1000
 
@@ -50,6 +55,8 @@ class EngineSession:
         self._tails: dict[str, asyncio.Task[None]] = {}
         self._running: set[asyncio.Task[None]] = set()
         self._closed = False
+        #: Whether the client sent a batch: it reads batched answers too.
+        self.batches = False
 
     def submit(self, request: engine_pb2.ConnectRequest) -> None:
         """Start one operation, behind the previous operation on the same run."""
@@ -61,17 +68,36 @@ class EngineSession:
             self._answer_error(0, request.error())
             return
         kind = request.WhichOneof("operation")
+        if kind == "batch":
+            self.batches = True
+            for inner in request.batch.requests:
+                self._submit_one(inner, inner.WhichOneof("operation"))
+            return
+        self._submit_one(request, kind)
+
+    def _submit_one(self, request: engine_pb2.ConnectRequest, kind: str | None) -> None:
+        if kind == "batch":
+            self._answer_error(
+                request.sequence,
+                errors.invalid_argument(
+                    "batch", "cannot hold another batch: send its operations in the outer one."
+                ),
+            )
+            return
         entry = OPERATIONS.get(kind) if kind else None
         if entry is None:
             self._answer_error(
                 request.sequence,
                 errors.invalid_argument(
                     "operation",
-                    "is required: set exactly one of " + ", ".join(OPERATIONS) + " (or this "
+                    "is required: set exactly one of "
+                    + ", ".join([*OPERATIONS, "batch"])
+                    + " (or this "
                     "server is older than the client and does not know the operation).",
                 ),
             )
             return
+        assert kind is not None  # an entry was found for it
         handler = entry.run
         operation = getattr(request, kind)
         key = entry.ordering_key(operation)
@@ -176,10 +202,19 @@ class EngineServicer(engine_pb2_grpc.EngineServiceServicer):
             await abort(context, _going_away())
         session = EngineSession(self.backend)
         self.backend.engine_sessions.add(session)
+        await context.send_initial_metadata(BATCH_METADATA)
         reader = asyncio.get_running_loop().create_task(session.read(request_iterator))
+        outbox = session.outbox
         try:
             while True:
-                item = await session.outbox.get()
+                item = await outbox.get()
+                if session.batches and not outbox.empty() and isinstance(item, _Response):
+                    # Answers that are ready together go in one message.
+                    item, ending = _batch(item, outbox)
+                    yield item
+                    item = ending
+                    if item is None:
+                        continue
                 if item is _END:
                     return
                 if item is _SHUTDOWN:
@@ -190,6 +225,25 @@ class EngineServicer(engine_pb2_grpc.EngineServiceServicer):
             reader.cancel()
             session.cancel()
         await abort(context, _going_away())
+
+
+def _batch(
+    first: engine_pb2.ConnectResponse, outbox: asyncio.Queue[Any]
+) -> tuple[engine_pb2.ConnectResponse, object | None]:
+    """``first`` and every answer already waiting in ``outbox``, as one message.
+
+    Returns the message and the end marker met while draining (None when there was none),
+    which the caller handles after sending the answers before it.
+    """
+    batch = engine_pb2.ConnectResponse()
+    answers = batch.batch.responses
+    answers.append(first)
+    while not outbox.empty():
+        item = outbox.get_nowait()
+        if not isinstance(item, _Response):
+            return batch, item
+        answers.append(item)
+    return batch, None
 
 
 def _going_away() -> errors.ServiceError:

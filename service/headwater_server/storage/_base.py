@@ -54,9 +54,9 @@ class RepositoryBase:
         self._raw = {kind: RawStatements(kind, engine) for kind in (FLOW_RUN, TASK_RUN)}
         self._raw_create = RawCreateStatements(engine)
         self._raw_cache = RawCacheStatements(engine)
-        #: Called with (flow run id, sequence) after a commit that added a flow run event
-        #: through a task run; the application layer points it at the event hub.
-        self.announce: Callable[[str, int], object] = lambda flow_run_id, sequence: None
+        #: Called with the (flow run id, sequence) of the flow run events a commit added
+        #: through task runs, once per commit; the application layer points it at the hub.
+        self.announce: Callable[[list[tuple[str, int]]], object] = lambda events: None
         self._raw_select_request = Prepared(SELECT_REQUEST, engine)
         self._raw_insert_request = Prepared(INSERT_REQUEST, engine, [c.key for c in request_log.c])
 
@@ -71,7 +71,21 @@ class RepositoryBase:
         return self._transaction(self._engine)
 
     @contextmanager
+    def group(self) -> Iterator[None]:
+        """Run the calls made in this block in one database transaction (see `FastPath.group`).
+
+        The database thread uses it for operations that arrived together; their events are
+        announced once the transaction is committed.
+        """
+        with self._fast.group() as events:
+            yield
+        if events:
+            self.announce(events)
+
+    @contextmanager
     def _transaction(self, engine: Engine) -> Iterator[Connection]:
+        if committed := self._fast.flush_group():
+            self.announce(committed)
         try:
             with engine.connect() as conn, conn.begin():
                 yield conn
@@ -86,8 +100,8 @@ class RepositoryBase:
                 yield tx
         except self._fast.OperationalError as exc:
             raise self._operational(exc) from exc
-        for flow_run_id, sequence in tx.events:  # committed: watchers may read them now
-            self.announce(flow_run_id, sequence)
+        if tx.events:  # committed: watchers may read them now
+            self.announce(tx.events)
 
     def _task_state_event(
         self, conn: RawTransaction, flow_run_id: str | None, row: dict[str, Any]
@@ -251,8 +265,22 @@ class RepositoryBase:
         proposed: states_pb2.State,
     ) -> tuple[bytes | None, bytes | None]:
         """Write the run's first history row; returns its (result, failure) payload bytes."""
+        row = self._initial_state_row(kind, values, initial, proposed)
+        if kind is TASK_RUN:
+            self._task_state_event(conn, values["flow_run_id"], row)
+        conn.execute(self._raw[kind].insert_state, row)
+        return row["result"], row["failure"]
+
+    @staticmethod
+    def _initial_state_row(
+        kind: RunKind,
+        values: Mapping[str, Any],
+        initial: InitialState,
+        proposed: states_pb2.State,
+    ) -> dict[str, Any]:
+        """The run's first history row (not written; a task run's has no event number yet)."""
         result, failure = payloads(proposed)
-        row = {
+        return {
             "id": values["state_id"],
             kind.owner_column: values["id"],
             "sequence": 1,
@@ -265,7 +293,3 @@ class RepositoryBase:
             "failure": failure,
             "forced": False,
         }
-        if kind is TASK_RUN:
-            self._task_state_event(conn, values["flow_run_id"], row)
-        conn.execute(self._raw[kind].insert_state, row)
-        return result, failure

@@ -235,22 +235,32 @@ class FlowRunsMixin(RepositoryBase):
                 .order_by(flow_run_states.c.sequence)
                 .limit(size)
             ).all()
-            tasks = conn.execute(
-                select(task_run_states, task_runs.c.name.label("task_run_name"))
-                .join(task_runs, task_runs.c.id == task_run_states.c.task_run_id)
-                .where(
-                    task_run_states.c.flow_run_id == run_id,
-                    task_run_states.c.flow_sequence > req.after_sequence,
-                )
-                .order_by(task_run_states.c.flow_sequence)
-                .limit(size)
-            ).all()
-            lines = conn.execute(
-                select(logs)
-                .where(logs.c.flow_run_id == run_id, logs.c.flow_sequence > req.after_sequence)
-                .order_by(logs.c.flow_sequence)
-                .limit(size)
-            ).all()
+            # An engine's cancellation watch asks for the run's own states only.
+            own_only = req.flow_run_states_only
+            tasks = (
+                []
+                if own_only
+                else conn.execute(
+                    select(task_run_states, task_runs.c.name.label("task_run_name"))
+                    .join(task_runs, task_runs.c.id == task_run_states.c.task_run_id)
+                    .where(
+                        task_run_states.c.flow_run_id == run_id,
+                        task_run_states.c.flow_sequence > req.after_sequence,
+                    )
+                    .order_by(task_run_states.c.flow_sequence)
+                    .limit(size)
+                ).all()
+            )
+            lines = (
+                []
+                if own_only
+                else conn.execute(
+                    select(logs)
+                    .where(logs.c.flow_run_id == run_id, logs.c.flow_sequence > req.after_sequence)
+                    .order_by(logs.c.flow_sequence)
+                    .limit(size)
+                ).all()
+            )
         merged = sorted(
             [(row.sequence, "state", row._mapping) for row in own]
             + [(row.flow_sequence, "task", row._mapping) for row in tasks]

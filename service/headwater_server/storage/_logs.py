@@ -68,8 +68,8 @@ class LogsMixin(RepositoryBase):
                 conn.execute(insert(logs), rows)
             if key:
                 self._remember(conn, key, "CreateLogs", "", response)
-        for flow_run_id, sequence in events:  # committed: watchers may read them now
-            self.announce(flow_run_id, sequence)
+        if events:  # committed: watchers may read them now
+            self.announce(events)
         return response
 
     @staticmethod

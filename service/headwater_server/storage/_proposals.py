@@ -169,7 +169,7 @@ class ProposalsMixin(RepositoryBase):
                 refresh = req.refresh_cache
                 if req.cache_key:
                     current = self._set_cache_key(conn, current, req)
-            result, run = self._decide_and_apply(
+            result, run, _ = self._decide_and_apply(
                 conn, kind, current, state, proposal, now, refresh_cache=refresh
             )
             response: M = response_type(result=result, **{kind.response_field: run})
@@ -222,11 +222,14 @@ class ProposalsMixin(RepositoryBase):
         proposal: rules.Proposal,
         now: int,
         refresh_cache: bool = False,
-    ) -> tuple[states_pb2.OrchestrationResult, Any]:
+        deferred: list[dict[str, Any]] | None = None,
+    ) -> tuple[states_pb2.OrchestrationResult, Any, Mapping[str, Any]]:
         """Judge ``proposal`` against the locked run ``current`` and store what the rules say.
 
         Shared by proposals and by a task run's create-and-start. Returns the orchestration
-        result and the run message as it now is.
+        result, the run message as it now is, and the run's row values. With ``deferred``
+        (a new run, not inserted yet) the new history row is appended to it instead of
+        written, and the run's row is left for the caller to insert with the returned values.
         """
         raw = self._raw[kind]
         hit = None
@@ -266,7 +269,7 @@ class ProposalsMixin(RepositoryBase):
             else:
                 # AwaitingRetry keeps the failure that caused it, for the history.
                 payload_result, payload_failure = None, payloads(state)[1]
-            values = self._apply(
+            values: Mapping[str, Any] = self._apply(
                 conn,
                 kind,
                 raw,
@@ -277,12 +280,18 @@ class ProposalsMixin(RepositoryBase):
                 payload_failure,
                 proposal.force,
                 now,
+                deferred=deferred,
             )
             run = kind.build(values, payload_result, payload_failure)
         else:
-            run = kind.build(current, *self._payload(conn, raw, current))
+            values = current
+            if deferred is not None:  # a new run: its only state is the one being created
+                first = deferred[0]
+                run = kind.build(current, first["result"], first["failure"])
+            else:
+                run = kind.build(current, *self._payload(conn, raw, current))
         result.state.CopyFrom(run.state)
-        return result, run
+        return result, run, values
 
     @staticmethod
     def _payload(
@@ -306,8 +315,13 @@ class ProposalsMixin(RepositoryBase):
         failure: bytes | None,
         forced: bool,
         now: int | None = None,
+        deferred: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """Write ``stored`` as the run's new state: history row + run row. Returns the new row."""
+        """Write ``stored`` as the run's new state: history row + run row. Returns the new row.
+
+        With ``deferred`` nothing is written: the history row is appended to it (see
+        `_decide_and_apply`).
+        """
         now = convert.now_us() if now is None else now
         state_id = new_id()
         sequence = current["last_sequence"] + 1
@@ -345,28 +359,31 @@ class ProposalsMixin(RepositoryBase):
             "failure": failure,
             "forced": forced,
         }
-        if kind is TASK_RUN:
-            self._task_state_event(conn, current["flow_run_id"], row)
-        conn.execute(raw.insert_state, row)
-        conn.execute(
-            raw.update_run,
-            {
-                "b_id": current["id"],
-                "b_state_id": state_id,
-                "b_state_type": stored.type,
-                "b_state_name": stored.name,
-                "b_state_message": stored.message,
-                "b_state_time": now,
-                "b_scheduled_time": scheduled,
-                "b_run_count": run_count,
-                "b_start_time": start_time,
-                "b_end_time": end_time,
-                "b_total_run_time_us": total,
-                "b_running_since": running_since,
-                "b_last_sequence": sequence,
-                "b_update_time": now,
-            },
-        )
+        if deferred is not None:
+            deferred.append(row)
+        else:
+            if kind is TASK_RUN:
+                self._task_state_event(conn, current["flow_run_id"], row)
+            conn.execute(raw.insert_state, row)
+            conn.execute(
+                raw.update_run,
+                {
+                    "b_id": current["id"],
+                    "b_state_id": state_id,
+                    "b_state_type": stored.type,
+                    "b_state_name": stored.name,
+                    "b_state_message": stored.message,
+                    "b_state_time": now,
+                    "b_scheduled_time": scheduled,
+                    "b_run_count": run_count,
+                    "b_start_time": start_time,
+                    "b_end_time": end_time,
+                    "b_total_run_time_us": total,
+                    "b_running_since": running_since,
+                    "b_last_sequence": sequence,
+                    "b_update_time": now,
+                },
+            )
         values = dict(current)
         values.update(
             state_id=state_id,

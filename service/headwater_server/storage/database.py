@@ -48,7 +48,8 @@ class Database:
         self.migrated = migrated
         self._hop: Hop
         if self.dialect == "sqlite":
-            self._hop = WorkerHop(name="headwater-db-writer")
+            # Calls that queued up while the writer was busy share one transaction.
+            self._hop = WorkerHop(name="headwater-db-writer", group=self.repository.group)
         else:
             self._hop = PoolHop(
                 ThreadPoolExecutor(max_workers=POSTGRES_THREADS, thread_name_prefix="headwater-db")

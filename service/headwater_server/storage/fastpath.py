@@ -14,6 +14,7 @@ the statement's ``FOR UPDATE``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
@@ -86,6 +87,10 @@ class RawTransaction:
         self._cursor.execute(statement.sql, statement.parameters(values))
         return self._cursor.rowcount
 
+    def execute_many(self, statement: Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run one write statement for each of ``rows`` in a single driver call."""
+        self._cursor.executemany(statement.sql, [statement.parameters(row) for row in rows])
+
     def first(self, statement: Prepared, values: Mapping[str, Any]) -> dict[str, Any] | None:
         """Run a SELECT and return its first row as a dict keyed by column, or None."""
         self._cursor.execute(statement.sql, statement.parameters(values))
@@ -93,6 +98,18 @@ class RawTransaction:
         if row is None:
             return None
         return dict(zip(statement.keys, row, strict=True))
+
+
+class _Group:
+    """One SQLite transaction shared by the write transactions of a group (see `FastPath.group`)."""
+
+    __slots__ = ("connection", "cursor", "events", "open")
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.cursor = connection.cursor()
+        self.open = False  # BEGIN IMMEDIATE is sent by the first write, not by a group of reads
+        self.events: list[tuple[str, int]] = []
 
 
 class FastPath:
@@ -104,10 +121,75 @@ class FastPath:
         dbapi = engine.dialect.loaded_dbapi
         self.OperationalError: type[Exception] = dbapi.OperationalError
         self.IntegrityError: type[Exception] = dbapi.IntegrityError
+        # The group open on this thread, if any (groups belong to the SQLite writer thread).
+        self._local = threading.local()
+
+    @contextmanager
+    def group(self) -> Iterator[list[tuple[str, int]]]:
+        """Share one transaction among the write transactions of this block (group commit).
+
+        Each `write` inside becomes a savepoint of one SQLite transaction, committed once when
+        the block ends: many small operations that arrived together cost one commit instead
+        of one each, and one failing operation still rolls back only its own writes. Yields
+        the list the committed writes' events are collected in (complete once the block has
+        ended), for the caller to announce after the commit. A no-op on PostgreSQL, whose
+        operations run on several threads at once.
+
+        Raises:
+            Exception: the commit failed; nothing of the group is stored.
+        """
+        if not self._sqlite or getattr(self._local, "group", None) is not None:
+            yield []
+            return
+        group = _Group(self._engine.raw_connection())
+        self._local.group = group
+        try:
+            yield group.events
+            self._commit_group(group)
+        except BaseException:
+            if group.open:
+                try:
+                    group.connection.rollback()
+                except Exception:
+                    group.connection.invalidate()
+            raise
+        finally:
+            self._local.group = None
+            group.cursor.close()
+            group.connection.close()
+
+    def flush_group(self) -> list[tuple[str, int]]:
+        """Commit the open group's transaction now (before a statement outside it).
+
+        A read or write through SQLAlchemy uses another connection (or, in memory, the same
+        one), which must see, and not wait behind, what the group has written so far. Returns
+        the events of what was committed; the group goes on with a new transaction.
+        """
+        group: _Group | None = getattr(self._local, "group", None)
+        if group is None or not group.open:
+            return []
+        self._commit_group(group)
+        events, group.events[:] = list(group.events), []
+        return events
+
+    @staticmethod
+    def _commit_group(group: _Group) -> None:
+        if group.open:
+            group.connection.commit()
+            group.open = False
 
     @contextmanager
     def write(self) -> Iterator[RawTransaction]:
-        """One write transaction: committed when the block ends, rolled back on any error."""
+        """One write transaction: committed when the block ends, rolled back on any error.
+
+        Inside a `group` it is a savepoint of the group's transaction instead, and its events
+        go to the group (announced after the group's commit).
+        """
+        group: _Group | None = getattr(self._local, "group", None)
+        if group is not None:
+            with self._savepoint(group) as tx:
+                yield tx
+            return
         connection = self._engine.raw_connection()
         cursor = None
         try:
@@ -131,3 +213,21 @@ class FastPath:
             if cursor is not None:
                 cursor.close()
             connection.close()
+
+    @contextmanager
+    def _savepoint(self, group: _Group) -> Iterator[RawTransaction]:
+        cursor = group.cursor
+        if not group.open:
+            cursor.execute("BEGIN IMMEDIATE")
+            group.open = True
+        cursor.execute("SAVEPOINT headwater_op")
+        tx = RawTransaction(cursor)
+        try:
+            yield tx
+        except BaseException:
+            cursor.execute("ROLLBACK TO headwater_op")
+            cursor.execute("RELEASE headwater_op")
+            raise
+        cursor.execute("RELEASE headwater_op")
+        group.events.extend(tx.events)
+        tx.events = []  # announced after the group's commit, not by this write's caller

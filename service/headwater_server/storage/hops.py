@@ -19,7 +19,8 @@ import threading
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from queue import SimpleQueue
+from contextlib import AbstractContextManager
+from queue import Empty, SimpleQueue
 from typing import Any, Protocol, TypeVar
 
 Call = Callable[[], Any]
@@ -64,6 +65,9 @@ class PoolHop:
 
 _STOP = None
 
+#: The most queued calls one group (one transaction) takes; the rest wait for the next.
+MAX_GROUP = 256
+
 
 class WorkerHop:
     """One dedicated thread fed by a queue, answering through ``call_soon_threadsafe``.
@@ -77,9 +81,12 @@ class WorkerHop:
     hook closes (drains) every live hop first, as ``concurrent.futures`` does for its pools.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(
+        self, name: str, group: Callable[[], AbstractContextManager[object]] | None = None
+    ) -> None:
         self._queue: SimpleQueue[tuple[Call, asyncio.AbstractEventLoop, asyncio.Future[Any]] | None]
         self._queue = SimpleQueue()
+        self._group = group
         self._lock = threading.Lock()
         self._closed = False
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
@@ -105,16 +112,64 @@ class WorkerHop:
     def _work(self) -> None:
         get = self._queue.get
         while (item := get()) is not _STOP:
-            call, loop, future = item
-            if future.cancelled():
-                continue
-            try:
-                result = call()
-            except BaseException as exc:  # delivered to the caller, like a pool does
-                _deliver(loop, future, None, exc)
+            batch = [item]
+            stop = self._group is not None and self._take_waiting(batch)
+            if len(batch) == 1:
+                call, loop, future = item
+                if not future.cancelled():
+                    try:
+                        result = call()
+                    except BaseException as exc:  # delivered to the caller, like a pool does
+                        _deliver(loop, future, None, exc)
+                    else:
+                        _deliver(loop, future, result, None)
+                    del call, future  # drop references to the result while waiting for more
             else:
-                _deliver(loop, future, result, None)
-            del item, call, future  # drop references to the result while waiting for more
+                self._run_group(batch)
+            del item, batch
+            if stop:
+                return
+
+    def _take_waiting(self, batch: list[Any]) -> bool:
+        """Add the calls already queued behind the first to ``batch``; True if _STOP came."""
+        get = self._queue.get_nowait
+        while len(batch) < MAX_GROUP:
+            try:
+                item = get()
+            except Empty:
+                return False
+            if item is _STOP:
+                return True
+            batch.append(item)
+        return False
+
+    def _run_group(self, batch: list[tuple[Call, asyncio.AbstractEventLoop, Any]]) -> None:
+        """Run calls that were waiting together in one transaction, then answer them all.
+
+        Each call's answer (or its own error) is delivered only after the group's commit, so
+        nobody is told "stored" before it is; a failed commit fails every call of the group.
+        """
+        assert self._group is not None
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        try:
+            with self._group():
+                for call, _loop, future in batch:
+                    if future.cancelled():
+                        outcomes.append((None, None))
+                        continue
+                    try:
+                        outcomes.append((call(), None))
+                    except BaseException as exc:
+                        outcomes.append((None, exc))
+        except BaseException as exc:
+            outcomes = [(None, exc)] * len(batch)
+        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        for (_call, loop, future), (result, error) in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(loop, []).append((future, result, error))
+        for loop, answers in by_loop.items():
+            # RuntimeError: the loop is closed, so nobody is waiting for these answers any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve_all, answers)
 
 
 def _deliver(
@@ -126,6 +181,11 @@ def _deliver(
     # RuntimeError: the loop is closed, so nobody is waiting for this answer any more.
     with contextlib.suppress(RuntimeError):
         loop.call_soon_threadsafe(_resolve, future, result, error)
+
+
+def _resolve_all(answers: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in answers:
+        _resolve(future, result, error)
 
 
 def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

@@ -159,6 +159,15 @@ class RawStatements:
             engine,
         )
         self.next_flow_sequence.keys = ("last_sequence",)
+        # The same for several task run states stored at once (a task run's create-and-start).
+        self.advance_flow_sequence = Prepared(
+            update(flow_runs)
+            .where(flow_runs.c.id == bindparam("b_id"))
+            .values(last_sequence=flow_runs.c.last_sequence + bindparam("b_count"))
+            .returning(flow_runs.c.last_sequence),
+            engine,
+        )
+        self.advance_flow_sequence.keys = ("last_sequence",)
 
 
 SELECT_REQUEST = select(request_log.c.method, request_log.c.subject, request_log.c.response).where(

@@ -8,6 +8,8 @@ stored before the flow's final state is accepted; its answer surfaces at the nex
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -135,7 +137,7 @@ def test_a_cached_result_is_found_from_another_connection(server: ServerProcess)
 
 
 def test_ends_sent_without_waiting_are_stored_before_the_flows_end(
-    transport: StreamTransport,
+    transport: StreamTransport, caplog: pytest.LogCaptureFixture
 ) -> None:
     flow_run_id = _running_flow(transport)
     ids = []
@@ -161,10 +163,13 @@ def test_ends_sent_without_waiting_are_stored_before_the_flows_end(
     assert sorted(t.id for t in task_runs) == sorted(ids)
     assert {t.state.type for t in task_runs if t.state is not None} == {StateType.COMPLETED}
 
-    problems = transport.flush_task_run_states(timeout=10)
+    with caplog.at_level(logging.WARNING, logger="headwater.tasks"):
+        problems = transport.flush_task_run_states(timeout=10)
     assert [(p.task_run_id, p.decision.kind if p.decision else None) for p in problems] == [
         (ids[0], DecisionKind.REJECT)
     ]
+    # Nobody waited for that answer: the refusal was also logged, naming the task run.
+    assert [r.getMessage() for r in caplog.records if ids[0] in r.getMessage()] != []
     assert transport.flush_task_run_states(timeout=10) == []  # each problem is reported once
 
 
@@ -180,3 +185,29 @@ def test_bad_task_input_raises_the_sdk_errors(transport: StreamTransport) -> Non
     transport.propose_task_run_state_nowait(str(uuid.uuid4()), Proposal(Completed(data=None)))
     [problem] = transport.flush_task_run_states(timeout=10)
     assert isinstance(problem.error, ObjectNotFound)
+
+
+def test_an_end_sent_without_waiting_leaves_even_when_nothing_follows(
+    transport: StreamTransport,
+) -> None:
+    """Held back to ride with the next message, it still goes out alone soon after."""
+    flow_run_id = _running_flow(transport)
+    started = transport.start_task_run(
+        TaskRunSpec(task_key=_key(), dynamic_key="0", flow_run_id=flow_run_id)
+    )
+    assert started.task_run is not None
+    transport.propose_task_run_state_nowait(
+        started.task_run.id, Proposal(Completed(data=1), result_json="1")
+    )
+    from headwater.client import get_client
+
+    with get_client(sync_client=True, address=transport.address) as client:
+        deadline = time.monotonic() + 10
+        state = None
+        while time.monotonic() < deadline:  # no flush, no further operation on the transport
+            (task_run,) = client.list_task_runs(flow_run_id=flow_run_id)
+            state = task_run.state
+            if state is not None and state.type is StateType.COMPLETED:
+                break
+            time.sleep(0.01)
+    assert state is not None and state.type is StateType.COMPLETED

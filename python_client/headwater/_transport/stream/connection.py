@@ -23,10 +23,12 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, cast
 
+from headwater._transport.stream.holding import HeldOps
 from headwater._transport.stream.ops import (
     AsyncOp,
     FlushWaiter,
     NowaitOp,
+    Op,
     RecordedOp,
     SyncOp,
     settle_future,
@@ -101,6 +103,8 @@ class EngineConnection:
         else:
             loop.run_sync(self._astart())
         self._loop_thread_id = loop.thread.ident or 0
+        # No-wait task states waiting to ride with the next operation (see holding.py).
+        self._held = HeldOps(self._loop, self._ops.submit)
         #: How many ``WatchFlowRun`` calls the engine opened (cancellation watches); for tests.
         self.watches_opened = 0
 
@@ -181,7 +185,7 @@ class EngineConnection:
             raise self._ops.closed_error()
         request = with_transition_id(_Request(set_task_run_state=req))
         check_size(request)
-        self._loop.call_soon_threadsafe(self._ops.submit, RecordedOp(request, record))
+        self._held.hold(RecordedOp(request, record))
 
     def create_logs(self, req: logs_pb2.CreateLogsRequest) -> logs_pb2.CreateLogsResponse:
         """Store log lines and wait until they are stored."""
@@ -195,7 +199,7 @@ class EngineConnection:
             raise self._ops.closed_error()
         request = with_request_id(_Request(create_logs=req))
         check_size(request)
-        self._loop.call_soon_threadsafe(self._ops.submit, NowaitOp(request))
+        self._submit(NowaitOp(request))
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until every operation sent so far (including no-wait ones) is answered.
@@ -209,6 +213,7 @@ class EngineConnection:
             return
         flushed = threading.Lock()
         flushed.acquire()
+        self._release_held()
         self._loop.call_soon_threadsafe(self._ops.add_flush_waiter, FlushWaiter(flushed.release))
         if not flushed.acquire(timeout=-1 if timeout is None else timeout):
             raise TimeoutError(
@@ -282,6 +287,7 @@ class EngineConnection:
                 loop.call_soon_threadsafe(settle_future, done, None, None)
 
         waiter = FlushWaiter(_release)
+        self._release_held()
         if on_loop:
             self._ops.add_flush_waiter(waiter)
         else:
@@ -349,7 +355,7 @@ class EngineConnection:
             )
         check_size(request)
         op = SyncOp(request)
-        self._loop.call_soon_threadsafe(self._ops.submit, op)
+        self._submit(op)
         return op.wait()
 
     async def _acall(self, request: engine_pb2.ConnectRequest) -> Any:
@@ -357,13 +363,37 @@ class EngineConnection:
             raise self._ops.closed_error()
         check_size(request)
         loop = asyncio.get_running_loop()
-        if loop is self._loop:
-            op = AsyncOp(request, loop, same_loop=True)
+        op = AsyncOp(request, loop, same_loop=loop is self._loop)
+        self._submit(op)
+        return await op.future
+
+    def _submit(self, op: Op) -> None:
+        """Hand ``op`` to the loop, behind whatever is held (which rides with it)."""
+        held = self._held.take()
+        if held:
+            held.append(op)
+            self._submit_all(held)
+        elif self._on_loop_thread():
             self._ops.submit(op)
         else:
-            op = AsyncOp(request, loop, same_loop=False)
             self._loop.call_soon_threadsafe(self._ops.submit, op)
-        return await op.future
+
+    def _release_held(self) -> None:
+        """Send what is held now (a flush must wait for it too)."""
+        held = self._held.take()
+        if held:
+            self._submit_all(held)
+
+    def _submit_all(self, ops: list[Op]) -> None:
+        if self._on_loop_thread():
+            self._submit_each(ops)
+        else:
+            self._loop.call_soon_threadsafe(self._submit_each, ops)
+
+    def _submit_each(self, ops: list[Op]) -> None:
+        submit = self._ops.submit
+        for op in ops:
+            submit(op)
 
     async def _astart(self) -> None:
         self._stream.start()

@@ -24,9 +24,11 @@ from headwater._transport.status import from_operation_error, from_rpc_error
 from headwater._transport.stream.ops import Op
 from headwater._transport.stream.protocol import OperationTable
 from headwater.exceptions import ServiceError, ServiceUnavailable, clause
-from headwater.v1 import engine_pb2_grpc
+from headwater.v1 import engine_pb2, engine_pb2_grpc
 
 __all__ = ["EngineStream"]
+
+_Request = engine_pb2.ConnectRequest
 
 _INITIAL_BACKOFF = 0.1
 _MAX_BACKOFF = 2.0
@@ -202,19 +204,25 @@ class EngineStream:
         self.resent += len(ops.pending)
         self.streams_opened += 1
         ops.queue = queue
-        writer = asyncio.create_task(_write_loop(call, queue))
+        batching = _Batching()
+        writer = asyncio.create_task(_write_loop(call, queue, batching))
         progressed = False
         try:
             while True:
                 response = await call.read()
                 if response is grpc.aio.EOF:
                     return progressed
+                if not progressed:
+                    # The server's initial metadata has arrived with its first answer at the
+                    # latest: from now on operations ready together may share a message.
+                    batching.enabled = await _server_batches(call)
                 progressed = self.reached = True
                 outcome = response.WhichOneof("outcome")
-                if outcome == "error":
-                    ops.answer(response.sequence, None, from_operation_error(response.error))
+                if outcome == "batch":
+                    for inner in response.batch.responses:
+                        _answer(ops, inner, inner.WhichOneof("outcome"))
                 else:
-                    ops.answer(response.sequence, getattr(response, outcome), None)
+                    _answer(ops, response, outcome)
         finally:
             ops.queue = None
             writer.cancel()
@@ -260,11 +268,55 @@ class EngineStream:
         )
 
 
-async def _write_loop(call: Any, queue: asyncio.Queue[Op]) -> None:
-    """Put queued operations on the wire until the stream ends."""
+def _answer(ops: OperationTable, response: Any, outcome: str | None) -> None:
+    if outcome == "error":
+        ops.answer(response.sequence, None, from_operation_error(response.error))
+    else:
+        ops.answer(response.sequence, getattr(response, outcome) if outcome else None, None)
+
+
+class _Batching:
+    """Whether this stream's server takes ``batch`` messages (learned from its metadata)."""
+
+    __slots__ = ("enabled",)
+
+    def __init__(self) -> None:
+        self.enabled = False
+
+
+async def _server_batches(call: Any) -> bool:
+    metadata = await call.initial_metadata()
+    return any(key == _BATCH_KEY and value == "1" for key, value in metadata or ())
+
+
+_BATCH_KEY = "headwater-engine-batch"
+#: The most operations one message carries (a batch stays far below gRPC's 4 MiB limit as long
+#: as each operation is small; `check_size` caps each one).
+_MAX_BATCH = 64
+_MAX_BATCH_BYTES = 1 << 20
+
+
+async def _write_loop(call: Any, queue: asyncio.Queue[Op], batching: _Batching) -> None:
+    """Put queued operations on the wire until the stream ends.
+
+    Operations queued together (a task's end sent without waiting, then the next task's
+    start) go in one ``batch`` message once the server said it takes them: one message
+    instead of several, on both sides of the wire.
+    """
     try:
         while True:
             op = await queue.get()
-            await call.write(op.request)
+            if not batching.enabled or queue.empty():
+                await call.write(op.request)
+                continue
+            batch = _Request()
+            requests = batch.batch.requests
+            requests.append(op.request)
+            size = op.request.ByteSize()
+            while not queue.empty() and len(requests) < _MAX_BATCH and size < _MAX_BATCH_BYTES:
+                request = queue.get_nowait().request
+                requests.append(request)
+                size += request.ByteSize()
+            await call.write(batch)
     except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
         return  # the reader sees the stream's status and decides what to do

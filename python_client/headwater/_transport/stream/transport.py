@@ -10,6 +10,7 @@ are reused instead of parsed back.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
     from headwater._transport.stream.connection import EngineConnection
 
 __all__ = ["StreamTransport"]
+
+logger = logging.getLogger("headwater.tasks")
 
 _KINDS = {
     states_pb2.DECISION_ACCEPT: DecisionKind.ACCEPT,
@@ -181,6 +184,7 @@ class StreamTransport:
                 )
             else:
                 return
+            _warn_refused(problem)
             with self._task_problems_lock:
                 self._task_problems.append(problem)
 
@@ -218,7 +222,7 @@ class StreamTransport:
         after = after_sequence
         while True:
             request = flow_runs_pb2.WatchFlowRunRequest(
-                flow_run_id=flow_run_id, after_sequence=after
+                flow_run_id=flow_run_id, after_sequence=after, flow_run_states_only=True
             )
             try:
                 async for message in self.connection.awatch_flow_run(request):
@@ -404,6 +408,27 @@ def _task_propose_request(
     if cache_expiration is not None:
         request.cache_expiration_time.FromDatetime(cache_expiration)
     return request
+
+
+def _warn_refused(problem: TaskStateProblem) -> None:
+    """Say at once that a task state sent without waiting was not stored as sent.
+
+    Nobody waited for the answer, so without this line the engine's belief (the task ended
+    as proposed) and the service's record would differ silently.
+    """
+    decision = problem.decision
+    if decision is None:
+        outcome = f"failed: {problem.error}"
+    else:
+        kept = decision.state.name if decision.state is not None else "its state"
+        outcome = f"was answered {decision.kind.value} ({decision.reason or 'no reason'}); "
+        outcome += f"the service kept {kept}"
+    logger.warning(
+        "Task run %s: the %s state sent without waiting %s",
+        problem.task_run_id,
+        problem.proposal.state.name,
+        outcome,
+    )
 
 
 def _task_decision(response: task_runs_pb2.SetTaskRunStateResponse, proposal: Proposal) -> Decision:
