@@ -56,6 +56,15 @@ _dedicated_lock = threading.Lock()
 _shipping: dict[str, Transport] = {}
 
 
+def _forget_transports() -> None:
+    """A forked child (a Dask worker started with fork) cannot use its parent's streams."""
+    _shipping.clear()
+    _dedicated.clear()
+
+
+os.register_at_fork(after_in_child=_forget_transports)
+
+
 @dataclass(frozen=True, slots=True)
 class Shipment:
     """What travels to the other process.

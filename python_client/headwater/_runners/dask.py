@@ -253,6 +253,7 @@ class DaskCluster:
             cluster_class = settings.resolved_cluster_class()
             kwargs = dict(settings.cluster_kwargs)
             if isinstance(cluster_class, type) and issubclass(cluster_class, LocalCluster):
+                _refuse_forked_workers(kwargs)
                 scheduler_kwargs = dict(kwargs.get("scheduler_kwargs") or {})
                 scheduler_kwargs.setdefault("allowed_failures", 0)
                 kwargs["scheduler_kwargs"] = scheduler_kwargs
@@ -357,6 +358,25 @@ class DaskCluster:
                 client.close()
             if cluster is not None:
                 cluster.close()
+
+
+def _refuse_forked_workers(cluster_kwargs: dict[str, Any]) -> None:
+    """Refuse a local cluster whose worker processes would be forked from this one.
+
+    The flow's process runs gRPC (its stream to the service, perhaps the embedded server),
+    and gRPC aborts a process forked while its threads are busy: the workers would die as
+    they start. Dask spawns them unless configured otherwise.
+    """
+    import dask.config
+
+    method = dask.config.get("distributed.worker.multiprocessing-method", "spawn")
+    if method == "fork" and cluster_kwargs.get("processes", True):
+        raise ValueError(
+            "DaskTaskRunner cannot start a LocalCluster whose workers are forked from the "
+            "flow's process (distributed.worker.multiprocessing-method is 'fork'): the "
+            "process runs gRPC, which a forked worker cannot inherit. Use 'spawn' (Dask's "
+            "default) or 'forkserver', or processes=False for a cluster of threads."
+        )
 
 
 def unreachable_from_workers(client: Any, address: str) -> dict[str, str]:

@@ -195,6 +195,18 @@ def test_the_arguments_are_checked_and_kept() -> None:
         DaskSettings(cluster_class="LocalCluster").resolved_cluster_class()
 
 
+def test_workers_forked_from_the_flows_process_are_refused() -> None:
+    import dask.config
+
+    runner = DaskTaskRunner(cluster_kwargs={"n_workers": 1, **FREE_PORT})
+    with (
+        dask.config.set({"distributed.worker.multiprocessing-method": "fork"}),
+        pytest.raises(ValueError, match="forked from the flow's process"),
+        runner,
+    ):
+        pass
+
+
 def run_python(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
