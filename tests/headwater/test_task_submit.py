@@ -29,7 +29,7 @@ from headwater import (
 from headwater._annotations import quote
 from headwater._runs import TaskRun
 from headwater.context import FlowRunContext, TaskRunContext
-from headwater.exceptions import CancelledRun, UpstreamTaskError
+from headwater.exceptions import CancelledRun, FlowRunTimeoutError, UpstreamTaskError
 from headwater.futures import TaskRunFuture
 from headwater.task_runners import ThreadPoolTaskRunner
 
@@ -628,3 +628,37 @@ def test_a_cancelled_flow_run_refuses_tasks_a_worker_starts_late(reader: Reader)
     # refused as they start: none runs its function, every stored run is CANCELLED.
     assert 1 <= len(runs) <= 4
     assert {state_of(run) for run in runs} == {(StateType.CANCELLED, "Cancelled")}
+
+
+def test_a_flow_run_that_times_out_stops_its_submitted_tasks(reader: Reader) -> None:
+    ran_to_the_end: list[bool] = []
+    seen: dict[str, Any] = {}
+
+    @task
+    def long_running(index: int = 0) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+        ran_to_the_end.append(True)
+
+    @flow(name=unique(), timeout_seconds=0.5)
+    def pipeline() -> None:
+        seen["flow_run_id"] = current_run_id()
+        seen["id"] = long_running.submit().task_run_id
+        long_running.map(range(3))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    with pytest.raises(FlowRunTimeoutError):
+        pipeline()
+    assert ran_to_the_end == []
+    flow_run = reader.client.get_flow_run(seen["flow_run_id"])
+    assert flow_run.state is not None and flow_run.state.type is StateType.FAILED
+    runs = stored(reader, seen["flow_run_id"])
+    assert len(runs) == 4
+    for run in runs.values():
+        assert state_of(run) == (StateType.CANCELLED, "Cancelled")
+        assert run.state is not None and "timed out" in (run.state.message or "")
+        assert run.end_time is not None and flow_run.end_time is not None
+        assert run.end_time <= flow_run.end_time

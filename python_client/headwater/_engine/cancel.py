@@ -35,6 +35,7 @@ __all__ = [
     "TaskCancelScope",
     "cancelled_ancestor",
     "forget_cancelled",
+    "stop_task_attempts",
 ]
 
 #: A run is watched for cancellation once its code has run this long.
@@ -157,7 +158,9 @@ class CancelScope:
         self.fired = True
         self.reason = reason
         _cancelling[self.flow_run_id] = reason
-        _interrupt_tasks(self.flow_run_id, reason, self._thread_id)
+        stop_task_attempts(
+            self.flow_run_id, f"The flow run was cancelled: {reason}", self._thread_id
+        )
 
 
 #: Guards the task scopes below and their interrupts.
@@ -174,8 +177,9 @@ class TaskCancelScope:
 
     A submitted task runs in a worker thread, which the flow run's own interrupt does not
     reach. While the attempt runs, this scope is registered under the flow run; when the flow
-    run's `CancelScope` fires, it raises `RunCancelled` in the attempt's thread too (at its
-    next Python bytecode), and the task run is reported CANCELLED. A task called inline in the
+    run's `CancelScope` fires (or the flow run times out), `stop_task_attempts` raises
+    `RunCancelled` in the attempt's thread too (at its next Python bytecode), and the task run
+    is reported CANCELLED. A task called inline in the
     flow's own thread is left to the flow's interrupt, as is a task nested inside another task
     in the same thread (the outer one is the one interrupted).
 
@@ -208,7 +212,7 @@ class TaskCancelScope:
                     self.registered = True
                 return self
             self.fired = True
-            self.reason = f"The flow run was cancelled: {reason}"
+            self.reason = reason
         raise RunCancelled(self.reason)
 
     def __exit__(
@@ -233,15 +237,20 @@ class TaskCancelScope:
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.thread_id), None)
 
 
-def _interrupt_tasks(flow_run_id: str, reason: str, flow_thread_id: int) -> None:
-    """Interrupt the flow run's sync task attempts in other threads; refuse later ones."""
+def stop_task_attempts(flow_run_id: str, reason: str, flow_thread_id: int = 0) -> None:
+    """Interrupt the flow run's sync task attempts in other threads; refuse later ones.
+
+    Each is reported CANCELLED with ``reason`` (the flow run was cancelled, or timed out).
+    Attempts in ``flow_thread_id`` (the flow's own thread) are left to the flow's interrupt.
+    Refusing lasts until `forget_cancelled`.
+    """
     with _tasks_lock:
         _cancelled_runs[flow_run_id] = reason
         for scope in _task_scopes.get(flow_run_id, ()):
             if scope.done or scope.fired or scope.thread_id == flow_thread_id:
                 continue
             scope.fired = True
-            scope.reason = f"The flow run was cancelled: {reason}"
+            scope.reason = reason
             ctypes.pythonapi.PyThreadState_SetAsyncExc(
                 ctypes.c_ulong(scope.thread_id), ctypes.py_object(RunCancelled)
             )

@@ -23,9 +23,11 @@ from headwater._engine.cancel import (
     RunCancelled,
     cancelled_ancestor,
     forget_cancelled,
+    stop_task_attempts,
 )
 from headwater._engine.hooks import arun_hooks, final_hooks_of, run_hooks
 from headwater._engine.run import EngineRun, ReturnType
+from headwater._engine.timeouts import RunTimeout
 from headwater._states import Retrying, Running, State, StateType
 from headwater._transport.interface import Decision, DecisionKind, Proposal
 from headwater.exceptions import Abort, FlowRunTimeoutError, ServiceUnavailable
@@ -161,12 +163,12 @@ class RunEngine(EngineRun):
 
     def fail(self, exc: BaseException, timed_out: bool = False) -> bool:
         """Propose FAILED for an exception; True when the service schedules a retry."""
-        self._end_submissions()
+        self._end_submissions(self._stop_submitted(exc) if timed_out else None)
         proposal = self._failure(exc, timed_out)
         return self._settle(self.propose(proposal), proposal.state, retryable=True)
 
     async def afail(self, exc: BaseException, timed_out: bool = False) -> bool:
-        await self._aend_submissions()
+        await self._aend_submissions(self._stop_submitted(exc) if timed_out else None)
         proposal = self._failure(exc, timed_out)
         return self._settle(await self.apropose(proposal), proposal.state, retryable=True)
 
@@ -249,6 +251,15 @@ class RunEngine(EngineRun):
         self._forget_cancelled()
         proposal = self._cancellation(reason)
         self._settle(await self.apropose(proposal), proposal.state, retryable=False)
+
+    def _stop_submitted(self, exc: BaseException) -> RunTimeout:
+        """After this run timed out: stop its task attempts in worker threads (CANCELLED).
+
+        Returns the interrupt to end the task runner with (calls not started are dropped).
+        """
+        if self.run is not None and self.submissions.opened:
+            stop_task_attempts(self.run.id, f"The flow run timed out: {exc}")
+        return RunTimeout()
 
     def _forget_cancelled(self) -> None:
         """Every task run of this run has ended: task attempts are no longer refused."""

@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any, Literal
 
 from headwater._context import FlowRunContext, _current_flow_run
+from headwater._engine.cancel import forget_cancelled
 from headwater._engine.interrupts import RunningContext
 from headwater._engine.setup import call_arguments, run_spec, validate_parameters
 from headwater._engine.submissions import Submissions
@@ -216,11 +217,15 @@ class EngineRun:
         """Wait until every task run the attempt submitted has ended (before its outcome)."""
         if self.submissions.opened:
             self.submissions.close(interrupt)
+            if interrupt is not None and self.run is not None:
+                forget_cancelled(self.run.id)
 
     async def _aend_submissions(self, interrupt: BaseException | None = None) -> None:
         """Async twin of `_end_submissions`: the wait happens off the event loop."""
         if self.submissions.opened:
             await asyncio.to_thread(self.submissions.close, interrupt)
+            if interrupt is not None and self.run is not None:
+                forget_cancelled(self.run.id)
 
     # -- log lines -------------------------------------------------------------------------
 
