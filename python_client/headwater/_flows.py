@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, ParamSpec, Ty
 
 from headwater import _parameters
 from headwater._results import validate_serializer, validate_storage
-from headwater._visualize import active_graph
+from headwater._visualize import DotText, active_graph
 from headwater.exceptions import InvalidNameError, ReservedArgumentError
 from headwater.task_runners import TaskRunner, ThreadPoolTaskRunner
 
@@ -577,7 +577,7 @@ class Flow(Generic[P, R]):
         """
         _deployments_not_available("Flow.from_source()")
 
-    def visualize(self, *args: Any, **kwargs: Any) -> str:
+    def visualize(self, *args: Any, **kwargs: Any) -> DotText:
         """Draw the flow's task graph without running its tasks, as Prefect's ``visualize()``.
 
         The flow function runs with every task call, ``.submit()``, ``.map()`` and subflow
@@ -590,8 +590,9 @@ class Flow(Generic[P, R]):
             **kwargs: Keyword arguments for the flow function.
 
         Returns:
-            The graph as Graphviz DOT text. When Graphviz's ``dot`` program is installed, the
-            graph is also rendered to ``<flow name>.png`` in the working directory.
+            The graph as Graphviz DOT text (a `str`, which async code may also ``await``, as
+            with Prefect). When Graphviz's ``dot`` program is installed, the graph is also
+            rendered to ``<flow name>.png`` in the working directory.
 
         Raises:
             FlowVisualizationError: The flow's code failed while visualizing, typically by

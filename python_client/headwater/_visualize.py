@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextvars
 import inspect
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from headwater._states import State
 
 __all__ = [
+    "DotText",
     "Placeholder",
     "PlaceholderFuture",
     "PlaceholderFutureList",
@@ -240,7 +241,21 @@ class TaskGraph:
         return "\n".join(lines) + "\n"
 
 
-def visualize_flow(flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+class DotText(str):
+    """DOT text that may also be awaited, giving itself.
+
+    Prefect's ``visualize()`` is awaited inside async code (``await my_flow.visualize()``) and
+    called plainly elsewhere; this text works both ways, so either spelling ports unchanged.
+    """
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, str]:
+        return str(self)
+        yield  # pragma: no cover - makes this a generator, as __await__ must return one
+
+
+def visualize_flow(flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> DotText:
     """Run ``flow``'s function with task calls recorded, and return the graph as DOT text.
 
     Renders ``<flow name>.png`` too when Graphviz's ``dot`` is installed.
@@ -267,7 +282,7 @@ def visualize_flow(flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
         ) from exc
     finally:
         _active.reset(token)
-    dot = graph.to_dot()
+    dot = DotText(graph.to_dot())
     render(dot, flow.name)
     return dot
 
