@@ -77,6 +77,15 @@ def outer(x: int) -> tuple[str | None, str | None, int]:
     return flow_run.id, flow_run.name, inner(x) * 10
 
 
+@task(task_run_name="flaky", retries=1, retry_delay_seconds=0)
+def flaky(marker: str) -> int:
+    # The first attempt leaves a mark and fails; the retry (in the same child) finds it.
+    if not os.path.exists(marker):
+        Path(marker).write_text("tried")
+        raise RuntimeError("first attempt")
+    return os.getpid()
+
+
 @task(task_run_name="broken")
 def broken() -> int:
     raise ValueError("no luck")
@@ -164,6 +173,21 @@ def test_the_flow_run_is_current_in_the_child(reader: Reader) -> None:
     # Numbered under the outer run: the child cannot count calls with the flow's process.
     assert runs["inner-1"].dynamic_key == f"{seen['outer_id']}.0"
     assert {state_type(run) for run in runs.values()} == {StateType.COMPLETED}
+
+
+def test_retries_decided_by_the_service_run_in_the_child(reader: Reader, tmp_path: Path) -> None:
+    seen: dict[str, Any] = {}
+
+    @flow(name=unique(), task_runner=ProcessPoolTaskRunner(max_workers=1))
+    def pipeline() -> int:
+        seen["flow_run_id"] = current_run_id()
+        result: int = flaky.submit(str(tmp_path / "marker")).result()
+        return result
+
+    assert pipeline() != os.getpid()
+    (run,) = stored(reader, seen["flow_run_id"]).values()
+    assert state_type(run) is StateType.COMPLETED
+    assert run.run_count == 2
 
 
 def test_a_failed_upstream_stops_the_downstream(reader: Reader) -> None:
