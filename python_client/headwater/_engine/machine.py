@@ -47,6 +47,10 @@ ABORT = DecisionKind.ABORT
 class RunEngine(EngineRun):
     """The state of one call, and the steps the drivers take."""
 
+    #: The level of the "Started" line of a run's first attempt. A flow run's is INFO; a task
+    #: run's is DEBUG (`TaskEngine`), as Prefect 3 logs only a task run's final line at INFO.
+    start_log_level = logging.INFO
+
     # -- starting an attempt ---------------------------------------------------------------
 
     def _start_proposal(self) -> Proposal:
@@ -60,7 +64,7 @@ class RunEngine(EngineRun):
             self.attempts += 1
             self.state = current if current is not None else Running()
             if self.attempts == 1:
-                self._info("Started (%s %r)", self.kind, self.flow.name)
+                self._progress(self.start_log_level, "Started (%s %r)", (self.kind, self.flow.name))
             else:
                 self._info("Retrying: attempt %d", self.run_count())
             return True

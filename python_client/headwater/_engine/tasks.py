@@ -45,6 +45,7 @@ class TaskEngine(RunEngine):
     """One task call: `RunEngine`'s state machine over a task run."""
 
     kind = "task"
+    start_log_level = logging.DEBUG
 
     def __init__(self, call: TaskCall, return_type: ReturnType, transport: Transport) -> None:
         super().__init__(call.task, call.parameters, return_type, None, transport)
