@@ -130,6 +130,8 @@ def test_task_run_ls_filters_by_flow_run_and_state_newest_first(made: dict[str, 
     (only,) = rows(latest.stdout).values()
     assert only[1] == made["loose_id"]
     assert only[2] == "-"  # called outside any flow: no flow run
+    # Named as Prefect names a loose run: the task's name and three characters of its key.
+    assert re.fullmatch(r"alone-[0-9a-f]{3}", only[0]), only
     with HeadwaterClient(made["address"]) as client:
         name = client.get_flow_run(made["flow_run_id"]).name
     by_name = cli(made, "task-run", "ls", "--flow-run", name, "--state", "completed")

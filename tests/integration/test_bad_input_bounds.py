@@ -341,6 +341,18 @@ def test_nul_in_free_text_is_stored_as_a_replacement_character(api: Api) -> None
     ]
 
 
+def test_nul_in_a_cancellation_reason_is_stored_as_a_replacement_character(api: Api) -> None:
+    """The reason becomes the CANCELLED state's message: free text, like any state message."""
+    run = api.new_run(api.new_flow().id)
+    answer = api.flow_runs.CancelFlowRun(
+        FR.CancelFlowRunRequest(flow_run_id=run.id, reason="stop \x00 now")
+    )
+    assert answer.flow_run.state.type == S.STATE_TYPE_CANCELLED
+    assert answer.flow_run.state.message == f"stop {REPLACEMENT} now"
+    stored = api.flow_runs.GetFlowRun(FR.GetFlowRunRequest(flow_run_id=run.id)).flow_run.state
+    assert stored.message == f"stop {REPLACEMENT} now"
+
+
 FAILING_FLOW = textwrap.dedent(
     """
     import sys

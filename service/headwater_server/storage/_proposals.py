@@ -17,6 +17,7 @@ from headwater_server.storage.fastpath import RawTransaction
 from headwater_server.storage.statements import FLOW_RUN, TASK_RUN, RawStatements, RunKind
 from headwater_server.storage.values import (
     canonical_id,
+    free_text,
     new_id,
     optional_id,
     payloads,
@@ -91,7 +92,7 @@ class ProposalsMixin(RepositoryBase):
                 stored = rules.StoredState(
                     type=target,
                     name=rules.default_state_name(target),
-                    message=req.reason or "Cancelled by request.",
+                    message=free_text(req.reason) or "Cancelled by request.",
                 )
                 values = self._apply(conn, FLOW_RUN, raw, current, stored, False, None, None, False)
                 run = convert.flow_run_message(values)

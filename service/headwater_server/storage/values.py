@@ -55,9 +55,20 @@ def proposal_message(state: states_pb2.State) -> str:
 
 
 def task_run_name(task_key: str, dynamic_key: str) -> str:
-    """``mymodule.extract-1a2b3c`` call ``0`` -> ``extract-0``."""
+    """``mymodule.extract-1a2b3c`` call ``0`` -> ``extract-0``.
+
+    A task called outside any flow has a random dynamic key (a UUID's 32 hex digits); its run
+    is named with the first three, as Prefect names such runs (``extract-9f2``): the full key
+    made names too long to read in listings.
+    """
     base = task_key.rsplit(".", 1)[-1]
     stem, sep, suffix = base.rpartition("-")
     if sep and stem and re.fullmatch(r"[0-9a-f]{6,}", suffix):
         base = stem
+    if _RANDOM_KEY.fullmatch(dynamic_key):
+        dynamic_key = dynamic_key.replace("-", "")[:3]
     return f"{base}-{dynamic_key}"[:NAME_MAX]
+
+
+#: A random dynamic key: a UUID, with or without its dashes.
+_RANDOM_KEY = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}")
