@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test test-fast lint protos check-protos bench clean venv-elsewhere
 
-# The stamp only knows pyproject.toml's age. A .venv copied from another clone, or left behind
-# when this clone moved, keeps its stamp while its python is broken or its editable `headwater`
+# The stamp only knows the age of pyproject.toml and of this Makefile (which says what to
+# install). A .venv copied from another clone, or left behind when this clone moved, keeps its
+# stamp while its python is broken or its editable `headwater`
 # (and every script's #! line) points at the other place: such a venv is rebuilt from scratch.
 # The check asks where `headwater` would be imported from, without importing it.
 VENV_CHECK := import importlib.util as u, os.path as p, sys; \
@@ -20,7 +21,7 @@ endif
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml $(VENV_ELSEWHERE)
+$(STAMP): pyproject.toml Makefile $(VENV_ELSEWHERE)
 	@if [ -n "$(VENV_ELSEWHERE)" ] && [ -e $(VENV) ]; then \
 		echo "$(VENV) does not belong to this checkout (copied, moved or broken): rebuilding it"; \
 		rm -rf $(VENV); \

@@ -27,6 +27,10 @@ def test_demo_streams_the_whole_state_history(tmp_path: Path) -> None:
     watched = [line.split("] ", 1)[1] for line in done.stdout.splitlines() if "[watch]" in line]
     names = [entry.split(" ", 1)[1].split(" - ", 1)[0] for entry in watched]
     assert names == ["Pending", "Running", "AwaitingRetry", "Retrying", "Completed"]
-    assert "Result: 10" in done.stdout
+    tasks = [line.split("] ", 1)[1] for line in done.stdout.splitlines() if "[task]" in line]
+    finished = sorted(entry.split(maxsplit=1)[1] for entry in tasks if "Completed" in entry)
+    assert finished == [f"double-{i}: Completed" for i in range(5)] + ["load-0: Completed"]
+    assert "Task runs stored: 6, in states Completed" in done.stdout
+    assert "Result: 20" in done.stdout
     assert "run_count 2" in done.stdout
     assert (tmp_path / "home" / "headwater.db").exists()
