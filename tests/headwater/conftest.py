@@ -1,11 +1,13 @@
 """Fixtures shared by the SDK tests: one in-process server per module, a connection
-and a unary client to it."""
+and a unary client to it, and the embedded service in a home of each module's own."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from engine_support import Reader, sdk_target
 from headwater._transport.runtime import connect
 from headwater._transport.stream.connection import EngineConnection
 from headwater.client import HeadwaterClient
@@ -31,3 +33,13 @@ def connection(inproc: InProcessServer) -> Iterator[EngineConnection]:
 def client(inproc: InProcessServer) -> Iterator[HeadwaterClient]:
     with HeadwaterClient(inproc.address) as unary:
         yield unary
+
+
+@pytest.fixture(scope="module")
+def reader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reader]:
+    """The embedded service in a home of this module's own, and a reader of what it stored."""
+    home: Path = tmp_path_factory.mktemp("home")
+    with sdk_target(home):
+        reader = Reader()
+        yield reader
+        reader.close()

@@ -7,12 +7,10 @@ test looks are held on a `threading.Event`, so every "not done yet" is certain, 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_support import Reader, sdk_target, unique
+from engine_support import Reader, unique
 from headwater import State, StateType, flow, task
 from headwater.futures import (
     PrefectFuture,
@@ -24,15 +22,6 @@ from headwater.futures import (
     wait,
 )
 from headwater.task_runners import ThreadPoolTaskRunner
-
-
-@pytest.fixture(scope="module")
-def reader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reader]:
-    home: Path = tmp_path_factory.mktemp("home")
-    with sdk_target(home):
-        reader = Reader()
-        yield reader
-        reader.close()
 
 
 class Gate:

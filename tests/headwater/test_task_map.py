@@ -7,24 +7,13 @@ with which parameters.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_support import Reader, current_run_id, sdk_target, unique
+from engine_support import Reader, current_run_id, unique
 from headwater import State, StateType, allow_failure, flow, task, unmapped
 from headwater.exceptions import MappingLengthMismatch, MappingMissingIterable, UpstreamTaskError
 from headwater.futures import PrefectFutureList
-
-
-@pytest.fixture(scope="module")
-def reader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reader]:
-    home: Path = tmp_path_factory.mktemp("home")
-    with sdk_target(home):
-        reader = Reader()
-        yield reader
-        reader.close()
 
 
 @task

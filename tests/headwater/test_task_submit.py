@@ -9,12 +9,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_support import Reader, current_run_id, sdk_target, unique
+from engine_support import Reader, current_run_id, unique
 from headwater import (
     Completed,
     Failed,
@@ -32,15 +30,6 @@ from headwater.context import FlowRunContext, TaskRunContext
 from headwater.exceptions import CancelledRun, FlowRunTimeoutError, UpstreamTaskError
 from headwater.futures import TaskRunFuture
 from headwater.task_runners import ThreadPoolTaskRunner
-
-
-@pytest.fixture(scope="module")
-def reader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reader]:
-    home: Path = tmp_path_factory.mktemp("home")
-    with sdk_target(home):
-        reader = Reader()
-        yield reader
-        reader.close()
 
 
 def stored(reader: Reader, flow_run_id: str) -> dict[str, TaskRun]:

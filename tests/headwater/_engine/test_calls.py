@@ -7,26 +7,16 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import cloudpickle
 import pytest
-from engine_support import Reader, current_run_id, sdk_target, unique
+from engine_support import Reader, current_run_id, unique
 from headwater import Completed, Failed, StateType, flow, tags, task
 from headwater._engine.calls import TaskCall, new_call, resolve_upstream, run_task_call
 from headwater._transport.interface import Transport
 from headwater._transport.runtime import transport_for_call
 from headwater.exceptions import UpstreamTaskError
-
-
-@pytest.fixture(scope="module")
-def reader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reader]:
-    home: Path = tmp_path_factory.mktemp("home")
-    with sdk_target(home):
-        reader = Reader()
-        yield reader
-        reader.close()
 
 
 def here() -> Transport:

@@ -7,27 +7,16 @@ state, run count, name, keys, tags and parameters.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_support import Reader, current_run_id, sdk_target, unique
+from engine_support import Reader, current_run_id, unique
 from headwater import Failed, State, StateType, flow, tags, task
 from headwater._runs import TaskRun
 from headwater.cache_policies import INPUTS
 from headwater.context import FlowRunContext, TaskRunContext, get_run_context
 from headwater.exceptions import TaskRunTimeoutError
 from headwater.runtime import flow_run, task_run
-
-
-@pytest.fixture(scope="module")
-def reader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reader]:
-    home: Path = tmp_path_factory.mktemp("home")
-    with sdk_target(home):
-        reader = Reader()
-        yield reader
-        reader.close()
 
 
 def stored(reader: Reader, flow_run_id: str) -> list[TaskRun]:

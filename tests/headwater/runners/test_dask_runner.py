@@ -12,11 +12,10 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_support import Reader, current_run_id, sdk_target, unique
+from engine_support import Reader, current_run_id, unique
 from headwater import StateType, flow, task
 from headwater._runners.dask import DaskCluster, DaskSettings
 from headwater._runs import TaskRun
@@ -29,15 +28,6 @@ distributed = pytest.importorskip("distributed")
 #: this machine), Dask warns, and this suite turns warnings into errors.
 FREE_PORT = {"dashboard_address": ":0"}
 TWO_WORKERS = {"n_workers": 2, "processes": True, "threads_per_worker": 1, **FREE_PORT}
-
-
-@pytest.fixture(scope="module")
-def reader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reader]:
-    home: Path = tmp_path_factory.mktemp("home")
-    with sdk_target(home):
-        reader = Reader()
-        yield reader
-        reader.close()
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,11 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_support import Reader, current_run_id, sdk_target, unique
+from engine_support import Reader, current_run_id, unique
 from headwater import StateType, flow, task
 from headwater._runs import TaskRun
 from headwater.exceptions import CrashedRun, UpstreamTaskError
@@ -24,15 +23,6 @@ from headwater.futures import as_completed, wait
 from headwater.logging import get_run_logger
 from headwater.runtime import flow_run
 from headwater.task_runners import ProcessPoolTaskRunner
-
-
-@pytest.fixture(scope="module")
-def reader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reader]:
-    home: Path = tmp_path_factory.mktemp("home")
-    with sdk_target(home):
-        reader = Reader()
-        yield reader
-        reader.close()
 
 
 def stored(reader: Reader, flow_run_id: str) -> dict[str, TaskRun]:

@@ -7,26 +7,15 @@ test_dask_runner.py; here are the three answers the service can give the parent.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from engine_support import Reader, sdk_target, unique
+from engine_support import Reader, unique
 from headwater import StateType
 from headwater._runners.crash import crash_task_run, process_died
 from headwater._states import Completed
 from headwater._transport.interface import FlowRunSpec, Proposal, TaskRunSpec
 from headwater._transport.runtime import default_transport
 from headwater.exceptions import CrashedRun
-
-
-@pytest.fixture(scope="module")
-def reader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reader]:
-    home: Path = tmp_path_factory.mktemp("home")
-    with sdk_target(home):
-        reader = Reader()
-        yield reader
-        reader.close()
 
 
 def started_task_run(flow_run_id: str) -> str:

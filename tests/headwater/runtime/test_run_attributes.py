@@ -8,28 +8,16 @@ task-run attributes are checked with a task run context set as the engine will s
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_support import Reader, sdk_target, unique
+from engine_support import Reader, unique
 from headwater import flow, tags, task
 from headwater._context import TaskRunContext, _current_task_run
 from headwater._runs import TaskRun
 from headwater.context import get_run_context
 from headwater.exceptions import MissingContextError
 from headwater.runtime import flow_run, task_run
-
-
-@pytest.fixture(scope="module")
-def reader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reader]:
-    """The embedded service in a home of this module's own."""
-    home: Path = tmp_path_factory.mktemp("home")
-    with sdk_target(home):
-        reader = Reader()
-        yield reader
-        reader.close()
 
 
 class TestOutsideAnyRun:
