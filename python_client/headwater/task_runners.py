@@ -67,6 +67,13 @@ class TaskRunner(abc.ABC):
         """The constructor arguments this runner was made with (its public attributes)."""
         return {key: value for key, value in vars(self).items() if not key.startswith("_")}
 
+    def _not_started(self) -> RuntimeError:
+        """What `submit` raises before the runner was entered (flows enter theirs themselves)."""
+        return RuntimeError(
+            f"The {type(self).__name__} must be started before submitting work: use it as a "
+            "context manager (with runner: ...), as flows do."
+        )
+
     @abc.abstractmethod
     def submit(
         self,
@@ -241,10 +248,7 @@ class ThreadPoolTaskRunner(TaskRunner):
 
         executor = self._executor
         if executor is None:
-            raise RuntimeError(
-                "The task runner must be started before submitting work: use it as a context "
-                "manager (with runner: ...), as flows do."
-            )
+            raise self._not_started()
         call = new_call(task, parameters, wait_for)
         context = contextvars.copy_context()
         transport = transport_for_call(None)

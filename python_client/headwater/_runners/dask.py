@@ -155,10 +155,7 @@ class DaskTaskRunner(TaskRunner):
     ) -> TaskRunFuture[Any]:
         cluster = self._cluster
         if cluster is None:
-            raise RuntimeError(
-                "The DaskTaskRunner must be started before submitting work: use it as a "
-                "context manager (with runner: ...), as flows do."
-            )
+            raise self._not_started()
         return cluster.dispatcher.submit_task(task, parameters, wait_for)
 
 

@@ -92,10 +92,7 @@ class ProcessPoolTaskRunner(TaskRunner):
     ) -> TaskRunFuture[Any]:
         pool = self._pool
         if pool is None:
-            raise RuntimeError(
-                "The ProcessPoolTaskRunner must be started before submitting work: use it as "
-                "a context manager (with runner: ...), as flows do."
-            )
+            raise self._not_started()
         return pool.dispatcher.submit_task(task, parameters, wait_for)
 
 
