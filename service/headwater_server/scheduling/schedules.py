@@ -470,7 +470,9 @@ def _skipped_ahead(rules: Any, after: datetime) -> Any:
     """
     from dateutil import rrule as dateutil_rrule
 
-    parts = [getattr(rules, name, None) for name in ("_rrule", "_rdate", "_exrule", "_exdate")]
+    parts: list[Any] = [
+        getattr(rules, name, None) for name in ("_rrule", "_rdate", "_exrule", "_exdate")
+    ]
     if any(part is None for part in parts):
         return rules
     included, dates, excluded, exdates = parts
