@@ -87,7 +87,6 @@ __all__ = [
     "tags",
     "text",
     "timestamp",
-    "timezone",
     "update_mask",
     "uuid",
     "work_pool_fields",
@@ -454,54 +453,25 @@ def idempotency_key(field: str, value: str) -> str:
 
 
 def schedule(field: str, entry: schedules_pb2.DeploymentSchedule, *, creating: bool) -> None:
-    """One DeploymentSchedule: a kind of schedule with its required parts, storable values.
-
-    The schedule arithmetic (cron syntax, rrule text) is judged when the scheduler reads it.
-    """
+    """One DeploymentSchedule: a schedule the scheduler can compute times from (time zone, cron
+    syntax, rrule text: judged by the scheduling package), and storable values."""
     if creating and entry.id:
         raise errors.invalid_argument(
             f"{field}.id", "must be empty when creating a deployment; the service assigns it."
         )
     optional_uuid(f"{field}.id", entry.id)
-    kind = one_of(
-        f"{field}.schedule", entry.schedule.WhichOneof("kind"), "'interval', 'cron' or 'rrule'"
-    )
-    where = f"{field}.schedule.{kind}"
-    if kind == "interval":
-        interval = entry.schedule.interval
-        if non_negative_duration(f"{where}.interval", interval.interval) <= 0:
-            raise errors.invalid_argument(f"{where}.interval", "must be positive, e.g. '60s'.")
-        if interval.HasField("anchor_time"):
-            timestamp(f"{where}.anchor_time", interval.anchor_time)
-        timezone(f"{where}.timezone", interval.timezone)
-    elif kind == "cron":
-        required_text(f"{where}.cron", entry.schedule.cron.cron)
-        name(f"{where}.cron", entry.schedule.cron.cron)
-        timezone(f"{where}.timezone", entry.schedule.cron.timezone)
-    else:
-        required_text(f"{where}.rrule", entry.schedule.rrule.rrule)
-        text(f"{where}.rrule", entry.schedule.rrule.rrule, MAX_LOCATION_CHARACTERS)
-        timezone(f"{where}.timezone", entry.schedule.rrule.timezone)
-    non_negative(f"{field}.max_scheduled_runs", entry.max_scheduled_runs)
-    json_object(f"{field}.parameters_json", entry.parameters_json)
-
-
-def timezone(field: str, value: str) -> str:
-    """An IANA time zone name ("Europe/Paris"), or "" for UTC."""
-    if not value:
-        return value
-    name(field, value)
-    import zoneinfo
+    one_of(f"{field}.schedule", entry.schedule.WhichOneof("kind"), "'interval', 'cron' or 'rrule'")
+    # Imported on first use: croniter and dateutil would slow every server's start-up.
+    from headwater_server.scheduling.schedules import ScheduleError, check_schedule
 
     try:
-        zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        check_schedule(entry.schedule)
+    except ScheduleError as error:
         raise errors.invalid_argument(
-            field,
-            f"{errors.shown(value)} is not a known IANA time zone; use a name such as "
-            "'America/New_York', or leave it empty for UTC.",
+            f"{field}.schedule.{error.field}", error.description
         ) from None
-    return value
+    non_negative(f"{field}.max_scheduled_runs", entry.max_scheduled_runs)
+    json_object(f"{field}.parameters_json", entry.parameters_json)
 
 
 def deployment_fields(

@@ -13,9 +13,6 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from jsonschema import exceptions as schema_errors
-from jsonschema import validators
-
 from headwater_server import errors
 
 __all__ = ["check_schema", "merged_parameters", "violations"]
@@ -24,19 +21,26 @@ __all__ = ["check_schema", "merged_parameters", "violations"]
 _DESCRIPTION_CHARACTERS = 300
 
 
-def _validator(schema: dict[str, Any]) -> Any:
-    cls = validators.validator_for(schema, default=validators.Draft202012Validator)
-    return cls(schema)
+def _validator_class(schema: dict[str, Any]) -> Any:
+    """The validator of the schema's draft (``$schema``), 2020-12 when it names none.
+
+    jsonschema is imported here, on first use: it costs the server ~75 ms at start-up, which
+    every embedded service (started by the first flow call) would pay.
+    """
+    from jsonschema import validators
+
+    return validators.validator_for(schema, default=validators.Draft202012Validator)
 
 
 def check_schema(field: str, schema_text: str) -> dict[str, Any] | None:
     """Parse and check a parameter schema (None for ""); INVALID_ARGUMENT names what is wrong."""
     if not schema_text:
         return None
+    from jsonschema import exceptions as schema_errors
+
     schema: dict[str, Any] = json.loads(schema_text)  # checked as a JSON object by the caller
-    cls = validators.validator_for(schema, default=validators.Draft202012Validator)
     try:
-        cls.check_schema(schema)
+        _validator_class(schema).check_schema(schema)
     except schema_errors.SchemaError as exc:
         where = "/".join(str(part) for part in exc.absolute_path)
         raise errors.invalid_argument(
@@ -56,7 +60,7 @@ def violations(
     parameters, for a deployment's defaults (a run may supply them).
     """
     found = []
-    for error in _validator(schema).iter_errors(parameters):
+    for error in _validator_class(schema)(schema).iter_errors(parameters):
         path = [str(part) for part in error.absolute_path]
         if error.validator == "required":
             if partial:
