@@ -182,7 +182,7 @@ async def start_server(
         await asyncio.to_thread(db.close)
         raise
     bound = _with_port(address, port)
-    upkeep = _start_upkeep(db, settings)
+    upkeep = _start_upkeep(backend, settings)
     return RunningServer(
         address=bound,
         port=port if not address.startswith("unix") else 0,
@@ -194,12 +194,17 @@ async def start_server(
     )
 
 
-def _start_upkeep(db: Database, settings: ServerSettings) -> list[asyncio.Task[None]]:
+def _start_upkeep(backend: Backend, settings: ServerSettings) -> list[asyncio.Task[None]]:
     """Start the background loops the settings ask for; the server cancels them at stop."""
     from headwater_server.housekeeping import expire_old_data_forever, prune_request_log_forever
+    from headwater_server.scheduling.late_runs import mark_late_runs_forever
 
+    db = backend.db
     loops = {
-        "prune-request-log": prune_request_log_forever(db, settings.request_log_retention_seconds)
+        "late-runs": mark_late_runs_forever(
+            backend, settings.late_run_after_seconds, settings.late_runs_loop_seconds
+        ),
+        "prune-request-log": prune_request_log_forever(db, settings.request_log_retention_seconds),
     }
     if settings.run_retention_seconds is not None or settings.log_retention_seconds is not None:
         loops["retention"] = expire_old_data_forever(
