@@ -16,6 +16,7 @@ UPDATE of the run row and the stored answer, all committed together.
 
 from __future__ import annotations
 
+from headwater_server.storage._deployment_runs import DeploymentRunsMixin
 from headwater_server.storage._flow_runs import FlowRunsMixin
 from headwater_server.storage._flows import FlowsMixin
 from headwater_server.storage._late_runs import LateRunsMixin
@@ -28,6 +29,7 @@ __all__ = ["Repository"]
 
 
 class Repository(
+    DeploymentRunsMixin,
     FlowsMixin,
     FlowRunsMixin,
     TaskRunsMixin,
@@ -40,6 +42,6 @@ class Repository(
 
     Thread-safe: each method checks out its own connection and runs one transaction. The
     operations live in one module per resource (``_flows``, ``_flow_runs``, ``_task_runs``,
-    ``_proposals``, ``_logs``, ``_retention``, ``_late_runs``) over the shared transactions and
-    idempotency of ``_base``.
+    ``_proposals``, ``_logs``, ``_work_pools``, ``_deployments``, ``_deployment_runs``,
+    ``_retention``, ``_late_runs``) over the shared transactions and idempotency of ``_base``.
     """
