@@ -592,3 +592,25 @@ def test_grpcurl_creates_a_deployment_and_a_run_from_json(api: Api, server: Serv
     )
     assert refused.returncode != 0
     assert "InvalidArgument" in refused.stderr and "flow-name/deployment-name" in refused.stderr
+
+
+def test_queues_page_in_priority_order(api: Api) -> None:
+    pool = _pool(api)
+    for name, priority in (("low", 9), ("high", 2), ("later", 0), ("mid", 5)):
+        api.work_pools.CreateWorkQueue(
+            W.CreateWorkQueueRequest(
+                work_pool_name=pool.name, work_queue=W.WorkQueue(name=name, priority=priority)
+            )
+        )
+    seen: list[tuple[str, int]] = []
+    token = ""
+    while True:
+        page = api.work_pools.ListWorkQueues(
+            W.ListWorkQueuesRequest(work_pool_name=pool.name, page_size=2, page_token=token)
+        )
+        seen += [(q.name, q.priority) for q in page.work_queues]
+        token = page.next_page_token
+        if not token:
+            break
+    # "later" asked for no priority: after the queues that existed (default 1, high 2, low 9).
+    assert seen == [("default", 1), ("high", 2), ("mid", 5), ("low", 9), ("later", 10)]
