@@ -36,11 +36,18 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture
 def make_server(tmp_path: Path) -> Iterator[ServerFactory]:
-    """Start servers of this test's own: ``make_server(database_url=None, home=None)``."""
+    """Start servers of this test's own: ``make_server(database_url=None, home=None, env=None)``.
+
+    ``env`` adds variables to the server's environment (server settings, for instance).
+    """
     started: list[ServerProcess] = []
 
-    def start(database_url: str | None = None, home: Path | None = None) -> ServerProcess:
-        server = ServerProcess(home or tmp_path / f"home{len(started)}", database_url)
+    def start(
+        database_url: str | None = None,
+        home: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> ServerProcess:
+        server = ServerProcess(home or tmp_path / f"home{len(started)}", database_url, env)
         started.append(server)
         return server.start()
 

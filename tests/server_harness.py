@@ -80,8 +80,14 @@ class ServerProcess:
         database_url: The database it serves (the SQLite file in ``home`` unless one was given).
     """
 
-    def __init__(self, home: Path, database_url: str | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        database_url: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.home = home
+        self._extra_env = dict(env or {})
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self._explicit_url = database_url
@@ -97,6 +103,7 @@ class ServerProcess:
         env["HEADWATER_HOME"] = str(self.home)
         env["PYTHONUNBUFFERED"] = "1"
         env.pop("HEADWATER_DATABASE_URL", None)
+        env.update(self._extra_env)
         log = self.log_path.open("ab")
         try:
             self._process = subprocess.Popen(

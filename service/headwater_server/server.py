@@ -143,6 +143,7 @@ async def start_server(
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
     from headwater_server.housekeeping import prune_request_log_forever
+    from headwater_server.liveness import LivenessPolicy, reap_forever, refresh_engines_forever
     from headwater_server.reflection import add_reflection
     from headwater_server.storage.database import Database
 
@@ -184,7 +185,16 @@ async def start_server(
         raise
     bound = _with_port(address, port)
     retention = settings.request_log_retention_seconds
-    upkeep = [asyncio.create_task(prune_request_log_forever(db, retention))]
+    liveness = LivenessPolicy(
+        grace_seconds=settings.engine_grace_seconds,
+        timeout_seconds=settings.engine_timeout_seconds,
+        cancelling_timeout_seconds=settings.cancelling_timeout_seconds,
+    )
+    upkeep = [
+        asyncio.create_task(prune_request_log_forever(db, retention)),
+        asyncio.create_task(refresh_engines_forever(backend, liveness)),
+        asyncio.create_task(reap_forever(backend, liveness)),
+    ]
     return RunningServer(
         address=bound,
         port=port if not address.startswith("unix") else 0,

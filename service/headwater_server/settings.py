@@ -11,6 +11,12 @@ nothing else in the service reads ``os.environ``.
 - ``HEADWATER_REQUEST_LOG_RETENTION_SECONDS``: how long answers to retried requests are kept;
   default a day.
 - ``HEADWATER_MAX_RECEIVE_MESSAGE_BYTES``: the largest request message accepted; default 4 MiB.
+- ``HEADWATER_ENGINE_GRACE_SECONDS``: how long an SDK process whose stream ended may take to
+  reconnect before its runs end CRASHED; default 5.
+- ``HEADWATER_ENGINE_TIMEOUT_SECONDS``: how long an SDK process may go unseen (its server died
+  with it, as the embedded one does) before its runs end CRASHED; default 10.
+- ``HEADWATER_CANCELLING_TIMEOUT_SECONDS``: how long a CANCELLING run that no live engine runs
+  waits before it ends CANCELLED; default 30.
 
 As in the SDK, names are matched case-insensitively and an exported-but-empty variable means
 unset. Every bad value is reported at once, each naming its variable.
@@ -37,6 +43,12 @@ ENV_PREFIX = "HEADWATER_"
 DEFAULT_REQUEST_LOG_RETENTION_SECONDS = 86_400.0
 # gRPC's own default; explicit so it is visible and can be changed in one place.
 DEFAULT_MAX_RECEIVE_MESSAGE_BYTES = 4 * 1024 * 1024
+# Crash detection: a killed SDK process's stream breaks at once; the grace lets a live one
+# reconnect (a server restart, a network blip). A process whose server died with it (the
+# embedded one) is caught when its row stops being refreshed. Both well within 15 s.
+DEFAULT_ENGINE_GRACE_SECONDS = 5.0
+DEFAULT_ENGINE_TIMEOUT_SECONDS = 10.0
+DEFAULT_CANCELLING_TIMEOUT_SECONDS = 30.0
 
 
 def _default_home() -> Path:
@@ -101,6 +113,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "home": _home,
     "request_log_retention_seconds": _seconds,
     "max_receive_message_bytes": _bytes,
+    "engine_grace_seconds": _seconds,
+    "engine_timeout_seconds": _seconds,
+    "cancelling_timeout_seconds": _seconds,
 }
 
 
@@ -116,6 +131,14 @@ class ServerSettings:
             so a day is ample; older answers are pruned.
         max_receive_message_bytes: The largest request message the server accepts; a larger one
             is refused with RESOURCE_EXHAUSTED before it is parsed.
+        engine_grace_seconds: How long an SDK process whose engine stream ended may take to
+            reconnect before the service ends its unfinished runs CRASHED.
+        engine_timeout_seconds: How long an SDK process may go without its stream being seen
+            by any server (its server died with it) before its runs end CRASHED. Servers
+            refresh the streams they hold four times per timeout.
+        cancelling_timeout_seconds: How long a CANCELLING flow run that no live engine runs
+            (started through the unary API, or its process is gone) waits before the service
+            ends it CANCELLED.
 
     Raises:
         ServerSettingsError: A value is out of range (also from ``dataclasses.replace``).
@@ -125,9 +148,22 @@ class ServerSettings:
     home: Path = field(default_factory=_default_home)
     request_log_retention_seconds: float = DEFAULT_REQUEST_LOG_RETENTION_SECONDS
     max_receive_message_bytes: int = DEFAULT_MAX_RECEIVE_MESSAGE_BYTES
+    engine_grace_seconds: float = DEFAULT_ENGINE_GRACE_SECONDS
+    engine_timeout_seconds: float = DEFAULT_ENGINE_TIMEOUT_SECONDS
+    cancelling_timeout_seconds: float = DEFAULT_CANCELLING_TIMEOUT_SECONDS
 
     def __post_init__(self) -> None:
         problems = []
+        for name in (
+            "engine_grace_seconds",
+            "engine_timeout_seconds",
+            "cancelling_timeout_seconds",
+        ):
+            value = getattr(self, name)
+            if not 0 < value < float("inf"):
+                problems.append(
+                    f"{_variable(name)} must be a number of seconds, more than 0, not {value!r}"
+                )
         if not 0 <= self.request_log_retention_seconds < float("inf"):
             problems.append(
                 f"{_variable('request_log_retention_seconds')} must be a number of seconds, "

@@ -16,6 +16,7 @@ UPDATE of the run row and the stored answer, all committed together.
 
 from __future__ import annotations
 
+from headwater_server.storage._engines import EnginesMixin
 from headwater_server.storage._flow_runs import FlowRunsMixin
 from headwater_server.storage._flows import FlowsMixin
 from headwater_server.storage._logs import LogsMixin
@@ -25,10 +26,11 @@ from headwater_server.storage._task_runs import TaskRunsMixin
 __all__ = ["Repository"]
 
 
-class Repository(FlowsMixin, FlowRunsMixin, TaskRunsMixin, ProposalsMixin, LogsMixin):
+class Repository(FlowsMixin, FlowRunsMixin, TaskRunsMixin, ProposalsMixin, LogsMixin, EnginesMixin):
     """All storage operations of the service over one SQLAlchemy engine.
 
     Thread-safe: each method checks out its own connection and runs one transaction. The
     operations live in one module per resource (``_flows``, ``_flow_runs``, ``_task_runs``,
-    ``_proposals``, ``_logs``) over the shared transactions and idempotency of ``_base``.
+    ``_proposals``, ``_logs``, ``_engines``) over the shared transactions and idempotency of
+    ``_base``.
     """
