@@ -38,7 +38,8 @@ def postgres_url() -> Iterator[str]:
 def make_server(tmp_path: Path) -> Iterator[ServerFactory]:
     """Start servers of this test's own: ``make_server(database_url=None, home=None, env=None)``.
 
-    ``env`` adds variables to the server's environment (server settings, for instance).
+    ``env`` adds variables to the server's environment (server settings such as
+    ``HEADWATER_LATE_RUN_AFTER_SECONDS``).
     """
     started: list[ServerProcess] = []
 

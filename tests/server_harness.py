@@ -81,10 +81,7 @@ class ServerProcess:
     """
 
     def __init__(
-        self,
-        home: Path,
-        database_url: str | None = None,
-        env: dict[str, str] | None = None,
+        self, home: Path, database_url: str | None = None, env: dict[str, str] | None = None
     ) -> None:
         self.home = home
         self._extra_env = dict(env or {})

@@ -88,6 +88,19 @@ def invalid_argument(
     )
 
 
+def invalid_arguments(problems: list[tuple[str, str]]) -> ServiceError:
+    """Several request fields are wrong at once (each a BadRequest entry); the message names
+    the first and counts the others."""
+    first_field, first = problems[0]
+    more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+    return ServiceError(
+        code=grpc.StatusCode.INVALID_ARGUMENT,
+        reason="INVALID_ARGUMENT",
+        message=f"Invalid request field '{first_field}': {first}{more}",
+        violations=tuple(FieldViolation(name, text) for name, text in problems),
+    )
+
+
 def undecodable_request(method: str, problem: str) -> ServiceError:
     """The request bytes are not a valid message of the method's request type."""
     return ServiceError(
@@ -114,6 +127,33 @@ def not_found(resource_type: str, resource_id: str) -> ServiceError:
         ),
         resource_type=resource_type,
         resource_name=resource_id,
+    )
+
+
+def not_found_by_name(resource_type: str, name: str) -> ServiceError:
+    """The resource named ``name`` does not exist (for resources looked up by name)."""
+    label = resource_type.replace("_", " ")
+    list_method = "List" + "".join(part.title() for part in resource_type.split("_")) + "s"
+    return ServiceError(
+        code=grpc.StatusCode.NOT_FOUND,
+        reason=f"{resource_type.upper()}_NOT_FOUND",
+        message=(
+            f"No {label} named {shown(name)} exists. Check the name ({list_method} lists "
+            "them), or create it first."
+        ),
+        resource_type=resource_type,
+        resource_name=name,
+    )
+
+
+def deployment_paused(deployment_id: str, name: str) -> ServiceError:
+    """A run of a paused deployment was asked for."""
+    return failed_precondition(
+        "DEPLOYMENT_PAUSED",
+        f"Deployment '{name}' is paused, so it creates no runs. Resume it (ResumeDeployment, "
+        f"or `headwater deployment resume '{name}'`) first.",
+        resource_type="deployment",
+        resource_name=deployment_id,
     )
 
 

@@ -142,8 +142,11 @@ async def start_server(
     """
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+<<<<<<< HEAD
     from headwater_server.housekeeping import prune_request_log_forever
     from headwater_server.liveness import LivenessPolicy, reap_forever, refresh_engines_forever
+=======
+>>>>>>> main
     from headwater_server.reflection import add_reflection
     from headwater_server.storage.database import Database
 
@@ -184,6 +187,7 @@ async def start_server(
         await asyncio.to_thread(db.close)
         raise
     bound = _with_port(address, port)
+<<<<<<< HEAD
     retention = settings.request_log_retention_seconds
     liveness = LivenessPolicy(
         grace_seconds=settings.engine_grace_seconds,
@@ -195,6 +199,9 @@ async def start_server(
         asyncio.create_task(refresh_engines_forever(backend, liveness)),
         asyncio.create_task(reap_forever(backend, liveness)),
     ]
+=======
+    upkeep = _start_upkeep(backend, settings)
+>>>>>>> main
     return RunningServer(
         address=bound,
         port=port if not address.startswith("unix") else 0,
@@ -204,6 +211,28 @@ async def start_server(
         _health=health_servicer,
         _upkeep=upkeep,
     )
+
+
+def _start_upkeep(backend: Backend, settings: ServerSettings) -> list[asyncio.Task[None]]:
+    """Start the background loops the settings ask for; the server cancels them at stop."""
+    from headwater_server.housekeeping import expire_old_data_forever, prune_request_log_forever
+    from headwater_server.scheduling.late_runs import mark_late_runs_forever
+
+    db = backend.db
+    loops = {
+        "late-runs": mark_late_runs_forever(
+            backend, settings.late_run_after_seconds, settings.late_runs_loop_seconds
+        ),
+        "prune-request-log": prune_request_log_forever(db, settings.request_log_retention_seconds),
+    }
+    if settings.run_retention_seconds is not None or settings.log_retention_seconds is not None:
+        loops["retention"] = expire_old_data_forever(
+            db,
+            settings.run_retention_seconds,
+            settings.log_retention_seconds,
+            settings.retention_loop_seconds,
+        )
+    return [asyncio.create_task(loop, name=name) for name, loop in loops.items()]
 
 
 def serve(

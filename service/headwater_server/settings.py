@@ -11,12 +11,23 @@ nothing else in the service reads ``os.environ``.
 - ``HEADWATER_REQUEST_LOG_RETENTION_SECONDS``: how long answers to retried requests are kept;
   default a day.
 - ``HEADWATER_MAX_RECEIVE_MESSAGE_BYTES``: the largest request message accepted; default 4 MiB.
+<<<<<<< HEAD
 - ``HEADWATER_ENGINE_GRACE_SECONDS``: how long an SDK process whose stream ended may take to
   reconnect before its runs end CRASHED; default 5.
 - ``HEADWATER_ENGINE_TIMEOUT_SECONDS``: how long an SDK process may go unseen (its server died
   with it, as the embedded one does) before its runs end CRASHED; default 10.
 - ``HEADWATER_CANCELLING_TIMEOUT_SECONDS``: how long a CANCELLING run that no live engine runs
   waits before it ends CANCELLED; default 30.
+=======
+- ``HEADWATER_RUN_RETENTION_SECONDS``: how long finished flow runs (with their task runs,
+  states and log lines) are kept; default unset, kept forever.
+- ``HEADWATER_LOG_RETENTION_SECONDS``: how long log lines are kept, also of runs still kept;
+  default unset, as long as their run.
+- ``HEADWATER_LATE_RUN_AFTER_SECONDS``: how far past its scheduled time a SCHEDULED run is
+  marked Late; default 15 s (Prefect's).
+- ``HEADWATER_SCHEDULER_*``: how often the scheduler runs and how far ahead it creates runs
+  (see :class:`ServerSettings`).
+>>>>>>> main
 
 As in the SDK, names are matched case-insensitively and an exported-but-empty variable means
 unset. Every bad value is reported at once, each naming its variable.
@@ -97,6 +108,26 @@ def _seconds(raw: str) -> float:
     return seconds
 
 
+def _positive_seconds(raw: str) -> float:
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):  # also refuses NaN
+        raise ValueError("must be a number of seconds, more than 0")
+    return seconds
+
+
+def _count(raw: str) -> int:
+    try:
+        count = int(raw.strip())
+    except ValueError:
+        count = 0
+    if count <= 0:
+        raise ValueError("must be a whole number, more than 0")
+    return count
+
+
 def _bytes(raw: str) -> int:
     try:
         count = int(raw.strip())
@@ -113,10 +144,42 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "home": _home,
     "request_log_retention_seconds": _seconds,
     "max_receive_message_bytes": _bytes,
+<<<<<<< HEAD
     "engine_grace_seconds": _seconds,
     "engine_timeout_seconds": _seconds,
     "cancelling_timeout_seconds": _seconds,
+=======
+    "run_retention_seconds": _positive_seconds,
+    "log_retention_seconds": _positive_seconds,
+    "retention_loop_seconds": _positive_seconds,
+    "late_run_after_seconds": _seconds,
+    "late_runs_loop_seconds": _positive_seconds,
+    "scheduler_loop_seconds": _positive_seconds,
+    "scheduler_min_runs": _count,
+    "scheduler_max_runs": _count,
+    "scheduler_min_ahead_seconds": _seconds,
+    "scheduler_max_ahead_seconds": _positive_seconds,
+>>>>>>> main
 }
+
+# Settings that must be more than 0 (None, where allowed, means "off"); the others may be 0.
+_POSITIVE = {
+    "run_retention_seconds",
+    "log_retention_seconds",
+    "retention_loop_seconds",
+    "late_runs_loop_seconds",
+    "scheduler_loop_seconds",
+    "scheduler_min_runs",
+    "scheduler_max_runs",
+    "scheduler_max_ahead_seconds",
+}
+_NON_NEGATIVE = {
+    "request_log_retention_seconds",
+    "late_run_after_seconds",
+    "scheduler_min_ahead_seconds",
+}
+# Settings where None is a value: the retention is off.
+_OPTIONAL = {"run_retention_seconds", "log_retention_seconds"}
 
 
 @dataclass(frozen=True)
@@ -131,6 +194,7 @@ class ServerSettings:
             so a day is ample; older answers are pruned.
         max_receive_message_bytes: The largest request message the server accepts; a larger one
             is refused with RESOURCE_EXHAUSTED before it is parsed.
+<<<<<<< HEAD
         engine_grace_seconds: How long an SDK process whose engine stream ended may take to
             reconnect before the service ends its unfinished runs CRASHED.
         engine_timeout_seconds: How long an SDK process may go without its stream being seen
@@ -139,6 +203,26 @@ class ServerSettings:
         cancelling_timeout_seconds: How long a CANCELLING flow run that no live engine runs
             (started through the unary API, or its process is gone) waits before the service
             ends it CANCELLED.
+=======
+        run_retention_seconds: How long a flow run is kept after it reached a final state
+            (COMPLETED, FAILED, CANCELLED, CRASHED), with its task runs, state history and log
+            lines; a task run outside any flow likewise. None keeps them forever. Runs that have
+            not finished are never expired, however old.
+        log_retention_seconds: How long log lines are kept, whatever their run's state; None
+            keeps them as long as their run. Logs are most of the data, so this may be shorter.
+        retention_loop_seconds: How often the expiry pass runs (when a retention is set).
+        late_run_after_seconds: A SCHEDULED run whose scheduled time is further in the past
+            than this is moved to the Late state (still SCHEDULED), as Prefect does.
+        late_runs_loop_seconds: How often the service looks for late runs.
+        scheduler_loop_seconds: How often the scheduler creates upcoming runs of deployments.
+        scheduler_min_runs: The scheduler keeps at least this many future runs of each active
+            schedule, however far ahead they are (up to ``scheduler_max_ahead_seconds``).
+        scheduler_max_runs: At most this many future runs of one schedule exist at once (a
+            schedule's own ``max_scheduled_runs`` overrides it).
+        scheduler_min_ahead_seconds: Runs due within this time ahead are always created (up to
+            ``scheduler_max_runs``), so a frequent schedule never runs dry between passes.
+        scheduler_max_ahead_seconds: No run further ahead than this is created.
+>>>>>>> main
 
     Raises:
         ServerSettingsError: A value is out of range (also from ``dataclasses.replace``).
@@ -148,6 +232,7 @@ class ServerSettings:
     home: Path = field(default_factory=_default_home)
     request_log_retention_seconds: float = DEFAULT_REQUEST_LOG_RETENTION_SECONDS
     max_receive_message_bytes: int = DEFAULT_MAX_RECEIVE_MESSAGE_BYTES
+<<<<<<< HEAD
     engine_grace_seconds: float = DEFAULT_ENGINE_GRACE_SECONDS
     engine_timeout_seconds: float = DEFAULT_ENGINE_TIMEOUT_SECONDS
     cancelling_timeout_seconds: float = DEFAULT_CANCELLING_TIMEOUT_SECONDS
@@ -165,9 +250,35 @@ class ServerSettings:
                     f"{_variable(name)} must be a number of seconds, more than 0, not {value!r}"
                 )
         if not 0 <= self.request_log_retention_seconds < float("inf"):
+=======
+    run_retention_seconds: float | None = None
+    log_retention_seconds: float | None = None
+    retention_loop_seconds: float = 600.0
+    late_run_after_seconds: float = 15.0
+    late_runs_loop_seconds: float = 5.0
+    scheduler_loop_seconds: float = 5.0
+    scheduler_min_runs: int = 3
+    scheduler_max_runs: int = 100
+    scheduler_min_ahead_seconds: float = 3_600.0
+    scheduler_max_ahead_seconds: float = 100 * 86_400.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in sorted(_POSITIVE | _NON_NEGATIVE):
+            value = getattr(self, name)
+            if value is None and name in _OPTIONAL:
+                continue
+            positive = name in _POSITIVE
+            # NaN fails both comparisons, so it is refused too.
+            if not (value > 0 if positive else value >= 0) or value == float("inf"):
+                what = "a number of seconds" if name.endswith("_seconds") else "a whole number"
+                bound = "more than 0" if positive else "0 or more"
+                problems.append(f"{_variable(name)} must be {what}, {bound}, not {value!r}")
+        if self.scheduler_min_runs > self.scheduler_max_runs:
+>>>>>>> main
             problems.append(
-                f"{_variable('request_log_retention_seconds')} must be a number of seconds, "
-                f"0 or more, not {self.request_log_retention_seconds!r}"
+                f"{_variable('scheduler_min_runs')} ({self.scheduler_min_runs}) must not exceed "
+                f"{_variable('scheduler_max_runs')} ({self.scheduler_max_runs})"
             )
         if self.max_receive_message_bytes <= 0:
             problems.append(

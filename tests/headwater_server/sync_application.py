@@ -25,9 +25,16 @@ class SyncApplication:
         self.backend = Backend(db=database, hub=EventHub(no_polling))  # type: ignore[arg-type]
 
     def __getattr__(self, name: str) -> Any:
-        from headwater_server.application import flow_runs, flows, logs, task_runs
+        from headwater_server.application import (
+            deployments,
+            flow_runs,
+            flows,
+            logs,
+            task_runs,
+            work_pools,
+        )
 
-        for module in (flows, flow_runs, task_runs, logs):
+        for module in (flows, flow_runs, task_runs, logs, deployments, work_pools):
             operation = getattr(module, name, None)
             if operation is not None:
                 return lambda request: asyncio.run(operation(self.backend, request))

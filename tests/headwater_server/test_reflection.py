@@ -8,11 +8,31 @@ import grpc
 import pytest
 from google.protobuf import descriptor_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from headwater.v1 import engine_pb2, flow_runs_pb2, flows_pb2, logs_pb2, states_pb2, task_runs_pb2
+from headwater.v1 import (
+    deployments_pb2,
+    engine_pb2,
+    flow_runs_pb2,
+    flows_pb2,
+    logs_pb2,
+    schedules_pb2,
+    states_pb2,
+    task_runs_pb2,
+    work_pools_pb2,
+)
 from headwater_server.reflection import load_image
 from headwater_server.server import start_server
 
-GENERATED = (engine_pb2, flow_runs_pb2, flows_pb2, logs_pb2, states_pb2, task_runs_pb2)
+GENERATED = (
+    deployments_pb2,
+    engine_pb2,
+    flow_runs_pb2,
+    flows_pb2,
+    logs_pb2,
+    schedules_pb2,
+    states_pb2,
+    task_runs_pb2,
+    work_pools_pb2,
+)
 
 
 def _names(file: object) -> list[str]:

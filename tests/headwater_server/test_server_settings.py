@@ -68,6 +68,53 @@ def test_values_set_in_code_are_checked_too() -> None:
         ServerSettings(max_receive_message_bytes=0)
 
 
+def test_retention_late_runs_and_scheduler_settings() -> None:
+    defaults = ServerSettings()
+    assert defaults.run_retention_seconds is None  # kept forever
+    assert defaults.log_retention_seconds is None
+    assert defaults.late_run_after_seconds == 15
+    assert (defaults.scheduler_min_runs, defaults.scheduler_max_runs) == (3, 100)
+    settings = ServerSettings.from_environ(
+        {
+            "HEADWATER_RUN_RETENTION_SECONDS": "604800",
+            "HEADWATER_LOG_RETENTION_SECONDS": "86400.5",
+            "HEADWATER_LATE_RUN_AFTER_SECONDS": "0",
+            "HEADWATER_SCHEDULER_LOOP_SECONDS": "0.5",
+            "HEADWATER_SCHEDULER_MAX_RUNS": "10",
+            "HEADWATER_SCHEDULER_MAX_AHEAD_SECONDS": "3600",
+        }
+    )
+    assert settings.run_retention_seconds == 604_800
+    assert settings.log_retention_seconds == 86_400.5
+    assert settings.late_run_after_seconds == 0
+    assert settings.scheduler_loop_seconds == 0.5
+    assert settings.scheduler_max_runs == 10
+    assert settings.scheduler_max_ahead_seconds == 3600
+
+
+def test_bad_retention_late_runs_and_scheduler_settings_are_named() -> None:
+    with pytest.raises(ServerSettingsError) as caught:
+        ServerSettings.from_environ(
+            {
+                "HEADWATER_RUN_RETENTION_SECONDS": "0",
+                "HEADWATER_LOG_RETENTION_SECONDS": "a week",
+                "HEADWATER_LATE_RUN_AFTER_SECONDS": "-1",
+                "HEADWATER_SCHEDULER_MAX_RUNS": "1.5",
+            }
+        )
+    assert [problem.split(" must ")[0] for problem in caught.value.problems] == [
+        "HEADWATER_RUN_RETENTION_SECONDS",
+        "HEADWATER_LOG_RETENTION_SECONDS",
+        "HEADWATER_LATE_RUN_AFTER_SECONDS",
+        "HEADWATER_SCHEDULER_MAX_RUNS",
+    ]
+    assert "more than 0" in caught.value.problems[0]
+    with pytest.raises(ServerSettingsError, match="HEADWATER_SCHEDULER_MIN_RUNS \\(5\\) must not"):
+        ServerSettings(scheduler_min_runs=5, scheduler_max_runs=4)
+    with pytest.raises(ServerSettingsError, match="HEADWATER_SCHEDULER_LOOP_SECONDS"):
+        ServerSettings(scheduler_loop_seconds=math.inf)
+
+
 def test_settings_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         ServerSettings().database_url = "sqlite://"  # type: ignore[misc]

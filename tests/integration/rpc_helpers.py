@@ -13,6 +13,7 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from headwater.v1 import (
+    deployments_pb2_grpc,
     engine_pb2,
     engine_pb2_grpc,
     flow_runs_pb2,
@@ -22,6 +23,7 @@ from headwater.v1 import (
     logs_pb2_grpc,
     states_pb2,
     task_runs_pb2_grpc,
+    work_pools_pb2_grpc,
 )
 
 S = states_pb2
@@ -37,6 +39,8 @@ class Api:
         self.task_runs = task_runs_pb2_grpc.TaskRunServiceStub(channel)
         self.logs = logs_pb2_grpc.LogServiceStub(channel)
         self.engine = engine_pb2_grpc.EngineServiceStub(channel)
+        self.deployments = deployments_pb2_grpc.DeploymentServiceStub(channel)
+        self.work_pools = work_pools_pb2_grpc.WorkPoolServiceStub(channel)
 
     def new_flow(self, prefix: str = "flow") -> flows_pb2.Flow:
         """Register a flow with a name no other test uses."""

@@ -32,12 +32,14 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescri
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from headwater.v1 import (
+    deployments_pb2,
     engine_pb2,
     flow_runs_pb2,
     flows_pb2,
     logs_pb2,
     states_pb2,
     task_runs_pb2,
+    work_pools_pb2,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -52,6 +54,8 @@ SERVICES = (
     "headwater.v1.TaskRunService",
     "headwater.v1.LogService",
     "headwater.v1.EngineService",
+    "headwater.v1.DeploymentService",
+    "headwater.v1.WorkPoolService",
 )
 EXAMPLES = int(os.environ.get("HEADWATER_FUZZ_EXAMPLES", "400"))
 MAX_DEPTH = 3
@@ -83,9 +87,17 @@ class Seeds:
     flow_run_ids: list[str] = field(default_factory=list)
     task_run_ids: list[str] = field(default_factory=list)
     state_ids: list[str] = field(default_factory=list)
+    deployment_ids: list[str] = field(default_factory=list)
+    work_pool_names: list[str] = field(default_factory=list)
 
     def all_ids(self) -> list[str]:
-        return self.flow_ids + self.flow_run_ids + self.task_run_ids + self.state_ids
+        return (
+            self.flow_ids
+            + self.flow_run_ids
+            + self.task_run_ids
+            + self.state_ids
+            + self.deployment_ids
+        )
 
 
 def _token(*parts: object) -> str:
@@ -306,6 +318,7 @@ def _templates(seeds: Seeds) -> dict[str, st.SearchStrategy[Message]]:
         "ListLogs": run.map(
             lambda i: logs_pb2.ListLogsRequest(filter=logs_pb2.LogFilter(flow_run_id=i))
         ),
+        **_deployment_templates(seeds),
     }
     operations = {
         "create_flow_run": "CreateFlowRun",
@@ -328,6 +341,79 @@ def _templates(seeds: Seeds) -> dict[str, st.SearchStrategy[Message]]:
         ]
     )
     return table
+
+
+def _deployment_templates(seeds: Seeds) -> dict[str, st.SearchStrategy[Message]]:
+    """Valid DeploymentService and WorkPoolService requests on the seeded rows."""
+    d, w = deployments_pb2, work_pools_pb2
+    flow = st.sampled_from(seeds.flow_ids)
+    deployment = st.sampled_from(seeds.deployment_ids)
+    doomed = _mostly(st.uuids().map(str), deployment)
+    pool = st.sampled_from(seeds.work_pool_names)
+    fresh = st.uuids().map(lambda value: value.hex[:8])
+    mask = field_mask_pb2.FieldMask
+    return {
+        "CreateDeployment": st.builds(
+            lambda i, key, p: d.CreateDeploymentRequest(
+                deployment=d.Deployment(flow_id=i, name=f"fuzz-{key}", work_pool_name=p)
+            ),
+            flow,
+            fresh,
+            pool,
+        ),
+        "GetDeployment": deployment.map(lambda i: d.GetDeploymentRequest(deployment_id=i)),
+        "UpdateDeployment": deployment.map(
+            lambda i: d.UpdateDeploymentRequest(
+                deployment_id=i,
+                deployment=d.Deployment(description="changed"),
+                update_mask=mask(paths=["description"]),
+            )
+        ),
+        "DeleteDeployment": doomed.map(lambda i: d.DeleteDeploymentRequest(deployment_id=i)),
+        "PauseDeployment": deployment.map(lambda i: d.PauseDeploymentRequest(deployment_id=i)),
+        "ResumeDeployment": deployment.map(lambda i: d.ResumeDeploymentRequest(deployment_id=i)),
+        "CreateFlowRunFromDeployment": deployment.map(
+            lambda i: d.CreateFlowRunFromDeploymentRequest(
+                deployment_id=i, parameters_json='{"x": 1}'
+            )
+        ),
+        "BatchCreateFlowRunsFromDeployment": deployment.map(
+            lambda i: d.BatchCreateFlowRunsFromDeploymentRequest(
+                deployment_id=i, runs=[d.DeploymentRun(), d.DeploymentRun(name="second")]
+            )
+        ),
+        "CreateWorkPool": fresh.map(
+            lambda key: w.CreateWorkPoolRequest(work_pool=w.WorkPool(name=f"fuzz-{key}"))
+        ),
+        "GetWorkPool": pool.map(lambda name: w.GetWorkPoolRequest(name=name)),
+        "UpdateWorkPool": pool.map(
+            lambda name: w.UpdateWorkPoolRequest(
+                name=name,
+                work_pool=w.WorkPool(concurrency_limit=3),
+                update_mask=mask(paths=["concurrency_limit"]),
+            )
+        ),
+        "DeleteWorkPool": fresh.map(lambda key: w.DeleteWorkPoolRequest(name=f"fuzz-{key}")),
+        "CreateWorkQueue": st.builds(
+            lambda name, key: w.CreateWorkQueueRequest(
+                work_pool_name=name, work_queue=w.WorkQueue(name=f"fuzz-{key}")
+            ),
+            pool,
+            fresh,
+        ),
+        "ListWorkQueues": pool.map(lambda name: w.ListWorkQueuesRequest(work_pool_name=name)),
+        "UpdateWorkQueue": pool.map(
+            lambda name: w.UpdateWorkQueueRequest(
+                work_pool_name=name,
+                name="default",
+                work_queue=w.WorkQueue(priority=2),
+                update_mask=mask(paths=["priority"]),
+            )
+        ),
+        "DeleteWorkQueue": pool.map(
+            lambda name: w.DeleteWorkQueueRequest(work_pool_name=name, name="default")
+        ),
+    }
 
 
 def _mutate(base: Message, random: Message, keep: set[str]) -> bytes:
@@ -424,6 +510,25 @@ def seed(api: Api) -> Seeds:
             )
         ).task_run
         seeds.task_run_ids.append(task_run.id)
+        pool = api.work_pools.CreateWorkPool(
+            work_pools_pb2.CreateWorkPoolRequest(
+                work_pool=work_pools_pb2.WorkPool(name=f"fuzz-pool-{uuid.uuid4().hex[:8]}")
+            )
+        ).work_pool
+        seeds.work_pool_names.append(pool.name)
+        deployment = api.deployments.CreateDeployment(
+            deployments_pb2.CreateDeploymentRequest(
+                deployment=deployments_pb2.Deployment(
+                    flow_id=flow.id,
+                    name="fuzzed",
+                    work_pool_name=pool.name,
+                    parameter_schema_json=(
+                        '{"type": "object", "properties": {"x": {"type": "integer"}}}'
+                    ),
+                )
+            )
+        ).deployment
+        seeds.deployment_ids.append(deployment.id)
     return seeds
 
 
@@ -434,7 +539,7 @@ def api(server: ServerProcess) -> Iterator[Api]:
 
 
 def test_every_rpc_is_fuzzed() -> None:
-    assert len(METHODS) == 22, [method.name for method in METHODS]
+    assert len(METHODS) == 40, [method.name for method in METHODS]
 
 
 def test_fuzzed_requests_never_get_internal_or_unknown(api: Api, server: ServerProcess) -> None:

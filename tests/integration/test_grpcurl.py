@@ -47,6 +47,8 @@ def test_list_shows_every_service(sqlite_server: ServerProcess) -> None:
         "headwater.v1.TaskRunService",
         "headwater.v1.LogService",
         "headwater.v1.EngineService",
+        "headwater.v1.DeploymentService",
+        "headwater.v1.WorkPoolService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
     ):
@@ -110,7 +112,7 @@ def test_reflection_describes_every_service_and_method_of_the_image(
         for name in grpcurl("-protoset", str(PROTOSET), "list").stdout.split()
         if name.startswith("headwater.")
     ]
-    assert len(services) == 5
+    assert len(services) == 7
     for service in services:
         methods = grpcurl("-protoset", str(PROTOSET), "list", service).stdout.split()
         assert methods

@@ -14,7 +14,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class FlowRun(_message.Message):
-    __slots__ = ("id", "name", "flow_id", "flow_name", "flow_version", "deployment_id", "parent_flow_run_id", "parent_task_run_id", "parameters_json", "idempotency_key", "tags", "state", "policy", "run_count", "expected_start_time", "start_time", "end_time", "total_run_time", "create_time", "update_time", "last_sequence")
+    __slots__ = ("id", "name", "flow_id", "flow_name", "flow_version", "deployment_id", "parent_flow_run_id", "parent_task_run_id", "parameters_json", "idempotency_key", "tags", "state", "policy", "run_count", "expected_start_time", "start_time", "end_time", "total_run_time", "create_time", "update_time", "last_sequence", "auto_scheduled")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     FLOW_ID_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +36,7 @@ class FlowRun(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    AUTO_SCHEDULED_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     flow_id: str
@@ -57,7 +58,8 @@ class FlowRun(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     last_sequence: int
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., flow_id: _Optional[str] = ..., flow_name: _Optional[str] = ..., flow_version: _Optional[str] = ..., deployment_id: _Optional[str] = ..., parent_flow_run_id: _Optional[str] = ..., parent_task_run_id: _Optional[str] = ..., parameters_json: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[_states_pb2.State, _Mapping]] = ..., policy: _Optional[_Union[_states_pb2.RunPolicy, _Mapping]] = ..., run_count: _Optional[int] = ..., expected_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., total_run_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_sequence: _Optional[int] = ...) -> None: ...
+    auto_scheduled: bool
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., flow_id: _Optional[str] = ..., flow_name: _Optional[str] = ..., flow_version: _Optional[str] = ..., deployment_id: _Optional[str] = ..., parent_flow_run_id: _Optional[str] = ..., parent_task_run_id: _Optional[str] = ..., parameters_json: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[_states_pb2.State, _Mapping]] = ..., policy: _Optional[_Union[_states_pb2.RunPolicy, _Mapping]] = ..., run_count: _Optional[int] = ..., expected_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., total_run_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_sequence: _Optional[int] = ..., auto_scheduled: _Optional[bool] = ...) -> None: ...
 
 class FlowRunEvent(_message.Message):
     __slots__ = ("sequence", "flow_run_id", "event_time", "state_changed", "task_run_state_changed", "log")
@@ -132,20 +134,22 @@ class GetFlowRunResponse(_message.Message):
     def __init__(self, flow_run: _Optional[_Union[FlowRun, _Mapping]] = ...) -> None: ...
 
 class FlowRunFilter(_message.Message):
-    __slots__ = ("flow_ids", "flow_name", "state_types", "parent_flow_run_id", "tags", "name")
+    __slots__ = ("flow_ids", "flow_name", "state_types", "parent_flow_run_id", "tags", "name", "deployment_id")
     FLOW_IDS_FIELD_NUMBER: _ClassVar[int]
     FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_TYPES_FIELD_NUMBER: _ClassVar[int]
     PARENT_FLOW_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     flow_ids: _containers.RepeatedScalarFieldContainer[str]
     flow_name: str
     state_types: _containers.RepeatedScalarFieldContainer[_states_pb2.StateType]
     parent_flow_run_id: str
     tags: _containers.RepeatedScalarFieldContainer[str]
     name: str
-    def __init__(self, flow_ids: _Optional[_Iterable[str]] = ..., flow_name: _Optional[str] = ..., state_types: _Optional[_Iterable[_Union[_states_pb2.StateType, str]]] = ..., parent_flow_run_id: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ...) -> None: ...
+    deployment_id: str
+    def __init__(self, flow_ids: _Optional[_Iterable[str]] = ..., flow_name: _Optional[str] = ..., state_types: _Optional[_Iterable[_Union[_states_pb2.StateType, str]]] = ..., parent_flow_run_id: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ..., deployment_id: _Optional[str] = ...) -> None: ...
 
 class ListFlowRunsRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "filter")

@@ -31,26 +31,45 @@ from collections.abc import Collection, Iterable, Sized
 from typing import Any
 
 from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
-from headwater.v1 import flow_runs_pb2, states_pb2, task_runs_pb2
+from headwater.v1 import (
+    deployments_pb2,
+    flow_runs_pb2,
+    schedules_pb2,
+    states_pb2,
+    task_runs_pb2,
+    work_pools_pb2,
+)
 
 from headwater_server import errors
+from headwater_server.application.parameter_schema import check_schema, violations
 from headwater_server.orchestration import rules
 from headwater_server.storage.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from headwater_server.storage.values import NAME_MAX
+from headwater_server.storage.values import NAME_MAX, SCHEDULED_KEY_PREFIX
 
 __all__ = [
+    "MAX_BATCH_RUNS",
+    "MAX_DESCRIPTION_CHARACTERS",
     "MAX_FILTER_VALUES",
     "MAX_JSON_DEPTH",
+    "MAX_LOCATION_CHARACTERS",
     "MAX_PAGE_SIZE",
     "MAX_RETRY_DELAY_SECONDS",
     "MAX_RETRY_JITTER_FACTOR",
+    "MAX_SCHEDULES",
     "NAME_MAX",
+    "WORK_POOL_TYPES",
     "at_most",
+    "code_location",
+    "deployment_fields",
+    "deployment_name",
+    "deployment_run",
     "flow_name",
+    "idempotency_key",
     "initial_state",
     "json_object",
     "json_text",
     "name",
+    "new_deployment",
     "new_run",
     "non_negative",
     "non_negative_duration",
@@ -61,13 +80,17 @@ __all__ = [
     "proposed_state",
     "required_text",
     "run_policy",
+    "schedule",
     "short_text",
     "state_type",
     "state_types",
     "tags",
+    "text",
     "timestamp",
     "update_mask",
     "uuid",
+    "work_pool_fields",
+    "work_queue_fields",
 ]
 
 MAX_JSON_DEPTH = 100
@@ -388,3 +411,207 @@ def proposal(
     proposed_state("state", request.state, request.HasField("state"))
     optional_uuid("transition_id", request.transition_id)
     optional_uuid("expected_state_id", request.expected_state_id)
+
+
+# ------------------------------------------------------------- deployments and work pools
+
+#: The longest entrypoint, directory or URL a deployment stores.
+MAX_LOCATION_CHARACTERS = 4096
+#: The longest description of a deployment, pool or queue.
+MAX_DESCRIPTION_CHARACTERS = 10_000
+#: The most schedules one deployment has.
+MAX_SCHEDULES = 100
+#: The most runs one BatchCreateFlowRunsFromDeployment call creates.
+MAX_BATCH_RUNS = 1000
+#: The work pool types this service's workers serve.
+WORK_POOL_TYPES = ("process",)
+
+_COLLISION_STRATEGIES = tuple(deployments_pb2.CollisionStrategy.values())
+
+
+def text(field: str, value: str, limit: int) -> str:
+    """Text stored as it is (a description, a path): no NUL, at most ``limit`` characters."""
+    if len(value) > limit:
+        raise errors.invalid_argument(field, f"is {len(value)} characters long; at most {limit}.")
+    if _NUL in value:
+        raise errors.invalid_argument(
+            field, f"contains a NUL character (\\x00) at position {value.index(_NUL)}; remove it."
+        )
+    return value
+
+
+def idempotency_key(field: str, value: str) -> str:
+    """A caller's idempotency key: a name that does not pose as one of the scheduler's."""
+    name(field, value)
+    if value.startswith(SCHEDULED_KEY_PREFIX):
+        raise errors.invalid_argument(
+            field,
+            f"starts with {SCHEDULED_KEY_PREFIX!r}, which is kept for the runs a deployment's "
+            "schedules create; choose another key.",
+        )
+    return value
+
+
+def schedule(field: str, entry: schedules_pb2.DeploymentSchedule, *, creating: bool) -> None:
+    """One DeploymentSchedule: a schedule the scheduler can compute times from (time zone, cron
+    syntax, rrule text: judged by the scheduling package), and storable values."""
+    if creating and entry.id:
+        raise errors.invalid_argument(
+            f"{field}.id", "must be empty when creating a deployment; the service assigns it."
+        )
+    optional_uuid(f"{field}.id", entry.id)
+    one_of(f"{field}.schedule", entry.schedule.WhichOneof("kind"), "'interval', 'cron' or 'rrule'")
+    # Imported on first use: croniter and dateutil would slow every server's start-up.
+    from headwater_server.scheduling.schedules import ScheduleError, check_schedule
+
+    try:
+        check_schedule(entry.schedule)
+    except ScheduleError as error:
+        raise errors.invalid_argument(
+            f"{field}.schedule.{error.field}", error.description
+        ) from None
+    non_negative(f"{field}.max_scheduled_runs", entry.max_scheduled_runs)
+    json_object(f"{field}.parameters_json", entry.parameters_json)
+
+
+def deployment_fields(
+    prefix: str, d: deployments_pb2.Deployment, paths: Collection[str] | None
+) -> None:
+    """The settable fields of a Deployment: all of them (``paths`` None: a create), or those
+    an update names."""
+
+    def given(path: str) -> bool:
+        return paths is None or path in paths
+
+    if given("description"):
+        text(f"{prefix}.description", d.description, MAX_DESCRIPTION_CHARACTERS)
+    if given("version"):
+        name(f"{prefix}.version", d.version)
+    if given("tags"):
+        tags(f"{prefix}.tags", d.tags)
+    if given("entrypoint"):
+        text(f"{prefix}.entrypoint", d.entrypoint, MAX_LOCATION_CHARACTERS)
+    if given("code"):
+        code_location(f"{prefix}.code", d.code)
+    for field in ("parameters_json", "job_variables_json", "parameter_schema_json"):
+        if given(field):
+            json_object(f"{prefix}.{field}", getattr(d, field))
+    if given("parameter_schema_json"):
+        check_schema(f"{prefix}.parameter_schema_json", d.parameter_schema_json)
+    if given("schedules"):
+        at_most(f"{prefix}.schedules", d.schedules, MAX_SCHEDULES, "schedules")
+        for index, entry in enumerate(d.schedules):
+            schedule(f"{prefix}.schedules[{index}]", entry, creating=paths is None)
+    if given("concurrency_limit"):
+        non_negative(f"{prefix}.concurrency_limit", d.concurrency_limit)
+    if given("collision_strategy") and d.collision_strategy not in _COLLISION_STRATEGIES:
+        valid = ", ".join(deployments_pb2.CollisionStrategy.keys()[1:])
+        raise errors.invalid_argument(
+            f"{prefix}.collision_strategy",
+            f"{d.collision_strategy} is not a known CollisionStrategy. Use one of {valid}.",
+        )
+    if given("work_pool_name") and d.work_pool_name:
+        flow_name(f"{prefix}.work_pool_name", d.work_pool_name)
+    if given("work_queue_name") and d.work_queue_name:
+        flow_name(f"{prefix}.work_queue_name", d.work_queue_name)
+
+
+def code_location(field: str, code: deployments_pb2.CodeLocation) -> None:
+    """Where a deployment's code is: a directory, or a git repository with its URL."""
+    kind = code.WhichOneof("kind")
+    if kind == "directory":
+        required_text(f"{field}.directory", code.directory)
+        text(f"{field}.directory", code.directory, MAX_LOCATION_CHARACTERS)
+    elif kind == "git":
+        required_text(f"{field}.git.url", code.git.url)
+        text(f"{field}.git.url", code.git.url, MAX_LOCATION_CHARACTERS)
+        name(f"{field}.git.branch", code.git.branch)
+        name(f"{field}.git.commit", code.git.commit)
+
+
+def new_deployment(d: deployments_pb2.Deployment) -> None:
+    """A CreateDeployment's deployment: its name, its flow, and every settable field."""
+    flow_name("deployment.name", d.name)
+    if d.flow_id and d.flow_name:
+        raise errors.invalid_argument(
+            "deployment.flow_id", "and 'deployment.flow_name' are both set; set only one."
+        )
+    if d.flow_id:
+        uuid("deployment.flow_id", d.flow_id)
+    elif d.flow_name:
+        flow_name("deployment.flow_name", d.flow_name)
+    else:
+        raise errors.invalid_argument(
+            "deployment.flow_name",
+            "is required: name the deployment's flow ('flow_name', registered if new) or give "
+            "its 'flow_id'.",
+        )
+    deployment_fields("deployment", d, None)
+    if d.work_queue_name and not d.work_pool_name:
+        raise errors.invalid_argument(
+            "deployment.work_queue_name",
+            "needs a work pool: name it in 'deployment.work_pool_name' too.",
+        )
+    enforce = d.enforce_parameter_schema if d.HasField("enforce_parameter_schema") else True
+    schema = check_schema("deployment.parameter_schema_json", d.parameter_schema_json)
+    if enforce and schema is not None and d.parameters_json:
+        defaults = json.loads(d.parameters_json)
+        for path, description in violations(schema, defaults, partial=True):
+            raise errors.invalid_argument(
+                f"deployment.parameters_json.{path}" if path else "deployment.parameters_json",
+                f"{description} (the default does not satisfy the parameter schema).",
+            )
+
+
+def deployment_name(field: str, value: str) -> str:
+    """A "flow-name/deployment-name" reference."""
+    required_text(field, value)
+    name(field, value)
+    flow, slash, deployment = value.partition("/")
+    if not slash or not flow or not deployment:
+        raise errors.invalid_argument(
+            field,
+            f"{errors.shown(value)} is not 'flow-name/deployment-name'; give both names "
+            "separated by '/', or use the deployment's id.",
+        )
+    return value
+
+
+def deployment_run(prefix: str, run: deployments_pb2.DeploymentRun) -> None:
+    """What one requested run of a deployment sets (its parameters are merged later)."""
+    json_object(f"{prefix}parameters_json", run.parameters_json)
+    name(f"{prefix}name", run.name)
+    tags(f"{prefix}tags", run.tags)
+    idempotency_key(f"{prefix}idempotency_key", run.idempotency_key)
+    if run.HasField("scheduled_time"):
+        timestamp(f"{prefix}scheduled_time", run.scheduled_time)
+
+
+def work_pool_fields(
+    prefix: str, pool: work_pools_pb2.WorkPool, paths: Collection[str] | None
+) -> None:
+    """The settable fields of a WorkPool: all (``paths`` None: a create) or those named."""
+    if paths is None and pool.type and pool.type not in WORK_POOL_TYPES:
+        raise errors.invalid_argument(
+            f"{prefix}.type",
+            f"{errors.shown(pool.type)} is not a work pool type this service runs; use "
+            f"{', '.join(repr(t) for t in WORK_POOL_TYPES)} (or leave it empty).",
+        )
+    if paths is None or "description" in paths:
+        text(f"{prefix}.description", pool.description, MAX_DESCRIPTION_CHARACTERS)
+    if paths is None or "concurrency_limit" in paths:
+        non_negative(f"{prefix}.concurrency_limit", pool.concurrency_limit)
+    if paths is None or "base_job_template_json" in paths:
+        json_object(f"{prefix}.base_job_template_json", pool.base_job_template_json)
+
+
+def work_queue_fields(
+    prefix: str, queue: work_pools_pb2.WorkQueue, paths: Collection[str] | None
+) -> None:
+    """The settable fields of a WorkQueue: all (``paths`` None: a create) or those named."""
+    if paths is None or "description" in paths:
+        text(f"{prefix}.description", queue.description, MAX_DESCRIPTION_CHARACTERS)
+    if paths is None or "concurrency_limit" in paths:
+        non_negative(f"{prefix}.concurrency_limit", queue.concurrency_limit)
+    if paths is None or "priority" in paths:
+        non_negative(f"{prefix}.priority", queue.priority)

@@ -69,6 +69,7 @@ async def list_flow_runs(
     checks.name("filter.name", where.name)
     checks.state_types("filter.state_types", where.state_types)
     checks.optional_uuid("filter.parent_flow_run_id", where.parent_flow_run_id)
+    checks.optional_uuid("filter.deployment_id", where.deployment_id)
     for index, tag in enumerate(where.tags):
         checks.name(f"filter.tags[{index}]", tag)
     return await backend.db.run(backend.db.repository.list_flow_runs, request)

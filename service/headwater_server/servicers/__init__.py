@@ -11,20 +11,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from headwater.v1 import (
+    deployments_pb2_grpc,
     engine_pb2_grpc,
     flow_runs_pb2_grpc,
     flows_pb2_grpc,
     logs_pb2_grpc,
     task_runs_pb2_grpc,
+    work_pools_pb2_grpc,
 )
 
 from headwater_server.application.backend import Backend
 from headwater_server.servicers._decoding import DecodeErrorInterceptor
+from headwater_server.servicers.deployments import DeploymentServicer
 from headwater_server.servicers.engine import EngineServicer
 from headwater_server.servicers.flow_runs import FlowRunServicer
 from headwater_server.servicers.flows import FlowServicer
 from headwater_server.servicers.logs import LogServicer
 from headwater_server.servicers.task_runs import TaskRunServicer
+from headwater_server.servicers.work_pools import WorkPoolServicer
 
 if TYPE_CHECKING:
     import grpc.aio
@@ -38,6 +42,8 @@ SERVICE_NAMES: tuple[str, ...] = (
     "headwater.v1.TaskRunService",
     "headwater.v1.LogService",
     "headwater.v1.EngineService",
+    "headwater.v1.DeploymentService",
+    "headwater.v1.WorkPoolService",
 )
 
 
@@ -48,3 +54,7 @@ def add_servicers(server: grpc.aio.Server, backend: Backend) -> None:
     task_runs_pb2_grpc.add_TaskRunServiceServicer_to_server(TaskRunServicer(backend), server)
     logs_pb2_grpc.add_LogServiceServicer_to_server(LogServicer(backend), server)
     engine_pb2_grpc.add_EngineServiceServicer_to_server(EngineServicer(backend), server)
+    deployments_pb2_grpc.add_DeploymentServiceServicer_to_server(
+        DeploymentServicer(backend), server
+    )
+    work_pools_pb2_grpc.add_WorkPoolServiceServicer_to_server(WorkPoolServicer(backend), server)

@@ -173,6 +173,8 @@ class FlowRunsMixin(RepositoryBase):
             conditions.append(flow_runs.c.flow_name == f.flow_name)
         if f.name:
             conditions.append(flow_runs.c.name == f.name)
+        if f.deployment_id:
+            conditions.append(flow_runs.c.deployment_id == canonical_id(f.deployment_id))
         if f.state_types:
             conditions.append(flow_runs.c.state_type.in_(list(f.state_types)))
         if f.parent_flow_run_id:

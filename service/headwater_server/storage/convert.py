@@ -12,10 +12,20 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, overload
 
-from google.protobuf import duration_pb2, timestamp_pb2
-from headwater.v1 import flow_runs_pb2, flows_pb2, logs_pb2, states_pb2, task_runs_pb2
+from google.protobuf import duration_pb2, json_format, timestamp_pb2
+from headwater.v1 import (
+    deployments_pb2,
+    flow_runs_pb2,
+    flows_pb2,
+    logs_pb2,
+    schedules_pb2,
+    states_pb2,
+    task_runs_pb2,
+    work_pools_pb2,
+)
 
 from headwater_server.orchestration.rules import Policy
+from headwater_server.storage.values import is_scheduled_key
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
@@ -191,6 +201,8 @@ def flow_run_message(
         idempotency_key=m["idempotency_key"] or "",
         last_sequence=m["last_sequence"],
     )
+    if m["deployment_id"] is not None:
+        run.auto_scheduled = is_scheduled_key(m["idempotency_key"])
     _fill_run_common(run, m, result, failure)
     if m["expected_start_time"] is not None:
         set_timestamp(run.expected_start_time, m["expected_start_time"])
@@ -253,3 +265,88 @@ def state_message_from_row(m: Mapping[Any, Any]) -> states_pb2.State:
         failure=m["failure"],
     )
     return state
+
+
+def message_json(message: Any) -> str:
+    """A message in its compact proto3 JSON form with sorted keys, as deployments store
+    schedules and code locations: readable in the database, and equal text means equal value."""
+    return json.dumps(
+        json_format.MessageToDict(message, preserving_proto_field_name=True),
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+
+
+def deployment_schedule_message(m: Mapping[Any, Any]) -> schedules_pb2.DeploymentSchedule:
+    """A DeploymentSchedule from a ``deployment_schedules`` row mapping."""
+    entry = schedules_pb2.DeploymentSchedule(
+        id=m["id"],
+        active=m["active"],
+        max_scheduled_runs=m["max_scheduled_runs"],
+        parameters_json=m["parameters_json"],
+    )
+    json_format.Parse(m["schedule_json"], entry.schedule)
+    return entry
+
+
+def deployment_message(
+    m: Mapping[Any, Any], schedules: list[schedules_pb2.DeploymentSchedule]
+) -> deployments_pb2.Deployment:
+    """A Deployment from a ``deployments`` row mapping and its schedules, in order."""
+    deployment = deployments_pb2.Deployment(
+        id=m["id"],
+        name=m["name"],
+        flow_id=m["flow_id"],
+        flow_name=m["flow_name"],
+        description=m["description"],
+        version=m["version"],
+        entrypoint=m["entrypoint"],
+        parameters_json=m["parameters_json"],
+        parameter_schema_json=m["parameter_schema_json"],
+        enforce_parameter_schema=m["enforce_parameter_schema"],
+        schedules=schedules,
+        paused=m["paused"],
+        concurrency_limit=m["concurrency_limit"],
+        collision_strategy=m["collision_strategy"],
+        work_pool_name=m["work_pool_name"],
+        work_queue_name=m["work_queue_name"],
+        job_variables_json=m["job_variables_json"],
+    )
+    if m["tags"] and m["tags"] != "[]":
+        deployment.tags.extend(json.loads(m["tags"]))
+    json_format.Parse(m["code_json"], deployment.code)
+    set_timestamp(deployment.create_time, m["create_time"])
+    set_timestamp(deployment.update_time, m["update_time"])
+    return deployment
+
+
+def work_pool_message(m: Mapping[Any, Any]) -> work_pools_pb2.WorkPool:
+    """A WorkPool from a ``work_pools`` row mapping."""
+    pool = work_pools_pb2.WorkPool(
+        id=m["id"],
+        name=m["name"],
+        type=m["type"],
+        description=m["description"],
+        paused=m["paused"],
+        concurrency_limit=m["concurrency_limit"],
+        base_job_template_json=m["base_job_template_json"],
+    )
+    set_timestamp(pool.create_time, m["create_time"])
+    set_timestamp(pool.update_time, m["update_time"])
+    return pool
+
+
+def work_queue_message(m: Mapping[Any, Any], work_pool_name: str) -> work_pools_pb2.WorkQueue:
+    """A WorkQueue from a ``work_queues`` row mapping and its pool's name."""
+    queue = work_pools_pb2.WorkQueue(
+        id=m["id"],
+        name=m["name"],
+        work_pool_name=work_pool_name,
+        description=m["description"],
+        paused=m["paused"],
+        concurrency_limit=m["concurrency_limit"],
+        priority=m["priority"],
+    )
+    set_timestamp(queue.create_time, m["create_time"])
+    set_timestamp(queue.update_time, m["update_time"])
+    return queue

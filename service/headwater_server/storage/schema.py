@@ -252,6 +252,7 @@ request_log = Table(
 )
 Index("ix_request_log_create_time", request_log.c.create_time)
 
+<<<<<<< HEAD
 # Engines: one row per SDK process connected through EngineService.Connect (revision 0015).
 # Servers refresh ``last_seen_time`` of the engines whose streams they hold; a stream that ends
 # sets ``disconnected_time`` unless a newer stream of the engine (``session``) took over. An
@@ -271,3 +272,100 @@ engines = Table(
     Column("disconnected_time", BigInteger, nullable=True),
 )
 Index("ix_engines_last_seen_time", engines.c.last_seen_time)
+=======
+# Added in revision 0012: the scheduler's business key. A deployment's run exists once per
+# idempotency key (its schedule's runs are keyed "scheduled <schedule id> <time>"), so two
+# service replicas filling one schedule never create a run twice: the second INSERT does
+# nothing. A unique index rather than a constraint, so SQLite adds it without rebuilding the
+# table.
+Index(
+    "ix_flow_runs_deployment_id_idempotency_key",
+    flow_runs.c.deployment_id,
+    flow_runs.c.idempotency_key,
+    unique=True,
+)
+
+work_pools = Table(
+    "work_pools",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("type", String(255), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("paused", Boolean, nullable=False),
+    Column("concurrency_limit", Integer, nullable=False),
+    Column("base_job_template_json", Text, nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+    Column("update_time", BigInteger, nullable=False),
+)
+Index("ix_work_pools_create_time_id", work_pools.c.create_time, work_pools.c.id)
+
+work_queues = Table(
+    "work_queues",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("work_pool_id", ID, ForeignKey("work_pools.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("paused", Boolean, nullable=False),
+    Column("concurrency_limit", Integer, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+    Column("update_time", BigInteger, nullable=False),
+    UniqueConstraint("work_pool_id", "name"),
+)
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("flow_id", ID, ForeignKey("flows.id", ondelete="CASCADE"), nullable=False),
+    # Flow names never change, so the deployment keeps a copy, as runs do.
+    Column("flow_name", String(255), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("version", String(255), nullable=False),
+    Column("tags", Text, nullable=False),
+    Column("entrypoint", Text, nullable=False),
+    # The CodeLocation message in its proto3 JSON form ("{}" when none).
+    Column("code_json", Text, nullable=False),
+    Column("parameters_json", Text, nullable=False),
+    Column("parameter_schema_json", Text, nullable=False),
+    Column("enforce_parameter_schema", Boolean, nullable=False),
+    Column("paused", Boolean, nullable=False),
+    Column("concurrency_limit", Integer, nullable=False),
+    Column("collision_strategy", Integer, nullable=False),
+    # No ON DELETE: a pool (and its queues) in use by a deployment is not deleted.
+    Column("work_queue_id", ID, ForeignKey("work_queues.id"), nullable=True),
+    # Pool and queue names never change, so the deployment keeps copies for reads and filters.
+    Column("work_pool_name", String(255), nullable=False),
+    Column("work_queue_name", String(255), nullable=False),
+    Column("job_variables_json", Text, nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+    Column("update_time", BigInteger, nullable=False),
+    UniqueConstraint("flow_id", "name"),
+)
+Index("ix_deployments_create_time_id", deployments.c.create_time, deployments.c.id)
+Index("ix_deployments_work_queue_id", deployments.c.work_queue_id)
+
+deployment_schedules = Table(
+    "deployment_schedules",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("deployment_id", ID, ForeignKey("deployments.id", ondelete="CASCADE"), nullable=False),
+    # The schedule's place in its deployment's list, from 0.
+    Column("position", Integer, nullable=False),
+    # The Schedule message in its proto3 JSON form, readable in the database.
+    Column("schedule_json", Text, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("max_scheduled_runs", Integer, nullable=False),
+    Column("parameters_json", Text, nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+    Column("update_time", BigInteger, nullable=False),
+)
+Index(
+    "ix_deployment_schedules_deployment_id_position",
+    deployment_schedules.c.deployment_id,
+    deployment_schedules.c.position,
+)
+>>>>>>> main

@@ -180,7 +180,7 @@ SELECT_FLOW_BY_NAME = select(flows.c.id, flows.c.name).where(flows.c.name == bin
 SELECT_FLOW_BY_ID = select(flows.c.id, flows.c.name).where(flows.c.id == bindparam("id"))
 
 
-def _insert_flow_if_new(dialect: str) -> Insert:
+def insert_flow_if_new(dialect: str) -> Insert:
     """INSERT a flow that does nothing when a concurrent twin registered the name first."""
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
@@ -206,7 +206,7 @@ class RawCreateStatements:
         self.select_flow_by_id = Prepared(SELECT_FLOW_BY_ID, engine)
         self.select_flow_by_name = Prepared(SELECT_FLOW_BY_NAME, engine)
         self.insert_flow_if_new = Prepared(
-            _insert_flow_if_new(engine.dialect.name), engine, [c.key for c in flows.c]
+            insert_flow_if_new(engine.dialect.name), engine, [c.key for c in flows.c]
         )
         self.flow_run_exists = Prepared(
             select(flow_runs.c.id).where(flow_runs.c.id == bindparam("id")), engine

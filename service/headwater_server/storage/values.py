@@ -72,3 +72,25 @@ def task_run_name(task_key: str, dynamic_key: str) -> str:
 
 #: A random dynamic key: a UUID, with or without its dashes.
 _RANDOM_KEY = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}")
+
+
+#: The idempotency key of every run a deployment's schedule creates starts with this; keys
+#: starting with it are refused from callers, so such a run is always the scheduler's.
+SCHEDULED_KEY_PREFIX = "scheduled "
+
+
+def scheduled_key(schedule_id: str, scheduled_time_us: int) -> str:
+    """The idempotency key of a schedule's run due at ``scheduled_time_us``.
+
+    ``"scheduled <schedule id> <ISO 8601 UTC time>"``: one run per (schedule, time), however
+    many scheduler loops try to create it.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=scheduled_time_us)
+    return f"{SCHEDULED_KEY_PREFIX}{schedule_id} {moment.isoformat()}"
+
+
+def is_scheduled_key(idempotency_key: str | None) -> bool:
+    """True for the idempotency key of a run a deployment's schedule created."""
+    return idempotency_key is not None and idempotency_key.startswith(SCHEDULED_KEY_PREFIX)

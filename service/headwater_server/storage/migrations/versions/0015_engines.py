@@ -1,7 +1,7 @@
 """Engines and run ownership: which SDK process runs what, so its death ends its runs CRASHED.
 
 Revision ID: 0015
-Revises: 0011
+Revises: 0012
 Create Date: 2026-11-30 11:20:00.000000
 
 Adds the ``engines`` table (one row per connected SDK process, refreshed by the server holding
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0015"
-down_revision: str | None = "0011"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
