@@ -11,14 +11,6 @@ nothing else in the service reads ``os.environ``.
 - ``HEADWATER_REQUEST_LOG_RETENTION_SECONDS``: how long answers to retried requests are kept;
   default a day.
 - ``HEADWATER_MAX_RECEIVE_MESSAGE_BYTES``: the largest request message accepted; default 4 MiB.
-<<<<<<< HEAD
-- ``HEADWATER_ENGINE_GRACE_SECONDS``: how long an SDK process whose stream ended may take to
-  reconnect before its runs end CRASHED; default 5.
-- ``HEADWATER_ENGINE_TIMEOUT_SECONDS``: how long an SDK process may go unseen (its server died
-  with it, as the embedded one does) before its runs end CRASHED; default 10.
-- ``HEADWATER_CANCELLING_TIMEOUT_SECONDS``: how long a CANCELLING run that no live engine runs
-  waits before it ends CANCELLED; default 30.
-=======
 - ``HEADWATER_RUN_RETENTION_SECONDS``: how long finished flow runs (with their task runs,
   states and log lines) are kept; default unset, kept forever.
 - ``HEADWATER_LOG_RETENTION_SECONDS``: how long log lines are kept, also of runs still kept;
@@ -27,7 +19,12 @@ nothing else in the service reads ``os.environ``.
   marked Late; default 15 s (Prefect's).
 - ``HEADWATER_SCHEDULER_*``: how often the scheduler runs and how far ahead it creates runs
   (see :class:`ServerSettings`).
->>>>>>> main
+- ``HEADWATER_ENGINE_GRACE_SECONDS``: how long an SDK process whose stream ended may take to
+  reconnect before its runs end CRASHED; default 5.
+- ``HEADWATER_ENGINE_TIMEOUT_SECONDS``: how long an SDK process may go unseen (its server died
+  with it, as the embedded one does) before its runs end CRASHED; default 10.
+- ``HEADWATER_CANCELLING_TIMEOUT_SECONDS``: how long a CANCELLING run that no live engine runs
+  waits before it ends CANCELLED; default 30.
 
 As in the SDK, names are matched case-insensitively and an exported-but-empty variable means
 unset. Every bad value is reported at once, each naming its variable.
@@ -144,11 +141,6 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "home": _home,
     "request_log_retention_seconds": _seconds,
     "max_receive_message_bytes": _bytes,
-<<<<<<< HEAD
-    "engine_grace_seconds": _seconds,
-    "engine_timeout_seconds": _seconds,
-    "cancelling_timeout_seconds": _seconds,
-=======
     "run_retention_seconds": _positive_seconds,
     "log_retention_seconds": _positive_seconds,
     "retention_loop_seconds": _positive_seconds,
@@ -159,7 +151,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "scheduler_max_runs": _count,
     "scheduler_min_ahead_seconds": _seconds,
     "scheduler_max_ahead_seconds": _positive_seconds,
->>>>>>> main
+    "engine_grace_seconds": _positive_seconds,
+    "engine_timeout_seconds": _positive_seconds,
+    "cancelling_timeout_seconds": _positive_seconds,
 }
 
 # Settings that must be more than 0 (None, where allowed, means "off"); the others may be 0.
@@ -172,6 +166,9 @@ _POSITIVE = {
     "scheduler_min_runs",
     "scheduler_max_runs",
     "scheduler_max_ahead_seconds",
+    "engine_grace_seconds",
+    "engine_timeout_seconds",
+    "cancelling_timeout_seconds",
 }
 _NON_NEGATIVE = {
     "request_log_retention_seconds",
@@ -194,7 +191,6 @@ class ServerSettings:
             so a day is ample; older answers are pruned.
         max_receive_message_bytes: The largest request message the server accepts; a larger one
             is refused with RESOURCE_EXHAUSTED before it is parsed.
-<<<<<<< HEAD
         engine_grace_seconds: How long an SDK process whose engine stream ended may take to
             reconnect before the service ends its unfinished runs CRASHED.
         engine_timeout_seconds: How long an SDK process may go without its stream being seen
@@ -203,7 +199,6 @@ class ServerSettings:
         cancelling_timeout_seconds: How long a CANCELLING flow run that no live engine runs
             (started through the unary API, or its process is gone) waits before the service
             ends it CANCELLED.
-=======
         run_retention_seconds: How long a flow run is kept after it reached a final state
             (COMPLETED, FAILED, CANCELLED, CRASHED), with its task runs, state history and log
             lines; a task run outside any flow likewise. None keeps them forever. Runs that have
@@ -222,7 +217,6 @@ class ServerSettings:
         scheduler_min_ahead_seconds: Runs due within this time ahead are always created (up to
             ``scheduler_max_runs``), so a frequent schedule never runs dry between passes.
         scheduler_max_ahead_seconds: No run further ahead than this is created.
->>>>>>> main
 
     Raises:
         ServerSettingsError: A value is out of range (also from ``dataclasses.replace``).
@@ -232,25 +226,6 @@ class ServerSettings:
     home: Path = field(default_factory=_default_home)
     request_log_retention_seconds: float = DEFAULT_REQUEST_LOG_RETENTION_SECONDS
     max_receive_message_bytes: int = DEFAULT_MAX_RECEIVE_MESSAGE_BYTES
-<<<<<<< HEAD
-    engine_grace_seconds: float = DEFAULT_ENGINE_GRACE_SECONDS
-    engine_timeout_seconds: float = DEFAULT_ENGINE_TIMEOUT_SECONDS
-    cancelling_timeout_seconds: float = DEFAULT_CANCELLING_TIMEOUT_SECONDS
-
-    def __post_init__(self) -> None:
-        problems = []
-        for name in (
-            "engine_grace_seconds",
-            "engine_timeout_seconds",
-            "cancelling_timeout_seconds",
-        ):
-            value = getattr(self, name)
-            if not 0 < value < float("inf"):
-                problems.append(
-                    f"{_variable(name)} must be a number of seconds, more than 0, not {value!r}"
-                )
-        if not 0 <= self.request_log_retention_seconds < float("inf"):
-=======
     run_retention_seconds: float | None = None
     log_retention_seconds: float | None = None
     retention_loop_seconds: float = 600.0
@@ -261,6 +236,9 @@ class ServerSettings:
     scheduler_max_runs: int = 100
     scheduler_min_ahead_seconds: float = 3_600.0
     scheduler_max_ahead_seconds: float = 100 * 86_400.0
+    engine_grace_seconds: float = DEFAULT_ENGINE_GRACE_SECONDS
+    engine_timeout_seconds: float = DEFAULT_ENGINE_TIMEOUT_SECONDS
+    cancelling_timeout_seconds: float = DEFAULT_CANCELLING_TIMEOUT_SECONDS
 
     def __post_init__(self) -> None:
         problems = []
@@ -275,7 +253,6 @@ class ServerSettings:
                 bound = "more than 0" if positive else "0 or more"
                 problems.append(f"{_variable(name)} must be {what}, {bound}, not {value!r}")
         if self.scheduler_min_runs > self.scheduler_max_runs:
->>>>>>> main
             problems.append(
                 f"{_variable('scheduler_min_runs')} ({self.scheduler_min_runs}) must not exceed "
                 f"{_variable('scheduler_max_runs')} ({self.scheduler_max_runs})"

@@ -20,8 +20,6 @@ from typing import Any
 
 import grpc
 import pytest
-from server_harness import DATABASES, ServerFactory, ServerProcess, database_url_for
-
 from headwater.client import HeadwaterClient
 from headwater.v1 import (
     engine_pb2,
@@ -32,6 +30,7 @@ from headwater.v1 import (
     flows_pb2_grpc,
     states_pb2,
 )
+from server_harness import DATABASES, ServerFactory, ServerProcess, database_url_for
 
 #: How long a test waits for the service to settle a run (the settings below make it ~2 s).
 SETTLE_SECONDS = 30.0

@@ -16,11 +16,8 @@ UPDATE of the run row and the stored answer, all committed together.
 
 from __future__ import annotations
 
-<<<<<<< HEAD
-from headwater_server.storage._engines import EnginesMixin
-=======
 from headwater_server.storage._deployment_runs import DeploymentRunsMixin
->>>>>>> main
+from headwater_server.storage._engines import EnginesMixin
 from headwater_server.storage._flow_runs import FlowRunsMixin
 from headwater_server.storage._flows import FlowsMixin
 from headwater_server.storage._late_runs import LateRunsMixin
@@ -32,9 +29,6 @@ from headwater_server.storage._task_runs import TaskRunsMixin
 __all__ = ["Repository"]
 
 
-<<<<<<< HEAD
-class Repository(FlowsMixin, FlowRunsMixin, TaskRunsMixin, ProposalsMixin, LogsMixin, EnginesMixin):
-=======
 class Repository(
     DeploymentRunsMixin,
     FlowsMixin,
@@ -44,17 +38,13 @@ class Repository(
     LogsMixin,
     RetentionMixin,
     LateRunsMixin,
+    EnginesMixin,
 ):
->>>>>>> main
     """All storage operations of the service over one SQLAlchemy engine.
 
     Thread-safe: each method checks out its own connection and runs one transaction. The
     operations live in one module per resource (``_flows``, ``_flow_runs``, ``_task_runs``,
-<<<<<<< HEAD
-    ``_proposals``, ``_logs``, ``_engines``) over the shared transactions and idempotency of
-    ``_base``.
-=======
     ``_proposals``, ``_logs``, ``_work_pools``, ``_deployments``, ``_deployment_runs``,
-    ``_retention``, ``_late_runs``) over the shared transactions and idempotency of ``_base``.
->>>>>>> main
+    ``_retention``, ``_late_runs``, ``_engines``) over the shared transactions and idempotency
+    of ``_base``.
     """

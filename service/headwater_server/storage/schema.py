@@ -252,27 +252,6 @@ request_log = Table(
 )
 Index("ix_request_log_create_time", request_log.c.create_time)
 
-<<<<<<< HEAD
-# Engines: one row per SDK process connected through EngineService.Connect (revision 0015).
-# Servers refresh ``last_seen_time`` of the engines whose streams they hold; a stream that ends
-# sets ``disconnected_time`` unless a newer stream of the engine (``session``) took over. An
-# engine disconnected longer than the grace period, or not seen for longer than the timeout
-# (its server died too), is dead: its runs end CRASHED and its row is deleted.
-engines = Table(
-    "engines",
-    metadata,
-    Column("id", ID, primary_key=True),
-    # Where it runs, for people: "pid 4242 on build-7".
-    Column("host", String(255), nullable=False, default=""),
-    Column("pid", Integer, nullable=False, default=0),
-    # A new random value for every stream the engine opens.
-    Column("session", ID, nullable=False),
-    Column("connect_time", BigInteger, nullable=False),
-    Column("last_seen_time", BigInteger, nullable=False),
-    Column("disconnected_time", BigInteger, nullable=True),
-)
-Index("ix_engines_last_seen_time", engines.c.last_seen_time)
-=======
 # Added in revision 0012: the scheduler's business key. A deployment's run exists once per
 # idempotency key (its schedule's runs are keyed "scheduled <schedule id> <time>"), so two
 # service replicas filling one schedule never create a run twice: the second INSERT does
@@ -368,4 +347,23 @@ Index(
     deployment_schedules.c.deployment_id,
     deployment_schedules.c.position,
 )
->>>>>>> main
+
+# Engines: one row per SDK process connected through EngineService.Connect (revision 0015).
+# Servers refresh ``last_seen_time`` of the engines whose streams they hold; a stream that ends
+# sets ``disconnected_time`` unless a newer stream of the engine (``session``) took over. An
+# engine disconnected longer than the grace period, or not seen for longer than the timeout
+# (its server died too), is dead: its runs end CRASHED and its row is deleted.
+engines = Table(
+    "engines",
+    metadata,
+    Column("id", ID, primary_key=True),
+    # Where it runs, for people: "pid 4242 on build-7".
+    Column("host", String(255), nullable=False, default=""),
+    Column("pid", Integer, nullable=False, default=0),
+    # A new random value for every stream the engine opens.
+    Column("session", ID, nullable=False),
+    Column("connect_time", BigInteger, nullable=False),
+    Column("last_seen_time", BigInteger, nullable=False),
+    Column("disconnected_time", BigInteger, nullable=True),
+)
+Index("ix_engines_last_seen_time", engines.c.last_seen_time)
