@@ -49,6 +49,7 @@ def test_list_shows_every_service(sqlite_server: ServerProcess) -> None:
         "headwater.v1.EngineService",
         "headwater.v1.DeploymentService",
         "headwater.v1.WorkPoolService",
+        "headwater.v1.WorkerService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
     ):
