@@ -113,7 +113,7 @@ def test_reflection_describes_every_service_and_method_of_the_image(
         for name in grpcurl("-protoset", str(PROTOSET), "list").stdout.split()
         if name.startswith("headwater.")
     ]
-    assert len(services) == 7
+    assert len(services) == 8
     for service in services:
         methods = grpcurl("-protoset", str(PROTOSET), "list", service).stdout.split()
         assert methods
