@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import inspect
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -185,35 +185,47 @@ def serve(
         limit: The most runs at once in this process; None means no limit.
         **kwargs: More `Runner` arguments (``name``).
     """
-    from headwater._serve.runner import Runner
-    from headwater.client import get_client
-
     for deployment in deployments:
         if not isinstance(deployment, RunnerDeployment):
             raise TypeError(
                 f"serve() takes deployments made by Flow.to_deployment(), not {deployment!r}."
             )
+    message = _starting_message(deployments) if print_starting_message else None
+    _serve(deployments, message, pause_on_shutdown=pause_on_shutdown, limit=limit, **kwargs)
+
+
+def serve_flow(
+    deployment: RunnerDeployment, *, print_starting_message: bool = True, **kwargs: Any
+) -> None:
+    """What `Flow.serve` does with its one deployment: `serve`, with the flow's message."""
+    message = (
+        f"Your flow {deployment.flow_name!r} is being served and polling for scheduled "
+        "runs!\n\nTo trigger a run for this flow, use the following command:\n\n"
+        f"\t$ headwater deployment run '{deployment.full_name}'\n"
+    )
+    _serve([deployment], message if print_starting_message else None, **kwargs)
+
+
+def _serve(
+    deployments: Sequence[RunnerDeployment],
+    message: str | None,
+    *,
+    pause_on_shutdown: bool = True,
+    limit: int | None = None,
+    **kwargs: Any,
+) -> None:
+    """Register ``deployments``, then run a `Runner` for them; ``message`` is printed once
+    SIGTERM would stop it cleanly."""
+    from headwater._serve.runner import Runner
+    from headwater.client import get_client
+
     runner = Runner(limit=limit, **kwargs)
     with get_client(sync_client=True, address=runner.address) as client:
         ids = [deployment.apply(client) for deployment in deployments]
     runner.deployment_ids = ids
     if pause_on_shutdown:
         runner.on_stop.append(lambda: _pause_schedules(runner.address, ids))
-    if print_starting_message:
-        print(_starting_message(deployments), flush=True)
-    runner.run_forever()
-
-
-def serve_flow(deployment: RunnerDeployment, **kwargs: Any) -> None:
-    """What `Flow.serve` does with its one deployment: `serve`, with the flow's message."""
-    if kwargs.pop("print_starting_message", True):
-        print(
-            f"Your flow {deployment.flow_name!r} is being served and polling for scheduled "
-            "runs!\n\nTo trigger a run for this flow, use the following command:\n\n"
-            f"\t$ headwater deployment run '{deployment.full_name}'\n",
-            flush=True,
-        )
-    serve(deployment, print_starting_message=False, **kwargs)
+    runner.run_forever(on_ready=None if message is None else lambda: print(message, flush=True))
 
 
 def _starting_message(deployments: Iterable[RunnerDeployment]) -> str:

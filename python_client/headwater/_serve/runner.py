@@ -86,8 +86,12 @@ class Runner:
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be a positive integer or None, not {self.limit!r}.")
 
-    def run_forever(self) -> None:
-        """Take and run due runs until SIGTERM or SIGINT (or `stop`), then stop cleanly."""
+    def run_forever(self, on_ready: Callable[[], None] | None = None) -> None:
+        """Take and run due runs until SIGTERM or SIGINT (or `stop`), then stop cleanly.
+
+        ``on_ready`` is called once the signal handlers are in place (say, to print that the
+        process is serving): from then on SIGTERM stops it cleanly.
+        """
         from headwater._transport.client_workers import WorkerConnection
 
         # Two channels: closing the polling one ends a poll in flight at once at shutdown,
@@ -96,6 +100,8 @@ class Runner:
         self.address = polling.address
         control = WorkerConnection(self.name, self.address)
         restore = self._handle_signals()
+        if on_ready is not None:
+            on_ready()
         threads = [
             threading.Thread(target=self._poll_loop, args=(polling,), daemon=True),
             threading.Thread(target=self._heartbeat_loop, args=(control,), daemon=True),

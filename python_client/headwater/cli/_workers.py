@@ -56,13 +56,12 @@ def start_worker(args: argparse.Namespace) -> int:
         work_pool_name=pool.name,
         work_queue_names=tuple(args.queues),
     )
-    print(
+    started = (
         f"Worker '{runner.name}' started, polling work pool '{pool.name}'"
         + (f" (queues {', '.join(args.queues)})" if args.queues else "")
         + (f" with a limit of {args.limit} runs" if args.limit else "")
-        + ".",
-        flush=True,
+        + "."
     )
-    runner.run_forever()
+    runner.run_forever(on_ready=lambda: print(started, flush=True))
     print(f"Worker '{runner.name}' stopped.", flush=True)
     return 0
