@@ -23,6 +23,7 @@ from headwater_server.storage._late_runs import LateRunsMixin
 from headwater_server.storage._logs import LogsMixin
 from headwater_server.storage._proposals import ProposalsMixin
 from headwater_server.storage._retention import RetentionMixin
+from headwater_server.storage._schedule_runs import ScheduleRunsMixin
 from headwater_server.storage._task_runs import TaskRunsMixin
 
 __all__ = ["Repository"]
@@ -37,11 +38,13 @@ class Repository(
     LogsMixin,
     RetentionMixin,
     LateRunsMixin,
+    ScheduleRunsMixin,
 ):
     """All storage operations of the service over one SQLAlchemy engine.
 
     Thread-safe: each method checks out its own connection and runs one transaction. The
     operations live in one module per resource (``_flows``, ``_flow_runs``, ``_task_runs``,
     ``_proposals``, ``_logs``, ``_work_pools``, ``_deployments``, ``_deployment_runs``,
-    ``_retention``, ``_late_runs``) over the shared transactions and idempotency of ``_base``.
+    ``_retention``, ``_late_runs``, ``_schedule_runs``) over the shared transactions and
+    idempotency of ``_base``.
     """
