@@ -31,11 +31,15 @@ Prefect's client calls these ``read_flow_run``, ``read_task_run``, ``read_task_r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Iterator
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, overload
 
+from headwater._deployment_records import Deployment, DeploymentSchedule, WorkPool, WorkQueue
 from headwater._runs import Flow, FlowRun, FlowRunEvent, Log, TaskRun
 from headwater._states import State, StateType
+from headwater._transport import client_deployments as dops
 from headwater._transport import client_ops as ops
 from headwater._transport.client_async import AsyncRunner
 from headwater._transport.client_convert import parse_state_type as _wire_state_type
@@ -48,12 +52,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsyncHeadwaterClient",
+    "Deployment",
+    "DeploymentSchedule",
     "Flow",
     "FlowRun",
     "FlowRunEvent",
     "HeadwaterClient",
     "Log",
     "TaskRun",
+    "WorkPool",
+    "WorkQueue",
     "get_client",
     "parse_state_type",
 ]
@@ -146,6 +154,7 @@ class HeadwaterClient:
         parent_flow_run_id: str = "",
         name: str | None = None,
         limit: int = 50,
+        deployment_id: str = "",
     ) -> list[FlowRun]:
         """Flow runs, newest first, matching every filter given.
 
@@ -157,6 +166,7 @@ class HeadwaterClient:
             parent_flow_run_id: Only subflow runs of this run.
             name: Only runs with exactly this name (run names need not be unique).
             limit: The most runs to return (pages are fetched as needed).
+            deployment_id: Only runs created by this deployment.
         """
         return self._runner.collect(
             ops.list_flow_runs(
@@ -167,6 +177,7 @@ class HeadwaterClient:
                 parent_flow_run_id=parent_flow_run_id,
                 name=name,
                 limit=limit,
+                deployment_id=deployment_id,
             )
         )
 
@@ -266,6 +277,198 @@ class HeadwaterClient:
         included), or one task run's (also one called outside any flow) with ``task_run_id``."""
         return self._runner.collect(ops.list_logs(flow_run_id, min_level, limit, task_run_id))
 
+    # ------------------------------------------------------------------- deployments
+
+    def create_deployment(
+        self,
+        flow_id: str | None = None,
+        name: str = "",
+        *,
+        flow_name: str | None = None,
+        request_id: str | None = None,
+        **fields: Any,
+    ) -> Deployment:
+        """Create a deployment of a flow, named by ``flow_id`` or ``flow_name`` (a flow named
+        for the first time is registered).
+
+        Args:
+            flow_id: The flow's id; or give ``flow_name``.
+            name: The deployment's name, unique among the flow's deployments.
+            flow_name: The flow's name, instead of ``flow_id``.
+            request_id: A UUID making a retried create return the first answer (generated).
+            **fields: Any of ``description``, ``version``, ``tags``, ``entrypoint``, ``path``,
+                ``parameters``, ``parameter_openapi_schema``, ``enforce_parameter_schema``
+                (default True), ``schedules`` (Prefect-shaped schedules, or
+                `DeploymentSchedule` records), ``paused``, ``concurrency_limit``,
+                ``collision_strategy`` ("ENQUEUE" or "CANCEL_NEW"), ``work_pool_name``,
+                ``work_queue_name``, ``job_variables``.
+
+        Raises:
+            ObjectAlreadyExists: The flow has a deployment of that name.
+            ObjectNotFound: No flow has ``flow_id``, or the work pool does not exist.
+            InvalidRequest: A field is wrong; the message names it.
+        """
+        return self._runner.call(
+            dops.create_deployment(
+                flow_id=flow_id,
+                flow_name=flow_name,
+                name=name,
+                request_id=request_id or _new_id(),
+                **_create_fields(fields),
+            )
+        )
+
+    def get_deployment(self, deployment: str) -> Deployment:
+        """One deployment, by id or by "flow-name/deployment-name"."""
+        return self._runner.call(dops.get_deployment(deployment))
+
+    def list_deployments(
+        self,
+        *,
+        flow_name: str = "",
+        name: str = "",
+        tags: Iterable[str] = (),
+        work_pool_name: str = "",
+        paused: bool | None = None,
+        limit: int = 50,
+    ) -> list[Deployment]:
+        """Deployments, newest first, matching every filter given."""
+        return self._runner.collect(
+            dops.list_deployments(
+                flow_name=flow_name,
+                name=name,
+                tags=tags,
+                work_pool_name=work_pool_name,
+                paused=paused,
+                limit=limit,
+            )
+        )
+
+    def update_deployment(self, deployment_id: str, **changes: Any) -> Deployment:
+        """Change the fields given (the keyword arguments of `create_deployment`, but not the
+        names or ``paused``); ``schedules`` replaces the list: a schedule read back keeps its id."""
+        return self._runner.call(dops.update_deployment(deployment_id, changes))
+
+    def delete_deployment(self, deployment_id: str) -> None:
+        """Delete a deployment and its scheduled runs that have not started."""
+        self._runner.call(dops.delete_deployment(deployment_id))
+
+    def pause_deployment(self, deployment_id: str) -> Deployment:
+        """Pause a deployment: its schedules stop and runs on request are refused."""
+        return self._runner.call(dops.pause_deployment(deployment_id))
+
+    def resume_deployment(self, deployment_id: str) -> Deployment:
+        """Resume a paused deployment."""
+        return self._runner.call(dops.resume_deployment(deployment_id))
+
+    def create_flow_run_from_deployment(
+        self,
+        deployment_id: str,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        tags: Iterable[str] = (),
+        idempotency_key: str | None = None,
+        scheduled_time: dt.datetime | None = None,
+        request_id: str | None = None,
+    ) -> FlowRun:
+        """Create a SCHEDULED run of a deployment, due now or at ``scheduled_time``, with
+        ``parameters`` merged over the deployment's defaults.
+
+        Raises:
+            InvalidRequest: The deployment's parameter schema refuses the parameters (the
+                message names the parameter).
+            FailedPrecondition: The deployment is paused.
+            ObjectAlreadyExists: ``idempotency_key`` was used for another run of the flow.
+        """
+        return self._runner.call(
+            dops.create_flow_run_from_deployment(
+                deployment_id,
+                parameters=parameters,
+                name=name,
+                tags=tags,
+                idempotency_key=idempotency_key,
+                scheduled_time=scheduled_time,
+                request_id=request_id or _new_id(),
+            )
+        )
+
+    def create_flow_runs_from_deployment(
+        self,
+        deployment_id: str,
+        runs: Iterable[Mapping[str, Any]],
+        *,
+        request_id: str | None = None,
+    ) -> list[FlowRun]:
+        """Create many runs of one deployment in one call, all or none; each run is a mapping
+        of `create_flow_run_from_deployment`'s keyword arguments (``parameters``, ``name``,
+        ``tags``, ``idempotency_key``, ``scheduled_time``)."""
+        return self._runner.call(
+            dops.create_flow_runs_from_deployment(deployment_id, runs, request_id or _new_id())
+        )
+
+    # -------------------------------------------------------------------- work pools
+
+    def create_work_pool(
+        self,
+        name: str,
+        *,
+        type: str = "process",
+        description: str = "",
+        paused: bool = False,
+        concurrency_limit: int | None = None,
+        base_job_template: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> WorkPool:
+        """Create a work pool (with its "default" queue)."""
+        return self._runner.call(
+            dops.create_work_pool(
+                name,
+                type=type,
+                description=description,
+                paused=paused,
+                concurrency_limit=concurrency_limit,
+                base_job_template=base_job_template,
+                request_id=request_id or _new_id(),
+            )
+        )
+
+    def get_work_pool(self, name: str) -> WorkPool:
+        """One work pool by name."""
+        return self._runner.call(dops.get_work_pool(name))
+
+    def list_work_pools(self, *, limit: int = 200) -> list[WorkPool]:
+        """Work pools, oldest first."""
+        return self._runner.collect(dops.list_work_pools(limit))
+
+    def delete_work_pool(self, name: str) -> None:
+        """Delete a work pool and its queues (refused while deployments use it)."""
+        self._runner.call(dops.delete_work_pool(name))
+
+    def create_work_queue(
+        self,
+        work_pool_name: str,
+        name: str,
+        *,
+        description: str = "",
+        priority: int | None = None,
+        request_id: str | None = None,
+    ) -> WorkQueue:
+        """Add a queue to a work pool (``priority`` None: after the pool's other queues)."""
+        return self._runner.call(
+            dops.create_work_queue(
+                work_pool_name,
+                name,
+                description=description,
+                priority=priority,
+                request_id=request_id or _new_id(),
+            )
+        )
+
+    def list_work_queues(self, work_pool_name: str) -> list[WorkQueue]:
+        """A work pool's queues, highest priority first."""
+        return self._runner.call(dops.list_work_queues(work_pool_name))
+
     # ---------------------------------------------------------------------- lifecycle
 
     def close(self) -> None:
@@ -332,6 +535,7 @@ class AsyncHeadwaterClient:
         parent_flow_run_id: str = "",
         name: str | None = None,
         limit: int = 50,
+        deployment_id: str = "",
     ) -> list[FlowRun]:
         """Flow runs, newest first, matching every filter given (see
         `HeadwaterClient.list_flow_runs`)."""
@@ -344,6 +548,7 @@ class AsyncHeadwaterClient:
                 parent_flow_run_id=parent_flow_run_id,
                 name=name,
                 limit=limit,
+                deployment_id=deployment_id,
             )
         )
 
@@ -423,6 +628,198 @@ class AsyncHeadwaterClient:
             ops.list_logs(flow_run_id, min_level, limit, task_run_id)
         )
 
+    # ------------------------------------------------------------------- deployments
+
+    async def create_deployment(
+        self,
+        flow_id: str | None = None,
+        name: str = "",
+        *,
+        flow_name: str | None = None,
+        request_id: str | None = None,
+        **fields: Any,
+    ) -> Deployment:
+        """Create a deployment of a flow, named by ``flow_id`` or ``flow_name`` (a flow named
+        for the first time is registered).
+
+        Args:
+            flow_id: The flow's id; or give ``flow_name``.
+            name: The deployment's name, unique among the flow's deployments.
+            flow_name: The flow's name, instead of ``flow_id``.
+            request_id: A UUID making a retried create return the first answer (generated).
+            **fields: Any of ``description``, ``version``, ``tags``, ``entrypoint``, ``path``,
+                ``parameters``, ``parameter_openapi_schema``, ``enforce_parameter_schema``
+                (default True), ``schedules`` (Prefect-shaped schedules, or
+                `DeploymentSchedule` records), ``paused``, ``concurrency_limit``,
+                ``collision_strategy`` ("ENQUEUE" or "CANCEL_NEW"), ``work_pool_name``,
+                ``work_queue_name``, ``job_variables``.
+
+        Raises:
+            ObjectAlreadyExists: The flow has a deployment of that name.
+            ObjectNotFound: No flow has ``flow_id``, or the work pool does not exist.
+            InvalidRequest: A field is wrong; the message names it.
+        """
+        return await self._runner().call(
+            dops.create_deployment(
+                flow_id=flow_id,
+                flow_name=flow_name,
+                name=name,
+                request_id=request_id or _new_id(),
+                **_create_fields(fields),
+            )
+        )
+
+    async def get_deployment(self, deployment: str) -> Deployment:
+        """One deployment, by id or by "flow-name/deployment-name"."""
+        return await self._runner().call(dops.get_deployment(deployment))
+
+    async def list_deployments(
+        self,
+        *,
+        flow_name: str = "",
+        name: str = "",
+        tags: Iterable[str] = (),
+        work_pool_name: str = "",
+        paused: bool | None = None,
+        limit: int = 50,
+    ) -> list[Deployment]:
+        """Deployments, newest first, matching every filter given."""
+        return await self._runner().collect(
+            dops.list_deployments(
+                flow_name=flow_name,
+                name=name,
+                tags=tags,
+                work_pool_name=work_pool_name,
+                paused=paused,
+                limit=limit,
+            )
+        )
+
+    async def update_deployment(self, deployment_id: str, **changes: Any) -> Deployment:
+        """Change the fields given (the keyword arguments of `create_deployment`, but not the
+        names or ``paused``); ``schedules`` replaces the list: a schedule read back keeps its id."""
+        return await self._runner().call(dops.update_deployment(deployment_id, changes))
+
+    async def delete_deployment(self, deployment_id: str) -> None:
+        """Delete a deployment and its scheduled runs that have not started."""
+        await self._runner().call(dops.delete_deployment(deployment_id))
+
+    async def pause_deployment(self, deployment_id: str) -> Deployment:
+        """Pause a deployment: its schedules stop and runs on request are refused."""
+        return await self._runner().call(dops.pause_deployment(deployment_id))
+
+    async def resume_deployment(self, deployment_id: str) -> Deployment:
+        """Resume a paused deployment."""
+        return await self._runner().call(dops.resume_deployment(deployment_id))
+
+    async def create_flow_run_from_deployment(
+        self,
+        deployment_id: str,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        tags: Iterable[str] = (),
+        idempotency_key: str | None = None,
+        scheduled_time: dt.datetime | None = None,
+        request_id: str | None = None,
+    ) -> FlowRun:
+        """Create a SCHEDULED run of a deployment, due now or at ``scheduled_time``, with
+        ``parameters`` merged over the deployment's defaults.
+
+        Raises:
+            InvalidRequest: The deployment's parameter schema refuses the parameters (the
+                message names the parameter).
+            FailedPrecondition: The deployment is paused.
+            ObjectAlreadyExists: ``idempotency_key`` was used for another run of the flow.
+        """
+        return await self._runner().call(
+            dops.create_flow_run_from_deployment(
+                deployment_id,
+                parameters=parameters,
+                name=name,
+                tags=tags,
+                idempotency_key=idempotency_key,
+                scheduled_time=scheduled_time,
+                request_id=request_id or _new_id(),
+            )
+        )
+
+    async def create_flow_runs_from_deployment(
+        self,
+        deployment_id: str,
+        runs: Iterable[Mapping[str, Any]],
+        *,
+        request_id: str | None = None,
+    ) -> list[FlowRun]:
+        """Create many runs of one deployment in one call, all or none; each run is a mapping
+        of `create_flow_run_from_deployment`'s keyword arguments (``parameters``, ``name``,
+        ``tags``, ``idempotency_key``, ``scheduled_time``)."""
+        return await self._runner().call(
+            dops.create_flow_runs_from_deployment(deployment_id, runs, request_id or _new_id())
+        )
+
+    # -------------------------------------------------------------------- work pools
+
+    async def create_work_pool(
+        self,
+        name: str,
+        *,
+        type: str = "process",
+        description: str = "",
+        paused: bool = False,
+        concurrency_limit: int | None = None,
+        base_job_template: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> WorkPool:
+        """Create a work pool (with its "default" queue)."""
+        return await self._runner().call(
+            dops.create_work_pool(
+                name,
+                type=type,
+                description=description,
+                paused=paused,
+                concurrency_limit=concurrency_limit,
+                base_job_template=base_job_template,
+                request_id=request_id or _new_id(),
+            )
+        )
+
+    async def get_work_pool(self, name: str) -> WorkPool:
+        """One work pool by name."""
+        return await self._runner().call(dops.get_work_pool(name))
+
+    async def list_work_pools(self, *, limit: int = 200) -> list[WorkPool]:
+        """Work pools, oldest first."""
+        return await self._runner().collect(dops.list_work_pools(limit))
+
+    async def delete_work_pool(self, name: str) -> None:
+        """Delete a work pool and its queues (refused while deployments use it)."""
+        await self._runner().call(dops.delete_work_pool(name))
+
+    async def create_work_queue(
+        self,
+        work_pool_name: str,
+        name: str,
+        *,
+        description: str = "",
+        priority: int | None = None,
+        request_id: str | None = None,
+    ) -> WorkQueue:
+        """Add a queue to a work pool (``priority`` None: after the pool's other queues)."""
+        return await self._runner().call(
+            dops.create_work_queue(
+                work_pool_name,
+                name,
+                description=description,
+                priority=priority,
+                request_id=request_id or _new_id(),
+            )
+        )
+
+    async def list_work_queues(self, work_pool_name: str) -> list[WorkQueue]:
+        """A work pool's queues, highest priority first."""
+        return await self._runner().call(dops.list_work_queues(work_pool_name))
+
     # ---------------------------------------------------------------------- lifecycle
 
     async def __aenter__(self) -> AsyncHeadwaterClient:
@@ -466,3 +863,22 @@ def _result_of(run: FlowRun | TaskRun, raise_on_failure: bool) -> Any:
         kind = "Task run" if isinstance(run, TaskRun) else "Flow run"
         raise UnfinishedRun(f"{kind} '{run.id}' has no state yet, so it has no result.")
     return run.state.result(raise_on_failure=raise_on_failure)
+
+
+def _new_id() -> str:
+    """A request id for a create: a retry inside the transport then gets the first answer."""
+    return str(uuid.uuid4())
+
+
+#: The keyword arguments `create_deployment` takes besides the flow, the name and request_id.
+_CREATE_FIELDS = frozenset(dops.UPDATABLE) | {"paused"}
+
+
+def _create_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(fields) - _CREATE_FIELDS)
+    if unknown:
+        raise TypeError(
+            f"create_deployment() got unknown arguments {unknown}; it takes "
+            f"{', '.join(sorted(_CREATE_FIELDS))}."
+        )
+    return dict(fields)

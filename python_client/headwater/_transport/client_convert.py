@@ -26,9 +26,11 @@ __all__ = [
     "event_from_proto",
     "flow_from_proto",
     "flow_run_from_proto",
+    "json_object",
     "log_from_proto",
     "parse_state_type",
     "task_run_from_proto",
+    "time_of",
 ]
 
 
@@ -40,7 +42,7 @@ def flow_run_from_proto(
 ) -> FlowRun:
     """The SDK view of a run message (see `FlowRun.from_proto` for the arguments)."""
     if parameters is None:
-        parameters = _json_object(message.parameters_json)
+        parameters = json_object(message.parameters_json)
     if state is None and message.HasField("state"):
         state = state_from_proto(message.state)
     return FlowRun(
@@ -59,12 +61,12 @@ def flow_run_from_proto(
         idempotency_key=message.idempotency_key or None,
         retries=message.policy.retries,
         retry_delay_seconds=_seconds(message.policy.retry_delay),
-        expected_start_time=_time(message, "expected_start_time"),
-        start_time=_time(message, "start_time"),
-        end_time=_time(message, "end_time"),
+        expected_start_time=time_of(message, "expected_start_time"),
+        start_time=time_of(message, "start_time"),
+        end_time=time_of(message, "end_time"),
         total_run_time=_dt.timedelta(seconds=_seconds(message.total_run_time)),
-        created=_time(message, "create_time"),
-        updated=_time(message, "update_time"),
+        created=time_of(message, "create_time"),
+        updated=time_of(message, "update_time"),
         last_sequence=message.last_sequence,
         failure=_failure(message.state),
         raw=message,
@@ -78,7 +80,7 @@ def event_from_proto(message: flow_runs_pb2.FlowRunEvent) -> FlowRunEvent:
     return FlowRunEvent(
         sequence=message.sequence,
         flow_run_id=message.flow_run_id,
-        time=_time(message, "event_time"),
+        time=time_of(message, "event_time"),
         state=state,
         task_run_id=task.task_run_id if task is not None else "",
         task_run_name=task.task_run_name if task is not None else "",
@@ -101,15 +103,15 @@ def task_run_from_proto(message: task_runs_pb2.TaskRun) -> TaskRun:
         state=state_from_proto(message.state) if message.HasField("state") else None,
         run_count=message.run_count,
         tags=tuple(message.tags),
-        parameters=_json_object(message.parameters_json),
+        parameters=json_object(message.parameters_json),
         cache_key=message.cache_key or None,
         retries=message.policy.retries,
         retry_delay_seconds=_seconds(message.policy.retry_delay),
-        start_time=_time(message, "start_time"),
-        end_time=_time(message, "end_time"),
+        start_time=time_of(message, "start_time"),
+        end_time=time_of(message, "end_time"),
         total_run_time=_dt.timedelta(seconds=_seconds(message.total_run_time)),
-        created=_time(message, "create_time"),
-        updated=_time(message, "update_time"),
+        created=time_of(message, "create_time"),
+        updated=time_of(message, "update_time"),
         failure=_failure(message.state),
         raw=message,
     )
@@ -118,7 +120,7 @@ def task_run_from_proto(message: task_runs_pb2.TaskRun) -> TaskRun:
 def log_from_proto(message: logs_pb2.Log) -> Log:
     """The SDK view of a stored log line."""
     return Log(
-        time=_time(message, "log_time"),
+        time=time_of(message, "log_time"),
         level=message.level,
         logger_name=message.logger_name,
         message=message.message,
@@ -135,7 +137,7 @@ def flow_from_proto(message: flows_pb2.Flow) -> Flow:
         id=message.id,
         name=message.name,
         tags=tuple(message.tags),
-        created=_time(message, "create_time"),
+        created=time_of(message, "create_time"),
         raw=message,
     )
 
@@ -172,12 +174,13 @@ def _failure(state: states_pb2.State) -> RunFailure | None:
     return RunFailure(failure.exception_type, failure.message, failure.traceback)
 
 
-def _json_object(text: str) -> dict[str, Any]:
+def json_object(text: str) -> dict[str, Any]:
+    """The JSON object in ``text`` ({} for "" or for JSON that is no object)."""
     value = json.loads(text) if text else {}
     return value if isinstance(value, dict) else {}
 
 
-def _time(message: Any, field: str) -> _dt.datetime | None:
+def time_of(message: Any, field: str) -> _dt.datetime | None:
     """A timezone-aware UTC datetime, or None when the message leaves the field unset."""
     if not message.HasField(field):
         return None

@@ -22,6 +22,7 @@ from headwater._transport.convert import state_from_proto
 from headwater._transport.status import from_rpc_error
 from headwater.exceptions import ServiceError, ServiceUnavailable
 from headwater.v1 import (
+    deployments_pb2_grpc,
     flow_runs_pb2,
     flow_runs_pb2_grpc,
     flows_pb2,
@@ -30,12 +31,14 @@ from headwater.v1 import (
     logs_pb2_grpc,
     task_runs_pb2,
     task_runs_pb2_grpc,
+    work_pools_pb2_grpc,
 )
 
 __all__ = [
     "MAX_PAGE",
     "Listing",
     "Unary",
+    "by_token",
     "cancel_flow_run",
     "get_flow",
     "get_flow_run",
@@ -47,6 +50,7 @@ __all__ = [
     "list_task_run_states",
     "list_task_runs",
     "map_error",
+    "page_size",
     "resolve_address",
     "stubs",
     "watch_item",
@@ -90,7 +94,7 @@ class Listing(Generic[T]):
         return self.follow(request, response)
 
 
-def _by_token(request: Any, response: Any) -> Any | None:
+def by_token(request: Any, response: Any) -> Any | None:
     """The next page of a List method: same request, the response's ``next_page_token``."""
     if not response.next_page_token:
         return None
@@ -100,7 +104,7 @@ def _by_token(request: Any, response: Any) -> Any | None:
     return following
 
 
-def _page(limit: int) -> int:
+def page_size(limit: int) -> int:
     return max(1, min(MAX_PAGE, limit))
 
 
@@ -120,10 +124,10 @@ def list_flows(name: str, limit: int) -> Listing[Flow]:
     return Listing(
         "flows",
         "ListFlows",
-        flows_pb2.ListFlowsRequest(page_size=_page(limit), name=name),
+        flows_pb2.ListFlowsRequest(page_size=page_size(limit), name=name),
         lambda response: response.flows,
         convert.flow_from_proto,
-        _by_token,
+        by_token,
         limit,
     )
 
@@ -149,6 +153,7 @@ def list_flow_runs(
     parent_flow_run_id: str,
     name: str | None,
     limit: int,
+    deployment_id: str = "",
 ) -> Listing[FlowRun]:
     """Runs newest first, filtered by the service (``name`` None or empty: any name)."""
     run_filter = flow_runs_pb2.FlowRunFilter(
@@ -158,14 +163,15 @@ def list_flow_runs(
         parent_flow_run_id=parent_flow_run_id,
         tags=list(tags),
         name=name or "",
+        deployment_id=deployment_id,
     )
     return Listing(
         "flow_runs",
         "ListFlowRuns",
-        flow_runs_pb2.ListFlowRunsRequest(page_size=_page(limit), filter=run_filter),
+        flow_runs_pb2.ListFlowRunsRequest(page_size=page_size(limit), filter=run_filter),
         lambda response: response.flow_runs,
         convert.flow_run_from_proto,
-        _by_token,
+        by_token,
         limit,
     )
 
@@ -251,11 +257,11 @@ def list_task_runs(
         "task_runs",
         "ListTaskRuns",
         task_runs_pb2.ListTaskRunsRequest(
-            page_size=_page(limit), filter=run_filter, newest_first=newest_first
+            page_size=page_size(limit), filter=run_filter, newest_first=newest_first
         ),
         lambda response: response.task_runs,
         convert.task_run_from_proto,
-        _by_token,
+        by_token,
         limit,
     )
 
@@ -268,7 +274,7 @@ def list_task_run_states(task_run_id: str) -> Listing[State[Any]]:
         task_runs_pb2.ListTaskRunStatesRequest(task_run_id=task_run_id, page_size=MAX_PAGE),
         lambda response: response.states,
         state_from_proto,
-        _by_token,
+        by_token,
         limit=WHOLE_HISTORY,
     )
 
@@ -278,14 +284,14 @@ def list_logs(flow_run_id: str, min_level: int, limit: int, task_run_id: str = "
         "logs",
         "ListLogs",
         logs_pb2.ListLogsRequest(
-            page_size=_page(limit),
+            page_size=page_size(limit),
             filter=logs_pb2.LogFilter(
                 flow_run_id=flow_run_id, task_run_id=task_run_id, min_level=min_level
             ),
         ),
         lambda response: response.logs,
         convert.log_from_proto,
-        _by_token,
+        by_token,
         limit,
     )
 
@@ -319,6 +325,8 @@ def stubs(channel: Any) -> dict[str, Any]:
         "flow_runs": flow_runs_pb2_grpc.FlowRunServiceStub(channel),
         "task_runs": task_runs_pb2_grpc.TaskRunServiceStub(channel),
         "logs": logs_pb2_grpc.LogServiceStub(channel),
+        "deployments": deployments_pb2_grpc.DeploymentServiceStub(channel),
+        "work_pools": work_pools_pb2_grpc.WorkPoolServiceStub(channel),
     }
 
 

@@ -1,7 +1,9 @@
 """The ``headwater`` command line.
 
 ``headwater server start`` runs the service; ``headwater flow-run ls | inspect | logs | watch |
-cancel`` and ``headwater task-run ls | inspect | logs`` read (and cancel) runs from
+cancel`` and ``headwater task-run ls | inspect | logs`` read (and cancel) runs, ``headwater
+deployment ls | inspect | run | pause | resume`` and ``headwater work-pool ls | create`` manage
+deployments and work pools, from
 ``HEADWATER_API_URL``, or from the local database (through an embedded server) when it is
 unset. Failures print one line to stderr and exit 2: a person at a terminal needs what went wrong
 and what to do, not a traceback.
@@ -22,7 +24,7 @@ EXIT_ERROR = 2
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command; each sets ``handler`` to its function."""
     from headwater import __version__
-    from headwater.cli import _flow_runs, _server, _task_runs
+    from headwater.cli import _deployments, _flow_runs, _server, _task_runs, _work_pools
 
     parser = argparse.ArgumentParser(
         prog="headwater",
@@ -33,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     _server.register(commands)
     _flow_runs.register(commands)
     _task_runs.register(commands)
+    _deployments.register(commands)
+    _work_pools.register(commands)
     return parser
 
 
