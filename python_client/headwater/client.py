@@ -465,9 +465,9 @@ class HeadwaterClient:
             )
         )
 
-    def list_work_queues(self, work_pool_name: str) -> list[WorkQueue]:
+    def list_work_queues(self, work_pool_name: str, *, limit: int = 200) -> list[WorkQueue]:
         """A work pool's queues, highest priority first."""
-        return self._runner.call(dops.list_work_queues(work_pool_name))
+        return self._runner.collect(dops.list_work_queues(work_pool_name, limit))
 
     # ---------------------------------------------------------------------- lifecycle
 
@@ -816,9 +816,9 @@ class AsyncHeadwaterClient:
             )
         )
 
-    async def list_work_queues(self, work_pool_name: str) -> list[WorkQueue]:
+    async def list_work_queues(self, work_pool_name: str, *, limit: int = 200) -> list[WorkQueue]:
         """A work pool's queues, highest priority first."""
-        return await self._runner().call(dops.list_work_queues(work_pool_name))
+        return await self._runner().collect(dops.list_work_queues(work_pool_name, limit))
 
     # ---------------------------------------------------------------------- lifecycle
 

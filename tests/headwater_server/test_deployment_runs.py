@@ -231,3 +231,31 @@ def test_deleting_a_deployment_keeps_its_runs_that_are_not_ahead(
         application.get_deployment(D.GetDeploymentRequest(deployment_id=deployment.id))
     assert caught.value.reason == "DEPLOYMENT_NOT_FOUND"
     assert repository.delete_future_auto_scheduled_runs(deployment_id=deployment.id) == []
+
+
+def test_concurrent_scheduler_passes_create_each_run_once(
+    application: SyncApplication, repository: Any
+) -> None:
+    # Two replicas' loops asking for the same runs at the same moment: the unique index makes
+    # the second insert of each (schedule, time) do nothing, on SQLite and PostgreSQL.
+    import threading
+
+    deployment = _deployment(application, schedules=[_every(60)])
+    (schedule,) = _fill(repository)
+    wanted = _times(schedule, 40)
+    created: list[int] = []
+    start = threading.Barrier(4)
+
+    def loop() -> None:
+        start.wait()
+        created.append(len(repository.create_scheduled_runs(wanted)))
+
+    threads = [threading.Thread(target=loop) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(created) == 40
+    runs = _runs(application, deployment.id)
+    assert len(runs) == 40
+    assert len({r.idempotency_key for r in runs}) == 40

@@ -313,6 +313,33 @@ def test_updates_change_only_the_masked_fields(api: Api) -> None:
     assert error.fields == ["update_mask"]
 
 
+def test_an_update_whose_defaults_break_the_schema_is_refused_and_changes_nothing(
+    api: Api,
+) -> None:
+    deployment = _create(api, parameters_json='{"limit": 1}', parameter_schema_json=SCHEMA)
+    error = _error(
+        api.deployments.UpdateDeployment,
+        D.UpdateDeploymentRequest(
+            deployment_id=deployment.id,
+            deployment=D.Deployment(parameters_json='{"limit": "x"}', description="lost"),
+            update_mask=field_mask_pb2.FieldMask(paths=["parameters_json", "description"]),
+        ),
+    )
+    assert error.fields == ["deployment.parameters_json.limit"]
+    stored = api.deployments.GetDeployment(D.GetDeploymentRequest(deployment_id=deployment.id))
+    assert stored.deployment == deployment
+    relaxed = api.deployments.UpdateDeployment(
+        D.UpdateDeploymentRequest(
+            deployment_id=deployment.id,
+            deployment=D.Deployment(parameters_json='{"limit": "x"}'),
+            update_mask=field_mask_pb2.FieldMask(
+                paths=["parameters_json", "enforce_parameter_schema"]
+            ),
+        )
+    ).deployment
+    assert not relaxed.enforce_parameter_schema and relaxed.parameters_json == '{"limit": "x"}'
+
+
 def test_list_filters_and_pages(api: Api) -> None:
     pool = _pool(api)
     flow = _unique("listed")
@@ -489,3 +516,101 @@ def test_work_pools_and_queues(api: Api) -> None:
     gone = _error(api.work_pools.GetWorkPool, W.GetWorkPoolRequest(name=pool.name))
     assert gone.code == grpc.StatusCode.NOT_FOUND
     assert gone.reason == "WORK_POOL_NOT_FOUND"
+
+
+def test_retried_requests_with_a_request_id_get_the_first_answer(api: Api) -> None:
+    deployment = _create(api)
+    single = D.CreateFlowRunFromDeploymentRequest(
+        deployment_id=deployment.id, request_id=str(uuid.uuid4())
+    )
+    first = api.deployments.CreateFlowRunFromDeployment(single)
+    assert api.deployments.CreateFlowRunFromDeployment(single) == first
+    batch = D.BatchCreateFlowRunsFromDeploymentRequest(
+        deployment_id=deployment.id,
+        runs=[D.DeploymentRun(), D.DeploymentRun()],
+        request_id=str(uuid.uuid4()),
+    )
+    created = api.deployments.BatchCreateFlowRunsFromDeployment(batch)
+    assert api.deployments.BatchCreateFlowRunsFromDeployment(batch) == created
+    pause = D.PauseDeploymentRequest(deployment_id=deployment.id, request_id=str(uuid.uuid4()))
+    paused = api.deployments.PauseDeployment(pause)
+    api.deployments.ResumeDeployment(D.ResumeDeploymentRequest(deployment_id=deployment.id))
+    assert api.deployments.PauseDeployment(pause) == paused  # the answer of the first call
+    listed = api.flow_runs.ListFlowRuns(
+        flow_runs_pb2.ListFlowRunsRequest(
+            filter=flow_runs_pb2.FlowRunFilter(deployment_id=deployment.id)
+        )
+    ).flow_runs
+    assert len(listed) == 3
+    reused = _error(
+        api.deployments.PauseDeployment,
+        D.PauseDeploymentRequest(deployment_id=_create(api).id, request_id=pause.request_id),
+    )
+    assert reused.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert reused.fields == ["request_id"]
+
+
+def test_grpcurl_creates_a_deployment_and_a_run_from_json(api: Api, server: ServerProcess) -> None:
+    from test_grpcurl import grpcurl
+
+    flow = _unique("curl")
+    created = grpcurl(
+        "-plaintext",
+        "-d",
+        json.dumps(
+            {
+                "deployment": {
+                    "flow_name": flow,
+                    "name": "from-json",
+                    "parameters_json": '{"day": "mon"}',
+                    "schedules": [{"schedule": {"cron": {"cron": "0 9 * * *"}}}],
+                    "collision_strategy": "COLLISION_STRATEGY_CANCEL_NEW",
+                }
+            }
+        ),
+        server.address,
+        "headwater.v1.DeploymentService/CreateDeployment",
+    )
+    deployment = json.loads(created.stdout)["deployment"]
+    assert deployment["collisionStrategy"] == "COLLISION_STRATEGY_CANCEL_NEW"
+    run = grpcurl(
+        "-plaintext",
+        "-d",
+        json.dumps({"deployment_id": deployment["id"], "parameters_json": '{"limit": 2}'}),
+        server.address,
+        "headwater.v1.DeploymentService/CreateFlowRunFromDeployment",
+    )
+    flow_run = json.loads(run.stdout)["flowRun"]
+    assert json.loads(flow_run["parametersJson"]) == {"day": "mon", "limit": 2}
+    refused = grpcurl(
+        "-plaintext",
+        "-d",
+        json.dumps({"name": "no-slash"}),
+        server.address,
+        "headwater.v1.DeploymentService/GetDeployment",
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "InvalidArgument" in refused.stderr and "flow-name/deployment-name" in refused.stderr
+
+
+def test_queues_page_in_priority_order(api: Api) -> None:
+    pool = _pool(api)
+    for name, priority in (("low", 9), ("high", 2), ("later", 0), ("mid", 5)):
+        api.work_pools.CreateWorkQueue(
+            W.CreateWorkQueueRequest(
+                work_pool_name=pool.name, work_queue=W.WorkQueue(name=name, priority=priority)
+            )
+        )
+    seen: list[tuple[str, int]] = []
+    token = ""
+    while True:
+        page = api.work_pools.ListWorkQueues(
+            W.ListWorkQueuesRequest(work_pool_name=pool.name, page_size=2, page_token=token)
+        )
+        seen += [(q.name, q.priority) for q in page.work_queues]
+        token = page.next_page_token
+        if not token:
+            break
+    # "later" asked for no priority: after the queues that existed (default 1, high 2, low 9).
+    assert seen == [("default", 1), ("high", 2), ("mid", 5), ("low", 9), ("later", 10)]

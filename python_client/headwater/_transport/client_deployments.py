@@ -480,10 +480,13 @@ def create_work_queue(
     )
 
 
-def list_work_queues(work_pool_name: str) -> Unary[list[WorkQueue]]:
-    return Unary(
+def list_work_queues(work_pool_name: str, limit: int) -> Listing[WorkQueue]:
+    return Listing(
         "work_pools",
         "ListWorkQueues",
-        W.ListWorkQueuesRequest(work_pool_name=work_pool_name),
-        lambda response: [work_queue_from_proto(m) for m in response.work_queues],
+        W.ListWorkQueuesRequest(work_pool_name=work_pool_name, page_size=page_size(limit)),
+        lambda response: response.work_queues,
+        work_queue_from_proto,
+        by_token,
+        limit,
     )

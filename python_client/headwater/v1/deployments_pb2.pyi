@@ -173,10 +173,12 @@ class DeleteDeploymentResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class PauseDeploymentRequest(_message.Message):
-    __slots__ = ("deployment_id",)
+    __slots__ = ("deployment_id", "request_id")
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     deployment_id: str
-    def __init__(self, deployment_id: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, deployment_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class PauseDeploymentResponse(_message.Message):
     __slots__ = ("deployment",)
@@ -185,10 +187,12 @@ class PauseDeploymentResponse(_message.Message):
     def __init__(self, deployment: _Optional[_Union[Deployment, _Mapping]] = ...) -> None: ...
 
 class ResumeDeploymentRequest(_message.Message):
-    __slots__ = ("deployment_id",)
+    __slots__ = ("deployment_id", "request_id")
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     deployment_id: str
-    def __init__(self, deployment_id: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, deployment_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class ResumeDeploymentResponse(_message.Message):
     __slots__ = ("deployment",)

@@ -139,16 +139,22 @@ class CreateWorkQueueResponse(_message.Message):
     def __init__(self, work_queue: _Optional[_Union[WorkQueue, _Mapping]] = ...) -> None: ...
 
 class ListWorkQueuesRequest(_message.Message):
-    __slots__ = ("work_pool_name",)
+    __slots__ = ("work_pool_name", "page_size", "page_token")
     WORK_POOL_NAME_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     work_pool_name: str
-    def __init__(self, work_pool_name: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, work_pool_name: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListWorkQueuesResponse(_message.Message):
-    __slots__ = ("work_queues",)
+    __slots__ = ("work_queues", "next_page_token")
     WORK_QUEUES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     work_queues: _containers.RepeatedCompositeFieldContainer[WorkQueue]
-    def __init__(self, work_queues: _Optional[_Iterable[_Union[WorkQueue, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, work_queues: _Optional[_Iterable[_Union[WorkQueue, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class UpdateWorkQueueRequest(_message.Message):
     __slots__ = ("work_pool_name", "name", "work_queue", "update_mask")

@@ -139,8 +139,8 @@ class WorkPoolServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListWorkQueues(self, request, context):
-        """ListWorkQueues returns a pool's queues, highest priority (lowest number) first.
-        Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (unknown pool).
+        """ListWorkQueues pages through a pool's queues, highest priority (lowest number) first.
+        Errors: INVALID_ARGUMENT (malformed name, bad page size or token), NOT_FOUND (unknown pool).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

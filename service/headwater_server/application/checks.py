@@ -60,6 +60,7 @@ __all__ = [
     "WORK_POOL_TYPES",
     "at_most",
     "code_location",
+    "default_parameters",
     "deployment_fields",
     "deployment_name",
     "deployment_run",
@@ -553,14 +554,24 @@ def new_deployment(d: deployments_pb2.Deployment) -> None:
             "needs a work pool: name it in 'deployment.work_pool_name' too.",
         )
     enforce = d.enforce_parameter_schema if d.HasField("enforce_parameter_schema") else True
-    schema = check_schema("deployment.parameter_schema_json", d.parameter_schema_json)
-    if enforce and schema is not None and d.parameters_json:
-        defaults = json.loads(d.parameters_json)
-        for path, description in violations(schema, defaults, partial=True):
-            raise errors.invalid_argument(
-                f"deployment.parameters_json.{path}" if path else "deployment.parameters_json",
-                f"{description} (the default does not satisfy the parameter schema).",
-            )
+    default_parameters("deployment", d.parameters_json, d.parameter_schema_json, enforce)
+
+
+def default_parameters(prefix: str, defaults_json: str, schema_json: str, enforce: bool) -> None:
+    """A deployment's defaults against its parameter schema (when enforced); a required
+    parameter may be missing, since runs can supply it."""
+    schema = check_schema(f"{prefix}.parameter_schema_json", schema_json)
+    if not enforce or schema is None or not defaults_json:
+        return
+    problems = [
+        (
+            f"{prefix}.parameters_json.{path}" if path else f"{prefix}.parameters_json",
+            f"{description} (the default does not satisfy the parameter schema).",
+        )
+        for path, description in violations(schema, json.loads(defaults_json), partial=True)
+    ]
+    if problems:
+        raise errors.invalid_arguments(problems)
 
 
 def deployment_name(field: str, value: str) -> str:

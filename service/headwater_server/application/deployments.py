@@ -81,7 +81,17 @@ async def update_deployment(
     checks.uuid("deployment_id", request.deployment_id)
     paths = checks.update_mask("update_mask", request.update_mask, UPDATABLE)
     checks.deployment_fields("deployment", request.deployment, paths)
-    response = await backend.db.run(backend.db.repository.update_deployment, request)
+
+    def defaults_fit(deployment: deployments_pb2.Deployment) -> None:
+        if {"parameters_json", "parameter_schema_json", "enforce_parameter_schema"} & set(paths):
+            checks.default_parameters(
+                "deployment",
+                deployment.parameters_json,
+                deployment.parameter_schema_json,
+                deployment.enforce_parameter_schema,
+            )
+
+    response = await backend.db.run(backend.db.repository.update_deployment, request, defaults_fit)
     if "schedules" in paths:
         backend.hub.wake_all()  # runs created ahead may be gone: their watchers learn it
     return response
@@ -102,6 +112,7 @@ async def pause_deployment(
 ) -> deployments_pb2.PauseDeploymentResponse:
     """Pause a deployment: no scheduled runs, no new runs on request."""
     checks.uuid("deployment_id", request.deployment_id)
+    checks.optional_uuid("request_id", request.request_id)
     response = await backend.db.run(backend.db.repository.pause_deployment, request)
     backend.hub.wake_all()
     return response
@@ -112,6 +123,7 @@ async def resume_deployment(
 ) -> deployments_pb2.ResumeDeploymentResponse:
     """Resume a paused deployment."""
     checks.uuid("deployment_id", request.deployment_id)
+    checks.optional_uuid("request_id", request.request_id)
     return await backend.db.run(backend.db.repository.resume_deployment, request)
 
 

@@ -82,7 +82,8 @@ async def create_work_queue(
 async def list_work_queues(
     backend: Backend, request: work_pools_pb2.ListWorkQueuesRequest
 ) -> work_pools_pb2.ListWorkQueuesResponse:
-    """Return a pool's queues, highest priority first."""
+    """Page through a pool's queues, highest priority first."""
+    checks.page_size("page_size", request.page_size)
     checks.required_text("work_pool_name", request.work_pool_name)
     checks.name("work_pool_name", request.work_pool_name)
     return await backend.db.run(backend.db.repository.list_work_queues, request)

@@ -366,6 +366,9 @@ class DeploymentRunsMixin(DeploymentsMixin):
                         now=now,
                     )
                 )
+            # One order for every replica: two loops inserting the same keys in different orders
+            # could deadlock on PostgreSQL's unique-index locks.
+            rows.sort(key=lambda values: (values["deployment_id"], values["idempotency_key"]))
             created = self._insert_runs(conn, rows, skip_existing=True)
         return [convert.flow_run_message(values) for values in created]
 

@@ -8,8 +8,8 @@ deployment delete the runs its schedules created ahead that have not started, th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from headwater.v1 import deployments_pb2, schedules_pb2, states_pb2
 from sqlalchemy import Connection, delete, func, insert, select, update
@@ -33,6 +33,8 @@ from headwater_server.storage.values import (
     canonical_id,
     new_id,
 )
+
+M = TypeVar("M", deployments_pb2.PauseDeploymentResponse, deployments_pb2.ResumeDeploymentResponse)
 
 # The deployment fields UpdateDeployment copies as they are (the others need resolving).
 _PLAIN_FIELDS = (
@@ -267,9 +269,15 @@ class DeploymentsMixin(WorkPoolsMixin, RepositoryBase):
     # ------------------------------------------------------------------ changes
 
     def update_deployment(
-        self, req: deployments_pb2.UpdateDeploymentRequest
+        self,
+        req: deployments_pb2.UpdateDeploymentRequest,
+        check: Callable[[deployments_pb2.Deployment], None] | None = None,
     ) -> deployments_pb2.UpdateDeploymentResponse:
-        """Change the fields in ``update_mask`` (paths checked by the application layer)."""
+        """Change the fields in ``update_mask`` (paths checked by the application layer).
+
+        ``check`` judges the deployment as changed, inside the transaction: what only the whole
+        deployment can tell (do the defaults satisfy the parameter schema?) refuses the update.
+        """
         deployment_id = canonical_id(req.deployment_id)
         d = req.deployment
         paths = set(req.update_mask.paths)
@@ -303,9 +311,10 @@ class DeploymentsMixin(WorkPoolsMixin, RepositoryBase):
             )
             if "schedules" in paths:
                 self._replace_schedules(conn, current, d.schedules, now)
-            return deployments_pb2.UpdateDeploymentResponse(
-                deployment=self._deployment(conn, deployment_id)
-            )
+            updated = self._deployment(conn, deployment_id)
+            if check is not None:
+                check(updated)  # raising rolls the change back
+            return deployments_pb2.UpdateDeploymentResponse(deployment=updated)
 
     def _replace_schedules(
         self,
@@ -374,19 +383,40 @@ class DeploymentsMixin(WorkPoolsMixin, RepositoryBase):
         self, req: deployments_pb2.PauseDeploymentRequest
     ) -> deployments_pb2.PauseDeploymentResponse:
         """Pause: the deployment's runs created ahead that have not started are deleted."""
-        deployment = self._set_paused(req.deployment_id, paused=True)
-        return deployments_pb2.PauseDeploymentResponse(deployment=deployment)
+        return self._set_paused(
+            req.deployment_id,
+            req.request_id,
+            "PauseDeployment",
+            deployments_pb2.PauseDeploymentResponse,
+            paused=True,
+        )
 
     def resume_deployment(
         self, req: deployments_pb2.ResumeDeploymentRequest
     ) -> deployments_pb2.ResumeDeploymentResponse:
         """Resume: the scheduler creates the deployment's runs again."""
-        deployment = self._set_paused(req.deployment_id, paused=False)
-        return deployments_pb2.ResumeDeploymentResponse(deployment=deployment)
+        return self._set_paused(
+            req.deployment_id,
+            req.request_id,
+            "ResumeDeployment",
+            deployments_pb2.ResumeDeploymentResponse,
+            paused=False,
+        )
 
-    def _set_paused(self, raw_id: str, *, paused: bool) -> deployments_pb2.Deployment:
+    def _set_paused(
+        self,
+        raw_id: str,
+        request_id: str,
+        method: str,
+        response_type: type[M],
+        *,
+        paused: bool,
+    ) -> M:
         deployment_id = canonical_id(raw_id)
+        key = self._request_key(request_id)
         with self._write() as conn:
+            if key and (replay := self._replay(conn, key, method, deployment_id, response_type)):
+                return replay
             changed = conn.execute(
                 update(deployments)
                 .where(deployments.c.id == deployment_id, deployments.c.paused != paused)
@@ -394,7 +424,10 @@ class DeploymentsMixin(WorkPoolsMixin, RepositoryBase):
             ).rowcount
             if changed and paused:
                 _delete_future_auto_scheduled_runs(conn, deployment_id)
-            return self._deployment(conn, deployment_id)
+            response = response_type(deployment=self._deployment(conn, deployment_id))
+            if key:
+                self._remember(conn, key, method, deployment_id, response)
+            return response
 
 
 def _delete_future_auto_scheduled_runs(

@@ -276,16 +276,20 @@ class WorkPoolsMixin(RepositoryBase):
     def list_work_queues(
         self, req: work_pools_pb2.ListWorkQueuesRequest
     ) -> work_pools_pb2.ListWorkQueuesResponse:
-        """A pool's queues, highest priority (lowest number) first."""
+        """A pool's queues, highest priority (lowest number) first, paged by (priority, id)."""
+        size = pagination.page_size(req.page_size)
+        after = pagination.decode_token("work_queues", req.page_token)
         with self._read() as conn:
             pool = self._pool_row(conn, req.work_pool_name)
+            stmt = select(work_queues).where(work_queues.c.work_pool_id == pool["id"])
+            if after is not None:
+                stmt = stmt.where(keyset_after(work_queues.c.priority, work_queues.c.id, after))
             rows = conn.execute(
-                select(work_queues)
-                .where(work_queues.c.work_pool_id == pool["id"])
-                .order_by(work_queues.c.priority, work_queues.c.name)
+                stmt.order_by(work_queues.c.priority, work_queues.c.id).limit(size + 1)
             ).all()
         return work_pools_pb2.ListWorkQueuesResponse(
-            work_queues=[convert.work_queue_message(r._mapping, pool["name"]) for r in rows]
+            work_queues=[convert.work_queue_message(r._mapping, pool["name"]) for r in rows[:size]],
+            next_page_token=pagination.next_page_token("work_queues", rows, size, "priority"),
         )
 
     def _queue_row(self, conn: Connection, pool_name: str, name: str) -> tuple[Any, Any]:
