@@ -198,6 +198,7 @@ async def start_server(
 def _start_upkeep(backend: Backend, settings: ServerSettings) -> list[asyncio.Task[None]]:
     """Start the background loops the settings ask for; the server cancels them at stop."""
     from headwater_server.housekeeping import expire_old_data_forever, prune_request_log_forever
+    from headwater_server.liveness import LivenessPolicy, reap_forever, refresh_engines_forever
     from headwater_server.scheduling.late_runs import mark_late_runs_forever
     from headwater_server.scheduling.scheduler import FillPolicy, Scheduler
 
@@ -218,6 +219,13 @@ def _start_upkeep(backend: Backend, settings: ServerSettings) -> list[asyncio.Ta
         ),
         "prune-request-log": prune_request_log_forever(db, settings.request_log_retention_seconds),
     }
+    liveness = LivenessPolicy(
+        grace_seconds=settings.engine_grace_seconds,
+        timeout_seconds=settings.engine_timeout_seconds,
+        cancelling_timeout_seconds=settings.cancelling_timeout_seconds,
+    )
+    loops["refresh-engines"] = refresh_engines_forever(backend, liveness)
+    loops["crash-detection"] = reap_forever(backend, liveness)
     if settings.run_retention_seconds is not None or settings.log_retention_seconds is not None:
         loops["retention"] = expire_old_data_forever(
             db,

@@ -19,6 +19,12 @@ nothing else in the service reads ``os.environ``.
   marked Late; default 15 s (Prefect's).
 - ``HEADWATER_SCHEDULER_*``: how often the scheduler runs and how far ahead it creates runs
   (see :class:`ServerSettings`).
+- ``HEADWATER_ENGINE_GRACE_SECONDS``: how long an SDK process whose stream ended may take to
+  reconnect before its runs end CRASHED; default 5.
+- ``HEADWATER_ENGINE_TIMEOUT_SECONDS``: how long an SDK process may go unseen (its server died
+  with it, as the embedded one does) before its runs end CRASHED; default 10.
+- ``HEADWATER_CANCELLING_TIMEOUT_SECONDS``: how long a CANCELLING run that no live engine runs
+  waits before it ends CANCELLED; default 30.
 
 As in the SDK, names are matched case-insensitively and an exported-but-empty variable means
 unset. Every bad value is reported at once, each naming its variable.
@@ -45,6 +51,12 @@ ENV_PREFIX = "HEADWATER_"
 DEFAULT_REQUEST_LOG_RETENTION_SECONDS = 86_400.0
 # gRPC's own default; explicit so it is visible and can be changed in one place.
 DEFAULT_MAX_RECEIVE_MESSAGE_BYTES = 4 * 1024 * 1024
+# Crash detection: a killed SDK process's stream breaks at once; the grace lets a live one
+# reconnect (a server restart, a network blip). A process whose server died with it (the
+# embedded one) is caught when its row stops being refreshed. Both well within 15 s.
+DEFAULT_ENGINE_GRACE_SECONDS = 5.0
+DEFAULT_ENGINE_TIMEOUT_SECONDS = 10.0
+DEFAULT_CANCELLING_TIMEOUT_SECONDS = 30.0
 
 
 def _default_home() -> Path:
@@ -139,6 +151,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "scheduler_max_runs": _count,
     "scheduler_min_ahead_seconds": _seconds,
     "scheduler_max_ahead_seconds": _positive_seconds,
+    "engine_grace_seconds": _positive_seconds,
+    "engine_timeout_seconds": _positive_seconds,
+    "cancelling_timeout_seconds": _positive_seconds,
 }
 
 # Settings that must be more than 0 (None, where allowed, means "off"); the others may be 0.
@@ -151,6 +166,9 @@ _POSITIVE = {
     "scheduler_min_runs",
     "scheduler_max_runs",
     "scheduler_max_ahead_seconds",
+    "engine_grace_seconds",
+    "engine_timeout_seconds",
+    "cancelling_timeout_seconds",
 }
 _NON_NEGATIVE = {
     "request_log_retention_seconds",
@@ -173,6 +191,14 @@ class ServerSettings:
             so a day is ample; older answers are pruned.
         max_receive_message_bytes: The largest request message the server accepts; a larger one
             is refused with RESOURCE_EXHAUSTED before it is parsed.
+        engine_grace_seconds: How long an SDK process whose engine stream ended may take to
+            reconnect before the service ends its unfinished runs CRASHED.
+        engine_timeout_seconds: How long an SDK process may go without its stream being seen
+            by any server (its server died with it) before its runs end CRASHED. Servers
+            refresh the streams they hold four times per timeout.
+        cancelling_timeout_seconds: How long a CANCELLING flow run that no live engine runs
+            (started through the unary API, or its process is gone) waits before the service
+            ends it CANCELLED.
         run_retention_seconds: How long a flow run is kept after it reached a final state
             (COMPLETED, FAILED, CANCELLED, CRASHED), with its task runs, state history and log
             lines; a task run outside any flow likewise. None keeps them forever. Runs that have
@@ -210,6 +236,9 @@ class ServerSettings:
     scheduler_max_runs: int = 100
     scheduler_min_ahead_seconds: float = 3_600.0
     scheduler_max_ahead_seconds: float = 100 * 86_400.0
+    engine_grace_seconds: float = DEFAULT_ENGINE_GRACE_SECONDS
+    engine_timeout_seconds: float = DEFAULT_ENGINE_TIMEOUT_SECONDS
+    cancelling_timeout_seconds: float = DEFAULT_CANCELLING_TIMEOUT_SECONDS
 
     def __post_init__(self) -> None:
         problems = []

@@ -12,6 +12,12 @@ cannot be decoded (answered with sequence 0, see :mod:`._decoding`).
 A shutdown lets the operations already received finish and answer, then ends the stream with
 UNAVAILABLE; operations that arrive meanwhile are not run, and the client resends them to the
 next server (transition_id and request_id make that safe).
+
+A client names its process in the stream's metadata (``headwater-engine-id``, a UUID that stays
+the same across reconnects, with ``headwater-engine-host`` and ``headwater-engine-pid`` for
+people). The session then records the engine as connected, makes it the owner of the flow runs
+it creates or starts (and of task runs outside any flow), and records when the stream ends, so
+that :mod:`headwater_server.liveness` can end the runs of a process that died.
 """
 
 from __future__ import annotations
@@ -19,11 +25,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc.aio
-from headwater.v1 import engine_pb2, engine_pb2_grpc
+from headwater.v1 import engine_pb2, engine_pb2_grpc, states_pb2
 
 from headwater_server import errors
 from headwater_server.application.backend import Backend, Operation
@@ -42,6 +49,13 @@ BATCH_METADATA = (("headwater-engine-batch", "1"),)
 # Operations one stream may have running at once before the server stops reading from it.
 MAX_IN_FLIGHT = 1000
 
+#: Metadata keys a client names its process with (see the module docstring).
+ENGINE_ID_KEY = "headwater-engine-id"
+ENGINE_HOST_KEY = "headwater-engine-host"
+ENGINE_PID_KEY = "headwater-engine-pid"
+
+_RUNNING = states_pb2.STATE_TYPE_RUNNING
+
 _END = object()  # the client closed its side and every operation was answered
 _SHUTDOWN = object()  # the server is stopping and every operation received was answered
 
@@ -49,8 +63,14 @@ _SHUTDOWN = object()  # the server is stopping and every operation received was 
 class EngineSession:
     """The state of one Connect stream: in-flight operations and the answers to send."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, engine_id: str | None = None) -> None:
         self._backend = backend
+        #: The client process's engine id, or None when it did not name one.
+        self.engine_id = engine_id
+        #: This stream's token in the engine's row: a newer stream of the engine replaces it.
+        self.engine_session = str(uuid.uuid4())
+        #: Flow runs this stream already made its engine the owner of.
+        self._owned: set[str] = set()
         self.outbox: asyncio.Queue[Any] = asyncio.Queue()
         self._tails: dict[str, asyncio.Task[None]] = {}
         self._running: set[asyncio.Task[None]] = set()
@@ -166,12 +186,42 @@ class EngineSession:
             await asyncio.wait(waiting)
         try:
             result = await handler(self._backend, operation)
+            if self.engine_id is not None and kind in _OWNING:
+                await self._own(kind, result)
             response = engine_pb2.ConnectResponse(sequence=sequence)
             getattr(response, kind).CopyFrom(result)
         except Exception as exc:
             self._answer_error(sequence, to_service_error(exc, f"EngineService/{kind}", operation))
             return
         self.outbox.put_nowait(response)
+
+    async def _own(self, kind: str, result: Any) -> None:
+        """Make this engine the owner of a run it just created or started, before answering.
+
+        Flow runs are owned from their create (and again when started, if created elsewhere:
+        a deployment's run); task runs only outside any flow, since a task run in a flow run
+        ends with its flow run. Owned before the answer goes out, so a process killed right
+        after it learns its run started still leaves a run its death can end.
+        """
+        flow_run_ids: list[str] = []
+        task_run_ids: list[str] = []
+        if kind == "create_flow_run" or kind == "set_flow_run_state":
+            run = result.flow_run
+            if run.id not in self._owned and (
+                kind == "create_flow_run" or run.state.type == _RUNNING
+            ):
+                flow_run_ids.append(run.id)
+        else:
+            run = result.task_run
+            if not run.flow_run_id and run.state.type == _RUNNING:
+                task_run_ids.append(run.id)
+        if not flow_run_ids and not task_run_ids:
+            return
+        assert self.engine_id is not None
+        await self._backend.db.run(
+            self._backend.db.repository.own_runs, self.engine_id, flow_run_ids, task_run_ids
+        )
+        self._owned.update(flow_run_ids)
 
     def _answer_error(self, sequence: int, error: errors.ServiceError) -> None:
         self.outbox.put_nowait(
@@ -200,7 +250,18 @@ class EngineServicer(engine_pb2_grpc.EngineServiceServicer):
         """Run the operations the engine sends and stream back their answers."""
         if self.backend.stopping.is_set():
             await abort(context, _going_away())
-        session = EngineSession(self.backend)
+        engine = _engine_identity(context.invocation_metadata() or ())
+        if isinstance(engine, errors.ServiceError):
+            await abort(context, engine)
+        session = EngineSession(self.backend, engine[0] if engine else None)
+        if engine is not None:
+            await self.backend.db.run(
+                self.backend.db.repository.engine_connected,
+                engine[0],
+                session.engine_session,
+                engine[1],
+                engine[2],
+            )
         self.backend.engine_sessions.add(session)
         await context.send_initial_metadata(BATCH_METADATA)
         reader = asyncio.get_running_loop().create_task(session.read(request_iterator))
@@ -224,6 +285,15 @@ class EngineServicer(engine_pb2_grpc.EngineServiceServicer):
             self.backend.engine_sessions.discard(session)
             reader.cancel()
             session.cancel()
+            if session.engine_id is not None and not self.backend.stopping.is_set():
+                # The client went away (or closed its side). A server that is stopping records
+                # nothing: its clients reconnect elsewhere, and are not disconnected by it.
+                # A task of its own: this RPC's task is being cancelled when the client is gone.
+                task = asyncio.get_running_loop().create_task(
+                    _record_disconnect(self.backend, session)
+                )
+                _recording.add(task)
+                task.add_done_callback(_recording.discard)
         await abort(context, _going_away())
 
 
@@ -244,6 +314,49 @@ def _batch(
             return batch, item
         answers.append(item)
     return batch, None
+
+
+#: Disconnects being recorded (a reference each, so the loop does not drop the task).
+_recording: set[asyncio.Task[None]] = set()
+
+#: Operations whose answer may make the stream's engine the owner of a run.
+_OWNING = frozenset(
+    {"create_flow_run", "set_flow_run_state", "create_task_run", "set_task_run_state"}
+)
+
+
+def _engine_identity(
+    metadata: Any,
+) -> tuple[str, str, int] | errors.ServiceError | None:
+    """(engine id, host, pid) from the stream's metadata; None when the client sent no id."""
+    values = {key: value for key, value in metadata if isinstance(value, str)}
+    raw_id = values.get(ENGINE_ID_KEY, "")
+    if not raw_id:
+        return None
+    try:
+        engine_id = str(uuid.UUID(raw_id))
+    except ValueError:
+        return errors.invalid_argument(
+            ENGINE_ID_KEY,
+            f"metadata {errors.shown(raw_id)} is not a UUID: name the process with one UUID "
+            "that stays the same across reconnects, or leave it out.",
+        )
+    try:
+        pid = max(int(values.get(ENGINE_PID_KEY, "0")), 0)
+    except ValueError:
+        pid = 0
+    host = errors.capped(values.get(ENGINE_HOST_KEY, ""))[:255]
+    return engine_id, host, pid
+
+
+async def _record_disconnect(backend: Backend, session: EngineSession) -> None:
+    assert session.engine_id is not None
+    try:
+        await backend.db.run(
+            backend.db.repository.engine_disconnected, session.engine_id, session.engine_session
+        )
+    except Exception:  # the database is closing; the engine's row then times out instead
+        logger.debug("Recording an engine disconnect failed", exc_info=True)
 
 
 def _going_away() -> errors.ServiceError:

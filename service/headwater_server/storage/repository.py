@@ -17,6 +17,7 @@ UPDATE of the run row and the stored answer, all committed together.
 from __future__ import annotations
 
 from headwater_server.storage._deployment_runs import DeploymentRunsMixin
+from headwater_server.storage._engines import EnginesMixin
 from headwater_server.storage._flow_runs import FlowRunsMixin
 from headwater_server.storage._flows import FlowsMixin
 from headwater_server.storage._late_runs import LateRunsMixin
@@ -39,12 +40,13 @@ class Repository(
     RetentionMixin,
     LateRunsMixin,
     ScheduleRunsMixin,
+    EnginesMixin,
 ):
     """All storage operations of the service over one SQLAlchemy engine.
 
     Thread-safe: each method checks out its own connection and runs one transaction. The
     operations live in one module per resource (``_flows``, ``_flow_runs``, ``_task_runs``,
     ``_proposals``, ``_logs``, ``_work_pools``, ``_deployments``, ``_deployment_runs``,
-    ``_retention``, ``_late_runs``, ``_schedule_runs``) over the shared transactions and
-    idempotency of ``_base``.
+    ``_retention``, ``_late_runs``, ``_schedule_runs``, ``_engines``) over the shared
+    transactions and idempotency of ``_base``.
     """

@@ -111,6 +111,9 @@ flow_runs = Table(
     Column("idempotency_key", String(255), nullable=True),
     Column("expected_start_time", BigInteger, nullable=True),
     *_run_state_columns(),
+    # The engine (an SDK process's stream, see the engines table) that owns the run while it is
+    # not final; its death ends the run CRASHED. NULL: no engine has claimed it (revision 0015).
+    Column("engine_id", ID, nullable=True),
     UniqueConstraint("flow_id", "idempotency_key"),
 )
 Index("ix_flow_runs_create_time_id", flow_runs.c.create_time, flow_runs.c.id)
@@ -120,6 +123,7 @@ Index("ix_flow_runs_parent_flow_run_id", flow_runs.c.parent_flow_run_id)
 # ListFlowRuns by run name (`headwater flow-run inspect <name>`): names are not unique, so an
 # index rather than a constraint.
 Index("ix_flow_runs_name", flow_runs.c.name)
+Index("ix_flow_runs_engine_id", flow_runs.c.engine_id)
 
 
 def _state_columns(owner_fk: Column[Any]) -> list[Column[Any] | UniqueConstraint]:
@@ -171,12 +175,16 @@ task_runs = Table(
     *_run_state_columns(),
     # When this run's cache entry (its COMPLETED result under cache_key) expires; NULL: never.
     Column("cache_expiration_time", BigInteger, nullable=True),
+    # As flow_runs.engine_id, set only for task runs outside any flow (revision 0015): a task
+    # run in a flow run lives and dies with its flow run.
+    Column("engine_id", ID, nullable=True),
     UniqueConstraint("flow_run_id", "task_key", "dynamic_key"),
 )
 Index("ix_task_runs_create_time_id", task_runs.c.create_time, task_runs.c.id)
 Index("ix_task_runs_state_type", task_runs.c.state_type)
 # The cache lookup: the newest COMPLETED run with a key (the service's task cache).
 Index("ix_task_runs_cache_key_end_time", task_runs.c.cache_key, task_runs.c.end_time)
+Index("ix_task_runs_engine_id", task_runs.c.engine_id)
 
 task_run_states = Table(
     "task_run_states",
@@ -339,3 +347,23 @@ Index(
     deployment_schedules.c.deployment_id,
     deployment_schedules.c.position,
 )
+
+# Engines: one row per SDK process connected through EngineService.Connect (revision 0015).
+# Servers refresh ``last_seen_time`` of the engines whose streams they hold; a stream that ends
+# sets ``disconnected_time`` unless a newer stream of the engine (``session``) took over. An
+# engine disconnected longer than the grace period, or not seen for longer than the timeout
+# (its server died too), is dead: its runs end CRASHED and its row is deleted.
+engines = Table(
+    "engines",
+    metadata,
+    Column("id", ID, primary_key=True),
+    # Where it runs, for people: "pid 4242 on build-7".
+    Column("host", String(255), nullable=False, default=""),
+    Column("pid", Integer, nullable=False, default=0),
+    # A new random value for every stream the engine opens.
+    Column("session", ID, nullable=False),
+    Column("connect_time", BigInteger, nullable=False),
+    Column("last_seen_time", BigInteger, nullable=False),
+    Column("disconnected_time", BigInteger, nullable=True),
+)
+Index("ix_engines_last_seen_time", engines.c.last_seen_time)

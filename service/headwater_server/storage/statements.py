@@ -189,6 +189,11 @@ def insert_flow_if_new(dialect: str) -> Insert:
     return dialect_insert(flows).on_conflict_do_nothing(index_elements=["name"])
 
 
+def _insert_keys(table: Any) -> list[str]:
+    """The columns a create writes: all but ``engine_id``, which the owning stream sets."""
+    return [c.key for c in table.c if c.key != "engine_id"]
+
+
 class RawCreateStatements:
     """The statements that create runs, compiled for one engine's dialect (see ``fastpath``).
 
@@ -209,8 +214,9 @@ class RawCreateStatements:
         self.task_run_exists = Prepared(
             select(task_runs.c.id).where(task_runs.c.id == bindparam("id")), engine
         )
-        self.insert_flow_run = Prepared(INSERT_FLOW_RUN, engine, [c.key for c in flow_runs.c])
-        self.insert_task_run = Prepared(INSERT_TASK_RUN, engine, [c.key for c in task_runs.c])
+        # engine_id is set apart, by the engine stream that owns the run (`EnginesMixin`).
+        self.insert_flow_run = Prepared(INSERT_FLOW_RUN, engine, _insert_keys(flow_runs))
+        self.insert_task_run = Prepared(INSERT_TASK_RUN, engine, _insert_keys(task_runs))
 
 
 class RawCacheStatements:

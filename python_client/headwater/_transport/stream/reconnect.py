@@ -21,6 +21,7 @@ import grpc.aio
 
 from headwater._transport.channel import channel_options
 from headwater._transport.status import from_operation_error, from_rpc_error
+from headwater._transport.stream.identity import engine_metadata
 from headwater._transport.stream.ops import Op
 from headwater._transport.stream.protocol import OperationTable
 from headwater.exceptions import ServiceError, ServiceUnavailable, clause
@@ -197,7 +198,7 @@ class EngineStream:
     async def _stream_once(self, stub: engine_pb2_grpc.EngineServiceStub) -> bool:
         """Run one Connect stream until it ends; True if any answer arrived on it."""
         ops = self._ops
-        call = stub.Connect(wait_for_ready=False)
+        call = stub.Connect(wait_for_ready=False, metadata=engine_metadata())
         queue: asyncio.Queue[Op] = asyncio.Queue()
         for op in ops.pending.values():  # resend what the last stream left unanswered
             queue.put_nowait(op)
