@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
@@ -95,12 +95,14 @@ def test_runs_are_created_ahead_and_pausing_removes_them(client: Client) -> None
     client.deployments.PauseDeployment(D.PauseDeploymentRequest(deployment_id=paused.id))
     paused_at = datetime.now(UTC)
     assert client.runs(paused.id) == []
-    # The witness's window moves on every second: once it has a run due 2 s after the pause
-    # plus its ten ahead, many passes have run, and none created a run of the paused one.
-    eventually(
-        lambda: starts(client.runs(witness.id))[-10] > paused_at.replace(microsecond=0),
-        "passes after the pause",
-    )
+    # The witness's window moves on every second, and a pass creates the ten runs from its own
+    # time on: once the first of the witness's last ten is due over a second after the pause,
+    # a pass ran after it, and it created no run of the paused deployment.
+    def passed_since_pause() -> bool:
+        times = starts(client.runs(witness.id))
+        return len(times) >= 10 and times[-10] > paused_at + timedelta(seconds=1)
+
+    eventually(passed_since_pause, "a pass after the pause")
     assert client.runs(paused.id) == []
 
     client.deployments.ResumeDeployment(D.ResumeDeploymentRequest(deployment_id=paused.id))
