@@ -206,3 +206,48 @@ def test_partial_schema_without_revision_goes_to_alembic(engine: Engine) -> None
         migrate.ensure_schema(engine)
     with engine.connect() as conn:
         assert inspect(conn).get_table_names() == ["flows"]
+
+
+def test_upgrading_an_old_database_keeps_every_runs_history(engine: Engine) -> None:
+    # Revision 0003 rebuilds flow_runs; on SQLite that drops the old table, and with foreign
+    # keys on the drop cascaded into flow_run_states, task_runs and logs: all history gone.
+    from alembic import command
+
+    with engine.begin() as conn:
+        command.upgrade(migrate.alembic_config(conn), "0002")  # type: ignore[arg-type]
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO flows VALUES ('f', 'etl', '[]', 1)"))
+        conn.execute(
+            text(
+                "INSERT INTO flow_runs (id, flow_id, flow_name, name, flow_version, state_type, "
+                "state_name, state_message, state_time, run_count, total_run_time_us, "
+                "last_sequence, policy_retries, policy_retry_delay_seconds, tags, "
+                "parameters_json, create_time, update_time) VALUES ('r', 'f', 'etl', 'r', '', "
+                "1, 'Scheduled', '', 1, 0, 0, 1, 0, 0, '[]', '{}', 1, 1)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO flow_run_states (id, flow_run_id, sequence, type, name, message, "
+                "create_time, forced) VALUES ('s', 'r', 1, 1, 'Scheduled', '', 1, false)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO logs (id, flow_run_id, logger_name, level, message, log_time) "
+                "VALUES ('l', 'r', 'x', 20, 'hello', 1)"
+            )
+        )
+
+    assert migrate.ensure_schema(engine) is True
+
+    with engine.connect() as conn:
+        assert migrate.current_revision(conn) == migrate.HEAD_REVISION
+        counts = [
+            conn.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+            for table in ("flow_runs", "flow_run_states", "logs")
+        ]
+        if conn.dialect.name == "sqlite":  # enforcement is back on for the service
+            assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+            assert conn.execute(text("PRAGMA foreign_key_check")).all() == []
+    assert counts == [1, 1, 1]

@@ -82,31 +82,55 @@ def _migrate_locked(engine: Engine) -> bool:
 
 
 def _migrate_in_transaction(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        conn.execution_options(**{WRITE_OPTION: True})
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            _sqlite_foreign_keys(conn, on=False)
+        try:
+            return _migrate_locked_connection(conn)
+        finally:
+            if sqlite:
+                _sqlite_foreign_keys(conn, on=True)
+
+
+def _sqlite_foreign_keys(conn: Connection, *, on: bool) -> None:
+    """Turn SQLite's foreign key enforcement off for a migration, and back on after it.
+
+    A batch migration rebuilds a table (revision 0003 rebuilds flow_runs) by copying it and
+    dropping the old one; with foreign keys on, SQLite's DROP TABLE first deletes every row, and
+    ON DELETE CASCADE then empties the child tables: every run's state history was lost. The
+    pragma is a no-op inside a transaction, so it is sent on the driver's connection (which is
+    in autocommit mode) before BEGIN and after COMMIT.
+    """
+    driver = conn.connection.driver_connection
+    assert driver is not None  # an open connection
+    driver.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+
+
+def _migrate_locked_connection(conn: Connection) -> bool:
+    """Create or migrate the schema in one transaction on ``conn``, holding the lock."""
     from sqlalchemy import inspect
 
     from headwater_server.storage.schema import metadata
 
-    with engine.connect() as conn:
-        conn.execution_options(**{WRITE_OPTION: True})
-        with conn.begin():
-            if conn.dialect.name == "postgresql":
-                conn.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_ADVISORY_LOCK_KEY}
-                )
-            # Read under the lock, without a failing statement (a PostgreSQL error would end
-            # the transaction).
-            tables = set(inspect(conn).get_table_names())
-            if VERSION_TABLE in tables:
-                revision = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
-                if revision == HEAD_REVISION:
-                    return False
-                _run_alembic(conn)
-            elif tables.isdisjoint(metadata.tables):
-                create_at_head(conn)
-            else:
-                # Some of Headwater's tables but no revision: not a database this code made.
-                # Alembic then fails on the first table that exists and says which one.
-                _run_alembic(conn)
+    with conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_ADVISORY_LOCK_KEY})
+        # Read under the lock, without a failing statement (a PostgreSQL error would end
+        # the transaction).
+        tables = set(inspect(conn).get_table_names())
+        if VERSION_TABLE in tables:
+            revision = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+            if revision == HEAD_REVISION:
+                return False
+            _run_alembic(conn)
+        elif tables.isdisjoint(metadata.tables):
+            create_at_head(conn)
+        else:
+            # Some of Headwater's tables but no revision: not a database this code made.
+            # Alembic then fails on the first table that exists and says which one.
+            _run_alembic(conn)
     return True
 
 
