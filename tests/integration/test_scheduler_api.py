@@ -95,6 +95,7 @@ def test_runs_are_created_ahead_and_pausing_removes_them(client: Client) -> None
     client.deployments.PauseDeployment(D.PauseDeploymentRequest(deployment_id=paused.id))
     paused_at = datetime.now(UTC)
     assert client.runs(paused.id) == []
+
     # The witness's window moves on every second, and a pass creates the ten runs from its own
     # time on: once the first of the witness's last ten is due over a second after the pause,
     # a pass ran after it, and it created no run of the paused deployment.
