@@ -285,3 +285,28 @@ def test_a_worker_of_an_unknown_pool_says_so(project: Path, sqlite_server: Serve
     output, _ = worker.communicate(timeout=DEADLINE_SECONDS)
     assert worker.returncode == 2
     assert "work pool" in output and "nowhere" in output
+
+
+def test_a_flow_served_on_a_one_second_interval_runs_and_completes_repeatedly(
+    project: Path, sqlite_server: ServerProcess, client: HeadwaterClient, name: str
+) -> None:
+    command = (sys.executable, "served.py", "serve", "1", "1", name)
+    process = _start(project, sqlite_server, *command)
+    try:
+        _until(lambda: _registered(client, f"greet/{name}"), "the deployment", process)
+        deployment = client.get_deployment(f"greet/{name}")
+
+        def completed() -> list[str]:
+            runs = client.list_flow_runs(deployment_id=deployment.id, state_types=["COMPLETED"])
+            return [run.id for run in runs]
+
+        _until(lambda: len(completed()) >= 3, "three scheduled runs to complete", process)
+        _stop(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    runs = completed()
+    assert all((project / f"out-{run_id}").read_text() == "hello world" for run_id in runs)
+    scheduled = [client.get_flow_run(run_id) for run_id in runs]
+    assert all(run.raw.auto_scheduled for run in scheduled)
