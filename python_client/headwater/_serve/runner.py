@@ -171,7 +171,9 @@ class Runner:
         command = [sys.executable, "-m", "headwater._serve.execute", flow_run.id]
         logger.info("Running flow run %r (%s) of %s.", flow_run.name, flow_run.id, _named(run))
         try:
-            process = subprocess.Popen(command, cwd=directory, env=env)
+            # A session of its own: Ctrl-C at the terminal reaches the runner only, which then
+            # cancels its runs cleanly instead of every run being interrupted at once.
+            process = subprocess.Popen(command, cwd=directory, env=env, start_new_session=True)
         except OSError as exc:
             self._end(flow_run.id, "CRASHED", f"Crashed: the runner could not start it: {exc}.")
             return

@@ -1,10 +1,11 @@
 """Claiming due runs for workers and serving processes, and telling them which runs to stop.
 
-A claim picks due runs (SCHEDULED, scheduled time come) of the poller's deployments or work
-pool and moves each to PENDING through the ordinary proposal (:meth:`_decide_and_apply`), all
-in one write transaction. SQLite has one writer at a time (``BEGIN IMMEDIATE`` comes before the
-choice), and on PostgreSQL the chosen rows are taken ``FOR UPDATE SKIP LOCKED``: a concurrent
-poller skips them and takes others, so no run is ever claimed twice.
+A claim picks due runs (SCHEDULED, scheduled time come, owned by no engine: a run awaiting a
+retry belongs to the engine that retries it) of the poller's deployments or work pool and moves
+each to PENDING through the ordinary proposal (:meth:`_decide_and_apply`), all in one write
+transaction. SQLite has one writer at a time (``BEGIN IMMEDIATE`` comes before the choice), and
+on PostgreSQL the chosen rows are taken ``FOR UPDATE SKIP LOCKED``: a concurrent poller skips
+them and takes others, so no run is ever claimed twice.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ class WorkersMixin(ProposalsMixin, DeploymentsMixin):
                 for candidate in candidates:
                     current = conn.first(raw.lock_run, {"id": candidate["id"], "key": None})
                     if current is None or current["state_type"] != rules.SCHEDULED:
-                        continue
+                        continue  # changed since it was chosen (SQLite reads are not locks)
                     result, run, _ = self._decide_and_apply(
                         conn, FLOW_RUN, current, state, proposal, now
                     )
@@ -129,6 +130,7 @@ class WorkersMixin(ProposalsMixin, DeploymentsMixin):
                     scope.where,
                     flow_runs.c.state_type == rules.SCHEDULED,
                     flow_runs.c.scheduled_time > now,
+                    flow_runs.c.engine_id.is_(None),
                 ),
                 scope.values,
             ).scalar()
@@ -233,6 +235,8 @@ class WorkersMixin(ProposalsMixin, DeploymentsMixin):
                 scope.where,
                 flow_runs.c.state_type == _constant(rules.SCHEDULED),
                 flow_runs.c.scheduled_time <= bindparam("now"),
+                # A run an engine owns (AwaitingRetry) is that engine's to run again.
+                flow_runs.c.engine_id.is_(None),
             )
             .order_by(*scope.order)
             .limit(_constant(room))
