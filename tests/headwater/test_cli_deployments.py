@@ -205,3 +205,13 @@ def test_run_watch_follows_the_run_until_it_ends(
     assert "Created flow run" in out
     assert "Flow run finished: Completed" in out
     assert out.index("Running") < out.index("Flow run finished")
+
+
+def test_empty_listings_say_so_and_what_to_do(tmp_path: Path) -> None:
+    # No HEADWATER_API_URL: the CLI reads the local database of a fresh home.
+    deployments = run_cli("deployment", "ls", api_url=None, home=tmp_path)
+    assert deployments.returncode == 0, deployments.stderr
+    assert deployments.stdout.strip() == "No deployments found."
+    pools = run_cli("work-pool", "ls", api_url=None, home=tmp_path)
+    assert pools.returncode == 0, pools.stderr
+    assert "headwater work-pool create NAME" in pools.stdout
