@@ -3,6 +3,7 @@ create``, run for real in subprocesses against a real server subprocess."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import threading
 import time
@@ -131,6 +132,9 @@ def test_run_merges_params_and_says_where_it_runs(
     assert run.parameters == {"day": "mon", "limit": 5, "note": "hello world", "extra": [1, 2]}
     assert run.tags == ("cli",) and run.name == "from-cli"
     assert f"headwater flow-run watch {run.id}" in result.stdout
+    assert not run.auto_scheduled
+    inspected = _cli(sqlite_server, tmp_path, "flow-run", "inspect", run.id)
+    assert re.search(rf"^Deployment\s+{deployment.id}\s*$", inspected.stdout, re.M)
 
     refused = _cli(sqlite_server, tmp_path, "deployment", "run", f"{flow}/manual", "-p", "limit=x")
     assert_one_error_line(refused, "parameters_json.limit", "not of type 'integer'")
