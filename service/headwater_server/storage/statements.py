@@ -296,7 +296,10 @@ class RawSlotStatements:
                 .select_from(concurrency_slots.join(runs, runs.c.id == concurrency_slots.c.run_id))
                 .where(
                     concurrency_slots.c.limit_id == bindparam("limit_id"),
-                    runs.c.state_type.in_(sorted(rules.SLOT_HOLDING_TYPES)),
+                    # Inlined: prepared statements carry only the named parameters.
+                    runs.c.state_type.in_(
+                        [literal_column(str(t)) for t in sorted(rules.SLOT_HOLDING_TYPES)]
+                    ),
                 ),
                 engine,
             )
