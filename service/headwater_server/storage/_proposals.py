@@ -260,6 +260,10 @@ class ProposalsMixin(ConcurrencyLimitsMixin):
             and is_limited(kind, current)
         ):
             full_limit, limit_ids = self._check_slots(conn, kind, current)
+            # The state's time is taken after the limits' locks, so a run's RUNNING is stored
+            # later than the state that freed the slot it took: histories read in time order
+            # never show more runs RUNNING than the limit allows.
+            now = convert.now_us()
         decision = rules.decide(
             snapshot,
             proposal,
