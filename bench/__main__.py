@@ -43,6 +43,7 @@ WORKLOAD_NAMES = (
     "task_submit",
     "task_map",
     "task_memory",
+    "crash_detection",
 )
 
 Measurement = dict[str, Any]
@@ -439,6 +440,52 @@ def task_memory(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> Secti
     return section
 
 
+def crash_detection(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> Section:
+    """kill -9 of a flow process -> its run CRASHED, with the service's default settings."""
+    runs = 2 if plan.quick else 5
+    section = Section(
+        "crash_detection",
+        "kill -9 of a flow process until the service reports its run CRASHED",
+        "s",
+        [("mean", "mean"), ("p50", "median"), ("max", "max")],
+        [
+            ("stream broke (server subprocess)", "Headwater remote", "Prefect remote"),
+            ("embedded server died too", "Headwater embedded", "Prefect embedded"),
+        ],
+        notes=[
+            f"{runs} kills per row. Prefect 3.9.1 does not detect a killed flow process by"
+            " default (its run stays Running), so it has no figure here.",
+        ],
+    )
+    for sdk in sdks:
+        if sdk.name != "headwater":
+            continue
+        for mode in ("remote", "embedded"):
+
+            def take(sdk: Sdk = sdk, mode: str = mode) -> Measurement:
+                with (
+                    throwaway_dir("headwater-crash-home") as home,
+                    headwater_server(sdk, home) as server,
+                ):
+                    env = sdk.environ(HEADWATER_HOME=str(home), HEADWATER_API_URL=server.address)
+                    args = [mode, str(runs)]
+                    return run_workload(sdk, "crash_detection", args, env, 60 + runs * 120)
+
+            raw = measure(sdk, f"crash_detection on {sdk.label} {mode}, {runs} kills", take)
+            label = f"Headwater {mode}"
+            if "error" in raw:
+                section.measurements[label] = raw
+                continue
+            stats = summarize(raw["detected_s"])
+            section.measurements[label] = {
+                "version": raw["version"],
+                "n": stats["n"],
+                "figures": stats,
+                "raw": raw["detected_s"],
+            }
+    return section
+
+
 MEASURES: dict[str, Callable[[Sequence[Sdk], Plan, dict[str, Any]], Section]] = {
     "flow_overhead": flow_overhead,
     "cold_start": cold_start,
@@ -448,6 +495,7 @@ MEASURES: dict[str, Callable[[Sequence[Sdk], Plan, dict[str, Any]], Section]] = 
     "task_submit": _task_timing("task_submit"),
     "task_map": _task_timing("task_map"),
     "task_memory": task_memory,
+    "crash_detection": crash_detection,
 }
 
 

@@ -48,13 +48,16 @@ DEFAULT_GRACE_SECONDS = 5.0
 
 # Clients ping idle long polls, watches and engine streams (every 20 s by default); the server
 # must accept those pings or it answers GOAWAY "too_many_pings" and drops the stream. The server
-# pings idle clients too, so connections to vanished clients are closed.
+# pings its clients too, every 10 s with 5 s to answer, so the stream of an SDK process on a
+# machine that vanished (no RST ever comes) ends within ~15 s and its runs can be ended CRASHED
+# after the grace period (see liveness.py). A ping costs a few bytes; gRPC's C core answers it
+# without the client's GIL, so a busy Python process is never taken for a dead one.
 SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.http2.max_pings_without_data", 0),
-    ("grpc.keepalive_time_ms", 60_000),
-    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
     # Without this, a second server on a busy port binds "successfully" and steals half the
     # connections; a clear "port in use" error is better.
     ("grpc.so_reuseport", 0),

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from google.protobuf import duration_pb2, field_mask_pb2
-from headwater.v1 import deployments_pb2, flow_runs_pb2, schedules_pb2, states_pb2
+from headwater.v1 import deployments_pb2, flow_runs_pb2, flows_pb2, schedules_pb2, states_pb2
 from headwater_server.errors import ServiceError
 from headwater_server.storage._deployment_runs import ScheduledRun, ScheduleToFill
 from sync_application import SyncApplication
@@ -259,3 +259,31 @@ def test_concurrent_scheduler_passes_create_each_run_once(
     runs = _runs(application, deployment.id)
     assert len(runs) == 40
     assert len({r.idempotency_key for r in runs}) == 40
+
+
+def test_concurrent_creates_of_one_name_make_one_deployment(
+    application: SyncApplication,
+) -> None:
+    # The uniqueness check and the insert race on PostgreSQL; the loser gets ALREADY_EXISTS
+    # naming the winner, never a raw IntegrityError.
+    import threading
+
+    flow = f"etl-{uuid.uuid4().hex[:6]}"
+    application.create_flow(flows_pb2.CreateFlowRequest(name=flow))
+    outcomes: list[str] = []
+    start = threading.Barrier(4)
+
+    def create() -> None:
+        start.wait()
+        try:
+            outcomes.append(_deployment(application, flow_name=flow, name="raced").id)
+        except ServiceError as error:
+            outcomes.append(error.reason)
+
+    threads = [threading.Thread(target=create) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winners = [o for o in outcomes if o != "DEPLOYMENT_ALREADY_EXISTS"]
+    assert len(winners) == 1 and outcomes.count("DEPLOYMENT_ALREADY_EXISTS") == 3, outcomes

@@ -91,7 +91,7 @@ class DeploymentsMixin(WorkPoolsMixin, RepositoryBase):
                 }
                 values["parameters_json"] = d.parameters_json or "{}"
                 conn.execute(insert(deployments), values)
-                self._insert_schedules(conn, values["id"], d.schedules, now)
+                self._insert_schedules(conn, values["id"], list(enumerate(d.schedules)), now)
                 response = deployments_pb2.CreateDeploymentResponse(
                     deployment=self._deployment(conn, values["id"])
                 )
@@ -168,24 +168,32 @@ class DeploymentsMixin(WorkPoolsMixin, RepositoryBase):
             "parameters_json": entry.parameters_json or "{}",
         }
 
+    def _schedule_row(
+        self,
+        deployment_id: str,
+        position: int,
+        entry: schedules_pb2.DeploymentSchedule,
+        now: int,
+    ) -> dict[str, Any]:
+        """A new deployment_schedules row for ``entry`` at ``position`` in the list."""
+        return {
+            "id": new_id(),
+            "deployment_id": deployment_id,
+            "position": position,
+            "create_time": now,
+            "update_time": now,
+            **self._schedule_values(entry),
+        }
+
     def _insert_schedules(
         self,
         conn: Connection,
         deployment_id: str,
-        entries: Sequence[schedules_pb2.DeploymentSchedule],
+        entries: Sequence[tuple[int, schedules_pb2.DeploymentSchedule]],
         now: int,
     ) -> None:
-        rows = [
-            {
-                "id": new_id(),
-                "deployment_id": deployment_id,
-                "position": position,
-                "create_time": now,
-                "update_time": now,
-                **self._schedule_values(entry),
-            }
-            for position, entry in enumerate(entries)
-        ]
+        """Insert new schedules, each with its position in the deployment's list."""
+        rows = [self._schedule_row(deployment_id, i, entry, now) for i, entry in entries]
         if rows:
             conn.execute(insert(deployment_schedules), rows)
 
@@ -354,16 +362,7 @@ class DeploymentsMixin(WorkPoolsMixin, RepositoryBase):
             conn.execute(
                 delete(deployment_schedules).where(deployment_schedules.c.id == schedule_id)
             )
-        for position, entry in added:
-            rows = {
-                "id": new_id(),
-                "deployment_id": current.id,
-                "position": position,
-                "create_time": now,
-                "update_time": now,
-                **self._schedule_values(entry),
-            }
-            conn.execute(insert(deployment_schedules), rows)
+        self._insert_schedules(conn, current.id, added, now)
 
     def delete_deployment(
         self, req: deployments_pb2.DeleteDeploymentRequest
