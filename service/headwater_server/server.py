@@ -21,6 +21,7 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import grpc
@@ -202,9 +203,20 @@ def _start_upkeep(backend: Backend, settings: ServerSettings) -> list[asyncio.Ta
     from headwater_server.housekeeping import expire_old_data_forever, prune_request_log_forever
     from headwater_server.liveness import LivenessPolicy, reap_forever, refresh_engines_forever
     from headwater_server.scheduling.late_runs import mark_late_runs_forever
+    from headwater_server.scheduling.scheduler import FillPolicy, Scheduler
 
     db = backend.db
+    scheduler = Scheduler(
+        backend,
+        FillPolicy(
+            min_runs=settings.scheduler_min_runs,
+            max_runs=settings.scheduler_max_runs,
+            min_ahead=timedelta(seconds=settings.scheduler_min_ahead_seconds),
+            max_ahead=timedelta(seconds=settings.scheduler_max_ahead_seconds),
+        ),
+    )
     loops = {
+        "scheduler": scheduler.run_forever(settings.scheduler_loop_seconds),
         "late-runs": mark_late_runs_forever(
             backend, settings.late_run_after_seconds, settings.late_runs_loop_seconds
         ),

@@ -104,7 +104,7 @@ def schedule_to_proto(schedule: Any) -> schedules_pb2.DeploymentSchedule:
         message.timezone = timezone
         anchor = getattr(schedule, "anchor_date", None)
         if anchor is not None:
-            message.anchor_time.FromDatetime(anchor)
+            message.anchor_time.FromDatetime(_aware_anchor(anchor, timezone))
     elif cron is not None:
         entry.schedule.cron.cron = cron
         entry.schedule.cron.timezone = timezone
@@ -120,6 +120,19 @@ def schedule_to_proto(schedule: Any) -> schedules_pb2.DeploymentSchedule:
             "'rrule' (such as a DeploymentSchedule, or Prefect's schedules)."
         )
     return entry
+
+
+def _aware_anchor(anchor: _dt.datetime, timezone: str) -> _dt.datetime:
+    """A naive anchor is a wall-clock time in the schedule's zone (UTC without one), as in
+    Prefect; an unknown zone is left for the service to refuse, naming the field."""
+    if anchor.tzinfo is not None or not timezone:
+        return anchor
+    import zoneinfo
+
+    try:
+        return anchor.replace(tzinfo=zoneinfo.ZoneInfo(timezone))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return anchor
 
 
 def _deployment_fields(fields: Mapping[str, Any]) -> D.Deployment:
