@@ -95,86 +95,63 @@ def _home(raw: str) -> Path:
     return Path(raw.strip()).expanduser().absolute()
 
 
-def _seconds(raw: str) -> float:
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds < float("inf"):  # also refuses NaN
-        raise ValueError("must be a number of seconds, 0 or more")
-    return seconds
+@dataclass(frozen=True)
+class _Number:
+    """How one numeric setting is read from its variable and checked (also when set in code)."""
+
+    unit: str  # "seconds" (any number), "bytes" or "" (whole numbers)
+    positive: bool  # more than 0; otherwise 0 or more
+
+    @property
+    def requirement(self) -> str:
+        what = {"seconds": "a number of seconds", "bytes": "a whole number of bytes"}
+        bound = "more than 0" if self.positive else "0 or more"
+        return f"must be {what.get(self.unit, 'a whole number')}, {bound}"
+
+    def accepts(self, value: float) -> bool:
+        # NaN fails both comparisons, so it is refused too.
+        return (value > 0 if self.positive else value >= 0) and value != float("inf")
+
+    def parse(self, raw: str) -> float:
+        try:
+            value = float(raw) if self.unit == "seconds" else int(raw.strip())
+        except ValueError:
+            raise ValueError(self.requirement) from None
+        if not self.accepts(value):
+            raise ValueError(self.requirement)
+        return value
 
 
-def _positive_seconds(raw: str) -> float:
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = -1.0
-    if not 0 < seconds < float("inf"):  # also refuses NaN
-        raise ValueError("must be a number of seconds, more than 0")
-    return seconds
+_SECONDS = _Number("seconds", positive=False)
+_POSITIVE_SECONDS = _Number("seconds", positive=True)
+_COUNT = _Number("", positive=True)
 
-
-def _count(raw: str) -> int:
-    try:
-        count = int(raw.strip())
-    except ValueError:
-        count = 0
-    if count <= 0:
-        raise ValueError("must be a whole number, more than 0")
-    return count
-
-
-def _bytes(raw: str) -> int:
-    try:
-        count = int(raw.strip())
-    except ValueError:
-        count = 0
-    if count <= 0:
-        raise ValueError("must be a whole number of bytes, more than 0")
-    return count
-
+# Every numeric setting: how its variable is read, and what the value must be.
+_NUMBERS: dict[str, _Number] = {
+    "request_log_retention_seconds": _SECONDS,
+    "max_receive_message_bytes": _Number("bytes", positive=True),
+    "run_retention_seconds": _POSITIVE_SECONDS,
+    "log_retention_seconds": _POSITIVE_SECONDS,
+    "retention_loop_seconds": _POSITIVE_SECONDS,
+    "late_run_after_seconds": _SECONDS,
+    "late_runs_loop_seconds": _POSITIVE_SECONDS,
+    "scheduler_loop_seconds": _POSITIVE_SECONDS,
+    "scheduler_min_runs": _COUNT,
+    "scheduler_max_runs": _COUNT,
+    "scheduler_min_ahead_seconds": _SECONDS,
+    "scheduler_max_ahead_seconds": _POSITIVE_SECONDS,
+    "engine_grace_seconds": _POSITIVE_SECONDS,
+    "engine_timeout_seconds": _POSITIVE_SECONDS,
+    "cancelling_timeout_seconds": _POSITIVE_SECONDS,
+}
 
 # Setting -> how its variable's text becomes the value (ValueError says what would fit).
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "database_url": _database_url,
     "home": _home,
-    "request_log_retention_seconds": _seconds,
-    "max_receive_message_bytes": _bytes,
-    "run_retention_seconds": _positive_seconds,
-    "log_retention_seconds": _positive_seconds,
-    "retention_loop_seconds": _positive_seconds,
-    "late_run_after_seconds": _seconds,
-    "late_runs_loop_seconds": _positive_seconds,
-    "scheduler_loop_seconds": _positive_seconds,
-    "scheduler_min_runs": _count,
-    "scheduler_max_runs": _count,
-    "scheduler_min_ahead_seconds": _seconds,
-    "scheduler_max_ahead_seconds": _positive_seconds,
-    "engine_grace_seconds": _positive_seconds,
-    "engine_timeout_seconds": _positive_seconds,
-    "cancelling_timeout_seconds": _positive_seconds,
+    **{name: number.parse for name, number in _NUMBERS.items()},
 }
 
-# Settings that must be more than 0 (None, where allowed, means "off"); the others may be 0.
-_POSITIVE = {
-    "run_retention_seconds",
-    "log_retention_seconds",
-    "retention_loop_seconds",
-    "late_runs_loop_seconds",
-    "scheduler_loop_seconds",
-    "scheduler_min_runs",
-    "scheduler_max_runs",
-    "scheduler_max_ahead_seconds",
-    "engine_grace_seconds",
-    "engine_timeout_seconds",
-    "cancelling_timeout_seconds",
-}
-_NON_NEGATIVE = {
-    "request_log_retention_seconds",
-    "late_run_after_seconds",
-    "scheduler_min_ahead_seconds",
-}
 # Settings where None is a value: the retention is off.
 _OPTIONAL = {"run_retention_seconds", "log_retention_seconds"}
 
@@ -242,25 +219,14 @@ class ServerSettings:
 
     def __post_init__(self) -> None:
         problems = []
-        for name in sorted(_POSITIVE | _NON_NEGATIVE):
+        for name, number in _NUMBERS.items():
             value = getattr(self, name)
-            if value is None and name in _OPTIONAL:
-                continue
-            positive = name in _POSITIVE
-            # NaN fails both comparisons, so it is refused too.
-            if not (value > 0 if positive else value >= 0) or value == float("inf"):
-                what = "a number of seconds" if name.endswith("_seconds") else "a whole number"
-                bound = "more than 0" if positive else "0 or more"
-                problems.append(f"{_variable(name)} must be {what}, {bound}, not {value!r}")
+            if not (value is None and name in _OPTIONAL) and not number.accepts(value):
+                problems.append(f"{_variable(name)} {number.requirement}, not {value!r}")
         if self.scheduler_min_runs > self.scheduler_max_runs:
             problems.append(
                 f"{_variable('scheduler_min_runs')} ({self.scheduler_min_runs}) must not exceed "
                 f"{_variable('scheduler_max_runs')} ({self.scheduler_max_runs})"
-            )
-        if self.max_receive_message_bytes <= 0:
-            problems.append(
-                f"{_variable('max_receive_message_bytes')} must be a whole number of bytes, "
-                f"more than 0, not {self.max_receive_message_bytes!r}"
             )
         if problems:
             raise ServerSettingsError(problems)
