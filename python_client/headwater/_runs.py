@@ -63,6 +63,7 @@ class FlowRun:
         updated: When the service last changed the run.
         last_sequence: The sequence number of the run's latest event (see `FlowRunEvent`).
         failure: The exception its current state reports (failed or crashed runs), else None.
+        auto_scheduled: True for a run a deployment's schedule created.
         raw: The ``headwater.v1.FlowRun`` message this view was built from, when it came
             from the service.
     """
@@ -90,6 +91,7 @@ class FlowRun:
     updated: _dt.datetime | None = None
     last_sequence: int = 0
     failure: RunFailure | None = None
+    auto_scheduled: bool = False
     raw: Any = field(default=None, repr=False, compare=False)
 
 

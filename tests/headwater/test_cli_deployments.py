@@ -3,6 +3,7 @@ create``, run for real in subprocesses against a real server subprocess."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import threading
 import time
@@ -131,6 +132,9 @@ def test_run_merges_params_and_says_where_it_runs(
     assert run.parameters == {"day": "mon", "limit": 5, "note": "hello world", "extra": [1, 2]}
     assert run.tags == ("cli",) and run.name == "from-cli"
     assert f"headwater flow-run watch {run.id}" in result.stdout
+    assert not run.auto_scheduled
+    inspected = _cli(sqlite_server, tmp_path, "flow-run", "inspect", run.id)
+    assert re.search(rf"^Deployment\s+{deployment.id}\s*$", inspected.stdout, re.M)
 
     refused = _cli(sqlite_server, tmp_path, "deployment", "run", f"{flow}/manual", "-p", "limit=x")
     assert_one_error_line(refused, "parameters_json.limit", "not of type 'integer'")
@@ -205,3 +209,13 @@ def test_run_watch_follows_the_run_until_it_ends(
     assert "Created flow run" in out
     assert "Flow run finished: Completed" in out
     assert out.index("Running") < out.index("Flow run finished")
+
+
+def test_empty_listings_say_so_and_what_to_do(tmp_path: Path) -> None:
+    # No HEADWATER_API_URL: the CLI reads the local database of a fresh home.
+    deployments = run_cli("deployment", "ls", api_url=None, home=tmp_path)
+    assert deployments.returncode == 0, deployments.stderr
+    assert deployments.stdout.strip() == "No deployments found."
+    pools = run_cli("work-pool", "ls", api_url=None, home=tmp_path)
+    assert pools.returncode == 0, pools.stderr
+    assert "headwater work-pool create NAME" in pools.stdout

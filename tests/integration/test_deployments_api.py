@@ -614,3 +614,38 @@ def test_queues_page_in_priority_order(api: Api) -> None:
             break
     # "later" asked for no priority: after the queues that existed (default 1, high 2, low 9).
     assert seen == [("default", 1), ("high", 2), ("mid", 5), ("low", 9), ("later", 10)]
+
+
+def test_moving_a_deployment_between_pools_and_deleting_its_flow(api: Api) -> None:
+    first, second = _pool(api), _pool(api)
+    deployment = _create(api, work_pool_name=first.name, work_queue_name="gpu")
+    moved = api.deployments.UpdateDeployment(
+        D.UpdateDeploymentRequest(
+            deployment_id=deployment.id,
+            deployment=D.Deployment(work_pool_name=second.name),
+            update_mask=field_mask_pb2.FieldMask(paths=["work_pool_name"]),
+        )
+    ).deployment
+    assert (moved.work_pool_name, moved.work_queue_name) == (second.name, "default")
+    # The first pool is free now, its "gpu" queue too.
+    api.work_pools.DeleteWorkPool(W.DeleteWorkPoolRequest(name=first.name))
+    served = api.deployments.UpdateDeployment(
+        D.UpdateDeploymentRequest(
+            deployment_id=deployment.id,
+            update_mask=field_mask_pb2.FieldMask(paths=["work_pool_name"]),
+        )
+    ).deployment
+    assert (served.work_pool_name, served.work_queue_name) == ("", "")
+
+    run = api.deployments.CreateFlowRunFromDeployment(
+        D.CreateFlowRunFromDeploymentRequest(deployment_id=deployment.id)
+    ).flow_run
+    api.flows.DeleteFlow(flows_pb2.DeleteFlowRequest(flow_id=deployment.flow_id))
+    gone = _error(
+        api.deployments.GetDeployment, D.GetDeploymentRequest(deployment_id=deployment.id)
+    )
+    assert gone.code == grpc.StatusCode.NOT_FOUND
+    assert (
+        _error(api.flow_runs.GetFlowRun, flow_runs_pb2.GetFlowRunRequest(flow_run_id=run.id)).code
+        == grpc.StatusCode.NOT_FOUND
+    )

@@ -69,6 +69,7 @@ def flow_run_from_proto(
         updated=time_of(message, "update_time"),
         last_sequence=message.last_sequence,
         failure=_failure(message.state),
+        auto_scheduled=message.auto_scheduled,
         raw=message,
     )
 

@@ -138,6 +138,9 @@ def flow_run_details(run: FlowRun) -> Any:
         ("Ended", timestamp(run.end_time)),
         ("Run time", duration(run.total_run_time)),
     ]
+    if run.deployment_id:
+        scheduled = " (created by a schedule)" if run.auto_scheduled else ""
+        rows.append(("Deployment", f"{run.deployment_id}{scheduled}"))
     if run.parent_flow_run_id:
         rows.append(("Parent run", run.parent_flow_run_id))
     if run.idempotency_key:

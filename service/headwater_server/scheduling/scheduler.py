@@ -14,8 +14,8 @@ Cheap passes, for thousands of schedules every few seconds:
 - Due times are computed once per schedule version and extended as time moves on (a schedule
   whose definition changed gets its times anew); the computing runs off the event loop.
 - One read per page of schedules says how many runs each already has ahead and the last one's
-  time (:meth:`~headwater_server.storage.repository.Repository.future_schedule_runs`); only a
-  schedule missing some of its wanted runs is given to the insert. A run deleted by pausing
+  time (:meth:`~headwater_server.storage.repository.Repository.future_schedule_runs`); only the
+  runs after that last one are inserted, unless the count shows a gap. A run deleted by pausing
   or changing a schedule (deployment storage deletes the ones created ahead) is thus noticed
   and, once the schedule is active again, created anew.
 
@@ -119,8 +119,7 @@ class Scheduler:
         missing = [
             ScheduledRun(schedule, moment)
             for schedule in page
-            if not _covered(wanted[schedule.schedule_id], existing.get(schedule.schedule_id))
-            for moment in wanted[schedule.schedule_id]
+            for moment in _missing(wanted[schedule.schedule_id], existing.get(schedule.schedule_id))
         ]
         created = 0
         for start in range(0, len(missing), INSERT_CHUNK):
@@ -185,17 +184,22 @@ class Scheduler:
         return known.times
 
 
-def _covered(wanted: list[datetime], existing: FutureRuns | None) -> bool:
-    """Whether the schedule's runs ahead already include every wanted time (by count and end).
+def _missing(wanted: list[datetime], existing: FutureRuns | None) -> list[datetime]:
+    """The wanted times the schedule has no run for yet, judged from its runs ahead.
 
-    A run that was deleted (a pause or a change deletes those created ahead) lowers the count,
-    so the schedule is filled again; one that merely started still counts.
+    A schedule's runs ahead are runs at its own due times, so when there are at least as many
+    as it has due times up to the last of them, they are exactly those, and only the times after
+    the last are missing: the usual case as time moves on, one insert of the new runs. Fewer
+    means a run in between is gone (a pause or a change deletes the runs created ahead): then
+    every wanted time is offered, and the insert skips the ones that exist.
     """
-    if not wanted:
-        return True
     if existing is None:
-        return False
-    return existing.runs >= len(wanted) and existing.last_time_us >= _us(wanted[-1])
+        return wanted
+    last = existing.last_time_us
+    up_to_last = sum(1 for moment in wanted if _us(moment) <= last)
+    if existing.runs >= up_to_last:
+        return [moment for moment in wanted if _us(moment) > last]
+    return wanted
 
 
 def _later(moment: datetime, delta: timedelta) -> datetime:

@@ -213,6 +213,29 @@ def _resolve(wall: datetime, zone: tzinfo) -> tuple[datetime, ...]:
     return (early,)  # exists once, or does not exist (early is then the shifted one)
 
 
+def _steady(zone: tzinfo, instant: datetime) -> bool:
+    """True when the zone's clock does not change within MAX_TRANSITION of ``instant``.
+
+    Then wall-clock order is instant order around it, so the lookback and the wait that
+    transitions need can be skipped (the common case, and always in UTC).
+    """
+    if zone is UTC or getattr(zone, "key", None) == "UTC":
+        return True
+    try:
+        offsets = {
+            (instant + shift).astimezone(zone).utcoffset()
+            for shift in (-MAX_TRANSITION, timedelta(0), MAX_TRANSITION)
+        }
+    except OverflowError:
+        return False
+    return len(offsets) == 1
+
+
+def _lookback(zone: tzinfo, start: datetime) -> timedelta:
+    """How far before ``start``'s wall-clock time a walk must begin to see every time >= start."""
+    return timedelta(0) if _steady(zone, start) else MAX_TRANSITION
+
+
 def _wall(instant: datetime, zone: tzinfo) -> datetime:
     return instant.astimezone(zone).replace(tzinfo=None, fold=0)
 
@@ -231,7 +254,9 @@ def _in_order(walls: Iterable[datetime], zone: tzinfo, both_passes: bool) -> Ite
         instants = _resolve(wall, zone)
         for instant in instants if both_passes else instants[:1]:
             heapq.heappush(waiting, instant)
-        settled = instants[0] - MAX_TRANSITION
+        # Away from any transition nothing later can come earlier: emit at once. Near one,
+        # wait until a wall-clock time MAX_TRANSITION later has been seen.
+        settled = instants[0] if _steady(zone, instants[0]) else instants[0] - MAX_TRANSITION
         while waiting and waiting[0] <= settled:
             instant = heapq.heappop(waiting)
             if instant != last:
@@ -380,7 +405,7 @@ def _cron(message: schedules_pb2.CronSchedule) -> Recurrence:
 
     def instants_from(start: datetime) -> Iterator[datetime]:
         # croniter walks the naive wall clock and answers strictly after its start.
-        begin = _wall(start, zone) - MAX_TRANSITION - timedelta(seconds=1)
+        begin = _wall(start, zone) - _lookback(zone, start) - timedelta(seconds=1)
         walker = croniter(expression, begin.replace(microsecond=0), day_or=day_or)
 
         def walls() -> Iterator[datetime]:
@@ -439,7 +464,7 @@ def _rrule(message: schedules_pb2.RRuleSchedule) -> Recurrence:
     aware = first.tzinfo is not None
 
     def instants_from(start: datetime) -> Iterator[datetime]:
-        begin = _wall(start, zone) - MAX_TRANSITION
+        begin = _wall(start, zone) - _lookback(zone, start)
         after = begin.replace(tzinfo=zone) if aware else begin
 
         def walls() -> Iterator[datetime]:
