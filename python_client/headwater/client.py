@@ -36,9 +36,11 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, overload
 
+from headwater._concurrency_records import ConcurrencyLimit
 from headwater._deployment_records import Deployment, DeploymentSchedule, WorkPool, WorkQueue
 from headwater._runs import Flow, FlowRun, FlowRunEvent, Log, TaskRun
 from headwater._states import State, StateType
+from headwater._transport import client_concurrency as cops
 from headwater._transport import client_deployments as dops
 from headwater._transport import client_ops as ops
 from headwater._transport.client_async import AsyncRunner
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsyncHeadwaterClient",
+    "ConcurrencyLimit",
     "Deployment",
     "DeploymentSchedule",
     "Flow",
@@ -469,6 +472,37 @@ class HeadwaterClient:
         """A work pool's queues, highest priority first."""
         return self._runner.collect(dops.list_work_queues(work_pool_name, limit))
 
+    # -------------------------------------------------------------- concurrency limits
+
+    def create_concurrency_limit(
+        self, tag: str, concurrency_limit: int, *, request_id: str | None = None
+    ) -> ConcurrencyLimit:
+        """Let at most ``concurrency_limit`` task runs tagged ``tag`` run at once.
+
+        A tag that has a limit gets the new number (as Prefect's ``create_concurrency_limit``).
+        """
+        return self._runner.call(
+            cops.create_concurrency_limit(tag, concurrency_limit, request_id or _new_id())
+        )
+
+    def get_concurrency_limit(self, tag: str) -> ConcurrencyLimit:
+        """One tag's limit, with the task runs holding its slots (``ObjectNotFound`` if none)."""
+        return self._runner.call(cops.get_concurrency_limit(tag))
+
+    def list_concurrency_limits(self, *, limit: int = 200) -> list[ConcurrencyLimit]:
+        """Tag limits, oldest first."""
+        return self._runner.collect(cops.list_concurrency_limits(limit))
+
+    def delete_concurrency_limit(self, tag: str, *, request_id: str | None = None) -> None:
+        """Remove a tag's limit: its task runs then start without waiting."""
+        self._runner.call(cops.delete_concurrency_limit(tag, request_id or _new_id()))
+
+    def reset_concurrency_limit(
+        self, tag: str, *, request_id: str | None = None
+    ) -> ConcurrencyLimit:
+        """Free every slot of a tag's limit (slots an operator knows are stale)."""
+        return self._runner.call(cops.reset_concurrency_limit(tag, request_id or _new_id()))
+
     # ---------------------------------------------------------------------- lifecycle
 
     def close(self) -> None:
@@ -819,6 +853,34 @@ class AsyncHeadwaterClient:
     async def list_work_queues(self, work_pool_name: str, *, limit: int = 200) -> list[WorkQueue]:
         """A work pool's queues, highest priority first."""
         return await self._runner().collect(dops.list_work_queues(work_pool_name, limit))
+
+    # -------------------------------------------------------------- concurrency limits
+
+    async def create_concurrency_limit(
+        self, tag: str, concurrency_limit: int, *, request_id: str | None = None
+    ) -> ConcurrencyLimit:
+        """Let at most ``concurrency_limit`` task runs tagged ``tag`` run at once."""
+        return await self._runner().call(
+            cops.create_concurrency_limit(tag, concurrency_limit, request_id or _new_id())
+        )
+
+    async def get_concurrency_limit(self, tag: str) -> ConcurrencyLimit:
+        """One tag's limit, with the task runs holding its slots (``ObjectNotFound`` if none)."""
+        return await self._runner().call(cops.get_concurrency_limit(tag))
+
+    async def list_concurrency_limits(self, *, limit: int = 200) -> list[ConcurrencyLimit]:
+        """Tag limits, oldest first."""
+        return await self._runner().collect(cops.list_concurrency_limits(limit))
+
+    async def delete_concurrency_limit(self, tag: str, *, request_id: str | None = None) -> None:
+        """Remove a tag's limit: its task runs then start without waiting."""
+        await self._runner().call(cops.delete_concurrency_limit(tag, request_id or _new_id()))
+
+    async def reset_concurrency_limit(
+        self, tag: str, *, request_id: str | None = None
+    ) -> ConcurrencyLimit:
+        """Free every slot of a tag's limit (slots an operator knows are stale)."""
+        return await self._runner().call(cops.reset_concurrency_limit(tag, request_id or _new_id()))
 
     # ---------------------------------------------------------------------- lifecycle
 

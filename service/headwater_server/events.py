@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from headwater_server import errors
 
@@ -57,6 +57,8 @@ class EventHub:
         # look again. Counted, so a change between a poller's claim and its wait is not lost.
         self._runs_changed = asyncio.Event()
         self._runs_generation = 0
+        #: Proposals waiting for a concurrency slot wait here.
+        self.slots = SlotHub()
 
     @property
     def closed(self) -> bool:
@@ -103,6 +105,7 @@ class EventHub:
         """Stop waiting: every current and future wait returns immediately."""
         self._closed = True
         self.wake_all()
+        self.slots.close()
 
     async def wait_for_change(
         self,
@@ -180,6 +183,71 @@ class EventHub:
         except errors.ServiceError:
             # Deleted (or unreadable): let the caller read again and report it properly.
             return True
+
+
+class SlotHub:
+    """Wakes proposals waiting for a concurrency slot the moment one of their limits frees one.
+
+    Keys name limits (``tag:<tag>``, ``deployment:<id>``; ``*`` wakes every waiter). A waiter
+    takes :meth:`mark` before its proposal reads the slots, and :meth:`wait` returns at once if
+    one of its keys was freed since: a slot freed between the proposal's commit and the wait is
+    not missed. Another server on the same database cannot notify this one; its waiters then
+    learn of the slot when their wait times out and their engine proposes again.
+    """
+
+    ANY = "*"
+
+    def __init__(self) -> None:
+        self._generation = 0
+        self._freed: OrderedDict[str, int] = OrderedDict()
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._closed = False
+
+    def mark(self) -> int:
+        """The current point in the history of freed slots (pass it to :meth:`wait`)."""
+        return self._generation
+
+    def freed(self, keys: Iterable[str]) -> None:
+        """Slots of ``keys`` were freed (committed): wake who waits for them."""
+        self._generation += 1
+        for key in keys:
+            _remember(self._freed, key, self._generation)
+            waiting = self._all_waiters() if key == self.ANY else self._waiters.get(key, ())
+            for event in waiting:
+                event.set()
+
+    def _all_waiters(self) -> set[asyncio.Event]:
+        return {event for events in self._waiters.values() for event in events}
+
+    def close(self) -> None:
+        """Stop waiting: every current and future wait returns at once."""
+        self._closed = True
+        for event in self._all_waiters():
+            event.set()
+
+    async def wait(self, keys: Sequence[str], since: int, timeout: float) -> bool:
+        """Wait until a slot of one of ``keys`` frees after ``since``, or ``timeout`` passes.
+
+        Returns:
+            True when woken (or closing), False when the timeout passed quietly.
+        """
+        if self._closed or any(self._freed.get(key, 0) > since for key in (*keys, self.ANY)):
+            return True
+        event = asyncio.Event()
+        for key in keys:
+            self._waiters.setdefault(key, set()).add(event)
+        try:
+            await asyncio.wait_for(event.wait(), timeout=max(timeout, 0.0))
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            for key in keys:
+                waiting = self._waiters.get(key)
+                if waiting is not None:
+                    waiting.discard(event)
+                    if not waiting:
+                        del self._waiters[key]
 
 
 def _remember(recent: OrderedDict[str, int], flow_run_id: str, sequence: int) -> None:

@@ -113,3 +113,34 @@ async def test_a_task_event_does_not_wake_a_waiter_for_the_runs_own_states() -> 
     hub.notify(RUN, 4, own_state=False)
     assert await hub.wait_for_change(RUN, 3, timeout=0.05, own_states_only=True) is False
     assert await hub.wait_for_change(RUN, 3, timeout=5) is True
+
+
+async def test_a_freed_slot_wakes_its_waiters_at_once_and_no_others() -> None:
+    hub = EventHub(Storage().read)
+    slots = hub.slots
+    mark = slots.mark()
+    db = asyncio.create_task(slots.wait(["tag:db"], mark, timeout=30))
+    web = asyncio.create_task(slots.wait(["tag:web"], mark, timeout=0.2))
+    await asyncio.sleep(0)
+    slots.freed(["tag:db"])
+    assert await asyncio.wait_for(db, 5) is True
+    assert await web is False
+
+
+async def test_a_slot_freed_before_the_wait_is_not_missed() -> None:
+    slots = EventHub(Storage().read).slots
+    mark = slots.mark()
+    slots.freed(["deployment:d1"])  # between the proposal's read and the wait
+    assert await slots.wait(["deployment:d1"], mark, timeout=30) is True
+    # A slot freed before the mark was taken does not count.
+    assert await slots.wait(["deployment:d1"], slots.mark(), timeout=0.05) is False
+
+
+async def test_deleted_runs_and_closing_wake_every_slot_waiter() -> None:
+    hub = EventHub(Storage().read)
+    waiter = asyncio.create_task(hub.slots.wait(["tag:a"], hub.slots.mark(), timeout=30))
+    await asyncio.sleep(0)
+    hub.slots.freed([hub.slots.ANY])
+    assert await asyncio.wait_for(waiter, 5) is True
+    hub.close()
+    assert await hub.slots.wait(["tag:a"], hub.slots.mark(), timeout=30) is True

@@ -416,3 +416,68 @@ def test_a_cache_hit_does_not_override_the_other_rules() -> None:
         snapshot("SCHEDULED", scheduled_time=later), Proposal(type=T["RUNNING"]), NOW, cache_hit=hit
     )
     assert waiting.decision == D["W"]
+
+
+# ---------------------------------------------------------------- concurrency slots
+
+FULL_TAG = rules.FullLimit(what="tag 'db'", limit=5, active=5)
+
+
+@pytest.mark.parametrize("current", ["PENDING", "SCHEDULED", "PAUSED"])
+def test_a_full_limit_makes_running_wait_awaiting_a_concurrency_slot(current: str) -> None:
+    decision = decide(
+        RunSnapshot(state_type=T[current]),
+        Proposal(type=T["RUNNING"]),
+        NOW,
+        "task run",
+        full_limit=FULL_TAG,
+    )
+    assert decision.decision == D["W"]
+    assert decision.store == rules.StoredState(
+        type=T["SCHEDULED"],
+        name="AwaitingConcurrencySlot",
+        message="Waiting for a slot of the concurrency limit of tag 'db' (5 of its 5 slots taken).",
+    )
+    assert decision.wait_seconds == rules.SLOT_RETRY_SECONDS
+    assert "tag 'db'" in decision.reason
+    assert not decision.increments_run_count
+
+
+def test_a_run_already_awaiting_a_slot_waits_without_a_new_state() -> None:
+    current = RunSnapshot(state_type=T["SCHEDULED"], state_name="AwaitingConcurrencySlot")
+    decision = decide(current, Proposal(type=T["RUNNING"]), NOW, full_limit=FULL_TAG)
+    assert decision.decision == D["W"]
+    assert decision.store is None
+
+
+def test_a_full_deployment_limit_with_cancel_new_ends_the_run_cancelled() -> None:
+    full = rules.FullLimit(what="deployment 'etl/nightly'", limit=1, active=1, cancel_new=True)
+    decision = decide(
+        RunSnapshot(state_type=T["PENDING"]), Proposal(type=T["RUNNING"]), NOW, full_limit=full
+    )
+    assert decision.decision == D["R"]
+    assert decision.store is not None
+    assert decision.store.type == T["CANCELLED"]
+    assert "CANCEL_NEW" in decision.store.message
+    assert "deployment 'etl/nightly'" in decision.store.message
+
+
+def test_a_full_limit_does_not_touch_other_proposals_or_forced_ones() -> None:
+    pending = RunSnapshot(state_type=T["PENDING"])
+    failed = decide(pending, Proposal(type=T["FAILED"]), NOW, full_limit=FULL_TAG)
+    assert failed.decision == D["A"]
+    forced = decide(pending, Proposal(type=T["RUNNING"], force=True), NOW, full_limit=FULL_TAG)
+    assert forced.decision == D["A"]
+
+
+def test_a_cache_hit_completes_without_waiting_for_a_slot() -> None:
+    decision = decide(
+        RunSnapshot(state_type=T["PENDING"]),
+        Proposal(type=T["RUNNING"]),
+        NOW,
+        "task run",
+        cache_hit=rules.CacheHit("0b1c2d3e-0000-4000-8000-000000000009"),
+        full_limit=FULL_TAG,
+    )
+    assert decision.store is not None
+    assert decision.store.name == "Cached"

@@ -22,6 +22,7 @@ from headwater._transport.convert import state_from_proto
 from headwater._transport.status import from_rpc_error
 from headwater.exceptions import ServiceError, ServiceUnavailable
 from headwater.v1 import (
+    concurrency_limits_pb2_grpc,
     deployments_pb2_grpc,
     flow_runs_pb2,
     flow_runs_pb2_grpc,
@@ -327,6 +328,7 @@ def stubs(channel: Any) -> dict[str, Any]:
         "logs": logs_pb2_grpc.LogServiceStub(channel),
         "deployments": deployments_pb2_grpc.DeploymentServiceStub(channel),
         "work_pools": work_pools_pb2_grpc.WorkPoolServiceStub(channel),
+        "concurrency_limits": concurrency_limits_pb2_grpc.ConcurrencyLimitServiceStub(channel),
     }
 
 

@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from headwater_server.storage._concurrency import SLOTS_FREED
+
 if TYPE_CHECKING:
     from headwater_server.events import EventHub
     from headwater_server.storage.database import Database
@@ -45,11 +47,18 @@ class Backend:
         def announce(events: list[tuple[str, int]]) -> None:
             # One hop to the loop per commit (each costs the database thread a GIL hand-off),
             # with each run's newest sequence only: a watcher reads everything up to it.
+            # Freed concurrency slots ride along as entries named SLOTS_FREED + their key.
             newest: dict[str, int] = {}
+            freed: list[str] = []
             for flow_run_id, sequence in events:
-                if sequence > newest.get(flow_run_id, -1):
+                if flow_run_id.startswith(SLOTS_FREED):
+                    freed.append(flow_run_id.removeprefix(SLOTS_FREED))
+                elif sequence > newest.get(flow_run_id, -1):
                     newest[flow_run_id] = sequence
-            loop.call_soon_threadsafe(hub.notify_task_events, newest)
+            if newest:
+                loop.call_soon_threadsafe(hub.notify_task_events, newest)
+            if freed:
+                loop.call_soon_threadsafe(hub.slots.freed, freed)
 
         self.db.repository.announce = announce
 

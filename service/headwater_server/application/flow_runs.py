@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from headwater.v1 import flow_runs_pb2
 
-from headwater_server.application import checks
+from headwater_server.application import checks, slots
 from headwater_server.application.backend import Backend
 
 # The fields UpdateFlowRun may change.
@@ -102,10 +102,15 @@ async def delete_flow_run(
 async def set_flow_run_state(
     backend: Backend, request: flow_runs_pb2.SetFlowRunStateRequest
 ) -> flow_runs_pb2.SetFlowRunStateResponse:
-    """Propose a state; the decision (ACCEPT, REJECT, WAIT, ABORT) is in the response."""
+    """Propose a state; the decision (ACCEPT, REJECT, WAIT, ABORT) is in the response.
+
+    A WAIT for a deployment's concurrency slot is answered once a slot frees (`slots`).
+    """
     checks.proposal("flow_run_id", request)
+    mark = slots.slot_mark(backend)
     response = await backend.db.run(backend.db.repository.set_flow_run_state, request)
     _announce(backend, response.flow_run)
+    await slots.hold_if_waiting_for_slot(backend, response, mark)
     return response
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from headwater.v1 import states_pb2, task_runs_pb2
 
 from headwater_server import errors
-from headwater_server.application import checks
+from headwater_server.application import checks, slots
 from headwater_server.application.backend import Backend
 
 
@@ -34,7 +34,10 @@ async def create_task_run(
             "needs a run created in PENDING (leave 'state' unset): a SCHEDULED run starts when "
             "its time comes, through SetTaskRunState.",
         )
-    return await backend.db.run(backend.db.repository.create_task_run, request)
+    mark = slots.slot_mark(backend)
+    response = await backend.db.run(backend.db.repository.create_task_run, request)
+    await slots.hold_if_waiting_for_slot(backend, response, mark)
+    return response
 
 
 def _cache_fields(
@@ -87,8 +90,14 @@ async def delete_task_run(
 async def set_task_run_state(
     backend: Backend, request: task_runs_pb2.SetTaskRunStateRequest
 ) -> task_runs_pb2.SetTaskRunStateResponse:
-    """Propose a task run state; the decision is in the response."""
+    """Propose a task run state; the decision is in the response.
+
+    A WAIT for a tag's concurrency slot is answered once a slot frees (`slots`).
+    """
     checks.proposal("task_run_id", request)
     checks.name("cache_key", request.cache_key)
     _cache_fields(request)
-    return await backend.db.run(backend.db.repository.set_task_run_state, request)
+    mark = slots.slot_mark(backend)
+    response = await backend.db.run(backend.db.repository.set_task_run_state, request)
+    await slots.hold_if_waiting_for_slot(backend, response, mark)
+    return response

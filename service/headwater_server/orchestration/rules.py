@@ -64,6 +64,15 @@ LEGAL_TRANSITIONS: dict[int, frozenset[int]] = {
 
 AWAITING_RETRY = "AwaitingRetry"
 CACHED = "Cached"
+#: The SCHEDULED state a run waits in while a concurrency limit it needs is full (Prefect's name).
+AWAITING_CONCURRENCY_SLOT = "AwaitingConcurrencySlot"
+#: States in which a run holds the concurrency slots it took: its code may still execute while
+#: it is CANCELLING, so the slot is given back only when it leaves both.
+SLOT_HOLDING_TYPES: frozenset[int] = frozenset({RUNNING, CANCELLING})
+#: How long a run waiting for a slot is told to wait before proposing again. The service answers
+#: such a WAIT only once a slot frees (or after holding it this long), so the engine re-proposes
+#: at once; this is the pause for a client that gets the answer without the hold.
+SLOT_RETRY_SECONDS = 0.0
 
 
 def default_state_name(state_type: int) -> str:
@@ -138,6 +147,19 @@ class CacheHit:
 
     task_run_id: str
     """The task run whose result is reused."""
+
+
+@dataclass(frozen=True)
+class FullLimit:
+    """A concurrency limit the run needs a slot of, found full under its lock."""
+
+    what: str
+    """The limit, for people: ``tag 'database'`` or ``deployment 'etl/nightly'``."""
+    limit: int
+    active: int
+    """How many slots are taken."""
+    cancel_new: bool = False
+    """True for a deployment whose collision strategy is CANCEL_NEW: the run ends CANCELLED."""
 
 
 @dataclass(frozen=True)
@@ -218,6 +240,7 @@ def decide(
     *,
     cache_hit: CacheHit | None = None,
     jitter: float = 0.0,
+    full_limit: FullLimit | None = None,
 ) -> RuleDecision:
     """Decide what happens to ``proposal`` given the run as it is ``now``.
 
@@ -235,6 +258,9 @@ def decide(
             caller looks it up only for RUNNING proposals): RUNNING is then answered with
             COMPLETED "Cached" instead, as the run's code need not execute.
         jitter: a draw from [-1, 1] for the retry delay's jitter (see :meth:`Policy.retry_delay`).
+        full_limit: a concurrency limit of the run that has no free slot (the caller looks
+            limits up only for a run entering RUNNING): the run waits AwaitingConcurrencySlot,
+            or ends CANCELLED for a deployment limit with the CANCEL_NEW strategy.
 
     Returns:
         The decision, including the state to store (if any).
@@ -326,6 +352,9 @@ def decide(
             cached_from=cache_hit.task_run_id,
         )
 
+    if full_limit is not None and proposal.type == RUNNING:
+        return _no_free_slot(current, full_limit, noun)
+
     # A RUNNING run has run at least once; max() guards a run forced into RUNNING oddly.
     attempt = max(current.run_count, 1)
     if (
@@ -355,6 +384,35 @@ def decide(
         )
 
     return _accept(current, proposal, name, noun)
+
+
+def _no_free_slot(current: RunSnapshot, full: FullLimit, noun: str) -> RuleDecision:
+    """WAIT in AwaitingConcurrencySlot, or CANCELLED for CANCEL_NEW: the limit is full."""
+    taken = f"{full.active} of its {full.limit} slot{'' if full.limit == 1 else 's'} taken"
+    if full.cancel_new:
+        message = (
+            f"Cancelled: the concurrency limit of {full.what} is reached ({taken}) and its "
+            "collision strategy is CANCEL_NEW, so this run was not started."
+        )
+        return RuleDecision(
+            decision=REJECT,
+            store=StoredState(type=CANCELLED, name=default_state_name(CANCELLED), message=message),
+            reason=message,
+        )
+    waiting = current.state_type == SCHEDULED and current.state_name == AWAITING_CONCURRENCY_SLOT
+    message = f"Waiting for a slot of the concurrency limit of {full.what} ({taken})."
+    return RuleDecision(
+        decision=WAIT,
+        # Stored once: proposals repeated while it waits leave the history alone.
+        store=None
+        if waiting
+        else StoredState(type=SCHEDULED, name=AWAITING_CONCURRENCY_SLOT, message=message),
+        reason=(
+            f"The {noun} waits for a slot: the concurrency limit of {full.what} is reached "
+            f"({taken}). Propose RUNNING again; the service answers this WAIT once a slot frees."
+        ),
+        wait_seconds=SLOT_RETRY_SECONDS,
+    )
 
 
 def cancellation_target(current_type: int) -> int | None:

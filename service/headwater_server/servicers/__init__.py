@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from headwater.v1 import (
+    concurrency_limits_pb2_grpc,
     deployments_pb2_grpc,
     engine_pb2_grpc,
     flow_runs_pb2_grpc,
@@ -23,6 +24,7 @@ from headwater.v1 import (
 
 from headwater_server.application.backend import Backend
 from headwater_server.servicers._decoding import DecodeErrorInterceptor
+from headwater_server.servicers.concurrency_limits import ConcurrencyLimitServicer
 from headwater_server.servicers.deployments import DeploymentServicer
 from headwater_server.servicers.engine import EngineServicer
 from headwater_server.servicers.flow_runs import FlowRunServicer
@@ -47,6 +49,7 @@ SERVICE_NAMES: tuple[str, ...] = (
     "headwater.v1.DeploymentService",
     "headwater.v1.WorkPoolService",
     "headwater.v1.WorkerService",
+    "headwater.v1.ConcurrencyLimitService",
 )
 
 
@@ -62,3 +65,6 @@ def add_servicers(server: grpc.aio.Server, backend: Backend) -> None:
     )
     work_pools_pb2_grpc.add_WorkPoolServiceServicer_to_server(WorkPoolServicer(backend), server)
     workers_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerServicer(backend), server)
+    concurrency_limits_pb2_grpc.add_ConcurrencyLimitServiceServicer_to_server(
+        ConcurrencyLimitServicer(backend), server
+    )

@@ -25,6 +25,7 @@ from headwater_server.storage.statements import (
     TASK_RUN,
     RawCacheStatements,
     RawCreateStatements,
+    RawSlotStatements,
     RawStatements,
     RunKind,
     StoredRequest,
@@ -54,6 +55,7 @@ class RepositoryBase:
         self._raw = {kind: RawStatements(kind, engine) for kind in (FLOW_RUN, TASK_RUN)}
         self._raw_create = RawCreateStatements(engine)
         self._raw_cache = RawCacheStatements(engine)
+        self._raw_slots = RawSlotStatements(engine)
         #: Called with the (flow run id, sequence) of the flow run events a commit added
         #: through task runs, once per commit; the application layer points it at the hub.
         self.announce: Callable[[list[tuple[str, int]]], object] = lambda events: None

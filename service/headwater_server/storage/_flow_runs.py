@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from headwater.v1 import flow_runs_pb2
-from sqlalchemy import Connection, bindparam, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, literal, select, update
 
 from headwater_server import errors
 from headwater_server.errors import ServiceError, not_found
 from headwater_server.orchestration import rules
 from headwater_server.storage import convert, pagination
 from headwater_server.storage._base import RepositoryBase
+from headwater_server.storage._concurrency import ANY_KEY, SLOTS_FREED, free_slots_of_deleted
 from headwater_server.storage._runs import read_run, read_run_page
 from headwater_server.storage.fastpath import RawTransaction
 from headwater_server.storage.names import generate_run_name
@@ -212,8 +213,18 @@ class FlowRunsMixin(RepositoryBase):
         """Delete a run with its history, task runs and logs."""
         run_id = canonical_id(req.flow_run_id)
         with self._write() as conn:
+            # Its slots and its task runs' go in the same transaction: a deleted run never
+            # keeps a slot taken.
+            freed = free_slots_of_deleted(
+                conn,
+                select(task_runs.c.id)
+                .where(task_runs.c.flow_run_id == run_id)
+                .union_all(select(literal(run_id))),
+            )
             if conn.execute(delete(flow_runs).where(flow_runs.c.id == run_id)).rowcount == 0:
                 raise not_found("flow_run", run_id)
+        if freed:
+            self.announce([(SLOTS_FREED + ANY_KEY, 0)])
         return flow_runs_pb2.DeleteFlowRunResponse()
 
     def list_flow_run_events(

@@ -12,7 +12,8 @@ from headwater_server import errors
 from headwater_server.errors import ServiceError, not_found
 from headwater_server.storage import convert, pagination
 from headwater_server.storage._base import RepositoryBase
-from headwater_server.storage.schema import flows
+from headwater_server.storage._concurrency import ANY_KEY, SLOTS_FREED, free_slots_of_deleted
+from headwater_server.storage.schema import flow_runs, flows, task_runs
 from headwater_server.storage.statements import SELECT_FLOW_BY_NAME, keyset_before
 from headwater_server.storage.values import canonical_id, new_id
 
@@ -96,6 +97,13 @@ class FlowsMixin(RepositoryBase):
         """Delete a flow with all its runs, their history, task runs and logs."""
         flow_id = canonical_id(req.flow_id)
         with self._write() as conn:
+            runs = select(flow_runs.c.id).where(flow_runs.c.flow_id == flow_id)
+            freed = free_slots_of_deleted(
+                conn,
+                select(task_runs.c.id).where(task_runs.c.flow_run_id.in_(runs)).union_all(runs),
+            )
             if conn.execute(delete(flows).where(flows.c.id == flow_id)).rowcount == 0:
                 raise not_found("flow", flow_id)
+        if freed:
+            self.announce([(SLOTS_FREED + ANY_KEY, 0)])
         return flows_pb2.DeleteFlowResponse()

@@ -12,7 +12,8 @@ from headwater_server import errors
 from headwater_server.errors import not_found
 from headwater_server.orchestration import rules
 from headwater_server.storage import convert
-from headwater_server.storage._base import M, RepositoryBase
+from headwater_server.storage._base import M
+from headwater_server.storage._concurrency import ConcurrencyLimitsMixin, is_limited
 from headwater_server.storage.fastpath import RawTransaction
 from headwater_server.storage.statements import FLOW_RUN, TASK_RUN, RawStatements, RunKind
 from headwater_server.storage.values import (
@@ -28,7 +29,7 @@ from headwater_server.storage.values import (
 SetStateRequest = flow_runs_pb2.SetFlowRunStateRequest | task_runs_pb2.SetTaskRunStateRequest
 
 
-class ProposalsMixin(RepositoryBase):
+class ProposalsMixin(ConcurrencyLimitsMixin):
     """Every change of a run's state: proposals judged by the rules, and cancellation."""
 
     def set_flow_run_state(
@@ -250,6 +251,19 @@ class ProposalsMixin(RepositoryBase):
             run_count=current["run_count"],
             policy=convert.policy_from_row(current),
         )
+        # Concurrency slots: looked up only for a run under a possible limit entering RUNNING
+        # (a task run with tags, a flow run of a deployment), so other runs pay nothing.
+        full_limit, limit_ids = None, None
+        if (
+            proposal.type == rules.RUNNING
+            and current["state_type"] not in rules.SLOT_HOLDING_TYPES
+            and is_limited(kind, current)
+        ):
+            full_limit, limit_ids = self._check_slots(conn, kind, current)
+            # The state's time is taken after the limits' locks, so a run's RUNNING is stored
+            # later than the state that freed the slot it took: histories read in time order
+            # never show more runs RUNNING than the limit allows.
+            now = convert.now_us()
         decision = rules.decide(
             snapshot,
             proposal,
@@ -257,6 +271,7 @@ class ProposalsMixin(RepositoryBase):
             kind.noun,
             cache_hit=rules.CacheHit(hit["id"]) if hit is not None else None,
             jitter=random.uniform(-1.0, 1.0) if snapshot.policy.retry_jitter_factor else 0.0,
+            full_limit=full_limit,
         )
         result = states_pb2.OrchestrationResult(reason=decision.reason)
         result.decision = decision.decision  # type: ignore[assignment]  # an int enum value
@@ -283,6 +298,8 @@ class ProposalsMixin(RepositoryBase):
                 now,
                 deferred=deferred,
             )
+            if limit_ids and decision.store.type == rules.RUNNING:
+                self._take_slots(conn, current["id"], limit_ids, values["state_time"])
             run = kind.build(values, payload_result, payload_failure)
         else:
             values = current
@@ -363,6 +380,12 @@ class ProposalsMixin(RepositoryBase):
         if deferred is not None:
             deferred.append(row)
         else:
+            if (
+                current["state_type"] in rules.SLOT_HOLDING_TYPES
+                and stored.type not in rules.SLOT_HOLDING_TYPES
+                and is_limited(kind, current)
+            ):
+                self._free_slots(conn, kind, current)
             if kind is TASK_RUN:
                 self._task_state_event(conn, current["flow_run_id"], row)
             conn.execute(raw.insert_state, row)

@@ -6,12 +6,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from headwater.v1 import states_pb2, task_runs_pb2
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, literal, select
 from sqlalchemy.exc import IntegrityError
 
 from headwater_server.errors import already_exists, not_found, shown
 from headwater_server.orchestration import rules
 from headwater_server.storage import convert, pagination
+from headwater_server.storage._concurrency import ANY_KEY, SLOTS_FREED, free_slots_of_deleted
 from headwater_server.storage._proposals import ProposalsMixin
 from headwater_server.storage._runs import read_run, read_run_page
 from headwater_server.storage.fastpath import RawTransaction
@@ -267,6 +268,9 @@ class TaskRunsMixin(ProposalsMixin):
         """Delete a task run and its history."""
         run_id = canonical_id(req.task_run_id)
         with self._write() as conn:
+            freed = free_slots_of_deleted(conn, select(literal(run_id)))
             if conn.execute(delete(task_runs).where(task_runs.c.id == run_id)).rowcount == 0:
                 raise not_found("task_run", run_id)
+        if freed:
+            self.announce([(SLOTS_FREED + ANY_KEY, 0)])
         return task_runs_pb2.DeleteTaskRunResponse()

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -367,3 +368,34 @@ engines = Table(
     Column("disconnected_time", BigInteger, nullable=True),
 )
 Index("ix_engines_last_seen_time", engines.c.last_seen_time)
+
+# Tag concurrency limits for task runs (revision 0016): at most ``concurrency_limit`` task runs
+# carrying ``tag`` are RUNNING at once.
+concurrency_limits = Table(
+    "concurrency_limits",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("tag", String(255), nullable=False, unique=True),
+    Column("concurrency_limit", Integer, nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+    Column("update_time", BigInteger, nullable=False),
+)
+Index(
+    "ix_concurrency_limits_create_time_id",
+    concurrency_limits.c.create_time,
+    concurrency_limits.c.id,
+)
+
+# Leases (revision 0016): one row per slot a run holds, taken in the transaction that moves the
+# run into RUNNING and deleted in the one that moves it out, so a slot lives exactly as long as
+# its run runs. ``limit_id`` names a concurrency_limits row (a task run's tag) or a deployment
+# (its flow runs); no foreign key, as it names either. ``run_id`` is a task or flow run id.
+concurrency_slots = Table(
+    "concurrency_slots",
+    metadata,
+    Column("limit_id", ID, nullable=False),
+    Column("run_id", ID, nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+    PrimaryKeyConstraint("limit_id", "run_id"),
+)
+Index("ix_concurrency_slots_run_id", concurrency_slots.c.run_id)

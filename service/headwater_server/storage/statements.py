@@ -14,6 +14,7 @@ from sqlalchemy import (
     Update,
     and_,
     bindparam,
+    delete,
     func,
     insert,
     literal_column,
@@ -22,9 +23,13 @@ from sqlalchemy import (
     update,
 )
 
+from headwater_server.orchestration import rules
 from headwater_server.storage import convert
 from headwater_server.storage.fastpath import Prepared
 from headwater_server.storage.schema import (
+    concurrency_limits,
+    concurrency_slots,
+    deployments,
     flow_run_states,
     flow_runs,
     flows,
@@ -254,6 +259,57 @@ class RawCacheStatements:
                 cache_key=bindparam("b_cache_key"),
                 cache_expiration_time=bindparam("b_cache_expiration_time"),
             ),
+            engine,
+        )
+
+
+class RawSlotStatements:
+    """The statements of concurrency slots (see ``_concurrency``), compiled for one dialect."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.lock_tag = Prepared(
+            select(
+                concurrency_limits.c.id,
+                concurrency_limits.c.concurrency_limit,
+            )
+            .where(concurrency_limits.c.tag == bindparam("tag"))
+            .with_for_update(),
+            engine,
+        )
+        self.lock_deployment = Prepared(
+            select(
+                deployments.c.id,
+                deployments.c.flow_name,
+                deployments.c.name,
+                deployments.c.concurrency_limit,
+                deployments.c.collision_strategy,
+            )
+            .where(deployments.c.id == bindparam("id"))
+            .with_for_update(),
+            engine,
+        )
+        # Only slots of runs that still hold them count: belt and braces, so that even a slot
+        # row left behind by a bug or a manual edit can never keep a limit full.
+        self.count_task_slots, self.count_flow_slots = (
+            Prepared(
+                select(func.count().label("taken"))
+                .select_from(concurrency_slots.join(runs, runs.c.id == concurrency_slots.c.run_id))
+                .where(
+                    concurrency_slots.c.limit_id == bindparam("limit_id"),
+                    # Inlined: prepared statements carry only the named parameters.
+                    runs.c.state_type.in_(
+                        [literal_column(str(t)) for t in sorted(rules.SLOT_HOLDING_TYPES)]
+                    ),
+                ),
+                engine,
+            )
+            for runs in (task_runs, flow_runs)
+        )
+        self.insert_slot = Prepared(
+            insert(concurrency_slots), engine, [c.key for c in concurrency_slots.c]
+        )
+        self.delete_slots = Prepared(
+            delete(concurrency_slots).where(concurrency_slots.c.run_id == bindparam("run_id")),
             engine,
         )
 
