@@ -501,8 +501,9 @@ def pickup_latency(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> Se
             ("running (created -> RUNNING)", "Headwater running", "Prefect running"),
         ],
         notes=[
-            f"{runs} runs, one at a time, times from the service's state history. RUNNING "
-            "includes the subprocess that loads the flow. Prefect 3.9.1's runner polls every "
+            f"{runs} runs, one at a time after a second idle, times from the service's state "
+            "history. RUNNING includes the spare subprocess loading the flow. Prefect 3.9.1's "
+            "runner polls every "
             "10 s by default, so it has no figure here (its pickup is up to 10 s plus that).",
         ],
     )

@@ -4,12 +4,13 @@ Usage: python pickup_latency.py headwater RUNS
 
 Starts a process serving a trivial flow (``my_flow.serve(...)``) against the server at
 ``HEADWATER_API_URL``, waits until its deployment exists, then, one run at a time with the
-serving process idle, creates a run of the deployment and waits for it to end. The figures
-come from the service's own state times, so the client's polling adds nothing to them:
+serving process idle (for a second before each run), creates a run of the deployment and waits
+for it to end. The figures come from the service's own state times, so the client's polling
+adds nothing to them:
 
 - ``claimed_s``: run created (SCHEDULED) -> PENDING, the long poll answering and claiming it;
-- ``pickup_s``: run created -> RUNNING, which adds the subprocess that loads the flow from its
-  file and starts the engine.
+- ``pickup_s``: run created -> RUNNING, which adds handing the run to the serving process's
+  spare subprocess (SDK loaded, connected), loading the flow from its file and starting it.
 
 Prefect 3.9.1's runner polls every 10 s by default (``PREFECT_RUNNER_POLL_FREQUENCY``), so its
 pickup is up to 10 s plus its subprocess start; this workload runs on Headwater only.
@@ -41,6 +42,9 @@ if __name__ == "__main__":
 
 GIVE_UP_SECONDS = 120.0
 POLL_SECONDS = 0.02
+# The serving process is left idle this long before each run, as a served flow waits between
+# its runs (and its spare process is ready by then).
+IDLE_SECONDS = 1.0
 
 
 def _wait(what: str, check: object) -> object:
@@ -54,6 +58,7 @@ def _wait(what: str, check: object) -> object:
 
 
 def one_run(client: object, deployment_id: str) -> tuple[float, float]:
+    time.sleep(IDLE_SECONDS)
     run = client.create_flow_run_from_deployment(deployment_id)  # type: ignore[attr-defined]
 
     def final() -> bool:

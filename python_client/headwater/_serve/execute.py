@@ -8,20 +8,35 @@ Exit status: 0 when the run completed, 1 when it ended otherwise, 2 when it coul
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
 
 def main(argv: Sequence[str]) -> int:
-    """Run the flow run named by ``argv[0]``; returns the process's exit status."""
+    """Run the flow run named by ``argv[0]``; returns the process's exit status.
+
+    With ``-`` instead of an id, this is a spare process: it loads the SDK and connects to the
+    service first, then reads ``<flow run id>\t<code directory>`` from stdin (end of input: exit
+    0), so a run handed to it skips the interpreter's and the SDK's start-up.
+    """
     if len(argv) != 1:
-        print("usage: python -m headwater._serve.execute FLOW_RUN_ID", file=sys.stderr)
+        print("usage: python -m headwater._serve.execute {FLOW_RUN_ID | -}", file=sys.stderr)
         return 2
     from headwater._flows import run_flow
     from headwater._serve.loading import load_flow_for_run
+    from headwater._transport.runtime import default_transport
     from headwater.client import get_client
 
     flow_run_id = argv[0]
+    if flow_run_id == "-":
+        default_transport()  # the engine's stream, open before the run arrives
+        line = sys.stdin.readline()
+        if not line.strip():
+            return 0
+        flow_run_id, _, directory = line.rstrip("\n").partition("\t")
+        if directory:
+            os.chdir(directory)
     with get_client(sync_client=True) as client:
         flow_run = client.get_flow_run(flow_run_id)
         flow = load_flow_for_run(client, flow_run)

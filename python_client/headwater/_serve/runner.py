@@ -5,7 +5,9 @@ the service (``WorkerService.PollRuns``) for runs of its deployments or of its w
 service answers the moment a run is due, with runs already claimed for this process (PENDING),
 so two runners never start the same run. Each run starts as ``python -m headwater._serve.execute
 <flow run id>`` in the deployment's code directory; that process loads the flow from the
-deployment's entrypoint and runs it as that flow run on the ordinary engine.
+deployment's entrypoint and runs it as that flow run on the ordinary engine. To start runs
+fast, one such process is kept waiting with the SDK loaded and connected (a spare, started
+as ``execute -``); a run is handed to it, and the next spare is started meanwhile.
 
 A heartbeat every `HEARTBEAT_SECONDS` tells the service which runs this process runs and learns
 which to stop (cancelled): their subprocesses are terminated and the runs end CANCELLED. A
@@ -78,6 +80,7 @@ class Runner:
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _changed: threading.Condition = field(init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
+    _spare: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self._changed = threading.Condition(self._lock)
@@ -100,6 +103,7 @@ class Runner:
         self.address = polling.address
         control = WorkerConnection(self.name, self.address)
         restore = self._handle_signals()
+        self._refill_spare()
         if on_ready is not None:
             on_ready()
         threads = [
@@ -114,6 +118,7 @@ class Runner:
         finally:
             self._stop.set()
             polling.close()
+            self._drop_spare()
             self._shut_down(control)
             for thread in threads:
                 thread.join(timeout=STOP_GRACE_SECONDS)
@@ -167,19 +172,69 @@ class Runner:
     def _start(self, run: ClaimedRun) -> None:
         flow_run = run.flow_run
         directory = run.deployment.path or None
-        env = {**os.environ, "HEADWATER_API_URL": self.address or ""}
-        command = [sys.executable, "-m", "headwater._serve.execute", flow_run.id]
         logger.info("Running flow run %r (%s) of %s.", flow_run.name, flow_run.id, _named(run))
-        try:
-            # A session of its own: Ctrl-C at the terminal reaches the runner only, which then
-            # cancels its runs cleanly instead of every run being interrupted at once.
-            process = subprocess.Popen(command, cwd=directory, env=env, start_new_session=True)
-        except OSError as exc:
-            self._end(flow_run.id, "CRASHED", f"Crashed: the runner could not start it: {exc}.")
-            return
+        process = self._hand_to_spare(flow_run.id, directory)
+        if process is None:
+            try:
+                process = self._spawn([flow_run.id], directory)
+            except OSError as exc:
+                message = f"Crashed: the runner could not start it: {exc}."
+                self._end(flow_run.id, "CRASHED", message)
+                return
         with self._changed:
             self._children[flow_run.id] = _Child(run, process)
         threading.Thread(target=self._reap, args=(flow_run.id, process), daemon=True).start()
+        threading.Thread(target=self._refill_spare, daemon=True).start()
+
+    def _spawn(self, args: list[str], directory: str | None) -> subprocess.Popen[bytes]:
+        """``python -m headwater._serve.execute ARGS`` with the service's address.
+
+        A session of its own: Ctrl-C at the terminal reaches the runner only, which then
+        cancels its runs cleanly instead of every run being interrupted at once.
+        """
+        env = {**os.environ, "HEADWATER_API_URL": self.address or ""}
+        command = [sys.executable, "-m", "headwater._serve.execute", *args]
+        stdin = subprocess.PIPE if args == ["-"] else None
+        return subprocess.Popen(
+            command, cwd=directory, env=env, stdin=stdin, start_new_session=True
+        )
+
+    def _hand_to_spare(
+        self, flow_run_id: str, directory: str | None
+    ) -> subprocess.Popen[bytes] | None:
+        """Give the run to the waiting spare process (SDK loaded, connected); None if none."""
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is None or spare.poll() is not None or spare.stdin is None:
+            return None
+        try:
+            spare.stdin.write(f"{flow_run_id}\t{directory or ''}\n".encode())
+            spare.stdin.close()
+        except OSError:
+            _kill(spare)
+            return None
+        return spare
+
+    def _refill_spare(self) -> None:
+        """Start the next spare process, so the next run starts as fast as this one."""
+        with self._lock:
+            if self._spare is not None or self._stop.is_set():
+                return
+            try:
+                self._spare = self._spawn(["-"], None)
+            except OSError as exc:
+                logger.warning("Could not start a spare process: %s", exc)
+
+    def _drop_spare(self) -> None:
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None and spare.stdin is not None:
+            with contextlib.suppress(OSError):
+                spare.stdin.close()  # end of input: it exits at once
+            try:
+                spare.wait(timeout=STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                _kill(spare)
 
     def _reap(self, flow_run_id: str, process: subprocess.Popen[bytes]) -> None:
         code = process.wait()
