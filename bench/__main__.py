@@ -26,6 +26,7 @@ from bench._runner import (
     BenchError,
     Sdk,
     headwater_server,
+    percentile,
     run_workload,
     summarize,
     throwaway_dir,
@@ -44,6 +45,7 @@ WORKLOAD_NAMES = (
     "task_map",
     "task_memory",
     "crash_detection",
+    "pickup_latency",
 )
 
 Measurement = dict[str, Any]
@@ -486,6 +488,53 @@ def crash_detection(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> S
     return section
 
 
+def pickup_latency(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> Section:
+    """A run created for a served deployment -> RUNNING on the idle serving process."""
+    runs = 20 if plan.quick else 100
+    section = Section(
+        "pickup_latency",
+        "run created for a served deployment until RUNNING (serving process idle)",
+        "ms",
+        [("p50", "median"), ("p99", "p99"), ("max", "max")],
+        [
+            ("claimed (created -> PENDING)", "Headwater claimed", "Prefect claimed"),
+            ("running (created -> RUNNING)", "Headwater running", "Prefect running"),
+        ],
+        notes=[
+            f"{runs} runs, one at a time, times from the service's state history. RUNNING "
+            "includes the subprocess that loads the flow. Prefect 3.9.1's runner polls every "
+            "10 s by default, so it has no figure here (its pickup is up to 10 s plus that).",
+        ],
+    )
+    for sdk in sdks:
+        if sdk.name != "headwater":
+            continue
+
+        def take(sdk: Sdk = sdk) -> Measurement:
+            with (
+                throwaway_dir("headwater-pickup-home") as home,
+                headwater_server(sdk, home) as server,
+            ):
+                env = sdk.environ(HEADWATER_HOME=str(home), HEADWATER_API_URL=server.address)
+                return run_workload(sdk, "pickup_latency", [str(runs)], env, 120 + runs * 10)
+
+        raw = measure(sdk, f"pickup_latency on {sdk.label}, {runs} runs", take)
+        for key, label in (("claimed_s", "Headwater claimed"), ("pickup_s", "Headwater running")):
+            if "error" in raw:
+                section.measurements[label] = raw
+                continue
+            millis = [seconds * 1000 for seconds in raw[key]]
+            stats = summarize(millis)
+            stats["p99"] = percentile(sorted(millis), 99)
+            section.measurements[label] = {
+                "version": raw["version"],
+                "n": stats["n"],
+                "figures": stats,
+                "raw": millis,
+            }
+    return section
+
+
 MEASURES: dict[str, Callable[[Sequence[Sdk], Plan, dict[str, Any]], Section]] = {
     "flow_overhead": flow_overhead,
     "cold_start": cold_start,
@@ -496,6 +545,7 @@ MEASURES: dict[str, Callable[[Sequence[Sdk], Plan, dict[str, Any]], Section]] = 
     "task_map": _task_timing("task_map"),
     "task_memory": task_memory,
     "crash_detection": crash_detection,
+    "pickup_latency": pickup_latency,
 }
 
 

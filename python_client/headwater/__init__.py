@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
     from headwater._annotations import allow_failure, unmapped
     from headwater._context import FlowRunContext, get_run_context, tags
-    from headwater._flows import Flow, flow
+    from headwater._flows import Flow, flow, serve
     from headwater._logging import get_run_logger
     from headwater._runs import FlowRun
     from headwater._states import (
@@ -88,6 +88,7 @@ __all__ = [
     "flow",
     "get_run_context",
     "get_run_logger",
+    "serve",
     "tags",
     "task",
     "unmapped",
@@ -97,6 +98,7 @@ __all__ = [
 _LAZY_ATTRIBUTES = {
     "flow": "headwater._flows",
     "Flow": "headwater._flows",
+    "serve": "headwater._flows",
     "FlowRun": "headwater._runs",
     "task": "headwater._tasks",
     "Task": "headwater._tasks",
@@ -137,6 +139,7 @@ _SUBMODULES = frozenset(
         "cache_policies",
         "client",
         "context",
+        "deployments",
         "exceptions",
         "flows",
         "futures",

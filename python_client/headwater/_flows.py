@@ -7,22 +7,31 @@ the parameter schema are built the first time they are needed.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import inspect
 import types
 from collections.abc import Callable, Coroutine, Iterable
 from copy import copy
 from functools import partial, update_wrapper
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, ParamSpec, TypeVar, overload
 
 from headwater import _parameters
 from headwater._results import validate_serializer, validate_storage
+from headwater._serve.deployments import serve
 from headwater._visualize import DotText, active_graph
 from headwater.exceptions import InvalidNameError, ReservedArgumentError
 from headwater.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 if TYPE_CHECKING:
+    from headwater._serve.deployments import RunnerDeployment
     from headwater._transport.interface import Transport
+
+#: What ``interval=`` takes: seconds or a timedelta, or several of them (several schedules).
+IntervalArgument = (
+    Iterable[int | float | datetime.timedelta] | int | float | datetime.timedelta | None
+)
 
 __all__ = ["BANNED_CHARACTERS", "Flow", "NotSet", "flow", "run_flow", "serve"]
 
@@ -554,15 +563,168 @@ class Flow(Generic[P, R]):
             return_type="state" if return_state else "result",
         )
 
-    # -- deployments (a later release) ---------------------------------------------------
+    # -- deployments -------------------------------------------------------------------
 
-    def to_deployment(self, name: str, *args: Any, **kwargs: Any) -> NoReturn:
-        """Not available yet: deployments arrive in a later Headwater release."""
-        _deployments_not_available(f"{self.name}.to_deployment()")
+    def to_deployment(
+        self,
+        name: str,
+        interval: IntervalArgument = None,
+        cron: Iterable[str] | str | None = None,
+        rrule: Iterable[str] | str | None = None,
+        paused: bool | None = None,
+        schedules: list[Any] | None = None,
+        concurrency_limit: int | None = None,
+        parameters: dict[str, Any] | None = None,
+        triggers: list[Any] | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        version: str | None = None,
+        enforce_parameter_schema: bool = True,
+        work_pool_name: str | None = None,
+        work_queue_name: str | None = None,
+        job_variables: dict[str, Any] | None = None,
+        entrypoint_type: Any = None,
+    ) -> RunnerDeployment:
+        """A deployment of this flow, to pass to `headwater.serve` (as Prefect's).
 
-    def serve(self, name: str | None = None, *args: Any, **kwargs: Any) -> NoReturn:
-        """Not available yet: deployments arrive in a later Headwater release."""
-        _deployments_not_available(f"{self.name}.serve()")
+        Args:
+            name: The deployment's name.
+            interval: Seconds (or a timedelta) between runs; several make several schedules.
+            cron: A cron expression (or several) for when runs are due.
+            rrule: An RRULE (or several) for when runs are due.
+            paused: Create the deployment paused.
+            schedules: Schedule objects (``interval``/``cron``/``rrule`` attributes, as
+                Prefect's ``prefect.schedules.Schedule``), for time zones and more.
+            concurrency_limit: The most runs of the deployment at once.
+            parameters: Default parameters of its runs.
+            triggers: Not supported (Headwater has no event triggers).
+            description: Defaults to the flow's description.
+            tags: Labels of the deployment and its runs.
+            version: Defaults to the flow's version.
+            enforce_parameter_schema: Refuse runs whose parameters the flow's signature refuses.
+            work_pool_name: The work pool whose workers run it (None: served by a process).
+            work_queue_name: The pool's queue (None: its default queue).
+            job_variables: Settings for the worker's job.
+            entrypoint_type: Accepted for Prefect compatibility; the entrypoint is the flow's
+                file path.
+
+        Raises:
+            InvalidNameError: ``name`` holds a character deployment names cannot.
+            ValueError: More than one of interval, cron, rrule and schedules; or the flow was
+                not defined in a file.
+        """
+        from headwater._serve.deployments import RunnerDeployment
+
+        if not name.endswith(".py"):
+            _raise_on_name_with_banned_characters(name)
+        if triggers:
+            raise ValueError(
+                "triggers are not supported by Headwater (it has no events to trigger on); "
+                "use schedules, or create runs with headwater.deployments.run_deployment()."
+            )
+        return RunnerDeployment.from_flow(
+            self,
+            name,
+            interval=interval,
+            cron=cron,
+            rrule=rrule,
+            schedules=schedules,
+            paused=paused,
+            concurrency_limit=concurrency_limit,
+            parameters=parameters or {},
+            description=description,
+            tags=tags or [],
+            version=version,
+            enforce_parameter_schema=enforce_parameter_schema,
+            work_pool_name=work_pool_name,
+            work_queue_name=work_queue_name,
+            job_variables=job_variables or {},
+        )
+
+    def serve(
+        self,
+        name: str | None = None,
+        interval: IntervalArgument = None,
+        cron: Iterable[str] | str | None = None,
+        rrule: Iterable[str] | str | None = None,
+        paused: bool | None = None,
+        schedules: list[Any] | None = None,
+        global_limit: int | None = None,
+        triggers: list[Any] | None = None,
+        parameters: dict[str, Any] | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        version: str | None = None,
+        enforce_parameter_schema: bool = True,
+        pause_on_shutdown: bool = True,
+        print_starting_message: bool = True,
+        limit: int | None = None,
+        webserver: bool = False,
+        entrypoint_type: Any = None,
+    ) -> None:
+        """Create a deployment of this flow and run its due runs here until SIGTERM or SIGINT.
+
+        Each run starts in a subprocess that loads the flow from this file; the service hands
+        runs over the moment they are due (a long poll), ``limit`` caps how many run at once,
+        and ``headwater flow-run cancel`` stops a run's subprocess.
+
+        Args:
+            name: The deployment's name; defaults to the flow's. A file path
+                (``my_flow.serve(__file__)``) means the file's name without ``.py``.
+            interval: Seconds (or a timedelta) between runs; several make several schedules.
+            cron: A cron expression (or several).
+            rrule: An RRULE (or several).
+            paused: Create the deployment paused.
+            schedules: Schedule objects, for time zones and more.
+            global_limit: The most runs of the deployment at once, across every process.
+            triggers: Not supported.
+            parameters: Default parameters of its runs.
+            description: Defaults to the flow's description.
+            tags: Labels of the deployment and its runs.
+            version: Defaults to the flow's version.
+            enforce_parameter_schema: Refuse runs whose parameters the signature refuses.
+            pause_on_shutdown: Turn the schedules off when serving stops.
+            print_starting_message: Print how to trigger a run.
+            limit: The most runs at once in this process.
+            webserver: Not supported (Headwater has no runner webserver).
+            entrypoint_type: Accepted for Prefect compatibility.
+
+        Examples:
+            >>> @flow
+            ... def my_flow(name: str) -> None:
+            ...     print(f"hello {name}")
+            >>> if __name__ == "__main__":  # doctest: +SKIP
+            ...     my_flow.serve("example-deployment", interval=3600)
+        """
+        from headwater._serve.deployments import serve_flow
+
+        name = Path(name).stem if name else self.name
+        if webserver:
+            raise ValueError(
+                "webserver=True is not supported by Headwater: watch served runs with "
+                "`headwater flow-run ls` or the gRPC API instead."
+            )
+        deployment = self.to_deployment(
+            name,
+            interval=interval,
+            cron=cron,
+            rrule=rrule,
+            paused=paused,
+            schedules=schedules,
+            concurrency_limit=global_limit,
+            parameters=parameters,
+            triggers=triggers,
+            description=description,
+            tags=tags,
+            version=version,
+            enforce_parameter_schema=enforce_parameter_schema,
+        )
+        serve_flow(
+            deployment,
+            pause_on_shutdown=pause_on_shutdown,
+            print_starting_message=print_starting_message,
+            limit=limit,
+        )
 
     def deploy(self, name: str, *args: Any, **kwargs: Any) -> NoReturn:
         """Not available yet: deployments arrive in a later Headwater release."""
@@ -636,11 +798,6 @@ def _deployments_not_available(what: str) -> NoReturn:
         "arrive in a later Headwater release. For now, run the flow by calling it, e.g. "
         "my_flow(), or load it from a file with headwater.flows.load_flow_from_entrypoint()."
     )
-
-
-def serve(*args: Any, **kwargs: Any) -> NoReturn:
-    """Not available yet: serving deployments arrives in a later Headwater release."""
-    _deployments_not_available("serve()")
 
 
 def run_flow(

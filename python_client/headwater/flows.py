@@ -14,6 +14,7 @@ from headwater._entrypoints import (
     select_flow,
 )
 from headwater._flows import Flow, NotSet, flow, serve
+from headwater._serve.loading import load_flow_from_flow_run
 
 __all__ = [
     "Flow",
@@ -22,6 +23,7 @@ __all__ = [
     "is_entrypoint_async",
     "load_flow_arguments_from_entrypoint",
     "load_flow_from_entrypoint",
+    "load_flow_from_flow_run",
     "load_flows_from_script",
     "load_placeholder_flow",
     "safe_load_flow_from_entrypoint",

@@ -53,6 +53,10 @@ class EventHub:
         # The same for the runs' own state changes only (not their task runs' events).
         self._recent_own: OrderedDict[str, int] = OrderedDict()
         self._closed = False
+        # Any run's own state changed (or a run was created): pollers waiting for due runs
+        # look again. Counted, so a change between a poller's claim and its wait is not lost.
+        self._runs_changed = asyncio.Event()
+        self._runs_generation = 0
         #: Proposals waiting for a concurrency slot wait here.
         self.slots = SlotHub()
 
@@ -71,6 +75,7 @@ class EventHub:
         _remember(self._recent, flow_run_id, sequence)
         if own_state:
             _remember(self._recent_own, flow_run_id, sequence)
+            self._runs_changed_now()
         for waiter in self._waiters.get(flow_run_id, ()):
             if sequence > waiter.after and (own_state or not waiter.own_states_only):
                 waiter.event.set()
@@ -89,6 +94,7 @@ class EventHub:
 
     def wake_all(self) -> None:
         """Wake every waiter (after a change too broad to name runs, such as deleting a flow)."""
+        self._runs_changed_now()
         self._recent.clear()
         self._recent_own.clear()
         for waiters in self._waiters.values():
@@ -142,6 +148,34 @@ class EventHub:
             waiters.discard(waiter)
             if not waiters and self._waiters.get(flow_run_id) is waiters:
                 del self._waiters[flow_run_id]
+
+    @property
+    def runs_generation(self) -> int:
+        """A number that grows whenever a run is created or its own state changes."""
+        return self._runs_generation
+
+    async def wait_for_runs_change(self, after_generation: int, timeout: float) -> bool:
+        """Wait until :attr:`runs_generation` passes ``after_generation``, or ``timeout`` passes.
+
+        Pollers for due runs (``PollRuns``) read the generation before they look in storage
+        and wait here with it, so a run created meanwhile wakes them at once.
+
+        Returns:
+            True when something changed (or the hub closed); False when the timeout passed.
+        """
+        if self._closed or self._runs_generation > after_generation:
+            return True
+        try:
+            await asyncio.wait_for(self._runs_changed.wait(), timeout=max(timeout, 0.0))
+        except TimeoutError:
+            return self._runs_generation > after_generation
+        return True
+
+    def _runs_changed_now(self) -> None:
+        self._runs_generation += 1
+        # Wake who waits on the current event, and give later waiters a fresh one.
+        self._runs_changed.set()
+        self._runs_changed = asyncio.Event()
 
     async def _changed_in_storage(self, flow_run_id: str, after_sequence: int) -> bool:
         try:

@@ -42,6 +42,7 @@ def test_headwater_all_is_pinned() -> None:
             "flow",
             "get_run_context",
             "get_run_logger",
+            "serve",
             "tags",
             "task",
             "unmapped",
@@ -58,6 +59,7 @@ def test_flows_module_all_is_pinned() -> None:
             "is_entrypoint_async",
             "load_flow_arguments_from_entrypoint",
             "load_flow_from_entrypoint",
+            "load_flow_from_flow_run",
             "load_flows_from_script",
             "load_placeholder_flow",
             "safe_load_flow_from_entrypoint",
@@ -88,6 +90,7 @@ def test_exported_objects_come_from_private_modules() -> None:
 def test_top_level_and_flows_module_agree() -> None:
     assert headwater.flow is headwater.flows.flow
     assert headwater.Flow is headwater.flows.Flow
+    assert headwater.serve is headwater.flows.serve
 
 
 def test_top_level_and_tasks_module_agree() -> None:
@@ -137,6 +140,7 @@ PUBLIC_MODULES = {
         "Suspended",
     ],
     "headwater.logging": ["get_run_logger"],
+    "headwater.deployments": ["RunnerDeployment", "run_deployment"],
     "headwater.context": ["FlowRunContext", "TaskRunContext", "get_run_context", "tags"],
     "headwater.task_runners": [
         "DaskTaskRunner",

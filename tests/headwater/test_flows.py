@@ -742,25 +742,13 @@ class TestCall:
 
 
 class TestDeployments:
-    @pytest.mark.parametrize(
-        ("method", "args"),
-        [("to_deployment", ("dep",)), ("serve", ()), ("deploy", ("dep",))],
-    )
-    def test_deployment_methods_are_not_available_yet(
-        self, method: str, args: tuple[str, ...]
-    ) -> None:
+    def test_deploy_is_not_available_yet(self) -> None:
         with pytest.raises(NotImplementedError, match="later Headwater release"):
-            getattr(flow(add), method)(*args)
+            flow(add).deploy("dep")
 
     def test_from_source_is_not_available_yet(self) -> None:
         with pytest.raises(NotImplementedError, match="later Headwater release"):
             Flow.from_source("https://github.com/org/repo.git", "flows.py:my_flow")
-
-    def test_module_serve_is_not_available_yet(self) -> None:
-        from headwater.flows import serve
-
-        with pytest.raises(NotImplementedError, match="later Headwater release"):
-            serve()
 
 
 class TestPickling:

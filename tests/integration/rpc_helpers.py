@@ -24,6 +24,7 @@ from headwater.v1 import (
     states_pb2,
     task_runs_pb2_grpc,
     work_pools_pb2_grpc,
+    workers_pb2_grpc,
 )
 
 S = states_pb2
@@ -41,6 +42,7 @@ class Api:
         self.engine = engine_pb2_grpc.EngineServiceStub(channel)
         self.deployments = deployments_pb2_grpc.DeploymentServiceStub(channel)
         self.work_pools = work_pools_pb2_grpc.WorkPoolServiceStub(channel)
+        self.workers = workers_pb2_grpc.WorkerServiceStub(channel)
 
     def new_flow(self, prefix: str = "flow") -> flows_pb2.Flow:
         """Register a flow with a name no other test uses."""

@@ -40,6 +40,7 @@ from headwater.v1 import (
     states_pb2,
     task_runs_pb2,
     work_pools_pb2,
+    workers_pb2,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -56,6 +57,7 @@ SERVICES = (
     "headwater.v1.EngineService",
     "headwater.v1.DeploymentService",
     "headwater.v1.WorkPoolService",
+    "headwater.v1.WorkerService",
 )
 EXAMPLES = int(os.environ.get("HEADWATER_FUZZ_EXAMPLES", "400"))
 MAX_DEPTH = 3
@@ -70,7 +72,7 @@ CALLER_CODES = {
     grpc.StatusCode.OUT_OF_RANGE,
 }
 # Long polls and watches legitimately run until the caller's deadline.
-WAITING_METHODS = {"ListFlowRunEvents", "WatchFlowRun"}
+WAITING_METHODS = {"ListFlowRunEvents", "WatchFlowRun", "PollRuns"}
 
 POOL = descriptor_pool.Default()
 METHODS: list[MethodDescriptor] = [
@@ -413,6 +415,19 @@ def _deployment_templates(seeds: Seeds) -> dict[str, st.SearchStrategy[Message]]
         "DeleteWorkQueue": pool.map(
             lambda name: w.DeleteWorkQueueRequest(work_pool_name=name, name="default")
         ),
+        "PollRuns": st.one_of(
+            pool.map(
+                lambda name: workers_pb2.PollRunsRequest(
+                    worker_name="fuzz", work_pool_name=name, max_runs=2
+                )
+            ),
+            deployment.map(
+                lambda i: workers_pb2.PollRunsRequest(worker_name="fuzz", deployment_ids=[i])
+            ),
+        ),
+        "Heartbeat": st.lists(st.uuids().map(str), max_size=3).map(
+            lambda ids: workers_pb2.HeartbeatRequest(worker_name="fuzz", flow_run_ids=ids)
+        ),
     }
 
 
@@ -565,7 +580,7 @@ def api(server: ServerProcess) -> Iterator[Api]:
 
 
 def test_every_rpc_is_fuzzed() -> None:
-    assert len(METHODS) == 40, [method.name for method in METHODS]
+    assert len(METHODS) == 42, [method.name for method in METHODS]
 
 
 def test_fuzzed_requests_never_get_internal_or_unknown(api: Api, server: ServerProcess) -> None:

@@ -3,8 +3,9 @@
 ``headwater server start`` runs the service; ``headwater flow-run ls | inspect | logs | watch |
 cancel`` and ``headwater task-run ls | inspect | logs`` read (and cancel) runs, ``headwater
 deployment ls | inspect | run | pause | resume`` and ``headwater work-pool ls | create`` manage
-deployments and work pools, ``headwater concurrency-limit create | ls | inspect | delete |
-reset`` limits task runs by tag, from
+deployments and work pools, ``headwater worker start --pool NAME`` runs a pool's runs and
+``headwater concurrency-limit create | ls | inspect | delete | reset`` limits task runs by tag,
+from
 ``HEADWATER_API_URL``, or from the local database (through an embedded server) when it is
 unset. Failures print one line to stderr and exit 2: a person at a terminal needs what went wrong
 and what to do, not a traceback.
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         _server,
         _task_runs,
         _work_pools,
+        _workers,
     )
 
     parser = argparse.ArgumentParser(
@@ -45,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     _task_runs.register(commands)
     _deployments.register(commands)
     _work_pools.register(commands)
+    _workers.register(commands)
     _concurrency_limits.register(commands)
     return parser
 

@@ -19,6 +19,7 @@ from headwater.v1 import (
     logs_pb2_grpc,
     task_runs_pb2_grpc,
     work_pools_pb2_grpc,
+    workers_pb2_grpc,
 )
 
 from headwater_server.application.backend import Backend
@@ -31,6 +32,7 @@ from headwater_server.servicers.flows import FlowServicer
 from headwater_server.servicers.logs import LogServicer
 from headwater_server.servicers.task_runs import TaskRunServicer
 from headwater_server.servicers.work_pools import WorkPoolServicer
+from headwater_server.servicers.workers import WorkerServicer
 
 if TYPE_CHECKING:
     import grpc.aio
@@ -46,6 +48,7 @@ SERVICE_NAMES: tuple[str, ...] = (
     "headwater.v1.EngineService",
     "headwater.v1.DeploymentService",
     "headwater.v1.WorkPoolService",
+    "headwater.v1.WorkerService",
     "headwater.v1.ConcurrencyLimitService",
 )
 
@@ -61,6 +64,7 @@ def add_servicers(server: grpc.aio.Server, backend: Backend) -> None:
         DeploymentServicer(backend), server
     )
     work_pools_pb2_grpc.add_WorkPoolServiceServicer_to_server(WorkPoolServicer(backend), server)
+    workers_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerServicer(backend), server)
     concurrency_limits_pb2_grpc.add_ConcurrencyLimitServiceServicer_to_server(
         ConcurrencyLimitServicer(backend), server
     )

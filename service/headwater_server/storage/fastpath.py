@@ -99,6 +99,11 @@ class RawTransaction:
             return None
         return dict(zip(statement.keys, row, strict=True))
 
+    def all(self, statement: Prepared, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Run a SELECT and return every row as a dict keyed by column."""
+        self._cursor.execute(statement.sql, statement.parameters(values))
+        return [dict(zip(statement.keys, row, strict=True)) for row in self._cursor.fetchall()]
+
 
 class _Group:
     """One SQLite transaction shared by the write transactions of a group (see `FastPath.group`)."""

@@ -26,11 +26,13 @@ from headwater_server.storage._proposals import ProposalsMixin
 from headwater_server.storage._retention import RetentionMixin
 from headwater_server.storage._schedule_runs import ScheduleRunsMixin
 from headwater_server.storage._task_runs import TaskRunsMixin
+from headwater_server.storage._workers import WorkersMixin
 
 __all__ = ["Repository"]
 
 
 class Repository(
+    WorkersMixin,
     DeploymentRunsMixin,
     FlowsMixin,
     FlowRunsMixin,
@@ -47,6 +49,6 @@ class Repository(
     Thread-safe: each method checks out its own connection and runs one transaction. The
     operations live in one module per resource (``_flows``, ``_flow_runs``, ``_task_runs``,
     ``_proposals``, ``_logs``, ``_work_pools``, ``_deployments``, ``_deployment_runs``,
-    ``_retention``, ``_late_runs``, ``_schedule_runs``, ``_engines``, ``_concurrency``) over
-    the shared transactions and idempotency of ``_base``.
+    ``_retention``, ``_late_runs``, ``_schedule_runs``, ``_engines``, ``_concurrency``,
+    ``_workers``) over the shared transactions and idempotency of ``_base``.
     """

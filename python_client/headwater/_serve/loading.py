@@ -1,0 +1,100 @@
+"""Loading the flow of a deployment's run: from its entrypoint, in its code location.
+
+The process a runner starts for a run (`headwater._serve.execute`) and
+`headwater.flows.load_flow_from_flow_run` both use `load_flow_for_run`. A git code location is
+cloned (``git clone --depth 1``) into a temporary directory first.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from headwater._deployment_records import Deployment
+    from headwater._flows import Flow
+    from headwater._runs import FlowRun
+    from headwater.client import HeadwaterClient
+
+__all__ = ["load_flow_for_run", "load_flow_from_flow_run"]
+
+
+def load_flow_for_run(
+    client: HeadwaterClient,
+    flow_run: FlowRun,
+    *,
+    ignore_storage: bool = False,
+    use_placeholder_flow: bool = True,
+) -> Flow[..., Any]:
+    """The flow of ``flow_run``'s deployment, loaded from its entrypoint and code location.
+
+    Raises:
+        ValueError: The run has no deployment, or the deployment no entrypoint.
+    """
+    from headwater._entrypoints import load_flow_from_entrypoint
+
+    if not flow_run.deployment_id:
+        raise ValueError(
+            f"Flow run {flow_run.id} was not created from a deployment, so there is no code "
+            "location to load its flow from."
+        )
+    deployment = client.get_deployment(flow_run.deployment_id)
+    if not deployment.entrypoint:
+        raise ValueError(
+            f"Deployment {deployment.id} does not have an entrypoint and can not be run."
+        )
+    directory = None if ignore_storage else _code_directory(deployment)
+    entrypoint = deployment.entrypoint
+    file, sep, function = entrypoint.rpartition(":")
+    if sep and directory and not os.path.isabs(file):
+        entrypoint = f"{os.path.join(directory, file)}:{function}"
+    return load_flow_from_entrypoint(entrypoint, use_placeholder_flow=use_placeholder_flow)
+
+
+def _code_directory(deployment: Deployment) -> str | None:
+    """The directory the deployment's entrypoint is relative to (a git repository is cloned)."""
+    if deployment.git_url:
+        target = tempfile.mkdtemp(prefix="headwater-source-")
+        command = ["git", "clone", "--depth", "1"]
+        if deployment.git_branch:
+            command += ["--branch", deployment.git_branch]
+        subprocess.run([*command, deployment.git_url, target], check=True, capture_output=True)
+        return target
+    return deployment.path
+
+
+async def load_flow_from_flow_run(
+    flow_run: FlowRun,
+    ignore_storage: bool = False,
+    storage_base_path: str | None = None,
+    use_placeholder_flow: bool = True,
+) -> Flow[..., Any]:
+    """Load the flow of a run of a deployment from the deployment's entrypoint, as Prefect's.
+
+    Args:
+        flow_run: A run created from a deployment.
+        ignore_storage: Load the entrypoint as given, relative to the working directory,
+            without going to the deployment's code location (no clone).
+        storage_base_path: Accepted for Prefect compatibility (code locations are paths here).
+        use_placeholder_flow: When the script cannot run, build the flow from its decorator
+            alone (see `load_placeholder_flow`).
+
+    Raises:
+        ValueError: The run has no deployment, or the deployment no entrypoint.
+    """
+    import asyncio
+
+    from headwater.client import get_client
+
+    def load() -> Flow[..., Any]:
+        with get_client(sync_client=True) as client:
+            return load_flow_for_run(
+                client,
+                flow_run,
+                ignore_storage=ignore_storage,
+                use_placeholder_flow=use_placeholder_flow,
+            )
+
+    return await asyncio.to_thread(load)

@@ -1,0 +1,274 @@
+"""The runner: take due runs by long poll and run each in a subprocess, as Prefect's runner does.
+
+`Flow.serve`, `headwater.serve` and ``headwater worker start`` all drive one `Runner`. It polls
+the service (``WorkerService.PollRuns``) for runs of its deployments or of its work pool: the
+service answers the moment a run is due, with runs already claimed for this process (PENDING),
+so two runners never start the same run. Each run starts as ``python -m headwater._serve.execute
+<flow run id>`` in the deployment's code directory; that process loads the flow from the
+deployment's entrypoint and runs it as that flow run on the ordinary engine.
+
+A heartbeat every `HEARTBEAT_SECONDS` tells the service which runs this process runs and learns
+which to stop (cancelled): their subprocesses are terminated and the runs end CANCELLED. A
+subprocess that exits without its run reaching a final state (it failed to import the flow, or
+was killed) ends the run CRASHED. SIGTERM or SIGINT stop the runner: no new claims, its runs are
+cancelled and given `STOP_GRACE_SECONDS` to end, and what is left is terminated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from headwater._transport.client_workers import ClaimedRun, WorkerConnection
+
+__all__ = ["Runner"]
+
+logger = logging.getLogger("headwater.runner")
+
+#: How long one poll waits for a due run before it is sent again.
+POLL_WAIT_SECONDS = 10.0
+#: How often the runner reports its runs and learns which were cancelled.
+HEARTBEAT_SECONDS = 1.0
+#: How long runs get to end once cancelled (at shutdown or on request) before being killed.
+STOP_GRACE_SECONDS = 10.0
+# With no limit, at most this many runs are claimed per poll.
+_BATCH = 100
+
+
+@dataclass
+class _Child:
+    run: ClaimedRun
+    process: subprocess.Popen[bytes]
+    stopping: bool = False
+    reason: str = ""
+
+
+@dataclass
+class Runner:
+    """Runs the due runs of some deployments, or of a work pool, in subprocesses.
+
+    Args:
+        name: Names this process to the service ("Claimed by <name>").
+        limit: The most runs at once; None means no limit.
+        deployment_ids: The deployments whose runs to take (a serving process).
+        work_pool_name: The pool whose runs to take (a worker); exclusive with deployments.
+        work_queue_names: Only these queues of the pool (empty: all).
+        address: The service; None means ``HEADWATER_API_URL`` or the embedded service.
+    """
+
+    name: str = ""
+    limit: int | None = None
+    deployment_ids: list[str] = field(default_factory=list)
+    work_pool_name: str = ""
+    work_queue_names: tuple[str, ...] = ()
+    address: str | None = None
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
+    _children: dict[str, _Child] = field(default_factory=dict, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _changed: threading.Condition = field(init=False)
+    _stop: threading.Event = field(default_factory=threading.Event, init=False)
+
+    def __post_init__(self) -> None:
+        self._changed = threading.Condition(self._lock)
+        if not self.name:
+            self.name = f"runner-{uuid.uuid4().hex[:8]} on {socket.gethostname()}"
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be a positive integer or None, not {self.limit!r}.")
+
+    def run_forever(self, on_ready: Callable[[], None] | None = None) -> None:
+        """Take and run due runs until SIGTERM or SIGINT (or `stop`), then stop cleanly.
+
+        ``on_ready`` is called once the signal handlers are in place (say, to print that the
+        process is serving): from then on SIGTERM stops it cleanly.
+        """
+        from headwater._transport.client_workers import WorkerConnection
+
+        # Two channels: closing the polling one ends a poll in flight at once at shutdown,
+        # while the other still reports and cancels.
+        polling = WorkerConnection(self.name, self.address)
+        self.address = polling.address
+        control = WorkerConnection(self.name, self.address)
+        restore = self._handle_signals()
+        if on_ready is not None:
+            on_ready()
+        threads = [
+            threading.Thread(target=self._poll_loop, args=(polling,), daemon=True),
+            threading.Thread(target=self._heartbeat_loop, args=(control,), daemon=True),
+        ]
+        try:
+            for thread in threads:
+                thread.start()
+            while not self._stop.wait(0.2):
+                pass
+        finally:
+            self._stop.set()
+            polling.close()
+            self._shut_down(control)
+            for thread in threads:
+                thread.join(timeout=STOP_GRACE_SECONDS)
+            control.close()
+            restore()
+            for callback in self.on_stop:
+                try:
+                    callback()
+                except Exception as exc:
+                    logger.warning("Stopping: %s", exc)
+
+    def stop(self) -> None:
+        """Stop taking runs; `run_forever` then cancels what runs and returns."""
+        self._stop.set()
+        with self._changed:
+            self._changed.notify_all()
+
+    # ------------------------------------------------------------------ loops
+
+    def _room(self) -> int:
+        with self._changed:
+            while not self._stop.is_set():
+                free = _BATCH if self.limit is None else self.limit - len(self._children)
+                if free > 0:
+                    return min(free, _BATCH)
+                self._changed.wait(1.0)
+        return 0
+
+    def _poll_loop(self, connection: WorkerConnection) -> None:
+        while not self._stop.is_set():
+            room = self._room()
+            if room == 0:
+                return
+            try:
+                claimed = connection.poll(
+                    max_runs=room,
+                    wait=POLL_WAIT_SECONDS,
+                    deployment_ids=self.deployment_ids,
+                    work_pool_name=self.work_pool_name,
+                    work_queue_names=self.work_queue_names,
+                )
+            except Exception as exc:
+                if self._stop.is_set():
+                    return
+                logger.warning("Polling for runs failed (%s); retrying in 1 s.", exc)
+                self._stop.wait(1.0)
+                continue
+            for run in claimed:
+                self._start(run)
+
+    def _start(self, run: ClaimedRun) -> None:
+        flow_run = run.flow_run
+        directory = run.deployment.path or None
+        env = {**os.environ, "HEADWATER_API_URL": self.address or ""}
+        command = [sys.executable, "-m", "headwater._serve.execute", flow_run.id]
+        logger.info("Running flow run %r (%s) of %s.", flow_run.name, flow_run.id, _named(run))
+        try:
+            # A session of its own: Ctrl-C at the terminal reaches the runner only, which then
+            # cancels its runs cleanly instead of every run being interrupted at once.
+            process = subprocess.Popen(command, cwd=directory, env=env, start_new_session=True)
+        except OSError as exc:
+            self._end(flow_run.id, "CRASHED", f"Crashed: the runner could not start it: {exc}.")
+            return
+        with self._changed:
+            self._children[flow_run.id] = _Child(run, process)
+        threading.Thread(target=self._reap, args=(flow_run.id, process), daemon=True).start()
+
+    def _reap(self, flow_run_id: str, process: subprocess.Popen[bytes]) -> None:
+        code = process.wait()
+        with self._changed:
+            child = self._children.pop(flow_run_id, None)
+            self._changed.notify_all()
+        if child is None:
+            return
+        if child.stopping:
+            self._end(flow_run_id, "CANCELLED", child.reason)
+        elif code != 0:
+            # Accepted only when the run did not reach a final state itself.
+            self._end(
+                flow_run_id,
+                "CRASHED",
+                f"Crashed: its process exited with code {code} before the run ended "
+                "(see the runner's output).",
+            )
+
+    def _heartbeat_loop(self, connection: WorkerConnection) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            with self._lock:
+                running = list(self._children)
+            try:
+                doomed = connection.heartbeat(running)
+            except Exception as exc:
+                logger.warning("Heartbeat failed (%s); retrying.", exc)
+                continue
+            for flow_run_id in doomed:
+                self._terminate(flow_run_id, "Cancelled: the runner stopped its process.")
+
+    def _terminate(self, flow_run_id: str, reason: str) -> None:
+        """Stop a cancelled run's subprocess: its engine gets the grace period to end the run
+        itself (it watches for cancellation), then the process is killed and the run ended."""
+        with self._lock:
+            child = self._children.get(flow_run_id)
+            if child is None or child.stopping:
+                return
+            child.stopping = True
+            child.reason = reason
+        logger.info("Stopping flow run %s: %s", flow_run_id, reason)
+        threading.Timer(STOP_GRACE_SECONDS, _kill, args=(child.process,)).start()
+
+    def _shut_down(self, connection: WorkerConnection) -> None:
+        """Cancel the runs still running, give them the grace period, then kill what is left."""
+        with self._lock:
+            running = list(self._children)
+        if not running:
+            return
+        logger.info("Shutting down: cancelling %d running flow run(s).", len(running))
+        for flow_run_id in running:
+            with contextlib.suppress(Exception):
+                connection.cancel_run(flow_run_id)
+            self._terminate(flow_run_id, "Cancelled: the runner serving it was stopped.")
+        with self._changed:
+            self._changed.wait_for(lambda: not self._children, timeout=STOP_GRACE_SECONDS + 5)
+
+    def _end(self, flow_run_id: str, state_type: str, message: str) -> None:
+        from headwater._transport.client_workers import WorkerConnection
+
+        try:
+            connection = WorkerConnection(self.name, self.address)
+            try:
+                connection.end_run(flow_run_id, state_type, message)
+            finally:
+                connection.close()
+        except Exception as exc:
+            logger.warning("Could not end flow run %s %s: %s", flow_run_id, state_type, exc)
+
+    def _handle_signals(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {
+            signum: signal.signal(signum, lambda *_: self.stop())
+            for signum in (signal.SIGTERM, signal.SIGINT)
+        }
+
+        def restore() -> None:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+        return restore
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+
+
+def _named(run: ClaimedRun) -> str:
+    return f"deployment '{run.deployment.flow_name}/{run.deployment.name}'"

@@ -1,0 +1,127 @@
+"""The worker side of the wire: long polls for due runs and heartbeats (``WorkerService``).
+
+A serving process (`headwater.serve`) and a worker (`headwater worker start`) hold one
+`WorkerConnection` each; above it they see SDK records only (`ClaimedRun`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import grpc
+
+from headwater._deployment_records import Deployment
+from headwater._runs import FlowRun
+from headwater._transport import client_ops as ops
+from headwater._transport.channel import channel_options
+from headwater._transport.client_convert import flow_run_from_proto
+from headwater._transport.client_deployments import deployment_from_proto
+from headwater.v1 import (
+    flow_runs_pb2,
+    flow_runs_pb2_grpc,
+    states_pb2,
+    workers_pb2,
+    workers_pb2_grpc,
+)
+
+__all__ = ["ClaimedRun", "WorkerConnection"]
+
+# A poll's call may take this much longer than its wait before the client gives up on it.
+_CALL_MARGIN_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class ClaimedRun:
+    """A run the service handed to this process (PENDING), with the deployment it runs from."""
+
+    flow_run: FlowRun
+    deployment: Deployment
+
+
+class WorkerConnection:
+    """One channel to the service for a worker's polls and heartbeats (blocking calls).
+
+    Args:
+        worker_name: How the service names this process in states ("Claimed by ...").
+        address: The server; None means ``HEADWATER_API_URL`` or the embedded service.
+    """
+
+    def __init__(self, worker_name: str, address: str | None = None) -> None:
+        from headwater._settings import get_settings
+
+        self.worker_name = worker_name
+        self.address = ops.resolve_address(address)
+        self._channel = grpc.insecure_channel(
+            self.address, options=channel_options(get_settings().keepalive_time_ms)
+        )
+        self._stub = workers_pb2_grpc.WorkerServiceStub(self._channel)
+        self._runs = flow_runs_pb2_grpc.FlowRunServiceStub(self._channel)
+
+    def poll(
+        self,
+        *,
+        max_runs: int,
+        wait: float,
+        deployment_ids: Iterable[str] = (),
+        work_pool_name: str = "",
+        work_queue_names: Iterable[str] = (),
+    ) -> list[ClaimedRun]:
+        """Claim up to ``max_runs`` due runs, waiting up to ``wait`` seconds for one.
+
+        Raises:
+            ServiceError: The service refused the poll (unknown pool, ...) or is unreachable.
+        """
+        request = workers_pb2.PollRunsRequest(
+            worker_name=self.worker_name,
+            work_pool_name=work_pool_name,
+            work_queue_names=list(work_queue_names),
+            deployment_ids=list(deployment_ids),
+            max_runs=max_runs,
+        )
+        request.wait.FromNanoseconds(int(wait * 1e9))
+        try:
+            response = self._stub.PollRuns(request, timeout=wait + _CALL_MARGIN_SECONDS)
+        except grpc.RpcError as error:
+            raise ops.map_error(error, self.address) from None
+        return [
+            ClaimedRun(flow_run_from_proto(run.flow_run), deployment_from_proto(run.deployment))
+            for run in response.runs
+        ]
+
+    def heartbeat(self, flow_run_ids: Iterable[str]) -> list[str]:
+        """Report the runs this process runs; returns those it should stop."""
+        request = workers_pb2.HeartbeatRequest(
+            worker_name=self.worker_name, flow_run_ids=list(flow_run_ids)
+        )
+        try:
+            response = self._stub.Heartbeat(request, timeout=_CALL_MARGIN_SECONDS)
+        except grpc.RpcError as error:
+            raise ops.map_error(error, self.address) from None
+        return list(response.cancel_flow_run_ids)
+
+    def end_run(self, flow_run_id: str, state_type: str, message: str) -> bool:
+        """Propose a final state ("CANCELLED", "CRASHED") for a run whose process this worker
+        stopped or lost; returns whether the service accepted it (a run already final keeps
+        its state)."""
+        state = states_pb2.State(
+            type=states_pb2.StateType.Value(f"STATE_TYPE_{state_type}"), message=message
+        )
+        request = flow_runs_pb2.SetFlowRunStateRequest(flow_run_id=flow_run_id, state=state)
+        try:
+            response = self._runs.SetFlowRunState(request, timeout=_CALL_MARGIN_SECONDS)
+        except grpc.RpcError as error:
+            raise ops.map_error(error, self.address) from None
+        return bool(response.result.decision == states_pb2.DECISION_ACCEPT)
+
+    def cancel_run(self, flow_run_id: str) -> None:
+        """Ask the service to cancel a run (its engine then interrupts it and ends it)."""
+        request = flow_runs_pb2.CancelFlowRunRequest(flow_run_id=flow_run_id)
+        try:
+            self._runs.CancelFlowRun(request, timeout=_CALL_MARGIN_SECONDS)
+        except grpc.RpcError as error:
+            raise ops.map_error(error, self.address) from None
+
+    def close(self) -> None:
+        """Close the channel (an in-flight poll ends with CANCELLED)."""
+        self._channel.close()

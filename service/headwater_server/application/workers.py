@@ -1,0 +1,132 @@
+"""Workers and serving processes: the long poll that hands them due runs, and their heartbeat.
+
+``PollRuns`` claims due runs at once when there are any. Otherwise it waits on the event hub,
+which every new run and every run state change wakes (a run created, or one put back to
+SCHEDULED, is answered within milliseconds), until the earliest known future run is due, or
+the ``wait`` ends. A run created through another server on the same database wakes no hub
+here: the poll looks in storage again at least every :data:`RECHECK_SECONDS` for those.
+"""
+
+from __future__ import annotations
+
+import time
+
+from headwater.v1 import workers_pb2
+
+from headwater_server import errors
+from headwater_server.application import checks
+from headwater_server.application.backend import Backend, time_remaining
+from headwater_server.storage._workers import ClaimTarget
+from headwater_server.storage.convert import now_us
+
+MAX_WAIT_SECONDS = 60.0
+MAX_RUNS = 1000
+#: How often a waiting poll looks in storage without being woken (runs other servers created).
+RECHECK_SECONDS = 1.0
+# A long poll answers this long before the caller's deadline, so the (empty) answer arrives.
+_DEADLINE_MARGIN_SECONDS = 0.2
+
+
+def _target(request: workers_pb2.PollRunsRequest) -> ClaimTarget:
+    """The request's pool or deployments, checked: exactly one of them."""
+    if request.work_pool_name and request.deployment_ids:
+        raise errors.invalid_argument(
+            "deployment_ids",
+            "is set together with work_pool_name; poll a work pool (a worker) or a set of "
+            "deployments (a serving process), not both.",
+        )
+    if request.deployment_ids:
+        if request.work_queue_names:
+            raise errors.invalid_argument(
+                "work_queue_names", "needs work_pool_name: queues belong to a work pool."
+            )
+        checks.at_most("deployment_ids", request.deployment_ids, MAX_RUNS, "ids")
+        ids = tuple(
+            dict.fromkeys(
+                checks.uuid(f"deployment_ids[{index}]", deployment_id)
+                for index, deployment_id in enumerate(request.deployment_ids)
+            )
+        )
+        return ClaimTarget(deployment_ids=ids)
+    if not request.work_pool_name:
+        raise errors.invalid_argument(
+            "work_pool_name",
+            "is required: name the work pool to take runs from, or set deployment_ids.",
+        )
+    checks.name("work_pool_name", request.work_pool_name)
+    checks.at_most("work_queue_names", request.work_queue_names, checks.MAX_FILTER_VALUES, "names")
+    for index, name in enumerate(request.work_queue_names):
+        checks.required_text(f"work_queue_names[{index}]", name)
+        checks.name(f"work_queue_names[{index}]", name)
+    return ClaimTarget(
+        work_pool_name=request.work_pool_name,
+        work_queue_names=tuple(dict.fromkeys(request.work_queue_names)),
+    )
+
+
+def _wait_seconds(request: workers_pb2.PollRunsRequest) -> float:
+    """The request's wait, cut to MAX_WAIT_SECONDS and to the caller's deadline."""
+    if not request.HasField("wait"):
+        return 0.0
+    wait = min(checks.non_negative_duration("wait", request.wait), MAX_WAIT_SECONDS)
+    remaining = time_remaining.get()
+    if remaining is not None:
+        wait = min(wait, max(remaining - _DEADLINE_MARGIN_SECONDS, 0.0))
+    return wait
+
+
+async def poll_runs(
+    backend: Backend, request: workers_pb2.PollRunsRequest
+) -> workers_pb2.PollRunsResponse:
+    """Claim due runs for the caller; with none due, hold the call until one is (or ``wait``)."""
+    checks.required_text("worker_name", request.worker_name)
+    checks.name("worker_name", request.worker_name)
+    target = _target(request)
+    if request.max_runs < 0 or request.max_runs > MAX_RUNS:
+        raise errors.invalid_argument(
+            "max_runs", f"{request.max_runs} is out of range. Use 1 to {MAX_RUNS} (0 means 1)."
+        )
+    max_runs = request.max_runs or 1
+    deadline = time.monotonic() + _wait_seconds(request)
+    repository = backend.db.repository
+    while True:
+        if backend.stopping.is_set():
+            raise errors.unavailable(
+                "The server is shutting down; poll again (another server, or this one once "
+                "it is back)."
+            )
+        generation = backend.hub.runs_generation
+        claim = await backend.db.run(
+            repository.claim_due_runs, target, max_runs, request.worker_name
+        )
+        if claim.runs:
+            for run, _deployment in claim.runs:
+                backend.hub.notify(run.id, run.last_sequence)
+            return workers_pb2.PollRunsResponse(
+                runs=[
+                    workers_pb2.ClaimedRun(flow_run=run, deployment=deployment)
+                    for run, deployment in claim.runs
+                ]
+            )
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return workers_pb2.PollRunsResponse()
+        nap = min(remaining, RECHECK_SECONDS)
+        if claim.next_due_us is not None:
+            nap = min(nap, max((claim.next_due_us - now_us()) / 1_000_000, 0.0))
+        await backend.hub.wait_for_runs_change(generation, nap)
+
+
+async def heartbeat(
+    backend: Backend, request: workers_pb2.HeartbeatRequest
+) -> workers_pb2.HeartbeatResponse:
+    """Answer which of the worker's runs it should stop (cancelling, cancelled or gone)."""
+    checks.required_text("worker_name", request.worker_name)
+    checks.name("worker_name", request.worker_name)
+    checks.at_most("flow_run_ids", request.flow_run_ids, MAX_RUNS, "ids")
+    ids = [
+        checks.uuid(f"flow_run_ids[{index}]", run_id)
+        for index, run_id in enumerate(request.flow_run_ids)
+    ]
+    stop = await backend.db.run(backend.db.repository.runs_to_stop, ids)
+    return workers_pb2.HeartbeatResponse(cancel_flow_run_ids=stop)
