@@ -6,10 +6,11 @@ it out of RUNNING (or CANCELLING) deletes its slots, both inside the proposal's 
 deleted run's slots go with it. So a slot exists exactly while its run runs, whoever ends the
 run: its engine, the service's crash detection, a cancel, or a delete.
 
-Takers serialise on the limit's row (``SELECT ... FOR UPDATE`` of the concurrency_limits or
-deployments row on PostgreSQL; SQLite's one writer does it there) and count the slots after
-taking the lock, so two runs never take the last slot together. Limits are locked in tag
-order, after the run's own row, so two takers never wait on each other in a cycle.
+Takers serialise on the limit (``SELECT ... FOR UPDATE`` of the concurrency_limits row, or an
+advisory lock named after the deployment, on PostgreSQL; SQLite's one writer does it there) and
+count the slots after taking the lock, so two runs never take the last slot together. Limits
+are locked in tag order, after the run's own row, so two takers never wait on each other in a
+cycle.
 
 Runs without tags and flow runs without a deployment never reach this module: the check is one
 comparison on the run row the proposal already read.
@@ -110,7 +111,9 @@ class ConcurrencyLimitsMixin(RepositoryBase):
         raw = self._raw_slots
         found: list[tuple[str, str, int, bool]] = []  # (limit id, what, limit, cancel_new)
         if kind is FLOW_RUN:
-            row = conn.first(raw.lock_deployment, {"id": run["deployment_id"]})
+            if raw.lock_deployment_slots is not None:
+                conn.first(raw.lock_deployment_slots, {"id": run["deployment_id"]})
+            row = conn.first(raw.read_deployment, {"id": run["deployment_id"]})
             if row is not None and row["concurrency_limit"] > 0:
                 found.append(
                     (

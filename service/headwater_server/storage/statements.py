@@ -276,16 +276,26 @@ class RawSlotStatements:
             .with_for_update(),
             engine,
         )
-        self.lock_deployment = Prepared(
+        # A deployment's takers serialise on a transaction-scoped advisory lock named after it,
+        # not on its row: pausing a deployment locks its row and then deletes its SCHEDULED
+        # runs, while a proposal holds its run's row first, so locking the row here could
+        # deadlock with a pause. SQLite's one writer serialises takers by itself.
+        self.lock_deployment_slots: Prepared | None = (
+            Prepared(
+                select(func.pg_advisory_xact_lock(func.hashtext(bindparam("id"))).label("locked")),
+                engine,
+            )
+            if engine.dialect.name == "postgresql"
+            else None
+        )
+        self.read_deployment = Prepared(
             select(
                 deployments.c.id,
                 deployments.c.flow_name,
                 deployments.c.name,
                 deployments.c.concurrency_limit,
                 deployments.c.collision_strategy,
-            )
-            .where(deployments.c.id == bindparam("id"))
-            .with_for_update(),
+            ).where(deployments.c.id == bindparam("id")),
             engine,
         )
         # Only slots of runs that still hold them count: belt and braces, so that even a slot
