@@ -15,7 +15,7 @@ import sys
 import textwrap
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import grpc
@@ -419,3 +419,47 @@ def test_the_cli_prints_readable_tables_and_clear_errors(server: ServerProcess) 
         assert done.returncode == 2
         assert done.stderr.startswith("Error: ") and expected in done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_a_run_waiting_for_a_deployment_slot_is_not_handed_to_a_worker_again(
+    server: ServerProcess,
+) -> None:
+    from headwater.v1 import workers_pb2, workers_pb2_grpc
+
+    with HeadwaterClient(server.address) as client:
+        first, second = _deployment_runs(client, 1, "ENQUEUE", 2)
+        deployment_id = client.get_flow_run(first).deployment_id
+    workers = workers_pb2_grpc.WorkerServiceStub(server.channel())
+
+    def poll() -> list[str]:
+        request = workers_pb2.PollRunsRequest(
+            worker_name="test-worker", deployment_ids=[deployment_id], max_runs=10
+        )
+        return sorted(run.flow_run.id for run in workers.PollRuns(request, timeout=30).runs)
+
+    assert poll() == sorted([first, second])  # both claimed: PENDING
+    stub = flow_runs_pb2_grpc.FlowRunServiceStub(server.channel())
+    assert _propose(stub, first, S.STATE_TYPE_RUNNING).result.decision == S.DECISION_ACCEPT
+    answers: list[flow_runs_pb2.SetFlowRunStateResponse] = []
+    waiter = threading.Thread(
+        target=lambda: answers.append(_propose(stub, second, S.STATE_TYPE_RUNNING))
+    )
+    waiter.start()
+    with HeadwaterClient(server.address) as client:
+        _wait_until(lambda: client.get_flow_run(second).state.name == "AwaitingConcurrencySlot")
+    # SCHEDULED and due, but its engine is waiting for the slot: no worker may take it.
+    assert poll() == []
+    _propose(stub, first, S.STATE_TYPE_COMPLETED)
+    waiter.join(timeout=60)
+    assert answers and answers[0].result.decision == S.DECISION_WAIT
+    assert _propose(stub, second, S.STATE_TYPE_RUNNING).result.decision == S.DECISION_ACCEPT
+
+
+def _wait_until(done: Callable[[], bool]) -> None:
+    """Until ``done()`` (bounded; a condition, not a timing assertion)."""
+    import time
+
+    deadline = time.monotonic() + 60
+    while not done():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.05)

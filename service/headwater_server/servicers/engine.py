@@ -35,6 +35,7 @@ from headwater.v1 import engine_pb2, engine_pb2_grpc, states_pb2
 from headwater_server import errors
 from headwater_server.application.backend import Backend, Operation
 from headwater_server.application.engine import OPERATIONS
+from headwater_server.orchestration import rules
 from headwater_server.servicers._common import abort, to_service_error
 from headwater_server.servicers._decoding import UndecodableRequest
 
@@ -208,7 +209,10 @@ class EngineSession:
         if kind == "create_flow_run" or kind == "set_flow_run_state":
             run = result.flow_run
             if run.id not in self._owned and (
-                kind == "create_flow_run" or run.state.type == _RUNNING
+                kind == "create_flow_run"
+                or run.state.type == _RUNNING
+                # Waiting for a slot: this engine runs it once one frees, or its death ends it.
+                or run.state.name == rules.AWAITING_CONCURRENCY_SLOT
             ):
                 flow_run_ids.append(run.id)
         else:

@@ -237,6 +237,8 @@ class WorkersMixin(ProposalsMixin, DeploymentsMixin):
                 flow_runs.c.scheduled_time <= bindparam("now"),
                 # A run an engine owns (AwaitingRetry) is that engine's to run again.
                 flow_runs.c.engine_id.is_(None),
+                # A run waiting for a concurrency slot is its engine's, which proposes it again.
+                flow_runs.c.state_name != literal_column(f"'{rules.AWAITING_CONCURRENCY_SLOT}'"),
             )
             .order_by(*scope.order)
             .limit(_constant(room))
