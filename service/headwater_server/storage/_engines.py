@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, delete, or_, select, update
 
 from headwater_server.orchestration import rules
 from headwater_server.storage import convert
 from headwater_server.storage._base import RepositoryBase
+from headwater_server.storage.fastpath import Prepared
 from headwater_server.storage.schema import engines, flow_runs, task_runs
 
 __all__ = ["DeadEngine", "EnginesMixin", "OrphanRun"]
@@ -55,8 +58,28 @@ class DeadEngine:
     task_runs: list[OrphanRun] = field(default_factory=list)
 
 
+class _OwnStatements:
+    """The ownership UPDATEs, compiled once per repository for its dialect."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.flow_run = Prepared(_own(flow_runs), engine)
+        self.task_run = Prepared(_own(task_runs), engine)
+
+
+def _own(table: Any) -> Any:
+    return (
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(engine_id=bindparam("b_engine_id"))
+    )
+
+
 class EnginesMixin(RepositoryBase):
     """Engine rows, run ownership, and finding the runs of dead engines."""
+
+    @cached_property
+    def _own_statements(self) -> _OwnStatements:
+        return _OwnStatements(self._engine)
 
     def engine_connected(self, engine_id: str, session: str, host: str, pid: int) -> None:
         """Record that ``engine_id`` opened a stream (``session``): alive, connected now."""
@@ -116,20 +139,17 @@ class EnginesMixin(RepositoryBase):
     def own_runs(
         self, engine_id: str, flow_run_ids: Sequence[str], task_run_ids: Sequence[str]
     ) -> None:
-        """Make ``engine_id`` the owner of these runs (it created or started them)."""
-        with self._write() as conn:
-            if flow_run_ids:
-                conn.execute(
-                    update(flow_runs)
-                    .where(flow_runs.c.id.in_(list(flow_run_ids)))
-                    .values(engine_id=engine_id)
-                )
-            if task_run_ids:
-                conn.execute(
-                    update(task_runs)
-                    .where(task_runs.c.id.in_(list(task_run_ids)))
-                    .values(engine_id=engine_id)
-                )
+        """Make ``engine_id`` the owner of these runs (it created or started them).
+
+        Once per flow run, so on the raw hot path (see ``fastpath``): through SQLAlchemy's
+        Connection this one UPDATE cost a trivial flow call about 0.6 ms.
+        """
+        statements = self._own_statements
+        with self._write_raw() as conn:
+            for run_id in flow_run_ids:
+                conn.execute(statements.flow_run, {"b_id": run_id, "b_engine_id": engine_id})
+            for run_id in task_run_ids:
+                conn.execute(statements.task_run, {"b_id": run_id, "b_engine_id": engine_id})
 
     def dead_engines(self, grace_us: int, timeout_us: int, limit: int = 100) -> list[DeadEngine]:
         """Engines disconnected for longer than ``grace_us`` or unseen for ``timeout_us``.
