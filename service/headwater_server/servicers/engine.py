@@ -254,9 +254,10 @@ class EngineServicer(engine_pb2_grpc.EngineServiceServicer):
         """Run the operations the engine sends and stream back their answers."""
         if self.backend.stopping.is_set():
             await abort(context, _going_away())
-        engine = _engine_identity(context.invocation_metadata() or ())
-        if isinstance(engine, errors.ServiceError):
-            await abort(context, engine)
+        try:
+            engine = _engine_identity(context.invocation_metadata() or ())
+        except errors.ServiceError as exc:
+            await abort(context, exc)
         session = EngineSession(self.backend, engine[0] if engine else None)
         if engine is not None:
             await self.backend.db.run(
@@ -329,10 +330,12 @@ _OWNING = frozenset(
 )
 
 
-def _engine_identity(
-    metadata: Any,
-) -> tuple[str, str, int] | errors.ServiceError | None:
-    """(engine id, host, pid) from the stream's metadata; None when the client sent no id."""
+def _engine_identity(metadata: Any) -> tuple[str, str, int] | None:
+    """(engine id, host, pid) from the stream's metadata; None when the client sent no id.
+
+    Raises:
+        ServiceError: INVALID_ARGUMENT, the id is not a UUID.
+    """
     values = {key: value for key, value in metadata if isinstance(value, str)}
     raw_id = values.get(ENGINE_ID_KEY, "")
     if not raw_id:
@@ -340,11 +343,11 @@ def _engine_identity(
     try:
         engine_id = str(uuid.UUID(raw_id))
     except ValueError:
-        return errors.invalid_argument(
+        raise errors.invalid_argument(
             ENGINE_ID_KEY,
             f"metadata {errors.shown(raw_id)} is not a UUID: name the process with one UUID "
             "that stays the same across reconnects, or leave it out.",
-        )
+        ) from None
     try:
         pid = max(int(values.get(ENGINE_PID_KEY, "0")), 0)
     except ValueError:
