@@ -81,6 +81,7 @@ class Runner:
     _changed: threading.Condition = field(init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
     _spare: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    _signalled: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self._changed = threading.Condition(self._lock)
@@ -113,10 +114,10 @@ class Runner:
         try:
             for thread in threads:
                 thread.start()
-            while not self._stop.wait(0.2):
+            while not (self._signalled or self._stop.wait(0.2)):
                 pass
         finally:
-            self._stop.set()
+            self.stop()
             polling.close()
             self._drop_spare()
             self._shut_down(control)
@@ -305,11 +306,20 @@ class Runner:
             logger.warning("Could not end flow run %s %s: %s", flow_run_id, state_type, exc)
 
     def _handle_signals(self) -> Callable[[], None]:
+        """SIGTERM and SIGINT only raise a flag that the main loop reads within 0.2 s.
+
+        The handler must take no lock: Python runs it in the main thread between two bytecodes,
+        possibly while that thread holds the very lock (``Event.wait`` holds its condition's
+        lock around the flag check), and then the process hangs forever instead of stopping.
+        """
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
+
+        def raise_flag(*_: object) -> None:
+            self._signalled = True
+
         previous = {
-            signum: signal.signal(signum, lambda *_: self.stop())
-            for signum in (signal.SIGTERM, signal.SIGINT)
+            signum: signal.signal(signum, raise_flag) for signum in (signal.SIGTERM, signal.SIGINT)
         }
 
         def restore() -> None:
