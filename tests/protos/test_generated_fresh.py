@@ -7,6 +7,7 @@ suite regenerates everything into a temporary directory and compares bytes.
 from __future__ import annotations
 
 import filecmp
+import os
 import subprocess
 from pathlib import Path
 
@@ -14,22 +15,20 @@ ROOT = Path(__file__).resolve().parents[2]
 GENERATED = ROOT / "python_client" / "headwater" / "v1"
 IMAGE = ROOT / "protos" / "headwater.binpb"
 SERVER_IMAGE = ROOT / "service" / "headwater_server" / "headwater.binpb"
+GO_GENERATED = ROOT / "go_client" / "gen" / "headwater" / "v1"
 
 
 def test_generated_code_and_image_match_protos(tmp_path: Path) -> None:
     image = tmp_path / "headwater.binpb"
     server_image = tmp_path / "server-headwater.binpb"
+    go_out = tmp_path / "go"
     subprocess.run(
         [str(ROOT / "scripts" / "generate-protos"), str(tmp_path), str(image), str(server_image)],
         check=True,
         capture_output=True,
+        env={**os.environ, "GO_OUT": str(go_out)},
     )
-    fresh = tmp_path / "headwater" / "v1"
-    fresh_names = sorted(p.name for p in fresh.glob("*_pb2*"))
-    committed_names = sorted(p.name for p in GENERATED.glob("*_pb2*"))
-    assert fresh_names == committed_names, "generated files differ: run `make protos` and commit"
-    stale = [n for n in fresh_names if not filecmp.cmp(fresh / n, GENERATED / n, shallow=False)]
-    assert not stale, f"stale generated code {stale}: run `make protos` and commit the result"
+    _assert_same_files(tmp_path / "headwater" / "v1", GENERATED, "*_pb2*")
     assert image.read_bytes() == IMAGE.read_bytes(), (
         "protos/headwater.binpb is stale: run `make protos` and commit it"
     )
@@ -37,9 +36,28 @@ def test_generated_code_and_image_match_protos(tmp_path: Path) -> None:
         "service/headwater_server/headwater.binpb (the image reflection serves) is stale: run "
         "`make protos` and commit it"
     )
+    _assert_same_files(go_out / "headwater" / "v1", GO_GENERATED, "*.go")
+
+
+def _assert_same_files(fresh: Path, committed: Path, pattern: str) -> None:
+    """The files matching ``pattern`` in ``fresh`` and ``committed`` are the same, byte for byte."""
+    fresh_names = sorted(p.name for p in fresh.glob(pattern))
+    committed_names = sorted(p.name for p in committed.glob(pattern))
+    assert fresh_names, f"nothing was generated into {fresh}"
+    assert fresh_names == committed_names, (
+        f"generated files in {committed} differ: run `make protos` and commit"
+    )
+    stale = [n for n in fresh_names if not filecmp.cmp(fresh / n, committed / n, shallow=False)]
+    assert not stale, f"stale generated code {stale}: run `make protos` and commit the result"
 
 
 def test_every_proto_file_is_generated() -> None:
     protos = sorted(p.stem for p in (ROOT / "protos" / "headwater" / "v1").glob("*.proto"))
     generated = sorted(p.name.removesuffix("_pb2.py") for p in GENERATED.glob("*_pb2.py"))
     assert protos == generated
+    go_generated = sorted(
+        p.name.removesuffix(".pb.go")
+        for p in GO_GENERATED.glob("*.pb.go")
+        if not p.name.endswith("_grpc.pb.go")
+    )
+    assert protos == go_generated
