@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint protos check-protos bench clean venv-elsewhere
+.PHONY: install demo test test-fast lint protos check-protos bench clean venv-elsewhere test-go
 
 # The stamp only knows the age of pyproject.toml and of this Makefile (which says what to
 # install). A .venv copied from another clone, or left behind when this clone moved, keeps its
@@ -40,6 +40,8 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/buf lint protos
+	scripts/check-breaking
+	$(MAKE) --no-print-directory test-go
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)
@@ -56,11 +58,18 @@ lint: $(STAMP)
 protos: $(STAMP)
 	scripts/generate-protos
 
+# The Go client: gofmt, go vet, and go test against a real `headwater server start` from this
+# checkout's .venv. The go command fetches the modules go_client/go.sum pins by itself.
+test-go: $(STAMP)
+	@unformatted=$$(gofmt -l go_client); if [ -n "$$unformatted" ]; then \
+		echo "gofmt would change: $$unformatted"; exit 1; fi
+	cd go_client && go vet ./... && go test ./...
+
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .bench .pytest_cache .ruff_cache
+	rm -rf $(VENV) .bench .pytest_cache .ruff_cache .tools
 
 # Never a file: listed as a prerequisite of the stamp only when the venv must be rebuilt.
 venv-elsewhere: ;

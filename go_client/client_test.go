@@ -73,7 +73,7 @@ func collectStates(t *testing.T, events []*headwaterv1.FlowRunEvent) []headwater
 func TestRunDeploymentWatchToCompletedAndReadLogs(t *testing.T) {
 	ctx := testContext(t)
 	client := dial(t, shared.address)
-	run, err := client.RunDeployment(ctx, "greet/go", headwater.RunOptions{
+	run, err := client.RunDeployment(ctx, "hello/daily", headwater.RunOptions{
 		Parameters: map[string]any{"name": "gopher"},
 		Tags:       []string{"from-go"},
 	})
@@ -178,7 +178,7 @@ func TestTypedErrorsCarryTheStatusDetails(t *testing.T) {
 		t.Fatalf("details of INVALID_ARGUMENT: %+v", e)
 	}
 
-	_, err = client.RunDeployment(ctx, "greet/nowhere", headwater.RunOptions{})
+	_, err = client.RunDeployment(ctx, "hello/nowhere", headwater.RunOptions{})
 	if !errors.Is(err, headwater.ErrNotFound) {
 		t.Fatalf("RunDeployment of an unknown deployment: %v", err)
 	}

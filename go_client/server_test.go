@@ -161,7 +161,7 @@ func stopProcess(cmd *exec.Cmd, exited chan struct{}) {
 	}
 }
 
-// servedFlows is a Python process serving the deployment "greet/go" (flows.py below) from the
+// servedFlows is a Python process serving the deployment "hello/daily" (flows.py below) from the
 // given server, as `python flows.py` would for a user.
 type servedFlows struct {
 	cmd    *exec.Cmd
@@ -173,13 +173,13 @@ const flowsPy = `from headwater import flow
 
 
 @flow(log_prints=True)
-def greet(name: str = "world") -> str:
+def hello(name: str = "world") -> str:
     print(f"hello {name}")
     return name
 
 
 if __name__ == "__main__":
-    greet.serve("go")
+    hello.serve("daily")
 `
 
 func serveFlows(s *server, dir string) (*servedFlows, error) {
@@ -220,7 +220,7 @@ func serveFlows(s *server, dir string) (*servedFlows, error) {
 		default:
 		}
 		_, err = client.Deployments.GetDeployment(context.Background(), &headwaterv1.GetDeploymentRequest{
-			Deployment: &headwaterv1.GetDeploymentRequest_Name{Name: "greet/go"},
+			Deployment: &headwaterv1.GetDeploymentRequest_Name{Name: "hello/daily"},
 		})
 		if err == nil {
 			return served, nil
@@ -231,7 +231,7 @@ func serveFlows(s *server, dir string) (*servedFlows, error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	served.stop()
-	return nil, fmt.Errorf("greet/go was not deployed (%v):\n%s", err, served.output())
+	return nil, fmt.Errorf("hello/daily was not deployed (%v):\n%s", err, served.output())
 }
 
 func (f *servedFlows) stop() {
@@ -243,7 +243,7 @@ func (f *servedFlows) output() string {
 	return string(data)
 }
 
-// shared is the server (with greet/go served) most tests use; TestMain starts and stops it.
+// shared is the server (with hello/daily served) most tests use; TestMain starts and stops it.
 var shared *server
 
 func TestMain(m *testing.M) {
