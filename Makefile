@@ -59,11 +59,12 @@ protos: $(STAMP)
 	scripts/generate-protos
 
 # The Go client: gofmt, go vet, and go test against a real `headwater server start` from this
-# checkout's .venv. The go command fetches the modules go_client/go.sum pins by itself.
+# checkout's .venv (-count=1: the cache cannot see the Python code the tests run). The go
+# command fetches the modules go_client/go.sum pins by itself.
 test-go: $(STAMP)
 	@unformatted=$$(gofmt -l go_client); if [ -n "$$unformatted" ]; then \
 		echo "gofmt would change: $$unformatted"; exit 1; fi
-	cd go_client && go vet ./... && go test ./...
+	cd go_client && go vet ./... && go test -count=1 ./...
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

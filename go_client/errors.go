@@ -1,7 +1,6 @@
 package headwater
 
 import (
-	"context"
 	"errors"
 	"fmt"
 
@@ -84,7 +83,8 @@ func (e *Error) GRPCStatus() *status.Status {
 }
 
 // FromError turns an error from a gRPC call into an *Error, reading the status details; it
-// returns nil for nil. A context error (the caller's deadline or cancel) becomes ErrDeadlineExceeded or ErrCanceled.
+// returns nil for nil. A context error (the caller's deadline or cancel) becomes an *Error
+// matching ErrDeadlineExceeded or ErrCanceled; any other error is returned as it is.
 func FromError(err error) error {
 	if err == nil {
 		return nil
@@ -115,9 +115,4 @@ func FromError(err error) error {
 		}
 	}
 	return out
-}
-
-// contextDone reports whether err only says that ctx ended, which no retry can fix.
-func contextDone(ctx context.Context, err error) bool {
-	return ctx.Err() != nil && (errors.Is(err, ErrCanceled) || errors.Is(err, ErrDeadlineExceeded))
 }

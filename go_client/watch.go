@@ -35,8 +35,9 @@ const (
 // first those already stored, then live ones, and ends after the run reaches a final state.
 //
 // When the stream drops (the server restarts, a proxy cuts it) Watch reconnects and carries on
-// after the last event it yielded, so no event is lost or repeated. It stops with an error for
-// anything else, or when the reconnects in a row exceed WatchOptions.MaxResumes:
+// after the last event it yielded, so no event is lost or repeated; a reconnect waits for the
+// server to be back (bound it with ctx). It stops with an error for anything else, or when the
+// reconnects in a row exceed WatchOptions.MaxResumes:
 //
 //	for event, err := range client.Watch(ctx, run.GetId(), headwater.WatchOptions{}) {
 //		if err != nil {
@@ -151,6 +152,11 @@ func resumable(ctx context.Context, err error) bool {
 	// A server going away resets its streams: UNAVAILABLE, or CANCELED that this caller did
 	// not ask for.
 	return e.Code == codes.Unavailable || e.Code == codes.Canceled
+}
+
+// contextDone reports whether err only says that ctx ended, which no retry can fix.
+func contextDone(ctx context.Context, err error) bool {
+	return ctx.Err() != nil && (errors.Is(err, ErrCanceled) || errors.Is(err, ErrDeadlineExceeded))
 }
 
 // WaitForFlowRun watches a run until it ends and returns it in its final state.
