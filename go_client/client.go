@@ -3,11 +3,13 @@ package headwater
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -56,9 +58,17 @@ func WithPropagator(propagator propagation.TextMapPropagator) Option {
 	return func(s *settings) { s.propagator = propagator }
 }
 
-// WithDialOptions passes gRPC dial options through (interceptors, keepalive, message sizes).
+// WithDialOptions passes gRPC dial options through (interceptors, keepalive, message sizes,
+// grpc.WithConnectParams to replace the reconnect backoff); they apply after the defaults.
 func WithDialOptions(options ...grpc.DialOption) Option {
 	return func(s *settings) { s.dialOptions = append(s.dialOptions, options...) }
+}
+
+// reconnect is gRPC's default backoff with a 5 s ceiling instead of 120 s: a watch resuming
+// after a server restart gets going within seconds of the server being back.
+var reconnect = grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: time.Second / 5, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 5 * time.Second},
+	MinConnectTimeout: 20 * time.Second,
 }
 
 // Dial creates a client for the server at target ("127.0.0.1:4200", "dns:///host:4200",
@@ -82,6 +92,7 @@ func Dial(target string, options ...Option) (*Client, error) {
 	dial := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(s.credentials),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler(tracing...)),
+		grpc.WithConnectParams(reconnect),
 	}, s.dialOptions...)
 	conn, err := grpc.NewClient(target, dial...)
 	if err != nil {

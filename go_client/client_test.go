@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"google.golang.org/grpc"
 
 	headwater "github.com/headwater/headwater/go_client"
 	headwaterv1 "github.com/headwater/headwater/go_client/gen/headwater/v1"
@@ -50,7 +51,7 @@ func proposeState(t *testing.T, ctx context.Context, client *headwater.Client, r
 	answer, err := client.FlowRuns.SetFlowRunState(ctx, &headwaterv1.SetFlowRunStateRequest{
 		FlowRunId: runID,
 		State:     &headwaterv1.State{Type: state},
-	})
+	}, grpc.WaitForReady(true)) // after a server restart the channel may still be reconnecting
 	if err != nil {
 		t.Fatalf("SetFlowRunState %s: %v", state, headwater.FromError(err))
 	}
