@@ -24,7 +24,7 @@ import (
 // The tests run against the real product: `headwater server start` from the project's
 // virtualenv (make install creates it; HEADWATER_CLI points elsewhere), and flows served by
 // its Python.
-const startTimeout = 30 * time.Second
+const startTimeout = 60 * time.Second
 
 func projectBinary(variable, name string) string {
 	if path := os.Getenv(variable); path != "" {
