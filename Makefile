@@ -40,7 +40,6 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/buf lint protos
-	scripts/check-breaking
 	$(MAKE) --no-print-directory test-go
 	$(BIN)/python -m pytest
 
