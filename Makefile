@@ -4,6 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TS_STAMP := typescript_client/node_modules/.installed
 
 .PHONY: install demo test test-fast lint protos check-protos bench clean venv-elsewhere
 
@@ -34,12 +35,13 @@ $(STAMP): pyproject.toml Makefile $(VENV_ELSEWHERE)
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
-test: $(STAMP)
+test: $(STAMP) $(TS_STAMP)
 	bash scripts/ensure-postgres
 	bash scripts/ensure-graphviz
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/buf lint protos
+	cd typescript_client && npm test
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)
@@ -53,8 +55,15 @@ lint: $(STAMP)
 
 # Regenerates the Python stubs and the descriptor image from protos/. The output is committed;
 # tests/protos/test_generated_fresh.py fails when it is stale.
-protos: $(STAMP)
+protos: $(STAMP) $(TS_STAMP)
 	scripts/generate-protos
+
+# The TypeScript client's packages, exactly as its committed package-lock.json pins them (the
+# protoc-gen-es that `make protos` runs among them); `npm ci` also compiles dist/ through the
+# package's prepare script. Reinstalled whenever the lock file or package.json changes.
+$(TS_STAMP): typescript_client/package.json typescript_client/package-lock.json
+	cd typescript_client && npm ci --no-audit --no-fund
+	touch $(TS_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
