@@ -1,0 +1,52 @@
+/**
+ * The package exports every generated module: `src/v1.ts` re-exports each file protoc-gen-es
+ * wrote (a proto added later must be added there too), from the root and from "./v1".
+ */
+import assert from "node:assert/strict";
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { it } from "node:test";
+
+import * as root from "@headwater/client";
+import * as v1 from "@headwater/client/v1";
+
+import { REPO_ROOT } from "./server.js";
+
+const SRC = join(REPO_ROOT, "typescript_client", "src");
+
+it("src/v1.ts re-exports every generated file", () => {
+  const generated = readdirSync(join(SRC, "gen", "headwater", "v1"))
+    .map((name) => name.replace(/\.ts$/, ""))
+    .sort();
+  const reexported = [...readFileSync(join(SRC, "v1.ts"), "utf8").matchAll(/gen\/headwater\/v1\/(\w+)\.js/g)]
+    .map((match) => match[1])
+    .sort();
+  assert.deepEqual(reexported, generated);
+});
+
+it("the service descriptors and messages are importable from the root and from ./v1", () => {
+  assert.equal(root.FlowRunService.typeName, "headwater.v1.FlowRunService");
+  assert.equal(v1.DeploymentService.typeName, "headwater.v1.DeploymentService");
+  assert.equal(root.StateType.COMPLETED, v1.StateType.COMPLETED);
+  assert.equal(typeof root.createHeadwaterClient, "function");
+});
+
+it("the hand-written public surface is exactly this list", () => {
+  const handWritten = Object.keys(root)
+    .filter((name) => !(name in v1))
+    .sort();
+  assert.deepEqual(handWritten, [
+    "ADDRESS_FORMS",
+    "AlreadyExistsError",
+    "FailedPreconditionError",
+    "HeadwaterClient",
+    "HeadwaterError",
+    "InvalidArgumentError",
+    "NotFoundError",
+    "UnavailableError",
+    "createHeadwaterClient",
+    "isTerminal",
+    "toHeadwaterError",
+    "traceContextInterceptor",
+  ]);
+});
