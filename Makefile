@@ -44,17 +44,19 @@ test: $(STAMP) $(TS_STAMP)
 	cd typescript_client && npm test
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(TS_STAMP)
 	$(BIN)/python -m pytest -m "not integration and not postgres"
 
-lint: $(STAMP)
+lint: $(STAMP) $(TS_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/buf lint protos
+	cd typescript_client && npx tsc -p tsconfig.json && npx tsc -p tsconfig.test.json --noEmit
 
 # Regenerates the Python stubs and the descriptor image from protos/. The output is committed;
 # tests/protos/test_generated_fresh.py fails when it is stale.
+# The TypeScript client's typescript_client/src/gen too, with its pinned protoc-gen-es.
 protos: $(STAMP) $(TS_STAMP)
 	scripts/generate-protos
 
@@ -70,6 +72,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .bench .pytest_cache .ruff_cache
+	rm -rf typescript_client/node_modules typescript_client/dist typescript_client/build
 
 # Never a file: listed as a prerequisite of the stamp only when the venv must be rebuilt.
 venv-elsewhere: ;

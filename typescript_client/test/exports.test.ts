@@ -3,6 +3,7 @@
  * wrote (a proto added later must be added there too), from the root and from "./v1".
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { it } from "node:test";
@@ -49,4 +50,18 @@ it("the hand-written public surface is exactly this list", () => {
     "toHeadwaterError",
     "traceContextInterceptor",
   ]);
+});
+
+it("the published package holds the compiled JavaScript with its declarations, and no tests", () => {
+  const packed = spawnSync("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], {
+    cwd: join(REPO_ROOT, "typescript_client"),
+    encoding: "utf8",
+  });
+  assert.equal(packed.status, 0, packed.stderr);
+  const [manifest] = JSON.parse(packed.stdout) as [{ files: { path: string }[] }];
+  const files = manifest.files.map((f) => f.path);
+  for (const file of ["dist/index.js", "dist/index.d.ts", "dist/v1.js", "dist/v1.d.ts", "dist/watch.js"]) {
+    assert.ok(files.includes(file), `${file} is not packed`);
+  }
+  assert.deepEqual(files.filter((f) => /^(test|build|node_modules)\//.test(f)), []);
 });
