@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, ove
 
 from headwater import _parameters
 from headwater._results import validate_serializer, validate_storage
+from headwater._scripts import LOADER_MODULE_PREFIX
 from headwater._serve.deployments import serve
 from headwater._visualize import DotText, active_graph
 from headwater.exceptions import InvalidNameError, ReservedArgumentError
@@ -50,9 +51,6 @@ DEFAULT_RETRY_DELAY_SECONDS: int | float = 0
 #: Names a flow function cannot use for a parameter: ``Flow.__call__`` takes them itself.
 RESERVED_ARGUMENTS = ("return_state", "wait_for")
 
-#: Module names given to scripts run by the entrypoint loader; such flows are identified by
-#: their file path instead, which is what a later process can load again.
-LOADER_MODULE_PREFIX = "__headwater_loader"
 
 _HOOK_NAMES = ("on_completion", "on_failure", "on_cancellation", "on_crashed", "on_running")
 
@@ -853,7 +851,7 @@ class Flow(Generic[P, R]):
             RuntimeError: The repository could not be cloned (git's message is included).
             ScriptError: The entrypoint's file failed to run.
         """
-        from headwater._entrypoints import load_flow_from_entrypoint
+        from headwater._scripts import import_flow
         from headwater._serve.source import GitRepository, clone, storage_from_source
 
         storage = storage_from_source(source)
@@ -866,7 +864,7 @@ class Flow(Generic[P, R]):
             root = clone(storage.url, storage.branch, storage.commit_sha)
         else:
             root = storage.path
-        loaded = load_flow_from_entrypoint(str(Path(root) / entrypoint))
+        loaded: Flow[..., Any] = import_flow(str(Path(root) / entrypoint), Flow)
         loaded._storage = storage
         loaded._entrypoint = entrypoint
         return loaded

@@ -80,7 +80,8 @@ def test_deployment_ls_and_inspect(
         assert f"{flow}/nightly" in out and deployment.id in out
         assert "enforced (1 parameters)" in out
         assert "Schedules (1)" in out and deployment.schedules[0].id in out
-        assert "Recent runs (1)" in out and run.id in out
+        # The scheduler may already have added the hourly schedule's runs to the one made here.
+        assert "Recent runs (" in out and run.id in out
 
 
 class _Every:
