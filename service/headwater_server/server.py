@@ -168,7 +168,7 @@ async def start_server(
         ) from exc
     try:
         backend = Backend(db=db, hub=EventHub(_last_sequence_reader(db)))
-        interceptors = _interceptors(tracer_provider)
+        interceptors = _interceptors(tracer_provider, db)
         options = (
             *SERVER_OPTIONS,
             ("grpc.max_receive_message_length", settings.max_receive_message_bytes),
@@ -419,14 +419,19 @@ def _display_url(url: str) -> str:
         return url
 
 
-def _interceptors(tracer_provider: object | None) -> list[grpc.aio.ServerInterceptor]:
+def _interceptors(tracer_provider: object | None, db: Database) -> list[grpc.aio.ServerInterceptor]:
     from headwater_server import telemetry
 
     # The decoding guard comes first (outermost), so it also covers what tracing wraps.
     interceptors: list[grpc.aio.ServerInterceptor] = [DecodeErrorInterceptor()]
-    tracing = telemetry.server_interceptor(tracer_provider)
-    if tracing is not None:
-        interceptors.append(tracing)
+    provider = telemetry.active_provider(tracer_provider)
+    if provider is not None:
+        from headwater_server.sql_spans import trace_database
+
+        interceptors.append(
+            telemetry.TracingInterceptor(provider.get_tracer(telemetry.TRACER_NAME))
+        )
+        trace_database(db, provider)  # SQL statements as child spans of each call's span
     return interceptors
 
 
