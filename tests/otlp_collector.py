@@ -96,6 +96,16 @@ class Collector:
             time.sleep(0.05)
         raise AssertionError(f"no {what} after 60 s; received: {[s.name for s in spans]}")
 
+    def wait_for_metrics(self, names: set[str]) -> None:
+        """Wait until metrics with every one of ``names`` were received."""
+        deadline = time.monotonic() + 60.0
+        while time.monotonic() < deadline:
+            with self._lock:
+                if names <= self.metric_names:
+                    return
+            time.sleep(0.05)
+        raise AssertionError(f"missing metrics {names - self.metric_names} after 60 s")
+
 
 def _value(value: Any) -> Any:
     kind = value.WhichOneof("value")

@@ -172,25 +172,11 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         method = handler_call_details.method.lstrip("/")
         metadata = handler_call_details.invocation_metadata or ()
         carrier = {key: value for key, value in metadata if isinstance(value, str)}
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary, method, carrier),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                self._streaming(handler.unary_stream, method, carrier),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_stream:
-            return grpc.stream_stream_rpc_method_handler(
-                self._streaming(handler.stream_stream, method, carrier),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler  # client streaming: none in headwater.v1
+        return rewrap(
+            handler,
+            lambda behavior: self._unary(behavior, method, carrier),
+            lambda behavior: self._streaming(behavior, method, carrier),
+        )
 
     def _start_span(self, method: str, carrier: dict[str, str]) -> Any:
         from opentelemetry import trace
@@ -257,17 +243,7 @@ def _name_runs(span: Any, message: Any, resources: tuple[str, ...] = ()) -> None
 def _finish(span: Any, context: grpc.aio.ServicerContext) -> None:
     from opentelemetry.trace import Status, StatusCode
 
-    code = None
-    try:
-        code = context.code()
-    except Exception:  # not every grpc version exposes the code of an aborted call
-        code = None
-    if isinstance(code, grpc.StatusCode):
-        name, number = code.name, code.value[0]
-    elif isinstance(code, int):
-        name, number = str(code), code
-    else:
-        name, number = "OK", 0
+    name, number = status_of(context)
     span.set_attribute("rpc.grpc.status_code", number)
     if number != 0:
         details = ""
@@ -277,3 +253,48 @@ def _finish(span: Any, context: grpc.aio.ServicerContext) -> None:
             details = ""
         span.set_status(Status(StatusCode.ERROR, f"{name}: {details}"[:500]))
     span.end()
+
+
+def status_of(context: grpc.aio.ServicerContext) -> tuple[str, int]:
+    """The (name, number) of the status code a finished call ended with ("OK", 0 if unset)."""
+    code = None
+    try:
+        code = context.code()
+    except Exception:  # not every grpc version exposes the code of an aborted call
+        code = None
+    if isinstance(code, grpc.StatusCode):
+        return code.name, code.value[0]
+    if isinstance(code, int):
+        return str(code), code
+    return "OK", 0
+
+
+Behavior = Callable[..., Any]
+
+
+def rewrap(
+    handler: grpc.RpcMethodHandler,
+    unary: Callable[[Behavior], Behavior],
+    streaming: Callable[[Behavior], Behavior],
+) -> grpc.RpcMethodHandler:
+    """``handler`` with its behaviour wrapped: ``unary`` for unary-unary calls, ``streaming``
+    for server- and bidi-streaming ones (headwater.v1 has no client-streaming RPC)."""
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(
+            unary(handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(
+            streaming(handler.unary_stream),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.stream_stream:
+        return grpc.stream_stream_rpc_method_handler(
+            streaming(handler.stream_stream),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    return handler
