@@ -73,6 +73,11 @@ type FlowRun struct {
 	// "scheduled "); such runs are deleted while still SCHEDULED when their schedule changes or
 	// their deployment is paused.
 	AutoScheduled bool `protobuf:"varint,22,opt,name=auto_scheduled,json=autoScheduled,proto3" json:"auto_scheduled,omitempty"`
+	// The W3C trace context (keys "traceparent" and, when present, "tracestate") of the call
+	// that created the run; empty when that caller did not trace. Whoever executes the run (a
+	// worker, a served flow) starts the run's span as a child of it, so the creator's trace
+	// goes on into the flow even though it runs later and elsewhere.
+	TraceContext  map[string]string `protobuf:"bytes,23,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -259,6 +264,13 @@ func (x *FlowRun) GetAutoScheduled() bool {
 		return x.AutoScheduled
 	}
 	return false
+}
+
+func (x *FlowRun) GetTraceContext() map[string]string {
+	if x != nil {
+		return x.TraceContext
+	}
+	return nil
 }
 
 // FlowRunEvent is one entry of a run's event log: its own state changes and those of its task
@@ -491,7 +503,12 @@ type CreateFlowRunRequest struct {
 	// naming the existing run.
 	IdempotencyKey string `protobuf:"bytes,11,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	// An optional client-chosen UUID; a retry with the same id returns the first answer.
-	RequestId     string `protobuf:"bytes,12,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,12,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The caller's W3C trace context ("traceparent", "tracestate"), stored with the run (see
+	// FlowRun.trace_context). Needed only on the engine stream, where one long call carries many
+	// runs' creations; a unary call sends it as gRPC metadata instead, which is used when this
+	// is empty.
+	TraceContext  map[string]string `protobuf:"bytes,13,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -619,6 +636,13 @@ func (x *CreateFlowRunRequest) GetRequestId() string {
 		return x.RequestId
 	}
 	return ""
+}
+
+func (x *CreateFlowRunRequest) GetTraceContext() map[string]string {
+	if x != nil {
+		return x.TraceContext
+	}
+	return nil
 }
 
 type isCreateFlowRunRequest_Flow interface {
@@ -1817,7 +1841,7 @@ var File_headwater_v1_flow_runs_proto protoreflect.FileDescriptor
 
 const file_headwater_v1_flow_runs_proto_rawDesc = "" +
 	"\n" +
-	"\x1cheadwater/v1/flow_runs.proto\x12\fheadwater.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17headwater/v1/logs.proto\x1a\x19headwater/v1/states.proto\"\xa9\a\n" +
+	"\x1cheadwater/v1/flow_runs.proto\x12\fheadwater.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17headwater/v1/logs.proto\x1a\x19headwater/v1/states.proto\"\xb8\b\n" +
 	"\aFlowRun\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x17\n" +
@@ -1844,7 +1868,11 @@ const file_headwater_v1_flow_runs_proto_rawDesc = "" +
 	"\vupdate_time\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12#\n" +
 	"\rlast_sequence\x18\x15 \x01(\x03R\flastSequence\x12%\n" +
-	"\x0eauto_scheduled\x18\x16 \x01(\bR\rautoScheduled\"\xca\x02\n" +
+	"\x0eauto_scheduled\x18\x16 \x01(\bR\rautoScheduled\x12L\n" +
+	"\rtrace_context\x18\x17 \x03(\v2'.headwater.v1.FlowRun.TraceContextEntryR\ftraceContext\x1a?\n" +
+	"\x11TraceContextEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xca\x02\n" +
 	"\fFlowRunEvent\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x03R\bsequence\x12\x1e\n" +
 	"\vflow_run_id\x18\x02 \x01(\tR\tflowRunId\x129\n" +
@@ -1857,7 +1885,7 @@ const file_headwater_v1_flow_runs_proto_rawDesc = "" +
 	"\x13TaskRunStateChanged\x12\x1e\n" +
 	"\vtask_run_id\x18\x01 \x01(\tR\ttaskRunId\x12\"\n" +
 	"\rtask_run_name\x18\x02 \x01(\tR\vtaskRunName\x12)\n" +
-	"\x05state\x18\x03 \x01(\v2\x13.headwater.v1.StateR\x05state\"\xca\x03\n" +
+	"\x05state\x18\x03 \x01(\v2\x13.headwater.v1.StateR\x05state\"\xe6\x04\n" +
 	"\x14CreateFlowRunRequest\x12\x19\n" +
 	"\aflow_id\x18\x01 \x01(\tH\x00R\x06flowId\x12\x1d\n" +
 	"\tflow_name\x18\x02 \x01(\tH\x00R\bflowName\x12\x12\n" +
@@ -1872,7 +1900,11 @@ const file_headwater_v1_flow_runs_proto_rawDesc = "" +
 	" \x01(\v2\x13.headwater.v1.StateR\x05state\x12'\n" +
 	"\x0fidempotency_key\x18\v \x01(\tR\x0eidempotencyKey\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\f \x01(\tR\trequestIdB\x06\n" +
+	"request_id\x18\f \x01(\tR\trequestId\x12Y\n" +
+	"\rtrace_context\x18\r \x03(\v24.headwater.v1.CreateFlowRunRequest.TraceContextEntryR\ftraceContext\x1a?\n" +
+	"\x11TraceContextEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x06\n" +
 	"\x04flow\"I\n" +
 	"\x15CreateFlowRunResponse\x120\n" +
 	"\bflow_run\x18\x01 \x01(\v2\x15.headwater.v1.FlowRunR\aflowRun\"3\n" +
@@ -1970,7 +2002,7 @@ func file_headwater_v1_flow_runs_proto_rawDescGZIP() []byte {
 	return file_headwater_v1_flow_runs_proto_rawDescData
 }
 
-var file_headwater_v1_flow_runs_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_headwater_v1_flow_runs_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_headwater_v1_flow_runs_proto_goTypes = []any{
 	(*FlowRun)(nil),                   // 0: headwater.v1.FlowRun
 	(*FlowRunEvent)(nil),              // 1: headwater.v1.FlowRunEvent
@@ -1995,70 +2027,74 @@ var file_headwater_v1_flow_runs_proto_goTypes = []any{
 	(*WatchFlowRunRequest)(nil),       // 20: headwater.v1.WatchFlowRunRequest
 	(*WatchFlowRunResponse)(nil),      // 21: headwater.v1.WatchFlowRunResponse
 	(*CaughtUp)(nil),                  // 22: headwater.v1.CaughtUp
-	(*State)(nil),                     // 23: headwater.v1.State
-	(*RunPolicy)(nil),                 // 24: headwater.v1.RunPolicy
-	(*timestamppb.Timestamp)(nil),     // 25: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),       // 26: google.protobuf.Duration
-	(*Log)(nil),                       // 27: headwater.v1.Log
-	(StateType)(0),                    // 28: headwater.v1.StateType
-	(*fieldmaskpb.FieldMask)(nil),     // 29: google.protobuf.FieldMask
-	(*OrchestrationResult)(nil),       // 30: headwater.v1.OrchestrationResult
+	nil,                               // 23: headwater.v1.FlowRun.TraceContextEntry
+	nil,                               // 24: headwater.v1.CreateFlowRunRequest.TraceContextEntry
+	(*State)(nil),                     // 25: headwater.v1.State
+	(*RunPolicy)(nil),                 // 26: headwater.v1.RunPolicy
+	(*timestamppb.Timestamp)(nil),     // 27: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),       // 28: google.protobuf.Duration
+	(*Log)(nil),                       // 29: headwater.v1.Log
+	(StateType)(0),                    // 30: headwater.v1.StateType
+	(*fieldmaskpb.FieldMask)(nil),     // 31: google.protobuf.FieldMask
+	(*OrchestrationResult)(nil),       // 32: headwater.v1.OrchestrationResult
 }
 var file_headwater_v1_flow_runs_proto_depIdxs = []int32{
-	23, // 0: headwater.v1.FlowRun.state:type_name -> headwater.v1.State
-	24, // 1: headwater.v1.FlowRun.policy:type_name -> headwater.v1.RunPolicy
-	25, // 2: headwater.v1.FlowRun.expected_start_time:type_name -> google.protobuf.Timestamp
-	25, // 3: headwater.v1.FlowRun.start_time:type_name -> google.protobuf.Timestamp
-	25, // 4: headwater.v1.FlowRun.end_time:type_name -> google.protobuf.Timestamp
-	26, // 5: headwater.v1.FlowRun.total_run_time:type_name -> google.protobuf.Duration
-	25, // 6: headwater.v1.FlowRun.create_time:type_name -> google.protobuf.Timestamp
-	25, // 7: headwater.v1.FlowRun.update_time:type_name -> google.protobuf.Timestamp
-	25, // 8: headwater.v1.FlowRunEvent.event_time:type_name -> google.protobuf.Timestamp
-	23, // 9: headwater.v1.FlowRunEvent.state_changed:type_name -> headwater.v1.State
-	2,  // 10: headwater.v1.FlowRunEvent.task_run_state_changed:type_name -> headwater.v1.TaskRunStateChanged
-	27, // 11: headwater.v1.FlowRunEvent.log:type_name -> headwater.v1.Log
-	23, // 12: headwater.v1.TaskRunStateChanged.state:type_name -> headwater.v1.State
-	24, // 13: headwater.v1.CreateFlowRunRequest.policy:type_name -> headwater.v1.RunPolicy
-	23, // 14: headwater.v1.CreateFlowRunRequest.state:type_name -> headwater.v1.State
-	0,  // 15: headwater.v1.CreateFlowRunResponse.flow_run:type_name -> headwater.v1.FlowRun
-	0,  // 16: headwater.v1.GetFlowRunResponse.flow_run:type_name -> headwater.v1.FlowRun
-	28, // 17: headwater.v1.FlowRunFilter.state_types:type_name -> headwater.v1.StateType
-	7,  // 18: headwater.v1.ListFlowRunsRequest.filter:type_name -> headwater.v1.FlowRunFilter
-	0,  // 19: headwater.v1.ListFlowRunsResponse.flow_runs:type_name -> headwater.v1.FlowRun
-	29, // 20: headwater.v1.UpdateFlowRunRequest.update_mask:type_name -> google.protobuf.FieldMask
-	0,  // 21: headwater.v1.UpdateFlowRunResponse.flow_run:type_name -> headwater.v1.FlowRun
-	23, // 22: headwater.v1.SetFlowRunStateRequest.state:type_name -> headwater.v1.State
-	30, // 23: headwater.v1.SetFlowRunStateResponse.result:type_name -> headwater.v1.OrchestrationResult
-	0,  // 24: headwater.v1.SetFlowRunStateResponse.flow_run:type_name -> headwater.v1.FlowRun
-	0,  // 25: headwater.v1.CancelFlowRunResponse.flow_run:type_name -> headwater.v1.FlowRun
-	26, // 26: headwater.v1.ListFlowRunEventsRequest.wait:type_name -> google.protobuf.Duration
-	1,  // 27: headwater.v1.ListFlowRunEventsResponse.events:type_name -> headwater.v1.FlowRunEvent
-	0,  // 28: headwater.v1.WatchFlowRunResponse.snapshot:type_name -> headwater.v1.FlowRun
-	1,  // 29: headwater.v1.WatchFlowRunResponse.event:type_name -> headwater.v1.FlowRunEvent
-	22, // 30: headwater.v1.WatchFlowRunResponse.caught_up:type_name -> headwater.v1.CaughtUp
-	3,  // 31: headwater.v1.FlowRunService.CreateFlowRun:input_type -> headwater.v1.CreateFlowRunRequest
-	5,  // 32: headwater.v1.FlowRunService.GetFlowRun:input_type -> headwater.v1.GetFlowRunRequest
-	8,  // 33: headwater.v1.FlowRunService.ListFlowRuns:input_type -> headwater.v1.ListFlowRunsRequest
-	10, // 34: headwater.v1.FlowRunService.UpdateFlowRun:input_type -> headwater.v1.UpdateFlowRunRequest
-	12, // 35: headwater.v1.FlowRunService.DeleteFlowRun:input_type -> headwater.v1.DeleteFlowRunRequest
-	14, // 36: headwater.v1.FlowRunService.SetFlowRunState:input_type -> headwater.v1.SetFlowRunStateRequest
-	16, // 37: headwater.v1.FlowRunService.CancelFlowRun:input_type -> headwater.v1.CancelFlowRunRequest
-	18, // 38: headwater.v1.FlowRunService.ListFlowRunEvents:input_type -> headwater.v1.ListFlowRunEventsRequest
-	20, // 39: headwater.v1.FlowRunService.WatchFlowRun:input_type -> headwater.v1.WatchFlowRunRequest
-	4,  // 40: headwater.v1.FlowRunService.CreateFlowRun:output_type -> headwater.v1.CreateFlowRunResponse
-	6,  // 41: headwater.v1.FlowRunService.GetFlowRun:output_type -> headwater.v1.GetFlowRunResponse
-	9,  // 42: headwater.v1.FlowRunService.ListFlowRuns:output_type -> headwater.v1.ListFlowRunsResponse
-	11, // 43: headwater.v1.FlowRunService.UpdateFlowRun:output_type -> headwater.v1.UpdateFlowRunResponse
-	13, // 44: headwater.v1.FlowRunService.DeleteFlowRun:output_type -> headwater.v1.DeleteFlowRunResponse
-	15, // 45: headwater.v1.FlowRunService.SetFlowRunState:output_type -> headwater.v1.SetFlowRunStateResponse
-	17, // 46: headwater.v1.FlowRunService.CancelFlowRun:output_type -> headwater.v1.CancelFlowRunResponse
-	19, // 47: headwater.v1.FlowRunService.ListFlowRunEvents:output_type -> headwater.v1.ListFlowRunEventsResponse
-	21, // 48: headwater.v1.FlowRunService.WatchFlowRun:output_type -> headwater.v1.WatchFlowRunResponse
-	40, // [40:49] is the sub-list for method output_type
-	31, // [31:40] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	25, // 0: headwater.v1.FlowRun.state:type_name -> headwater.v1.State
+	26, // 1: headwater.v1.FlowRun.policy:type_name -> headwater.v1.RunPolicy
+	27, // 2: headwater.v1.FlowRun.expected_start_time:type_name -> google.protobuf.Timestamp
+	27, // 3: headwater.v1.FlowRun.start_time:type_name -> google.protobuf.Timestamp
+	27, // 4: headwater.v1.FlowRun.end_time:type_name -> google.protobuf.Timestamp
+	28, // 5: headwater.v1.FlowRun.total_run_time:type_name -> google.protobuf.Duration
+	27, // 6: headwater.v1.FlowRun.create_time:type_name -> google.protobuf.Timestamp
+	27, // 7: headwater.v1.FlowRun.update_time:type_name -> google.protobuf.Timestamp
+	23, // 8: headwater.v1.FlowRun.trace_context:type_name -> headwater.v1.FlowRun.TraceContextEntry
+	27, // 9: headwater.v1.FlowRunEvent.event_time:type_name -> google.protobuf.Timestamp
+	25, // 10: headwater.v1.FlowRunEvent.state_changed:type_name -> headwater.v1.State
+	2,  // 11: headwater.v1.FlowRunEvent.task_run_state_changed:type_name -> headwater.v1.TaskRunStateChanged
+	29, // 12: headwater.v1.FlowRunEvent.log:type_name -> headwater.v1.Log
+	25, // 13: headwater.v1.TaskRunStateChanged.state:type_name -> headwater.v1.State
+	26, // 14: headwater.v1.CreateFlowRunRequest.policy:type_name -> headwater.v1.RunPolicy
+	25, // 15: headwater.v1.CreateFlowRunRequest.state:type_name -> headwater.v1.State
+	24, // 16: headwater.v1.CreateFlowRunRequest.trace_context:type_name -> headwater.v1.CreateFlowRunRequest.TraceContextEntry
+	0,  // 17: headwater.v1.CreateFlowRunResponse.flow_run:type_name -> headwater.v1.FlowRun
+	0,  // 18: headwater.v1.GetFlowRunResponse.flow_run:type_name -> headwater.v1.FlowRun
+	30, // 19: headwater.v1.FlowRunFilter.state_types:type_name -> headwater.v1.StateType
+	7,  // 20: headwater.v1.ListFlowRunsRequest.filter:type_name -> headwater.v1.FlowRunFilter
+	0,  // 21: headwater.v1.ListFlowRunsResponse.flow_runs:type_name -> headwater.v1.FlowRun
+	31, // 22: headwater.v1.UpdateFlowRunRequest.update_mask:type_name -> google.protobuf.FieldMask
+	0,  // 23: headwater.v1.UpdateFlowRunResponse.flow_run:type_name -> headwater.v1.FlowRun
+	25, // 24: headwater.v1.SetFlowRunStateRequest.state:type_name -> headwater.v1.State
+	32, // 25: headwater.v1.SetFlowRunStateResponse.result:type_name -> headwater.v1.OrchestrationResult
+	0,  // 26: headwater.v1.SetFlowRunStateResponse.flow_run:type_name -> headwater.v1.FlowRun
+	0,  // 27: headwater.v1.CancelFlowRunResponse.flow_run:type_name -> headwater.v1.FlowRun
+	28, // 28: headwater.v1.ListFlowRunEventsRequest.wait:type_name -> google.protobuf.Duration
+	1,  // 29: headwater.v1.ListFlowRunEventsResponse.events:type_name -> headwater.v1.FlowRunEvent
+	0,  // 30: headwater.v1.WatchFlowRunResponse.snapshot:type_name -> headwater.v1.FlowRun
+	1,  // 31: headwater.v1.WatchFlowRunResponse.event:type_name -> headwater.v1.FlowRunEvent
+	22, // 32: headwater.v1.WatchFlowRunResponse.caught_up:type_name -> headwater.v1.CaughtUp
+	3,  // 33: headwater.v1.FlowRunService.CreateFlowRun:input_type -> headwater.v1.CreateFlowRunRequest
+	5,  // 34: headwater.v1.FlowRunService.GetFlowRun:input_type -> headwater.v1.GetFlowRunRequest
+	8,  // 35: headwater.v1.FlowRunService.ListFlowRuns:input_type -> headwater.v1.ListFlowRunsRequest
+	10, // 36: headwater.v1.FlowRunService.UpdateFlowRun:input_type -> headwater.v1.UpdateFlowRunRequest
+	12, // 37: headwater.v1.FlowRunService.DeleteFlowRun:input_type -> headwater.v1.DeleteFlowRunRequest
+	14, // 38: headwater.v1.FlowRunService.SetFlowRunState:input_type -> headwater.v1.SetFlowRunStateRequest
+	16, // 39: headwater.v1.FlowRunService.CancelFlowRun:input_type -> headwater.v1.CancelFlowRunRequest
+	18, // 40: headwater.v1.FlowRunService.ListFlowRunEvents:input_type -> headwater.v1.ListFlowRunEventsRequest
+	20, // 41: headwater.v1.FlowRunService.WatchFlowRun:input_type -> headwater.v1.WatchFlowRunRequest
+	4,  // 42: headwater.v1.FlowRunService.CreateFlowRun:output_type -> headwater.v1.CreateFlowRunResponse
+	6,  // 43: headwater.v1.FlowRunService.GetFlowRun:output_type -> headwater.v1.GetFlowRunResponse
+	9,  // 44: headwater.v1.FlowRunService.ListFlowRuns:output_type -> headwater.v1.ListFlowRunsResponse
+	11, // 45: headwater.v1.FlowRunService.UpdateFlowRun:output_type -> headwater.v1.UpdateFlowRunResponse
+	13, // 46: headwater.v1.FlowRunService.DeleteFlowRun:output_type -> headwater.v1.DeleteFlowRunResponse
+	15, // 47: headwater.v1.FlowRunService.SetFlowRunState:output_type -> headwater.v1.SetFlowRunStateResponse
+	17, // 48: headwater.v1.FlowRunService.CancelFlowRun:output_type -> headwater.v1.CancelFlowRunResponse
+	19, // 49: headwater.v1.FlowRunService.ListFlowRunEvents:output_type -> headwater.v1.ListFlowRunEventsResponse
+	21, // 50: headwater.v1.FlowRunService.WatchFlowRun:output_type -> headwater.v1.WatchFlowRunResponse
+	42, // [42:51] is the sub-list for method output_type
+	33, // [33:42] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_headwater_v1_flow_runs_proto_init() }
@@ -2088,7 +2124,7 @@ func file_headwater_v1_flow_runs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_headwater_v1_flow_runs_proto_rawDesc), len(file_headwater_v1_flow_runs_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
