@@ -41,6 +41,7 @@ test: $(STAMP) $(TS_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/buf lint protos
+	scripts/check-breaking
 	$(MAKE) --no-print-directory test-go
 	cd typescript_client && npm test
 	$(BIN)/python -m pytest
