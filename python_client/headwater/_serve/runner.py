@@ -7,7 +7,9 @@ so two runners never start the same run. Each run starts as ``python -m headwate
 <flow run id>`` in the deployment's code directory; that process loads the flow from the
 deployment's entrypoint and runs it as that flow run on the ordinary engine. To start runs
 fast, one such process is kept waiting with the SDK loaded and connected (a spare, started
-as ``execute -``); a run is handed to it, and the next spare is started meanwhile.
+as ``execute -``); a run is handed to it, and the next spare is started meanwhile. A run's job
+variables (`headwater._serve.jobs`: ``env``, ``working_dir``) set its process's environment and
+directory; one with ``env`` of its own starts afresh instead of in the spare.
 
 A heartbeat every `HEARTBEAT_SECONDS` tells the service which runs this process runs and learns
 which to stop (cancelled): their subprocesses are terminated and the runs end CANCELLED. A
