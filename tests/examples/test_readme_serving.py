@@ -32,10 +32,9 @@ def _blocks(language: str) -> list[str]:
 
 
 def _commands() -> list[list[str]]:
-    """The shell block's commands, without comments and without the optional ``[...]`` parts."""
-    (block,) = _blocks("sh")
+    """The shell blocks' commands, without comments and without the optional ``[...]`` parts."""
     commands = []
-    for line in block.splitlines():
+    for line in "".join(_blocks("sh")).splitlines():
         line = re.sub(r"\[[^\]]*\]", "", line.split("  #", 1)[0]).strip()
         if line:
             commands.append(shlex.split(line))
