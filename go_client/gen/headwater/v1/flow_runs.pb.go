@@ -1030,8 +1030,12 @@ type UpdateFlowRunRequest struct {
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	// The new tags, when "tags" is in `update_mask`.
 	Tags []string `protobuf:"bytes,3,rep,name=tags,proto3" json:"tags,omitempty"`
-	// Which fields to change: "name", "tags". Required.
-	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,4,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	// Which fields to change: "name", "tags", "policy". Required.
+	UpdateMask *fieldmaskpb.FieldMask `protobuf:"bytes,4,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	// The new retry policy, when "policy" is in `update_mask`; it replaces the whole policy. A
+	// process that runs a run created elsewhere (a deployment's run, served or on a worker) sets
+	// its flow's retries this way before the first attempt.
+	Policy        *RunPolicy `protobuf:"bytes,5,opt,name=policy,proto3" json:"policy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1090,6 +1094,13 @@ func (x *UpdateFlowRunRequest) GetTags() []string {
 func (x *UpdateFlowRunRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
 	if x != nil {
 		return x.UpdateMask
+	}
+	return nil
+}
+
+func (x *UpdateFlowRunRequest) GetPolicy() *RunPolicy {
+	if x != nil {
+		return x.Policy
 	}
 	return nil
 }
@@ -1928,13 +1939,14 @@ const file_headwater_v1_flow_runs_proto_rawDesc = "" +
 	"\x06filter\x18\x03 \x01(\v2\x1b.headwater.v1.FlowRunFilterR\x06filter\"r\n" +
 	"\x14ListFlowRunsResponse\x122\n" +
 	"\tflow_runs\x18\x01 \x03(\v2\x15.headwater.v1.FlowRunR\bflowRuns\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9b\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xcc\x01\n" +
 	"\x14UpdateFlowRunRequest\x12\x1e\n" +
 	"\vflow_run_id\x18\x01 \x01(\tR\tflowRunId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
 	"\x04tags\x18\x03 \x03(\tR\x04tags\x12;\n" +
 	"\vupdate_mask\x18\x04 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
-	"updateMask\"I\n" +
+	"updateMask\x12/\n" +
+	"\x06policy\x18\x05 \x01(\v2\x17.headwater.v1.RunPolicyR\x06policy\"I\n" +
 	"\x15UpdateFlowRunResponse\x120\n" +
 	"\bflow_run\x18\x01 \x01(\v2\x15.headwater.v1.FlowRunR\aflowRun\"6\n" +
 	"\x14DeleteFlowRunRequest\x12\x1e\n" +
@@ -2062,39 +2074,40 @@ var file_headwater_v1_flow_runs_proto_depIdxs = []int32{
 	7,  // 20: headwater.v1.ListFlowRunsRequest.filter:type_name -> headwater.v1.FlowRunFilter
 	0,  // 21: headwater.v1.ListFlowRunsResponse.flow_runs:type_name -> headwater.v1.FlowRun
 	31, // 22: headwater.v1.UpdateFlowRunRequest.update_mask:type_name -> google.protobuf.FieldMask
-	0,  // 23: headwater.v1.UpdateFlowRunResponse.flow_run:type_name -> headwater.v1.FlowRun
-	25, // 24: headwater.v1.SetFlowRunStateRequest.state:type_name -> headwater.v1.State
-	32, // 25: headwater.v1.SetFlowRunStateResponse.result:type_name -> headwater.v1.OrchestrationResult
-	0,  // 26: headwater.v1.SetFlowRunStateResponse.flow_run:type_name -> headwater.v1.FlowRun
-	0,  // 27: headwater.v1.CancelFlowRunResponse.flow_run:type_name -> headwater.v1.FlowRun
-	28, // 28: headwater.v1.ListFlowRunEventsRequest.wait:type_name -> google.protobuf.Duration
-	1,  // 29: headwater.v1.ListFlowRunEventsResponse.events:type_name -> headwater.v1.FlowRunEvent
-	0,  // 30: headwater.v1.WatchFlowRunResponse.snapshot:type_name -> headwater.v1.FlowRun
-	1,  // 31: headwater.v1.WatchFlowRunResponse.event:type_name -> headwater.v1.FlowRunEvent
-	22, // 32: headwater.v1.WatchFlowRunResponse.caught_up:type_name -> headwater.v1.CaughtUp
-	3,  // 33: headwater.v1.FlowRunService.CreateFlowRun:input_type -> headwater.v1.CreateFlowRunRequest
-	5,  // 34: headwater.v1.FlowRunService.GetFlowRun:input_type -> headwater.v1.GetFlowRunRequest
-	8,  // 35: headwater.v1.FlowRunService.ListFlowRuns:input_type -> headwater.v1.ListFlowRunsRequest
-	10, // 36: headwater.v1.FlowRunService.UpdateFlowRun:input_type -> headwater.v1.UpdateFlowRunRequest
-	12, // 37: headwater.v1.FlowRunService.DeleteFlowRun:input_type -> headwater.v1.DeleteFlowRunRequest
-	14, // 38: headwater.v1.FlowRunService.SetFlowRunState:input_type -> headwater.v1.SetFlowRunStateRequest
-	16, // 39: headwater.v1.FlowRunService.CancelFlowRun:input_type -> headwater.v1.CancelFlowRunRequest
-	18, // 40: headwater.v1.FlowRunService.ListFlowRunEvents:input_type -> headwater.v1.ListFlowRunEventsRequest
-	20, // 41: headwater.v1.FlowRunService.WatchFlowRun:input_type -> headwater.v1.WatchFlowRunRequest
-	4,  // 42: headwater.v1.FlowRunService.CreateFlowRun:output_type -> headwater.v1.CreateFlowRunResponse
-	6,  // 43: headwater.v1.FlowRunService.GetFlowRun:output_type -> headwater.v1.GetFlowRunResponse
-	9,  // 44: headwater.v1.FlowRunService.ListFlowRuns:output_type -> headwater.v1.ListFlowRunsResponse
-	11, // 45: headwater.v1.FlowRunService.UpdateFlowRun:output_type -> headwater.v1.UpdateFlowRunResponse
-	13, // 46: headwater.v1.FlowRunService.DeleteFlowRun:output_type -> headwater.v1.DeleteFlowRunResponse
-	15, // 47: headwater.v1.FlowRunService.SetFlowRunState:output_type -> headwater.v1.SetFlowRunStateResponse
-	17, // 48: headwater.v1.FlowRunService.CancelFlowRun:output_type -> headwater.v1.CancelFlowRunResponse
-	19, // 49: headwater.v1.FlowRunService.ListFlowRunEvents:output_type -> headwater.v1.ListFlowRunEventsResponse
-	21, // 50: headwater.v1.FlowRunService.WatchFlowRun:output_type -> headwater.v1.WatchFlowRunResponse
-	42, // [42:51] is the sub-list for method output_type
-	33, // [33:42] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	26, // 23: headwater.v1.UpdateFlowRunRequest.policy:type_name -> headwater.v1.RunPolicy
+	0,  // 24: headwater.v1.UpdateFlowRunResponse.flow_run:type_name -> headwater.v1.FlowRun
+	25, // 25: headwater.v1.SetFlowRunStateRequest.state:type_name -> headwater.v1.State
+	32, // 26: headwater.v1.SetFlowRunStateResponse.result:type_name -> headwater.v1.OrchestrationResult
+	0,  // 27: headwater.v1.SetFlowRunStateResponse.flow_run:type_name -> headwater.v1.FlowRun
+	0,  // 28: headwater.v1.CancelFlowRunResponse.flow_run:type_name -> headwater.v1.FlowRun
+	28, // 29: headwater.v1.ListFlowRunEventsRequest.wait:type_name -> google.protobuf.Duration
+	1,  // 30: headwater.v1.ListFlowRunEventsResponse.events:type_name -> headwater.v1.FlowRunEvent
+	0,  // 31: headwater.v1.WatchFlowRunResponse.snapshot:type_name -> headwater.v1.FlowRun
+	1,  // 32: headwater.v1.WatchFlowRunResponse.event:type_name -> headwater.v1.FlowRunEvent
+	22, // 33: headwater.v1.WatchFlowRunResponse.caught_up:type_name -> headwater.v1.CaughtUp
+	3,  // 34: headwater.v1.FlowRunService.CreateFlowRun:input_type -> headwater.v1.CreateFlowRunRequest
+	5,  // 35: headwater.v1.FlowRunService.GetFlowRun:input_type -> headwater.v1.GetFlowRunRequest
+	8,  // 36: headwater.v1.FlowRunService.ListFlowRuns:input_type -> headwater.v1.ListFlowRunsRequest
+	10, // 37: headwater.v1.FlowRunService.UpdateFlowRun:input_type -> headwater.v1.UpdateFlowRunRequest
+	12, // 38: headwater.v1.FlowRunService.DeleteFlowRun:input_type -> headwater.v1.DeleteFlowRunRequest
+	14, // 39: headwater.v1.FlowRunService.SetFlowRunState:input_type -> headwater.v1.SetFlowRunStateRequest
+	16, // 40: headwater.v1.FlowRunService.CancelFlowRun:input_type -> headwater.v1.CancelFlowRunRequest
+	18, // 41: headwater.v1.FlowRunService.ListFlowRunEvents:input_type -> headwater.v1.ListFlowRunEventsRequest
+	20, // 42: headwater.v1.FlowRunService.WatchFlowRun:input_type -> headwater.v1.WatchFlowRunRequest
+	4,  // 43: headwater.v1.FlowRunService.CreateFlowRun:output_type -> headwater.v1.CreateFlowRunResponse
+	6,  // 44: headwater.v1.FlowRunService.GetFlowRun:output_type -> headwater.v1.GetFlowRunResponse
+	9,  // 45: headwater.v1.FlowRunService.ListFlowRuns:output_type -> headwater.v1.ListFlowRunsResponse
+	11, // 46: headwater.v1.FlowRunService.UpdateFlowRun:output_type -> headwater.v1.UpdateFlowRunResponse
+	13, // 47: headwater.v1.FlowRunService.DeleteFlowRun:output_type -> headwater.v1.DeleteFlowRunResponse
+	15, // 48: headwater.v1.FlowRunService.SetFlowRunState:output_type -> headwater.v1.SetFlowRunStateResponse
+	17, // 49: headwater.v1.FlowRunService.CancelFlowRun:output_type -> headwater.v1.CancelFlowRunResponse
+	19, // 50: headwater.v1.FlowRunService.ListFlowRunEvents:output_type -> headwater.v1.ListFlowRunEventsResponse
+	21, // 51: headwater.v1.FlowRunService.WatchFlowRun:output_type -> headwater.v1.WatchFlowRunResponse
+	43, // [43:52] is the sub-list for method output_type
+	34, // [34:43] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_headwater_v1_flow_runs_proto_init() }
