@@ -67,7 +67,8 @@ def _grpcurl(command: list[str]) -> str:
 
 def _serve_readme_flows(server: ServerProcess, directory: Path) -> subprocess.Popen[bytes]:
     """`python flows.py` from the "Serving flows and workers" section, served by ``server``."""
-    (flows,) = _blocks("## Serving flows and workers", "python")
+    flows = _blocks("## Serving flows and workers", "python")[0]
+    assert flows.startswith("# flows.py"), flows
     directory.mkdir()
     (directory / "flows.py").write_text(flows)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
