@@ -24,6 +24,29 @@ __all__ = ["RunSpan", "start_flow_run_span", "start_run_span", "start_task_run_s
 _OK_STATES = frozenset({"COMPLETED", "CANCELLED"})
 
 
+class _OpenTelemetry:
+    """OpenTelemetry's functions, imported on the first span (not per call: each import
+    statement in a function costs a lookup on every run)."""
+
+    context: Any = None
+    extract: Any = None
+    set_span_in_context: Any = None
+    Status: Any = None
+    StatusCode: Any = None
+
+    def load(self) -> None:
+        from opentelemetry import context, trace
+        from opentelemetry.propagate import extract
+
+        self.extract = extract
+        self.set_span_in_context = trace.set_span_in_context
+        self.Status, self.StatusCode = trace.Status, trace.StatusCode
+        self.context = context
+
+
+_otel = _OpenTelemetry()
+
+
 class RunSpan:
     """A run's span, made current for the blocks in which the run is current."""
 
@@ -36,16 +59,12 @@ class RunSpan:
 
     def attach(self) -> None:
         """Make the span current (the engine calls this where the run becomes current)."""
-        from opentelemetry import context
-
-        self._tokens.append(context.attach(self._context))
+        self._tokens.append(_otel.context.attach(self._context))
 
     def detach(self) -> None:
         """Restore the context that was current before the matching `attach`."""
-        from opentelemetry import context
-
         if self._tokens:
-            context.detach(self._tokens.pop())
+            _otel.context.detach(self._tokens.pop())
 
     def leave(
         self, final: State[Any] | None, aborted: str | None, error: BaseException | None
@@ -70,8 +89,7 @@ class RunSpan:
         if span is None:
             return
         self._span = None
-        from opentelemetry.trace import Status, StatusCode
-
+        Status, StatusCode = _otel.Status, _otel.StatusCode
         if final is not None:
             state_type = final.type.name
             span.set_attribute("headwater.state.type", state_type)
@@ -101,12 +119,11 @@ def start_run_span(
     active = tracer()
     if active is None:
         return None
-    from opentelemetry import trace
-    from opentelemetry.propagate import extract
-
-    parent = extract(stored) if stored else None
+    if _otel.context is None:
+        _otel.load()
+    parent = _otel.extract(stored) if stored else None
     span = active.start_span(name, context=parent, attributes=attributes)
-    return RunSpan(span, trace.set_span_in_context(span))
+    return RunSpan(span, _otel.set_span_in_context(span))
 
 
 def start_flow_run_span(

@@ -10,6 +10,7 @@ OTLP collector in this test (`otlp_collector`), and the test checks the tree it 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -63,8 +64,14 @@ CALLER = textwrap.dedent(
         return add(first, second.result())
 
 
+    @flow
+    def broken() -> None:
+        raise ValueError("broken on purpose")
+
+
     with trace.get_tracer("caller").start_as_current_span("caller"):
         print("pipeline", pipeline(3), flush=True)
+        print("broken", broken(return_state=True).type.name, flush=True)
         run = run_deployment(sys.argv[1], timeout=120)
         print("deployment-run", run.id, run.state.type.name, flush=True)
     provider.shutdown()
@@ -92,6 +99,32 @@ SERVED = textwrap.dedent(
         greet.serve(sys.argv[1], limit=1)
     """
 )
+
+
+NODE_CALLER = textwrap.dedent(
+    """
+    import { ROOT_CONTEXT, TraceFlags, context, propagation, trace } from "@opentelemetry/api";
+    import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+    import { W3CTraceContextPropagator } from "@opentelemetry/core";
+
+    const [clientUrl, address, deployment, traceId, spanId] = process.argv.slice(2);
+    const { createHeadwaterClient } = await import(clientUrl);
+    // What an application's OpenTelemetry setup registers.
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+    const caller = trace.setSpanContext(ROOT_CONTEXT, {
+      traceId,
+      spanId,
+      traceFlags: TraceFlags.SAMPLED,
+    });
+    const client = createHeadwaterClient({ address });
+    const run = await context.with(caller, () => client.runDeployment(deployment));
+    console.log(`run ${run.id}`);
+    client.close();
+    """
+)
+
+TYPESCRIPT_CLIENT = Path(__file__).resolve().parents[3] / "typescript_client"
 
 
 @pytest.fixture
@@ -154,6 +187,7 @@ def test_one_trace_from_the_caller_through_the_service_into_flows_and_tasks(
         output, _ = caller.communicate(timeout=180)
         assert caller.returncode == 0, output
         assert "pipeline 12" in output, output
+        assert "broken FAILED" in output, output
         assert "COMPLETED" in output, output
         deployment_run_id = output.split("deployment-run ")[1].split()[0]
     finally:
@@ -181,6 +215,10 @@ def test_one_trace_from_the_caller_through_the_service_into_flows_and_tasks(
     retried = [span for span in tasks if "retry" in span.events]
     assert len(retried) == 1
     assert retried[0].attributes["headwater.state.type"] == "COMPLETED"
+    broken = one(trace_spans, name="flow broken")
+    assert broken.parent_id == root.span_id
+    assert broken.attributes["headwater.state.type"] == "FAILED"
+    assert broken.status_code == 2  # ERROR
 
     # The service continued the caller's trace, naming the run it created...
     create = one(trace_spans, name="headwater.v1.DeploymentService/CreateFlowRunFromDeployment")
@@ -199,3 +237,56 @@ def test_one_trace_from_the_caller_through_the_service_into_flows_and_tasks(
     assert greet.parent_id == create.span_id
     assert greet.attributes["headwater.state.type"] == "COMPLETED"
     assert [span.name for span in children(trace_spans, greet)] == ["task shout"]
+
+
+def test_a_node_callers_trace_goes_on_into_the_python_flow_it_started(
+    tmp_path: Path, traced_server: ServerProcess, collector: Collector
+) -> None:
+    built = TYPESCRIPT_CLIENT / "dist" / "index.js"
+    node = shutil.which("node")
+    if node is None or not built.exists():
+        pytest.skip("needs node and the built TypeScript client (make test builds it)")
+    (tmp_path / "served.py").write_text(SERVED)
+    (tmp_path / "caller.mjs").write_text(NODE_CALLER)
+    # The caller resolves @opentelemetry/* from the client's own packages.
+    (tmp_path / "node_modules").symlink_to(TYPESCRIPT_CLIENT / "node_modules")
+    name = f"node-{os.urandom(3).hex()}"
+    trace_id, span_id = os.urandom(16).hex(), os.urandom(8).hex()
+    served = _process(tmp_path, traced_server, collector, "served", "served.py", name)
+    try:
+        _wait_registered(traced_server, name, served)
+        args = [built.as_uri(), traced_server.address, f"greet/{name}", trace_id, span_id]
+        caller = subprocess.run(
+            [node, "caller.mjs", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert caller.returncode == 0, caller.stdout + caller.stderr
+        run_id = caller.stdout.split("run ")[1].split()[0]
+        from headwater.client import HeadwaterClient
+
+        with HeadwaterClient(traced_server.address) as client:
+            deadline = time.monotonic() + 120.0
+            while not client.get_flow_run(run_id).state.is_final():
+                assert time.monotonic() < deadline, "the served flow never finished the run"
+                time.sleep(0.1)
+    finally:
+        served.terminate()
+        served.communicate(timeout=60)
+    traced_server.stop()
+
+    def complete(spans: list[Span]) -> bool:
+        return any(s.attributes.get("headwater.flow_run.id") == run_id for s in spans) and any(
+            s.name == "task shout" for s in spans
+        )
+
+    spans = [s for s in collector.wait_for(complete, "the run's spans") if s.trace_id == trace_id]
+    create = one(spans, name="headwater.v1.DeploymentService/CreateFlowRunFromDeployment")
+    assert create.parent_id == span_id
+    greet = one(spans, name="flow greet")
+    assert greet.attributes["headwater.flow_run.id"] == run_id
+    assert greet.parent_id == create.span_id
+    assert greet.attributes["headwater.state.type"] == "COMPLETED"
+    assert [span.name for span in children(spans, greet)] == ["task shout"]
