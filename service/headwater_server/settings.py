@@ -25,6 +25,8 @@ nothing else in the service reads ``os.environ``.
   with it, as the embedded one does) before its runs end CRASHED; default 10.
 - ``HEADWATER_CANCELLING_TIMEOUT_SECONDS``: how long a CANCELLING run that no live engine runs
   waits before it ends CANCELLED; default 30.
+- ``HEADWATER_WORKER_LEASE_SECONDS``: how long a worker may go without a heartbeat before the
+  runs it claimed and has not started go back to SCHEDULED; default 10.
 
 As in the SDK, names are matched case-insensitively and an exported-but-empty variable means
 unset. Every bad value is reported at once, each naming its variable.
@@ -57,6 +59,8 @@ DEFAULT_MAX_RECEIVE_MESSAGE_BYTES = 4 * 1024 * 1024
 DEFAULT_ENGINE_GRACE_SECONDS = 5.0
 DEFAULT_ENGINE_TIMEOUT_SECONDS = 10.0
 DEFAULT_CANCELLING_TIMEOUT_SECONDS = 30.0
+# Workers send a heartbeat every second; ten missed ones mean the worker is gone.
+DEFAULT_WORKER_LEASE_SECONDS = 10.0
 
 
 def _default_home() -> Path:
@@ -143,6 +147,7 @@ _NUMBERS: dict[str, _Number] = {
     "engine_grace_seconds": _POSITIVE_SECONDS,
     "engine_timeout_seconds": _POSITIVE_SECONDS,
     "cancelling_timeout_seconds": _POSITIVE_SECONDS,
+    "worker_lease_seconds": _POSITIVE_SECONDS,
 }
 
 # Setting -> how its variable's text becomes the value (ValueError says what would fit).
@@ -176,6 +181,9 @@ class ServerSettings:
         cancelling_timeout_seconds: How long a CANCELLING flow run that no live engine runs
             (started through the unary API, or its process is gone) waits before the service
             ends it CANCELLED.
+        worker_lease_seconds: How long a worker (a serving process, ``headwater worker
+            start``) may go without a heartbeat before the runs it claimed and has not started
+            (still PENDING) go back to SCHEDULED for another worker.
         run_retention_seconds: How long a flow run is kept after it reached a final state
             (COMPLETED, FAILED, CANCELLED, CRASHED), with its task runs, state history and log
             lines; a task run outside any flow likewise. None keeps them forever. Runs that have
@@ -216,6 +224,7 @@ class ServerSettings:
     engine_grace_seconds: float = DEFAULT_ENGINE_GRACE_SECONDS
     engine_timeout_seconds: float = DEFAULT_ENGINE_TIMEOUT_SECONDS
     cancelling_timeout_seconds: float = DEFAULT_CANCELLING_TIMEOUT_SECONDS
+    worker_lease_seconds: float = DEFAULT_WORKER_LEASE_SECONDS
 
     def __post_init__(self) -> None:
         problems = []

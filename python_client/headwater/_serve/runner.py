@@ -9,13 +9,14 @@ deployment's entrypoint and runs it as that flow run on the ordinary engine. To 
 fast, one such process is kept waiting with the SDK loaded and connected (a spare, started
 as ``execute -``); a run is handed to it, and the next spare is started meanwhile.
 
-A heartbeat every `HEARTBEAT_SECONDS` tells the service which runs this process runs and learns
-which to stop (cancelled): their subprocesses are terminated and the runs end CANCELLED. A
-subprocess that exits without its run reaching a final state (it failed to import the flow, or
-was killed) ends the run CRASHED, and the flow's ``on_crashed`` hooks then run in one more
-subprocess (``execute --on-crashed``), on the flow loaded from the entrypoint again. SIGTERM or
-SIGINT stop the runner: no new claims, its runs are cancelled and given `STOP_GRACE_SECONDS` to
-end, and what is left is terminated.
+A heartbeat every `HEARTBEAT_SECONDS` tells the service which runs this process runs (renewing
+its lease on the runs it claimed: if the heartbeats stop, those it has not started go back to
+SCHEDULED for another runner) and learns which to stop (cancelled): their subprocesses are
+terminated and the runs end CANCELLED. A subprocess that exits without its run reaching a final
+state (it failed to import the flow, or was killed) ends the run CRASHED, and the flow's
+``on_crashed`` hooks then run in one more subprocess (``execute --on-crashed``), on the flow
+loaded from the entrypoint again. SIGTERM or SIGINT stop the runner: no new claims, its runs are
+cancelled and given `STOP_GRACE_SECONDS` to end, and what is left is terminated.
 
 A runner killed outright (``kill -9``) takes its subprocesses with it: each dies with the runner
 (`headwater._serve.execute.die_with_runner`), its engine stream breaks, and the service ends its
@@ -134,6 +135,8 @@ class Runner:
     _spare: subprocess.Popen[bytes] | None = field(default=None, init=False)
     _signalled: bool = field(default=False, init=False)
     _spawner: _Spawner | None = field(default=None, init=False)
+    #: Names this process to the service: what it claims is leased to this id.
+    worker_id: str = field(default_factory=lambda: str(uuid.uuid4()), init=False)
 
     def __post_init__(self) -> None:
         self._changed = threading.Condition(self._lock)
@@ -152,9 +155,9 @@ class Runner:
 
         # Two channels: closing the polling one ends a poll in flight at once at shutdown,
         # while the other still reports and cancels.
-        polling = WorkerConnection(self.name, self.address)
+        polling = WorkerConnection(self.name, self.address, self.worker_id)
         self.address = polling.address
-        control = WorkerConnection(self.name, self.address)
+        control = WorkerConnection(self.name, self.address, self.worker_id)
         self._spawner = _Spawner()
         restore = self._handle_signals()
         self._refill_spare()

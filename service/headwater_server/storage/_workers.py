@@ -6,6 +6,9 @@ each to PENDING through the ordinary proposal (:meth:`_decide_and_apply`), all i
 transaction. SQLite has one writer at a time (``BEGIN IMMEDIATE`` comes before the choice), and
 on PostgreSQL the chosen rows are taken ``FOR UPDATE SKIP LOCKED``: a concurrent poller skips
 them and takes others, so no run is ever claimed twice.
+
+A poller that names itself (``worker_id``) holds what it claims as a lease (see ``_leases``):
+the runs carry its id until their engine starts them, and go back to SCHEDULED if it dies.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from headwater_server import errors
 from headwater_server.orchestration import rules
 from headwater_server.storage import convert
 from headwater_server.storage._deployments import DeploymentsMixin
-from headwater_server.storage._proposals import ProposalsMixin
+from headwater_server.storage._leases import LeasesMixin
 from headwater_server.storage.fastpath import Prepared
 from headwater_server.storage.schema import deployments, flow_runs, work_pools, work_queues
 from headwater_server.storage.statements import FLOW_RUN
@@ -73,11 +76,15 @@ class _Scope:
     paused: bool
 
 
-class WorkersMixin(ProposalsMixin, DeploymentsMixin):
+class WorkersMixin(LeasesMixin, DeploymentsMixin):
     """Claims of due runs (``PollRuns``) and the runs a worker must stop (``Heartbeat``)."""
 
-    def claim_due_runs(self, target: ClaimTarget, max_runs: int, worker_name: str) -> Claim:
+    def claim_due_runs(
+        self, target: ClaimTarget, max_runs: int, worker_name: str, worker_id: str = ""
+    ) -> Claim:
         """Claim up to ``max_runs`` due runs of ``target`` for ``worker_name``, atomically.
+
+        With a ``worker_id`` the runs are leased to that worker, in the same transaction.
 
         Raises:
             ServiceError: NOT_FOUND for an unknown pool, queue or deployment.
@@ -107,6 +114,8 @@ class WorkersMixin(ProposalsMixin, DeploymentsMixin):
                     )
                     if result.decision == states_pb2.DECISION_ACCEPT:
                         claimed.append(run)
+                if claimed and worker_id:
+                    self._lease(conn, worker_id, worker_name, [run.id for run in claimed])
         with self._read() as read:
             if claimed:
                 by_id = {

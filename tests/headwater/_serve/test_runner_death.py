@@ -4,7 +4,8 @@ A serving process (``headwater.serve``) runs a flow whose task holds a tag concu
 under a deployment limit of one; the test kills processes with SIGKILL and reads what the
 service stored through the public client. Killing the runner takes its run processes with it,
 and the service ends their runs CRASHED and frees their slots; killing only a run's process
-lets the runner end the run CRASHED and run the flow's ``on_crashed`` hooks.
+lets the runner end the run CRASHED and run the flow's ``on_crashed`` hooks. A worker killed
+before its run started leaves the run PENDING; its lease runs out and another worker runs it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from typing import Any
 import pytest
 from engine_support import sdk_target
 from headwater.client import HeadwaterClient
-from server_harness import DATABASES, ServerFactory, ServerProcess, database_url_for
+from server_harness import (
+    DATABASES,
+    HEADWATER_CLI,
+    ServerFactory,
+    ServerProcess,
+    database_url_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -217,3 +224,101 @@ def test_a_killed_run_process_ends_crashed_and_the_runner_runs_its_on_crashed_ho
     # The hook ran in a new process, not in the runner (which does not import the flow's code).
     assert int(hook_pid) not in (run_pid, process.pid)
     assert process.poll() is None
+
+
+POOLED = textwrap.dedent(
+    """
+    import os
+    import time
+    from pathlib import Path
+
+    from headwater import flow
+
+    HERE = Path(__file__).parent
+    if (HERE / "slow-import").exists():  # the first worker's run never gets past its import
+        (HERE / f"importing-{os.getpid()}").write_text("")
+        time.sleep(600)
+
+
+    @flow
+    def pooled() -> None:
+        (HERE / "ran").write_text(str(os.getpid()))
+    """
+)
+
+
+def _worker(project: Path, server: ServerProcess, pool: str, log: Path) -> subprocess.Popen[str]:
+    with log.open("w") as sink:
+        return subprocess.Popen(
+            [str(HEADWATER_CLI), "worker", "start", "--pool", pool],
+            cwd=project,
+            env={**os.environ, "HEADWATER_API_URL": server.address},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+
+@pytest.mark.parametrize("database", DATABASES)
+def test_runs_claimed_by_a_killed_worker_go_back_to_scheduled_for_another_worker(
+    database: str,
+    request: pytest.FixtureRequest,
+    make_server: ServerFactory,
+    project: Path,
+    tmp_path: Path,
+) -> None:
+    server = make_server(
+        database_url_for(database, request),
+        env={**FAST_LIVENESS, "HEADWATER_WORKER_LEASE_SECONDS": "2"},
+    )
+    (project / "pooled.py").write_text(POOLED)
+    (project / "slow-import").write_text("")
+    workers: list[subprocess.Popen[str]] = []
+    with sdk_target(tmp_path / "home", server.address), HeadwaterClient() as client:
+        try:
+            pool = client.create_work_pool(f"pool-{os.urandom(4).hex()}")
+            deployment = client.create_deployment(
+                flow_name="pooled",
+                name="leased",
+                entrypoint="pooled.py:pooled",
+                path=str(project),
+                work_pool_name=pool.name,
+            )
+            workers.append(_worker(project, server, pool.name, project / "worker-a.log"))
+            run = client.create_flow_run_from_deployment(deployment.id)
+            importing = _until(
+                lambda: list(project.glob("importing-*")), "the run's process", workers[0]
+            )
+            run_pid = int(importing[0].name.removeprefix("importing-"))
+            claimed = client.get_flow_run(run.id).state
+            assert claimed is not None and claimed.type.value == "PENDING", claimed
+
+            workers[0].send_signal(signal.SIGKILL)
+            workers[0].wait(timeout=10)
+            _until(lambda: not _alive(run_pid), "the run's process to die with its worker")
+            (project / "slow-import").unlink()
+            workers.append(_worker(project, server, pool.name, project / "worker-b.log"))
+
+            final = _final(client, run.id)
+            states = client.list_flow_run_states(run.id)
+        finally:
+            for worker in workers:
+                if worker.poll() is None:
+                    worker.kill()
+                worker.wait(timeout=30)
+    assert final.is_completed(), (final, (project / "worker-b.log").read_text())
+    assert [state.type.value for state in states] == [
+        "SCHEDULED",
+        "PENDING",
+        "SCHEDULED",
+        "PENDING",
+        "RUNNING",
+        "COMPLETED",
+    ]
+    first = (states[1].message or "").removeprefix("Claimed by ").removesuffix(".")
+    second = (states[3].message or "").removeprefix("Claimed by ").removesuffix(".")
+    assert first and second and first != second
+    rescheduled = states[2].message or ""
+    assert rescheduled.startswith(f"Rescheduled: {first} claimed this run"), rescheduled
+    assert "HEADWATER_WORKER_LEASE_SECONDS" in rescheduled
+    assert int((project / "ran").read_text()) != run_pid
