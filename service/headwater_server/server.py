@@ -39,6 +39,7 @@ from headwater_server.settings import ServerSettings, ServerSettingsError
 if TYPE_CHECKING:
     from grpc_health.v1.health import aio as health_aio
 
+    from headwater_server.metrics import ServerMetrics
     from headwater_server.storage.database import Database
 
 logger = logging.getLogger("headwater_server")
@@ -90,6 +91,7 @@ class RunningServer:
     _stopped: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     _stopping: bool = field(default=False, repr=False)
     _upkeep: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
+    _metrics: ServerMetrics | None = field(default=None, repr=False)
 
     async def stop(self, grace: float = DEFAULT_GRACE_SECONDS) -> None:
         """Stop serving: health NOT_SERVING, streams end UNAVAILABLE, in-flight calls finish.
@@ -115,6 +117,8 @@ class RunningServer:
             for task in self._upkeep:
                 task.cancel()
             await asyncio.gather(*self._upkeep, return_exceptions=True)
+            if self._metrics is not None:  # last exports, scrape endpoint closed
+                await asyncio.to_thread(self._metrics.shutdown)
             await asyncio.to_thread(self._backend.db.close)
             self._stopped.set()
 
@@ -128,6 +132,7 @@ async def start_server(
     settings: ServerSettings | str,
     *,
     tracer_provider: object | None = None,
+    meter_provider: object | None = None,
 ) -> RunningServer:
     """Open the database, then start serving every headwater.v1 service on ``address``.
 
@@ -139,6 +144,8 @@ async def start_server(
             The schema is migrated to the latest version.
         tracer_provider: An OpenTelemetry tracer provider for server spans; None uses the
             global one (spans are only recorded when one is configured).
+        meter_provider: An OpenTelemetry meter provider for the server's metrics; None builds
+            one when ``settings.metrics_port`` or the ``OTEL_*`` variables ask for metrics.
 
     Raises:
         ServerStartError: The database cannot be opened, or the address cannot be bound (for
@@ -166,9 +173,14 @@ async def start_server(
             f"{_sentence(_database_problem(exc))} Check the URL (--database-url or "
             "HEADWATER_DATABASE_URL) and that the database server is up."
         ) from exc
+    metrics: ServerMetrics | None = None
     try:
         backend = Backend(db=db, hub=EventHub(_last_sequence_reader(db)))
-        interceptors = _interceptors(tracer_provider)
+        interceptors = _interceptors(tracer_provider, db)
+        metrics = _metrics(settings, address, db, meter_provider)
+        if metrics is not None:
+            backend.metrics = metrics
+            interceptors.append(metrics.interceptor())
         options = (
             *SERVER_OPTIONS,
             ("grpc.max_receive_message_length", settings.max_receive_message_bytes),
@@ -183,6 +195,8 @@ async def start_server(
         for name in ("", *SERVICE_NAMES):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     except BaseException:
+        if metrics is not None:
+            await asyncio.to_thread(metrics.shutdown)
         await asyncio.to_thread(db.close)
         raise
     bound = _with_port(address, port)
@@ -195,6 +209,7 @@ async def start_server(
         _backend=backend,
         _health=health_servicer,
         _upkeep=upkeep,
+        _metrics=metrics,
     )
 
 
@@ -420,15 +435,39 @@ def _display_url(url: str) -> str:
         return url
 
 
-def _interceptors(tracer_provider: object | None) -> list[grpc.aio.ServerInterceptor]:
+def _interceptors(tracer_provider: object | None, db: Database) -> list[grpc.aio.ServerInterceptor]:
     from headwater_server import telemetry
 
     # The decoding guard comes first (outermost), so it also covers what tracing wraps.
     interceptors: list[grpc.aio.ServerInterceptor] = [DecodeErrorInterceptor()]
-    tracing = telemetry.server_interceptor(tracer_provider)
-    if tracing is not None:
-        interceptors.append(tracing)
+    provider = telemetry.active_provider(tracer_provider)
+    if provider is not None:
+        from headwater_server.sql_spans import trace_database
+
+        interceptors.append(
+            telemetry.TracingInterceptor(provider.get_tracer(telemetry.TRACER_NAME))
+        )
+        trace_database(db, provider)  # SQL statements as child spans of each call's span
     return interceptors
+
+
+def _metrics(
+    settings: ServerSettings, address: str, db: Database, meter_provider: object | None
+) -> ServerMetrics | None:
+    """The server's metrics when anything reads them; the scrape endpoint on its host."""
+    from headwater_server.metrics import otlp_metrics_wanted, start_metrics
+
+    if meter_provider is None and settings.metrics_port is None and not otlp_metrics_wanted():
+        return None  # the common case, decided without importing OpenTelemetry
+
+    host = address.rpartition(":")[0].strip("[]") if not address.startswith("unix") else ""
+    try:
+        return start_metrics(settings.metrics_port, host or DEFAULT_HOST, db, meter_provider)
+    except OSError as exc:
+        raise ServerStartError(
+            f"Cannot serve metrics on port {settings.metrics_port}: {exc.strerror or exc}. "
+            "Choose a free port (HEADWATER_METRICS_PORT)."
+        ) from exc
 
 
 def _configure_logging() -> None:

@@ -27,6 +27,8 @@ nothing else in the service reads ``os.environ``.
   waits before it ends CANCELLED; default 30.
 - ``HEADWATER_WORKER_LEASE_SECONDS``: how long a worker may go without a heartbeat before the
   runs it claimed and has not started go back to SCHEDULED; default 10.
+- ``HEADWATER_METRICS_PORT``: serve a Prometheus scrape endpoint on this port (on the server's
+  host); default unset, none. OTLP metrics and traces follow the standard ``OTEL_*`` variables.
 
 As in the SDK, names are matched case-insensitively and an exported-but-empty variable means
 unset. Every bad value is reported at once, each naming its variable.
@@ -148,6 +150,7 @@ _NUMBERS: dict[str, _Number] = {
     "engine_timeout_seconds": _POSITIVE_SECONDS,
     "cancelling_timeout_seconds": _POSITIVE_SECONDS,
     "worker_lease_seconds": _POSITIVE_SECONDS,
+    "metrics_port": _COUNT,
 }
 
 # Setting -> how its variable's text becomes the value (ValueError says what would fit).
@@ -158,7 +161,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
 }
 
 # Settings where None is a value: the retention is off.
-_OPTIONAL = {"run_retention_seconds", "log_retention_seconds"}
+_OPTIONAL = {"run_retention_seconds", "log_retention_seconds", "metrics_port"}
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,8 @@ class ServerSettings:
         worker_lease_seconds: How long a worker (a serving process, ``headwater worker
             start``) may go without a heartbeat before the runs it claimed and has not started
             (still PENDING) go back to SCHEDULED for another worker.
+        metrics_port: The port of the Prometheus scrape endpoint (``/metrics``), served on the
+            gRPC server's host; None serves none (see ``headwater_server.metrics``).
         run_retention_seconds: How long a flow run is kept after it reached a final state
             (COMPLETED, FAILED, CANCELLED, CRASHED), with its task runs, state history and log
             lines; a task run outside any flow likewise. None keeps them forever. Runs that have
@@ -225,6 +230,7 @@ class ServerSettings:
     engine_timeout_seconds: float = DEFAULT_ENGINE_TIMEOUT_SECONDS
     cancelling_timeout_seconds: float = DEFAULT_CANCELLING_TIMEOUT_SECONDS
     worker_lease_seconds: float = DEFAULT_WORKER_LEASE_SECONDS
+    metrics_port: int | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -232,6 +238,8 @@ class ServerSettings:
             value = getattr(self, name)
             if not (value is None and name in _OPTIONAL) and not number.accepts(value):
                 problems.append(f"{_variable(name)} {number.requirement}, not {value!r}")
+        if self.metrics_port is not None and self.metrics_port > 65535:
+            problems.append(f"{_variable('metrics_port')} must be a port, 1 to 65535")
         if self.scheduler_min_runs > self.scheduler_max_runs:
             problems.append(
                 f"{_variable('scheduler_min_runs')} ({self.scheduler_min_runs}) must not exceed "

@@ -115,6 +115,10 @@ flow_runs = Table(
     # The engine (an SDK process's stream, see the engines table) that owns the run while it is
     # not final; its death ends the run CRASHED. NULL: no engine has claimed it (revision 0015).
     Column("engine_id", ID, nullable=True),
+    # The W3C trace context (JSON object: traceparent, tracestate) of the call that created the
+    # run, so whoever executes it later continues that trace; NULL when it did not trace
+    # (revision 0017).
+    Column("trace_context", Text, nullable=True),
     UniqueConstraint("flow_id", "idempotency_key"),
 )
 Index("ix_flow_runs_create_time_id", flow_runs.c.create_time, flow_runs.c.id)
