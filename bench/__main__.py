@@ -455,6 +455,11 @@ def crash_detection(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> S
         [
             ("stream broke (server subprocess)", "Headwater remote", "Prefect remote"),
             ("embedded server died too", "Headwater embedded", "Prefect embedded"),
+            (
+                "serving process killed, run subprocess died with it",
+                "Headwater runner",
+                "Prefect runner",
+            ),
         ],
         notes=[
             f"{runs} kills per row. Prefect 3.9.1 does not detect a killed flow process by"
@@ -464,7 +469,7 @@ def crash_detection(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> S
     for sdk in sdks:
         if sdk.name != "headwater":
             continue
-        for mode in ("remote", "embedded"):
+        for mode in ("remote", "embedded", "runner"):
 
             def take(sdk: Sdk = sdk, mode: str = mode) -> Measurement:
                 with (

@@ -1,6 +1,6 @@
 """Child: how long after ``kill -9`` of a flow process the service says its run CRASHED.
 
-Usage: python crash_detection.py headwater {remote|embedded} RUNS
+Usage: python crash_detection.py headwater {remote|embedded|runner} RUNS
 
 Each run starts a victim process whose flow runs a task that sleeps, waits until the task is
 RUNNING, kills the victim with SIGKILL, then polls the service (every 50 ms, through the SDK's
@@ -12,6 +12,9 @@ read that saw CRASHED, with the service's default settings.
 - ``embedded``: the victim runs its own embedded server on ``HEADWATER_HOME``, which dies with
   it; the server at ``HEADWATER_API_URL`` serves the same SQLite file and notices that nobody
   refreshes the victim any more (detection = the engine timeout).
+- ``runner``: the victim is a serving process (``Flow.serve``) running a run of its deployment
+  in its subprocess; killing the serving process takes the subprocess with it (detection = the
+  subprocess's death, then the reconnect grace period).
 
 Prefect 3.9.1 has no equivalent by default (a killed flow run stays Running until something
 else marks it), so this workload runs on Headwater only.
@@ -23,7 +26,10 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
+from pathlib import Path
 
 from _common import emit, sdk_from_argv, sdk_version
 
@@ -42,6 +48,18 @@ def victim():
     sleeper()
 
 victim()
+"""
+
+SERVED = """
+import sys, time
+from headwater import flow
+
+@flow
+def victim():
+    time.sleep(600)
+
+if __name__ == "__main__":
+    victim.serve(sys.argv[1])
 """
 
 POLL_SECONDS = 0.05
@@ -65,6 +83,35 @@ def one_run(mode: str, client: object) -> float:
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     victim.stdout.close()
+    return _until_crashed(client, flow_run_id, killed)
+
+
+def one_runner_run(client: object) -> float:
+    """Serve a flow, start a run of it, kill -9 the serving process once the run is RUNNING."""
+    with tempfile.TemporaryDirectory(prefix="headwater-crash-runner-") as directory:
+        (Path(directory) / "served.py").write_text(SERVED)
+        name = f"victim-{uuid.uuid4().hex[:8]}"
+        runner = subprocess.Popen(
+            [sys.executable, "served.py", name], cwd=directory, stdout=subprocess.PIPE, text=True
+        )
+        assert runner.stdout is not None
+        line = runner.stdout.readline()
+        while line and "being served" not in line:
+            line = runner.stdout.readline()
+        if not line:
+            raise SystemExit("the serving process did not start")
+        deployment = client.get_deployment(f"victim/{name}")  # type: ignore[attr-defined]
+        run = client.create_flow_run_from_deployment(deployment.id)  # type: ignore[attr-defined]
+        while client.get_flow_run(run.id).state.type.value != "RUNNING":  # type: ignore[attr-defined]
+            time.sleep(POLL_SECONDS)
+        killed = time.perf_counter()
+        runner.send_signal(signal.SIGKILL)
+        runner.wait()
+        runner.stdout.close()
+        return _until_crashed(client, run.id, killed)
+
+
+def _until_crashed(client: object, flow_run_id: str, killed: float) -> float:
     while time.perf_counter() - killed < GIVE_UP_SECONDS:
         run = client.get_flow_run(flow_run_id)  # type: ignore[attr-defined]
         if run.state.is_final():
@@ -81,7 +128,10 @@ def main() -> None:
     from headwater.client import HeadwaterClient
 
     with HeadwaterClient(os.environ["HEADWATER_API_URL"]) as client:
-        seconds = [one_run(mode, client) for _ in range(runs)]
+        if mode == "runner":
+            seconds = [one_runner_run(client) for _ in range(runs)]
+        else:
+            seconds = [one_run(mode, client) for _ in range(runs)]
     emit({"version": sdk_version(sdk), "mode": mode, "detected_s": seconds})
 
 

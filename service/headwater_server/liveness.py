@@ -14,6 +14,10 @@ to watchers like any other, and a run that its engine finished meanwhile simply 
 A CANCELLING run whose engine is gone ends CANCELLED rather than CRASHED: the user asked for
 it to stop, and it has. A CANCELLING flow run that no live engine runs at all (started through
 the unary API, which has no stream) ends CANCELLED after ``cancelling_timeout_seconds``.
+
+Workers hold the runs they claimed as leases (``storage._leases``): a worker unheard of for
+``worker_lease_seconds`` is gone, and its runs still PENDING (claimed, never started) go back
+to SCHEDULED, which wakes the pollers of this server so another worker takes them at once.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ class LivenessPolicy:
     grace_seconds: float
     timeout_seconds: float
     cancelling_timeout_seconds: float
+    worker_lease_seconds: float
 
     @property
     def refresh_seconds(self) -> float:
@@ -92,23 +97,38 @@ async def reap_forever(backend: Backend, policy: LivenessPolicy) -> None:
         await asyncio.sleep(REAP_INTERVAL_SECONDS)
         # Until a timeout has passed since this server started, engines get it on top: the
         # clients of a restarted server are reconnecting, and nobody refreshed them meanwhile.
+        # Workers likewise get their lease on top, to send a heartbeat to a server again.
         waited = time.monotonic() - started
-        effective = policy.timeout_seconds + max(policy.timeout_seconds - waited, 0.0)
         try:
-            await reap_once(backend, policy, timeout_seconds=effective)
+            await reap_once(
+                backend,
+                policy,
+                timeout_seconds=_after_start(policy.timeout_seconds, waited),
+                lease_seconds=_after_start(policy.worker_lease_seconds, waited),
+            )
         except Exception:
             logger.exception(
                 "Looking for crashed runs failed; retrying in %.0f s.", REAP_INTERVAL_SECONDS
             )
 
 
+def _after_start(seconds: float, waited: float) -> float:
+    """``seconds``, plus what is left of ``seconds`` since this server started."""
+    return seconds + max(seconds - waited, 0.0)
+
+
 async def reap_once(
-    backend: Backend, policy: LivenessPolicy, *, timeout_seconds: float | None = None
+    backend: Backend,
+    policy: LivenessPolicy,
+    *,
+    timeout_seconds: float | None = None,
+    lease_seconds: float | None = None,
 ) -> int:
-    """End the unfinished runs of dead engines and abandoned cancellations, once.
+    """End the unfinished runs of dead engines and abandoned cancellations, and put the runs
+    dead workers claimed back to SCHEDULED, once.
 
     Returns:
-        How many runs were ended.
+        How many runs were ended or rescheduled.
     """
     repository = backend.db.repository
     timeout = policy.timeout_seconds if timeout_seconds is None else timeout_seconds
@@ -129,7 +149,35 @@ async def reap_once(
         if await _propose_flow_run(backend, run_id, states_pb2.STATE_TYPE_CANCELLED, message):
             ended += 1
             logger.warning("Flow run %s: %s", run_id, message)
-    return ended
+    lease = policy.worker_lease_seconds if lease_seconds is None else lease_seconds
+    return ended + await _release_dead_workers(backend, policy, lease)
+
+
+async def _release_dead_workers(backend: Backend, policy: LivenessPolicy, lease: float) -> int:
+    """Put the PENDING runs of workers unheard of for ``lease`` back to SCHEDULED."""
+
+    def why(worker: str) -> str:
+        return (
+            f"Rescheduled: {worker} claimed this run, then sent no heartbeat for "
+            f"{policy.worker_lease_seconds:g} s (HEADWATER_WORKER_LEASE_SECONDS) before "
+            "starting it; that worker is taken for gone, and another may run it."
+        )
+
+    dead = await backend.db.run(backend.db.repository.release_dead_workers, _us(lease), why)
+    released = 0
+    for worker in dead:
+        for run in worker.released:
+            backend.hub.notify(run.id, run.last_sequence)  # wakes the pollers
+        if worker.released:
+            released += len(worker.released)
+            logger.warning(
+                "Worker %r (%s) sent no heartbeat since %s; its %s went back to SCHEDULED.",
+                worker.name,
+                worker.id,
+                _clock(worker.last_heartbeat_time),
+                _counted(len(worker.released), "claimed flow run", [r.id for r in worker.released]),
+            )
+    return released
 
 
 async def _end_engine_runs(backend: Backend, engine: DeadEngine, policy: LivenessPolicy) -> int:

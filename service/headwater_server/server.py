@@ -241,6 +241,7 @@ def _start_upkeep(backend: Backend, settings: ServerSettings) -> list[asyncio.Ta
         grace_seconds=settings.engine_grace_seconds,
         timeout_seconds=settings.engine_timeout_seconds,
         cancelling_timeout_seconds=settings.cancelling_timeout_seconds,
+        worker_lease_seconds=settings.worker_lease_seconds,
     )
     loops["refresh-engines"] = refresh_engines_forever(backend, liveness)
     loops["crash-detection"] = reap_forever(backend, liveness)

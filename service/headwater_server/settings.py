@@ -25,6 +25,8 @@ nothing else in the service reads ``os.environ``.
   with it, as the embedded one does) before its runs end CRASHED; default 10.
 - ``HEADWATER_CANCELLING_TIMEOUT_SECONDS``: how long a CANCELLING run that no live engine runs
   waits before it ends CANCELLED; default 30.
+- ``HEADWATER_WORKER_LEASE_SECONDS``: how long a worker may go without a heartbeat before the
+  runs it claimed and has not started go back to SCHEDULED; default 10.
 - ``HEADWATER_METRICS_PORT``: serve a Prometheus scrape endpoint on this port (on the server's
   host); default unset, none. OTLP metrics and traces follow the standard ``OTEL_*`` variables.
 
@@ -59,6 +61,8 @@ DEFAULT_MAX_RECEIVE_MESSAGE_BYTES = 4 * 1024 * 1024
 DEFAULT_ENGINE_GRACE_SECONDS = 5.0
 DEFAULT_ENGINE_TIMEOUT_SECONDS = 10.0
 DEFAULT_CANCELLING_TIMEOUT_SECONDS = 30.0
+# Workers send a heartbeat every second; ten missed ones mean the worker is gone.
+DEFAULT_WORKER_LEASE_SECONDS = 10.0
 
 
 def _default_home() -> Path:
@@ -145,6 +149,7 @@ _NUMBERS: dict[str, _Number] = {
     "engine_grace_seconds": _POSITIVE_SECONDS,
     "engine_timeout_seconds": _POSITIVE_SECONDS,
     "cancelling_timeout_seconds": _POSITIVE_SECONDS,
+    "worker_lease_seconds": _POSITIVE_SECONDS,
     "metrics_port": _COUNT,
 }
 
@@ -179,6 +184,9 @@ class ServerSettings:
         cancelling_timeout_seconds: How long a CANCELLING flow run that no live engine runs
             (started through the unary API, or its process is gone) waits before the service
             ends it CANCELLED.
+        worker_lease_seconds: How long a worker (a serving process, ``headwater worker
+            start``) may go without a heartbeat before the runs it claimed and has not started
+            (still PENDING) go back to SCHEDULED for another worker.
         metrics_port: The port of the Prometheus scrape endpoint (``/metrics``), served on the
             gRPC server's host; None serves none (see ``headwater_server.metrics``).
         run_retention_seconds: How long a flow run is kept after it reached a final state
@@ -221,6 +229,7 @@ class ServerSettings:
     engine_grace_seconds: float = DEFAULT_ENGINE_GRACE_SECONDS
     engine_timeout_seconds: float = DEFAULT_ENGINE_TIMEOUT_SECONDS
     cancelling_timeout_seconds: float = DEFAULT_CANCELLING_TIMEOUT_SECONDS
+    worker_lease_seconds: float = DEFAULT_WORKER_LEASE_SECONDS
     metrics_port: int | None = None
 
     def __post_init__(self) -> None:

@@ -11,11 +11,19 @@ as ``execute -``); a run is handed to it, and the next spare is started meanwhil
 variables (`headwater._serve.jobs`: ``env``, ``working_dir``) set its process's environment and
 directory; one with ``env`` of its own starts afresh instead of in the spare.
 
-A heartbeat every `HEARTBEAT_SECONDS` tells the service which runs this process runs and learns
-which to stop (cancelled): their subprocesses are terminated and the runs end CANCELLED. A
-subprocess that exits without its run reaching a final state (it failed to import the flow, or
-was killed) ends the run CRASHED. SIGTERM or SIGINT stop the runner: no new claims, its runs are
+A heartbeat every `HEARTBEAT_SECONDS` tells the service which runs this process runs (renewing
+its lease on the runs it claimed: if the heartbeats stop, those it has not started go back to
+SCHEDULED for another runner) and learns which to stop (cancelled): their subprocesses are
+terminated and the runs end CANCELLED. A subprocess that exits without its run reaching a final
+state (it failed to import the flow, or was killed) ends the run CRASHED, and the flow's
+``on_crashed`` hooks then run in one more subprocess (``execute --on-crashed``), on the flow
+loaded from the entrypoint again. SIGTERM or SIGINT stop the runner: no new claims, its runs are
 cancelled and given `STOP_GRACE_SECONDS` to end, and what is left is terminated.
+
+A runner killed outright (``kill -9``) takes its subprocesses with it: each dies with the runner
+(`headwater._serve.execute.die_with_runner`), its engine stream breaks, and the service ends its
+run CRASHED. Since the kernel's parent-death signal follows the thread that started a process,
+every subprocess is started by one thread that lives as long as the runner (`_Spawner`).
 """
 
 from __future__ import annotations
@@ -30,7 +38,9 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from queue import SimpleQueue
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -49,6 +59,48 @@ HEARTBEAT_SECONDS = 1.0
 STOP_GRACE_SECONDS = 10.0
 # With no limit, at most this many runs are claimed per poll.
 _BATCH = 100
+
+
+_Popen = subprocess.Popen[bytes]
+
+
+class _Spawner:
+    """Starts every subprocess of a runner from one thread that lives as long as the runner.
+
+    A run's process asks the kernel to kill it when its parent dies (``PR_SET_PDEATHSIG``), and
+    the kernel counts the *thread* that forked it as that parent: a process started from a
+    short-lived thread (a poll, a spare refill) would be killed as soon as that thread ended.
+    """
+
+    def __init__(self) -> None:
+        self._requests: SimpleQueue[tuple[Callable[[], _Popen], Future[_Popen]] | None] = (
+            SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._serve, name="headwater-spawner", daemon=True)
+        self._closed = False
+        self._thread.start()
+
+    def start(self, popen: Callable[[], _Popen]) -> _Popen:
+        """``popen()`` called on the spawner's thread; its result or its exception."""
+        if self._closed:
+            raise OSError("the runner is stopping; no new process is started")
+        future: Future[_Popen] = Future()
+        self._requests.put((popen, future))
+        return future.result()
+
+    def close(self) -> None:
+        """End the thread once the requests before this one are served."""
+        self._closed = True
+        self._requests.put(None)
+        self._thread.join(timeout=STOP_GRACE_SECONDS)
+
+    def _serve(self) -> None:
+        while (request := self._requests.get()) is not None:
+            popen, future = request
+            try:
+                future.set_result(popen())
+            except BaseException as exc:
+                future.set_exception(exc)
 
 
 @dataclass
@@ -86,6 +138,9 @@ class Runner:
     _spare: subprocess.Popen[bytes] | None = field(default=None, init=False)
     _signalled: bool = field(default=False, init=False)
     _templates: PoolTemplates | None = field(default=None, init=False)
+    _spawner: _Spawner | None = field(default=None, init=False)
+    #: Names this process to the service: what it claims is leased to this id.
+    worker_id: str = field(default_factory=lambda: str(uuid.uuid4()), init=False)
 
     def __post_init__(self) -> None:
         self._changed = threading.Condition(self._lock)
@@ -104,9 +159,10 @@ class Runner:
 
         # Two channels: closing the polling one ends a poll in flight at once at shutdown,
         # while the other still reports and cancels.
-        polling = WorkerConnection(self.name, self.address)
+        polling = WorkerConnection(self.name, self.address, self.worker_id)
         self.address = polling.address
-        control = WorkerConnection(self.name, self.address)
+        control = WorkerConnection(self.name, self.address, self.worker_id)
+        self._spawner = _Spawner()
         restore = self._handle_signals()
         self._refill_spare()
         if on_ready is not None:
@@ -128,6 +184,7 @@ class Runner:
             for thread in threads:
                 thread.join(timeout=STOP_GRACE_SECONDS)
             control.close()
+            self._spawner.close()
             restore()
             for callback in self.on_stop:
                 try:
@@ -203,14 +260,28 @@ class Runner:
         """``python -m headwater._serve.execute ARGS`` with the service's address.
 
         A session of its own: Ctrl-C at the terminal reaches the runner only, which then
-        cancels its runs cleanly instead of every run being interrupted at once.
+        cancels its runs cleanly instead of every run being interrupted at once. It dies with
+        this process (``--runner-pid``), and is started on the spawner's thread (see `_Spawner`).
         """
         env = {**environ, "HEADWATER_API_URL": self.address or ""}
-        command = [sys.executable, "-m", "headwater._serve.execute", *args]
+        command = [
+            sys.executable,
+            "-m",
+            "headwater._serve.execute",
+            "--runner-pid",
+            str(os.getpid()),
+            *args,
+        ]
         stdin = subprocess.PIPE if args == ["-"] else None
-        return subprocess.Popen(
-            command, cwd=directory, env=env, stdin=stdin, start_new_session=True
-        )
+
+        def popen() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                command, cwd=directory, env=env, stdin=stdin, start_new_session=True
+            )
+
+        if self._spawner is None:
+            raise OSError("the runner is not running (run_forever starts its processes)")
+        return self._spawner.start(popen)
 
     def _job(self, run: ClaimedRun) -> Job:
         """The run's job: its deployment's job variables over its pool's template."""
@@ -269,13 +340,33 @@ class Runner:
             return
         if child.stopping:
             self._end(flow_run_id, "CANCELLED", child.reason)
-        elif code != 0:
-            # Accepted only when the run did not reach a final state itself.
-            self._end(
+        elif code != 0 and self._end(
+            flow_run_id,
+            "CRASHED",
+            f"Crashed: its process exited with code {code} before the run ended "
+            "(see the runner's output).",
+        ):
+            # Accepted only when the run did not reach a final state itself; its process could
+            # not run the flow's on_crashed hooks, so they run in a new one.
+            self._run_crashed_hooks(child.run)
+
+    def _run_crashed_hooks(self, run: ClaimedRun) -> None:
+        """Run the flow's on_crashed hooks in a subprocess (``execute --on-crashed``)."""
+        flow_run_id = run.flow_run.id
+        try:
+            process = self._spawn(["--on-crashed", flow_run_id], run.deployment.path or None)
+            code = process.wait()
+        except OSError as exc:
+            logger.warning(
+                "Could not run the on_crashed hooks of flow run %s: %s", flow_run_id, exc
+            )
+            return
+        if code not in (0, 1):
+            logger.warning(
+                "The on_crashed hooks of flow run %s could not run: their process exited with "
+                "code %d (see the output above).",
                 flow_run_id,
-                "CRASHED",
-                f"Crashed: its process exited with code {code} before the run ended "
-                "(see the runner's output).",
+                code,
             )
 
     def _heartbeat_loop(self, connection: WorkerConnection) -> None:
@@ -316,17 +407,19 @@ class Runner:
         with self._changed:
             self._changed.wait_for(lambda: not self._children, timeout=STOP_GRACE_SECONDS + 5)
 
-    def _end(self, flow_run_id: str, state_type: str, message: str) -> None:
+    def _end(self, flow_run_id: str, state_type: str, message: str) -> bool:
+        """Propose a final state for a run; whether the service accepted it."""
         from headwater._transport.client_workers import WorkerConnection
 
         try:
             connection = WorkerConnection(self.name, self.address)
             try:
-                connection.end_run(flow_run_id, state_type, message)
+                return connection.end_run(flow_run_id, state_type, message)
             finally:
                 connection.close()
         except Exception as exc:
             logger.warning("Could not end flow run %s %s: %s", flow_run_id, state_type, exc)
+            return False
 
     def _handle_signals(self) -> Callable[[], None]:
         """SIGTERM and SIGINT only raise a flag that the main loop reads within 0.2 s.

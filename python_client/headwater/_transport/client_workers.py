@@ -45,12 +45,15 @@ class WorkerConnection:
     Args:
         worker_name: How the service names this process in states ("Claimed by ...").
         address: The server; None means ``HEADWATER_API_URL`` or the embedded service.
+        worker_id: This process's UUID: the runs it claims are leased to it while its
+            heartbeats come, and go back to SCHEDULED if they stop ("" leases nothing).
     """
 
-    def __init__(self, worker_name: str, address: str | None = None) -> None:
+    def __init__(self, worker_name: str, address: str | None = None, worker_id: str = "") -> None:
         from headwater._settings import get_settings
 
         self.worker_name = worker_name
+        self.worker_id = worker_id
         self.address = ops.resolve_address(address)
         self._channel = grpc.insecure_channel(
             self.address, options=channel_options(get_settings().keepalive_time_ms)
@@ -78,6 +81,7 @@ class WorkerConnection:
             work_queue_names=list(work_queue_names),
             deployment_ids=list(deployment_ids),
             max_runs=max_runs,
+            worker_id=self.worker_id,
         )
         request.wait.FromNanoseconds(int(wait * 1e9))
         try:
@@ -90,9 +94,11 @@ class WorkerConnection:
         ]
 
     def heartbeat(self, flow_run_ids: Iterable[str]) -> list[str]:
-        """Report the runs this process runs; returns those it should stop."""
+        """Report the runs this process runs (renewing its lease); returns those it should stop."""
         request = workers_pb2.HeartbeatRequest(
-            worker_name=self.worker_name, flow_run_ids=list(flow_run_ids)
+            worker_name=self.worker_name,
+            flow_run_ids=list(flow_run_ids),
+            worker_id=self.worker_id,
         )
         try:
             response = self._stub.Heartbeat(request, timeout=_CALL_MARGIN_SECONDS)

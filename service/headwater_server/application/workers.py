@@ -5,6 +5,10 @@ which every new run and every run state change wakes (a run created, or one put 
 SCHEDULED, is answered within milliseconds), until the earliest known future run is due, or
 the ``wait`` ends. A run created through another server on the same database wakes no hub
 here: the poll looks in storage again at least every :data:`RECHECK_SECONDS` for those.
+
+A caller that names itself (``worker_id``) holds the runs it claims as a lease, renewed by its
+polls' claims and its heartbeats; :mod:`headwater_server.liveness` releases the runs of a worker
+unheard of for the lease period.
 """
 
 from __future__ import annotations
@@ -86,6 +90,7 @@ async def poll_runs(
         raise errors.invalid_argument(
             "max_runs", f"{request.max_runs} is out of range. Use 1 to {MAX_RUNS} (0 means 1)."
         )
+    worker_id = checks.optional_uuid("worker_id", request.worker_id)
     max_runs = request.max_runs or 1
     deadline = time.monotonic() + _wait_seconds(request)
     repository = backend.db.repository
@@ -97,7 +102,7 @@ async def poll_runs(
             )
         generation = backend.hub.runs_generation
         claim = await backend.db.run(
-            repository.claim_due_runs, target, max_runs, request.worker_name
+            repository.claim_due_runs, target, max_runs, request.worker_name, worker_id
         )
         if claim.runs:
             for run, _deployment in claim.runs:
@@ -120,13 +125,17 @@ async def poll_runs(
 async def heartbeat(
     backend: Backend, request: workers_pb2.HeartbeatRequest
 ) -> workers_pb2.HeartbeatResponse:
-    """Answer which of the worker's runs it should stop (cancelling, cancelled or gone)."""
+    """Renew the worker's lease (with a ``worker_id``) and answer which of its runs it should
+    stop (cancelling, cancelled or gone)."""
     checks.required_text("worker_name", request.worker_name)
     checks.name("worker_name", request.worker_name)
+    worker_id = checks.optional_uuid("worker_id", request.worker_id)
     checks.at_most("flow_run_ids", request.flow_run_ids, MAX_RUNS, "ids")
     ids = [
         checks.uuid(f"flow_run_ids[{index}]", run_id)
         for index, run_id in enumerate(request.flow_run_ids)
     ]
+    if worker_id:
+        await backend.db.run(backend.db.repository.worker_seen, worker_id, request.worker_name)
     stop = await backend.db.run(backend.db.repository.runs_to_stop, ids)
     return workers_pb2.HeartbeatResponse(cancel_flow_run_ids=stop)

@@ -10,6 +10,9 @@ them and takes others, so no run is ever claimed twice.
 A pool's ``concurrency_limit`` and its queues' limits count the runs claimed and not finished
 (PENDING, RUNNING, CANCELLING). A claim against any limit first locks the pool's row on
 PostgreSQL, so two pollers of one pool cannot both fill its (or a queue's) last slot.
+
+A poller that names itself (``worker_id``) holds what it claims as a lease (see ``_leases``):
+the runs carry its id until their engine starts them, and go back to SCHEDULED if it dies.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from headwater_server import errors
 from headwater_server.orchestration import rules
 from headwater_server.storage import convert
 from headwater_server.storage._deployments import DeploymentsMixin
-from headwater_server.storage._proposals import ProposalsMixin
+from headwater_server.storage._leases import LeasesMixin
 from headwater_server.storage.fastpath import Prepared
 from headwater_server.storage.schema import deployments, flow_runs, work_pools, work_queues
 from headwater_server.storage.statements import FLOW_RUN
@@ -78,11 +81,15 @@ class _Scope:
     queue_limits: dict[str, int] = field(default_factory=dict)
 
 
-class WorkersMixin(ProposalsMixin, DeploymentsMixin):
+class WorkersMixin(LeasesMixin, DeploymentsMixin):
     """Claims of due runs (``PollRuns``) and the runs a worker must stop (``Heartbeat``)."""
 
-    def claim_due_runs(self, target: ClaimTarget, max_runs: int, worker_name: str) -> Claim:
+    def claim_due_runs(
+        self, target: ClaimTarget, max_runs: int, worker_name: str, worker_id: str = ""
+    ) -> Claim:
         """Claim up to ``max_runs`` due runs of ``target`` for ``worker_name``, atomically.
+
+        With a ``worker_id`` the runs are leased to that worker, in the same transaction.
 
         Raises:
             ServiceError: NOT_FOUND for an unknown pool, queue or deployment.
@@ -120,6 +127,8 @@ class WorkersMixin(ProposalsMixin, DeploymentsMixin):
                         claimed.append(run)
                         if queue_id in queue_room:
                             queue_room[queue_id] -= 1
+                if claimed and worker_id:
+                    self._lease(conn, worker_id, worker_name, [run.id for run in claimed])
         with self._read() as read:
             if claimed:
                 by_id = {

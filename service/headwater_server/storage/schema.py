@@ -373,6 +373,20 @@ engines = Table(
 )
 Index("ix_engines_last_seen_time", engines.c.last_seen_time)
 
+# Workers: one row per runner process (a serving process, ``headwater worker start``) that names
+# itself when it polls (revision 0018), with when it was last heard from. The runs it claims carry
+# its id in ``flow_runs.engine_id`` until their engine starts them; a worker unheard of for the
+# lease period is gone: its runs still PENDING go back to SCHEDULED and its row is deleted.
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", ID, primary_key=True),
+    # For people: "worker-ab12 on host-1", as its claims' states say.
+    Column("name", String(255), nullable=False),
+    Column("last_heartbeat_time", BigInteger, nullable=False),
+)
+Index("ix_workers_last_heartbeat_time", workers.c.last_heartbeat_time)
+
 # Tag concurrency limits for task runs (revision 0016): at most ``concurrency_limit`` task runs
 # carrying ``tag`` are RUNNING at once.
 concurrency_limits = Table(

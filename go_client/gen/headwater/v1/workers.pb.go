@@ -38,7 +38,14 @@ type PollRunsRequest struct {
 	MaxRuns int32 `protobuf:"varint,5,opt,name=max_runs,json=maxRuns,proto3" json:"max_runs,omitempty"`
 	// How long to hold the call when no run is due; unset or zero answers at once. Longer than
 	// 60 s, or past the caller's deadline, is cut short to fit.
-	Wait          *durationpb.Duration `protobuf:"bytes,6,opt,name=wait,proto3" json:"wait,omitempty"`
+	Wait *durationpb.Duration `protobuf:"bytes,6,opt,name=wait,proto3" json:"wait,omitempty"`
+	// A UUID the worker picked for itself when it started (a new one per process). With it, the
+	// runs this poll claims are leased to the worker: they stay its while its heartbeats (with
+	// the same id) come; once none came for the server's lease period
+	// (HEADWATER_WORKER_LEASE_SECONDS), those it has not started yet (still PENDING) go back to
+	// SCHEDULED for another worker. Empty: the runs are not leased, and stay PENDING if the
+	// worker dies before starting them.
+	WorkerId      string `protobuf:"bytes,7,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -113,6 +120,13 @@ func (x *PollRunsRequest) GetWait() *durationpb.Duration {
 		return x.Wait
 	}
 	return nil
+}
+
+func (x *PollRunsRequest) GetWorkerId() string {
+	if x != nil {
+		return x.WorkerId
+	}
+	return ""
 }
 
 // PollRunsResponse is the output of PollRuns.
@@ -223,7 +237,10 @@ type HeartbeatRequest struct {
 	// Who is alive, as in PollRunsRequest. Required.
 	WorkerName string `protobuf:"bytes,1,opt,name=worker_name,json=workerName,proto3" json:"worker_name,omitempty"`
 	// The runs the worker is running now (at most 1000).
-	FlowRunIds    []string `protobuf:"bytes,2,rep,name=flow_run_ids,json=flowRunIds,proto3" json:"flow_run_ids,omitempty"`
+	FlowRunIds []string `protobuf:"bytes,2,rep,name=flow_run_ids,json=flowRunIds,proto3" json:"flow_run_ids,omitempty"`
+	// The worker's id, as in PollRunsRequest: the heartbeat renews its lease on the runs it
+	// claimed. Empty renews nothing.
+	WorkerId      string `protobuf:"bytes,3,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -270,6 +287,13 @@ func (x *HeartbeatRequest) GetFlowRunIds() []string {
 		return x.FlowRunIds
 	}
 	return nil
+}
+
+func (x *HeartbeatRequest) GetWorkerId() string {
+	if x != nil {
+		return x.WorkerId
+	}
+	return ""
 }
 
 // HeartbeatResponse is the output of Heartbeat.
@@ -323,7 +347,7 @@ var File_headwater_v1_workers_proto protoreflect.FileDescriptor
 
 const file_headwater_v1_workers_proto_rawDesc = "" +
 	"\n" +
-	"\x1aheadwater/v1/workers.proto\x12\fheadwater.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1eheadwater/v1/deployments.proto\x1a\x1cheadwater/v1/flow_runs.proto\"\xf3\x01\n" +
+	"\x1aheadwater/v1/workers.proto\x12\fheadwater.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1eheadwater/v1/deployments.proto\x1a\x1cheadwater/v1/flow_runs.proto\"\x90\x02\n" +
 	"\x0fPollRunsRequest\x12\x1f\n" +
 	"\vworker_name\x18\x01 \x01(\tR\n" +
 	"workerName\x12$\n" +
@@ -331,7 +355,8 @@ const file_headwater_v1_workers_proto_rawDesc = "" +
 	"\x10work_queue_names\x18\x03 \x03(\tR\x0eworkQueueNames\x12%\n" +
 	"\x0edeployment_ids\x18\x04 \x03(\tR\rdeploymentIds\x12\x19\n" +
 	"\bmax_runs\x18\x05 \x01(\x05R\amaxRuns\x12-\n" +
-	"\x04wait\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"@\n" +
+	"\x04wait\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x04wait\x12\x1b\n" +
+	"\tworker_id\x18\a \x01(\tR\bworkerId\"@\n" +
 	"\x10PollRunsResponse\x12,\n" +
 	"\x04runs\x18\x01 \x03(\v2\x18.headwater.v1.ClaimedRunR\x04runs\"x\n" +
 	"\n" +
@@ -339,12 +364,13 @@ const file_headwater_v1_workers_proto_rawDesc = "" +
 	"\bflow_run\x18\x01 \x01(\v2\x15.headwater.v1.FlowRunR\aflowRun\x128\n" +
 	"\n" +
 	"deployment\x18\x02 \x01(\v2\x18.headwater.v1.DeploymentR\n" +
-	"deployment\"U\n" +
+	"deployment\"r\n" +
 	"\x10HeartbeatRequest\x12\x1f\n" +
 	"\vworker_name\x18\x01 \x01(\tR\n" +
 	"workerName\x12 \n" +
 	"\fflow_run_ids\x18\x02 \x03(\tR\n" +
-	"flowRunIds\"B\n" +
+	"flowRunIds\x12\x1b\n" +
+	"\tworker_id\x18\x03 \x01(\tR\bworkerId\"B\n" +
 	"\x11HeartbeatResponse\x12-\n" +
 	"\x13cancel_flow_run_ids\x18\x01 \x03(\tR\x10cancelFlowRunIds2\xa8\x01\n" +
 	"\rWorkerService\x12I\n" +

@@ -39,12 +39,14 @@ type WorkerServiceClient interface {
 	// When no run is due the call is held up to `wait` and answers the moment one becomes due
 	// or is created (an empty answer after `wait`, or before the caller's deadline).
 	// Errors: INVALID_ARGUMENT (neither or both of a work pool and deployment ids, malformed
-	// ids or names, `max_runs` or `wait` out of range), NOT_FOUND (unknown work pool, queue or
+	// ids (also `worker_id`) or names, `max_runs` or `wait` out of range), NOT_FOUND (unknown work pool, queue or
 	// deployment), UNAVAILABLE (the server is shutting down).
 	PollRuns(ctx context.Context, in *PollRunsRequest, opts ...grpc.CallOption) (*PollRunsResponse, error)
-	// Heartbeat tells the service that a worker is alive and which runs it is running; the
-	// answer lists those the service wants stopped (being cancelled, or already final).
-	// Errors: INVALID_ARGUMENT (empty or malformed name, malformed or too many run ids).
+	// Heartbeat tells the service that a worker is alive (renewing its lease on the runs it
+	// claimed) and which runs it is running; the answer lists those the service wants stopped
+	// (being cancelled, or already final).
+	// Errors: INVALID_ARGUMENT (empty or malformed name, malformed worker id, malformed or too
+	// many run ids).
 	Heartbeat(ctx context.Context, in *HeartbeatRequest, opts ...grpc.CallOption) (*HeartbeatResponse, error)
 }
 
@@ -92,12 +94,14 @@ type WorkerServiceServer interface {
 	// When no run is due the call is held up to `wait` and answers the moment one becomes due
 	// or is created (an empty answer after `wait`, or before the caller's deadline).
 	// Errors: INVALID_ARGUMENT (neither or both of a work pool and deployment ids, malformed
-	// ids or names, `max_runs` or `wait` out of range), NOT_FOUND (unknown work pool, queue or
+	// ids (also `worker_id`) or names, `max_runs` or `wait` out of range), NOT_FOUND (unknown work pool, queue or
 	// deployment), UNAVAILABLE (the server is shutting down).
 	PollRuns(context.Context, *PollRunsRequest) (*PollRunsResponse, error)
-	// Heartbeat tells the service that a worker is alive and which runs it is running; the
-	// answer lists those the service wants stopped (being cancelled, or already final).
-	// Errors: INVALID_ARGUMENT (empty or malformed name, malformed or too many run ids).
+	// Heartbeat tells the service that a worker is alive (renewing its lease on the runs it
+	// claimed) and which runs it is running; the answer lists those the service wants stopped
+	// (being cancelled, or already final).
+	// Errors: INVALID_ARGUMENT (empty or malformed name, malformed worker id, malformed or too
+	// many run ids).
 	Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error)
 	mustEmbedUnimplementedWorkerServiceServer()
 }

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file headwater/v1/workers.proto.
  */
 export const file_headwater_v1_workers: GenFile = /*@__PURE__*/
-  fileDesc("ChpoZWFkd2F0ZXIvdjEvd29ya2Vycy5wcm90bxIMaGVhZHdhdGVyLnYxIqsBCg9Qb2xsUnVuc1JlcXVlc3QSEwoLd29ya2VyX25hbWUYASABKAkSFgoOd29ya19wb29sX25hbWUYAiABKAkSGAoQd29ya19xdWV1ZV9uYW1lcxgDIAMoCRIWCg5kZXBsb3ltZW50X2lkcxgEIAMoCRIQCghtYXhfcnVucxgFIAEoBRInCgR3YWl0GAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIjoKEFBvbGxSdW5zUmVzcG9uc2USJgoEcnVucxgBIAMoCzIYLmhlYWR3YXRlci52MS5DbGFpbWVkUnVuImMKCkNsYWltZWRSdW4SJwoIZmxvd19ydW4YASABKAsyFS5oZWFkd2F0ZXIudjEuRmxvd1J1bhIsCgpkZXBsb3ltZW50GAIgASgLMhguaGVhZHdhdGVyLnYxLkRlcGxveW1lbnQiPQoQSGVhcnRiZWF0UmVxdWVzdBITCgt3b3JrZXJfbmFtZRgBIAEoCRIUCgxmbG93X3J1bl9pZHMYAiADKAkiMAoRSGVhcnRiZWF0UmVzcG9uc2USGwoTY2FuY2VsX2Zsb3dfcnVuX2lkcxgBIAMoCTKoAQoNV29ya2VyU2VydmljZRJJCghQb2xsUnVucxIdLmhlYWR3YXRlci52MS5Qb2xsUnVuc1JlcXVlc3QaHi5oZWFkd2F0ZXIudjEuUG9sbFJ1bnNSZXNwb25zZRJMCglIZWFydGJlYXQSHi5oZWFkd2F0ZXIudjEuSGVhcnRiZWF0UmVxdWVzdBofLmhlYWR3YXRlci52MS5IZWFydGJlYXRSZXNwb25zZUKdAQoQY29tLmhlYWR3YXRlci52MUIMV29ya2Vyc1Byb3RvUAFaRWdpdGh1Yi5jb20vaGVhZHdhdGVyL2hlYWR3YXRlci9nb19jbGllbnQvZ2VuL2hlYWR3YXRlci92MTtoZWFkd2F0ZXJ2MaICA0hXWKoCDEhlYWR3YXRlci5WMcoCDEhlYWR3YXRlclxWMeoCDUhlYWR3YXRlcjo6VjFiBnByb3RvMw", [file_google_protobuf_duration, file_headwater_v1_deployments, file_headwater_v1_flow_runs]);
+  fileDesc("ChpoZWFkd2F0ZXIvdjEvd29ya2Vycy5wcm90bxIMaGVhZHdhdGVyLnYxIr4BCg9Qb2xsUnVuc1JlcXVlc3QSEwoLd29ya2VyX25hbWUYASABKAkSFgoOd29ya19wb29sX25hbWUYAiABKAkSGAoQd29ya19xdWV1ZV9uYW1lcxgDIAMoCRIWCg5kZXBsb3ltZW50X2lkcxgEIAMoCRIQCghtYXhfcnVucxgFIAEoBRInCgR3YWl0GAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhEKCXdvcmtlcl9pZBgHIAEoCSI6ChBQb2xsUnVuc1Jlc3BvbnNlEiYKBHJ1bnMYASADKAsyGC5oZWFkd2F0ZXIudjEuQ2xhaW1lZFJ1biJjCgpDbGFpbWVkUnVuEicKCGZsb3dfcnVuGAEgASgLMhUuaGVhZHdhdGVyLnYxLkZsb3dSdW4SLAoKZGVwbG95bWVudBgCIAEoCzIYLmhlYWR3YXRlci52MS5EZXBsb3ltZW50IlAKEEhlYXJ0YmVhdFJlcXVlc3QSEwoLd29ya2VyX25hbWUYASABKAkSFAoMZmxvd19ydW5faWRzGAIgAygJEhEKCXdvcmtlcl9pZBgDIAEoCSIwChFIZWFydGJlYXRSZXNwb25zZRIbChNjYW5jZWxfZmxvd19ydW5faWRzGAEgAygJMqgBCg1Xb3JrZXJTZXJ2aWNlEkkKCFBvbGxSdW5zEh0uaGVhZHdhdGVyLnYxLlBvbGxSdW5zUmVxdWVzdBoeLmhlYWR3YXRlci52MS5Qb2xsUnVuc1Jlc3BvbnNlEkwKCUhlYXJ0YmVhdBIeLmhlYWR3YXRlci52MS5IZWFydGJlYXRSZXF1ZXN0Gh8uaGVhZHdhdGVyLnYxLkhlYXJ0YmVhdFJlc3BvbnNlQp0BChBjb20uaGVhZHdhdGVyLnYxQgxXb3JrZXJzUHJvdG9QAVpFZ2l0aHViLmNvbS9oZWFkd2F0ZXIvaGVhZHdhdGVyL2dvX2NsaWVudC9nZW4vaGVhZHdhdGVyL3YxO2hlYWR3YXRlcnYxogIDSFdYqgIMSGVhZHdhdGVyLlYxygIMSGVhZHdhdGVyXFYx6gINSGVhZHdhdGVyOjpWMWIGcHJvdG8z", [file_google_protobuf_duration, file_headwater_v1_deployments, file_headwater_v1_flow_runs]);
 
 /**
  * PollRunsRequest is the input of PollRuns. It names where to take runs from: a work pool
@@ -67,6 +67,18 @@ export type PollRunsRequest = Message<"headwater.v1.PollRunsRequest"> & {
    * @generated from field: google.protobuf.Duration wait = 6;
    */
   wait?: Duration | undefined;
+
+  /**
+   * A UUID the worker picked for itself when it started (a new one per process). With it, the
+   * runs this poll claims are leased to the worker: they stay its while its heartbeats (with
+   * the same id) come; once none came for the server's lease period
+   * (HEADWATER_WORKER_LEASE_SECONDS), those it has not started yet (still PENDING) go back to
+   * SCHEDULED for another worker. Empty: the runs are not leased, and stay PENDING if the
+   * worker dies before starting them.
+   *
+   * @generated from field: string worker_id = 7;
+   */
+  workerId: string;
 };
 
 /**
@@ -145,6 +157,14 @@ export type HeartbeatRequest = Message<"headwater.v1.HeartbeatRequest"> & {
    * @generated from field: repeated string flow_run_ids = 2;
    */
   flowRunIds: string[];
+
+  /**
+   * The worker's id, as in PollRunsRequest: the heartbeat renews its lease on the runs it
+   * claimed. Empty renews nothing.
+   *
+   * @generated from field: string worker_id = 3;
+   */
+  workerId: string;
 };
 
 /**
@@ -193,7 +213,7 @@ export const WorkerService: GenService<{
    * When no run is due the call is held up to `wait` and answers the moment one becomes due
    * or is created (an empty answer after `wait`, or before the caller's deadline).
    * Errors: INVALID_ARGUMENT (neither or both of a work pool and deployment ids, malformed
-   * ids or names, `max_runs` or `wait` out of range), NOT_FOUND (unknown work pool, queue or
+   * ids (also `worker_id`) or names, `max_runs` or `wait` out of range), NOT_FOUND (unknown work pool, queue or
    * deployment), UNAVAILABLE (the server is shutting down).
    *
    * @generated from rpc headwater.v1.WorkerService.PollRuns
@@ -204,9 +224,11 @@ export const WorkerService: GenService<{
     output: typeof PollRunsResponseSchema;
   },
   /**
-   * Heartbeat tells the service that a worker is alive and which runs it is running; the
-   * answer lists those the service wants stopped (being cancelled, or already final).
-   * Errors: INVALID_ARGUMENT (empty or malformed name, malformed or too many run ids).
+   * Heartbeat tells the service that a worker is alive (renewing its lease on the runs it
+   * claimed) and which runs it is running; the answer lists those the service wants stopped
+   * (being cancelled, or already final).
+   * Errors: INVALID_ARGUMENT (empty or malformed name, malformed worker id, malformed or too
+   * many run ids).
    *
    * @generated from rpc headwater.v1.WorkerService.Heartbeat
    */

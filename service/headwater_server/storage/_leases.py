@@ -1,0 +1,169 @@
+"""Worker leases: the runs a worker claimed are its while it sends heartbeats.
+
+A worker (a serving process or ``headwater worker start``) that names itself with a
+``worker_id`` has a ``workers`` row, refreshed by its claims and heartbeats. Each run it claims
+carries its id in ``flow_runs.engine_id`` (the column that names who is responsible for moving
+a run on) until the run's own engine starts it and takes that over (see
+``servicers.engine``). When a worker is unheard of for longer than the lease period, it is
+gone: its runs still PENDING (claimed, never started) go back to SCHEDULED, owned by nobody,
+so another worker claims them; its row is deleted. Runs its subprocesses started belong to
+their engines, whose death the engine liveness handles (``headwater_server.liveness``).
+
+These are not hot-path statements: a row write per claim and per heartbeat (once a second per
+worker), and a release only for dead workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from headwater.v1 import flow_runs_pb2, states_pb2
+from sqlalchemy import Engine, bindparam, delete, literal_column, select, update
+
+from headwater_server.orchestration import rules
+from headwater_server.storage import convert
+from headwater_server.storage._proposals import ProposalsMixin
+from headwater_server.storage.fastpath import Prepared, RawTransaction
+from headwater_server.storage.schema import flow_runs, workers
+from headwater_server.storage.statements import FLOW_RUN
+
+__all__ = ["DeadWorker", "LeasesMixin"]
+
+_NAME_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class DeadWorker:
+    """A worker whose lease ran out, and the runs it claimed that went back to SCHEDULED."""
+
+    id: str
+    name: str
+    last_heartbeat_time: int
+    released: list[flow_runs_pb2.FlowRun] = field(default_factory=list)
+
+
+class _LeaseStatements:
+    """The lease statements, compiled once per repository for its dialect."""
+
+    def __init__(self, engine: Engine) -> None:
+        if engine.dialect.name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
+        upsert = insert(workers).values(
+            id=bindparam("b_id"),
+            name=bindparam("b_name"),
+            last_heartbeat_time=bindparam("b_now"),
+        )
+        self.seen = Prepared(
+            upsert.on_conflict_do_update(
+                index_elements=[workers.c.id],
+                set_={
+                    "name": upsert.excluded.name,
+                    "last_heartbeat_time": upsert.excluded.last_heartbeat_time,
+                },
+            ),
+            engine,
+        )
+        self.own = Prepared(
+            update(flow_runs)
+            .where(flow_runs.c.id == bindparam("b_id"))
+            .values(engine_id=bindparam("b_owner")),
+            engine,
+        )
+        self.claimed = Prepared(
+            select(flow_runs.c.id)
+            .where(
+                flow_runs.c.engine_id == bindparam("b_worker"),
+                flow_runs.c.state_type == literal_column(str(int(rules.PENDING))),
+            )
+            .order_by(flow_runs.c.scheduled_time),
+            engine,
+        )
+        self.forget = Prepared(
+            delete(workers).where(
+                workers.c.id == bindparam("b_id"),
+                workers.c.last_heartbeat_time == bindparam("b_seen"),
+            ),
+            engine,
+        )
+
+
+class LeasesMixin(ProposalsMixin):
+    """Worker rows, the lease on the runs a worker claims, and releasing dead workers' runs."""
+
+    @cached_property
+    def _lease_statements(self) -> _LeaseStatements:
+        return _LeaseStatements(self._engine)
+
+    def worker_seen(self, worker_id: str, worker_name: str) -> None:
+        """Record a heartbeat of ``worker_id``: its lease on its claimed runs is renewed."""
+        with self._write_raw() as conn:
+            self._worker_seen(conn, worker_id, worker_name, convert.now_us())
+
+    def _worker_seen(
+        self, conn: RawTransaction, worker_id: str, worker_name: str, now: int
+    ) -> None:
+        values = {"b_id": worker_id, "b_name": worker_name[:_NAME_LENGTH], "b_now": now}
+        conn.execute(self._lease_statements.seen, values)
+
+    def _lease(
+        self, conn: RawTransaction, worker_id: str, worker_name: str, run_ids: Sequence[str]
+    ) -> None:
+        """Make ``worker_id`` the holder of the runs it just claimed, in the claim's transaction."""
+        self._worker_seen(conn, worker_id, worker_name, convert.now_us())
+        own = self._lease_statements.own
+        for run_id in run_ids:
+            conn.execute(own, {"b_id": run_id, "b_owner": worker_id})
+
+    def release_dead_workers(
+        self, lease_us: int, why: Callable[[str], str], limit: int = 100
+    ) -> list[DeadWorker]:
+        """Workers unheard of for ``lease_us``: their PENDING runs go back to SCHEDULED.
+
+        Each run moves through the ordinary proposal (a history row, a new sequence), owned by
+        nobody again, with the message ``why(worker name)``; a run that changed meanwhile (its
+        engine started it) is left alone. A worker's row is deleted only if no heartbeat came
+        while its runs were released.
+        """
+        now = convert.now_us()
+        with self._read() as read:
+            rows = read.execute(
+                select(workers)
+                .where(workers.c.last_heartbeat_time < now - lease_us)
+                .order_by(workers.c.last_heartbeat_time)
+                .limit(limit)
+            ).all()
+        dead = []
+        for row in rows:
+            worker = DeadWorker(row.id, row.name, row.last_heartbeat_time)
+            with self._write_raw() as conn:
+                self._release(conn, worker, why(worker.name))
+                conn.execute(
+                    self._lease_statements.forget,
+                    {"b_id": worker.id, "b_seen": worker.last_heartbeat_time},
+                )
+            dead.append(worker)
+        return dead
+
+    def _release(self, conn: RawTransaction, worker: DeadWorker, message: str) -> None:
+        statements = self._lease_statements
+        raw = self._raw[FLOW_RUN]
+        proposal = rules.Proposal(type=rules.SCHEDULED, message=message)
+        state = states_pb2.State(type=states_pb2.STATE_TYPE_SCHEDULED, message=message)
+        for found in conn.all(statements.claimed, {"b_worker": worker.id}):
+            current = conn.first(raw.lock_run, {"id": found["id"], "key": None})
+            if (
+                current is None
+                or current["state_type"] != rules.PENDING
+                or current["engine_id"] != worker.id
+            ):
+                continue  # started or ended since it was read
+            result, run, _ = self._decide_and_apply(
+                conn, FLOW_RUN, current, state, proposal, convert.now_us()
+            )
+            if result.decision == states_pb2.DECISION_ACCEPT:
+                conn.execute(statements.own, {"b_id": run.id, "b_owner": None})
+                worker.released.append(run)
