@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from grpc_health.v1.health import aio as health_aio
 
     from headwater_server.storage.database import Database
+    from headwater_server.storage.notify import PostgresNotifier
 
 logger = logging.getLogger("headwater_server")
 
@@ -90,6 +91,7 @@ class RunningServer:
     _stopped: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     _stopping: bool = field(default=False, repr=False)
     _upkeep: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
+    _notifier: PostgresNotifier | None = field(default=None, repr=False)
 
     async def stop(self, grace: float = DEFAULT_GRACE_SECONDS) -> None:
         """Stop serving: health NOT_SERVING, streams end UNAVAILABLE, in-flight calls finish.
@@ -115,6 +117,8 @@ class RunningServer:
             for task in self._upkeep:
                 task.cancel()
             await asyncio.gather(*self._upkeep, return_exceptions=True)
+            if self._notifier is not None:
+                await self._notifier.stop()
             await asyncio.to_thread(self._backend.db.close)
             self._stopped.set()
 
@@ -166,8 +170,11 @@ async def start_server(
             f"{_sentence(_database_problem(exc))} Check the URL (--database-url or "
             "HEADWATER_DATABASE_URL) and that the database server is up."
         ) from exc
+    notifier = None
     try:
-        backend = Backend(db=db, hub=EventHub(_last_sequence_reader(db)))
+        hub = EventHub(_last_sequence_reader(db), _wake_recheck_seconds(settings, db))
+        backend = Backend(db=db, hub=hub)
+        notifier = await _start_notifier(db, hub)
         interceptors = _interceptors(tracer_provider)
         options = (
             *SERVER_OPTIONS,
@@ -183,6 +190,8 @@ async def start_server(
         for name in ("", *SERVICE_NAMES):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     except BaseException:
+        if notifier is not None:
+            await notifier.stop()
         await asyncio.to_thread(db.close)
         raise
     bound = _with_port(address, port)
@@ -195,7 +204,33 @@ async def start_server(
         _backend=backend,
         _health=health_servicer,
         _upkeep=upkeep,
+        _notifier=notifier,
     )
+
+
+# How long waiters go without looking in storage when nothing notified them (see settings).
+_SQLITE_WAKE_RECHECK_SECONDS = 1.0
+_POSTGRES_WAKE_RECHECK_SECONDS = 10.0
+
+
+def _wake_recheck_seconds(settings: ServerSettings, db: Database) -> float:
+    if settings.wake_recheck_seconds is not None:
+        return settings.wake_recheck_seconds
+    if db.dialect == "postgresql":
+        return _POSTGRES_WAKE_RECHECK_SECONDS
+    return _SQLITE_WAKE_RECHECK_SECONDS
+
+
+async def _start_notifier(db: Database, hub: EventHub) -> PostgresNotifier | None:
+    """On PostgreSQL, connect this server's hub with the other servers' (LISTEN/NOTIFY)."""
+    if db.dialect != "postgresql":
+        return None  # SQLite has no such channel: the waiters' re-check covers other processes
+    from headwater_server.storage.notify import PostgresNotifier, connect_kwargs
+
+    notifier = PostgresNotifier(connect_kwargs(db.engine), hub.from_peers())
+    await notifier.start()
+    hub.relay = notifier
+    return notifier
 
 
 def _start_upkeep(backend: Backend, settings: ServerSettings) -> list[asyncio.Task[None]]:

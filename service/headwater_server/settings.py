@@ -25,6 +25,9 @@ nothing else in the service reads ``os.environ``.
   with it, as the embedded one does) before its runs end CRASHED; default 10.
 - ``HEADWATER_CANCELLING_TIMEOUT_SECONDS``: how long a CANCELLING run that no live engine runs
   waits before it ends CANCELLED; default 30.
+- ``HEADWATER_WAKE_RECHECK_SECONDS``: how often a waiting long poll, watch or concurrency-slot
+  wait looks in storage for changes no notification announced; default 1 on SQLite, 10 on
+  PostgreSQL (where servers notify each other).
 
 As in the SDK, names are matched case-insensitively and an exported-but-empty variable means
 unset. Every bad value is reported at once, each naming its variable.
@@ -143,6 +146,7 @@ _NUMBERS: dict[str, _Number] = {
     "engine_grace_seconds": _POSITIVE_SECONDS,
     "engine_timeout_seconds": _POSITIVE_SECONDS,
     "cancelling_timeout_seconds": _POSITIVE_SECONDS,
+    "wake_recheck_seconds": _POSITIVE_SECONDS,
 }
 
 # Setting -> how its variable's text becomes the value (ValueError says what would fit).
@@ -152,8 +156,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     **{name: number.parse for name, number in _NUMBERS.items()},
 }
 
-# Settings where None is a value: the retention is off.
-_OPTIONAL = {"run_retention_seconds", "log_retention_seconds"}
+# Settings where None is a value: the retention is off, or the server picks per database.
+_OPTIONAL = {"run_retention_seconds", "log_retention_seconds", "wake_recheck_seconds"}
 
 
 @dataclass(frozen=True)
@@ -194,6 +198,11 @@ class ServerSettings:
         scheduler_min_ahead_seconds: Runs due within this time ahead are always created (up to
             ``scheduler_max_runs``), so a frequent schedule never runs dry between passes.
         scheduler_max_ahead_seconds: No run further ahead than this is created.
+        wake_recheck_seconds: How long a waiter (a worker's long poll, a watch, a run held
+            waiting for a concurrency slot) waits for a notification before it looks in storage
+            anyway. Notifications cover this server's writes, and on PostgreSQL other servers'
+            too (LISTEN/NOTIFY), so this is a last resort; None picks 1 s on SQLite (other
+            processes on the file cannot notify) and 10 s on PostgreSQL.
 
     Raises:
         ServerSettingsError: A value is out of range (also from ``dataclasses.replace``).
@@ -216,6 +225,7 @@ class ServerSettings:
     engine_grace_seconds: float = DEFAULT_ENGINE_GRACE_SECONDS
     engine_timeout_seconds: float = DEFAULT_ENGINE_TIMEOUT_SECONDS
     cancelling_timeout_seconds: float = DEFAULT_CANCELLING_TIMEOUT_SECONDS
+    wake_recheck_seconds: float | None = None
 
     def __post_init__(self) -> None:
         problems = []
