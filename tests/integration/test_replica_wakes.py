@@ -2,8 +2,9 @@
 
 Both servers run with a wake re-check of 300 s (``HEADWATER_WAKE_RECHECK_SECONDS``), far longer
 than any wait here, and mark no run Late, so neither storage re-reads nor a local change can
-explain a waiter waking: only a notification from the other server can. Each waiter holds for :data:`HELD_SECONDS`; it must answer within half of
-that, so an answer at the end of its hold (which re-reads storage once more) cannot pass.
+explain a waiter waking: only a notification from the other server can. Each waiter holds for
+:data:`HELD_SECONDS`; it must answer within half of that, so an answer at the end of its hold
+(which re-reads storage once more) cannot pass.
 """
 
 from __future__ import annotations
