@@ -80,7 +80,10 @@ def test_deployment_ls_and_inspect(
         assert f"{flow}/nightly" in out and deployment.id in out
         assert "enforced (1 parameters)" in out
         assert "Schedules (1)" in out and deployment.schedules[0].id in out
-        assert "Recent runs (1)" in out and run.id in out
+        # The run made here, and any the scheduler made ahead for the hourly schedule meanwhile.
+        recent = re.search(r"Recent runs \((\d+)\)\n(.*)", out, flags=re.S)
+        assert recent is not None and run.id in recent.group(2)
+        assert len(recent.group(2).strip().splitlines()) == 1 + int(recent.group(1))
 
 
 class _Every:
