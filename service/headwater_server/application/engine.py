@@ -12,7 +12,7 @@ shutdown.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,9 @@ class EngineOperation:
     """The key of the request's run (operations with one key run in order), or None."""
     barrier: bool = False
     """Wait for every operation received before this one on the stream, whatever its run."""
+    run_owned: Callable[..., Awaitable[Any]] | None = None
+    """`run` with ``engine_id=``: the run it creates is owned by that engine from the same
+    transaction (a separate ownership write cost every flow call a transaction)."""
 
 
 def _no_key(request: Any) -> str | None:
@@ -62,7 +65,9 @@ def _logs_key(request: Any) -> str | None:
 
 # Operation name (the ConnectRequest/ConnectResponse oneof field) -> how to run it.
 OPERATIONS: dict[str, EngineOperation] = {
-    "create_flow_run": EngineOperation(flow_runs.create_flow_run, _no_key),
+    "create_flow_run": EngineOperation(
+        flow_runs.create_flow_run, _no_key, run_owned=flow_runs.create_flow_run
+    ),
     "set_flow_run_state": EngineOperation(
         flow_runs.set_flow_run_state, lambda r: f"flow_run:{r.flow_run_id}", barrier=True
     ),

@@ -20,11 +20,15 @@ def _announce(backend: Backend, run: flow_runs_pb2.FlowRun) -> None:
 
 
 async def create_flow_run(
-    backend: Backend, request: flow_runs_pb2.CreateFlowRunRequest
+    backend: Backend,
+    request: flow_runs_pb2.CreateFlowRunRequest,
+    *,
+    engine_id: str | None = None,
 ) -> flow_runs_pb2.CreateFlowRunResponse:
     """Create a run of a flow (named or by id), PENDING unless a SCHEDULED state is given.
 
-    A flow named for the first time is registered with the run.
+    A flow named for the first time is registered with the run. ``engine_id``: the engine
+    stream that creates it, which owns it from the start (its death ends the run).
     """
     which = checks.one_of(
         "flow_id", request.WhichOneof("flow"), "'flow_id' (a flow's UUID) or 'flow_name'"
@@ -38,7 +42,7 @@ async def create_flow_run(
     checks.optional_uuid("parent_flow_run_id", request.parent_flow_run_id)
     checks.optional_uuid("parent_task_run_id", request.parent_task_run_id)
     checks.new_run(request)
-    response = await backend.db.run(backend.db.repository.create_flow_run, request)
+    response = await backend.db.run(backend.db.repository.create_flow_run, request, engine_id)
     _announce(backend, response.flow_run)
     return response
 

@@ -120,6 +120,8 @@ class EngineSession:
             return
         assert kind is not None  # an entry was found for it
         handler = entry.run
+        if self.engine_id is not None and entry.run_owned is not None:
+            handler = functools.partial(entry.run_owned, engine_id=self.engine_id)
         operation = getattr(request, kind)
         key = entry.ordering_key(operation)
         previous: tuple[asyncio.Task[None], ...] = ()
@@ -206,11 +208,13 @@ class EngineSession:
         """
         flow_run_ids: list[str] = []
         task_run_ids: list[str] = []
-        if kind == "create_flow_run" or kind == "set_flow_run_state":
+        if kind == "create_flow_run":
+            self._owned.add(result.flow_run.id)  # written with the run (`run_owned`)
+            return
+        if kind == "set_flow_run_state":
             run = result.flow_run
             if run.id not in self._owned and (
-                kind == "create_flow_run"
-                or run.state.type == _RUNNING
+                run.state.type == _RUNNING
                 # Waiting for a slot: this engine runs it once one frees, or its death ends it.
                 or run.state.name == rules.AWAITING_CONCURRENCY_SLOT
             ):

@@ -36,9 +36,10 @@ class FlowRunsMixin(RepositoryBase):
     """Flow runs apart from state changes: create, read, list, update, delete, events."""
 
     def create_flow_run(
-        self, req: flow_runs_pb2.CreateFlowRunRequest
+        self, req: flow_runs_pb2.CreateFlowRunRequest, engine_id: str | None = None
     ) -> flow_runs_pb2.CreateFlowRunResponse:
-        """Create a flow run (registering its flow by name if needed) in its initial state."""
+        """Create a flow run (registering its flow by name if needed) in its initial state,
+        owned by ``engine_id`` when an engine stream creates it (see `EnginesMixin`)."""
         which = req.WhichOneof("flow")
         flow_id = canonical_id(req.flow_id) if which == "flow_id" else None
         flow_name = req.flow_name if which == "flow_name" else None
@@ -82,6 +83,7 @@ class FlowRunsMixin(RepositoryBase):
                     "tags": tags,
                     **convert.policy_columns(req.policy),
                     **self._initial_run_values(initial, now),
+                    "engine_id": engine_id,
                 }
                 # A reused idempotency_key is left to the unique constraint (answered below):
                 # checking first would cost every create a query for the rare conflict.

@@ -195,7 +195,8 @@ def insert_flow_if_new(dialect: str) -> Insert:
 
 
 def _insert_keys(table: Any) -> list[str]:
-    """The columns a create writes: all but ``engine_id``, which the owning stream sets."""
+    """The columns a task run create writes: all but ``engine_id``, which the owning stream
+    sets when the run starts (only task runs outside any flow have an owner)."""
     return [c.key for c in table.c if c.key != "engine_id"]
 
 
@@ -219,8 +220,8 @@ class RawCreateStatements:
         self.task_run_exists = Prepared(
             select(task_runs.c.id).where(task_runs.c.id == bindparam("id")), engine
         )
-        # engine_id is set apart, by the engine stream that owns the run (`EnginesMixin`).
-        self.insert_flow_run = Prepared(INSERT_FLOW_RUN, engine, _insert_keys(flow_runs))
+        # A flow run's owner is written with it; a task run's apart (`EnginesMixin`).
+        self.insert_flow_run = Prepared(INSERT_FLOW_RUN, engine, [c.key for c in flow_runs.c])
         self.insert_task_run = Prepared(INSERT_TASK_RUN, engine, _insert_keys(task_runs))
 
 
