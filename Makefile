@@ -4,6 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TS_STAMP := typescript_client/node_modules/.installed
 
 .PHONY: install demo test test-fast lint protos check-protos bench clean venv-elsewhere
 
@@ -34,33 +35,44 @@ $(STAMP): pyproject.toml Makefile $(VENV_ELSEWHERE)
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
-test: $(STAMP)
+test: $(STAMP) $(TS_STAMP)
 	bash scripts/ensure-postgres
 	bash scripts/ensure-graphviz
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/buf lint protos
+	cd typescript_client && npm test
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(TS_STAMP)
 	$(BIN)/python -m pytest -m "not integration and not postgres"
 
-lint: $(STAMP)
+lint: $(STAMP) $(TS_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/buf lint protos
+	cd typescript_client && npx tsc -p tsconfig.json && npx tsc -p tsconfig.test.json --noEmit
 
 # Regenerates the Python stubs and the descriptor image from protos/. The output is committed;
 # tests/protos/test_generated_fresh.py fails when it is stale.
-protos: $(STAMP)
+# The TypeScript client's typescript_client/src/gen too, with its pinned protoc-gen-es.
+protos: $(STAMP) $(TS_STAMP)
 	scripts/generate-protos
+
+# The TypeScript client's packages, exactly as its committed package-lock.json pins them (the
+# protoc-gen-es that `make protos` runs among them); `npm ci` also compiles dist/ through the
+# package's prepare script. Reinstalled whenever the lock file or package.json changes.
+$(TS_STAMP): typescript_client/package.json typescript_client/package-lock.json
+	cd typescript_client && npm ci --no-audit --no-fund
+	touch $(TS_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .bench .pytest_cache .ruff_cache
+	rm -rf typescript_client/node_modules typescript_client/dist typescript_client/build
 
 # Never a file: listed as a prerequisite of the stamp only when the venv must be rebuilt.
 venv-elsewhere: ;

@@ -7,6 +7,7 @@ suite regenerates everything into a temporary directory and compares bytes.
 from __future__ import annotations
 
 import filecmp
+import os
 import subprocess
 from pathlib import Path
 
@@ -14,15 +15,18 @@ ROOT = Path(__file__).resolve().parents[2]
 GENERATED = ROOT / "python_client" / "headwater" / "v1"
 IMAGE = ROOT / "protos" / "headwater.binpb"
 SERVER_IMAGE = ROOT / "service" / "headwater_server" / "headwater.binpb"
+TS_GENERATED = ROOT / "typescript_client" / "src" / "gen"
 
 
 def test_generated_code_and_image_match_protos(tmp_path: Path) -> None:
     image = tmp_path / "headwater.binpb"
     server_image = tmp_path / "server-headwater.binpb"
+    ts_out = tmp_path / "ts"
     subprocess.run(
         [str(ROOT / "scripts" / "generate-protos"), str(tmp_path), str(image), str(server_image)],
         check=True,
         capture_output=True,
+        env={**os.environ, "TS_OUT": str(ts_out)},
     )
     fresh = tmp_path / "headwater" / "v1"
     fresh_names = sorted(p.name for p in fresh.glob("*_pb2*"))
@@ -37,9 +41,25 @@ def test_generated_code_and_image_match_protos(tmp_path: Path) -> None:
         "service/headwater_server/headwater.binpb (the image reflection serves) is stale: run "
         "`make protos` and commit it"
     )
+    fresh_ts, committed_ts = _tree(ts_out), _tree(TS_GENERATED)
+    stale_ts = sorted(
+        n for n in fresh_ts.keys() | committed_ts.keys() if fresh_ts.get(n) != committed_ts.get(n)
+    )
+    assert not stale_ts, (
+        f"stale TypeScript code {stale_ts}: run `make protos` and commit the result"
+    )
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` by relative path, with its bytes."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 def test_every_proto_file_is_generated() -> None:
     protos = sorted(p.stem for p in (ROOT / "protos" / "headwater" / "v1").glob("*.proto"))
     generated = sorted(p.name.removesuffix("_pb2.py") for p in GENERATED.glob("*_pb2.py"))
     assert protos == generated
+    ts = sorted(
+        p.name.removesuffix("_pb.ts") for p in (TS_GENERATED / "headwater" / "v1").glob("*")
+    )
+    assert protos == ts
