@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from headwater._flows import Flow, flow, serve
     from headwater._logging import get_run_logger
     from headwater._runs import FlowRun
+    from headwater._serve.deploy import deploy
     from headwater._states import (
         FINAL_STATE_TYPES,
         AwaitingConcurrencySlot,
@@ -85,6 +86,7 @@ __all__ = [
     "Task",
     "__version__",
     "allow_failure",
+    "deploy",
     "flow",
     "get_run_context",
     "get_run_logger",
@@ -99,6 +101,7 @@ _LAZY_ATTRIBUTES = {
     "flow": "headwater._flows",
     "Flow": "headwater._flows",
     "serve": "headwater._flows",
+    "deploy": "headwater._serve.deploy",
     "FlowRun": "headwater._runs",
     "task": "headwater._tasks",
     "Task": "headwater._tasks",

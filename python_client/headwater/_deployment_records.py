@@ -73,6 +73,7 @@ class Deployment:
         path: The directory the entrypoint is relative to, else None.
         git_url: The git repository the code is cloned from, else None.
         git_branch: The branch (or tag) of that repository, else None.
+        git_commit: The commit of that repository to check out, else None (the branch's head).
         parameters: Default parameters.
         parameter_openapi_schema: The JSON Schema of the flow's parameters (as Prefect calls it).
         enforce_parameter_schema: Whether runs' parameters must satisfy that schema.
@@ -112,6 +113,7 @@ class Deployment:
     created: _dt.datetime | None = None
     updated: _dt.datetime | None = None
     raw: Any = field(default=None, repr=False, compare=False)
+    git_commit: str | None = None
 
     @property
     def full_name(self) -> str:

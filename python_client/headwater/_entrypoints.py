@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import ast
 import builtins
-import contextlib
-import hashlib
 import importlib
 import importlib.util
 import logging
 import os
 import sys
-import threading
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from headwater._flows import LOADER_MODULE_PREFIX, Flow, _file_hash
+from headwater._flows import Flow, _file_hash
+from headwater._scripts import (
+    LOADER_MODULE_PREFIX,
+    get_attribute_path,
+    import_flow,
+    load_script_as_module,
+    script_paths,
+)
+from headwater._scripts import split_entrypoint as _split_entrypoint
 from headwater.exceptions import MissingFlowError, ScriptError, UnspecifiedFlowError
 
 __all__ = [
@@ -55,100 +59,6 @@ DEFAULT_FLOW_ARGUMENTS = frozenset(
     }
 )
 
-# sys.path is process-wide; two threads loading scripts must not undo each other's entries.
-_sys_path_lock = threading.RLock()
-
-
-# -- parsing entrypoints ---------------------------------------------------------------------
-
-
-def _split_entrypoint(entrypoint: str) -> tuple[str, str, bool]:
-    """Split into (file path or module name, object name, is_file).
-
-    The last ``:`` separates a file path from the object, so a Windows drive letter
-    (``C:\\flows\\etl.py:main``) stays part of the path.
-    """
-    if ":" in entrypoint:
-        path, name = entrypoint.rsplit(":", maxsplit=1)
-        if path and name:
-            return path, name, True
-    elif "." in entrypoint:
-        module, name = entrypoint.rsplit(".", maxsplit=1)
-        if module and name:
-            return module, name, False
-    raise ValueError(
-        f"Invalid entrypoint {entrypoint!r}. Use 'path/to/file.py:flow_function' or "
-        "'package.module.flow_function'."
-    )
-
-
-@contextlib.contextmanager
-def _script_paths(path: Path) -> Iterator[None]:
-    """Let a script import its neighbours (and the working directory's modules) while it runs."""
-    entries = [str(path.resolve().parent), os.getcwd()]
-    with _sys_path_lock:
-        for entry in reversed(entries):
-            sys.path.insert(0, entry)
-        try:
-            yield
-        finally:
-            for entry in entries:
-                with contextlib.suppress(ValueError):
-                    sys.path.remove(entry)
-
-
-def _loader_module_name(path: Path) -> str:
-    """A module name unique to the script's path, so loading two scripts keeps both."""
-    digest = hashlib.md5(str(path.resolve()).encode(), usedforsecurity=False).hexdigest()[:12]
-    return f"{LOADER_MODULE_PREFIX}_{digest}__"
-
-
-def _load_script_as_module(path: str) -> ModuleType:
-    """Run a Python file as a fresh module and return it.
-
-    Raises:
-        ScriptError: The file is missing or raised while running; ``user_exc`` holds why.
-    """
-    script = Path(path)
-    module_name = _loader_module_name(script)
-    try:
-        spec = importlib.util.spec_from_file_location(module_name, script)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"{path!r} is not a Python file that can be loaded")
-        module = importlib.util.module_from_spec(spec)
-        # Registered while it runs, as imports do, so dataclasses and pickling inside work.
-        sys.modules[module_name] = module
-        with _script_paths(script):
-            spec.loader.exec_module(module)
-    except Exception as exc:
-        sys.modules.pop(module_name, None)
-        raise ScriptError(user_exc=exc, path=path) from exc
-    return module
-
-
-def _get_attribute_path(target: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        target = getattr(target, part)
-    return target
-
-
-def _import_object(entrypoint: str) -> Any:
-    """Run the entrypoint's file (or import its module) and return the named object.
-
-    Raises:
-        ScriptError: Running the file or importing the module raised.
-        AttributeError: The file or module has no such object.
-    """
-    location, name, is_file = _split_entrypoint(entrypoint)
-    if is_file:
-        module = _load_script_as_module(location)
-    else:
-        try:
-            module = importlib.import_module(location)
-        except Exception as exc:
-            raise ScriptError(user_exc=exc, path=location) from exc
-    return _get_attribute_path(module, name)
-
 
 def load_flow_from_entrypoint(entrypoint: str, use_placeholder_flow: bool = True) -> Flow[..., Any]:
     """Load a flow by running the code at an entrypoint.
@@ -166,27 +76,15 @@ def load_flow_from_entrypoint(entrypoint: str, use_placeholder_flow: bool = True
         ScriptError: Running the script raised, and no flow could be loaded without it.
         MissingFlowError: No such function, or it is not decorated with ``@flow``.
     """
-    location, func_name, _ = _split_entrypoint(entrypoint)
     try:
-        loaded = _import_object(entrypoint)
-    except AttributeError as exc:
-        raise MissingFlowError(
-            f"Flow function with name {func_name!r} not found in {location!r}. "
-            "Check the spelling of the entrypoint."
-        ) from exc
+        return import_flow(entrypoint, Flow)
     except ScriptError:
         if not use_placeholder_flow:
             raise
         loaded = safe_load_flow_from_entrypoint(entrypoint)
         if loaded is None:
             raise
-
-    if not isinstance(loaded, Flow):
-        raise MissingFlowError(
-            f"Function with name {func_name!r} is not a flow. Make sure that it is "
-            "decorated with '@flow'."
-        )
-    return loaded
+        return loaded
 
 
 def load_flows_from_script(path: str) -> list[Flow[..., Any]]:
@@ -195,7 +93,7 @@ def load_flows_from_script(path: str) -> list[Flow[..., Any]]:
     Raises:
         ScriptError: Running the script raised.
     """
-    module = _load_script_as_module(path)
+    module = load_script_as_module(path)
     return [value for value in vars(module).values() if isinstance(value, Flow)]
 
 
@@ -446,7 +344,7 @@ def _safe_namespace(definition: _Definition) -> dict[str, Any]:
         "__file__": str(path),
         "__builtins__": builtins,
     }
-    with _script_paths(path):
+    with script_paths(path):
         for node in tree.body:
             if _is_main_guard(node):
                 continue
@@ -529,7 +427,7 @@ def safe_load_flow_from_entrypoint(entrypoint: str) -> Flow[..., Any] | None:
         namespace = _safe_namespace(definition)
         object_path = _split_entrypoint(entrypoint)[1]
         try:
-            candidate = _get_attribute_path(_Namespace(namespace), object_path)
+            candidate = get_attribute_path(_Namespace(namespace), object_path)
         except AttributeError:
             candidate = None
         if isinstance(candidate, Flow):

@@ -11,14 +11,16 @@ import datetime
 import hashlib
 import inspect
 import types
+import uuid
 from collections.abc import Callable, Coroutine, Iterable
 from copy import copy
 from functools import partial, update_wrapper
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from headwater import _parameters
 from headwater._results import validate_serializer, validate_storage
+from headwater._scripts import LOADER_MODULE_PREFIX
 from headwater._serve.deployments import serve
 from headwater._visualize import DotText, active_graph
 from headwater.exceptions import InvalidNameError, ReservedArgumentError
@@ -49,9 +51,6 @@ DEFAULT_RETRY_DELAY_SECONDS: int | float = 0
 #: Names a flow function cannot use for a parameter: ``Flow.__call__`` takes them itself.
 RESERVED_ARGUMENTS = ("return_state", "wait_for")
 
-#: Module names given to scripts run by the entrypoint loader; such flows are identified by
-#: their file path instead, which is what a later process can load again.
-LOADER_MODULE_PREFIX = "__headwater_loader"
 
 _HOOK_NAMES = ("on_completion", "on_failure", "on_cancellation", "on_crashed", "on_running")
 
@@ -726,18 +725,149 @@ class Flow(Generic[P, R]):
             limit=limit,
         )
 
-    def deploy(self, name: str, *args: Any, **kwargs: Any) -> NoReturn:
-        """Not available yet: deployments arrive in a later Headwater release."""
-        _deployments_not_available(f"{self.name}.deploy()")
+    def deploy(
+        self,
+        name: str,
+        work_pool_name: str | None = None,
+        image: Any = None,
+        build: bool = True,
+        push: bool = True,
+        work_queue_name: str | None = None,
+        job_variables: dict[str, Any] | None = None,
+        interval: IntervalArgument = None,
+        cron: Iterable[str] | str | None = None,
+        rrule: Iterable[str] | str | None = None,
+        paused: bool | None = None,
+        schedules: list[Any] | None = None,
+        concurrency_limit: int | None = None,
+        triggers: list[Any] | None = None,
+        parameters: dict[str, Any] | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        version: str | None = None,
+        enforce_parameter_schema: bool = True,
+        entrypoint_type: Any = None,
+        print_next_steps: bool = True,
+        ignore_warnings: bool = False,
+    ) -> uuid.UUID:
+        """Create (or update) a deployment of this flow run by a work pool's workers.
+
+        The pool's workers (``headwater worker start --pool NAME``) run each run in a
+        subprocess loaded from the code location: this flow's file, its directory being the
+        working directory here, or the source given to `from_source`. Headwater's pools are
+        process pools, so no image is built: ``image=`` is refused with a clear message, and
+        ``build``/``push`` do nothing.
+
+        Args:
+            name: The deployment's name.
+            work_pool_name: The pool (it must exist); defaults to the
+                ``HEADWATER_DEFAULT_WORK_POOL_NAME`` setting.
+            image: Refused (no image build here).
+            build: Accepted for Prefect compatibility.
+            push: Accepted for Prefect compatibility.
+            work_queue_name: The pool's queue (None: its "default" queue; a new name creates
+                the queue).
+            job_variables: Settings for the worker's job, over the pool's base job template:
+                ``env`` (variables for the run's process) and ``working_dir``.
+            interval: Seconds (or a timedelta) between runs; several make several schedules.
+            cron: A cron expression (or several).
+            rrule: An RRULE (or several).
+            paused: Create the deployment paused.
+            schedules: Schedule objects, for time zones and more.
+            concurrency_limit: The most runs of the deployment at once.
+            triggers: Not supported.
+            parameters: Default parameters of its runs.
+            description: Defaults to the flow's description.
+            tags: Labels of the deployment and its runs.
+            version: Defaults to the flow's version.
+            enforce_parameter_schema: Refuse runs whose parameters the signature refuses.
+            entrypoint_type: Accepted for Prefect compatibility.
+            print_next_steps: Print how to start a worker and trigger a run.
+            ignore_warnings: Accepted for Prefect compatibility.
+
+        Returns:
+            The deployment's id.
+
+        Raises:
+            ValueError: ``image`` was given, no work pool was named, the pool does not exist,
+                or the arguments make no deployment (see `to_deployment`).
+        """
+        from headwater._serve.deploy import deploy, refuse_images
+
+        refuse_images(image)
+        deployment = self.to_deployment(
+            name,
+            interval=interval,
+            cron=cron,
+            rrule=rrule,
+            paused=paused,
+            schedules=schedules,
+            concurrency_limit=concurrency_limit,
+            parameters=parameters,
+            triggers=triggers,
+            description=description,
+            tags=tags,
+            version=version,
+            enforce_parameter_schema=enforce_parameter_schema,
+            work_pool_name=work_pool_name,
+            work_queue_name=work_queue_name,
+            job_variables=job_variables,
+            entrypoint_type=entrypoint_type,
+        )
+        (deployment_id,) = deploy(
+            deployment,
+            work_pool_name=work_pool_name,
+            print_next_steps_message=print_next_steps,
+            ignore_warnings=ignore_warnings,
+        )
+        return deployment_id
+
+    async def adeploy(self, name: str, *args: Any, **kwargs: Any) -> uuid.UUID:
+        """`deploy` for async code: the same arguments, awaited (the calls run in a thread)."""
+        import asyncio
+
+        return await asyncio.to_thread(self.deploy, name, *args, **kwargs)
 
     @classmethod
-    def from_source(cls, source: Any, entrypoint: str) -> NoReturn:
-        """Not available yet: loading flows from remote storage arrives with deployments.
+    def from_source(cls, source: Any, entrypoint: str) -> Flow[..., Any]:
+        """Load a flow from a directory or a git repository, to deploy or serve it from there.
 
-        To load a flow from a local file or module, use
-        `headwater.flows.load_flow_from_entrypoint`.
+        The flow remembers its source: `deploy`, `to_deployment` and `serve` record it as the
+        deployment's code location, so a worker finds the code there (a repository is cloned
+        with ``git`` before each run).
+
+        Args:
+            source: A directory, a git URL (``https://``, ``ssh://``, ``git@``, ``file://``,
+                or ending in ``.git``), or a `headwater.runner.storage.GitRepository`
+                (for a branch or commit).
+            entrypoint: ``"path/to/file.py:flow_function"``, relative to the source's root.
+
+        Returns:
+            The flow.
+
+        Raises:
+            TypeError: ``source`` is of an unsupported type.
+            ValueError: A directory that does not exist, or a malformed entrypoint.
+            RuntimeError: The repository could not be cloned (git's message is included).
+            ScriptError: The entrypoint's file failed to run.
         """
-        _deployments_not_available("Flow.from_source()")
+        from headwater._scripts import import_flow
+        from headwater._serve.source import GitRepository, clone, storage_from_source
+
+        storage = storage_from_source(source)
+        if ":" not in entrypoint:
+            raise ValueError(
+                f"Entrypoint {entrypoint!r} must be 'path/to/file.py:flow_function', relative "
+                "to the source."
+            )
+        if isinstance(storage, GitRepository):
+            root = clone(storage.url, storage.branch, storage.commit_sha)
+        else:
+            root = storage.path
+        loaded: Flow[..., Any] = import_flow(str(Path(root) / entrypoint), Flow)
+        loaded._storage = storage
+        loaded._entrypoint = entrypoint
+        return loaded
 
     def visualize(self, *args: Any, **kwargs: Any) -> DotText:
         """Draw the flow's task graph without running its tasks, as Prefect's ``visualize()``.
@@ -790,14 +920,6 @@ def serialize_parameters(fn: Callable[..., Any], parameters: dict[str, Any]) -> 
 
 
 _NO_INSTANCE = object()
-
-
-def _deployments_not_available(what: str) -> NoReturn:
-    raise NotImplementedError(
-        f"{what} is not available yet: deployments (serve, deploy, to_deployment, from_source) "
-        "arrive in a later Headwater release. For now, run the flow by calling it, e.g. "
-        "my_flow(), or load it from a file with headwater.flows.load_flow_from_entrypoint()."
-    )
 
 
 def run_flow(
@@ -940,3 +1062,7 @@ def flow(
     if isinstance(__fn, classmethod | staticmethod):
         raise TypeError(f"@{type(__fn).__name__} should be applied on top of @flow")
     return Flow(fn=__fn, **options)
+
+
+# As with Prefect, ``flow.from_source(...)`` loads a flow without a ``Flow`` import.
+flow.from_source = Flow.from_source  # type: ignore[attr-defined]

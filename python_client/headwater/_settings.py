@@ -120,6 +120,7 @@ _FIELDS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "logging_level": (_level, "INFO"),
     "log_prints": (_flag, False),
     "results_persist_by_default": (_flag, False),
+    "default_work_pool_name": (_optional_text, None),
 }
 
 
@@ -146,6 +147,8 @@ class Settings:
             ``log_prints`` unset.
         results_persist_by_default: Whether results are persisted when a flow leaves
             ``persist_result`` unset.
+        default_work_pool_name: The work pool `Flow.deploy` and `headwater.deploy` use when
+            given none.
 
     Raises:
         SettingsError: A variable (or override) holds a value that does not fit; every bad
@@ -162,6 +165,7 @@ class Settings:
     logging_level: str
     log_prints: bool
     results_persist_by_default: bool
+    default_work_pool_name: str | None
 
     def __init__(self, environ: Mapping[str, str] | None = None, **overrides: Any) -> None:
         unknown = sorted(set(overrides) - set(_FIELDS))

@@ -300,9 +300,10 @@ class HeadwaterClient:
             flow_name: The flow's name, instead of ``flow_id``.
             request_id: A UUID making a retried create return the first answer (generated).
             **fields: Any of ``description``, ``version``, ``tags``, ``entrypoint``, ``path``,
-                ``parameters``, ``parameter_openapi_schema``, ``enforce_parameter_schema``
-                (default True), ``schedules`` (Prefect-shaped schedules, or
-                `DeploymentSchedule` records), ``paused``, ``concurrency_limit``,
+                ``git_url``, ``git_branch``, ``git_commit`` (a git code location instead of
+                ``path``), ``parameters``, ``parameter_openapi_schema``,
+                ``enforce_parameter_schema`` (default True), ``schedules`` (Prefect-shaped
+                schedules, or `DeploymentSchedule` records), ``paused``, ``concurrency_limit``,
                 ``collision_strategy`` ("ENQUEUE" or "CANCEL_NEW"), ``work_pool_name``,
                 ``work_queue_name``, ``job_variables``.
 
@@ -682,9 +683,10 @@ class AsyncHeadwaterClient:
             flow_name: The flow's name, instead of ``flow_id``.
             request_id: A UUID making a retried create return the first answer (generated).
             **fields: Any of ``description``, ``version``, ``tags``, ``entrypoint``, ``path``,
-                ``parameters``, ``parameter_openapi_schema``, ``enforce_parameter_schema``
-                (default True), ``schedules`` (Prefect-shaped schedules, or
-                `DeploymentSchedule` records), ``paused``, ``concurrency_limit``,
+                ``git_url``, ``git_branch``, ``git_commit`` (a git code location instead of
+                ``path``), ``parameters``, ``parameter_openapi_schema``,
+                ``enforce_parameter_schema`` (default True), ``schedules`` (Prefect-shaped
+                schedules, or `DeploymentSchedule` records), ``paused``, ``concurrency_limit``,
                 ``collision_strategy`` ("ENQUEUE" or "CANCEL_NEW"), ``work_pool_name``,
                 ``work_queue_name``, ``job_variables``.
 

@@ -1,5 +1,5 @@
-"""The public deployments module, mirroring ``prefect.deployments``: `run_deployment` and
-`RunnerDeployment` (what `Flow.to_deployment` returns)."""
+"""The public deployments module, mirroring ``prefect.deployments``: `run_deployment`,
+`RunnerDeployment` (what `Flow.to_deployment` returns) and `deploy` (to a work pool)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from headwater._runs import FlowRun
+from headwater._serve.deploy import deploy
 from headwater._serve.deployments import RunnerDeployment
 
-__all__ = ["RunnerDeployment", "run_deployment"]
+__all__ = ["RunnerDeployment", "deploy", "run_deployment"]
 
 
 def run_deployment(

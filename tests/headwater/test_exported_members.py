@@ -39,6 +39,7 @@ def test_headwater_all_is_pinned() -> None:
             "Task",
             "__version__",
             "allow_failure",
+            "deploy",
             "flow",
             "get_run_context",
             "get_run_logger",
@@ -91,6 +92,7 @@ def test_top_level_and_flows_module_agree() -> None:
     assert headwater.flow is headwater.flows.flow
     assert headwater.Flow is headwater.flows.Flow
     assert headwater.serve is headwater.flows.serve
+    assert headwater.deploy is headwater.deployments.deploy
 
 
 def test_top_level_and_tasks_module_agree() -> None:
@@ -140,7 +142,8 @@ PUBLIC_MODULES = {
         "Suspended",
     ],
     "headwater.logging": ["get_run_logger"],
-    "headwater.deployments": ["RunnerDeployment", "run_deployment"],
+    "headwater.deployments": ["RunnerDeployment", "deploy", "run_deployment"],
+    "headwater.runner.storage": ["GitRepository", "LocalStorage"],
     "headwater.context": ["FlowRunContext", "TaskRunContext", "get_run_context", "tags"],
     "headwater.task_runners": [
         "DaskTaskRunner",

@@ -741,16 +741,6 @@ class TestCall:
         assert params["wait_for"].default is None
 
 
-class TestDeployments:
-    def test_deploy_is_not_available_yet(self) -> None:
-        with pytest.raises(NotImplementedError, match="later Headwater release"):
-            flow(add).deploy("dep")
-
-    def test_from_source_is_not_available_yet(self) -> None:
-        with pytest.raises(NotImplementedError, match="later Headwater release"):
-            Flow.from_source("https://github.com/org/repo.git", "flows.py:my_flow")
-
-
 class TestPickling:
     def test_flow_round_trips_through_cloudpickle(self) -> None:
         original = flow(retries=2, on_completion=[hook])(add)

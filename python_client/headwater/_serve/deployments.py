@@ -31,7 +31,8 @@ class RunnerDeployment:
     """A deployment of a flow, ready to be served (`serve`) or registered (`apply`).
 
     Attributes mirror Prefect's ``RunnerDeployment``: ``name``, ``flow_name``, ``entrypoint``
-    (``"path/to/file.py:function"``, relative to ``path``), ``path`` (the code directory),
+    (``"path/to/file.py:function"``, relative to the code location), ``path`` (the code
+    directory) or ``git_url``/``git_branch``/``git_commit`` (a repository cloned per run),
     ``schedules``, ``paused``, ``concurrency_limit``, ``parameters``, ``description``,
     ``version``, ``tags``, ``enforce_parameter_schema``, ``work_pool_name``,
     ``work_queue_name`` and ``job_variables``.
@@ -53,6 +54,9 @@ class RunnerDeployment:
     work_pool_name: str | None = None
     work_queue_name: str | None = None
     job_variables: dict[str, Any] = field(default_factory=dict)
+    git_url: str | None = None
+    git_branch: str | None = None
+    git_commit: str | None = None
 
     @property
     def full_name(self) -> str:
@@ -73,12 +77,12 @@ class RunnerDeployment:
     ) -> RunnerDeployment:
         """The deployment of ``flow`` (a `Flow`) named ``name``; ``fields`` are the dataclass's
         others. (Typed loosely: the flows module imports this one, not the reverse.)"""
-        path, entrypoint = _entrypoint_of(flow)
+        location, entrypoint = _entrypoint_of(flow)
         return cls(
             name=name,
             flow_name=flow.name,
             entrypoint=entrypoint,
-            path=path,
+            **location,
             schedules=make_schedules(interval, cron, rrule, schedules),
             parameter_openapi_schema=flow.parameters,
             description=fields.pop("description", None) or flow.description,
@@ -95,7 +99,7 @@ class RunnerDeployment:
             "version": self.version or "",
             "tags": self.tags,
             "entrypoint": self.entrypoint,
-            "path": self.path,
+            **self._code_location(),
             "parameters": self.parameters,
             "parameter_openapi_schema": self.parameter_openapi_schema,
             "enforce_parameter_schema": self.enforce_parameter_schema,
@@ -118,6 +122,15 @@ class RunnerDeployment:
         elif not self.paused and existing.paused:
             client.resume_deployment(existing.id)
         return existing.id
+
+    def _code_location(self) -> dict[str, Any]:
+        if self.git_url:
+            return {
+                "git_url": self.git_url,
+                "git_branch": self.git_branch,
+                "git_commit": self.git_commit,
+            }
+        return {"path": self.path}
 
 
 def make_schedules(
@@ -151,8 +164,16 @@ def make_schedules(
     return made
 
 
-def _entrypoint_of(flow: Any) -> tuple[str | None, str]:
-    """(code directory, entrypoint) for a flow defined in a file: its path from the cwd."""
+def _entrypoint_of(flow: Any) -> tuple[dict[str, Any], str]:
+    """(code location fields, entrypoint) of a flow.
+
+    A flow loaded by `Flow.from_source` keeps its source and the entrypoint it was given;
+    another flow must be defined in a file, named by its path from the working directory
+    (which becomes the code directory).
+    """
+    storage = getattr(flow, "_storage", None)
+    if storage is not None and flow._entrypoint:
+        return storage.location(), flow._entrypoint
     try:
         source = inspect.getsourcefile(flow.fn)
     except TypeError:
@@ -165,7 +186,7 @@ def _entrypoint_of(flow: Any) -> tuple[str | None, str]:
     cwd = Path.cwd()
     file = Path(source).resolve()
     shown = file.relative_to(cwd) if file.is_relative_to(cwd) else file
-    return str(cwd), f"{shown.as_posix()}:{flow.fn.__name__}"
+    return {"path": str(cwd)}, f"{shown.as_posix()}:{flow.fn.__name__}"
 
 
 def serve(

@@ -2,14 +2,12 @@
 
 The process a runner starts for a run (`headwater._serve.execute`) and
 `headwater.flows.load_flow_from_flow_run` both use `load_flow_for_run`. A git code location is
-cloned (``git clone --depth 1``) into a temporary directory first.
+cloned (`headwater._serve.source.clone`) into a temporary directory first.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
-import tempfile
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -54,13 +52,16 @@ def load_flow_for_run(
 
 
 def _code_directory(deployment: Deployment) -> str | None:
-    """The directory the deployment's entrypoint is relative to (a git repository is cloned)."""
+    """The directory the deployment's entrypoint is relative to.
+
+    A git repository is cloned first, and this process then works in the clone (as Prefect's
+    pull steps leave it), so the flow finds the repository's other files by relative path.
+    """
     if deployment.git_url:
-        target = tempfile.mkdtemp(prefix="headwater-source-")
-        command = ["git", "clone", "--depth", "1"]
-        if deployment.git_branch:
-            command += ["--branch", deployment.git_branch]
-        subprocess.run([*command, deployment.git_url, target], check=True, capture_output=True)
+        from headwater._serve.source import clone
+
+        target = clone(deployment.git_url, deployment.git_branch, deployment.git_commit)
+        os.chdir(target)
         return target
     return deployment.path
 

@@ -57,6 +57,9 @@ UPDATABLE = {
     "tags": "tags",
     "entrypoint": "entrypoint",
     "path": "code",
+    "git_url": "code",
+    "git_branch": "code",
+    "git_commit": "code",
     "parameters": "parameters_json",
     "parameter_openapi_schema": "parameter_schema_json",
     "enforce_parameter_schema": "enforce_parameter_schema",
@@ -146,6 +149,9 @@ def _deployment_fields(fields: Mapping[str, Any]) -> D.Deployment:
         elif name == "path":
             if value:
                 message.code.directory = str(value)
+        elif name in ("git_url", "git_branch", "git_commit"):
+            if value:  # a repository's fields: the URL makes the location a git one
+                setattr(message.code.git, name.removeprefix("git_"), str(value))
         elif name == "schedules":
             message.schedules.extend(schedule_to_proto(s) for s in value or ())
         elif name == "tags":
@@ -209,6 +215,7 @@ def deployment_from_proto(message: D.Deployment) -> Deployment:
         path=code.directory or None,
         git_url=code.git.url or None,
         git_branch=code.git.branch or None,
+        git_commit=code.git.commit or None,
         parameters=convert.json_object(message.parameters_json),
         parameter_openapi_schema=(
             json.loads(message.parameter_schema_json) if message.parameter_schema_json else None
