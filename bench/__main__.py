@@ -47,6 +47,7 @@ WORKLOAD_NAMES = (
     "crash_detection",
     "pickup_latency",
     "schedule_lag",
+    "tracing_overhead",
 )
 
 Measurement = dict[str, Any]
@@ -600,6 +601,96 @@ def schedule_lag(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> Sect
     return section
 
 
+# Tracing modes of tracing_overhead: (mode argument of the flow_overhead child, label).
+TRACING_MODES = (
+    ("off", "tracing off"),
+    ("api", "OTel imported, no provider"),
+    ("sdk", "SDK provider, no exporter"),
+    ("otlp", "OTLP exporter"),
+)
+
+
+def tracing_overhead(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> Section:
+    """flow_overhead (embedded) with tracing off, OpenTelemetry present, and exporting spans."""
+    runs = 50 if plan.quick else 150
+    rounds = 2 if plan.quick else 4
+    section = Section(
+        "tracing_overhead",
+        "one trivial flow call (embedded) by tracing mode; columns: off | that mode | ratio",
+        "ms",
+        [("mean", "mean"), ("p50", "p50"), ("cpu", "CPU per call")],
+        [(label, "tracing off", label) for mode, label in TRACING_MODES[1:]],
+        notes=[
+            f"{rounds} rounds of {runs} calls per mode, the modes taking turns so drift hits "
+            "all alike. api: opentelemetry imported, no provider set; sdk: a TracerProvider "
+            "with no span processor; otlp: OTEL_EXPORTER_OTLP_ENDPOINT set (the SDK installs a "
+            "batch OTLP exporter) to a local sink that drops the spans.",
+        ],
+    )
+    sdk = next((candidate for candidate in sdks if candidate.name == "headwater"), None)
+    if sdk is None:
+        return section
+    from bench._otlp_sink import otlp_sink
+
+    pooled: dict[str, dict[str, list[float]]] = {
+        mode: {"times": [], "cpu": []} for mode, _ in TRACING_MODES
+    }
+    errors: dict[str, Measurement] = {}
+    version = ""
+    with otlp_sink() as endpoint:
+        for _ in range(rounds):
+            for mode, label in TRACING_MODES:
+
+                def take(mode: str = mode) -> Measurement:
+                    with throwaway_dir("headwater-tracing-home") as home:
+                        extra = {"HEADWATER_HOME": str(home)}
+                        if mode == "otlp":
+                            extra["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
+                            extra["OTEL_EXPORTER_OTLP_INSECURE"] = "true"
+                        env = {
+                            key: value
+                            for key, value in sdk.environ(**extra).items()
+                            if mode == "otlp" or not key.startswith("OTEL_")
+                        }
+                        args = [str(runs), str(plan.warmup), mode]
+                        return run_workload(sdk, "flow_overhead", args, env, 120 + runs * 3)
+
+                raw = measure(sdk, f"flow_overhead on {sdk.label}, tracing {mode}", take)
+                if "error" in raw:
+                    errors[label] = raw
+                    continue
+                version = raw["version"]
+                pooled[mode]["times"].extend(raw["times_ms"])
+                pooled[mode]["cpu"].append(raw["cpu_ms_per_run"])
+    for mode, label in TRACING_MODES:
+        if label in errors:
+            section.measurements[label] = errors[label]
+            continue
+        if not pooled[mode]["cpu"]:
+            continue
+        stats = summarize(pooled[mode]["times"])
+        cpu = sum(pooled[mode]["cpu"]) / len(pooled[mode]["cpu"])
+        section.measurements[label] = {
+            "version": version,
+            "n": stats["n"],
+            "figures": {**stats, "cpu": cpu},
+            "raw": pooled[mode],
+        }
+    off = section.measurements.get("tracing off", {}).get("figures")
+    for _mode, label in TRACING_MODES[1:]:
+        figures = section.measurements.get(label, {}).get("figures")
+        if off and figures:
+            section.notes.append(
+                f"{label}: "
+                + ", ".join(
+                    f"{name} {100 * (figures[key] / off[key] - 1):+.1f}%"
+                    for key, name in (("mean", "mean"), ("p50", "p50"), ("cpu", "CPU"))
+                )
+                + " vs off"
+            )
+    return section
+
+
 MEASURES: dict[str, Callable[[Sequence[Sdk], Plan, dict[str, Any]], Section]] = {
     "flow_overhead": flow_overhead,
     "cold_start": cold_start,
@@ -612,6 +703,7 @@ MEASURES: dict[str, Callable[[Sequence[Sdk], Plan, dict[str, Any]], Section]] = 
     "crash_detection": crash_detection,
     "pickup_latency": pickup_latency,
     "schedule_lag": schedule_lag,
+    "tracing_overhead": tracing_overhead,
 }
 
 

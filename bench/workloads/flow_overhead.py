@@ -1,6 +1,11 @@
 """Child: milliseconds per call of a trivial flow, in one warm process, plus its peak memory.
 
-Usage: python flow_overhead.py {headwater|prefect} RUNS WARMUP
+Usage: python flow_overhead.py {headwater|prefect} RUNS WARMUP [TRACING]
+
+TRACING (Headwater's tracing_overhead, default off): ``off`` imports no OpenTelemetry; ``api``
+imports it and sets no tracer provider; ``sdk`` sets an SDK TracerProvider with no span
+processor (spans are made, then dropped); ``otlp`` sets nothing here: the parent exports
+``OTEL_EXPORTER_OTLP_ENDPOINT`` and Headwater installs a batch OTLP exporter from it.
 
 The flow does nothing, so each call's time is the orchestration overhead alone: creating the
 run, proposing its states and storing the result. Warm-up calls are left out so one-time costs
@@ -39,9 +44,23 @@ def _descendant_pids(root: int) -> list[int]:
     return found
 
 
+def _tracing(mode: str) -> None:
+    """Set up the tracing the TRACING argument names, before the SDK is imported."""
+    if mode not in ("off", "api", "sdk", "otlp"):
+        raise SystemExit(f"unknown tracing mode {mode!r}: off, api, sdk or otlp")
+    if mode in ("api", "sdk"):
+        from opentelemetry import trace
+
+        if mode == "sdk":
+            from opentelemetry.sdk.trace import TracerProvider
+
+            trace.set_tracer_provider(TracerProvider())
+
+
 def main() -> None:
     sdk = sdk_from_argv()
     runs, warmup = int(sys.argv[2]), int(sys.argv[3])
+    _tracing(sys.argv[4] if len(sys.argv) > 4 else "off")
     flow = importlib.import_module(sdk).flow
 
     @flow

@@ -39,6 +39,7 @@ from headwater_server.settings import ServerSettings, ServerSettingsError
 if TYPE_CHECKING:
     from grpc_health.v1.health import aio as health_aio
 
+    from headwater_server.metrics import ServerMetrics
     from headwater_server.storage.database import Database
     from headwater_server.storage.notify import PostgresNotifier
 
@@ -92,6 +93,7 @@ class RunningServer:
     _stopping: bool = field(default=False, repr=False)
     _upkeep: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
     _notifier: PostgresNotifier | None = field(default=None, repr=False)
+    _metrics: ServerMetrics | None = field(default=None, repr=False)
 
     async def stop(self, grace: float = DEFAULT_GRACE_SECONDS) -> None:
         """Stop serving: health NOT_SERVING, streams end UNAVAILABLE, in-flight calls finish.
@@ -119,6 +121,8 @@ class RunningServer:
             await asyncio.gather(*self._upkeep, return_exceptions=True)
             if self._notifier is not None:
                 await self._notifier.stop()
+            if self._metrics is not None:  # last exports, scrape endpoint closed
+                await asyncio.to_thread(self._metrics.shutdown)
             await asyncio.to_thread(self._backend.db.close)
             self._stopped.set()
 
@@ -132,6 +136,7 @@ async def start_server(
     settings: ServerSettings | str,
     *,
     tracer_provider: object | None = None,
+    meter_provider: object | None = None,
 ) -> RunningServer:
     """Open the database, then start serving every headwater.v1 service on ``address``.
 
@@ -143,6 +148,8 @@ async def start_server(
             The schema is migrated to the latest version.
         tracer_provider: An OpenTelemetry tracer provider for server spans; None uses the
             global one (spans are only recorded when one is configured).
+        meter_provider: An OpenTelemetry meter provider for the server's metrics; None builds
+            one when ``settings.metrics_port`` or the ``OTEL_*`` variables ask for metrics.
 
     Raises:
         ServerStartError: The database cannot be opened, or the address cannot be bound (for
@@ -171,11 +178,16 @@ async def start_server(
             "HEADWATER_DATABASE_URL) and that the database server is up."
         ) from exc
     notifier = None
+    metrics: ServerMetrics | None = None
     try:
         hub = EventHub(_last_sequence_reader(db), _wake_recheck_seconds(settings, db))
         backend = Backend(db=db, hub=hub)
         notifier = await _start_notifier(db, hub)
-        interceptors = _interceptors(tracer_provider)
+        interceptors = _interceptors(tracer_provider, db)
+        metrics = _metrics(settings, address, db, meter_provider)
+        if metrics is not None:
+            backend.metrics = metrics
+            interceptors.append(metrics.interceptor())
         options = (
             *SERVER_OPTIONS,
             ("grpc.max_receive_message_length", settings.max_receive_message_bytes),
@@ -192,6 +204,8 @@ async def start_server(
     except BaseException:
         if notifier is not None:
             await notifier.stop()
+        if metrics is not None:
+            await asyncio.to_thread(metrics.shutdown)
         await asyncio.to_thread(db.close)
         raise
     bound = _with_port(address, port)
@@ -205,6 +219,7 @@ async def start_server(
         _health=health_servicer,
         _upkeep=upkeep,
         _notifier=notifier,
+        _metrics=metrics,
     )
 
 
@@ -454,15 +469,39 @@ def _display_url(url: str) -> str:
         return url
 
 
-def _interceptors(tracer_provider: object | None) -> list[grpc.aio.ServerInterceptor]:
+def _interceptors(tracer_provider: object | None, db: Database) -> list[grpc.aio.ServerInterceptor]:
     from headwater_server import telemetry
 
     # The decoding guard comes first (outermost), so it also covers what tracing wraps.
     interceptors: list[grpc.aio.ServerInterceptor] = [DecodeErrorInterceptor()]
-    tracing = telemetry.server_interceptor(tracer_provider)
-    if tracing is not None:
-        interceptors.append(tracing)
+    provider = telemetry.active_provider(tracer_provider)
+    if provider is not None:
+        from headwater_server.sql_spans import trace_database
+
+        interceptors.append(
+            telemetry.TracingInterceptor(provider.get_tracer(telemetry.TRACER_NAME))
+        )
+        trace_database(db, provider)  # SQL statements as child spans of each call's span
     return interceptors
+
+
+def _metrics(
+    settings: ServerSettings, address: str, db: Database, meter_provider: object | None
+) -> ServerMetrics | None:
+    """The server's metrics when anything reads them; the scrape endpoint on its host."""
+    from headwater_server.metrics import otlp_metrics_wanted, start_metrics
+
+    if meter_provider is None and settings.metrics_port is None and not otlp_metrics_wanted():
+        return None  # the common case, decided without importing OpenTelemetry
+
+    host = address.rpartition(":")[0].strip("[]") if not address.startswith("unix") else ""
+    try:
+        return start_metrics(settings.metrics_port, host or DEFAULT_HOST, db, meter_provider)
+    except OSError as exc:
+        raise ServerStartError(
+            f"Cannot serve metrics on port {settings.metrics_port}: {exc.strerror or exc}. "
+            "Choose a free port (HEADWATER_METRICS_PORT)."
+        ) from exc
 
 
 def _configure_logging() -> None:

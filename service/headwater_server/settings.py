@@ -28,6 +28,8 @@ nothing else in the service reads ``os.environ``.
 - ``HEADWATER_WAKE_RECHECK_SECONDS``: how often a waiting long poll, watch or concurrency-slot
   wait looks in storage for changes no notification announced; default 1 on SQLite, 10 on
   PostgreSQL (where servers notify each other).
+- ``HEADWATER_METRICS_PORT``: serve a Prometheus scrape endpoint on this port (on the server's
+  host); default unset, none. OTLP metrics and traces follow the standard ``OTEL_*`` variables.
 
 As in the SDK, names are matched case-insensitively and an exported-but-empty variable means
 unset. Every bad value is reported at once, each naming its variable.
@@ -147,6 +149,7 @@ _NUMBERS: dict[str, _Number] = {
     "engine_timeout_seconds": _POSITIVE_SECONDS,
     "cancelling_timeout_seconds": _POSITIVE_SECONDS,
     "wake_recheck_seconds": _POSITIVE_SECONDS,
+    "metrics_port": _COUNT,
 }
 
 # Setting -> how its variable's text becomes the value (ValueError says what would fit).
@@ -156,8 +159,14 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     **{name: number.parse for name, number in _NUMBERS.items()},
 }
 
-# Settings where None is a value: the retention is off, or the server picks per database.
-_OPTIONAL = {"run_retention_seconds", "log_retention_seconds", "wake_recheck_seconds"}
+# Settings where None is a value: the retention is off, no metrics port, or the server picks
+# per database.
+_OPTIONAL = {
+    "run_retention_seconds",
+    "log_retention_seconds",
+    "metrics_port",
+    "wake_recheck_seconds",
+}
 
 
 @dataclass(frozen=True)
@@ -180,6 +189,8 @@ class ServerSettings:
         cancelling_timeout_seconds: How long a CANCELLING flow run that no live engine runs
             (started through the unary API, or its process is gone) waits before the service
             ends it CANCELLED.
+        metrics_port: The port of the Prometheus scrape endpoint (``/metrics``), served on the
+            gRPC server's host; None serves none (see ``headwater_server.metrics``).
         run_retention_seconds: How long a flow run is kept after it reached a final state
             (COMPLETED, FAILED, CANCELLED, CRASHED), with its task runs, state history and log
             lines; a task run outside any flow likewise. None keeps them forever. Runs that have
@@ -226,6 +237,7 @@ class ServerSettings:
     engine_timeout_seconds: float = DEFAULT_ENGINE_TIMEOUT_SECONDS
     cancelling_timeout_seconds: float = DEFAULT_CANCELLING_TIMEOUT_SECONDS
     wake_recheck_seconds: float | None = None
+    metrics_port: int | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -233,6 +245,8 @@ class ServerSettings:
             value = getattr(self, name)
             if not (value is None and name in _OPTIONAL) and not number.accepts(value):
                 problems.append(f"{_variable(name)} {number.requirement}, not {value!r}")
+        if self.metrics_port is not None and self.metrics_port > 65535:
+            problems.append(f"{_variable('metrics_port')} must be a port, 1 to 65535")
         if self.scheduler_min_runs > self.scheduler_max_runs:
             problems.append(
                 f"{_variable('scheduler_min_runs')} ({self.scheduler_min_runs}) must not exceed "

@@ -7,19 +7,74 @@ host application (embedded mode) or, for ``headwater server start``, from the st
 is one span for the life of the stream, not one per operation: the hot path stays untouched.
 
 A caller's trace continues through the W3C ``traceparent`` (and ``tracestate``) gRPC metadata.
+Each span names the runs its call concerns (``headwater.flow_run.id`` and the like, from the
+request and the response). A flow run stores the trace context it was created in
+(:func:`creation_context`), so the process that executes it later continues that trace, even
+when this server does not trace itself.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 import grpc
 import grpc.aio
 
-_TRACER_NAME = "headwater_server"
+#: The instrumentation scope of the server spans.
+TRACER_NAME = "headwater_server"
+
+#: The W3C metadata keys of a caller's trace context.
+_TRACE_KEYS = frozenset({"traceparent", "tracestate"})
+
+#: The trace context a unary call arrived with (None when the caller did not trace).
+_caller_trace: ContextVar[dict[str, str] | None] = ContextVar("caller_trace", default=None)
+
+#: Request fields that name a run (or what runs it), copied onto the call's span.
+_REQUEST_ID_FIELDS = ("flow_run_id", "task_run_id", "deployment_id", "flow_id", "worker_name")
+#: Response fields holding the resource a call created or read, whose id goes onto the span.
+_RESPONSE_RESOURCES = ("flow_run", "task_run", "deployment")
+
+
+def remember_caller(context: grpc.aio.ServicerContext) -> None:
+    """Keep the trace context a unary call's metadata carries, for :func:`creation_context`.
+
+    Called by every unary handler, whether or not this server traces: a caller that traces
+    must find its trace stored with the runs it creates either way.
+    """
+    metadata = context.invocation_metadata()
+    if not metadata:
+        return
+    carrier = {key: value for key, value in metadata if key in _TRACE_KEYS}
+    if carrier:
+        _caller_trace.set(carrier)
+
+
+def creation_context(explicit: Mapping[str, str]) -> Mapping[str, str] | None:
+    """The trace context to store with a run created now.
+
+    Args:
+        explicit: What the request carries itself (the engine stream's creations): wins.
+
+    Returns:
+        The current server span's context when this server traces (the run's span then hangs
+        under the RPC that created it), else the caller's own, else None.
+    """
+    if explicit:
+        return explicit
+    if "opentelemetry.trace" in sys.modules:
+        from opentelemetry import trace
+        from opentelemetry.propagate import inject
+
+        if trace.get_current_span().get_span_context().is_valid:
+            carrier: dict[str, str] = {}
+            inject(carrier)
+            if carrier:
+                return carrier
+    return _caller_trace.get()
 
 
 def configure_from_environment() -> bool:
@@ -57,11 +112,11 @@ def configure_from_environment() -> bool:
     return True
 
 
-def server_interceptor(tracer_provider: Any = None) -> grpc.aio.ServerInterceptor | None:
-    """Return the tracing interceptor, or None when tracing is not installed or not configured.
+def active_provider(tracer_provider: Any = None) -> Any | None:
+    """The tracer provider to trace with, or None when tracing is not installed or configured.
 
     Args:
-        tracer_provider: The provider to trace with; None uses the global one.
+        tracer_provider: The provider asked for; None looks for a configured global one.
     """
     if tracer_provider is None and not _global_provider_possible():
         return None
@@ -72,7 +127,19 @@ def server_interceptor(tracer_provider: Any = None) -> grpc.aio.ServerIntercepto
     provider = tracer_provider or trace.get_tracer_provider()
     if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
         return None
-    return TracingInterceptor(provider.get_tracer(_TRACER_NAME))
+    return provider
+
+
+def server_interceptor(tracer_provider: Any = None) -> grpc.aio.ServerInterceptor | None:
+    """Return the tracing interceptor, or None when tracing is not installed or not configured.
+
+    Args:
+        tracer_provider: The provider to trace with; None uses the global one.
+    """
+    provider = active_provider(tracer_provider)
+    if provider is None:
+        return None
+    return TracingInterceptor(provider.get_tracer(TRACER_NAME))
 
 
 def _global_provider_possible() -> bool:
@@ -105,25 +172,11 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         method = handler_call_details.method.lstrip("/")
         metadata = handler_call_details.invocation_metadata or ()
         carrier = {key: value for key, value in metadata if isinstance(value, str)}
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary, method, carrier),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                self._streaming(handler.unary_stream, method, carrier),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_stream:
-            return grpc.stream_stream_rpc_method_handler(
-                self._streaming(handler.stream_stream, method, carrier),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler  # client streaming: none in headwater.v1
+        return rewrap(
+            handler,
+            lambda behavior: self._unary(behavior, method, carrier),
+            lambda behavior: self._streaming(behavior, method, carrier),
+        )
 
     def _start_span(self, method: str, carrier: dict[str, str]) -> Any:
         from opentelemetry import trace
@@ -144,9 +197,12 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             from opentelemetry import trace
 
             span = self._start_span(method, carrier)
+            _name_runs(span, request)
             try:
                 with trace.use_span(span, end_on_exit=False):
-                    return await behavior(request, context)
+                    response = await behavior(request, context)
+                _name_runs(span, response, _RESPONSE_RESOURCES)
+                return response
             finally:
                 _finish(span, context)
 
@@ -159,6 +215,7 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             # No use_span here: a context attached in an async generator may be detached in
             # another context when the client cancels; the span is passed explicitly instead.
             span = self._start_span(method, carrier)
+            _name_runs(span, request)
             try:
                 async for item in behavior(request, context):
                     yield item
@@ -168,20 +225,25 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return traced
 
 
+def _name_runs(span: Any, message: Any, resources: tuple[str, ...] = ()) -> None:
+    """Put the ids a request names (or a response's resource ids) on the call's span."""
+    if message is None or not span.is_recording():
+        return
+    for name in _REQUEST_ID_FIELDS:
+        value = getattr(message, name, "")
+        if value and isinstance(value, str):
+            span.set_attribute(f"headwater.{name.replace('_id', '.id')}", value)
+    for name in resources:
+        resource = getattr(message, name, None)
+        resource_id = getattr(resource, "id", "")
+        if resource_id:
+            span.set_attribute(f"headwater.{name}.id", resource_id)
+
+
 def _finish(span: Any, context: grpc.aio.ServicerContext) -> None:
     from opentelemetry.trace import Status, StatusCode
 
-    code = None
-    try:
-        code = context.code()
-    except Exception:  # not every grpc version exposes the code of an aborted call
-        code = None
-    if isinstance(code, grpc.StatusCode):
-        name, number = code.name, code.value[0]
-    elif isinstance(code, int):
-        name, number = str(code), code
-    else:
-        name, number = "OK", 0
+    name, number = status_of(context)
     span.set_attribute("rpc.grpc.status_code", number)
     if number != 0:
         details = ""
@@ -191,3 +253,48 @@ def _finish(span: Any, context: grpc.aio.ServicerContext) -> None:
             details = ""
         span.set_status(Status(StatusCode.ERROR, f"{name}: {details}"[:500]))
     span.end()
+
+
+def status_of(context: grpc.aio.ServicerContext) -> tuple[str, int]:
+    """The (name, number) of the status code a finished call ended with ("OK", 0 if unset)."""
+    code = None
+    try:
+        code = context.code()
+    except Exception:  # not every grpc version exposes the code of an aborted call
+        code = None
+    if isinstance(code, grpc.StatusCode):
+        return code.name, code.value[0]
+    if isinstance(code, int):
+        return str(code), code
+    return "OK", 0
+
+
+Behavior = Callable[..., Any]
+
+
+def rewrap(
+    handler: grpc.RpcMethodHandler,
+    unary: Callable[[Behavior], Behavior],
+    streaming: Callable[[Behavior], Behavior],
+) -> grpc.RpcMethodHandler:
+    """``handler`` with its behaviour wrapped: ``unary`` for unary-unary calls, ``streaming``
+    for server- and bidi-streaming ones (headwater.v1 has no client-streaming RPC)."""
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(
+            unary(handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(
+            streaming(handler.unary_stream),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.stream_stream:
+        return grpc.stream_stream_rpc_method_handler(
+            streaming(handler.stream_stream),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    return handler

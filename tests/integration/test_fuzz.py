@@ -230,6 +230,14 @@ def message_strategy(
         return paths.map(lambda values: cls(paths=values))
     optional: dict[str, st.SearchStrategy[Any]] = {}
     for field_descriptor in descriptor.fields:
+        entry = field_descriptor.message_type
+        if entry is not None and entry.GetOptions().map_entry:
+            # map<string, string> (trace contexts): W3C keys and others, any text.
+            keys = st.sampled_from(["traceparent", "tracestate", "baggage", ""])
+            optional[field_descriptor.name] = st.dictionaries(
+                keys, _scalar(entry.fields_by_name["value"], seeds), max_size=2
+            )
+            continue
         if field_descriptor.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
             if depth >= MAX_DEPTH:
                 continue
@@ -244,7 +252,9 @@ def message_strategy(
         message = cls()
         for name, value in values.items():
             target = message.DESCRIPTOR.fields_by_name[name]
-            if target.is_repeated:
+            if isinstance(value, dict):  # a map field
+                getattr(message, name).update(value)
+            elif target.is_repeated:
                 container = getattr(message, name)
                 for item in value:
                     if target.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:

@@ -23,6 +23,8 @@ from headwater.exceptions import TerminationSignal
 if TYPE_CHECKING:
     from headwater._context import FlowRunContext
     from headwater._engine.submissions import Submissions
+    from headwater._states import State
+    from headwater._telemetry import RunSpan
 
 __all__ = [
     "Interruptible",
@@ -41,6 +43,9 @@ class Interruptible(Protocol):
     log_prints: bool
     terminated_by: int | None
     submissions: Submissions
+    span: RunSpan | None
+    final: State[Any] | None
+    aborted: str | None
 
 
 class RunningContext:
@@ -68,11 +73,16 @@ class RunningContext:
             capture_prints()
         if self._guard is not None:
             self._guard.__enter__()
+        if engine.span is not None:  # tracing hook (headwater._telemetry)
+            engine.span.attach()
 
     def __exit__(self, *exc_info: Any) -> None:
+        engine = self._engine
+        if engine.span is not None:  # tracing hook: the span ends with the run
+            engine.span.leave(engine.final, engine.aborted, exc_info[1])
         if self._guard is not None:
             self._guard.__exit__()
-        if self._engine.log_prints:
+        if engine.log_prints:
             release_prints()
         _current_submissions.reset(self._submissions_token)
         _current_flow_run.reset(self._token)

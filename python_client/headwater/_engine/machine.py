@@ -197,6 +197,8 @@ class RunEngine(EngineRun):
             return False
         if retryable and current.type is StateType.SCHEDULED:
             self.state = current
+            if self.span is not None:  # tracing hook: a retry is an event of the run's span
+                self.span.retrying(self.run_count(), proposed.message)
             self._info(
                 "%s%s",
                 current.message or "Retrying",

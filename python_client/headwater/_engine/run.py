@@ -19,6 +19,7 @@ from headwater._engine.interrupts import RunningContext
 from headwater._engine.setup import call_arguments, run_spec, validate_parameters
 from headwater._engine.submissions import Submissions
 from headwater._logging import run_logger, setup_logging
+from headwater._telemetry import RunSpan, start_flow_run_span
 from headwater._transport.interface import DecisionKind
 from headwater.exceptions import ParameterTypeError
 
@@ -95,6 +96,8 @@ class EngineRun:
         self.attempts = 0
         self.hooks_done = False
         self.terminated_by: int | None = None
+        #: The run's span (headwater._telemetry), None when this process does not trace.
+        self.span: RunSpan | None = None
         self.log_mark = transport.logs_added
         # What the code submits goes to a copy of the flow's runner (a task has none: a
         # thread pool), opened on the first submit.
@@ -150,6 +153,10 @@ class EngineRun:
             logger=self.run_logger,
             transport=self.transport,
         )
+        # Tracing hook: one cheap check when not tracing. A run created elsewhere continues
+        # the trace stored with it; one created here continues the caller's current span.
+        stored = run.trace_context if self.existing_run_id is not None else None
+        self.span = start_flow_run_span(self.flow.name, run.id, run.name, stored)
 
     def _current_view(self) -> FlowRun:
         return self._view(self.state)

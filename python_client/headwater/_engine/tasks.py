@@ -25,6 +25,7 @@ from headwater._engine.setup import dump_parameters, run_name
 from headwater._engine.submissions import _current_submissions
 from headwater._engine.task_call import TaskCall, has_upstream, resolve_upstream
 from headwater._logging import TASK_RUN_LOGGER, RunLoggerAdapter, capture_prints, release_prints
+from headwater._telemetry import start_task_run_span
 from headwater._transport.interface import DecisionKind, TaskRunSpec
 from headwater.exceptions import Abort, ServiceUnavailable, TaskRunTimeoutError, UpstreamTaskError
 
@@ -179,6 +180,10 @@ class TaskEngine(RunEngine):
             log_prints=self.log_prints,
             logger=self.run_logger,
             make_task_run=self._current_task_run,
+        )
+        # Tracing hook: one cheap check when not tracing; the span is the flow run's child.
+        self.span = start_task_run_span(
+            self.task.name, self.task.task_key, snapshot.id, snapshot.name, call.flow_run_id
         )
 
     def start_or_reject_parameters(self) -> bool:
@@ -420,13 +425,19 @@ class _TaskRunning:
         self._submissions_token: Any = None
 
     def __enter__(self) -> None:
-        self._token = _current_task_run.set(self._engine.task_context)
-        self._submissions_token = _current_submissions.set(self._engine.submissions)
-        if self._engine.log_prints:
+        engine = self._engine
+        self._token = _current_task_run.set(engine.task_context)
+        self._submissions_token = _current_submissions.set(engine.submissions)
+        if engine.log_prints:
             capture_prints()
+        if engine.span is not None:  # tracing hook (headwater._telemetry)
+            engine.span.attach()
 
     def __exit__(self, *exc_info: Any) -> None:
-        if self._engine.log_prints:
+        engine = self._engine
+        if engine.span is not None:  # tracing hook: the span ends with the run
+            engine.span.leave(engine.final, engine.aborted, exc_info[1])
+        if engine.log_prints:
             release_prints()
         _current_submissions.reset(self._submissions_token)
         _current_task_run.reset(self._token)

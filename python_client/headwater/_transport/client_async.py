@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import grpc
 
 from headwater._runs import FlowRun, FlowRunEvent
+from headwater._telemetry import current_metadata
 from headwater._transport import client_ops as ops
 from headwater._transport.channel import channel_options
 
@@ -63,7 +64,9 @@ class AsyncRunner:
     async def watch(
         self, flow_run_id: str, after_sequence: int
     ) -> AsyncIterator[FlowRun | FlowRunEvent]:
-        call = self._stubs["flow_runs"].WatchFlowRun(ops.watch_request(flow_run_id, after_sequence))
+        call = self._stubs["flow_runs"].WatchFlowRun(
+            ops.watch_request(flow_run_id, after_sequence), metadata=current_metadata()
+        )
         try:
             async for response in call:
                 item = ops.watch_item(response)
@@ -79,6 +82,8 @@ class AsyncRunner:
 
     async def _send(self, service: str, method: str, request: Any) -> Any:
         try:
-            return await getattr(self._stubs[service], method)(request, timeout=self.timeout)
+            return await getattr(self._stubs[service], method)(
+                request, timeout=self.timeout, metadata=current_metadata()
+            )
         except grpc.RpcError as error:
             raise ops.map_error(error, self.address) from None

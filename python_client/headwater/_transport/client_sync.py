@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import grpc
 
 from headwater._runs import FlowRun, FlowRunEvent
+from headwater._telemetry import current_metadata
 from headwater._transport import client_ops as ops
 from headwater._transport.channel import channel_options
 
@@ -52,7 +53,9 @@ class SyncRunner:
         return items[: listing.limit]
 
     def watch(self, flow_run_id: str, after_sequence: int) -> Iterator[FlowRun | FlowRunEvent]:
-        call = self._stubs["flow_runs"].WatchFlowRun(ops.watch_request(flow_run_id, after_sequence))
+        call = self._stubs["flow_runs"].WatchFlowRun(
+            ops.watch_request(flow_run_id, after_sequence), metadata=current_metadata()
+        )
         try:
             for response in call:
                 item = ops.watch_item(response)
@@ -68,7 +71,9 @@ class SyncRunner:
 
     def _send(self, service: str, method: str, request: Any) -> Any:
         try:
-            return getattr(self._stubs[service], method)(request, timeout=self.timeout)
+            return getattr(self._stubs[service], method)(
+                request, timeout=self.timeout, metadata=current_metadata()
+            )
         except grpc.RpcError as error:
             # `from None`: the gRPC internals add nothing a caller can act on.
             raise ops.map_error(error, self.address) from None

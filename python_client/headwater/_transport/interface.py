@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -146,12 +147,16 @@ class RunSnapshot:
         run_count: How many times the run has entered RUNNING.
         load: Builds the view; given a state, shows that one instead of the one the service
             sent (the engine's own state keeps the in-memory result).
+        trace_context: The W3C trace context stored with the run when it was created
+            (``traceparent``, ``tracestate``): where its span continues a caller's trace;
+            None when the creator did not trace.
     """
 
     id: str
     name: str
     run_count: int
     load: Callable[[State[Any] | None], FlowRun] = field(repr=False, compare=False)
+    trace_context: Mapping[str, str] | None = field(default=None, repr=False, compare=False)
 
     def flow_run(self, state: State[Any] | None = None) -> FlowRun:
         """The SDK view of the run, showing ``state`` when given."""

@@ -82,8 +82,11 @@ class Runtime:
             return address
         with self._lock:
             if self._embedded is None:
+                from headwater._telemetry import configure_from_environment
                 from headwater._transport.embedded import EmbeddedServer
 
+                # Before the server starts, so it traces with the provider OTEL_* asks for.
+                configure_from_environment()
                 self._embedded = EmbeddedServer.start(self.background_loop())
                 # Again, now that the server's stack (and its thread pools) are loaded: the
                 # later registration runs first, before those pools shut down.

@@ -29,59 +29,67 @@ from headwater.v1 import logs_pb2 as headwater_dot_v1_dot_logs__pb2
 from headwater.v1 import states_pb2 as headwater_dot_v1_dot_states__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cheadwater/v1/flow_runs.proto\x12\x0cheadwater.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17headwater/v1/logs.proto\x1a\x19headwater/v1/states.proto\"\xa7\x05\n\x07\x46lowRun\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x66low_id\x18\x03 \x01(\t\x12\x11\n\tflow_name\x18\x04 \x01(\t\x12\x14\n\x0c\x66low_version\x18\x05 \x01(\t\x12\x15\n\rdeployment_id\x18\x06 \x01(\t\x12\x1a\n\x12parent_flow_run_id\x18\x07 \x01(\t\x12\x1a\n\x12parent_task_run_id\x18\x08 \x01(\t\x12\x17\n\x0fparameters_json\x18\t \x01(\t\x12\x17\n\x0fidempotency_key\x18\n \x01(\t\x12\x0c\n\x04tags\x18\x0b \x03(\t\x12\"\n\x05state\x18\x0c \x01(\x0b\x32\x13.headwater.v1.State\x12\'\n\x06policy\x18\r \x01(\x0b\x32\x17.headwater.v1.RunPolicy\x12\x11\n\trun_count\x18\x0e \x01(\x05\x12\x37\n\x13\x65xpected_start_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x0etotal_run_time\x18\x12 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0b\x63reate_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rlast_sequence\x18\x15 \x01(\x03\x12\x16\n\x0e\x61uto_scheduled\x18\x16 \x01(\x08\"\x82\x02\n\x0c\x46lowRunEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x13\n\x0b\x66low_run_id\x18\x02 \x01(\t\x12.\n\nevent_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\rstate_changed\x18\x04 \x01(\x0b\x32\x13.headwater.v1.StateH\x00\x12\x43\n\x16task_run_state_changed\x18\x05 \x01(\x0b\x32!.headwater.v1.TaskRunStateChangedH\x00\x12 \n\x03log\x18\x06 \x01(\x0b\x32\x11.headwater.v1.LogH\x00\x42\x06\n\x04kind\"e\n\x13TaskRunStateChanged\x12\x13\n\x0btask_run_id\x18\x01 \x01(\t\x12\x15\n\rtask_run_name\x18\x02 \x01(\t\x12\"\n\x05state\x18\x03 \x01(\x0b\x32\x13.headwater.v1.State\"\xc3\x02\n\x14\x43reateFlowRunRequest\x12\x11\n\x07\x66low_id\x18\x01 \x01(\tH\x00\x12\x13\n\tflow_name\x18\x02 \x01(\tH\x00\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x14\n\x0c\x66low_version\x18\x04 \x01(\t\x12\x17\n\x0fparameters_json\x18\x05 \x01(\t\x12\x1a\n\x12parent_flow_run_id\x18\x06 \x01(\t\x12\x1a\n\x12parent_task_run_id\x18\x07 \x01(\t\x12\x0c\n\x04tags\x18\x08 \x03(\t\x12\'\n\x06policy\x18\t \x01(\x0b\x32\x17.headwater.v1.RunPolicy\x12\"\n\x05state\x18\n \x01(\x0b\x32\x13.headwater.v1.State\x12\x17\n\x0fidempotency_key\x18\x0b \x01(\t\x12\x12\n\nrequest_id\x18\x0c \x01(\tB\x06\n\x04\x66low\"@\n\x15\x43reateFlowRunResponse\x12\'\n\x08\x66low_run\x18\x01 \x01(\x0b\x32\x15.headwater.v1.FlowRun\"(\n\x11GetFlowRunRequest\x12\x13\n\x0b\x66low_run_id\x18\x01 \x01(\t\"=\n\x12GetFlowRunResponse\x12\'\n\x08\x66low_run\x18\x01 \x01(\x0b\x32\x15.headwater.v1.FlowRun\"\xb1\x01\n\rFlowRunFilter\x12\x10\n\x08\x66low_ids\x18\x01 \x03(\t\x12\x11\n\tflow_name\x18\x02 \x01(\t\x12,\n\x0bstate_types\x18\x03 \x03(\x0e\x32\x17.headwater.v1.StateType\x12\x1a\n\x12parent_flow_run_id\x18\x04 \x01(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12\x0c\n\x04name\x18\x06 \x01(\t\x12\x15\n\rdeployment_id\x18\x07 \x01(\t\"i\n\x13ListFlowRunsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12+\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x1b.headwater.v1.FlowRunFilter\"Y\n\x14ListFlowRunsResponse\x12(\n\tflow_runs\x18\x01 \x03(\x0b\x32\x15.headwater.v1.FlowRun\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"x\n\x14UpdateFlowRunRequest\x12\x13\n\x0b\x66low_run_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\x12/\n\x0bupdate_mask\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"@\n\x15UpdateFlowRunResponse\x12\'\n\x08\x66low_run\x18\x01 \x01(\x0b\x32\x15.headwater.v1.FlowRun\"+\n\x14\x44\x65leteFlowRunRequest\x12\x13\n\x0b\x66low_run_id\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteFlowRunResponse\"\x92\x01\n\x16SetFlowRunStateRequest\x12\x13\n\x0b\x66low_run_id\x18\x01 \x01(\t\x12\"\n\x05state\x18\x02 \x01(\x0b\x32\x13.headwater.v1.State\x12\x15\n\rtransition_id\x18\x03 \x01(\t\x12\x19\n\x11\x65xpected_state_id\x18\x04 \x01(\t\x12\r\n\x05\x66orce\x18\x05 \x01(\x08\"u\n\x17SetFlowRunStateResponse\x12\x31\n\x06result\x18\x01 \x01(\x0b\x32!.headwater.v1.OrchestrationResult\x12\'\n\x08\x66low_run\x18\x02 \x01(\x0b\x32\x15.headwater.v1.FlowRun\"O\n\x14\x43\x61ncelFlowRunRequest\x12\x13\n\x0b\x66low_run_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"@\n\x15\x43\x61ncelFlowRunResponse\x12\'\n\x08\x66low_run\x18\x01 \x01(\x0b\x32\x15.headwater.v1.FlowRun\"\xa1\x01\n\x18ListFlowRunEventsRequest\x12\x13\n\x0b\x66low_run_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\'\n\x04wait\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1c\n\x14\x66low_run_states_only\x18\x05 \x01(\x08\"p\n\x19ListFlowRunEventsResponse\x12*\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1a.headwater.v1.FlowRunEvent\x12\x15\n\rlast_sequence\x18\x02 \x01(\x03\x12\x10\n\x08\x66inished\x18\x03 \x01(\x08\"`\n\x13WatchFlowRunRequest\x12\x13\n\x0b\x66low_run_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x12\x1c\n\x14\x66low_run_states_only\x18\x03 \x01(\x08\"\xa3\x01\n\x14WatchFlowRunResponse\x12)\n\x08snapshot\x18\x01 \x01(\x0b\x32\x15.headwater.v1.FlowRunH\x00\x12+\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x1a.headwater.v1.FlowRunEventH\x00\x12+\n\tcaught_up\x18\x03 \x01(\x0b\x32\x16.headwater.v1.CaughtUpH\x00\x42\x06\n\x04kind\"!\n\x08\x43\x61ughtUp\x12\x15\n\rlast_sequence\x18\x01 \x01(\x03\x32\xbf\x06\n\x0e\x46lowRunService\x12X\n\rCreateFlowRun\x12\".headwater.v1.CreateFlowRunRequest\x1a#.headwater.v1.CreateFlowRunResponse\x12O\n\nGetFlowRun\x12\x1f.headwater.v1.GetFlowRunRequest\x1a .headwater.v1.GetFlowRunResponse\x12U\n\x0cListFlowRuns\x12!.headwater.v1.ListFlowRunsRequest\x1a\".headwater.v1.ListFlowRunsResponse\x12X\n\rUpdateFlowRun\x12\".headwater.v1.UpdateFlowRunRequest\x1a#.headwater.v1.UpdateFlowRunResponse\x12X\n\rDeleteFlowRun\x12\".headwater.v1.DeleteFlowRunRequest\x1a#.headwater.v1.DeleteFlowRunResponse\x12^\n\x0fSetFlowRunState\x12$.headwater.v1.SetFlowRunStateRequest\x1a%.headwater.v1.SetFlowRunStateResponse\x12X\n\rCancelFlowRun\x12\".headwater.v1.CancelFlowRunRequest\x1a#.headwater.v1.CancelFlowRunResponse\x12\x64\n\x11ListFlowRunEvents\x12&.headwater.v1.ListFlowRunEventsRequest\x1a\'.headwater.v1.ListFlowRunEventsResponse\x12W\n\x0cWatchFlowRun\x12!.headwater.v1.WatchFlowRunRequest\x1a\".headwater.v1.WatchFlowRunResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cheadwater/v1/flow_runs.proto\x12\x0cheadwater.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17headwater/v1/logs.proto\x1a\x19headwater/v1/states.proto\"\x9c\x06\n\x07\x46lowRun\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x66low_id\x18\x03 \x01(\t\x12\x11\n\tflow_name\x18\x04 \x01(\t\x12\x14\n\x0c\x66low_version\x18\x05 \x01(\t\x12\x15\n\rdeployment_id\x18\x06 \x01(\t\x12\x1a\n\x12parent_flow_run_id\x18\x07 \x01(\t\x12\x1a\n\x12parent_task_run_id\x18\x08 \x01(\t\x12\x17\n\x0fparameters_json\x18\t \x01(\t\x12\x17\n\x0fidempotency_key\x18\n \x01(\t\x12\x0c\n\x04tags\x18\x0b \x03(\t\x12\"\n\x05state\x18\x0c \x01(\x0b\x32\x13.headwater.v1.State\x12\'\n\x06policy\x18\r \x01(\x0b\x32\x17.headwater.v1.RunPolicy\x12\x11\n\trun_count\x18\x0e \x01(\x05\x12\x37\n\x13\x65xpected_start_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x0etotal_run_time\x18\x12 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0b\x63reate_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rlast_sequence\x18\x15 \x01(\x03\x12\x16\n\x0e\x61uto_scheduled\x18\x16 \x01(\x08\x12>\n\rtrace_context\x18\x17 \x03(\x0b\x32\'.headwater.v1.FlowRun.TraceContextEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x82\x02\n\x0c\x46lowRunEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x13\n\x0b\x66low_run_id\x18\x02 \x01(\t\x12.\n\nevent_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\rstate_changed\x18\x04 \x01(\x0b\x32\x13.headwater.v1.StateH\x00\x12\x43\n\x16task_run_state_changed\x18\x05 \x01(\x0b\x32!.headwater.v1.TaskRunStateChangedH\x00\x12 \n\x03log\x18\x06 \x01(\x0b\x32\x11.headwater.v1.LogH\x00\x42\x06\n\x04kind\"e\n\x13TaskRunStateChanged\x12\x13\n\x0btask_run_id\x18\x01 \x01(\t\x12\x15\n\rtask_run_name\x18\x02 \x01(\t\x12\"\n\x05state\x18\x03 \x01(\x0b\x32\x13.headwater.v1.State\"\xc5\x03\n\x14\x43reateFlowRunRequest\x12\x11\n\x07\x66low_id\x18\x01 \x01(\tH\x00\x12\x13\n\tflow_name\x18\x02 \x01(\tH\x00\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x14\n\x0c\x66low_version\x18\x04 \x01(\t\x12\x17\n\x0fparameters_json\x18\x05 \x01(\t\x12\x1a\n\x12parent_flow_run_id\x18\x06 \x01(\t\x12\x1a\n\x12parent_task_run_id\x18\x07 \x01(\t\x12\x0c\n\x04tags\x18\x08 \x03(\t\x12\'\n\x06policy\x18\t \x01(\x0b\x32\x17.headwater.v1.RunPolicy\x12\"\n\x05state\x18\n \x01(\x0b\x32\x13.headwater.v1.State\x12\x17\n\x0fidempotency_key\x18\x0b \x01(\t\x12\x12\n\nrequest_id\x18\x0c \x01(\t\x12K\n\rtrace_context\x18\r \x03(\x0b\x32\x34.headwater.v1.CreateFlowRunRequest.TraceContextEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x06\n\x04\x66low\"@\n\x15\x43reateFlowRunResponse\x12\'\n\x08\x66low_run\x18\x01 \x01(\x0b\x32\x15.headwater.v1.FlowRun\"(\n\x11GetFlowRunRequest\x12\x13\n\x0b\x66low_run_id\x18\x01 \x01(\t\"=\n\x12GetFlowRunResponse\x12\'\n\x08\x66low_run\x18\x01 \x01(\x0b\x32\x15.headwater.v1.FlowRun\"\xb1\x01\n\rFlowRunFilter\x12\x10\n\x08\x66low_ids\x18\x01 \x03(\t\x12\x11\n\tflow_name\x18\x02 \x01(\t\x12,\n\x0bstate_types\x18\x03 \x03(\x0e\x32\x17.headwater.v1.StateType\x12\x1a\n\x12parent_flow_run_id\x18\x04 \x01(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12\x0c\n\x04name\x18\x06 \x01(\t\x12\x15\n\rdeployment_id\x18\x07 \x01(\t\"i\n\x13ListFlowRunsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12+\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x1b.headwater.v1.FlowRunFilter\"Y\n\x14ListFlowRunsResponse\x12(\n\tflow_runs\x18\x01 \x03(\x0b\x32\x15.headwater.v1.FlowRun\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"x\n\x14UpdateFlowRunRequest\x12\x13\n\x0b\x66low_run_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\x12/\n\x0bupdate_mask\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"@\n\x15UpdateFlowRunResponse\x12\'\n\x08\x66low_run\x18\x01 \x01(\x0b\x32\x15.headwater.v1.FlowRun\"+\n\x14\x44\x65leteFlowRunRequest\x12\x13\n\x0b\x66low_run_id\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteFlowRunResponse\"\x92\x01\n\x16SetFlowRunStateRequest\x12\x13\n\x0b\x66low_run_id\x18\x01 \x01(\t\x12\"\n\x05state\x18\x02 \x01(\x0b\x32\x13.headwater.v1.State\x12\x15\n\rtransition_id\x18\x03 \x01(\t\x12\x19\n\x11\x65xpected_state_id\x18\x04 \x01(\t\x12\r\n\x05\x66orce\x18\x05 \x01(\x08\"u\n\x17SetFlowRunStateResponse\x12\x31\n\x06result\x18\x01 \x01(\x0b\x32!.headwater.v1.OrchestrationResult\x12\'\n\x08\x66low_run\x18\x02 \x01(\x0b\x32\x15.headwater.v1.FlowRun\"O\n\x14\x43\x61ncelFlowRunRequest\x12\x13\n\x0b\x66low_run_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"@\n\x15\x43\x61ncelFlowRunResponse\x12\'\n\x08\x66low_run\x18\x01 \x01(\x0b\x32\x15.headwater.v1.FlowRun\"\xa1\x01\n\x18ListFlowRunEventsRequest\x12\x13\n\x0b\x66low_run_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\'\n\x04wait\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1c\n\x14\x66low_run_states_only\x18\x05 \x01(\x08\"p\n\x19ListFlowRunEventsResponse\x12*\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1a.headwater.v1.FlowRunEvent\x12\x15\n\rlast_sequence\x18\x02 \x01(\x03\x12\x10\n\x08\x66inished\x18\x03 \x01(\x08\"`\n\x13WatchFlowRunRequest\x12\x13\n\x0b\x66low_run_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x12\x1c\n\x14\x66low_run_states_only\x18\x03 \x01(\x08\"\xa3\x01\n\x14WatchFlowRunResponse\x12)\n\x08snapshot\x18\x01 \x01(\x0b\x32\x15.headwater.v1.FlowRunH\x00\x12+\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x1a.headwater.v1.FlowRunEventH\x00\x12+\n\tcaught_up\x18\x03 \x01(\x0b\x32\x16.headwater.v1.CaughtUpH\x00\x42\x06\n\x04kind\"!\n\x08\x43\x61ughtUp\x12\x15\n\rlast_sequence\x18\x01 \x01(\x03\x32\xbf\x06\n\x0e\x46lowRunService\x12X\n\rCreateFlowRun\x12\".headwater.v1.CreateFlowRunRequest\x1a#.headwater.v1.CreateFlowRunResponse\x12O\n\nGetFlowRun\x12\x1f.headwater.v1.GetFlowRunRequest\x1a .headwater.v1.GetFlowRunResponse\x12U\n\x0cListFlowRuns\x12!.headwater.v1.ListFlowRunsRequest\x1a\".headwater.v1.ListFlowRunsResponse\x12X\n\rUpdateFlowRun\x12\".headwater.v1.UpdateFlowRunRequest\x1a#.headwater.v1.UpdateFlowRunResponse\x12X\n\rDeleteFlowRun\x12\".headwater.v1.DeleteFlowRunRequest\x1a#.headwater.v1.DeleteFlowRunResponse\x12^\n\x0fSetFlowRunState\x12$.headwater.v1.SetFlowRunStateRequest\x1a%.headwater.v1.SetFlowRunStateResponse\x12X\n\rCancelFlowRun\x12\".headwater.v1.CancelFlowRunRequest\x1a#.headwater.v1.CancelFlowRunResponse\x12\x64\n\x11ListFlowRunEvents\x12&.headwater.v1.ListFlowRunEventsRequest\x1a\'.headwater.v1.ListFlowRunEventsResponse\x12W\n\x0cWatchFlowRun\x12!.headwater.v1.WatchFlowRunRequest\x1a\".headwater.v1.WatchFlowRunResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'headwater.v1.flow_runs_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_FLOWRUN_TRACECONTEXTENTRY']._loaded_options = None
+  _globals['_FLOWRUN_TRACECONTEXTENTRY']._serialized_options = b'8\001'
+  _globals['_CREATEFLOWRUNREQUEST_TRACECONTEXTENTRY']._loaded_options = None
+  _globals['_CREATEFLOWRUNREQUEST_TRACECONTEXTENTRY']._serialized_options = b'8\001'
   _globals['_FLOWRUN']._serialized_start=198
-  _globals['_FLOWRUN']._serialized_end=877
-  _globals['_FLOWRUNEVENT']._serialized_start=880
-  _globals['_FLOWRUNEVENT']._serialized_end=1138
-  _globals['_TASKRUNSTATECHANGED']._serialized_start=1140
-  _globals['_TASKRUNSTATECHANGED']._serialized_end=1241
-  _globals['_CREATEFLOWRUNREQUEST']._serialized_start=1244
-  _globals['_CREATEFLOWRUNREQUEST']._serialized_end=1567
-  _globals['_CREATEFLOWRUNRESPONSE']._serialized_start=1569
-  _globals['_CREATEFLOWRUNRESPONSE']._serialized_end=1633
-  _globals['_GETFLOWRUNREQUEST']._serialized_start=1635
-  _globals['_GETFLOWRUNREQUEST']._serialized_end=1675
-  _globals['_GETFLOWRUNRESPONSE']._serialized_start=1677
-  _globals['_GETFLOWRUNRESPONSE']._serialized_end=1738
-  _globals['_FLOWRUNFILTER']._serialized_start=1741
-  _globals['_FLOWRUNFILTER']._serialized_end=1918
-  _globals['_LISTFLOWRUNSREQUEST']._serialized_start=1920
-  _globals['_LISTFLOWRUNSREQUEST']._serialized_end=2025
-  _globals['_LISTFLOWRUNSRESPONSE']._serialized_start=2027
-  _globals['_LISTFLOWRUNSRESPONSE']._serialized_end=2116
-  _globals['_UPDATEFLOWRUNREQUEST']._serialized_start=2118
-  _globals['_UPDATEFLOWRUNREQUEST']._serialized_end=2238
-  _globals['_UPDATEFLOWRUNRESPONSE']._serialized_start=2240
-  _globals['_UPDATEFLOWRUNRESPONSE']._serialized_end=2304
-  _globals['_DELETEFLOWRUNREQUEST']._serialized_start=2306
-  _globals['_DELETEFLOWRUNREQUEST']._serialized_end=2349
-  _globals['_DELETEFLOWRUNRESPONSE']._serialized_start=2351
-  _globals['_DELETEFLOWRUNRESPONSE']._serialized_end=2374
-  _globals['_SETFLOWRUNSTATEREQUEST']._serialized_start=2377
-  _globals['_SETFLOWRUNSTATEREQUEST']._serialized_end=2523
-  _globals['_SETFLOWRUNSTATERESPONSE']._serialized_start=2525
-  _globals['_SETFLOWRUNSTATERESPONSE']._serialized_end=2642
-  _globals['_CANCELFLOWRUNREQUEST']._serialized_start=2644
-  _globals['_CANCELFLOWRUNREQUEST']._serialized_end=2723
-  _globals['_CANCELFLOWRUNRESPONSE']._serialized_start=2725
-  _globals['_CANCELFLOWRUNRESPONSE']._serialized_end=2789
-  _globals['_LISTFLOWRUNEVENTSREQUEST']._serialized_start=2792
-  _globals['_LISTFLOWRUNEVENTSREQUEST']._serialized_end=2953
-  _globals['_LISTFLOWRUNEVENTSRESPONSE']._serialized_start=2955
-  _globals['_LISTFLOWRUNEVENTSRESPONSE']._serialized_end=3067
-  _globals['_WATCHFLOWRUNREQUEST']._serialized_start=3069
-  _globals['_WATCHFLOWRUNREQUEST']._serialized_end=3165
-  _globals['_WATCHFLOWRUNRESPONSE']._serialized_start=3168
-  _globals['_WATCHFLOWRUNRESPONSE']._serialized_end=3331
-  _globals['_CAUGHTUP']._serialized_start=3333
-  _globals['_CAUGHTUP']._serialized_end=3366
-  _globals['_FLOWRUNSERVICE']._serialized_start=3369
-  _globals['_FLOWRUNSERVICE']._serialized_end=4200
+  _globals['_FLOWRUN']._serialized_end=994
+  _globals['_FLOWRUN_TRACECONTEXTENTRY']._serialized_start=943
+  _globals['_FLOWRUN_TRACECONTEXTENTRY']._serialized_end=994
+  _globals['_FLOWRUNEVENT']._serialized_start=997
+  _globals['_FLOWRUNEVENT']._serialized_end=1255
+  _globals['_TASKRUNSTATECHANGED']._serialized_start=1257
+  _globals['_TASKRUNSTATECHANGED']._serialized_end=1358
+  _globals['_CREATEFLOWRUNREQUEST']._serialized_start=1361
+  _globals['_CREATEFLOWRUNREQUEST']._serialized_end=1814
+  _globals['_CREATEFLOWRUNREQUEST_TRACECONTEXTENTRY']._serialized_start=943
+  _globals['_CREATEFLOWRUNREQUEST_TRACECONTEXTENTRY']._serialized_end=994
+  _globals['_CREATEFLOWRUNRESPONSE']._serialized_start=1816
+  _globals['_CREATEFLOWRUNRESPONSE']._serialized_end=1880
+  _globals['_GETFLOWRUNREQUEST']._serialized_start=1882
+  _globals['_GETFLOWRUNREQUEST']._serialized_end=1922
+  _globals['_GETFLOWRUNRESPONSE']._serialized_start=1924
+  _globals['_GETFLOWRUNRESPONSE']._serialized_end=1985
+  _globals['_FLOWRUNFILTER']._serialized_start=1988
+  _globals['_FLOWRUNFILTER']._serialized_end=2165
+  _globals['_LISTFLOWRUNSREQUEST']._serialized_start=2167
+  _globals['_LISTFLOWRUNSREQUEST']._serialized_end=2272
+  _globals['_LISTFLOWRUNSRESPONSE']._serialized_start=2274
+  _globals['_LISTFLOWRUNSRESPONSE']._serialized_end=2363
+  _globals['_UPDATEFLOWRUNREQUEST']._serialized_start=2365
+  _globals['_UPDATEFLOWRUNREQUEST']._serialized_end=2485
+  _globals['_UPDATEFLOWRUNRESPONSE']._serialized_start=2487
+  _globals['_UPDATEFLOWRUNRESPONSE']._serialized_end=2551
+  _globals['_DELETEFLOWRUNREQUEST']._serialized_start=2553
+  _globals['_DELETEFLOWRUNREQUEST']._serialized_end=2596
+  _globals['_DELETEFLOWRUNRESPONSE']._serialized_start=2598
+  _globals['_DELETEFLOWRUNRESPONSE']._serialized_end=2621
+  _globals['_SETFLOWRUNSTATEREQUEST']._serialized_start=2624
+  _globals['_SETFLOWRUNSTATEREQUEST']._serialized_end=2770
+  _globals['_SETFLOWRUNSTATERESPONSE']._serialized_start=2772
+  _globals['_SETFLOWRUNSTATERESPONSE']._serialized_end=2889
+  _globals['_CANCELFLOWRUNREQUEST']._serialized_start=2891
+  _globals['_CANCELFLOWRUNREQUEST']._serialized_end=2970
+  _globals['_CANCELFLOWRUNRESPONSE']._serialized_start=2972
+  _globals['_CANCELFLOWRUNRESPONSE']._serialized_end=3036
+  _globals['_LISTFLOWRUNEVENTSREQUEST']._serialized_start=3039
+  _globals['_LISTFLOWRUNEVENTSREQUEST']._serialized_end=3200
+  _globals['_LISTFLOWRUNEVENTSRESPONSE']._serialized_start=3202
+  _globals['_LISTFLOWRUNEVENTSRESPONSE']._serialized_end=3314
+  _globals['_WATCHFLOWRUNREQUEST']._serialized_start=3316
+  _globals['_WATCHFLOWRUNREQUEST']._serialized_end=3412
+  _globals['_WATCHFLOWRUNRESPONSE']._serialized_start=3415
+  _globals['_WATCHFLOWRUNRESPONSE']._serialized_end=3578
+  _globals['_CAUGHTUP']._serialized_start=3580
+  _globals['_CAUGHTUP']._serialized_end=3613
+  _globals['_FLOWRUNSERVICE']._serialized_start=3616
+  _globals['_FLOWRUNSERVICE']._serialized_end=4447
 # @@protoc_insertion_point(module_scope)

@@ -14,7 +14,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class FlowRun(_message.Message):
-    __slots__ = ("id", "name", "flow_id", "flow_name", "flow_version", "deployment_id", "parent_flow_run_id", "parent_task_run_id", "parameters_json", "idempotency_key", "tags", "state", "policy", "run_count", "expected_start_time", "start_time", "end_time", "total_run_time", "create_time", "update_time", "last_sequence", "auto_scheduled")
+    __slots__ = ("id", "name", "flow_id", "flow_name", "flow_version", "deployment_id", "parent_flow_run_id", "parent_task_run_id", "parameters_json", "idempotency_key", "tags", "state", "policy", "run_count", "expected_start_time", "start_time", "end_time", "total_run_time", "create_time", "update_time", "last_sequence", "auto_scheduled", "trace_context")
+    class TraceContextEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     FLOW_ID_FIELD_NUMBER: _ClassVar[int]
@@ -37,6 +44,7 @@ class FlowRun(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     AUTO_SCHEDULED_FIELD_NUMBER: _ClassVar[int]
+    TRACE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     flow_id: str
@@ -59,7 +67,8 @@ class FlowRun(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     last_sequence: int
     auto_scheduled: bool
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., flow_id: _Optional[str] = ..., flow_name: _Optional[str] = ..., flow_version: _Optional[str] = ..., deployment_id: _Optional[str] = ..., parent_flow_run_id: _Optional[str] = ..., parent_task_run_id: _Optional[str] = ..., parameters_json: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[_states_pb2.State, _Mapping]] = ..., policy: _Optional[_Union[_states_pb2.RunPolicy, _Mapping]] = ..., run_count: _Optional[int] = ..., expected_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., total_run_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_sequence: _Optional[int] = ..., auto_scheduled: _Optional[bool] = ...) -> None: ...
+    trace_context: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., flow_id: _Optional[str] = ..., flow_name: _Optional[str] = ..., flow_version: _Optional[str] = ..., deployment_id: _Optional[str] = ..., parent_flow_run_id: _Optional[str] = ..., parent_task_run_id: _Optional[str] = ..., parameters_json: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[_states_pb2.State, _Mapping]] = ..., policy: _Optional[_Union[_states_pb2.RunPolicy, _Mapping]] = ..., run_count: _Optional[int] = ..., expected_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., total_run_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_sequence: _Optional[int] = ..., auto_scheduled: _Optional[bool] = ..., trace_context: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class FlowRunEvent(_message.Message):
     __slots__ = ("sequence", "flow_run_id", "event_time", "state_changed", "task_run_state_changed", "log")
@@ -88,7 +97,14 @@ class TaskRunStateChanged(_message.Message):
     def __init__(self, task_run_id: _Optional[str] = ..., task_run_name: _Optional[str] = ..., state: _Optional[_Union[_states_pb2.State, _Mapping]] = ...) -> None: ...
 
 class CreateFlowRunRequest(_message.Message):
-    __slots__ = ("flow_id", "flow_name", "name", "flow_version", "parameters_json", "parent_flow_run_id", "parent_task_run_id", "tags", "policy", "state", "idempotency_key", "request_id")
+    __slots__ = ("flow_id", "flow_name", "name", "flow_version", "parameters_json", "parent_flow_run_id", "parent_task_run_id", "tags", "policy", "state", "idempotency_key", "request_id", "trace_context")
+    class TraceContextEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     FLOW_ID_FIELD_NUMBER: _ClassVar[int]
     FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -101,6 +117,7 @@ class CreateFlowRunRequest(_message.Message):
     STATE_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     flow_id: str
     flow_name: str
     name: str
@@ -113,7 +130,8 @@ class CreateFlowRunRequest(_message.Message):
     state: _states_pb2.State
     idempotency_key: str
     request_id: str
-    def __init__(self, flow_id: _Optional[str] = ..., flow_name: _Optional[str] = ..., name: _Optional[str] = ..., flow_version: _Optional[str] = ..., parameters_json: _Optional[str] = ..., parent_flow_run_id: _Optional[str] = ..., parent_task_run_id: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., policy: _Optional[_Union[_states_pb2.RunPolicy, _Mapping]] = ..., state: _Optional[_Union[_states_pb2.State, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    trace_context: _containers.ScalarMap[str, str]
+    def __init__(self, flow_id: _Optional[str] = ..., flow_name: _Optional[str] = ..., name: _Optional[str] = ..., flow_version: _Optional[str] = ..., parameters_json: _Optional[str] = ..., parent_flow_run_id: _Optional[str] = ..., parent_task_run_id: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., policy: _Optional[_Union[_states_pb2.RunPolicy, _Mapping]] = ..., state: _Optional[_Union[_states_pb2.State, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., request_id: _Optional[str] = ..., trace_context: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class CreateFlowRunResponse(_message.Message):
     __slots__ = ("flow_run",)

@@ -17,6 +17,7 @@ from headwater_server.storage._concurrency import SLOTS_FREED
 
 if TYPE_CHECKING:
     from headwater_server.events import EventHub
+    from headwater_server.metrics import ServerMetrics
     from headwater_server.storage.database import Database
 
 __all__ = ["Backend", "Operation", "time_remaining"]
@@ -34,6 +35,8 @@ class Backend:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     # Open engine streams, so a shutdown can end each one cleanly with UNAVAILABLE.
     engine_sessions: set[Any] = field(default_factory=set)
+    # The server's metrics (headwater_server.metrics.ServerMetrics), None when nobody reads them.
+    metrics: ServerMetrics | None = None
 
     def __post_init__(self) -> None:
         # Task run states are flow run events written deep in storage (on a database thread):

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import re
 import uuid as _uuid
-from collections.abc import Collection, Iterable, Sized
+from collections.abc import Collection, Iterable, Mapping, Sized
 from typing import Any
 
 from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
@@ -626,3 +626,24 @@ def work_queue_fields(
         non_negative(f"{prefix}.concurrency_limit", queue.concurrency_limit)
     if paths is None or "priority" in paths:
         non_negative(f"{prefix}.priority", queue.priority)
+
+
+#: The keys a stored W3C trace context may have, and the longest value kept (W3C allows a
+#: ``tracestate`` of 32 entries of up to 256 characters each; 512 is plenty for either in
+#: practice and keeps a run row small).
+_TRACE_CONTEXT_KEYS = ("traceparent", "tracestate")
+_TRACE_VALUE_MAX = 512
+
+
+def trace_context(field: str, value: Mapping[str, str]) -> None:
+    """Reject a trace context with other keys than W3C's two, or an oversized value."""
+    for key, text in value.items():
+        if key not in _TRACE_CONTEXT_KEYS:
+            raise errors.invalid_argument(
+                f"{field}[{errors.shown(key)}]",
+                "is not a W3C trace context key; use 'traceparent' and 'tracestate' only.",
+            )
+        if len(text) > _TRACE_VALUE_MAX:
+            raise errors.invalid_argument(
+                f"{field}[{key}]", f"is {len(text)} characters; at most {_TRACE_VALUE_MAX}."
+            )

@@ -14,6 +14,7 @@ from headwater_server import errors
 from headwater_server.application import checks
 from headwater_server.application.backend import Backend
 from headwater_server.application.parameter_schema import merged_parameters
+from headwater_server.telemetry import creation_context
 
 # The fields UpdateDeployment may change.
 UPDATABLE = (
@@ -190,7 +191,11 @@ async def _create_runs(
         )
 
     response = await backend.db.run(
-        backend.db.repository.create_flow_runs_from_deployment, request, check, method
+        backend.db.repository.create_flow_runs_from_deployment,
+        request,
+        check,
+        method,
+        creation_context({}),
     )
     for run in response.flow_runs:
         backend.hub.notify(run.id, run.last_sequence)

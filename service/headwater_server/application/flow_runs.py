@@ -10,6 +10,7 @@ from headwater.v1 import flow_runs_pb2
 
 from headwater_server.application import checks, slots
 from headwater_server.application.backend import Backend
+from headwater_server.telemetry import creation_context
 
 # The fields UpdateFlowRun may change.
 UPDATABLE = ("name", "tags")
@@ -42,6 +43,10 @@ async def create_flow_run(
     checks.optional_uuid("parent_flow_run_id", request.parent_flow_run_id)
     checks.optional_uuid("parent_task_run_id", request.parent_task_run_id)
     checks.new_run(request)
+    checks.trace_context("trace_context", request.trace_context)
+    trace_context = creation_context(request.trace_context)
+    if trace_context is not None and not request.trace_context:
+        request.trace_context.update(trace_context)
     response = await backend.db.run(backend.db.repository.create_flow_run, request, engine_id)
     _announce(backend, response.flow_run)
     return response

@@ -36,6 +36,8 @@ async def create_task_run(
         )
     mark = slots.slot_mark(backend)
     response = await backend.db.run(backend.db.repository.create_task_run, request)
+    if backend.metrics is not None:  # metrics hook: task runs per second is this count's rate
+        backend.metrics.task_runs_created()
     await slots.hold_if_waiting_for_slot(backend, response, mark)
     return response
 

@@ -20,6 +20,7 @@ from grpc_status import rpc_status
 
 from headwater_server import errors
 from headwater_server.application.backend import Backend, Operation, time_remaining
+from headwater_server.telemetry import remember_caller
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
@@ -102,6 +103,7 @@ def unary(op: Operation[Any, Any], method: str) -> Callable[..., Awaitable[Any]]
     async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
             time_remaining.set(context.time_remaining())
+            remember_caller(context)
             return await op(self.backend, request)
         except grpc.aio.AbortError:
             raise

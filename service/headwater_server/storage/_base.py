@@ -73,6 +73,11 @@ class RepositoryBase:
 
     # ------------------------------------------------------------------ transactions
 
+    @property
+    def fast_path(self) -> FastPath:
+        """The raw-DBAPI path of the hot operations (tracing swaps its transaction type)."""
+        return self._fast
+
     def _write(self) -> AbstractContextManager[Connection]:
         """One write transaction (SQLite: BEGIN IMMEDIATE), committed on success."""
         return self._transaction(self._writer)

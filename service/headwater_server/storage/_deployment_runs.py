@@ -18,7 +18,7 @@ The scheduler (``headwater_server.scheduling``) calls, through ``Database.run``:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -104,8 +104,11 @@ class DeploymentRunsMixin(DeploymentsMixin):
         req: deployments_pb2.BatchCreateFlowRunsFromDeploymentRequest,
         check: ParameterCheck,
         method: str = "BatchCreateFlowRunsFromDeployment",
+        trace_context: Mapping[str, str] | None = None,
     ) -> deployments_pb2.BatchCreateFlowRunsFromDeploymentResponse:
         """Create ``req.runs`` SCHEDULED, all or none, with parameters ``check`` returns.
+
+        ``trace_context`` is the caller's W3C trace context, stored with every run.
 
         ``method`` names the RPC for the request_id store (the single create stores its answer
         in this batch form too). A paused deployment refuses (FAILED_PRECONDITION); a reused
@@ -114,6 +117,7 @@ class DeploymentRunsMixin(DeploymentsMixin):
         deployment_id = canonical_id(req.deployment_id)
         key = self._request_key(req.request_id)
         response_type = deployments_pb2.BatchCreateFlowRunsFromDeploymentResponse
+        stored_trace = convert.dump_trace_context(trace_context)
         flow_id = ""
         flow_name = ""
         try:
@@ -146,6 +150,7 @@ class DeploymentRunsMixin(DeploymentsMixin):
                             idempotency_key=run.idempotency_key or None,
                             scheduled_us=scheduled,
                             now=now,
+                            trace_context=stored_trace,
                         )
                     )
                 self._insert_runs(conn, rows)
@@ -186,6 +191,7 @@ class DeploymentRunsMixin(DeploymentsMixin):
         idempotency_key: str | None,
         scheduled_us: int,
         now: int,
+        trace_context: str | None = None,
     ) -> dict[str, Any]:
         """The flow_runs row of a deployment's new SCHEDULED run."""
         initial = self._initial_state("flow run", _SCHEDULED)._replace(scheduled_time=scheduled_us)
@@ -202,6 +208,7 @@ class DeploymentRunsMixin(DeploymentsMixin):
             "expected_start_time": scheduled_us,
             "parameters_json": parameters_json,
             "tags": convert.dump_tags(tags),
+            "trace_context": trace_context,
             **convert.policy_columns(states_pb2.RunPolicy()),
             **self._initial_run_values(initial, now),
         }

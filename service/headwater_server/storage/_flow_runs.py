@@ -81,6 +81,7 @@ class FlowRunsMixin(RepositoryBase):
                     "expected_start_time": scheduled if scheduled is not None else now,
                     "parameters_json": parameters,
                     "tags": tags,
+                    "trace_context": convert.dump_trace_context(req.trace_context),
                     **convert.policy_columns(req.policy),
                     **self._initial_run_values(initial, now),
                     "engine_id": engine_id,

@@ -185,6 +185,11 @@ def _fill_run_common(
     msg.parameters_json = m["parameters_json"]
 
 
+def dump_trace_context(carrier: Mapping[str, str] | None) -> str | None:
+    """The ``trace_context`` column for a W3C carrier: JSON text, or NULL for none."""
+    return json.dumps(dict(carrier), separators=(",", ":")) if carrier else None
+
+
 def flow_run_message(
     m: Mapping[Any, Any], result: bytes | None = None, failure: bytes | None = None
 ) -> flow_runs_pb2.FlowRun:
@@ -203,6 +208,9 @@ def flow_run_message(
     )
     if m["deployment_id"] is not None:
         run.auto_scheduled = is_scheduled_key(m["idempotency_key"])
+    trace_context = m.get("trace_context")
+    if trace_context:
+        run.trace_context.update(json.loads(trace_context))
     _fill_run_common(run, m, result, failure)
     if m["expected_start_time"] is not None:
         set_timestamp(run.expected_start_time, m["expected_start_time"])

@@ -10,15 +10,20 @@ pool for PostgreSQL, where several transactions can make progress at once.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine.interfaces import DBAPICursor
 
 from sqlalchemy import Engine
 
 from headwater_server.storage.checkpoint import WalCheckpointer
 from headwater_server.storage.engine import create_database_engine, dialect_of, normalize_url
+from headwater_server.storage.fastpath import RawTransaction
 from headwater_server.storage.hops import Hop, HopClosedError, PoolHop, WorkerHop
 from headwater_server.storage.migrate import ensure_schema
 from headwater_server.storage.repository import Repository
@@ -60,6 +65,13 @@ class Database:
             self._checkpointer = WalCheckpointer(database_path)
             self._checkpointer.start()
         self._closed = False
+        self._carry_context = False
+
+    def trace(self, transaction: Callable[[DBAPICursor], RawTransaction]) -> None:
+        """Trace statements (`headwater_server.sql_spans`): calls carry their caller's context
+        to the database threads, and fast-path transactions run through ``transaction``."""
+        self._carry_context = True
+        self.repository.fast_path.transaction = transaction
 
     @classmethod
     def open(cls, url: str) -> Database:
@@ -84,6 +96,8 @@ class Database:
         """
         if not self._closed:
             call = functools.partial(fn, *args, **kwargs)
+            if self._carry_context:  # tracing: the statements' spans join the caller's span
+                call = functools.partial(contextvars.copy_context().run, call)
             try:
                 future = self._hop.submit(asyncio.get_running_loop(), call)
             except HopClosedError:

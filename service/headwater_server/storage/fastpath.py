@@ -128,6 +128,9 @@ class FastPath:
         self.IntegrityError: type[Exception] = dbapi.IntegrityError
         # The group open on this thread, if any (groups belong to the SQLite writer thread).
         self._local = threading.local()
+        #: Makes each transaction's statement runner; `headwater_server.sql_spans` swaps in
+        #: one that traces each statement when the server traces.
+        self.transaction: Callable[[DBAPICursor], RawTransaction] = RawTransaction
 
     @contextmanager
     def group(self) -> Iterator[list[tuple[str, int]]]:
@@ -201,7 +204,7 @@ class FastPath:
             cursor = connection.cursor()
             if self._sqlite:
                 cursor.execute("BEGIN IMMEDIATE")
-            yield RawTransaction(cursor)
+            yield self.transaction(cursor)
             connection.commit()
         except BaseException as exc:
             try:
@@ -226,7 +229,7 @@ class FastPath:
             cursor.execute("BEGIN IMMEDIATE")
             group.open = True
         cursor.execute("SAVEPOINT headwater_op")
-        tx = RawTransaction(cursor)
+        tx = self.transaction(cursor)
         try:
             yield tx
         except BaseException:

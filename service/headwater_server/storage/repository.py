@@ -20,6 +20,7 @@ from headwater_server.storage._deployment_runs import DeploymentRunsMixin
 from headwater_server.storage._engines import EnginesMixin
 from headwater_server.storage._flow_runs import FlowRunsMixin
 from headwater_server.storage._flows import FlowsMixin
+from headwater_server.storage._gauges import GaugesMixin
 from headwater_server.storage._late_runs import LateRunsMixin
 from headwater_server.storage._logs import LogsMixin
 from headwater_server.storage._proposals import ProposalsMixin
@@ -43,6 +44,7 @@ class Repository(
     LateRunsMixin,
     ScheduleRunsMixin,
     EnginesMixin,
+    GaugesMixin,
 ):
     """All storage operations of the service over one SQLAlchemy engine.
 
@@ -50,5 +52,5 @@ class Repository(
     operations live in one module per resource (``_flows``, ``_flow_runs``, ``_task_runs``,
     ``_proposals``, ``_logs``, ``_work_pools``, ``_deployments``, ``_deployment_runs``,
     ``_retention``, ``_late_runs``, ``_schedule_runs``, ``_engines``, ``_concurrency``,
-    ``_workers``) over the shared transactions and idempotency of ``_base``.
+    ``_workers``, ``_gauges``) over the shared transactions and idempotency of ``_base``.
     """

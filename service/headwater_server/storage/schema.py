@@ -115,11 +115,15 @@ flow_runs = Table(
     # The engine (an SDK process's stream, see the engines table) that owns the run while it is
     # not final; its death ends the run CRASHED. NULL: no engine has claimed it (revision 0015).
     Column("engine_id", ID, nullable=True),
+    # The W3C trace context (JSON object: traceparent, tracestate) of the call that created the
+    # run, so whoever executes it later continues that trace; NULL when it did not trace
+    # (revision 0017).
+    Column("trace_context", Text, nullable=True),
     UniqueConstraint("flow_id", "idempotency_key"),
 )
 Index("ix_flow_runs_create_time_id", flow_runs.c.create_time, flow_runs.c.id)
 Index("ix_flow_runs_flow_id_create_time", flow_runs.c.flow_id, flow_runs.c.create_time)
-# Claims of due runs, the next run due, late runs: SCHEDULED runs by scheduled time (0017).
+# Claims of due runs, the next run due, late runs: SCHEDULED runs by scheduled time (0018).
 Index("ix_flow_runs_state_type_scheduled_time", flow_runs.c.state_type, flow_runs.c.scheduled_time)
 Index("ix_flow_runs_parent_flow_run_id", flow_runs.c.parent_flow_run_id)
 # ListFlowRuns by run name (`headwater flow-run inspect <name>`): names are not unique, so an

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from headwater._telemetry import current_carrier
 from headwater._transport.client_convert import flow_run_from_proto, task_run_from_proto
 from headwater._transport.convert import (
     failure_from_exception,
@@ -270,6 +271,10 @@ def _create_request(spec: FlowRunSpec) -> flow_runs_pb2.CreateFlowRunRequest:
     if spec.retries or spec.retry_delay_seconds:
         request.policy.retries = spec.retries
         request.policy.retry_delay.FromNanoseconds(int(spec.retry_delay_seconds * 1e9))
+    # The stream is one long call, so its metadata cannot carry each creation's trace context.
+    carrier = current_carrier()
+    if carrier is not None:
+        request.trace_context.update(carrier)
     return request
 
 
@@ -279,6 +284,8 @@ def _snapshot(run: flow_runs_pb2.FlowRun, parameters: dict[str, Any] | None) -> 
     def load(state: State[Any] | None) -> FlowRun:
         return flow_run_from_proto(run, parameters=parameters, state=state)
 
+    if run.trace_context:
+        return RunSnapshot(run.id, run.name, run.run_count, load, dict(run.trace_context))
     return RunSnapshot(run.id, run.name, run.run_count, load)
 
 

@@ -1,7 +1,7 @@
 """Index flow runs by state and scheduled time, for claiming due runs and finding the next.
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-11-30 13:45:00.000000
 
 A worker's claim (``PollRuns``) looks for SCHEDULED runs due by now, earliest first, and for the
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0017"
-down_revision: str | None = "0016"
+revision: str = "0018"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
