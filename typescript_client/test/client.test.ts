@@ -178,6 +178,26 @@ describe("typed errors", () => {
     }
   });
 
+  it("sends the configured headers, then runs the caller's interceptors", async () => {
+    const seen: string[] = [];
+    const custom = createHeadwaterClient({
+      address: server.address,
+      headers: { "x-team": "payments" },
+      interceptors: [
+        (next) => (request) => {
+          seen.push(`${request.method.name} ${request.header.get("x-team")}`);
+          return next(request);
+        },
+      ],
+    });
+    try {
+      await assert.rejects(custom.getFlowRun(randomUUID()), NotFoundError);
+    } finally {
+      custom.close();
+    }
+    assert.deepEqual(seen, ["GetFlowRun payments"]);
+  });
+
   it("an address that can never work is refused before dialing", () => {
     assert.throws(() => createHeadwaterClient({ address: "localhost" }), /has no port/);
     assert.throws(() => createHeadwaterClient({ address: "http://h:4200/api" }), /a path/);
@@ -185,5 +205,12 @@ describe("typed errors", () => {
     assert.throws(() => createHeadwaterClient({ address: "h:99999" }), /1 to 65535/);
     const accepted = createHeadwaterClient({ address: "http://127.0.0.1:4200/" });
     accepted.close();
+    const saved = process.env.HEADWATER_API_URL;
+    delete process.env.HEADWATER_API_URL;
+    try {
+      assert.throws(() => createHeadwaterClient(), /HEADWATER_API_URL/);
+    } finally {
+      if (saved !== undefined) process.env.HEADWATER_API_URL = saved;
+    }
   });
 });
