@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TS_STAMP := typescript_client/node_modules/.installed
 
-.PHONY: install demo test test-fast lint protos check-protos bench clean venv-elsewhere
+.PHONY: install demo test test-fast lint protos check-protos bench clean venv-elsewhere test-go
 
 # The stamp only knows the age of pyproject.toml and of this Makefile (which says what to
 # install). A .venv copied from another clone, or left behind when this clone moved, keeps its
@@ -41,6 +41,8 @@ test: $(STAMP) $(TS_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/buf lint protos
+	scripts/check-breaking
+	$(MAKE) --no-print-directory test-go
 	cd typescript_client && npm test
 	$(BIN)/python -m pytest
 
@@ -57,8 +59,17 @@ lint: $(STAMP) $(TS_STAMP)
 # Regenerates the Python stubs and the descriptor image from protos/. The output is committed;
 # tests/protos/test_generated_fresh.py fails when it is stale.
 # The TypeScript client's typescript_client/src/gen too, with its pinned protoc-gen-es.
+# The Go client's go_client/gen too, with the protoc-gen-go(-grpc) go_client/go.mod pins.
 protos: $(STAMP) $(TS_STAMP)
 	scripts/generate-protos
+
+# The Go client: gofmt, go vet, and go test against a real `headwater server start` from this
+# checkout's .venv (-count=1: the cache cannot see the Python code the tests run). The go
+# command fetches the modules go_client/go.sum pins by itself.
+test-go: $(STAMP)
+	@unformatted=$$(gofmt -l go_client); if [ -n "$$unformatted" ]; then \
+		echo "gofmt would change: $$unformatted"; exit 1; fi
+	cd go_client && go vet ./... && go test -count=1 ./...
 
 # The TypeScript client's packages, exactly as its committed package-lock.json pins them (the
 # protoc-gen-es that `make protos` runs among them); `npm ci` also compiles dist/ through the
@@ -71,7 +82,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .bench .pytest_cache .ruff_cache
+	rm -rf $(VENV) .bench .pytest_cache .ruff_cache .tools
 	rm -rf typescript_client/node_modules typescript_client/dist typescript_client/build
 
 # Never a file: listed as a prerequisite of the stamp only when the venv must be rebuilt.

@@ -47,6 +47,7 @@ WORKLOAD_NAMES = (
     "crash_detection",
     "pickup_latency",
     "schedule_lag",
+    "client_round_trip",
     "tracing_overhead",
 )
 
@@ -522,19 +523,60 @@ def pickup_latency(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> Se
                 return run_workload(sdk, "pickup_latency", [str(runs)], env, 120 + runs * 10)
 
         raw = measure(sdk, f"pickup_latency on {sdk.label}, {runs} runs", take)
-        for key, label in (("claimed_s", "Headwater claimed"), ("pickup_s", "Headwater running")):
-            if "error" in raw:
-                section.measurements[label] = raw
-                continue
-            millis = [seconds * 1000 for seconds in raw[key]]
-            stats = summarize(millis)
-            stats["p99"] = percentile(sorted(millis), 99)
-            section.measurements[label] = {
-                "version": raw["version"],
-                "n": stats["n"],
-                "figures": stats,
-                "raw": millis,
-            }
+        rows = (("claimed_s", "Headwater claimed"), ("pickup_s", "Headwater running"))
+        _milliseconds(section, raw, rows)
+    return section
+
+
+def _milliseconds(section: Section, raw: Measurement, rows: Sequence[tuple[str, str]]) -> None:
+    """Put the seconds lists of ``raw`` (key -> measurement label) in ``section``, as ms."""
+    for key, label in rows:
+        if "error" in raw:
+            section.measurements[label] = raw
+            continue
+        millis = [seconds * 1000 for seconds in raw[key]]
+        stats = summarize(millis)
+        stats["p99"] = percentile(sorted(millis), 99)
+        section.measurements[label] = {
+            "version": raw["version"],
+            "n": stats["n"],
+            "figures": stats,
+            "raw": millis,
+        }
+
+
+def client_round_trip(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> Section:
+    """Create -> cancel -> watch to the end, from the Python SDK's client and from Go's."""
+    runs = 20 if plan.quick else 200
+    section = Section(
+        "client_round_trip",
+        "a client creates a run of a deployment, cancels it and watches it to its end",
+        "ms",
+        [("p50", "median"), ("p99", "p99"), ("max", "max")],
+        [
+            ("Python client (HeadwaterClient)", "Headwater Python client", "Prefect Python"),
+            ("Go client (go_client)", "Headwater Go client", "Prefect Go"),
+        ],
+        notes=[
+            f"{runs} round trips each, one at a time, on one server; three calls per round trip."
+            " Prefect 3.9.1 has no gRPC API and no Go client, so it has no figure here.",
+        ],
+    )
+    for sdk in sdks:
+        if sdk.name != "headwater":
+            continue
+
+        def take(sdk: Sdk = sdk) -> Measurement:
+            with (
+                throwaway_dir("headwater-round-trip-home") as home,
+                headwater_server(sdk, home) as server,
+            ):
+                env = sdk.environ(HEADWATER_HOME=str(home), HEADWATER_API_URL=server.address)
+                return run_workload(sdk, "client_round_trip", [str(runs)], env, 300 + runs)
+
+        raw = measure(sdk, f"client_round_trip on {sdk.label}, {runs} runs", take)
+        rows = (("python_s", "Headwater Python client"), ("go_s", "Headwater Go client"))
+        _milliseconds(section, raw, rows)
     return section
 
 
@@ -703,6 +745,7 @@ MEASURES: dict[str, Callable[[Sequence[Sdk], Plan, dict[str, Any]], Section]] = 
     "crash_detection": crash_detection,
     "pickup_latency": pickup_latency,
     "schedule_lag": schedule_lag,
+    "client_round_trip": client_round_trip,
     "tracing_overhead": tracing_overhead,
 }
 

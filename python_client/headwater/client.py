@@ -203,6 +203,27 @@ class HeadwaterClient:
         """
         return self._runner.watch(flow_run_id, after_sequence)
 
+    def update_flow_run(
+        self,
+        flow_run_id: str,
+        *,
+        name: str | None = None,
+        tags: Iterable[str] | None = None,
+        retries: int | None = None,
+        retry_delay_seconds: float | None = None,
+    ) -> FlowRun:
+        """Change a run's name, tags or retry policy (the arguments given; ``retries`` and
+        ``retry_delay_seconds`` replace the policy together, a missing one as 0)."""
+        return self._runner.call(
+            ops.update_flow_run(
+                flow_run_id,
+                name=name,
+                tags=tags,
+                retries=retries,
+                retry_delay_seconds=retry_delay_seconds,
+            )
+        )
+
     def cancel_flow_run(self, flow_run_id: str, reason: str = "") -> FlowRun:
         """Cancel a run: CANCELLED at once, or CANCELLING while its engine stops it."""
         return self._runner.call(ops.cancel_flow_run(flow_run_id, reason))
@@ -456,15 +477,18 @@ class HeadwaterClient:
         *,
         description: str = "",
         priority: int | None = None,
+        concurrency_limit: int | None = None,
         request_id: str | None = None,
     ) -> WorkQueue:
-        """Add a queue to a work pool (``priority`` None: after the pool's other queues)."""
+        """Add a queue to a work pool (``priority`` None: after the pool's other queues;
+        ``concurrency_limit``: the most of its runs claimed and not finished at once)."""
         return self._runner.call(
             dops.create_work_queue(
                 work_pool_name,
                 name,
                 description=description,
                 priority=priority,
+                concurrency_limit=concurrency_limit,
                 request_id=request_id or _new_id(),
             )
         )
@@ -603,6 +627,26 @@ class AsyncHeadwaterClient:
         """Follow the run (``async for``): its `FlowRun` snapshot, then a `FlowRunEvent` per
         state after ``after_sequence``, ending after a final state."""
         return self._runner().watch(flow_run_id, after_sequence)
+
+    async def update_flow_run(
+        self,
+        flow_run_id: str,
+        *,
+        name: str | None = None,
+        tags: Iterable[str] | None = None,
+        retries: int | None = None,
+        retry_delay_seconds: float | None = None,
+    ) -> FlowRun:
+        """Change a run's name, tags or retry policy (see `HeadwaterClient.update_flow_run`)."""
+        return await self._runner().call(
+            ops.update_flow_run(
+                flow_run_id,
+                name=name,
+                tags=tags,
+                retries=retries,
+                retry_delay_seconds=retry_delay_seconds,
+            )
+        )
 
     async def cancel_flow_run(self, flow_run_id: str, reason: str = "") -> FlowRun:
         """Cancel a run: CANCELLED at once, or CANCELLING while its engine stops it."""
@@ -839,15 +883,17 @@ class AsyncHeadwaterClient:
         *,
         description: str = "",
         priority: int | None = None,
+        concurrency_limit: int | None = None,
         request_id: str | None = None,
     ) -> WorkQueue:
-        """Add a queue to a work pool (``priority`` None: after the pool's other queues)."""
+        """Add a queue to a work pool (see `HeadwaterClient.create_work_queue`)."""
         return await self._runner().call(
             dops.create_work_queue(
                 work_pool_name,
                 name,
                 description=description,
                 priority=priority,
+                concurrency_limit=concurrency_limit,
                 request_id=request_id or _new_id(),
             )
         )

@@ -1,6 +1,8 @@
 """Every example of the README's "Serving flows and workers" section, run as written on the
 embedded service (no HEADWATER_API_URL): ``python flows.py`` serves, the CLI triggers a run that
-the serving process runs, a worker of a pool starts and stops on SIGTERM."""
+the serving process runs, a worker of a pool starts, ``python deploy.py`` deploys a flow to the
+pool (printing the next steps), the worker runs it with its job variables, and both processes
+stop on SIGTERM."""
 
 from __future__ import annotations
 
@@ -30,10 +32,9 @@ def _blocks(language: str) -> list[str]:
 
 
 def _commands() -> list[list[str]]:
-    """The shell block's commands, without comments and without the optional ``[...]`` parts."""
-    (block,) = _blocks("sh")
+    """The shell blocks' commands, without comments and without the optional ``[...]`` parts."""
     commands = []
-    for line in block.splitlines():
+    for line in "".join(_blocks("sh")).splitlines():
         line = re.sub(r"\[[^\]]*\]", "", line.split("  #", 1)[0]).strip()
         if line:
             commands.append(shlex.split(line))
@@ -59,10 +60,12 @@ def _wait_for_line(process: subprocess.Popen[str], words: str) -> str:
 def test_the_readme_serving_examples_run(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
     env["HEADWATER_HOME"] = str(tmp_path / "home")
-    (python,) = _blocks("python")
-    (tmp_path / "flows.py").write_text(python)
-    serve, run, create_pool, worker = _commands()
+    flows, deploying = _blocks("python")
+    (tmp_path / "flows.py").write_text(flows)
+    (tmp_path / "deploy.py").write_text(deploying)
+    serve, run, create_pool, worker, deploy, run_deployed = _commands()
     assert serve == ["python", "flows.py"]
+    assert deploy == ["python", "deploy.py"]
     headwater = str(Path(sys.executable).with_name("headwater"))
 
     def start(command: list[str]) -> subprocess.Popen[str]:
@@ -95,6 +98,28 @@ def test_the_readme_serving_examples_run(tmp_path: Path) -> None:
         working = start([headwater, *worker[1:]])
         try:
             _wait_for_line(working, "polling work pool 'local'")
+            deployed = subprocess.run(
+                [sys.executable, *deploy[1:]],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=DEADLINE_SECONDS,
+            )
+            assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+            assert "$ headwater worker start --pool 'local'" in deployed.stdout
+            assert "$ headwater deployment run 'bye/nightly'" in deployed.stdout
+            ran = subprocess.run(
+                [headwater, *run_deployed[1:]],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=DEADLINE_SECONDS,
+            )
+            assert ran.returncode == 0, ran.stdout + ran.stderr
+            assert "COMPLETED" in ran.stdout.upper()
+            assert "good night world" in ran.stdout  # the deployment's job variables
             working.send_signal(signal.SIGTERM)
             output, _ = working.communicate(timeout=DEADLINE_SECONDS)
             assert working.returncode == 0, output

@@ -15,25 +15,22 @@ ROOT = Path(__file__).resolve().parents[2]
 GENERATED = ROOT / "python_client" / "headwater" / "v1"
 IMAGE = ROOT / "protos" / "headwater.binpb"
 SERVER_IMAGE = ROOT / "service" / "headwater_server" / "headwater.binpb"
+GO_GENERATED = ROOT / "go_client" / "gen" / "headwater" / "v1"
 TS_GENERATED = ROOT / "typescript_client" / "src" / "gen"
 
 
 def test_generated_code_and_image_match_protos(tmp_path: Path) -> None:
     image = tmp_path / "headwater.binpb"
     server_image = tmp_path / "server-headwater.binpb"
+    go_out = tmp_path / "go"
     ts_out = tmp_path / "ts"
     subprocess.run(
         [str(ROOT / "scripts" / "generate-protos"), str(tmp_path), str(image), str(server_image)],
         check=True,
         capture_output=True,
-        env={**os.environ, "TS_OUT": str(ts_out)},
+        env={**os.environ, "GO_OUT": str(go_out), "TS_OUT": str(ts_out)},
     )
-    fresh = tmp_path / "headwater" / "v1"
-    fresh_names = sorted(p.name for p in fresh.glob("*_pb2*"))
-    committed_names = sorted(p.name for p in GENERATED.glob("*_pb2*"))
-    assert fresh_names == committed_names, "generated files differ: run `make protos` and commit"
-    stale = [n for n in fresh_names if not filecmp.cmp(fresh / n, GENERATED / n, shallow=False)]
-    assert not stale, f"stale generated code {stale}: run `make protos` and commit the result"
+    _assert_same_files(tmp_path / "headwater" / "v1", GENERATED, "*_pb2*")
     assert image.read_bytes() == IMAGE.read_bytes(), (
         "protos/headwater.binpb is stale: run `make protos` and commit it"
     )
@@ -41,6 +38,7 @@ def test_generated_code_and_image_match_protos(tmp_path: Path) -> None:
         "service/headwater_server/headwater.binpb (the image reflection serves) is stale: run "
         "`make protos` and commit it"
     )
+    _assert_same_files(go_out / "headwater" / "v1", GO_GENERATED, "*.go")
     fresh_ts, committed_ts = _tree(ts_out), _tree(TS_GENERATED)
     stale_ts = sorted(
         n for n in fresh_ts.keys() | committed_ts.keys() if fresh_ts.get(n) != committed_ts.get(n)
@@ -48,6 +46,18 @@ def test_generated_code_and_image_match_protos(tmp_path: Path) -> None:
     assert not stale_ts, (
         f"stale TypeScript code {stale_ts}: run `make protos` and commit the result"
     )
+
+
+def _assert_same_files(fresh: Path, committed: Path, pattern: str) -> None:
+    """The files matching ``pattern`` in ``fresh`` and ``committed`` are the same, byte for byte."""
+    fresh_names = sorted(p.name for p in fresh.glob(pattern))
+    committed_names = sorted(p.name for p in committed.glob(pattern))
+    assert fresh_names, f"nothing was generated into {fresh}"
+    assert fresh_names == committed_names, (
+        f"generated files in {committed} differ: run `make protos` and commit"
+    )
+    stale = [n for n in fresh_names if not filecmp.cmp(fresh / n, committed / n, shallow=False)]
+    assert not stale, f"stale generated code {stale}: run `make protos` and commit the result"
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -59,6 +69,12 @@ def test_every_proto_file_is_generated() -> None:
     protos = sorted(p.stem for p in (ROOT / "protos" / "headwater" / "v1").glob("*.proto"))
     generated = sorted(p.name.removesuffix("_pb2.py") for p in GENERATED.glob("*_pb2.py"))
     assert protos == generated
+    go_generated = sorted(
+        p.name.removesuffix(".pb.go")
+        for p in GO_GENERATED.glob("*.pb.go")
+        if not p.name.endswith("_grpc.pb.go")
+    )
+    assert protos == go_generated
     ts = sorted(
         p.name.removesuffix("_pb.ts") for p in (TS_GENERATED / "headwater" / "v1").glob("*")
     )

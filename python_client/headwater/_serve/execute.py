@@ -24,7 +24,7 @@ def main(argv: Sequence[str]) -> int:
         print("usage: python -m headwater._serve.execute {FLOW_RUN_ID | -}", file=sys.stderr)
         return 2
     from headwater._flows import run_flow
-    from headwater._serve.loading import load_flow_for_run
+    from headwater._serve.loading import adopt_retry_policy, load_flow_for_run
     from headwater._transport.runtime import default_transport
     from headwater.client import get_client
 
@@ -40,6 +40,7 @@ def main(argv: Sequence[str]) -> int:
     with get_client(sync_client=True) as client:
         flow_run = client.get_flow_run(flow_run_id)
         flow = load_flow_for_run(client, flow_run)
+        adopt_retry_policy(client, flow_run, flow)  # the flow's retries, for this run
     state = run_flow(flow, flow_run_id=flow_run_id, return_type="state")
     return 0 if state.is_completed() else 1
 

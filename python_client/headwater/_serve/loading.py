@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from headwater._runs import FlowRun
     from headwater.client import HeadwaterClient
 
-__all__ = ["load_flow_for_run", "load_flow_from_flow_run"]
+__all__ = ["adopt_retry_policy", "load_flow_for_run", "load_flow_from_flow_run"]
 
 
 def load_flow_for_run(
@@ -49,6 +49,23 @@ def load_flow_for_run(
     if sep and directory and not os.path.isabs(file):
         entrypoint = f"{os.path.join(directory, file)}:{function}"
     return load_flow_from_entrypoint(entrypoint, use_placeholder_flow=use_placeholder_flow)
+
+
+def adopt_retry_policy(client: HeadwaterClient, flow_run: FlowRun, flow: Flow[..., Any]) -> FlowRun:
+    """Give a run created elsewhere its flow's ``retries`` and ``retry_delay_seconds``.
+
+    The service decides retries from the policy a run was created with, and a deployment's
+    run is created without its flow at hand (by the scheduler, or on request); the process
+    that runs it has the flow, so it sets the policy before the first attempt. Nothing is sent
+    when the run already has it.
+    """
+    from headwater._engine.setup import first_retry_delay
+
+    retries = int(flow.retries or 0)
+    delay = first_retry_delay(flow.retry_delay_seconds or 0)
+    if (flow_run.retries, flow_run.retry_delay_seconds) == (retries, delay):
+        return flow_run
+    return client.update_flow_run(flow_run.id, retries=retries, retry_delay_seconds=delay)
 
 
 def _code_directory(deployment: Deployment) -> str | None:

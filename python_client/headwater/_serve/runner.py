@@ -7,7 +7,9 @@ so two runners never start the same run. Each run starts as ``python -m headwate
 <flow run id>`` in the deployment's code directory; that process loads the flow from the
 deployment's entrypoint and runs it as that flow run on the ordinary engine. To start runs
 fast, one such process is kept waiting with the SDK loaded and connected (a spare, started
-as ``execute -``); a run is handed to it, and the next spare is started meanwhile.
+as ``execute -``); a run is handed to it, and the next spare is started meanwhile. A run's job
+variables (`headwater._serve.jobs`: ``env``, ``working_dir``) set its process's environment and
+directory; one with ``env`` of its own starts afresh instead of in the spare.
 
 A heartbeat every `HEARTBEAT_SECONDS` tells the service which runs this process runs and learns
 which to stop (cancelled): their subprocesses are terminated and the runs end CANCELLED. A
@@ -27,11 +29,12 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from headwater._serve.jobs import Job, PoolTemplates
     from headwater._transport.client_workers import ClaimedRun, WorkerConnection
 
 __all__ = ["Runner"]
@@ -82,6 +85,7 @@ class Runner:
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
     _spare: subprocess.Popen[bytes] | None = field(default=None, init=False)
     _signalled: bool = field(default=False, init=False)
+    _templates: PoolTemplates | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self._changed = threading.Condition(self._lock)
@@ -172,12 +176,18 @@ class Runner:
 
     def _start(self, run: ClaimedRun) -> None:
         flow_run = run.flow_run
-        directory = run.deployment.path or None
         logger.info("Running flow run %r (%s) of %s.", flow_run.name, flow_run.id, _named(run))
-        process = self._hand_to_spare(flow_run.id, directory)
+        try:
+            job = self._job(run)
+        except Exception as exc:
+            self._end(flow_run.id, "CRASHED", f"Crashed: its job variables are unusable: {exc}")
+            return
+        directory = job.working_dir or run.deployment.path or None
+        # The spare's environment is fixed: a run with variables of its own starts afresh.
+        process = None if job.env else self._hand_to_spare(flow_run.id, directory)
         if process is None:
             try:
-                process = self._spawn([flow_run.id], directory)
+                process = self._spawn([flow_run.id], directory, job.environment(os.environ))
             except OSError as exc:
                 message = f"Crashed: the runner could not start it: {exc}."
                 self._end(flow_run.id, "CRASHED", message)
@@ -187,18 +197,31 @@ class Runner:
         threading.Thread(target=self._reap, args=(flow_run.id, process), daemon=True).start()
         threading.Thread(target=self._refill_spare, daemon=True).start()
 
-    def _spawn(self, args: list[str], directory: str | None) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, args: list[str], directory: str | None, environ: Mapping[str, str] = os.environ
+    ) -> subprocess.Popen[bytes]:
         """``python -m headwater._serve.execute ARGS`` with the service's address.
 
         A session of its own: Ctrl-C at the terminal reaches the runner only, which then
         cancels its runs cleanly instead of every run being interrupted at once.
         """
-        env = {**os.environ, "HEADWATER_API_URL": self.address or ""}
+        env = {**environ, "HEADWATER_API_URL": self.address or ""}
         command = [sys.executable, "-m", "headwater._serve.execute", *args]
         stdin = subprocess.PIPE if args == ["-"] else None
         return subprocess.Popen(
             command, cwd=directory, env=env, stdin=stdin, start_new_session=True
         )
+
+    def _job(self, run: ClaimedRun) -> Job:
+        """The run's job: its deployment's job variables over its pool's template."""
+        from headwater._serve.jobs import PoolTemplates, job_for
+
+        pool = run.deployment.work_pool_name
+        if not pool:
+            return job_for(run.deployment.job_variables)
+        if self._templates is None:
+            self._templates = PoolTemplates(self.address)
+        return job_for(run.deployment.job_variables, self._templates.get(pool))
 
     def _hand_to_spare(
         self, flow_run_id: str, directory: str | None

@@ -486,9 +486,20 @@ def delete_work_pool(name: str) -> Unary[None]:
 
 
 def create_work_queue(
-    work_pool_name: str, name: str, *, description: str, priority: int | None, request_id: str
+    work_pool_name: str,
+    name: str,
+    *,
+    description: str,
+    priority: int | None,
+    concurrency_limit: int | None = None,
+    request_id: str,
 ) -> Unary[WorkQueue]:
-    queue = W.WorkQueue(name=name, description=description, priority=priority or 0)
+    queue = W.WorkQueue(
+        name=name,
+        description=description,
+        priority=priority or 0,
+        concurrency_limit=concurrency_limit or 0,
+    )
     request = W.CreateWorkQueueRequest(
         work_pool_name=work_pool_name, work_queue=queue, request_id=request_id
     )

@@ -219,6 +219,34 @@ def watch_item(response: flow_runs_pb2.WatchFlowRunResponse) -> FlowRun | FlowRu
     return None
 
 
+def update_flow_run(
+    flow_run_id: str,
+    *,
+    name: str | None,
+    tags: Iterable[str] | None,
+    retries: int | None,
+    retry_delay_seconds: float | None,
+) -> Unary[FlowRun]:
+    """Change the fields given; ``retries`` or ``retry_delay_seconds`` replace the policy."""
+    request = flow_runs_pb2.UpdateFlowRunRequest(flow_run_id=flow_run_id)
+    if name is not None:
+        request.name = name
+        request.update_mask.paths.append("name")
+    if tags is not None:
+        request.tags.extend(tags)
+        request.update_mask.paths.append("tags")
+    if retries is not None or retry_delay_seconds is not None:
+        request.policy.retries = retries or 0
+        request.policy.retry_delay.FromNanoseconds(int((retry_delay_seconds or 0) * 1e9))
+        request.update_mask.paths.append("policy")
+    return Unary(
+        "flow_runs",
+        "UpdateFlowRun",
+        request,
+        lambda response: convert.flow_run_from_proto(response.flow_run),
+    )
+
+
 def cancel_flow_run(flow_run_id: str, reason: str) -> Unary[FlowRun]:
     return Unary(
         "flow_runs",

@@ -188,16 +188,18 @@ class ListFlowRunsResponse(_message.Message):
     def __init__(self, flow_runs: _Optional[_Iterable[_Union[FlowRun, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class UpdateFlowRunRequest(_message.Message):
-    __slots__ = ("flow_run_id", "name", "tags", "update_mask")
+    __slots__ = ("flow_run_id", "name", "tags", "update_mask", "policy")
     FLOW_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
     UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
     flow_run_id: str
     name: str
     tags: _containers.RepeatedScalarFieldContainer[str]
     update_mask: _field_mask_pb2.FieldMask
-    def __init__(self, flow_run_id: _Optional[str] = ..., name: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+    policy: _states_pb2.RunPolicy
+    def __init__(self, flow_run_id: _Optional[str] = ..., name: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., policy: _Optional[_Union[_states_pb2.RunPolicy, _Mapping]] = ...) -> None: ...
 
 class UpdateFlowRunResponse(_message.Message):
     __slots__ = ("flow_run",)

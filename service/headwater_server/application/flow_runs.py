@@ -13,7 +13,7 @@ from headwater_server.application.backend import Backend
 from headwater_server.telemetry import creation_context
 
 # The fields UpdateFlowRun may change.
-UPDATABLE = ("name", "tags")
+UPDATABLE = ("name", "tags", "policy")
 
 
 def _announce(backend: Backend, run: flow_runs_pb2.FlowRun) -> None:
@@ -87,7 +87,7 @@ async def list_flow_runs(
 async def update_flow_run(
     backend: Backend, request: flow_runs_pb2.UpdateFlowRunRequest
 ) -> flow_runs_pb2.UpdateFlowRunResponse:
-    """Change a run's name or tags, as listed in the update mask."""
+    """Change a run's name, tags or retry policy, as listed in the update mask."""
     checks.uuid("flow_run_id", request.flow_run_id)
     paths = checks.update_mask("update_mask", request.update_mask, UPDATABLE)
     if "name" in paths:
@@ -95,6 +95,8 @@ async def update_flow_run(
         checks.name("name", request.name)
     if "tags" in paths:
         checks.tags("tags", request.tags)
+    if "policy" in paths:
+        checks.run_policy("policy", request.policy)
     return await backend.db.run(backend.db.repository.update_flow_run, request)
 
 

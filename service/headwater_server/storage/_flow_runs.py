@@ -193,7 +193,7 @@ class FlowRunsMixin(RepositoryBase):
     def update_flow_run(
         self, req: flow_runs_pb2.UpdateFlowRunRequest
     ) -> flow_runs_pb2.UpdateFlowRunResponse:
-        """Change a run's name and/or tags, as listed in ``update_mask``."""
+        """Change a run's name, tags and/or retry policy, as listed in ``update_mask``."""
         run_id = canonical_id(req.flow_run_id)
         values: dict[str, Any] = {}
         for path in req.update_mask.paths:
@@ -201,6 +201,8 @@ class FlowRunsMixin(RepositoryBase):
                 values["name"] = req.name
             elif path == "tags":
                 values["tags"] = convert.dump_tags(req.tags)
+            elif path == "policy":
+                values.update(convert.policy_columns(req.policy))
         values["update_time"] = convert.now_us()
         with self._write() as conn:
             updated = conn.execute(

@@ -6,12 +6,16 @@ each to PENDING through the ordinary proposal (:meth:`_decide_and_apply`), all i
 transaction. SQLite has one writer at a time (``BEGIN IMMEDIATE`` comes before the choice), and
 on PostgreSQL the chosen rows are taken ``FOR UPDATE SKIP LOCKED``: a concurrent poller skips
 them and takes others, so no run is ever claimed twice.
+
+A pool's ``concurrency_limit`` and its queues' limits count the runs claimed and not finished
+(PENDING, RUNNING, CANCELLING). A claim against any limit first locks the pool's row on
+PostgreSQL, so two pollers of one pool cannot both fill its (or a queue's) last slot.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from headwater.v1 import deployments_pb2, flow_runs_pb2, states_pb2
@@ -71,6 +75,7 @@ class _Scope:
     pool_id: str | None
     limit: int
     paused: bool
+    queue_limits: dict[str, int] = field(default_factory=dict)
 
 
 class WorkersMixin(ProposalsMixin, DeploymentsMixin):
@@ -91,14 +96,20 @@ class WorkersMixin(ProposalsMixin, DeploymentsMixin):
         raw = self._raw[FLOW_RUN]
         with self._write_raw() as conn:
             room = max_runs
-            if scope.limit:
+            if scope.limit or scope.queue_limits:
                 count = conn.first(self._pool_load(), {"pool_id": scope.pool_id})
-                room = min(room, scope.limit - int(count["active"] if count else 0))
-            if room > 0:
-                candidates = conn.all(self._due(scope, room), {**scope.values, "now": now})
+                if scope.limit:
+                    room = min(room, scope.limit - int(count["active"] if count else 0))
+            queue_room = self._queue_room(conn, scope)
+            due = _open_queues(scope, queue_room)
+            if room > 0 and due is not None:
+                candidates = conn.all(self._due(due, room), {**due.values, "now": now})
                 proposal = rules.Proposal(type=rules.PENDING, message=message)
                 state = states_pb2.State(type=states_pb2.STATE_TYPE_PENDING, message=message)
                 for candidate in candidates:
+                    queue_id = candidate["work_queue_id"]
+                    if queue_room.get(queue_id, 1) <= 0:
+                        continue  # its queue filled up with runs claimed just before
                     current = conn.first(raw.lock_run, {"id": candidate["id"], "key": None})
                     if current is None or current["state_type"] != rules.SCHEDULED:
                         continue  # changed since it was chosen (SQLite reads are not locks)
@@ -107,6 +118,8 @@ class WorkersMixin(ProposalsMixin, DeploymentsMixin):
                     )
                     if result.decision == states_pb2.DECISION_ACCEPT:
                         claimed.append(run)
+                        if queue_id in queue_room:
+                            queue_room[queue_id] -= 1
         with self._read() as read:
             if claimed:
                 by_id = {
@@ -195,7 +208,28 @@ class WorkersMixin(ProposalsMixin, DeploymentsMixin):
             pool_id=pool.id,
             limit=pool.concurrency_limit,
             paused=pool.paused or not chosen,
+            queue_limits={row.id: row.concurrency_limit for row in chosen if row.concurrency_limit},
         )
+
+    def _queue_room(self, conn: Any, scope: _Scope) -> dict[str, int]:
+        """How many more runs each of the scope's limited queues may have claimed."""
+        if not scope.queue_limits:
+            return {}
+        names = [f"lq{index}" for index in range(len(scope.queue_limits))]
+        active = (
+            select(deployments.c.work_queue_id, func.count().label("active"))
+            .select_from(flow_runs.join(deployments, deployments.c.id == flow_runs.c.deployment_id))
+            .where(
+                deployments.c.work_queue_id.in_([bindparam(name) for name in names]),
+                flow_runs.c.state_type.in_([_constant(value) for value in _ACTIVE]),
+            )
+            .group_by(deployments.c.work_queue_id)
+        )
+        rows = conn.all(
+            Prepared(active, self._engine), dict(zip(names, scope.queue_limits, strict=True))
+        )
+        counts = {row["work_queue_id"]: int(row["active"]) for row in rows}
+        return {queue: limit - counts.get(queue, 0) for queue, limit in scope.queue_limits.items()}
 
     @staticmethod
     def _pool(conn: Any, name: str) -> Any:
@@ -229,7 +263,7 @@ class WorkersMixin(ProposalsMixin, DeploymentsMixin):
     def _due(self, scope: _Scope, room: int) -> Prepared:
         """Up to ``room`` due runs of ``scope``, earliest first (locked on PostgreSQL)."""
         statement = (
-            select(flow_runs.c.id)
+            select(flow_runs.c.id, deployments.c.work_queue_id)
             .select_from(flow_runs.join(deployments, deployments.c.id == flow_runs.c.deployment_id))
             .where(
                 scope.where,
@@ -247,6 +281,21 @@ class WorkersMixin(ProposalsMixin, DeploymentsMixin):
         if self._dialect != "sqlite":
             statement = statement.with_for_update(of=flow_runs, skip_locked=True)
         return Prepared(statement, self._engine)
+
+
+def _open_queues(scope: _Scope, queue_room: dict[str, int]) -> _Scope | None:
+    """``scope`` without the queues that are at their limit; None when no queue is left."""
+    full = {queue for queue, room in queue_room.items() if room <= 0}
+    if not full:
+        return scope
+    values = {name: queue for name, queue in scope.values.items() if queue not in full}
+    if not values:
+        return None
+    return replace(
+        scope,
+        where=deployments.c.work_queue_id.in_([bindparam(name) for name in values]),
+        values=values,
+    )
 
 
 def _constant(value: int) -> Any:

@@ -1,0 +1,223 @@
+"""What a worker (or serving process) does with a run beyond starting it, end to end on both
+databases: job variables (``env``, ``working_dir``) over the pool's base job template, work
+queue concurrency limits across two workers, and the flow's ``retries`` for a deployment's run,
+retried in the run's own process."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from engine_support import sdk_target
+from headwater.client import HeadwaterClient
+from headwater.deployments import run_deployment
+from process_support import DEADLINE_SECONDS, kill, start, stop, until
+from server_harness import HEADWATER_CLI, ServerProcess
+
+pytestmark = pytest.mark.integration
+
+FLOWS = textwrap.dedent(
+    """
+    import json
+    import os
+    import time
+    from pathlib import Path
+
+    from headwater import flow
+    from headwater.runtime import flow_run
+
+
+    @flow
+    def report(out: str) -> None:
+        seen = {name: os.environ.get(name) for name in ("FROM_POOL", "SHARED", "DROPPED")}
+        Path(out, flow_run.id).write_text(json.dumps({"cwd": os.getcwd(), "env": seen}))
+
+
+    @flow
+    def nap(out: str, seconds: float = 1.0) -> None:
+        started = time.time()
+        time.sleep(seconds)
+        Path(out, flow_run.id).write_text(f"{started} {time.time()}")
+
+
+    @flow(retries=2, retry_delay_seconds=0)
+    def flaky(out: str) -> int:
+        attempts = Path(out, flow_run.id)
+        with attempts.open("a") as file:
+            file.write(f"{os.getpid()}\\n")
+        count = len(attempts.read_text().split())
+        if count < 3:
+            raise RuntimeError(f"attempt {count} fails")
+        return count
+
+
+    if __name__ == "__main__":
+        flaky.serve("again")
+    """
+)
+
+
+@pytest.fixture
+def client(server: ServerProcess, tmp_path: Path) -> Iterator[HeadwaterClient]:
+    with sdk_target(tmp_path / "home", server.address), HeadwaterClient() as client:
+        yield client
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "flows.py").write_text(FLOWS)
+    (tmp_path / "out").mkdir()
+    return project
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def test_job_variables_give_the_run_its_environment_and_working_directory(
+    server: ServerProcess, client: HeadwaterClient, project: Path, tmp_path: Path
+) -> None:
+    pool = client.create_work_pool(
+        _name("pool"), base_job_template={"env": {"FROM_POOL": "pool", "SHARED": "pool"}}
+    )
+    workdir = tmp_path / "workdir"
+    workdir.mkdir()
+    deployment = client.create_deployment(
+        flow_name="report",
+        name=_name("jobs"),
+        entrypoint="flows.py:report",
+        path=str(project),
+        work_pool_name=pool.name,
+        job_variables={
+            "env": {"SHARED": "deployment", "DROPPED": None},
+            "working_dir": str(workdir),
+        },
+    )
+    worker = start(
+        tmp_path, server, str(HEADWATER_CLI), "worker", "start", "--pool", pool.name, DROPPED="1"
+    )
+    out = tmp_path / "out"
+    try:
+        run = run_deployment(deployment.id, parameters={"out": str(out)}, timeout=DEADLINE_SECONDS)
+    finally:
+        output = stop(worker)
+    assert run.state is not None and run.state.is_completed(), (run.state, output)
+    seen = json.loads((out / run.id).read_text())
+    assert seen == {
+        "cwd": str(workdir),
+        "env": {"FROM_POOL": "pool", "SHARED": "deployment", "DROPPED": None},
+    }
+
+
+def test_unusable_job_variables_end_the_run_crashed_with_the_reason(
+    server: ServerProcess, client: HeadwaterClient, project: Path, tmp_path: Path
+) -> None:
+    pool = client.create_work_pool(_name("pool"))
+    deployment = client.create_deployment(
+        flow_name="report",
+        name=_name("bad-jobs"),
+        entrypoint="flows.py:report",
+        path=str(project),
+        work_pool_name=pool.name,
+        job_variables={"env": ["not", "a", "mapping"]},
+    )
+    worker = start(tmp_path, server, str(HEADWATER_CLI), "worker", "start", "--pool", pool.name)
+    try:
+        run = run_deployment(
+            deployment.id, parameters={"out": str(tmp_path)}, timeout=DEADLINE_SECONDS
+        )
+    finally:
+        output = stop(worker)
+    assert run.state is not None and run.state.is_crashed(), (run.state, output)
+    assert "job variable 'env' must be an object" in (run.state.message or "")
+
+
+def test_a_work_queue_limit_caps_its_runs_across_workers(
+    server: ServerProcess, client: HeadwaterClient, project: Path, tmp_path: Path
+) -> None:
+    pool = client.create_work_pool(_name("pool"))
+    client.create_work_queue(pool.name, "capped", concurrency_limit=2)
+    deployment = client.create_deployment(
+        flow_name="nap",
+        name=_name("capped"),
+        entrypoint="flows.py:nap",
+        path=str(project),
+        work_pool_name=pool.name,
+        work_queue_name="capped",
+    )
+    out = tmp_path / "out"
+    runs = client.create_flow_runs_from_deployment(
+        deployment.id, [{"parameters": {"out": str(out), "seconds": 1.0}}] * 6
+    )
+    command = (str(HEADWATER_CLI), "worker", "start", "--pool", pool.name)
+    workers = [start(tmp_path, server, *command) for _ in range(2)]
+    try:
+        until(lambda: all((out / run.id).exists() for run in runs), "six runs", workers[0])
+    finally:
+        for worker in workers:
+            stop(worker)
+            kill(worker)
+
+    spans = [tuple(map(float, (out / run.id).read_text().split())) for run in runs]
+    # The most runs in progress at once: at any run's start, count the runs then running.
+    most = max(sum(1 for s, e in spans if s <= start < e) for start, _ in spans)
+    assert most <= 2, spans
+    assert all(
+        (state := client.get_flow_run(run.id).state) is not None and state.is_completed()
+        for run in runs
+    )
+
+
+def test_a_served_flow_retries_in_its_own_process(
+    server: ServerProcess, client: HeadwaterClient, project: Path, tmp_path: Path
+) -> None:
+    serving = start(project, server, sys.executable, "flows.py")
+    out = tmp_path / "out"
+    try:
+        until(lambda: _exists(client, "flaky/again"), "the deployment", serving)
+        run = run_deployment("flaky/again", parameters={"out": str(out)}, timeout=DEADLINE_SECONDS)
+    finally:
+        output = stop(serving)
+    assert run.state is not None and run.state.is_completed(), (run.state, output)
+    assert run.run_count == 3
+    pids = (out / run.id).read_text().split()
+    assert len(pids) == 3 and len(set(pids)) == 1  # every attempt in the one process
+    names = [state.name for state in client.list_flow_run_states(run.id)]
+    assert names.count("AwaitingRetry") == 2 and names[-1] == "Completed", names
+    assert client.get_flow_run(run.id).retries == 2
+
+
+def _exists(client: HeadwaterClient, name: str) -> bool:
+    from headwater.exceptions import ObjectNotFound
+
+    try:
+        client.get_deployment(name)
+    except ObjectNotFound:
+        return False
+    return True
+
+
+def test_a_runs_retry_policy_can_be_changed_and_is_checked(
+    client: HeadwaterClient, project: Path
+) -> None:
+    from headwater.exceptions import InvalidRequest
+
+    deployment = client.create_deployment(
+        flow_name="report", name=_name("policy"), entrypoint="flows.py:report", path=str(project)
+    )
+    run = client.create_flow_run_from_deployment(deployment.id, parameters={"out": "x"})
+    assert (run.retries, run.retry_delay_seconds) == (0, 0.0)
+
+    changed = client.update_flow_run(run.id, retries=3, retry_delay_seconds=1.5)
+
+    assert (changed.retries, changed.retry_delay_seconds) == (3, 1.5)
+    assert client.get_flow_run(run.id).retries == 3
+    with pytest.raises(InvalidRequest, match=r"policy\.retries"):
+        client.update_flow_run(run.id, retries=-1)
