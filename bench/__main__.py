@@ -46,6 +46,7 @@ WORKLOAD_NAMES = (
     "task_memory",
     "crash_detection",
     "pickup_latency",
+    "schedule_lag",
     "client_round_trip",
     "tracing_overhead",
 )
@@ -584,6 +585,69 @@ def client_round_trip(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) ->
     return section
 
 
+def schedule_lag(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> Section:
+    """1,000 deployments on 1-minute schedules, one worker: scheduled time -> RUNNING."""
+    deployments = 1000
+    window = 30 if plan.quick else 60
+    section = Section(
+        "schedule_lag",
+        f"{deployments:,} deployments on 1-minute schedules, one worker: how late runs start",
+        "ms",
+        [("p50", "median"), ("p99", "p99"), ("max", "max")],
+        [
+            ("claimed (scheduled -> PENDING)", "Headwater claimed", "Prefect claimed"),
+            ("running (scheduled -> RUNNING)", "Headwater running", "Prefect running"),
+        ],
+        notes=[
+            f"anchors spread over the minute (a run due every {60_000 // deployments} ms); runs "
+            f"due in a {window} s window, 10 s after the scheduler's first fill; times from the "
+            "service's state history. The worker long-polls the pool and proposes RUNNING, then "
+            "COMPLETED, itself (no subprocess per run: pickup_latency covers that). Prefect "
+            "3.9.1's workers poll every 10 s (its scheduler every 60 s), so it has no figure here.",
+        ],
+    )
+    for sdk in sdks:
+        if sdk.name != "headwater":
+            continue
+
+        def take(sdk: Sdk = sdk) -> Measurement:
+            with (
+                throwaway_dir("headwater-schedule-home") as home,
+                headwater_server(sdk, home) as server,
+            ):
+                env = sdk.environ(HEADWATER_HOME=str(home), HEADWATER_API_URL=server.address)
+                args = [str(deployments), str(window), str(server.pid)]
+                return run_workload(sdk, "schedule_lag", args, env, 300 + window)
+
+        raw = measure(sdk, f"schedule_lag on {sdk.label}, {deployments} deployments", take)
+        for key, label in (("claimed_s", "Headwater claimed"), ("running_s", "Headwater running")):
+            if "error" in raw:
+                section.measurements[label] = raw
+                continue
+            millis = [seconds * 1000 for seconds in raw[key]]
+            stats = summarize(millis)
+            stats["p99"] = percentile(sorted(millis), 99)
+            section.measurements[label] = {
+                "version": raw["version"],
+                "n": stats["n"],
+                "figures": stats,
+                "raw": millis,
+            }
+        if "error" not in raw:
+            section.notes.append(
+                f"server process: {raw['server_cpu_share'] * 100:.0f}% of one core over the "
+                f"window, {raw['server_rss_mib']:.0f} MiB resident at its end, peak "
+                f"{raw['server_peak_rss_mib']:.0f} MiB; {len(raw['running_s'])} runs measured; "
+                f"deployments created in {raw['create_deployments_s']:.1f} s, the scheduler's "
+                f"first fill (an hour of runs ahead) took {raw['fill_s']:.1f} s more"
+            )
+            section.measurements["Headwater running"]["server"] = {
+                key: raw[key]
+                for key in ("server_cpu_share", "server_rss_mib", "server_peak_rss_mib")
+            }
+    return section
+
+
 # Tracing modes of tracing_overhead: (mode argument of the flow_overhead child, label).
 TRACING_MODES = (
     ("off", "tracing off"),
@@ -685,6 +749,7 @@ MEASURES: dict[str, Callable[[Sequence[Sdk], Plan, dict[str, Any]], Section]] = 
     "task_memory": task_memory,
     "crash_detection": crash_detection,
     "pickup_latency": pickup_latency,
+    "schedule_lag": schedule_lag,
     "client_round_trip": client_round_trip,
     "tracing_overhead": tracing_overhead,
 }

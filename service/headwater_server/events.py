@@ -1,9 +1,11 @@
 """In-process notification hub for flow run events: long polls and watches wait here.
 
 Every successful write that adds a flow run event calls :meth:`EventHub.notify` with the run's new
-``last_sequence``, which wakes the callers waiting on that run at once. A second server process on
-the same database cannot notify us, so a waiter also asks storage every ``poll_interval``
-(one cheap row read) and notices those changes within about a second.
+``last_sequence``, which wakes the callers waiting on that run at once. Other server processes on
+the same database tell this one of their writes through a :attr:`EventHub.relay` (on PostgreSQL,
+LISTEN/NOTIFY: :mod:`headwater_server.storage.notify`), which hands them to :meth:`from_peers`.
+As a last resort (SQLite has no such channel; a notification can be lost while the listener
+reconnects) a waiter also asks storage every ``poll_interval``, one cheap row read.
 
 All methods run on the server's event loop; nothing here is thread-safe, nor needs to be.
 """
@@ -14,8 +16,12 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from headwater_server import errors
+
+if TYPE_CHECKING:
+    from headwater_server.storage.notify import Wakes
 
 # How many recently notified runs to remember, so that a notification landing between a
 # caller's storage read and its wait is not missed (the caller would otherwise sleep until the
@@ -59,6 +65,17 @@ class EventHub:
         self._runs_generation = 0
         #: Proposals waiting for a concurrency slot wait here.
         self.slots = SlotHub()
+        #: Where this server's changes are sent for other servers on the database (or None).
+        self.relay: Wakes | None = None
+
+    @property
+    def poll_interval(self) -> float:
+        """Seconds a waiter waits for a notification before it looks in storage anyway."""
+        return self._poll_interval
+
+    def from_peers(self) -> Wakes:
+        """What other servers' changes are delivered to: wakes local waiters, relays nothing."""
+        return _FromPeers(self)
 
     @property
     def closed(self) -> bool:
@@ -72,6 +89,11 @@ class EventHub:
         the flow run's own state changes only (an engine's cancellation watch), so a flow of
         many tasks does not make that watch read storage once per task.
         """
+        self._wake_run(flow_run_id, sequence, own_state)
+        if self.relay is not None:
+            self.relay.run_changed(flow_run_id, sequence, own_state)
+
+    def _wake_run(self, flow_run_id: str, sequence: int, own_state: bool) -> None:
         _remember(self._recent, flow_run_id, sequence)
         if own_state:
             _remember(self._recent_own, flow_run_id, sequence)
@@ -87,6 +109,11 @@ class EventHub:
 
     def forget(self, flow_run_id: str) -> None:
         """Wake every waiter of a deleted run so it re-reads storage and learns it is gone."""
+        self._forget(flow_run_id)
+        if self.relay is not None:
+            self.relay.run_gone(flow_run_id)
+
+    def _forget(self, flow_run_id: str) -> None:
         self._recent.pop(flow_run_id, None)
         self._recent_own.pop(flow_run_id, None)
         for waiter in self._waiters.get(flow_run_id, ()):
@@ -94,6 +121,18 @@ class EventHub:
 
     def wake_all(self) -> None:
         """Wake every waiter (after a change too broad to name runs, such as deleting a flow)."""
+        self._wake_all()
+        if self.relay is not None:
+            self.relay.everything_changed()
+
+    def slots_freed(self, keys: Iterable[str]) -> None:
+        """Slots of ``keys`` were freed (committed): wake local waiters and tell the peers."""
+        keys = list(keys)
+        self.slots.freed(keys)
+        if self.relay is not None:
+            self.relay.slots_freed(keys)
+
+    def _wake_all(self) -> None:
         self._runs_changed_now()
         self._recent.clear()
         self._recent_own.clear()
@@ -104,7 +143,7 @@ class EventHub:
     def close(self) -> None:
         """Stop waiting: every current and future wait returns immediately."""
         self._closed = True
-        self.wake_all()
+        self._wake_all()
         self.slots.close()
 
     async def wait_for_change(
@@ -185,14 +224,35 @@ class EventHub:
             return True
 
 
+class _FromPeers:
+    """The hub as other servers' notifications reach it: local wakes only, never relayed."""
+
+    def __init__(self, hub: EventHub) -> None:
+        self._hub = hub
+
+    def run_changed(self, flow_run_id: str, sequence: int, own_state: bool) -> None:
+        self._hub._wake_run(flow_run_id, sequence, own_state)
+
+    def run_gone(self, flow_run_id: str) -> None:
+        self._hub._forget(flow_run_id)
+
+    def slots_freed(self, keys: Iterable[str]) -> None:
+        self._hub.slots.freed(keys)
+
+    def everything_changed(self) -> None:
+        self._hub._wake_all()
+        self._hub.slots.freed([SlotHub.ANY])
+
+
 class SlotHub:
     """Wakes proposals waiting for a concurrency slot the moment one of their limits frees one.
 
     Keys name limits (``tag:<tag>``, ``deployment:<id>``; ``*`` wakes every waiter). A waiter
     takes :meth:`mark` before its proposal reads the slots, and :meth:`wait` returns at once if
     one of its keys was freed since: a slot freed between the proposal's commit and the wait is
-    not missed. Another server on the same database cannot notify this one; its waiters then
-    learn of the slot when their wait times out and their engine proposes again.
+    not missed. Slots freed through another server arrive through the hub's relay
+    (:meth:`EventHub.from_peers`); without one (SQLite), such waiters learn of the slot when
+    their wait times out and their engine proposes again.
     """
 
     ANY = "*"

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
     from headwater_server.metrics import ServerMetrics
     from headwater_server.storage.database import Database
+    from headwater_server.storage.notify import PostgresNotifier
 
 logger = logging.getLogger("headwater_server")
 
@@ -91,6 +92,7 @@ class RunningServer:
     _stopped: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     _stopping: bool = field(default=False, repr=False)
     _upkeep: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
+    _notifier: PostgresNotifier | None = field(default=None, repr=False)
     _metrics: ServerMetrics | None = field(default=None, repr=False)
 
     async def stop(self, grace: float = DEFAULT_GRACE_SECONDS) -> None:
@@ -117,6 +119,8 @@ class RunningServer:
             for task in self._upkeep:
                 task.cancel()
             await asyncio.gather(*self._upkeep, return_exceptions=True)
+            if self._notifier is not None:
+                await self._notifier.stop()
             if self._metrics is not None:  # last exports, scrape endpoint closed
                 await asyncio.to_thread(self._metrics.shutdown)
             await asyncio.to_thread(self._backend.db.close)
@@ -173,9 +177,12 @@ async def start_server(
             f"{_sentence(_database_problem(exc))} Check the URL (--database-url or "
             "HEADWATER_DATABASE_URL) and that the database server is up."
         ) from exc
+    notifier = None
     metrics: ServerMetrics | None = None
     try:
-        backend = Backend(db=db, hub=EventHub(_last_sequence_reader(db)))
+        hub = EventHub(_last_sequence_reader(db), _wake_recheck_seconds(settings, db))
+        backend = Backend(db=db, hub=hub)
+        notifier = await _start_notifier(db, hub)
         interceptors = _interceptors(tracer_provider, db)
         metrics = _metrics(settings, address, db, meter_provider)
         if metrics is not None:
@@ -195,6 +202,8 @@ async def start_server(
         for name in ("", *SERVICE_NAMES):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     except BaseException:
+        if notifier is not None:
+            await notifier.stop()
         if metrics is not None:
             await asyncio.to_thread(metrics.shutdown)
         await asyncio.to_thread(db.close)
@@ -209,8 +218,34 @@ async def start_server(
         _backend=backend,
         _health=health_servicer,
         _upkeep=upkeep,
+        _notifier=notifier,
         _metrics=metrics,
     )
+
+
+# How long waiters go without looking in storage when nothing notified them (see settings).
+_SQLITE_WAKE_RECHECK_SECONDS = 1.0
+_POSTGRES_WAKE_RECHECK_SECONDS = 10.0
+
+
+def _wake_recheck_seconds(settings: ServerSettings, db: Database) -> float:
+    if settings.wake_recheck_seconds is not None:
+        return settings.wake_recheck_seconds
+    if db.dialect == "postgresql":
+        return _POSTGRES_WAKE_RECHECK_SECONDS
+    return _SQLITE_WAKE_RECHECK_SECONDS
+
+
+async def _start_notifier(db: Database, hub: EventHub) -> PostgresNotifier | None:
+    """On PostgreSQL, connect this server's hub with the other servers' (LISTEN/NOTIFY)."""
+    if db.dialect != "postgresql":
+        return None  # SQLite has no such channel: the waiters' re-check covers other processes
+    from headwater_server.storage.notify import PostgresNotifier, connect_kwargs
+
+    notifier = PostgresNotifier(connect_kwargs(db.engine), hub.from_peers())
+    await notifier.start()
+    hub.relay = notifier
+    return notifier
 
 
 def _start_upkeep(backend: Backend, settings: ServerSettings) -> list[asyncio.Task[None]]:

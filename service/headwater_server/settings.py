@@ -27,6 +27,9 @@ nothing else in the service reads ``os.environ``.
   waits before it ends CANCELLED; default 30.
 - ``HEADWATER_WORKER_LEASE_SECONDS``: how long a worker may go without a heartbeat before the
   runs it claimed and has not started go back to SCHEDULED; default 10.
+- ``HEADWATER_WAKE_RECHECK_SECONDS``: how often a waiting long poll, watch or concurrency-slot
+  wait looks in storage for changes no notification announced; default 1 on SQLite, 10 on
+  PostgreSQL (where servers notify each other).
 - ``HEADWATER_METRICS_PORT``: serve a Prometheus scrape endpoint on this port (on the server's
   host); default unset, none. OTLP metrics and traces follow the standard ``OTEL_*`` variables.
 
@@ -150,6 +153,7 @@ _NUMBERS: dict[str, _Number] = {
     "engine_timeout_seconds": _POSITIVE_SECONDS,
     "cancelling_timeout_seconds": _POSITIVE_SECONDS,
     "worker_lease_seconds": _POSITIVE_SECONDS,
+    "wake_recheck_seconds": _POSITIVE_SECONDS,
     "metrics_port": _COUNT,
 }
 
@@ -160,8 +164,14 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     **{name: number.parse for name, number in _NUMBERS.items()},
 }
 
-# Settings where None is a value: the retention is off.
-_OPTIONAL = {"run_retention_seconds", "log_retention_seconds", "metrics_port"}
+# Settings where None is a value: the retention is off, no metrics port, or the server picks
+# per database.
+_OPTIONAL = {
+    "run_retention_seconds",
+    "log_retention_seconds",
+    "metrics_port",
+    "wake_recheck_seconds",
+}
 
 
 @dataclass(frozen=True)
@@ -207,6 +217,11 @@ class ServerSettings:
         scheduler_min_ahead_seconds: Runs due within this time ahead are always created (up to
             ``scheduler_max_runs``), so a frequent schedule never runs dry between passes.
         scheduler_max_ahead_seconds: No run further ahead than this is created.
+        wake_recheck_seconds: How long a waiter (a worker's long poll, a watch, a run held
+            waiting for a concurrency slot) waits for a notification before it looks in storage
+            anyway. Notifications cover this server's writes, and on PostgreSQL other servers'
+            too (LISTEN/NOTIFY), so this is a last resort; None picks 1 s on SQLite (other
+            processes on the file cannot notify) and 10 s on PostgreSQL.
 
     Raises:
         ServerSettingsError: A value is out of range (also from ``dataclasses.replace``).
@@ -230,6 +245,7 @@ class ServerSettings:
     engine_timeout_seconds: float = DEFAULT_ENGINE_TIMEOUT_SECONDS
     cancelling_timeout_seconds: float = DEFAULT_CANCELLING_TIMEOUT_SECONDS
     worker_lease_seconds: float = DEFAULT_WORKER_LEASE_SECONDS
+    wake_recheck_seconds: float | None = None
     metrics_port: int | None = None
 
     def __post_init__(self) -> None:

@@ -454,6 +454,18 @@ def test_delete_flow_run(database: Database, repository: Repository) -> None:
     assert error.code == grpc.StatusCode.NOT_FOUND
 
 
+def test_a_read_sees_one_snapshot_while_a_write_commits(repository: Repository) -> None:
+    # A page of a run's events reads the run row, then its events: a state committed between
+    # the two must show in both or in neither (READ COMMITTED on PostgreSQL showed it in one).
+    run = new_run(repository)
+    last = select(schema.flow_runs.c.last_sequence).where(schema.flow_runs.c.id == run.id)
+    with repository._read() as conn:
+        before = conn.execute(last).scalar_one()
+        propose(repository, run.id, RUNNING)  # commits on another connection
+        assert conn.execute(last).scalar_one() == before
+    assert repository.get_flow_run_progress(run.id) == (before + 1, False)
+
+
 # ---------------------------------------------------------------------------- state proposals
 
 

@@ -61,7 +61,7 @@ class Backend:
             if newest:
                 loop.call_soon_threadsafe(hub.notify_task_events, newest)
             if freed:
-                loop.call_soon_threadsafe(hub.slots.freed, freed)
+                loop.call_soon_threadsafe(hub.slots_freed, freed)
 
         self.db.repository.announce = announce
 

@@ -1,9 +1,10 @@
 """Reading a flow run's event log: the ListFlowRunEvents long poll and the WatchFlowRun stream.
 
 Both read stored events by sequence and, when there is nothing newer, wait on the event hub,
-which wakes them on a local write and re-checks storage about every second for writes made by
-another server process. Storage is the only source of events, so a watcher never sees an event
-that is not stored, and resuming from a sequence never skips one.
+which wakes them on a write through this server or (PostgreSQL, LISTEN/NOTIFY) another one, and
+re-checks storage every ``wake_recheck_seconds`` as a last resort. Storage is the only source
+of events, so a watcher never sees an event that is not stored, and resuming from a sequence
+never skips one.
 """
 
 from __future__ import annotations

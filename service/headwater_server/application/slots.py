@@ -2,8 +2,9 @@
 
 A run whose limit is full is answered WAIT (AwaitingConcurrencySlot). Rather than have every
 engine poll with a sleep, the service keeps that answer back until a slot of one of the run's
-limits is freed on this server (the hub hears of it the moment the freeing commit lands), or
-for at most :data:`HOLD_SECONDS`; the answer says to propose again at once. So a freed slot
+limits is freed (the hub hears of it the moment the freeing commit lands, on this server or,
+on PostgreSQL, on another one), or for at most :data:`HOLD_SECONDS` (or the server's wake
+re-check period, if longer); the answer says to propose again at once. So a freed slot
 starts a waiter within one round trip, and a waiting engine costs one proposal per hold, not
 one per poll. The proposal itself is an ordinary transaction, committed before the hold: a
 client that disconnects meanwhile loses nothing, and its retry (same transition_id) gets the
@@ -26,9 +27,10 @@ from headwater_server.storage._concurrency import deployment_key, tag_key
 
 __all__ = ["HOLD_SECONDS", "hold_if_waiting_for_slot", "slot_mark"]
 
-#: The longest a WAIT for a slot is held. A slot freed through another server (replicas on one
-#: PostgreSQL) is noticed when the hold ends and the engine proposes again, so this bounds that
-#: delay; one proposal per waiting run per hold is the price.
+#: How long a WAIT for a slot is held at most (or the server's wake re-check period, if longer).
+#: A slot freed by another process that cannot notify this server (SQLite) is noticed when the
+#: hold ends and the engine proposes again, so this bounds that delay; one proposal per waiting
+#: run per hold is the price.
 HOLD_SECONDS = 5.0
 #: Answer this long before the caller's deadline, so a long hold never ends in DEADLINE_EXCEEDED.
 _DEADLINE_MARGIN_SECONDS = 0.2
@@ -54,7 +56,7 @@ async def hold_if_waiting_for_slot(backend: Backend, response: Response, mark: i
         or result.state.name != rules.AWAITING_CONCURRENCY_SLOT
     ):
         return
-    timeout = HOLD_SECONDS
+    timeout = max(HOLD_SECONDS, backend.hub.poll_interval)
     remaining = time_remaining.get()
     if remaining is not None:
         timeout = min(timeout, remaining - _DEADLINE_MARGIN_SECONDS)

@@ -3,8 +3,9 @@
 ``PollRuns`` claims due runs at once when there are any. Otherwise it waits on the event hub,
 which every new run and every run state change wakes (a run created, or one put back to
 SCHEDULED, is answered within milliseconds), until the earliest known future run is due, or
-the ``wait`` ends. A run created through another server on the same database wakes no hub
-here: the poll looks in storage again at least every :data:`RECHECK_SECONDS` for those.
+the ``wait`` ends. On PostgreSQL a run created through another server wakes the hub too
+(LISTEN/NOTIFY); as a last resort, and for other processes on a SQLite file, the poll looks in
+storage again every ``hub.poll_interval`` (the ``wake_recheck_seconds`` setting).
 
 A caller that names itself (``worker_id``) holds the runs it claims as a lease, renewed by its
 polls' claims and its heartbeats; :mod:`headwater_server.liveness` releases the runs of a worker
@@ -25,8 +26,6 @@ from headwater_server.storage.convert import now_us
 
 MAX_WAIT_SECONDS = 60.0
 MAX_RUNS = 1000
-#: How often a waiting poll looks in storage without being woken (runs other servers created).
-RECHECK_SECONDS = 1.0
 # A long poll answers this long before the caller's deadline, so the (empty) answer arrives.
 _DEADLINE_MARGIN_SECONDS = 0.2
 
@@ -116,7 +115,7 @@ async def poll_runs(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return workers_pb2.PollRunsResponse()
-        nap = min(remaining, RECHECK_SECONDS)
+        nap = min(remaining, backend.hub.poll_interval)
         if claim.next_due_us is not None:
             nap = min(nap, max((claim.next_due_us - now_us()) / 1_000_000, 0.0))
         await backend.hub.wait_for_runs_change(generation, nap)

@@ -51,6 +51,15 @@ class RepositoryBase:
         self._engine = engine
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
         self._dialect = engine.dialect.name
+        # A read transaction sees one snapshot. PostgreSQL's default (READ COMMITTED) gives each
+        # statement its own, so a page of a run's events could pair the run row read before a
+        # commit (not finished) with events read after it (the final state): a watch then
+        # waited for more events forever. SQLite's transactions are snapshots already.
+        self._reader = (
+            engine.execution_options(isolation_level="REPEATABLE READ")
+            if self._dialect == "postgresql"
+            else engine
+        )
         self._fast = FastPath(engine)
         self._raw = {kind: RawStatements(kind, engine) for kind in (FLOW_RUN, TASK_RUN)}
         self._raw_create = RawCreateStatements(engine)
@@ -75,7 +84,7 @@ class RepositoryBase:
 
     def _read(self) -> AbstractContextManager[Connection]:
         """One read transaction: a consistent snapshot for multi-statement reads."""
-        return self._transaction(self._engine)
+        return self._transaction(self._reader)
 
     @contextmanager
     def group(self) -> Iterator[None]:

@@ -123,7 +123,8 @@ flow_runs = Table(
 )
 Index("ix_flow_runs_create_time_id", flow_runs.c.create_time, flow_runs.c.id)
 Index("ix_flow_runs_flow_id_create_time", flow_runs.c.flow_id, flow_runs.c.create_time)
-Index("ix_flow_runs_state_type", flow_runs.c.state_type)
+# Claims of due runs, the next run due, late runs: SCHEDULED runs by scheduled time (0018).
+Index("ix_flow_runs_state_type_scheduled_time", flow_runs.c.state_type, flow_runs.c.scheduled_time)
 Index("ix_flow_runs_parent_flow_run_id", flow_runs.c.parent_flow_run_id)
 # ListFlowRuns by run name (`headwater flow-run inspect <name>`): names are not unique, so an
 # index rather than a constraint.
