@@ -375,7 +375,7 @@ engines = Table(
 Index("ix_engines_last_seen_time", engines.c.last_seen_time)
 
 # Workers: one row per runner process (a serving process, ``headwater worker start``) that names
-# itself when it polls (revision 0018), with when it was last heard from. The runs it claims carry
+# itself when it polls (revision 0019), with when it was last heard from. The runs it claims carry
 # its id in ``flow_runs.engine_id`` until their engine starts them; a worker unheard of for the
 # lease period is gone: its runs still PENDING go back to SCHEDULED and its row is deleted.
 workers = Table(
