@@ -109,6 +109,10 @@ class RunnerDeployment:
             "work_queue_name": self.work_queue_name,
             "job_variables": self.job_variables,
         }
+        if not self.work_pool_name:
+            # A served deployment has no pool, and a queue needs one: naming it (even as the
+            # default) made serving the same deployment again fail INVALID_ARGUMENT.
+            del settings["work_queue_name"]
         try:
             created = client.create_deployment(
                 flow_name=self.flow_name, name=self.name, paused=bool(self.paused), **settings

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from headwater import flow, serve
 from headwater._serve.runner import Runner
+from headwater.client import HeadwaterClient
 from headwater.deployments import RunnerDeployment
 from headwater.exceptions import InvalidNameError
 
@@ -90,3 +91,16 @@ def test_serve_takes_deployments_only() -> None:
 def test_a_limit_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="limit must be a positive integer"):
         Runner(limit=0)
+
+
+def test_serving_a_deployment_again_updates_it_instead_of_failing(
+    client: HeadwaterClient,
+) -> None:
+    # Restarting `python flows.py` registers the same served deployment (no work pool) again.
+    deployment = nightly.to_deployment("again", interval=3600, parameters={"day": "mon"})
+    first = deployment.apply(client)
+    changed = nightly.to_deployment("again", interval=60, parameters={"day": "tue"})
+    assert changed.apply(client) == first
+    stored = client.get_deployment(first)
+    assert stored.parameters == {"day": "tue"}
+    assert stored.work_pool_name is None
