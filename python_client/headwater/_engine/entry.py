@@ -15,7 +15,7 @@ from headwater._engine.machine import ReturnType, RunEngine
 
 if TYPE_CHECKING:
     from headwater._engine.runnable import Runnable
-    from headwater._transport.interface import Transport
+    from headwater._transport.interface import RunSnapshot, Transport
 
 __all__ = ["ReturnType", "drive", "run"]
 
@@ -28,6 +28,7 @@ def run(
     wait_for: Iterable[Any] | None = None,
     return_type: ReturnType = "result",
     flow_run_id: str | None = None,
+    known_run: RunSnapshot | None = None,
 ) -> Any:
     """Run ``runnable`` with ``parameters`` and return its result (or final state).
 
@@ -42,6 +43,8 @@ def run(
         flow_run_id: Run this existing run (created elsewhere, e.g. PENDING through the API)
             instead of creating one. If another engine runs it already, the service answers
             ABORT and this raises `Abort`.
+        known_run: That run as the caller already read it (a runner's claim), so it is not
+            read again before its first state is proposed.
 
     Returns:
         For a sync function, the result or state. For an async one, a coroutine of it. For a
@@ -55,7 +58,8 @@ def run(
         TerminationSignal: The process got SIGTERM during the run (the run is CRASHED).
         BaseException: Whatever the function raised, re-raised as the same object.
     """
-    return drive(RunEngine(runnable, parameters, return_type, flow_run_id, transport), wait_for)
+    engine = RunEngine(runnable, parameters, return_type, flow_run_id, transport, known_run)
+    return drive(engine, wait_for)
 
 
 def drive(engine: RunEngine, wait_for: Iterable[Any] | None) -> Any:

@@ -63,12 +63,15 @@ class EngineRun:
         return_type: ReturnType,
         flow_run_id: str | None,
         transport: Transport,
+        known_run: RunSnapshot | None = None,
     ) -> None:
         self.flow = flow
         self.transport = transport
         self.raw_parameters = parameters
         self.return_type = return_type
         self.existing_run_id = flow_run_id
+        # The existing run as its caller already read it (a runner's claim): not read again.
+        self.known_run = known_run
         self.parent = _current_flow_run.get()
         self.timeout_seconds = flow.timeout_seconds
         if flow.log_prints is not None:
@@ -107,13 +110,17 @@ class EngineRun:
 
     def create_or_load(self) -> None:
         """Create the run on the service (or read the existing one)."""
-        if self.existing_run_id is not None:
+        if self.known_run is not None:
+            self._created(self._use_existing(self.known_run))
+        elif self.existing_run_id is not None:
             self._created(self._use_existing(self.transport.read_flow_run(self.existing_run_id)))
         else:
             self._created(self.transport.create_flow_run(self._prepare()))
 
     async def acreate_or_load(self) -> None:
-        if self.existing_run_id is not None:
+        if self.known_run is not None:
+            self._created(self._use_existing(self.known_run))
+        elif self.existing_run_id is not None:
             snapshot = await self.transport.aread_flow_run(self.existing_run_id)
             self._created(self._use_existing(snapshot))
         else:

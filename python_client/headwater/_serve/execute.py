@@ -65,6 +65,12 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace | None:
     parser.add_argument(
         "--on-crashed", action="store_true", help="only run the on_crashed hooks of the run"
     )
+    parser.add_argument(
+        "--preload",
+        default="",
+        metavar="ENTRYPOINT",
+        help="with -, load this flow ahead of the run (see headwater._serve.spare)",
+    )
     parser.add_argument("flow_run_id", help="the flow run, or - to read it from stdin")
     try:
         return parser.parse_args(list(argv))
@@ -75,9 +81,9 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace | None:
 def main(argv: Sequence[str]) -> int:
     """Run the flow run named by the last argument; returns the process's exit status.
 
-    With ``-`` instead of an id, this is a spare process: it loads the SDK and connects to the
-    service first, then reads ``<flow run id>\t<code directory>`` from stdin (end of input: exit
-    0), so a run handed to it skips the interpreter's and the SDK's start-up.
+    With ``-`` instead of an id, this is a spare process: it does what it can before a run
+    comes (`headwater._serve.spare`), then reads the claim of its run from stdin, a line
+    written by `headwater._serve.spare.handoff_line` (end of input: exit 0).
     """
     arguments = _parse(argv)
     if arguments is None:
@@ -86,26 +92,30 @@ def main(argv: Sequence[str]) -> int:
         die_with_runner(arguments.runner_pid)
     if arguments.on_crashed:
         return run_crashed_hooks(arguments.flow_run_id)
+    if arguments.flow_run_id == "-":
+        return _serve_as_spare(arguments.preload)
     from headwater._flows import run_flow
     from headwater._serve.loading import adopt_retry_policy, load_flow_for_run
-    from headwater._transport.runtime import default_transport
     from headwater.client import get_client
 
     flow_run_id = arguments.flow_run_id
-    if flow_run_id == "-":
-        default_transport()  # the engine's stream, open before the run arrives
-        line = sys.stdin.readline()
-        if not line.strip():
-            return 0
-        flow_run_id, _, directory = line.rstrip("\n").partition("\t")
-        if directory:
-            os.chdir(directory)
     with get_client(sync_client=True) as client:
         flow_run = client.get_flow_run(flow_run_id)
         flow = load_flow_for_run(client, flow_run)
-        adopt_retry_policy(client, flow_run, flow)  # the flow's retries, for this run
+    adopt_retry_policy(flow_run, flow)  # the flow's retries, for this run
     state = run_flow(flow, flow_run_id=flow_run_id, return_type="state")
     return 0 if state.is_completed() else 1
+
+
+def _serve_as_spare(preload: str) -> int:
+    from headwater._serve.spare import Preloaded, run_handed, warm_up
+
+    warm_up()
+    preloaded = Preloaded.load(preload) if preload else None
+    line = sys.stdin.readline()
+    if not line.strip():
+        return 0
+    return run_handed(line, preloaded)
 
 
 def run_crashed_hooks(flow_run_id: str) -> int:

@@ -16,7 +16,13 @@ if TYPE_CHECKING:
     from headwater._runs import FlowRun
     from headwater.client import HeadwaterClient
 
-__all__ = ["adopt_retry_policy", "load_flow_for_run", "load_flow_from_flow_run"]
+__all__ = [
+    "adopt_retry_policy",
+    "entrypoint_in",
+    "load_flow_for_run",
+    "load_flow_from_flow_run",
+    "load_flow_of_deployment",
+]
 
 
 def load_flow_for_run(
@@ -31,41 +37,64 @@ def load_flow_for_run(
     Raises:
         ValueError: The run has no deployment, or the deployment no entrypoint.
     """
-    from headwater._entrypoints import load_flow_from_entrypoint
-
     if not flow_run.deployment_id:
         raise ValueError(
             f"Flow run {flow_run.id} was not created from a deployment, so there is no code "
             "location to load its flow from."
         )
     deployment = client.get_deployment(flow_run.deployment_id)
+    return load_flow_of_deployment(
+        deployment, ignore_storage=ignore_storage, use_placeholder_flow=use_placeholder_flow
+    )
+
+
+def load_flow_of_deployment(
+    deployment: Deployment, *, ignore_storage: bool = False, use_placeholder_flow: bool = True
+) -> Flow[..., Any]:
+    """The flow of ``deployment``, loaded from its entrypoint and code location (a git
+    repository is cloned first, and this process moves into the clone).
+
+    Raises:
+        ValueError: The deployment has no entrypoint.
+    """
+    from headwater._entrypoints import load_flow_from_entrypoint
+
     if not deployment.entrypoint:
         raise ValueError(
             f"Deployment {deployment.id} does not have an entrypoint and can not be run."
         )
     directory = None if ignore_storage else _code_directory(deployment)
-    entrypoint = deployment.entrypoint
+    return load_flow_from_entrypoint(
+        entrypoint_in(deployment.entrypoint, directory), use_placeholder_flow=use_placeholder_flow
+    )
+
+
+def entrypoint_in(entrypoint: str, directory: str | None) -> str:
+    """``entrypoint`` with a relative file path made relative to ``directory``."""
     file, sep, function = entrypoint.rpartition(":")
     if sep and directory and not os.path.isabs(file):
-        entrypoint = f"{os.path.join(directory, file)}:{function}"
-    return load_flow_from_entrypoint(entrypoint, use_placeholder_flow=use_placeholder_flow)
+        return f"{os.path.join(directory, file)}:{function}"
+    return entrypoint
 
 
-def adopt_retry_policy(client: HeadwaterClient, flow_run: FlowRun, flow: Flow[..., Any]) -> FlowRun:
+def adopt_retry_policy(flow_run: FlowRun, flow: Flow[..., Any]) -> bool:
     """Give a run created elsewhere its flow's ``retries`` and ``retry_delay_seconds``.
 
     The service decides retries from the policy a run was created with, and a deployment's
     run is created without its flow at hand (by the scheduler, or on request); the process
     that runs it has the flow, so it sets the policy before the first attempt. Nothing is sent
-    when the run already has it.
+    (and no connection opened) when the run already has it. Returns whether it was sent.
     """
     from headwater._engine.setup import first_retry_delay
+    from headwater.client import get_client
 
     retries = int(flow.retries or 0)
     delay = first_retry_delay(flow.retry_delay_seconds or 0)
     if (flow_run.retries, flow_run.retry_delay_seconds) == (retries, delay):
-        return flow_run
-    return client.update_flow_run(flow_run.id, retries=retries, retry_delay_seconds=delay)
+        return False
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(flow_run.id, retries=retries, retry_delay_seconds=delay)
+    return True
 
 
 def _code_directory(deployment: Deployment) -> str | None:

@@ -136,6 +136,8 @@ class Runner:
     _changed: threading.Condition = field(init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
     _spare: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    #: What the next spare loads ahead (entrypoint, directory), once the runner knows it.
+    _preload: tuple[str, str | None] | None = field(default=None, init=False)
     _signalled: bool = field(default=False, init=False)
     _templates: PoolTemplates | None = field(default=None, init=False)
     _spawner: _Spawner | None = field(default=None, init=False)
@@ -241,7 +243,9 @@ class Runner:
             return
         directory = job.working_dir or run.deployment.path or None
         # The spare's environment is fixed: a run with variables of its own starts afresh.
-        process = None if job.env else self._hand_to_spare(flow_run.id, directory)
+        process = None if job.env else self._hand_to_spare(run, directory)
+        if process is not None and self._serves_one_deployment():
+            self._preload = _preload_of(run, directory)
         if process is None:
             try:
                 process = self._spawn([flow_run.id], directory, job.environment(os.environ))
@@ -272,7 +276,7 @@ class Runner:
             str(os.getpid()),
             *args,
         ]
-        stdin = subprocess.PIPE if args == ["-"] else None
+        stdin = subprocess.PIPE if args[-1:] == ["-"] else None
 
         def popen() -> subprocess.Popen[bytes]:
             return subprocess.Popen(
@@ -294,16 +298,25 @@ class Runner:
             self._templates = PoolTemplates(self.address)
         return job_for(run.deployment.job_variables, self._templates.get(pool))
 
+    def _serves_one_deployment(self) -> bool:
+        """Whether every run this runner takes is of one deployment (see `_preload_of`)."""
+        return len(self.deployment_ids) == 1 and not self.work_pool_name
+
     def _hand_to_spare(
-        self, flow_run_id: str, directory: str | None
+        self, run: ClaimedRun, directory: str | None
     ) -> subprocess.Popen[bytes] | None:
-        """Give the run to the waiting spare process (SDK loaded, connected); None if none."""
+        """Give the run's claim to the waiting spare process (`headwater._serve.spare`: SDK
+        loaded, stream connected); None if there is none."""
+        from headwater._serve.spare import handoff_line
+
+        if not run.wire:
+            return None
         with self._lock:
             spare, self._spare = self._spare, None
         if spare is None or spare.poll() is not None or spare.stdin is None:
             return None
         try:
-            spare.stdin.write(f"{flow_run_id}\t{directory or ''}\n".encode())
+            spare.stdin.write(handoff_line(run, directory))
             spare.stdin.close()
         except OSError:
             _kill(spare)
@@ -315,8 +328,10 @@ class Runner:
         with self._lock:
             if self._spare is not None or self._stop.is_set():
                 return
+            entrypoint, directory = self._preload or ("", None)
+            args = ["--preload", entrypoint, "-"] if entrypoint else ["-"]
             try:
-                self._spare = self._spawn(["-"], None)
+                self._spare = self._spawn(args, directory)
             except OSError as exc:
                 logger.warning("Could not start a spare process: %s", exc)
 
@@ -449,6 +464,14 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             process.kill()
+
+
+def _preload_of(run: ClaimedRun, directory: str | None) -> tuple[str, str | None] | None:
+    """What a spare may load ahead for the next run of ``run``'s deployment, in ``directory``."""
+    from headwater._serve.spare import preload_entrypoint
+
+    entrypoint = preload_entrypoint(run.deployment)
+    return None if entrypoint is None else (entrypoint, directory)
 
 
 def _named(run: ClaimedRun) -> str:

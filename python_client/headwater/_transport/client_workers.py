@@ -7,7 +7,7 @@ A serving process (`headwater.serve`) and a worker (`headwater worker start`) ho
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 
@@ -25,7 +25,7 @@ from headwater.v1 import (
     workers_pb2_grpc,
 )
 
-__all__ = ["ClaimedRun", "WorkerConnection"]
+__all__ = ["ClaimedRun", "WorkerConnection", "claimed_run_from_wire", "claimed_run_of"]
 
 # A poll's call may take this much longer than its wait before the client gives up on it.
 _CALL_MARGIN_SECONDS = 10.0
@@ -33,10 +33,34 @@ _CALL_MARGIN_SECONDS = 10.0
 
 @dataclass(frozen=True)
 class ClaimedRun:
-    """A run the service handed to this process (PENDING), with the deployment it runs from."""
+    """A run the service handed to this process (PENDING), with the deployment it runs from.
+
+    ``wire`` is the claim as it came (a ``ClaimedRun`` message): a runner hands it on to the
+    process that runs it (`claimed_run_from_wire`), which then reads neither record again.
+    """
 
     flow_run: FlowRun
     deployment: Deployment
+    wire: bytes = field(default=b"", repr=False, compare=False)
+
+
+def claimed_run_of(message: workers_pb2.ClaimedRun) -> ClaimedRun:
+    """The SDK records of one claim, keeping its wire form."""
+    return ClaimedRun(
+        flow_run_from_proto(message.flow_run),
+        deployment_from_proto(message.deployment),
+        message.SerializeToString(),
+    )
+
+
+def claimed_run_from_wire(wire: bytes) -> tuple[ClaimedRun, flow_runs_pb2.FlowRun]:
+    """A claim handed on by a runner (`ClaimedRun.wire`), with its run's message.
+
+    Raises:
+        google.protobuf.message.DecodeError: ``wire`` is not a claim.
+    """
+    message = workers_pb2.ClaimedRun.FromString(wire)
+    return claimed_run_of(message), message.flow_run
 
 
 class WorkerConnection:
@@ -88,10 +112,7 @@ class WorkerConnection:
             response = self._stub.PollRuns(request, timeout=wait + _CALL_MARGIN_SECONDS)
         except grpc.RpcError as error:
             raise ops.map_error(error, self.address) from None
-        return [
-            ClaimedRun(flow_run_from_proto(run.flow_run), deployment_from_proto(run.deployment))
-            for run in response.runs
-        ]
+        return [claimed_run_of(run) for run in response.runs]
 
     def heartbeat(self, flow_run_ids: Iterable[str]) -> list[str]:
         """Report the runs this process runs (renewing its lease); returns those it should stop."""

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from headwater._states import State
     from headwater._transport.stream.connection import EngineConnection
 
-__all__ = ["StreamTransport"]
+__all__ = ["StreamTransport", "snapshot_of_run"]
 
 logger = logging.getLogger("headwater.tasks")
 
@@ -276,6 +276,11 @@ def _create_request(spec: FlowRunSpec) -> flow_runs_pb2.CreateFlowRunRequest:
     if carrier is not None:
         request.trace_context.update(carrier)
     return request
+
+
+def snapshot_of_run(run: flow_runs_pb2.FlowRun) -> RunSnapshot:
+    """A run read elsewhere (a runner's claim), as `StreamTransport.read_flow_run` reads it."""
+    return _snapshot(run, None)
 
 
 def _snapshot(run: flow_runs_pb2.FlowRun, parameters: dict[str, Any] | None) -> RunSnapshot:
