@@ -64,6 +64,8 @@ class FlowRun:
         last_sequence: The sequence number of the run's latest event (see `FlowRunEvent`).
         failure: The exception its current state reports (failed or crashed runs), else None.
         auto_scheduled: True for a run a deployment's schedule created.
+        job_variables: The job variables the run was created with (``run_deployment``'s),
+            which its worker merges over its deployment's.
         raw: The ``headwater.v1.FlowRun`` message this view was built from, when it came
             from the service.
     """
@@ -92,6 +94,7 @@ class FlowRun:
     last_sequence: int = 0
     failure: RunFailure | None = None
     auto_scheduled: bool = False
+    job_variables: dict[str, Any] = field(default_factory=dict)
     raw: Any = field(default=None, repr=False, compare=False)
 
 

@@ -396,13 +396,15 @@ class HeadwaterClient:
         idempotency_key: str | None = None,
         scheduled_time: dt.datetime | None = None,
         request_id: str | None = None,
+        job_variables: Mapping[str, Any] | None = None,
     ) -> FlowRun:
         """Create a SCHEDULED run of a deployment, due now or at ``scheduled_time``, with
-        ``parameters`` merged over the deployment's defaults.
+        ``parameters`` merged over the deployment's defaults and ``job_variables`` over its
+        job variables (for this run only).
 
         Raises:
             InvalidRequest: The deployment's parameter schema refuses the parameters (the
-                message names the parameter).
+                message names the parameter), or ``job_variables`` is not a JSON object.
             FailedPrecondition: The deployment is paused.
             ObjectAlreadyExists: ``idempotency_key`` was used for another run of the flow.
         """
@@ -415,6 +417,7 @@ class HeadwaterClient:
                 idempotency_key=idempotency_key,
                 scheduled_time=scheduled_time,
                 request_id=request_id or _new_id(),
+                job_variables=job_variables,
             )
         )
 
@@ -802,13 +805,15 @@ class AsyncHeadwaterClient:
         idempotency_key: str | None = None,
         scheduled_time: dt.datetime | None = None,
         request_id: str | None = None,
+        job_variables: Mapping[str, Any] | None = None,
     ) -> FlowRun:
         """Create a SCHEDULED run of a deployment, due now or at ``scheduled_time``, with
-        ``parameters`` merged over the deployment's defaults.
+        ``parameters`` merged over the deployment's defaults and ``job_variables`` over its
+        job variables (for this run only).
 
         Raises:
             InvalidRequest: The deployment's parameter schema refuses the parameters (the
-                message names the parameter).
+                message names the parameter), or ``job_variables`` is not a JSON object.
             FailedPrecondition: The deployment is paused.
             ObjectAlreadyExists: ``idempotency_key`` was used for another run of the flow.
         """
@@ -821,6 +826,7 @@ class AsyncHeadwaterClient:
                 idempotency_key=idempotency_key,
                 scheduled_time=scheduled_time,
                 request_id=request_id or _new_id(),
+                job_variables=job_variables,
             )
         )
 

@@ -45,7 +45,9 @@ def run_deployment(
         idempotency_key: Makes the run exist once: a second call with the key is refused.
         work_queue_name: Accepted for Prefect compatibility; the deployment's queue is used.
         as_subflow: Accepted for Prefect compatibility (the run is not linked to a caller).
-        job_variables: Accepted for Prefect compatibility; the deployment's are used.
+        job_variables: Job variables for this run only, merged over the deployment's (and
+            its work pool's) as those are: ``env`` key by key (None removes a variable),
+            ``working_dir`` replaced.
 
     Returns:
         The run as it was when it ended (or when ``timeout`` passed).
@@ -53,7 +55,8 @@ def run_deployment(
     Raises:
         ValueError: ``timeout`` is negative.
         ObjectNotFound: No such deployment.
-        InvalidRequest: The parameters do not fit the deployment's schema.
+        InvalidRequest: The parameters do not fit the deployment's schema, or
+            ``job_variables`` is not a mapping.
     """
     from headwater.client import get_client
 
@@ -68,6 +71,7 @@ def run_deployment(
             tags=tags or (),
             idempotency_key=idempotency_key,
             scheduled_time=scheduled_time,
+            job_variables=job_variables,
         )
         if timeout == 0:
             return run

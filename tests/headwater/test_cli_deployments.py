@@ -145,6 +145,32 @@ def test_run_merges_params_and_says_where_it_runs(
     assert_one_error_line(malformed, "KEY=VALUE")
 
 
+def test_run_gives_the_run_job_variables_of_its_own(
+    client: HeadwaterClient, sqlite_server: Any, tmp_path: Path
+) -> None:
+    flow = _unique("etl")
+    deployment = client.create_deployment(name="jobs", flow_name=flow)
+    result = _cli(
+        sqlite_server,
+        tmp_path,
+        "deployment",
+        "run",
+        f"{flow}/jobs",
+        "--job-variable",
+        'env={"STAGE": "test", "DROPPED": null}',
+        "-jv",
+        "working_dir=/srv/etl",
+    )
+    assert result.returncode == 0, result.stderr
+    (run,) = client.list_flow_runs(deployment_id=deployment.id)
+    expected = {"env": {"STAGE": "test", "DROPPED": None}, "working_dir": "/srv/etl"}
+    assert run.job_variables == expected
+    assert "Job variables:" in result.stdout
+
+    malformed = _cli(sqlite_server, tmp_path, "deployment", "run", f"{flow}/jobs", "-jv", "env")
+    assert_one_error_line(malformed, "--job-variable", "KEY=VALUE")
+
+
 def test_pause_and_resume(client: HeadwaterClient, sqlite_server: Any, tmp_path: Path) -> None:
     flow = _unique("etl")
     deployment = client.create_deployment(name="pausable", flow_name=flow)

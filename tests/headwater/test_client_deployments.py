@@ -152,6 +152,30 @@ def test_runs_from_a_deployment(client: HeadwaterClient) -> None:
     assert not client.resume_deployment(deployment.id).paused
 
 
+def test_a_run_keeps_the_job_variables_it_was_created_with(client: HeadwaterClient) -> None:
+    deployment = client.create_deployment(
+        name="jobs", flow_name=_unique("etl"), job_variables={"env": {"A": "deployment"}}
+    )
+    variables = {"env": {"A": "run", "B": None}, "working_dir": "/srv/etl"}
+    run = client.create_flow_run_from_deployment(deployment.id, job_variables=variables)
+    assert run.job_variables == variables
+    assert client.get_flow_run(run.id).job_variables == variables
+    plain, batched = client.create_flow_runs_from_deployment(
+        deployment.id, [{}, {"job_variables": {"working_dir": "/tmp"}}]
+    )
+    assert plain.job_variables == {}
+    assert client.get_flow_run(batched.id).job_variables == {"working_dir": "/tmp"}
+    assert client.get_deployment(deployment.id).job_variables == {"env": {"A": "deployment"}}
+
+    with pytest.raises(InvalidRequest) as refused:
+        client.create_flow_run_from_deployment(deployment.id, job_variables=["env"])  # type: ignore[arg-type]
+    assert "job_variables_json" in refused.value.message
+    assert "JSON object" in refused.value.message
+    with pytest.raises(InvalidRequest) as refused:
+        client.create_flow_runs_from_deployment(deployment.id, [{}, {"job_variables": 3}])
+    assert "runs[1].job_variables_json" in refused.value.message
+
+
 def test_typed_errors_and_argument_checks(client: HeadwaterClient) -> None:
     with pytest.raises(ObjectNotFound):
         client.get_deployment(str(uuid.uuid4()))

@@ -1,9 +1,10 @@
 """What a run's process gets from its job variables: ``env`` and ``working_dir``.
 
-A deployment's ``job_variables`` are laid over its work pool's base job template, as with
-Prefect's process worker: ``env`` (a mapping; a value of None removes the variable) is merged
-key by key over the runner's own environment, and ``working_dir`` is where the run's process
-starts (the deployment's code directory otherwise). The template is either a flat object of
+A deployment's ``job_variables`` are laid over its work pool's base job template, and a run's
+own (``run_deployment(job_variables=...)``) over the deployment's, as with Prefect's process
+worker: ``env`` (a mapping; a value of None removes the variable) is merged key by key over the
+runner's own environment, and ``working_dir`` is where the run's process starts (the
+deployment's code directory otherwise). The template is either a flat object of
 defaults (``{"env": {...}}``) or Prefect's shape, whose ``variables.properties.*.default`` are
 the defaults. Other variables (Prefect's ``command``, ``labels``, ``stream_output``) are ignored.
 """
@@ -58,21 +59,29 @@ def template_defaults(template: Mapping[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in template.items() if name != "job_configuration"}
 
 
-def job_for(job_variables: Mapping[str, Any], template: Mapping[str, Any] | None = None) -> Job:
-    """The job of a run whose deployment has ``job_variables``, in a pool with ``template``.
+def job_for(
+    job_variables: Mapping[str, Any],
+    template: Mapping[str, Any] | None = None,
+    run_variables: Mapping[str, Any] | None = None,
+) -> Job:
+    """The job of a run whose deployment has ``job_variables``, in a pool with ``template``,
+    created with ``run_variables`` of its own.
 
     Raises:
         ValueError: ``env`` is not a mapping, or ``working_dir`` not a string.
     """
-    defaults = template_defaults(template or {})
+    layers = (template_defaults(template or {}), job_variables, run_variables or {})
     env: dict[str, str | None] = {}
-    for source in (defaults.get("env"), job_variables.get("env")):
-        if source is None:
-            continue
-        if not isinstance(source, Mapping):
-            raise ValueError(f"job variable 'env' must be an object of strings, not {source!r}.")
-        env.update({str(k): None if v is None else str(v) for k, v in source.items()})
-    working_dir = job_variables.get("working_dir", defaults.get("working_dir"))
+    working_dir = None
+    for layer in layers:
+        source = layer.get("env")
+        if source is not None:
+            if not isinstance(source, Mapping):
+                raise ValueError(
+                    f"job variable 'env' must be an object of strings, not {source!r}."
+                )
+            env.update({str(k): None if v is None else str(v) for k, v in source.items()})
+        working_dir = layer.get("working_dir", working_dir)
     if working_dir is not None and not isinstance(working_dir, str):
         raise ValueError(f"job variable 'working_dir' must be a path, not {working_dir!r}.")
     return Job(env=env, working_dir=str(Path(working_dir).resolve()) if working_dir else None)

@@ -288,15 +288,17 @@ class Runner:
         return self._spawner.start(popen)
 
     def _job(self, run: ClaimedRun) -> Job:
-        """The run's job: its deployment's job variables over its pool's template."""
+        """The run's job: its own job variables over its deployment's, over its pool's
+        template."""
         from headwater._serve.jobs import PoolTemplates, job_for
 
         pool = run.deployment.work_pool_name
-        if not pool:
-            return job_for(run.deployment.job_variables)
-        if self._templates is None:
-            self._templates = PoolTemplates(self.address)
-        return job_for(run.deployment.job_variables, self._templates.get(pool))
+        template = None
+        if pool:
+            if self._templates is None:
+                self._templates = PoolTemplates(self.address)
+            template = self._templates.get(pool)
+        return job_for(run.deployment.job_variables, template, run.flow_run.job_variables)
 
     def _serves_one_deployment(self) -> bool:
         """Whether every run this runner takes is of one deployment (see `_preload_of`)."""

@@ -70,6 +70,7 @@ def flow_run_from_proto(
         last_sequence=message.last_sequence,
         failure=_failure(message.state),
         auto_scheduled=message.auto_scheduled,
+        job_variables=json_object(message.job_variables_json) if message.job_variables_json else {},
         raw=message,
     )
 

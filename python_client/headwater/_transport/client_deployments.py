@@ -357,12 +357,15 @@ def _run(
     tags: Iterable[str],
     idempotency_key: str | None,
     scheduled_time: _dt.datetime | None,
+    job_variables: Mapping[str, Any] | None = None,
 ) -> D.DeploymentRun:
     run = D.DeploymentRun(
         parameters_json=_json(parameters),
         name=name or "",
         tags=list(tags),
         idempotency_key=idempotency_key or "",
+        # As given, not made a dict: the service names the field when it is not an object.
+        job_variables_json="" if job_variables is None else json.dumps(job_variables),
     )
     if scheduled_time is not None:
         if scheduled_time.tzinfo is None:
@@ -380,8 +383,9 @@ def create_flow_run_from_deployment(
     idempotency_key: str | None,
     scheduled_time: _dt.datetime | None,
     request_id: str,
+    job_variables: Mapping[str, Any] | None = None,
 ) -> Unary[FlowRun]:
-    run = _run(parameters, name, tags, idempotency_key, scheduled_time)
+    run = _run(parameters, name, tags, idempotency_key, scheduled_time, job_variables)
     request = D.CreateFlowRunFromDeploymentRequest(
         deployment_id=deployment_id,
         parameters_json=run.parameters_json,
@@ -389,6 +393,7 @@ def create_flow_run_from_deployment(
         tags=run.tags,
         idempotency_key=run.idempotency_key,
         request_id=request_id,
+        job_variables_json=run.job_variables_json,
     )
     if run.HasField("scheduled_time"):
         request.scheduled_time.CopyFrom(run.scheduled_time)
@@ -404,7 +409,7 @@ def create_flow_runs_from_deployment(
     deployment_id: str, runs: Iterable[Mapping[str, Any]], request_id: str
 ) -> Unary[list[FlowRun]]:
     """Each run a mapping of the keyword arguments of `create_flow_run_from_deployment`."""
-    allowed = {"parameters", "name", "tags", "idempotency_key", "scheduled_time"}
+    allowed = {"parameters", "name", "tags", "idempotency_key", "scheduled_time", "job_variables"}
     messages = []
     for index, run in enumerate(runs):
         unknown = sorted(set(run) - allowed)
@@ -417,6 +422,7 @@ def create_flow_runs_from_deployment(
                 run.get("tags", ()),
                 run.get("idempotency_key"),
                 run.get("scheduled_time"),
+                run.get("job_variables"),
             )
         )
     request = D.BatchCreateFlowRunsFromDeploymentRequest(

@@ -55,6 +55,15 @@ def register(commands: Any) -> None:
         "repeatable",
     )
     run.add_argument("--params", default="", metavar="JSON", help="parameters as one JSON object")
+    run.add_argument(
+        "--job-variable",
+        "-jv",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help='a job variable for this run, over the deployment\'s (env=\'{"X": "1"}\', '
+        "working_dir=/path); VALUE is read as JSON when it parses, else as text; repeatable",
+    )
     run.add_argument("--tag", action="append", default=[], help="a tag for the run; repeatable")
     run.add_argument("--flow-run-name", default="", help="the run's name (generated if not given)")
     run.add_argument(
@@ -130,15 +139,26 @@ def parse_parameters(pairs: list[str], params: str) -> dict[str, Any]:
             raise CommandError(f"--params is not valid JSON ({exc}).") from None
         if not isinstance(parameters, dict):
             raise CommandError("--params must be a JSON object, such as '{\"limit\": 5}'.")
+    parameters.update(key_values(pairs, "--param", "limit=5"))
+    return parameters
+
+
+def key_values(pairs: list[str], option: str, example: str) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs given with ``option``, each VALUE read as JSON when it parses.
+
+    Raises:
+        CommandError: A pair without "=" (the message shows ``example``).
+    """
+    values: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key:
-            raise CommandError(f"--param {pair!r} is not KEY=VALUE (for example limit=5).")
+            raise CommandError(f"{option} {pair!r} is not KEY=VALUE (for example {example}).")
         try:
-            parameters[key] = json.loads(text)
+            values[key] = json.loads(text)
         except ValueError:
-            parameters[key] = text
-    return parameters
+            values[key] = text
+    return values
 
 
 def run_deployment(args: argparse.Namespace) -> int:
@@ -146,6 +166,7 @@ def run_deployment(args: argparse.Namespace) -> int:
     from headwater.cli import _render
 
     parameters = parse_parameters(args.param, args.params)
+    job_variables = key_values(args.job_variable, "--job-variable", "working_dir=/srv/etl")
     with open_client() as client:
         deployment = find_deployment(client, args.deployment)
         run = client.create_flow_run_from_deployment(
@@ -154,6 +175,7 @@ def run_deployment(args: argparse.Namespace) -> int:
             name=args.flow_run_name or None,
             tags=args.tag,
             idempotency_key=args.idempotency_key or None,
+            job_variables=job_variables or None,
         )
     out = _render.console()
     out.print(
@@ -162,6 +184,8 @@ def run_deployment(args: argparse.Namespace) -> int:
     )
     scheduled = run.state.scheduled_time if run.state is not None else None
     out.print(f"  Parameters: {_render.escape(json.dumps(run.parameters))}")
+    if run.job_variables:
+        out.print(f"  Job variables: {_render.escape(json.dumps(run.job_variables))}")
     out.print(f"  Scheduled:  {_render.timestamp(scheduled)}")
     if deployment.work_pool_name:
         where = f"{deployment.work_pool_name}/{deployment.work_queue_name}"

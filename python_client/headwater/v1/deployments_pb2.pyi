@@ -201,21 +201,23 @@ class ResumeDeploymentResponse(_message.Message):
     def __init__(self, deployment: _Optional[_Union[Deployment, _Mapping]] = ...) -> None: ...
 
 class DeploymentRun(_message.Message):
-    __slots__ = ("parameters_json", "name", "tags", "idempotency_key", "scheduled_time")
+    __slots__ = ("parameters_json", "name", "tags", "idempotency_key", "scheduled_time", "job_variables_json")
     PARAMETERS_JSON_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     SCHEDULED_TIME_FIELD_NUMBER: _ClassVar[int]
+    JOB_VARIABLES_JSON_FIELD_NUMBER: _ClassVar[int]
     parameters_json: str
     name: str
     tags: _containers.RepeatedScalarFieldContainer[str]
     idempotency_key: str
     scheduled_time: _timestamp_pb2.Timestamp
-    def __init__(self, parameters_json: _Optional[str] = ..., name: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., idempotency_key: _Optional[str] = ..., scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    job_variables_json: str
+    def __init__(self, parameters_json: _Optional[str] = ..., name: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., idempotency_key: _Optional[str] = ..., scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., job_variables_json: _Optional[str] = ...) -> None: ...
 
 class CreateFlowRunFromDeploymentRequest(_message.Message):
-    __slots__ = ("deployment_id", "parameters_json", "name", "tags", "idempotency_key", "scheduled_time", "request_id")
+    __slots__ = ("deployment_id", "parameters_json", "name", "tags", "idempotency_key", "scheduled_time", "request_id", "job_variables_json")
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_JSON_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -223,6 +225,7 @@ class CreateFlowRunFromDeploymentRequest(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     SCHEDULED_TIME_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_VARIABLES_JSON_FIELD_NUMBER: _ClassVar[int]
     deployment_id: str
     parameters_json: str
     name: str
@@ -230,7 +233,8 @@ class CreateFlowRunFromDeploymentRequest(_message.Message):
     idempotency_key: str
     scheduled_time: _timestamp_pb2.Timestamp
     request_id: str
-    def __init__(self, deployment_id: _Optional[str] = ..., parameters_json: _Optional[str] = ..., name: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., idempotency_key: _Optional[str] = ..., scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    job_variables_json: str
+    def __init__(self, deployment_id: _Optional[str] = ..., parameters_json: _Optional[str] = ..., name: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., idempotency_key: _Optional[str] = ..., scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_id: _Optional[str] = ..., job_variables_json: _Optional[str] = ...) -> None: ...
 
 class CreateFlowRunFromDeploymentResponse(_message.Message):
     __slots__ = ("flow_run",)

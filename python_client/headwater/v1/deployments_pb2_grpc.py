@@ -153,10 +153,11 @@ class DeploymentServiceServicer:
     def CreateFlowRunFromDeployment(self, request, context):
         """CreateFlowRunFromDeployment creates a SCHEDULED run of the deployment's flow, with the
         request's parameters merged over the deployment's defaults (and checked against its
-        parameter schema when `enforce_parameter_schema` is on).
-        Errors: INVALID_ARGUMENT (bad JSON, parameters the schema refuses: the field is named),
-        NOT_FOUND (unknown deployment), FAILED_PRECONDITION (the deployment is paused),
-        ALREADY_EXISTS (idempotency_key already used by another run of the deployment's flow).
+        parameter schema when `enforce_parameter_schema` is on), and its own job variables.
+        Errors: INVALID_ARGUMENT (bad JSON, parameters the schema refuses, job variables that are
+        not a JSON object: the field is named), NOT_FOUND (unknown deployment),
+        FAILED_PRECONDITION (the deployment is paused), ALREADY_EXISTS (idempotency_key already
+        used by another run of the deployment's flow).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

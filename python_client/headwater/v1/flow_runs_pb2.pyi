@@ -14,7 +14,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class FlowRun(_message.Message):
-    __slots__ = ("id", "name", "flow_id", "flow_name", "flow_version", "deployment_id", "parent_flow_run_id", "parent_task_run_id", "parameters_json", "idempotency_key", "tags", "state", "policy", "run_count", "expected_start_time", "start_time", "end_time", "total_run_time", "create_time", "update_time", "last_sequence", "auto_scheduled", "trace_context")
+    __slots__ = ("id", "name", "flow_id", "flow_name", "flow_version", "deployment_id", "parent_flow_run_id", "parent_task_run_id", "parameters_json", "idempotency_key", "tags", "state", "policy", "run_count", "expected_start_time", "start_time", "end_time", "total_run_time", "create_time", "update_time", "last_sequence", "auto_scheduled", "trace_context", "job_variables_json")
     class TraceContextEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +45,7 @@ class FlowRun(_message.Message):
     LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     AUTO_SCHEDULED_FIELD_NUMBER: _ClassVar[int]
     TRACE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    JOB_VARIABLES_JSON_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     flow_id: str
@@ -68,7 +69,8 @@ class FlowRun(_message.Message):
     last_sequence: int
     auto_scheduled: bool
     trace_context: _containers.ScalarMap[str, str]
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., flow_id: _Optional[str] = ..., flow_name: _Optional[str] = ..., flow_version: _Optional[str] = ..., deployment_id: _Optional[str] = ..., parent_flow_run_id: _Optional[str] = ..., parent_task_run_id: _Optional[str] = ..., parameters_json: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[_states_pb2.State, _Mapping]] = ..., policy: _Optional[_Union[_states_pb2.RunPolicy, _Mapping]] = ..., run_count: _Optional[int] = ..., expected_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., total_run_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_sequence: _Optional[int] = ..., auto_scheduled: _Optional[bool] = ..., trace_context: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    job_variables_json: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., flow_id: _Optional[str] = ..., flow_name: _Optional[str] = ..., flow_version: _Optional[str] = ..., deployment_id: _Optional[str] = ..., parent_flow_run_id: _Optional[str] = ..., parent_task_run_id: _Optional[str] = ..., parameters_json: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[_states_pb2.State, _Mapping]] = ..., policy: _Optional[_Union[_states_pb2.RunPolicy, _Mapping]] = ..., run_count: _Optional[int] = ..., expected_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., total_run_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_sequence: _Optional[int] = ..., auto_scheduled: _Optional[bool] = ..., trace_context: _Optional[_Mapping[str, str]] = ..., job_variables_json: _Optional[str] = ...) -> None: ...
 
 class FlowRunEvent(_message.Message):
     __slots__ = ("sequence", "flow_run_id", "event_time", "state_changed", "task_run_state_changed", "log")

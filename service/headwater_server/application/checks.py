@@ -591,6 +591,7 @@ def deployment_name(field: str, value: str) -> str:
 def deployment_run(prefix: str, run: deployments_pb2.DeploymentRun) -> None:
     """What one requested run of a deployment sets (its parameters are merged later)."""
     json_object(f"{prefix}parameters_json", run.parameters_json)
+    json_object(f"{prefix}job_variables_json", run.job_variables_json)
     name(f"{prefix}name", run.name)
     tags(f"{prefix}tags", run.tags)
     idempotency_key(f"{prefix}idempotency_key", run.idempotency_key)

@@ -137,6 +137,7 @@ async def create_flow_run_from_deployment(
         name=request.name,
         tags=request.tags,
         idempotency_key=request.idempotency_key,
+        job_variables_json=request.job_variables_json,
     )
     if request.HasField("scheduled_time"):
         run.scheduled_time.CopyFrom(request.scheduled_time)

@@ -151,6 +151,7 @@ class DeploymentRunsMixin(DeploymentsMixin):
                             scheduled_us=scheduled,
                             now=now,
                             trace_context=stored_trace,
+                            job_variables_json=run.job_variables_json or None,
                         )
                     )
                 self._insert_runs(conn, rows)
@@ -192,6 +193,7 @@ class DeploymentRunsMixin(DeploymentsMixin):
         scheduled_us: int,
         now: int,
         trace_context: str | None = None,
+        job_variables_json: str | None = None,
     ) -> dict[str, Any]:
         """The flow_runs row of a deployment's new SCHEDULED run."""
         initial = self._initial_state("flow run", _SCHEDULED)._replace(scheduled_time=scheduled_us)
@@ -209,6 +211,7 @@ class DeploymentRunsMixin(DeploymentsMixin):
             "parameters_json": parameters_json,
             "tags": convert.dump_tags(tags),
             "trace_context": trace_context,
+            "job_variables_json": job_variables_json,
             **convert.policy_columns(states_pb2.RunPolicy()),
             **self._initial_run_values(initial, now),
         }

@@ -82,6 +82,7 @@ class FlowRunsMixin(RepositoryBase):
                     "parameters_json": parameters,
                     "tags": tags,
                     "trace_context": convert.dump_trace_context(req.trace_context),
+                    "job_variables_json": None,  # only a deployment's runs have them
                     **convert.policy_columns(req.policy),
                     **self._initial_run_values(initial, now),
                     "engine_id": engine_id,

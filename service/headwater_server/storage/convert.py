@@ -211,6 +211,9 @@ def flow_run_message(
     trace_context = m.get("trace_context")
     if trace_context:
         run.trace_context.update(json.loads(trace_context))
+    job_variables_json = m.get("job_variables_json")
+    if job_variables_json:
+        run.job_variables_json = job_variables_json
     _fill_run_common(run, m, result, failure)
     if m["expected_start_time"] is not None:
         set_timestamp(run.expected_start_time, m["expected_start_time"])

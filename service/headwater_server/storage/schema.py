@@ -119,6 +119,9 @@ flow_runs = Table(
     # run, so whoever executes it later continues that trace; NULL when it did not trace
     # (revision 0017).
     Column("trace_context", Text, nullable=True),
+    # The job variables (JSON object) the run was created with, which its worker merges over
+    # its deployment's; NULL for none (revision 0021).
+    Column("job_variables_json", Text, nullable=True),
     UniqueConstraint("flow_id", "idempotency_key"),
 )
 Index("ix_flow_runs_create_time_id", flow_runs.c.create_time, flow_runs.c.id)

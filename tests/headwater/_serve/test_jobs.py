@@ -17,6 +17,16 @@ def test_the_deployments_variables_are_laid_over_the_pools_template() -> None:
     assert job.environment({"C": "1", "D": "2"}) == {"A": "pool", "B": "deployment", "D": "2"}
 
 
+def test_a_runs_own_variables_are_laid_over_its_deployments() -> None:
+    job = job_for(
+        {"env": {"B": "deployment", "C": "deployment"}, "working_dir": "/srv"},
+        {"env": {"A": "pool"}, "working_dir": "/tmp"},
+        {"env": {"A": None, "C": "run"}, "working_dir": "/run"},
+    )
+    assert job == Job(env={"A": None, "B": "deployment", "C": "run"}, working_dir="/run")
+    assert job_for({"working_dir": "/srv"}, None, {"env": {"D": 1}}).working_dir == "/srv"
+
+
 def test_prefects_template_shape_gives_its_variables_defaults() -> None:
     template = {
         "job_configuration": {"env": "{{ env }}", "working_dir": "{{ working_dir }}"},

@@ -116,6 +116,53 @@ def test_job_variables_give_the_run_its_environment_and_working_directory(
     }
 
 
+def test_a_runs_own_job_variables_are_laid_over_its_deployments(
+    server: ServerProcess, client: HeadwaterClient, project: Path, tmp_path: Path
+) -> None:
+    pool = client.create_work_pool(
+        _name("pool"), base_job_template={"env": {"FROM_POOL": "pool", "SHARED": "pool"}}
+    )
+    workdir = tmp_path / "workdir"
+    elsewhere = tmp_path / "elsewhere"
+    workdir.mkdir()
+    elsewhere.mkdir()
+    deployment = client.create_deployment(
+        flow_name="report",
+        name=_name("run-jobs"),
+        entrypoint="flows.py:report",
+        path=str(project),
+        work_pool_name=pool.name,
+        job_variables={"env": {"SHARED": "deployment"}, "working_dir": str(workdir)},
+    )
+    worker = start(tmp_path, server, str(HEADWATER_CLI), "worker", "start", "--pool", pool.name)
+    out = tmp_path / "out"
+    try:
+        run = run_deployment(
+            deployment.id,
+            parameters={"out": str(out)},
+            timeout=DEADLINE_SECONDS,
+            job_variables={
+                "env": {"SHARED": "run", "DROPPED": "run", "FROM_POOL": None},
+                "working_dir": str(elsewhere),
+            },
+        )
+        plain = run_deployment(
+            deployment.id, parameters={"out": str(out)}, timeout=DEADLINE_SECONDS
+        )
+    finally:
+        output = stop(worker)
+    assert run.state is not None and run.state.is_completed(), (run.state, output)
+    assert json.loads((out / run.id).read_text()) == {
+        "cwd": str(elsewhere),
+        "env": {"FROM_POOL": None, "SHARED": "run", "DROPPED": "run"},
+    }
+    assert plain.state is not None and plain.state.is_completed(), (plain.state, output)
+    assert json.loads((out / plain.id).read_text()) == {
+        "cwd": str(workdir),
+        "env": {"FROM_POOL": "pool", "SHARED": "deployment", "DROPPED": None},
+    }
+
+
 def test_unusable_job_variables_end_the_run_crashed_with_the_reason(
     server: ServerProcess, client: HeadwaterClient, project: Path, tmp_path: Path
 ) -> None:

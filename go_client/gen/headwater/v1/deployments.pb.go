@@ -1316,8 +1316,12 @@ type DeploymentRun struct {
 	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	// When the run is due; unset means now. The run is created SCHEDULED at this time.
 	ScheduledTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=scheduled_time,json=scheduledTime,proto3" json:"scheduled_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Job variables (a JSON object) for this run only, merged over the deployment's as the
+	// deployment's are over its work pool's ("env" key by key, a null value removing the
+	// variable); empty means none.
+	JobVariablesJson string `protobuf:"bytes,6,opt,name=job_variables_json,json=jobVariablesJson,proto3" json:"job_variables_json,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *DeploymentRun) Reset() {
@@ -1385,6 +1389,13 @@ func (x *DeploymentRun) GetScheduledTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *DeploymentRun) GetJobVariablesJson() string {
+	if x != nil {
+		return x.JobVariablesJson
+	}
+	return ""
+}
+
 // CreateFlowRunFromDeploymentRequest is the input of CreateFlowRunFromDeployment.
 type CreateFlowRunFromDeploymentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1402,9 +1413,13 @@ type CreateFlowRunFromDeploymentRequest struct {
 	// When the run is due; unset means now. The run is created SCHEDULED at this time.
 	ScheduledTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=scheduled_time,json=scheduledTime,proto3" json:"scheduled_time,omitempty"`
 	// An optional client-chosen UUID; a retry with the same id returns the first answer.
-	RequestId     string `protobuf:"bytes,7,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RequestId string `protobuf:"bytes,7,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Job variables (a JSON object) for this run only, merged over the deployment's as the
+	// deployment's are over its work pool's ("env" key by key, a null value removing the
+	// variable); empty means none.
+	JobVariablesJson string `protobuf:"bytes,8,opt,name=job_variables_json,json=jobVariablesJson,proto3" json:"job_variables_json,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *CreateFlowRunFromDeploymentRequest) Reset() {
@@ -1482,6 +1497,13 @@ func (x *CreateFlowRunFromDeploymentRequest) GetScheduledTime() *timestamppb.Tim
 func (x *CreateFlowRunFromDeploymentRequest) GetRequestId() string {
 	if x != nil {
 		return x.RequestId
+	}
+	return ""
+}
+
+func (x *CreateFlowRunFromDeploymentRequest) GetJobVariablesJson() string {
+	if x != nil {
+		return x.JobVariablesJson
 	}
 	return ""
 }
@@ -1747,13 +1769,14 @@ const file_headwater_v1_deployments_proto_rawDesc = "" +
 	"\x18ResumeDeploymentResponse\x128\n" +
 	"\n" +
 	"deployment\x18\x01 \x01(\v2\x18.headwater.v1.DeploymentR\n" +
-	"deployment\"\xcc\x01\n" +
+	"deployment\"\xfa\x01\n" +
 	"\rDeploymentRun\x12'\n" +
 	"\x0fparameters_json\x18\x01 \x01(\tR\x0eparametersJson\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
 	"\x04tags\x18\x03 \x03(\tR\x04tags\x12'\n" +
 	"\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\x12A\n" +
-	"\x0escheduled_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\rscheduledTime\"\xa5\x02\n" +
+	"\x0escheduled_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\rscheduledTime\x12,\n" +
+	"\x12job_variables_json\x18\x06 \x01(\tR\x10jobVariablesJson\"\xd3\x02\n" +
 	"\"CreateFlowRunFromDeploymentRequest\x12#\n" +
 	"\rdeployment_id\x18\x01 \x01(\tR\fdeploymentId\x12'\n" +
 	"\x0fparameters_json\x18\x02 \x01(\tR\x0eparametersJson\x12\x12\n" +
@@ -1762,7 +1785,8 @@ const file_headwater_v1_deployments_proto_rawDesc = "" +
 	"\x0fidempotency_key\x18\x05 \x01(\tR\x0eidempotencyKey\x12A\n" +
 	"\x0escheduled_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\rscheduledTime\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\a \x01(\tR\trequestId\"W\n" +
+	"request_id\x18\a \x01(\tR\trequestId\x12,\n" +
+	"\x12job_variables_json\x18\b \x01(\tR\x10jobVariablesJson\"W\n" +
 	"#CreateFlowRunFromDeploymentResponse\x120\n" +
 	"\bflow_run\x18\x01 \x01(\v2\x15.headwater.v1.FlowRunR\aflowRun\"\x9f\x01\n" +
 	"(BatchCreateFlowRunsFromDeploymentRequest\x12#\n" +

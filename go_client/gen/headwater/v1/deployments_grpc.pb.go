@@ -66,10 +66,11 @@ type DeploymentServiceClient interface {
 	ResumeDeployment(ctx context.Context, in *ResumeDeploymentRequest, opts ...grpc.CallOption) (*ResumeDeploymentResponse, error)
 	// CreateFlowRunFromDeployment creates a SCHEDULED run of the deployment's flow, with the
 	// request's parameters merged over the deployment's defaults (and checked against its
-	// parameter schema when `enforce_parameter_schema` is on).
-	// Errors: INVALID_ARGUMENT (bad JSON, parameters the schema refuses: the field is named),
-	// NOT_FOUND (unknown deployment), FAILED_PRECONDITION (the deployment is paused),
-	// ALREADY_EXISTS (idempotency_key already used by another run of the deployment's flow).
+	// parameter schema when `enforce_parameter_schema` is on), and its own job variables.
+	// Errors: INVALID_ARGUMENT (bad JSON, parameters the schema refuses, job variables that are
+	// not a JSON object: the field is named), NOT_FOUND (unknown deployment),
+	// FAILED_PRECONDITION (the deployment is paused), ALREADY_EXISTS (idempotency_key already
+	// used by another run of the deployment's flow).
 	CreateFlowRunFromDeployment(ctx context.Context, in *CreateFlowRunFromDeploymentRequest, opts ...grpc.CallOption) (*CreateFlowRunFromDeploymentResponse, error)
 	// BatchCreateFlowRunsFromDeployment creates many runs of one deployment in one call and one
 	// transaction: all of them, or none when any is refused.
@@ -212,10 +213,11 @@ type DeploymentServiceServer interface {
 	ResumeDeployment(context.Context, *ResumeDeploymentRequest) (*ResumeDeploymentResponse, error)
 	// CreateFlowRunFromDeployment creates a SCHEDULED run of the deployment's flow, with the
 	// request's parameters merged over the deployment's defaults (and checked against its
-	// parameter schema when `enforce_parameter_schema` is on).
-	// Errors: INVALID_ARGUMENT (bad JSON, parameters the schema refuses: the field is named),
-	// NOT_FOUND (unknown deployment), FAILED_PRECONDITION (the deployment is paused),
-	// ALREADY_EXISTS (idempotency_key already used by another run of the deployment's flow).
+	// parameter schema when `enforce_parameter_schema` is on), and its own job variables.
+	// Errors: INVALID_ARGUMENT (bad JSON, parameters the schema refuses, job variables that are
+	// not a JSON object: the field is named), NOT_FOUND (unknown deployment),
+	// FAILED_PRECONDITION (the deployment is paused), ALREADY_EXISTS (idempotency_key already
+	// used by another run of the deployment's flow).
 	CreateFlowRunFromDeployment(context.Context, *CreateFlowRunFromDeploymentRequest) (*CreateFlowRunFromDeploymentResponse, error)
 	// BatchCreateFlowRunsFromDeployment creates many runs of one deployment in one call and one
 	// transaction: all of them, or none when any is refused.

@@ -77,9 +77,12 @@ type FlowRun struct {
 	// that created the run; empty when that caller did not trace. Whoever executes the run (a
 	// worker, a served flow) starts the run's span as a child of it, so the creator's trace
 	// goes on into the flow even though it runs later and elsewhere.
-	TraceContext  map[string]string `protobuf:"bytes,23,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	TraceContext map[string]string `protobuf:"bytes,23,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The job variables (a JSON object) the run was created with, over its deployment's: the
+	// worker that runs it merges them over the deployment's and the work pool's. Empty for none.
+	JobVariablesJson string `protobuf:"bytes,24,opt,name=job_variables_json,json=jobVariablesJson,proto3" json:"job_variables_json,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *FlowRun) Reset() {
@@ -271,6 +274,13 @@ func (x *FlowRun) GetTraceContext() map[string]string {
 		return x.TraceContext
 	}
 	return nil
+}
+
+func (x *FlowRun) GetJobVariablesJson() string {
+	if x != nil {
+		return x.JobVariablesJson
+	}
+	return ""
 }
 
 // FlowRunEvent is one entry of a run's event log: its own state changes and those of its task
@@ -1852,7 +1862,7 @@ var File_headwater_v1_flow_runs_proto protoreflect.FileDescriptor
 
 const file_headwater_v1_flow_runs_proto_rawDesc = "" +
 	"\n" +
-	"\x1cheadwater/v1/flow_runs.proto\x12\fheadwater.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17headwater/v1/logs.proto\x1a\x19headwater/v1/states.proto\"\xb8\b\n" +
+	"\x1cheadwater/v1/flow_runs.proto\x12\fheadwater.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17headwater/v1/logs.proto\x1a\x19headwater/v1/states.proto\"\xe6\b\n" +
 	"\aFlowRun\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x17\n" +
@@ -1880,7 +1890,8 @@ const file_headwater_v1_flow_runs_proto_rawDesc = "" +
 	"updateTime\x12#\n" +
 	"\rlast_sequence\x18\x15 \x01(\x03R\flastSequence\x12%\n" +
 	"\x0eauto_scheduled\x18\x16 \x01(\bR\rautoScheduled\x12L\n" +
-	"\rtrace_context\x18\x17 \x03(\v2'.headwater.v1.FlowRun.TraceContextEntryR\ftraceContext\x1a?\n" +
+	"\rtrace_context\x18\x17 \x03(\v2'.headwater.v1.FlowRun.TraceContextEntryR\ftraceContext\x12,\n" +
+	"\x12job_variables_json\x18\x18 \x01(\tR\x10jobVariablesJson\x1a?\n" +
 	"\x11TraceContextEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xca\x02\n" +
