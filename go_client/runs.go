@@ -24,15 +24,24 @@ type RunOptions struct {
 	IdempotencyKey string
 	// ScheduledTime is when a deployment's run is due (RunDeployment only); zero means now.
 	ScheduledTime time.Time
+	// JobVariables are this run's own job variables (RunDeployment only), merged over the
+	// deployment's by the worker ("env" key by key, a nil value removing the variable;
+	// "working_dir"); a map or a struct with json tags, sent as a JSON object.
+	JobVariables any
 }
 
 func (o RunOptions) parametersJSON() (string, error) {
-	if o.Parameters == nil {
+	return jsonObject("parameters", o.Parameters)
+}
+
+// jsonObject is value as JSON text ("" for nil); what names it in the error.
+func jsonObject(what string, value any) (string, error) {
+	if value == nil {
 		return "", nil
 	}
-	encoded, err := json.Marshal(o.Parameters)
+	encoded, err := json.Marshal(value)
 	if err != nil {
-		return "", fmt.Errorf("headwater: the run's parameters cannot be sent as JSON: %w", err)
+		return "", fmt.Errorf("headwater: the run's %s cannot be sent as JSON: %w", what, err)
 	}
 	return string(encoded), nil
 }
@@ -65,6 +74,10 @@ func (c *Client) RunDeployment(ctx context.Context, name string, options RunOpti
 	if err != nil {
 		return nil, err
 	}
+	jobVariables, err := jsonObject("job variables", options.JobVariables)
+	if err != nil {
+		return nil, err
+	}
 	deployment, err := c.Deployments.GetDeployment(ctx, &headwaterv1.GetDeploymentRequest{
 		Deployment: &headwaterv1.GetDeploymentRequest_Name{Name: name},
 	})
@@ -72,11 +85,12 @@ func (c *Client) RunDeployment(ctx context.Context, name string, options RunOpti
 		return nil, FromError(err)
 	}
 	request := &headwaterv1.CreateFlowRunFromDeploymentRequest{
-		DeploymentId:   deployment.GetDeployment().GetId(),
-		ParametersJson: parameters,
-		Name:           options.Name,
-		Tags:           options.Tags,
-		IdempotencyKey: options.IdempotencyKey,
+		DeploymentId:     deployment.GetDeployment().GetId(),
+		ParametersJson:   parameters,
+		Name:             options.Name,
+		Tags:             options.Tags,
+		IdempotencyKey:   options.IdempotencyKey,
+		JobVariablesJson: jobVariables,
 	}
 	if !options.ScheduledTime.IsZero() {
 		request.ScheduledTime = timestamppb.New(options.ScheduledTime)

@@ -63,6 +63,11 @@ export interface RunOptions {
   requestId?: string;
   /** Create the run SCHEDULED for this time instead of at once. */
   scheduledTime?: Date;
+  /**
+   * This run's own job variables (`runDeployment` only), merged over the deployment's by its
+   * worker: `env` key by key (null removes a variable), `working_dir` replaced.
+   */
+  jobVariables?: Record<string, unknown>;
 }
 
 /** Which flow `createFlowRun` runs: by name (registered if new) or by id. */
@@ -190,6 +195,7 @@ export class HeadwaterClient {
           scheduledTime: options.scheduledTime
             ? timestampFromDate(options.scheduledTime)
             : undefined,
+          jobVariablesJson: parametersJson(options.jobVariables),
         },
         this.callOptions(),
       ),
