@@ -6,8 +6,9 @@ service answers the moment a run is due, with runs already claimed for this proc
 so two runners never start the same run. Each run starts as ``python -m headwater._serve.execute
 <flow run id>`` in the deployment's code directory; that process loads the flow from the
 deployment's entrypoint and runs it as that flow run on the ordinary engine. To start runs
-fast, one such process is kept waiting with the SDK loaded and connected (a spare, started
-as ``execute -``); a run is handed to it, and the next spare is started meanwhile. A run's job
+fast, `SPARE_PROCESSES` such processes are kept waiting with the SDK loaded and connected
+(spares, started as ``execute -``, see `headwater._serve.spare`); a run's claim is handed to
+the oldest, and the next spare is started meanwhile. A run's job
 variables (`headwater._serve.jobs`: ``env``, ``working_dir``) set its process's environment and
 directory; one with ``env`` of its own starts afresh instead of in the spare.
 
@@ -37,6 +38,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -55,6 +57,11 @@ logger = logging.getLogger("headwater.runner")
 POLL_WAIT_SECONDS = 10.0
 #: How often the runner reports its runs and learns which were cancelled.
 HEARTBEAT_SECONDS = 1.0
+#: How many spare processes wait for runs. Two, not one: on a busy machine a spare's start-up
+#: (the interpreter and the SDK, about a quarter of a CPU second) can take longer than the gap
+#: between two runs, and a run handed to a spare still starting waits for it; the older of two
+#: has had twice that time.
+SPARE_PROCESSES = 2
 #: How long runs get to end once cancelled (at shutdown or on request) before being killed.
 STOP_GRACE_SECONDS = 10.0
 # With no limit, at most this many runs are claimed per poll.
@@ -135,7 +142,8 @@ class Runner:
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _changed: threading.Condition = field(init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
-    _spare: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    _spares: deque[subprocess.Popen[bytes]] = field(default_factory=deque, init=False)
+    _starting: int = field(default=0, init=False)
     #: What the next spare loads ahead (entrypoint, directory), once the runner knows it.
     _preload: tuple[str, str | None] | None = field(default=None, init=False)
     _signalled: bool = field(default=False, init=False)
@@ -307,16 +315,19 @@ class Runner:
     def _hand_to_spare(
         self, run: ClaimedRun, directory: str | None
     ) -> subprocess.Popen[bytes] | None:
-        """Give the run's claim to the waiting spare process (`headwater._serve.spare`: SDK
-        loaded, stream connected); None if there is none."""
+        """Give the run's claim to the oldest waiting spare process (`headwater._serve.spare`:
+        SDK loaded, stream connected, the likeliest to be ready); None if there is none."""
         from headwater._serve.spare import handoff_line
 
         if not run.wire:
             return None
-        with self._lock:
-            spare, self._spare = self._spare, None
-        if spare is None or spare.poll() is not None or spare.stdin is None:
-            return None
+        while True:
+            with self._lock:
+                if not self._spares:
+                    return None
+                spare = self._spares.popleft()
+            if spare.poll() is None and spare.stdin is not None:
+                break
         try:
             spare.stdin.write(handoff_line(run, directory))
             spare.stdin.close()
@@ -326,27 +337,35 @@ class Runner:
         return spare
 
     def _refill_spare(self) -> None:
-        """Start the next spare process, so the next run starts as fast as this one."""
-        with self._lock:
-            if self._spare is not None or self._stop.is_set():
-                return
-            entrypoint, directory = self._preload or ("", None)
+        """Start spare processes until `SPARE_PROCESSES` wait, so the next runs start as fast
+        as this one. Each is started outside the lock: a run arriving meanwhile is handed to
+        one that is ready instead of waiting for the start."""
+        while True:
+            with self._lock:
+                if self._stop.is_set() or len(self._spares) + self._starting >= SPARE_PROCESSES:
+                    return
+                self._starting += 1
+                entrypoint, directory = self._preload or ("", None)
             args = ["--preload", entrypoint, "-"] if entrypoint else ["-"]
+            spare = None
             try:
-                self._spare = self._spawn(args, directory)
+                spare = self._spawn(args, directory)
             except OSError as exc:
                 logger.warning("Could not start a spare process: %s", exc)
+            with self._lock:
+                self._starting -= 1
+                if spare is not None and not self._stop.is_set():
+                    self._spares.append(spare)
+                    continue
+            if spare is None:
+                return
+            _dismiss(spare)  # the runner stopped while it started
 
     def _drop_spare(self) -> None:
         with self._lock:
-            spare, self._spare = self._spare, None
-        if spare is not None and spare.stdin is not None:
-            with contextlib.suppress(OSError):
-                spare.stdin.close()  # end of input: it exits at once
-            try:
-                spare.wait(timeout=STOP_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                _kill(spare)
+            spares, self._spares = list(self._spares), deque()
+        for spare in spares:
+            _dismiss(spare)
 
     def _reap(self, flow_run_id: str, process: subprocess.Popen[bytes]) -> None:
         code = process.wait()
@@ -460,6 +479,17 @@ class Runner:
                 signal.signal(signum, handler)
 
         return restore
+
+
+def _dismiss(spare: subprocess.Popen[bytes]) -> None:
+    """End a spare that got no run: at the end of its input it exits at once."""
+    if spare.stdin is not None:
+        with contextlib.suppress(OSError):
+            spare.stdin.close()
+    try:
+        spare.wait(timeout=STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        _kill(spare)
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:

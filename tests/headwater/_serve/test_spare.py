@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from engine_support import sdk_target
 from headwater._deployment_records import Deployment
+from headwater._serve.runner import SPARE_PROCESSES
 from headwater._serve.spare import Preloaded, preload_entrypoint
 from headwater.client import HeadwaterClient
 from headwater.deployments import run_deployment
@@ -80,15 +81,18 @@ def test_a_served_deployments_runs_use_its_flow_loaded_ahead_until_its_file_chan
                 return True
 
             until(registered, "the deployment", served)
-            # The first run's process learns the deployment from its claim; the spare started
-            # after it loads the flow's file ahead.
-            first = run_deployment(f"version/{name}", timeout=DEADLINE_SECONDS)
-            known = {served.pid, _ran_by(project, first.id)}
-            loaded_pid, loaded_at = _next_import(project, known, served)
+            # The first runs go to the spares started before any run; those started after
+            # them know the deployment from the claims and load the flow's file ahead.
+            warm_up = [
+                run_deployment(f"version/{name}", timeout=DEADLINE_SECONDS)
+                for _ in range(SPARE_PROCESSES)
+            ]
+            known = {served.pid, *(_ran_by(project, run.id) for run in warm_up)}
+            loaded = _spares_loaded(project, known, served)
             created = time.time()
             ahead = run_deployment(f"version/{name}", timeout=DEADLINE_SECONDS)
 
-            _next_import(project, {*known, loaded_pid}, served)
+            _spares_loaded(project, {*known, _ran_by(project, ahead.id)}, served)
             (project / "served.py").write_text(SERVED.replace("VERSION = 1", "VERSION = 2"))
             changed = run_deployment(f"version/{name}", timeout=DEADLINE_SECONDS)
         finally:
@@ -96,9 +100,10 @@ def test_a_served_deployments_runs_use_its_flow_loaded_ahead_until_its_file_chan
             kill(served)
 
     assert ahead.state is not None and ahead.state.is_completed(), (ahead.state, output)
-    assert (project / f"ran-{ahead.id}").read_text() == f"{loaded_pid} 1"
-    assert loaded_at < created
-    assert [pid for pid, _ in _imports(project)].count(loaded_pid) == 1
+    ahead_pid = _ran_by(project, ahead.id)
+    assert (project / f"ran-{ahead.id}").read_text() == f"{ahead_pid} 1"
+    assert loaded[ahead_pid] < created
+    assert [pid for pid, _ in _imports(project)].count(ahead_pid) == 1
     assert changed.state is not None and changed.state.is_completed(), (changed.state, output)
     changed_pid = _ran_by(project, changed.id)
     assert (project / f"ran-{changed.id}").read_text() == f"{changed_pid} 2"
@@ -109,16 +114,17 @@ def _ran_by(project: Path, flow_run_id: str) -> int:
     return int((project / f"ran-{flow_run_id}").read_text().split()[0])
 
 
-def _next_import(
+def _spares_loaded(
     project: Path, known: set[int], served: subprocess.Popen[str]
-) -> tuple[int, float]:
-    """The first (pid, time) of a process not in ``known`` that ran the flow's file."""
+) -> dict[int, float]:
+    """When each waiting spare (a process not in ``known``) ran the flow's file, once all
+    `SPARE_PROCESSES` have."""
 
-    def new() -> list[tuple[int, float]]:
-        return [(pid, at) for pid, at in _imports(project) if pid not in known]
+    def loaded() -> dict[int, float]:
+        return {pid: at for pid, at in _imports(project) if pid not in known}
 
-    until(new, "a spare to load the flow", served)
-    return new()[0]
+    until(lambda: len(loaded()) == SPARE_PROCESSES, "the spares to load the flow", served)
+    return loaded()
 
 
 def _deployment(project: Path, **fields: object) -> Deployment:
