@@ -510,7 +510,8 @@ def pickup_latency(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> Se
         ],
         notes=[
             f"{runs} runs, one at a time after a second idle, times from the service's state "
-            "history. RUNNING includes the spare subprocess loading the flow. Prefect 3.9.1's "
+            "history. RUNNING includes handing the claim to a spare subprocess (SDK loaded, stream "
+            "connected, the flow's file loaded ahead). Prefect 3.9.1's "
             "runner polls every "
             "10 s by default, so it has no figure here (its pickup is up to 10 s plus that).",
         ],

@@ -9,8 +9,9 @@ for it to end. The figures come from the service's own state times, so the clien
 adds nothing to them:
 
 - ``claimed_s``: run created (SCHEDULED) -> PENDING, the long poll answering and claiming it;
-- ``pickup_s``: run created -> RUNNING, which adds handing the run to the serving process's
-  spare subprocess (SDK loaded, connected), loading the flow from its file and starting it.
+- ``pickup_s``: run created -> RUNNING, which adds handing the claim to one of the serving
+  process's spare subprocesses (SDK loaded, stream connected, the flow's file loaded ahead)
+  and its RUNNING proposal.
 
 Prefect 3.9.1's runner polls every 10 s by default (``PREFECT_RUNNER_POLL_FREQUENCY``), so its
 pickup is up to 10 s plus its subprocess start; this workload runs on Headwater only.
