@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "adopt_retry_policy",
-    "entrypoint_in",
     "load_flow_for_run",
     "load_flow_from_flow_run",
     "load_flow_of_deployment",
@@ -58,6 +57,7 @@ def load_flow_of_deployment(
         ValueError: The deployment has no entrypoint.
     """
     from headwater._entrypoints import load_flow_from_entrypoint
+    from headwater._serve.handoff import entrypoint_in
 
     if not deployment.entrypoint:
         raise ValueError(
@@ -67,14 +67,6 @@ def load_flow_of_deployment(
     return load_flow_from_entrypoint(
         entrypoint_in(deployment.entrypoint, directory), use_placeholder_flow=use_placeholder_flow
     )
-
-
-def entrypoint_in(entrypoint: str, directory: str | None) -> str:
-    """``entrypoint`` with a relative file path made relative to ``directory``."""
-    file, sep, function = entrypoint.rpartition(":")
-    if sep and directory and not os.path.isabs(file):
-        return f"{os.path.join(directory, file)}:{function}"
-    return entrypoint
 
 
 def adopt_retry_policy(flow_run: FlowRun, flow: Flow[..., Any]) -> bool:

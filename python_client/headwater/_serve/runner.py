@@ -317,7 +317,7 @@ class Runner:
     ) -> subprocess.Popen[bytes] | None:
         """Give the run's claim to the oldest waiting spare process (`headwater._serve.spare`:
         SDK loaded, stream connected, the likeliest to be ready); None if there is none."""
-        from headwater._serve.spare import handoff_line
+        from headwater._serve.handoff import handoff_line
 
         if not run.wire:
             return None
@@ -500,7 +500,7 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
 
 def _preload_of(run: ClaimedRun, directory: str | None) -> tuple[str, str | None] | None:
     """What a spare may load ahead for the next run of ``run``'s deployment, in ``directory``."""
-    from headwater._serve.spare import preload_entrypoint
+    from headwater._serve.handoff import preload_entrypoint
 
     entrypoint = preload_entrypoint(run.deployment)
     return None if entrypoint is None else (entrypoint, directory)

@@ -9,7 +9,7 @@ while the runner is idle:
 - with ``--preload ENTRYPOINT``, runs the flow's file already (`Preloaded`), for a runner that
   serves a single deployment, whose every run loads the same file.
 
-The runner then hands it the claim it already holds (`handoff_line`: the run and its
+The runner then hands it the claim it already holds (`headwater._serve.handoff`: the run and its
 deployment as they came from ``PollRuns``), so the spare reads neither from the service and
 its first message is the RUNNING proposal (`run_handed`).
 
@@ -36,9 +36,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from headwater._deployment_records import Deployment
     from headwater._flows import Flow
-    from headwater._transport.client_workers import ClaimedRun
 
-__all__ = ["Preloaded", "handoff_line", "preload_entrypoint", "run_handed", "warm_up"]
+__all__ = ["Preloaded", "run_handed", "warm_up"]
 
 
 #: What a handed run needs before its RUNNING proposal, loaded in `warm_up` instead.
@@ -51,21 +50,6 @@ _RUN_MODULES = (
     "headwater._transport.stream.transport",
     "headwater.client",
 )
-
-
-def handoff_line(run: ClaimedRun, directory: str | None) -> bytes:
-    """What the runner writes to a spare's stdin to hand it ``run``: its claim, its directory."""
-    return base64.b64encode(run.wire) + b"\t" + (directory or "").encode() + b"\n"
-
-
-def preload_entrypoint(deployment: Deployment) -> str | None:
-    """The entrypoint a spare may load ahead for runs of ``deployment``; None when it may not
-    (no entrypoint, or a git repository cloned afresh for each run)."""
-    from headwater._serve.loading import entrypoint_in
-
-    if not deployment.entrypoint or deployment.git_url:
-        return None
-    return entrypoint_in(deployment.entrypoint, deployment.path)
 
 
 def warm_up() -> None:
@@ -126,6 +110,8 @@ class Preloaded:
 
     def serves(self, deployment: Deployment) -> bool:
         """Whether the run of ``deployment``, in the current directory, may use this flow."""
+        from headwater._serve.handoff import preload_entrypoint
+
         return (
             preload_entrypoint(deployment) == self.entrypoint
             and os.getcwd() == self.directory
@@ -144,7 +130,8 @@ class Preloaded:
 
 
 def run_handed(line: str, preloaded: Preloaded | None) -> int:
-    """Run the run handed over in ``line`` (`handoff_line`); the process's exit status."""
+    """Run the run handed over in ``line`` (`headwater._serve.handoff.handoff_line`); returns
+    the process's exit status."""
     from headwater._engine.entry import run
     from headwater._serve.loading import adopt_retry_policy, load_flow_of_deployment
     from headwater._transport.client_workers import claimed_run_from_wire

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from engine_support import sdk_target
 from headwater._deployment_records import Deployment
+from headwater._serve.handoff import preload_entrypoint
 from headwater._serve.runner import SPARE_PROCESSES
-from headwater._serve.spare import Preloaded, preload_entrypoint
+from headwater._serve.spare import Preloaded
 from headwater.client import HeadwaterClient
 from headwater.deployments import run_deployment
 from headwater.exceptions import ObjectNotFound
