@@ -11,7 +11,9 @@ create's own ``trace_context``): the engine's span for the flow run or task run 
 An operation that carries none gets no span (the engine does not trace it, and a trace per log
 batch would only be noise), and neither does any operation of a stream the server does not
 trace (`headwater_server.telemetry.stream_tracer`), so the hook costs one context-variable
-read per operation when tracing is off.
+read per operation when tracing is off. Nor does the stream of an engine in the server's own
+process (the SDK's embedded server): its run spans already stand for its operations there, at a
+fraction of the cost (see `headwater_server.telemetry`).
 """
 
 from __future__ import annotations

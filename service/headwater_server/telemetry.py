@@ -19,6 +19,7 @@ when this server does not trace itself.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
@@ -26,7 +27,6 @@ from typing import Any
 
 import grpc
 import grpc.aio
-from headwater._telemetry.tracing import span_processors
 
 #: The instrumentation scope of the server spans.
 TRACER_NAME = "headwater_server"
@@ -165,6 +165,19 @@ def server_interceptor(tracer_provider: Any = None) -> grpc.aio.ServerIntercepto
     return TracingInterceptor.for_provider(provider)
 
 
+def span_processors(provider: Any) -> Any | None:
+    """The object holding ``provider``'s span processors, or None when it keeps no such list.
+
+    OpenTelemetry offers no public way to ask a provider whether anything receives its spans.
+    The SDK's ``TracerProvider`` keeps them in ``_active_span_processor._span_processors`` (a
+    tuple that ``add_span_processor`` replaces), stable since the SDK's 1.0; a provider shaped
+    otherwise is taken to export. (The SDK's ``headwater._telemetry.tracing`` asks the same
+    way; the service imports nothing from the SDK.)
+    """
+    holder = getattr(provider, "_active_span_processor", None)
+    return holder if isinstance(getattr(holder, "_span_processors", None), tuple) else None
+
+
 def _global_provider_possible() -> bool:
     """Whether a global tracer provider may be configured, decided without importing OTel.
 
@@ -253,8 +266,9 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             # another context when the client cancels; the span is passed explicitly instead.
             span = self._start_span(method, carrier)
             name_runs(span, request)
-            # The engine stream's operations get spans of their own (`stream_tracer`).
-            _stream_tracing.set((self._tracer, self._processors))
+            if not _engine_in_this_process(carrier):
+                # The engine stream's operations get spans of their own (`stream_tracer`).
+                _stream_tracing.set((self._tracer, self._processors))
             try:
                 async for item in behavior(request, context):
                     yield item
@@ -262,6 +276,20 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 _finish(span, context)
 
         return traced
+
+
+def _engine_in_this_process(metadata: Mapping[str, str]) -> bool:
+    """Whether a stream's engine is this very process (the SDK's embedded server).
+
+    Its operations then get no spans of their own: the engine's flow run and task run spans
+    already stand for them in the same process, and a span per operation with its SQL
+    statements' spans would cost a traced flow call several times what its own span costs
+    (``python -m bench --only tracing_overhead``). An engine names its host and pid in the
+    stream's metadata.
+    """
+    return metadata.get("headwater-engine-pid") == str(os.getpid()) and (
+        metadata.get("headwater-engine-host") == socket.gethostname()
+    )
 
 
 def name_runs(span: Any, message: Any, resources: tuple[str, ...] = ()) -> None:
