@@ -183,10 +183,16 @@ if __name__ == "__main__":
 `
 
 func serveFlows(s *server, dir string) (*servedFlows, error) {
+	return serveSource(s, dir, flowsPy, "hello/daily")
+}
+
+// serveSource runs `python flows.py` with source as flows.py and extra environment variables,
+// and waits until it has registered deployment ("flow-name/deployment-name").
+func serveSource(s *server, dir, source, deployment string, env ...string) (*servedFlows, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "flows.py"), []byte(flowsPy), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "flows.py"), []byte(source), 0o644); err != nil {
 		return nil, err
 	}
 	log, err := os.Create(filepath.Join(dir, "serve.log"))
@@ -195,7 +201,7 @@ func serveFlows(s *server, dir string) (*servedFlows, error) {
 	}
 	cmd := exec.Command(projectBinary("HEADWATER_PYTHON", "python"), "flows.py")
 	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, log, log
-	cmd.Env = append(withoutHeadwaterVariables(os.Environ()), "HEADWATER_API_URL="+s.address, "HEADWATER_HOME="+dir, "PYTHONUNBUFFERED=1")
+	cmd.Env = append(withoutHeadwaterVariables(os.Environ()), append([]string{"HEADWATER_API_URL=" + s.address, "HEADWATER_HOME=" + dir, "PYTHONUNBUFFERED=1"}, env...)...)
 	err = cmd.Start()
 	log.Close()
 	if err != nil {
@@ -220,7 +226,7 @@ func serveFlows(s *server, dir string) (*servedFlows, error) {
 		default:
 		}
 		_, err = client.Deployments.GetDeployment(context.Background(), &headwaterv1.GetDeploymentRequest{
-			Deployment: &headwaterv1.GetDeploymentRequest_Name{Name: "hello/daily"},
+			Deployment: &headwaterv1.GetDeploymentRequest_Name{Name: deployment},
 		})
 		if err == nil {
 			return served, nil
@@ -231,7 +237,7 @@ func serveFlows(s *server, dir string) (*servedFlows, error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	served.stop()
-	return nil, fmt.Errorf("hello/daily was not deployed (%v):\n%s", err, served.output())
+	return nil, fmt.Errorf("%s was not deployed (%v):\n%s", deployment, err, served.output())
 }
 
 func (f *servedFlows) stop() {
