@@ -189,6 +189,7 @@ class EngineConnection:
         if self._ops.closed:
             raise self._ops.closed_error()
         request = with_request_id(_Request(create_task_run=req))
+        stamp_trace_context(request)  # tracing hook: the server's span for it joins the trace
         check_size(request)
         self._submit(RecordedOp(request, record))
 
