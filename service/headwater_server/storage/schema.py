@@ -120,7 +120,7 @@ flow_runs = Table(
     # (revision 0017).
     Column("trace_context", Text, nullable=True),
     # The job variables (JSON object) the run was created with, which its worker merges over
-    # its deployment's; NULL for none (revision 0021).
+    # its deployment's; NULL for none (revision 0020).
     Column("job_variables_json", Text, nullable=True),
     UniqueConstraint("flow_id", "idempotency_key"),
 )

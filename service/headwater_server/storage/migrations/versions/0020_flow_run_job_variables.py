@@ -1,6 +1,6 @@
 """The job variables a flow run was created with.
 
-Revision ID: 0021
+Revision ID: 0020
 Revises: 0019
 Create Date: 2026-11-30 17:00:00.000000
 
@@ -17,7 +17,7 @@ from typing import Literal
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0021"
+revision: str = "0020"
 down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
