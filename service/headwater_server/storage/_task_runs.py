@@ -112,12 +112,9 @@ class TaskRunsMixin(ProposalsMixin):
             else None
         )
         with self._write_raw() as conn:
-            if key and (
-                replay := self._replay(
-                    conn, key, "CreateTaskRun", "", task_runs_pb2.CreateTaskRunResponse
-                )
-            ):
-                return replay
+            # No look-up of the request_id first: a resent create collides with the stored run
+            # (its id or its unique key) or with its request_log row, and `create_task_run`
+            # answers it from the log after that conflict.
             now = convert.now_us()
             values: Mapping[str, Any] = {
                 "id": chosen_id or new_id(),

@@ -54,7 +54,12 @@ class Database:
         self._hop: Hop
         if self.dialect == "sqlite":
             # Calls that queued up while the writer was busy share one transaction.
-            self._hop = WorkerHop(name="headwater-db-writer", group=self.repository.group)
+            # It also keeps one connection for all its writes (`FastPath.hold`).
+            self._hop = WorkerHop(
+                name="headwater-db-writer",
+                group=self.repository.group,
+                start=self.repository.fast_path.hold,
+            )
         else:
             self._hop = PoolHop(
                 ThreadPoolExecutor(max_workers=POSTGRES_THREADS, thread_name_prefix="headwater-db")
@@ -118,6 +123,7 @@ class Database:
             return
         self._closed = True
         self._hop.close()
+        self.repository.fast_path.close()
         self.engine.dispose()
         if self._checkpointer is not None:
             self._checkpointer.stop()

@@ -10,6 +10,10 @@ parameter order always match the schema) and runs them on the pooled DBAPI conne
 Transactions: SQLite gets an explicit ``BEGIN IMMEDIATE`` (the write lock before the first
 read, as everywhere else); psycopg opens its transaction implicitly and the run row is locked by
 the statement's ``FOR UPDATE``.
+
+The SQLite writer thread holds one connection and one cursor for good (`FastPath.hold`):
+checking a connection out of the pool and giving it back (with the pool's reset) cost about
+80 us per transaction, more than a small transaction's statements.
 """
 
 from __future__ import annotations
@@ -110,11 +114,21 @@ class _Group:
 
     __slots__ = ("connection", "cursor", "events", "open")
 
+    def __init__(self, connection: Any, cursor: Any) -> None:
+        self.connection = connection
+        self.cursor = cursor
+        self.open = False  # BEGIN IMMEDIATE is sent by the first write, not by a group of reads
+        self.events: list[tuple[str, int]] = []
+
+
+class _Held:
+    """The connection (and its cursor) one thread keeps for all its transactions."""
+
+    __slots__ = ("connection", "cursor")
+
     def __init__(self, connection: Any) -> None:
         self.connection = connection
         self.cursor = connection.cursor()
-        self.open = False  # BEGIN IMMEDIATE is sent by the first write, not by a group of reads
-        self.events: list[tuple[str, int]] = []
 
 
 class FastPath:
@@ -131,6 +145,53 @@ class FastPath:
         #: Makes each transaction's statement runner; `headwater_server.sql_spans` swaps in
         #: one that traces each statement when the server traces.
         self.transaction: Callable[[DBAPICursor], RawTransaction] = RawTransaction
+        self._held: list[_Held] = []
+        self._held_lock = threading.Lock()
+
+    def hold(self) -> None:
+        """Keep one pooled connection for every transaction this thread runs (SQLite only).
+
+        For the SQLite writer thread, which runs every write: the connection stays checked out
+        until :meth:`close`, or until a failed rollback shows it is broken (then the next
+        transaction takes a fresh one). Elsewhere (PostgreSQL's pool of threads, tests) each
+        transaction checks a connection out and gives it back.
+        """
+        if self._sqlite:
+            self._local.hold = True
+
+    def close(self) -> None:
+        """Give back the connections threads hold (the database is closing). Idempotent."""
+        with self._held_lock:
+            held, self._held = self._held, []
+        for item in held:
+            try:
+                item.cursor.close()
+            finally:
+                item.connection.close()
+
+    def _take_held(self) -> _Held | None:
+        """This thread's held connection (checked out on first use), or None if it holds none."""
+        if not getattr(self._local, "hold", False):
+            return None
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is None:
+            held = _Held(self._engine.raw_connection())
+            with self._held_lock:
+                self._held.append(held)
+            self._local.held = held
+        return held
+
+    def _drop_held(self, held: _Held) -> None:
+        """Invalidate a held connection that failed (the next transaction takes a new one)."""
+        self._local.held = None
+        with self._held_lock:
+            if held in self._held:
+                self._held.remove(held)
+        try:
+            held.cursor.close()
+        except Exception:  # it is being thrown away; a broken cursor changes nothing
+            pass
+        held.connection.invalidate()
 
     @contextmanager
     def group(self) -> Iterator[list[tuple[str, int]]]:
@@ -149,7 +210,12 @@ class FastPath:
         if not self._sqlite or getattr(self._local, "group", None) is not None:
             yield []
             return
-        group = _Group(self._engine.raw_connection())
+        held = self._take_held()
+        if held is not None:
+            group = _Group(held.connection, held.cursor)
+        else:
+            connection = self._engine.raw_connection()
+            group = _Group(connection, connection.cursor())
         self._local.group = group
         try:
             yield group.events
@@ -159,12 +225,17 @@ class FastPath:
                 try:
                     group.connection.rollback()
                 except Exception:
-                    group.connection.invalidate()
+                    if held is not None:
+                        self._drop_held(held)
+                        held = None
+                    else:
+                        group.connection.invalidate()
             raise
         finally:
             self._local.group = None
-            group.cursor.close()
-            group.connection.close()
+            if held is None:
+                group.cursor.close()
+                group.connection.close()
 
     def flush_group(self) -> list[tuple[str, int]]:
         """Commit the open group's transaction now (before a statement outside it).
@@ -198,6 +269,11 @@ class FastPath:
             with self._savepoint(group) as tx:
                 yield tx
             return
+        held = self._take_held()
+        if held is not None:
+            with self._held_write(held) as tx:
+                yield tx
+            return
         connection = self._engine.raw_connection()
         cursor = None
         try:
@@ -221,6 +297,22 @@ class FastPath:
             if cursor is not None:
                 cursor.close()
             connection.close()
+
+    @contextmanager
+    def _held_write(self, held: _Held) -> Iterator[RawTransaction]:
+        """`write` on the thread's held connection: the same transaction, no pool round trip."""
+        cursor = held.cursor
+        connection = held.connection
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.transaction(cursor)
+            connection.commit()
+        except BaseException:
+            try:
+                connection.rollback()
+            except Exception:
+                self._drop_held(held)
+            raise
 
     @contextmanager
     def _savepoint(self, group: _Group) -> Iterator[RawTransaction]:

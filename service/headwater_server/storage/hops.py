@@ -82,8 +82,14 @@ class WorkerHop:
     """
 
     def __init__(
-        self, name: str, group: Callable[[], AbstractContextManager[object]] | None = None
+        self,
+        name: str,
+        group: Callable[[], AbstractContextManager[object]] | None = None,
+        start: Callable[[], object] | None = None,
     ) -> None:
+        """``group`` makes the context calls that queued up together run in (one transaction);
+        ``start`` runs first on the thread (the database keeps its connection there)."""
+        self._start = start
         self._queue: SimpleQueue[tuple[Call, asyncio.AbstractEventLoop, asyncio.Future[Any]] | None]
         self._queue = SimpleQueue()
         self._group = group
@@ -110,6 +116,8 @@ class WorkerHop:
             self._thread.join()
 
     def _work(self) -> None:
+        if self._start is not None:
+            self._start()
         get = self._queue.get
         while (item := get()) is not _STOP:
             batch = [item]
