@@ -18,6 +18,7 @@ checking a connection out of the pool and giving it back (with the pool's reset)
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -187,10 +188,9 @@ class FastPath:
         with self._held_lock:
             if held in self._held:
                 self._held.remove(held)
-        try:
+        # It is being thrown away; a broken cursor changes nothing.
+        with contextlib.suppress(Exception):
             held.cursor.close()
-        except Exception:  # it is being thrown away; a broken cursor changes nothing
-            pass
         held.connection.invalidate()
 
     @contextmanager
