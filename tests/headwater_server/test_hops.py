@@ -292,3 +292,79 @@ def _task_runs_seen_elsewhere(url: str) -> int:
 
     with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
         return int(conn.execute("SELECT count(*) FROM task_runs").fetchone()[0])
+
+
+async def test_callbacks_answer_in_the_order_queued_with_their_own_outcomes() -> None:
+    """`submit_callback` (the engine stream's lean operations): no future, one callback per
+    call on the loop, in order, grouped or not; a failing callback loses no other answer."""
+    group = RecordingGroup()
+    hop = WorkerHop("test-hop", group=group)
+    gate = threading.Event()
+    answers: list[tuple[int, object]] = []
+    done = asyncio.Event()
+
+    def answer(index: int, result: object, error: BaseException | None) -> None:
+        answers.append((index, result if error is None else type(error)))
+        if index == 1:
+            raise RuntimeError("a callback's own bug")
+        if index == 5:
+            done.set()
+
+    try:
+        loop = asyncio.get_running_loop()
+        blocker = _busy_writer(hop, loop, gate)  # the calls queue up behind it: one group
+        for i in range(5):
+            hop.submit_callback(loop, lambda i=i: group.call(i), lambda r, e, i=i: answer(i, r, e))
+        gate.set()
+        await blocker
+        hop.submit_callback(loop, lambda: 5, lambda r, e: answer(5, r, e))  # alone
+        await done.wait()
+    finally:
+        hop.close()
+    with pytest.raises(HopClosedError):
+        hop.submit_callback(loop, lambda: 0, lambda r, e: None)
+    assert group.groups == [[0, 1, 2, 3, 4]]
+    assert answers == [(0, 0), (1, 1), (2, 2), (3, ValueError), (4, 4), (5, 5)]
+
+
+def test_the_sqlite_writer_keeps_one_connection_for_its_writes(sqlite_url: str) -> None:
+    """No pool checkout per transaction on the writer thread; a failed write keeps it usable;
+    closing the database gives it back."""
+    db = Database.open(sqlite_url)
+    pool = db.engine.pool
+
+    async def writes() -> list[int]:
+        repo = db.repository
+        run = await db.run(
+            repo.create_flow_run, flow_runs_pb2.CreateFlowRunRequest(flow_name="held")
+        )
+        seen = []
+        for key in ("0", "1", "0", "2"):  # the second "0" is an existing run (a conflict)
+            await db.run(
+                repo.create_task_run,
+                task_runs_pb2.CreateTaskRunRequest(
+                    flow_run_id=run.flow_run.id, task_key="t", dynamic_key=key, start=True
+                ),
+            )
+            seen.append(pool.checkedout())  # type: ignore[attr-defined]
+        with pytest.raises(ServiceError):
+            await db.run(
+                repo.create_task_run,
+                task_runs_pb2.CreateTaskRunRequest(
+                    flow_run_id=str(uuid.uuid4()), task_key="t", dynamic_key="x"
+                ),
+            )
+        await db.run(
+            repo.create_task_run,
+            task_runs_pb2.CreateTaskRunRequest(
+                flow_run_id=run.flow_run.id, task_key="t", dynamic_key="3"
+            ),
+        )
+        seen.append(pool.checkedout())  # type: ignore[attr-defined]
+        return seen
+
+    try:
+        assert asyncio.run(writes()) == [1, 1, 1, 1, 1]
+    finally:
+        db.close()
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
