@@ -44,6 +44,13 @@ class InitialState(NamedTuple):
     scheduled_time: int | None
 
 
+#: What `RepositoryBase._initial_state` decides for a run created with no state given (the
+#: rules accept a new run's PENDING whatever its kind, with the default name).
+_PENDING = InitialState(
+    states_pb2.STATE_TYPE_PENDING, rules.default_state_name(states_pb2.STATE_TYPE_PENDING), "", None
+)
+
+
 class RepositoryBase:
     """Transactions and the request_log idempotency store, shared by every operation."""
 
@@ -233,6 +240,8 @@ class RepositoryBase:
     @staticmethod
     def _initial_state(noun: str, state: states_pb2.State) -> InitialState:
         """The state a new run starts in: PENDING unless SCHEDULED is asked for."""
+        if not state.ByteSize():  # the common case (nothing asked): plain PENDING
+            return _PENDING
         state_type = state.type or states_pb2.STATE_TYPE_PENDING
         scheduled = (
             convert.timestamp_to_us(state.scheduled_time)
