@@ -38,6 +38,8 @@ from headwater_server.application.engine import OPERATIONS, LeanOperation
 from headwater_server.orchestration import rules
 from headwater_server.servicers._common import abort, to_service_error
 from headwater_server.servicers._decoding import UndecodableRequest
+from headwater_server.stream_spans import traced_operation
+from headwater_server.telemetry import stream_tracer
 
 logger = logging.getLogger("headwater_server.engine")
 
@@ -131,12 +133,14 @@ class EngineSession:
             and self._backend.db.ordered
             and entry.lean.takes(operation, self.engine_id is not None)
             and (key is None or (tail := self._tails.get(key)) is None or tail.done())
+            and stream_tracer() is None  # a traced stream's operations get their spans
         ):
             self._lean(request.sequence, kind, entry.lean, operation)
             return
         handler = entry.run
         if self.engine_id is not None and entry.run_owned is not None:
             handler = functools.partial(entry.run_owned, engine_id=self.engine_id)
+        handler = traced_operation(handler, kind, request, operation)  # a span when traced
         previous: tuple[asyncio.Task[None], ...] = ()
         if entry.barrier:
             previous = tuple(self._running)
