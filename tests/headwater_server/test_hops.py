@@ -368,3 +368,69 @@ def test_the_sqlite_writer_keeps_one_connection_for_its_writes(sqlite_url: str) 
     finally:
         db.close()
     assert pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+def test_a_group_numbers_task_run_events_once_per_flow_run_and_gives_back_a_failed_writes(
+    sqlite_url: str,
+) -> None:
+    """Inside a group the flow run's event numbers come from memory after the first task run
+    write; a failed write's numbers are reused, a flow run proposal numbers after them, and
+    the flow run's row ends with the last number."""
+    db = Database.open(sqlite_url)
+    repo = db.repository
+    announced: list[tuple[str, int]] = []
+    repo.announce = announced.extend
+    try:
+        run_id = repo.create_flow_run(
+            flow_runs_pb2.CreateFlowRunRequest(flow_name="numbered")
+        ).flow_run.id
+        repo.set_flow_run_state(
+            flow_runs_pb2.SetFlowRunStateRequest(
+                flow_run_id=run_id, state=states_pb2.State(type=RUNNING)
+            )
+        )
+
+        def start(key: str, task_run_id: str = "") -> task_runs_pb2.TaskRun:
+            return repo.create_task_run(
+                task_runs_pb2.CreateTaskRunRequest(
+                    flow_run_id=run_id,
+                    task_key="t",
+                    dynamic_key=key,
+                    start=True,
+                    task_run_id=task_run_id,
+                )
+            ).task_run
+
+        def complete(task_run_id: str) -> None:
+            repo.set_task_run_state(
+                task_runs_pb2.SetTaskRunStateRequest(
+                    task_run_id=task_run_id,
+                    state=states_pb2.State(type=states_pb2.STATE_TYPE_COMPLETED),
+                )
+            )
+
+        with repo.group():
+            first = start("0")  # events 3 and 4 (PENDING, RUNNING)
+            complete(first.id)  # 5
+            with pytest.raises(ServiceError) as taken:  # its numbers are given back
+                start("1", task_run_id=first.id)
+            second = start("1")  # 6, 7
+            complete(second.id)  # 8
+        with repo.group():
+            third = start("2")  # 9, 10
+            repo.set_flow_run_state(  # 11: after the task run states before it
+                flow_runs_pb2.SetFlowRunStateRequest(
+                    flow_run_id=run_id, state=states_pb2.State(type=states_pb2.STATE_TYPE_FAILED)
+                )
+            )
+            complete(third.id)  # 12
+        assert taken.value.code == grpc.StatusCode.ALREADY_EXISTS
+        events = repo.list_flow_run_events(
+            flow_runs_pb2.ListFlowRunEventsRequest(flow_run_id=run_id)
+        )
+    finally:
+        db.close()
+    assert [event.sequence for event in events.events] == list(range(1, 13))
+    assert events.last_sequence == 12
+    assert events.events[10].WhichOneof("kind") == "state_changed"
+    assert [sequence for _, sequence in announced] == [3, 4, 5, 6, 7, 8, 9, 10, 12]

@@ -25,11 +25,18 @@ from contextlib import contextmanager
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Boolean, Engine, Float, LargeBinary
 from sqlalchemy.sql import ClauseElement
 
 if TYPE_CHECKING:
     from sqlalchemy.engine.interfaces import DBAPICursor
+
+
+#: Stores the last event number a group gave out in its flow run's row (SQLite only).
+_SET_LAST_SEQUENCE = "UPDATE flow_runs SET last_sequence = ? WHERE id = ?"
+
+#: Column types whose bind processors change nothing sqlite3 stores (see `Prepared`).
+_SQLITE_NATIVE = (Boolean, Float, LargeBinary)
 
 
 class Prepared:
@@ -58,7 +65,17 @@ class Prepared:
             self._pick = lambda values: (values[only],)
         else:
             self._pick = itemgetter(*names)
-        self._processors: dict[str, Any] = dict(compiled._bind_processors)
+        processors = dict(compiled._bind_processors)
+        if engine.dialect.name == "sqlite":
+            # sqlite3 binds bool, bytes and int as these processors would make them (1/0, a
+            # BLOB, a REAL once stored in a FLOAT column): skipping them spares every hot
+            # statement a copy of its values.
+            processors = {
+                name: process
+                for name, process in processors.items()
+                if not isinstance(compiled.binds[name].type, _SQLITE_NATIVE)
+            }
+        self._processors: dict[str, Any] = processors
         selected = getattr(statement, "selected_columns", None)
         self.keys: tuple[str, ...] = tuple(c.key for c in selected) if selected is not None else ()
 
@@ -81,11 +98,14 @@ class RawTransaction:
     for the repository to announce once they are committed.
     """
 
-    __slots__ = ("_cursor", "events")
+    __slots__ = ("_cursor", "events", "sequences")
 
     def __init__(self, cursor: DBAPICursor) -> None:
         self._cursor = cursor
         self.events: list[tuple[str, int]] = []
+        #: Inside a group, for a write that numbers task run states: the group's flow run
+        #: event numbers (see `FastPath.write`); None elsewhere.
+        self.sequences: dict[str, list[int]] | None = None
 
     def execute(self, statement: Prepared, values: Mapping[str, Any]) -> int:
         """Run a write statement; returns the affected row count."""
@@ -113,13 +133,15 @@ class RawTransaction:
 class _Group:
     """One SQLite transaction shared by the write transactions of a group (see `FastPath.group`)."""
 
-    __slots__ = ("connection", "cursor", "events", "open")
+    __slots__ = ("connection", "cursor", "events", "open", "sequences")
 
     def __init__(self, connection: Any, cursor: Any) -> None:
         self.connection = connection
         self.cursor = cursor
         self.open = False  # BEGIN IMMEDIATE is sent by the first write, not by a group of reads
         self.events: list[tuple[str, int]] = []
+        #: Flow run id -> [last event number given out, last one written to its row].
+        self.sequences: dict[str, list[int]] = {}
 
 
 class _Held:
@@ -251,22 +273,37 @@ class FastPath:
         events, group.events[:] = list(group.events), []
         return events
 
-    @staticmethod
-    def _commit_group(group: _Group) -> None:
+    @classmethod
+    def _commit_group(cls, group: _Group) -> None:
         if group.open:
+            cls._write_sequences(group)
             group.connection.commit()
             group.open = False
+            group.sequences.clear()  # the next transaction reads the rows again
+
+    @staticmethod
+    def _write_sequences(group: _Group) -> None:
+        """Store the event numbers the group's writes took from their flow runs' rows."""
+        for flow_run_id, numbers in group.sequences.items():
+            given, written = numbers
+            if given != written:
+                group.cursor.execute(_SET_LAST_SEQUENCE, (given, flow_run_id))
+                numbers[1] = given
 
     @contextmanager
-    def write(self) -> Iterator[RawTransaction]:
+    def write(self, sequences: bool = False) -> Iterator[RawTransaction]:
         """One write transaction: committed when the block ends, rolled back on any error.
 
         Inside a `group` it is a savepoint of the group's transaction instead, and its events
-        go to the group (announced after the group's commit).
+        go to the group (announced after the group's commit). With ``sequences`` (a write
+        that numbers task run states in their flow run's event log, and touches the flow
+        run's row for nothing else) the numbers come from the group (``tx.sequences``): the
+        flow run's row is read and updated once per group instead of once per write; any
+        other write first stores the numbers given so far, so it sees the row as it is.
         """
         group: _Group | None = getattr(self._local, "group", None)
         if group is not None:
-            with self._savepoint(group) as tx:
+            with self._savepoint(group, sequences) as tx:
                 yield tx
             return
         held = self._take_held()
@@ -315,18 +352,31 @@ class FastPath:
             raise
 
     @contextmanager
-    def _savepoint(self, group: _Group) -> Iterator[RawTransaction]:
+    def _savepoint(self, group: _Group, sequences: bool) -> Iterator[RawTransaction]:
         cursor = group.cursor
         if not group.open:
             cursor.execute("BEGIN IMMEDIATE")
             group.open = True
+        before: dict[str, list[int]] | None = None
+        if sequences:
+            before = {key: list(numbers) for key, numbers in group.sequences.items()}
+        else:
+            # It may change the flow run's row (a flow run's own state takes the next number):
+            # the next numbering write reads the row again.
+            self._write_sequences(group)
+            group.sequences.clear()
         cursor.execute("SAVEPOINT headwater_op")
         tx = self.transaction(cursor)
+        if sequences:
+            tx.sequences = group.sequences
         try:
             yield tx
         except BaseException:
             cursor.execute("ROLLBACK TO headwater_op")
             cursor.execute("RELEASE headwater_op")
+            if before is not None:  # the numbers this write took are given back with it
+                group.sequences.clear()
+                group.sequences.update(before)
             raise
         cursor.execute("RELEASE headwater_op")
         group.events.extend(tx.events)
