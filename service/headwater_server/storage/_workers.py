@@ -1,7 +1,8 @@
 """Claiming due runs for workers and serving processes, and telling them which runs to stop.
 
 A claim picks due runs (SCHEDULED, scheduled time come, owned by no engine: a run awaiting a
-retry belongs to the engine that retries it) of the poller's deployments or work pool and moves
+retry belongs to the engine that retries it) of the poller's deployments or work pool, a pool's
+from its highest-priority queues first and each queue's earliest scheduled first, and moves
 each to PENDING through the ordinary proposal (:meth:`_decide_and_apply`), all in one write
 transaction. SQLite has one writer at a time (``BEGIN IMMEDIATE`` comes before the choice), and
 on PostgreSQL the chosen rows are taken ``FOR UPDATE SKIP LOCKED``: a concurrent poller skips
@@ -74,7 +75,6 @@ class _Scope:
 
     where: Any
     values: dict[str, Any]
-    order: tuple[Any, ...]
     pool_id: str | None
     limit: int
     paused: bool
@@ -188,7 +188,6 @@ class WorkersMixin(LeasesMixin, DeploymentsMixin):
             return _Scope(
                 where=flow_runs.c.deployment_id.in_([bindparam(name) for name in names]),
                 values=dict(zip(names, target.deployment_ids, strict=True)),
-                order=(flow_runs.c.scheduled_time, flow_runs.c.id),
                 pool_id=None,
                 limit=0,
                 paused=False,
@@ -213,7 +212,6 @@ class WorkersMixin(LeasesMixin, DeploymentsMixin):
         return _Scope(
             where=deployments.c.work_queue_id.in_([bindparam(name) for name in names]),
             values={name: row.id for name, row in zip(names, chosen, strict=True)},
-            order=(flow_runs.c.scheduled_time, flow_runs.c.id),
             pool_id=pool.id,
             limit=pool.concurrency_limit,
             paused=pool.paused or not chosen,
@@ -270,10 +268,17 @@ class WorkersMixin(LeasesMixin, DeploymentsMixin):
         return Prepared(statement, self._engine)
 
     def _due(self, scope: _Scope, room: int) -> Prepared:
-        """Up to ``room`` due runs of ``scope``, earliest first (locked on PostgreSQL)."""
+        """Up to ``room`` due runs of ``scope`` (locked on PostgreSQL): a pool's from its
+        highest-priority queue first (the lowest ``priority`` number, as WorkQueue's contract
+        says), and among equals the earliest scheduled first."""
+        joined = flow_runs.join(deployments, deployments.c.id == flow_runs.c.deployment_id)
+        order: tuple[Any, ...] = (flow_runs.c.scheduled_time, flow_runs.c.id)
+        if scope.pool_id is not None:
+            joined = joined.join(work_queues, work_queues.c.id == deployments.c.work_queue_id)
+            order = (work_queues.c.priority, *order)
         statement = (
             select(flow_runs.c.id, deployments.c.work_queue_id)
-            .select_from(flow_runs.join(deployments, deployments.c.id == flow_runs.c.deployment_id))
+            .select_from(joined)
             .where(
                 scope.where,
                 flow_runs.c.state_type == _constant(rules.SCHEDULED),
@@ -283,7 +288,7 @@ class WorkersMixin(LeasesMixin, DeploymentsMixin):
                 # A run waiting for a concurrency slot is its engine's, which proposes it again.
                 flow_runs.c.state_name != literal_column(f"'{rules.AWAITING_CONCURRENCY_SLOT}'"),
             )
-            .order_by(*scope.order)
+            .order_by(*order)
             .limit(_constant(room))
             .offset(_constant(0))
         )
