@@ -347,6 +347,10 @@ deployment_schedules = Table(
     Column("parameters_json", Text, nullable=False),
     Column("create_time", BigInteger, nullable=False),
     Column("update_time", BigInteger, nullable=False),
+    # The due time up to which every run of the schedule exists (revision 0020): the scheduler
+    # creates only runs after it. NULL when not known: new, changed or resumed, or its runs
+    # ahead were deleted; the scheduler then offers every wanted run and skips those that exist.
+    Column("scheduled_until", BigInteger, nullable=True),
 )
 Index(
     "ix_deployment_schedules_deployment_id_position",
