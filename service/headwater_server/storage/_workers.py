@@ -79,6 +79,7 @@ class _Scope:
     limit: int
     paused: bool
     queue_limits: dict[str, int] = field(default_factory=dict)
+    queue_priorities: dict[str, int] = field(default_factory=dict)
 
 
 class WorkersMixin(LeasesMixin, DeploymentsMixin):
@@ -109,10 +110,13 @@ class WorkersMixin(LeasesMixin, DeploymentsMixin):
                     room = min(room, scope.limit - int(count["active"] if count else 0))
             queue_room = self._queue_room(conn, scope)
             due = _open_queues(scope, queue_room)
-            if room > 0 and due is not None:
-                candidates = conn.all(self._due(due, room), {**due.values, "now": now})
-                proposal = rules.Proposal(type=rules.PENDING, message=message)
-                state = states_pb2.State(type=states_pb2.STATE_TYPE_PENDING, message=message)
+            proposal = rules.Proposal(type=rules.PENDING, message=message)
+            state = states_pb2.State(type=states_pb2.STATE_TYPE_PENDING, message=message)
+            for tier in _by_priority(due) if due is not None else ():
+                left = room - len(claimed)
+                if left <= 0:
+                    break
+                candidates = conn.all(self._due(tier, left), {**tier.values, "now": now})
                 for candidate in candidates:
                     queue_id = candidate["work_queue_id"]
                     if queue_room.get(queue_id, 1) <= 0:
@@ -127,8 +131,8 @@ class WorkersMixin(LeasesMixin, DeploymentsMixin):
                         claimed.append(run)
                         if queue_id in queue_room:
                             queue_room[queue_id] -= 1
-                if claimed and worker_id:
-                    self._lease(conn, worker_id, worker_name, [run.id for run in claimed])
+            if claimed and worker_id:
+                self._lease(conn, worker_id, worker_name, [run.id for run in claimed])
         with self._read() as read:
             if claimed:
                 by_id = {
@@ -143,8 +147,11 @@ class WorkersMixin(LeasesMixin, DeploymentsMixin):
                     )
                 }
                 return Claim(tuple((run, by_id[run.deployment_id]) for run in claimed), None)
+            # ORDER BY ... LIMIT 1 rather than min(): PostgreSQL then walks the due-runs index
+            # in time order and stops at the first match (under 1 ms), where min() over the
+            # join read every future run of the scope (80 ms with 60,000 runs ahead).
             next_due = read.execute(
-                select(func.min(flow_runs.c.scheduled_time))
+                select(flow_runs.c.scheduled_time)
                 .select_from(
                     flow_runs.join(deployments, deployments.c.id == flow_runs.c.deployment_id)
                 )
@@ -153,7 +160,9 @@ class WorkersMixin(LeasesMixin, DeploymentsMixin):
                     flow_runs.c.state_type == rules.SCHEDULED,
                     flow_runs.c.scheduled_time > now,
                     flow_runs.c.engine_id.is_(None),
-                ),
+                )
+                .order_by(flow_runs.c.scheduled_time)
+                .limit(1),
                 scope.values,
             ).scalar()
         return Claim((), next_due)
@@ -216,6 +225,7 @@ class WorkersMixin(LeasesMixin, DeploymentsMixin):
             limit=pool.concurrency_limit,
             paused=pool.paused or not chosen,
             queue_limits={row.id: row.concurrency_limit for row in chosen if row.concurrency_limit},
+            queue_priorities={row.id: row.priority for row in chosen},
         )
 
     def _queue_room(self, conn: Any, scope: _Scope) -> dict[str, int]:
@@ -268,17 +278,10 @@ class WorkersMixin(LeasesMixin, DeploymentsMixin):
         return Prepared(statement, self._engine)
 
     def _due(self, scope: _Scope, room: int) -> Prepared:
-        """Up to ``room`` due runs of ``scope`` (locked on PostgreSQL): a pool's from its
-        highest-priority queue first (the lowest ``priority`` number, as WorkQueue's contract
-        says), and among equals the earliest scheduled first."""
-        joined = flow_runs.join(deployments, deployments.c.id == flow_runs.c.deployment_id)
-        order: tuple[Any, ...] = (flow_runs.c.scheduled_time, flow_runs.c.id)
-        if scope.pool_id is not None:
-            joined = joined.join(work_queues, work_queues.c.id == deployments.c.work_queue_id)
-            order = (work_queues.c.priority, *order)
+        """Up to ``room`` due runs of ``scope``, earliest first (locked on PostgreSQL)."""
         statement = (
             select(flow_runs.c.id, deployments.c.work_queue_id)
-            .select_from(joined)
+            .select_from(flow_runs.join(deployments, deployments.c.id == flow_runs.c.deployment_id))
             .where(
                 scope.where,
                 flow_runs.c.state_type == _constant(rules.SCHEDULED),
@@ -288,7 +291,7 @@ class WorkersMixin(LeasesMixin, DeploymentsMixin):
                 # A run waiting for a concurrency slot is its engine's, which proposes it again.
                 flow_runs.c.state_name != literal_column(f"'{rules.AWAITING_CONCURRENCY_SLOT}'"),
             )
-            .order_by(*order)
+            .order_by(flow_runs.c.scheduled_time, flow_runs.c.id)
             .limit(_constant(room))
             .offset(_constant(0))
         )
@@ -305,6 +308,23 @@ def _open_queues(scope: _Scope, queue_room: dict[str, int]) -> _Scope | None:
     values = {name: queue for name, queue in scope.values.items() if queue not in full}
     if not values:
         return None
+    return _with_queues(scope, values)
+
+
+def _by_priority(scope: _Scope) -> list[_Scope]:
+    """A pool's ``scope`` split by queue priority, the highest (lowest number) first; queues
+    of one priority together. Each part is claimed from in its own read, which the due-runs
+    index serves in time order, rather than sorting every due run of the pool by priority."""
+    if scope.pool_id is None:
+        return [scope]
+    tiers: dict[int, dict[str, Any]] = {}
+    for name, queue in scope.values.items():
+        tiers.setdefault(scope.queue_priorities.get(queue, 0), {})[name] = queue
+    return [_with_queues(scope, tiers[priority]) for priority in sorted(tiers)]
+
+
+def _with_queues(scope: _Scope, values: dict[str, Any]) -> _Scope:
+    """``scope`` narrowed to the queues in ``values`` (bind name -> queue id)."""
     return replace(
         scope,
         where=deployments.c.work_queue_id.in_([bindparam(name) for name in values]),
