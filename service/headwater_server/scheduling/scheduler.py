@@ -139,13 +139,9 @@ class Scheduler:
         policy = self.policy
         max_runs = schedule.max_scheduled_runs or policy.max_runs
         known = self._times(schedule, now, _later(now, policy.max_ahead), max_runs)
-        soon = _later(now, policy.min_ahead)
-        wanted: list[datetime] = []
-        for moment in known[:max_runs]:
-            if len(wanted) >= policy.min_runs and moment > soon:
-                break
-            wanted.append(moment)
-        return wanted
+        # Every time within ``min_ahead``, but at least ``min_runs`` and at most ``max_runs``.
+        within = bisect_right(known, _later(now, policy.min_ahead))
+        return known[: min(max(within, policy.min_runs), max_runs)]
 
     def _times(
         self, schedule: ScheduleToFill, now: datetime, end: datetime, max_runs: int

@@ -19,6 +19,7 @@ The scheduler (``headwater_server.scheduling``) calls, through ``Database.run``:
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -304,30 +305,24 @@ class DeploymentRunsMixin(DeploymentsMixin):
             stmt = stmt.where(deployment_schedules.c.id > after_schedule_id)
         with self._read() as conn:
             rows = conn.execute(stmt).all()
-        found = []
-        for row in rows:
-            parameters = json.loads(row.parameters_json or "{}")
-            parameters.update(json.loads(row.schedule_parameters or "{}"))
-            schedule = schedules_pb2.Schedule()
-            json_format.Parse(row.schedule_json, schedule)
-            found.append(
-                ScheduleToFill(
-                    schedule_id=row.schedule_id,
-                    deployment_id=row.deployment_id,
-                    deployment_name=row.deployment_name,
-                    flow_id=row.flow_id,
-                    flow_name=row.flow_name,
-                    schedule=schedule,
-                    max_scheduled_runs=row.max_scheduled_runs,
-                    parameters_json=json.dumps(parameters),
-                    tags=tuple(json.loads(row.tags)),
-                    work_pool_name=row.work_pool_name,
-                    work_queue_name=row.work_queue_name,
-                    update_time_us=row.update_time,
-                    scheduled_until_us=row.scheduled_until,
-                )
+        return [
+            ScheduleToFill(
+                schedule_id=row.schedule_id,
+                deployment_id=row.deployment_id,
+                deployment_name=row.deployment_name,
+                flow_id=row.flow_id,
+                flow_name=row.flow_name,
+                schedule=_parsed_schedule(row.schedule_json),
+                max_scheduled_runs=row.max_scheduled_runs,
+                parameters_json=_run_parameters(row.parameters_json, row.schedule_parameters),
+                tags=_parsed_tags(row.tags),
+                work_pool_name=row.work_pool_name,
+                work_queue_name=row.work_queue_name,
+                update_time_us=row.update_time,
+                scheduled_until_us=row.scheduled_until,
             )
-        return found
+            for row in rows
+        ]
 
     def create_scheduled_runs(self, runs: Sequence[ScheduledRun]) -> list[flow_runs_pb2.FlowRun]:
         """Create the SCHEDULED runs asked for, each exactly once, in one transaction, and
@@ -414,6 +409,33 @@ class DeploymentRunsMixin(DeploymentsMixin):
             raise ValueError("Give deployment_id or schedule_id.")
         with self._write() as conn:
             return _delete_future_auto_scheduled_runs(conn, deployment, schedule)
+
+
+# Every pass lists every active schedule, and parsing their stored JSON again each time cost
+# most of a pass (75 ms of CPU for 1,000 schedules). The texts rarely change, so their parsed
+# forms are kept, keyed by the texts themselves (never stale). Callers only read them.
+_PARSED_TEXTS = 16_384
+
+
+@functools.lru_cache(maxsize=_PARSED_TEXTS)
+def _parsed_schedule(schedule_json: str) -> schedules_pb2.Schedule:
+    """The Schedule stored as ``schedule_json`` (shared: do not modify it)."""
+    schedule = schedules_pb2.Schedule()
+    json_format.Parse(schedule_json, schedule)
+    return schedule
+
+
+@functools.lru_cache(maxsize=_PARSED_TEXTS)
+def _run_parameters(deployment_parameters: str | None, schedule_parameters: str | None) -> str:
+    """A scheduled run's parameters: the deployment's defaults, the schedule's merged over."""
+    parameters = json.loads(deployment_parameters or "{}")
+    parameters.update(json.loads(schedule_parameters or "{}"))
+    return json.dumps(parameters)
+
+
+@functools.lru_cache(maxsize=_PARSED_TEXTS)
+def _parsed_tags(tags: str) -> tuple[str, ...]:
+    return tuple(json.loads(tags))
 
 
 def _mark_scheduled_until(conn: Connection, marks: Mapping[str, int]) -> None:
