@@ -651,20 +651,8 @@ def schedule_lag(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> Sect
 
 def _schedule_lag_figures(section: Section, raw: Measurement, suffix: str) -> None:
     """One database's schedule_lag measurement into the section: lags and the server's cost."""
-    for key, label in (("claimed_s", "Headwater claimed"), ("running_s", "Headwater running")):
-        label += suffix
-        if "error" in raw:
-            section.measurements[label] = raw
-            continue
-        millis = [seconds * 1000 for seconds in raw[key]]
-        stats = summarize(millis)
-        stats["p99"] = percentile(sorted(millis), 99)
-        section.measurements[label] = {
-            "version": raw["version"],
-            "n": stats["n"],
-            "figures": stats,
-            "raw": millis,
-        }
+    claimed, running = f"Headwater claimed{suffix}", f"Headwater running{suffix}"
+    _milliseconds(section, raw, [("claimed_s", claimed), ("running_s", running)])
     if "error" not in raw:
         section.notes.append(
             f"server process{suffix}: {raw['server_cpu_share'] * 100:.0f}% of one core over the "
@@ -673,7 +661,7 @@ def _schedule_lag_figures(section: Section, raw: Measurement, suffix: str) -> No
             f"deployments created in {raw['create_deployments_s']:.1f} s, the scheduler's "
             f"first fill (an hour of runs ahead) took {raw['fill_s']:.1f} s more"
         )
-        section.measurements[f"Headwater running{suffix}"]["server"] = {
+        section.measurements[running]["server"] = {
             key: raw[key] for key in ("server_cpu_share", "server_rss_mib", "server_peak_rss_mib")
         }
 

@@ -59,6 +59,19 @@ def starts(found: list[flow_runs_pb2.FlowRun]) -> list[datetime]:
     return [run.expected_start_time.ToDatetime(tzinfo=UTC) for run in found]
 
 
+def replace_schedules(
+    application: SyncApplication, found: D.Deployment, *schedules: S.DeploymentSchedule
+) -> None:
+    """UpdateDeployment with these schedules (those with an id change that schedule)."""
+    application.update_deployment(
+        D.UpdateDeploymentRequest(
+            deployment_id=found.id,
+            deployment=D.Deployment(schedules=schedules),
+            update_mask=field_mask_pb2.FieldMask(paths=["schedules"]),
+        )
+    )
+
+
 def scheduler(application: SyncApplication, **policy: Any) -> Scheduler:
     return Scheduler(application.backend, FillPolicy(**policy))
 
@@ -165,13 +178,7 @@ def test_changing_a_schedule_replaces_its_runs_ahead(application: SyncApplicatio
     run_pass(one, NOW)
     changed = every(7200)
     changed.id = changing.schedules[0].id
-    application.update_deployment(
-        D.UpdateDeploymentRequest(
-            deployment_id=changing.id,
-            deployment=D.Deployment(schedules=[changed]),
-            update_mask=field_mask_pb2.FieldMask(paths=["schedules"]),
-        )
-    )
+    replace_schedules(application, changing, changed)
     assert run_pass(one, NOW) == 3
     assert starts(runs(application, changing.id)) == due_times(changed.schedule, NOW, limit=3)
 
@@ -251,13 +258,7 @@ def test_a_schedule_edited_while_its_runs_exist_gets_runs_of_its_new_times_only(
     later = NOW + timedelta(minutes=5)
     changed = every(900)  # every 15 minutes instead of 10
     changed.id = ten.id
-    application.update_deployment(
-        D.UpdateDeploymentRequest(
-            deployment_id=edited.id,
-            deployment=D.Deployment(schedules=[changed, hourly]),  # the hourly one unchanged
-            update_mask=field_mask_pb2.FieldMask(paths=["schedules"]),
-        )
-    )
+    replace_schedules(application, edited, changed, hourly)  # the hourly one unchanged
     assert marks(application, edited)[0] is None  # changed: its runs ahead went
     assert marks(application, edited)[1] is not None  # unchanged: its runs and mark stay
 
@@ -293,13 +294,7 @@ def test_a_pass_over_a_schedule_changed_since_it_was_listed_creates_nothing(
     ]
     changed = every(7200)
     changed.id = changing.schedules[0].id
-    application.update_deployment(
-        D.UpdateDeploymentRequest(
-            deployment_id=changing.id,
-            deployment=D.Deployment(schedules=[changed]),
-            update_mask=field_mask_pb2.FieldMask(paths=["schedules"]),
-        )
-    )
+    replace_schedules(application, changing, changed)
     assert repository.create_scheduled_runs([ScheduledRun(listed, NOW)]) == []
     assert runs(application, changing.id) == []
     assert marks(application, changing) == [None]
