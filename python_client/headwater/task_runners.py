@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from types import TracebackType
 
+    from headwater._engine.early import EarlyStarts
     from headwater._engine.runnable import TaskRunnable
     from headwater.futures import PrefectFutureList, TaskRunFuture
 
@@ -207,6 +208,7 @@ class ThreadPoolTaskRunner(TaskRunner):
             )
         self.max_workers = max_workers
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._early: EarlyStarts | None = None
 
     def __enter__(self) -> Self:
         super().__enter__()
@@ -216,6 +218,11 @@ class ThreadPoolTaskRunner(TaskRunner):
             max_workers=self.max_workers or sys.maxsize,
             thread_name_prefix="headwater-task",
         )
+        if self.max_workers is None:
+            # Every call starts at once anyway: its start need not wait for a worker.
+            from headwater._engine.early import EarlyStarts
+
+            self._early = EarlyStarts(self._executor)
         return self
 
     def __exit__(
@@ -226,10 +233,14 @@ class ThreadPoolTaskRunner(TaskRunner):
     ) -> None:
         executor = self._executor
         self._executor = None
+        early, self._early = self._early, None
         if executor is not None:
             # An interrupt (Ctrl-C, SIGTERM, cancellation) drops the calls no worker started:
-            # their runs were never created. Started ones always finish and report.
+            # their runs were never created (or, started early, are ended CANCELLED). Started
+            # ones always finish and report.
             interrupted = exc_type is not None and not issubclass(exc_type, Exception)
+            if early is not None:
+                early.close(interrupted)
             executor.shutdown(wait=True, cancel_futures=interrupted)
         super().__exit__(exc_type, exc_value, traceback)
 
@@ -252,7 +263,10 @@ class ThreadPoolTaskRunner(TaskRunner):
         call = new_call(task, parameters, wait_for)
         context = contextvars.copy_context()
         transport = transport_for_call(None)
-        wrapped = executor.submit(context.run, run_task_call, call, transport=transport)
+        early = self._early
+        wrapped = early.submit(call, transport, context) if early is not None else None
+        if wrapped is None:
+            wrapped = executor.submit(context.run, run_task_call, call, transport=transport)
         return ConcurrentTaskRunFuture(call.task_run_id, wrapped, task_name=task.name)
 
 

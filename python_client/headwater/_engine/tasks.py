@@ -59,6 +59,9 @@ class TaskEngine(RunEngine):
         self.start_decision: Decision | None = None
         self.last_failure: Proposal | None = None
         self.upstream_error: UpstreamTaskError | None = None
+        #: The service's answer to a start sent before this engine ran (`early.start_early`):
+        #: the spec was built then, so `create_or_load` only takes the answer.
+        self.prestarted: Decision | None = None
 
     # -- creating and starting the run -----------------------------------------------------
 
@@ -129,6 +132,9 @@ class TaskEngine(RunEngine):
         return key
 
     def create_or_load(self) -> None:
+        if self.prestarted is not None:
+            self._started_by(self.prestarted)
+            return
         if has_upstream(self.call):
             self._upstream_resolved(resolve_upstream(self.call))
         elif self.call.upstream_failures:  # resolved where it was submitted
@@ -139,6 +145,9 @@ class TaskEngine(RunEngine):
             self._started_by(self.transport.start_task_run(self._spec()))
 
     async def acreate_or_load(self) -> None:
+        if self.prestarted is not None:
+            self._started_by(self.prestarted)
+            return
         if has_upstream(self.call):
             # Waiting for upstream runs blocks: not on the event loop.
             self._upstream_resolved(await asyncio.to_thread(resolve_upstream, self.call))

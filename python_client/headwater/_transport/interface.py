@@ -338,6 +338,19 @@ class Transport(Protocol):
         """Async twin of `start_task_run`."""
         ...
 
+    def start_task_run_then(
+        self,
+        spec: TaskRunSpec,
+        then: Callable[[Decision | None, BaseException | None], object],
+    ) -> None:
+        """`start_task_run` without blocking: ``then`` gets the decision (or the error) later.
+
+        ``then`` is called once, on the transport's loop, so it must not block. Starts sent
+        this way from one thread leave together (a thousand submitted tasks take a few
+        messages, not a thousand round trips).
+        """
+        ...
+
     def create_task_run(self, spec: TaskRunSpec) -> TaskRunSnapshot:
         """Create a task run in PENDING without starting it (e.g. a submitted task that waits)."""
         ...

@@ -18,6 +18,7 @@ import pytest
 from headwater import StateType
 from headwater._transport.runtime import background_loop, connect
 from headwater._transport.stream.connection import EngineConnection
+from headwater._transport.stream.reconnect import MAX_BATCH
 from headwater.client import HeadwaterClient
 from headwater.exceptions import (
     InvalidRequest,
@@ -140,6 +141,42 @@ def test_many_threads_share_one_stream(connection: EngineConnection) -> None:
     for thread in threads:
         thread.join(60)
     assert errors == []
+
+
+def test_operations_handed_over_together_leave_in_few_messages(
+    connection: EngineConnection,
+) -> None:
+    run_id = new_run(connection)  # answered: the server said it takes batches
+    assert propose(connection, run_id, RUNNING).result.decision == ACCEPT
+    count = 300
+    answers: list[tuple[object, BaseException | None]] = []
+    all_in = threading.Event()
+
+    def record(response: object, error: BaseException | None) -> None:
+        answers.append((response, error))  # on the loop: one at a time
+        if len(answers) == count:
+            all_in.set()
+
+    entered, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        entered.set()
+        release.wait(30)
+
+    connection.loop.call_soon_threadsafe(hold)  # the loop takes nothing until released
+    assert entered.wait(10)
+    sent_before = connection.messages_sent
+    for index in range(count):
+        request = task_runs_pb2.CreateTaskRunRequest(
+            flow_run_id=run_id, task_key="t", dynamic_key=str(index), start=True
+        )
+        connection.create_task_run_then(request, record)
+    release.set()
+    assert all_in.wait(30)
+    assert [error for _, error in answers] == [None] * count
+    assert {response.result.decision for response, _ in answers} == {ACCEPT}  # type: ignore[attr-defined]
+    # One wake-up took all of them; they left in full batches, not one message each.
+    assert connection.messages_sent - sent_before == -(-count // MAX_BATCH)
 
 
 def test_async_twins_work_from_another_event_loop(connection: EngineConnection) -> None:

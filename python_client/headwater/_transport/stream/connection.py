@@ -103,8 +103,14 @@ class EngineConnection:
         else:
             loop.run_sync(self._astart())
         self._loop_thread_id = loop.thread.ident or 0
+        # Operations handed over by other threads, waiting for the loop to take them: one
+        # wake-up of the loop takes all that arrived meanwhile (a thousand ``.submit()`` calls
+        # cost a handful of wake-ups, and leave together in a few ``batch`` messages).
+        self._inbox: list[Op] = []
+        self._inbox_lock = threading.Lock()
+        self._wake_pending = False
         # No-wait task states waiting to ride with the next operation (see holding.py).
-        self._held = HeldOps(self._loop, self._ops.submit)
+        self._held = HeldOps(self._loop, self._submit_held)
         #: How many ``WatchFlowRun`` calls the engine opened (cancellation watches); for tests.
         self.watches_opened = 0
 
@@ -122,6 +128,11 @@ class EngineConnection:
     def resent(self) -> int:
         """How many operations were sent again on a new stream."""
         return self._stream.resent
+
+    @property
+    def messages_sent(self) -> int:
+        """How many messages were written on the stream (a batch of operations counts once)."""
+        return self._stream.messages_sent
 
     @property
     def reconnects(self) -> int:
@@ -162,6 +173,23 @@ class EngineConnection:
             "task_runs_pb2.CreateTaskRunResponse",
             self._call(with_request_id(_Request(create_task_run=req))),
         )
+
+    def create_task_run_then(
+        self,
+        req: task_runs_pb2.CreateTaskRunRequest,
+        record: Callable[[Any, BaseException | None], object],
+    ) -> None:
+        """Create (and with ``start``, start) a task run without blocking.
+
+        ``record`` gets the answer or the error on the loop. Creates handed over together from
+        other threads reach the loop in one wake-up and leave in as few messages as the
+        stream's batches allow; `flush` waits for them like any other operation.
+        """
+        if self._ops.closed:
+            raise self._ops.closed_error()
+        request = with_request_id(_Request(create_task_run=req))
+        check_size(request)
+        self._submit(RecordedOp(request, record))
 
     def set_task_run_state(
         self, req: task_runs_pb2.SetTaskRunStateRequest
@@ -369,31 +397,42 @@ class EngineConnection:
 
     def _submit(self, op: Op) -> None:
         """Hand ``op`` to the loop, behind whatever is held (which rides with it)."""
-        held = self._held.take()
-        if held:
-            held.append(op)
-            self._submit_all(held)
-        elif self._on_loop_thread():
-            self._ops.submit(op)
-        else:
-            self._loop.call_soon_threadsafe(self._ops.submit, op)
+        self._hand_over([op])
 
     def _release_held(self) -> None:
         """Send what is held now (a flush must wait for it too)."""
-        held = self._held.take()
-        if held:
-            self._submit_all(held)
+        self._hand_over([])
 
-    def _submit_all(self, ops: list[Op]) -> None:
+    def _hand_over(self, ops: list[Op]) -> None:
+        """Put what is held, then ``ops``, in the inbox; wake the loop unless it is due anyway."""
         if self._on_loop_thread():
-            self._submit_each(ops)
-        else:
-            self._loop.call_soon_threadsafe(self._submit_each, ops)
+            self._take_inbox()
+            for op in [*self._held.take(), *ops]:
+                self._ops.submit(op)
+            return
+        with self._inbox_lock:
+            ops = self._held.take() + ops
+            if not ops:
+                return
+            self._inbox.extend(ops)
+            if self._wake_pending:
+                return  # the loop is already due to take the inbox, these included
+            self._wake_pending = True
+        self._loop.call_soon_threadsafe(self._take_inbox)
 
-    def _submit_each(self, ops: list[Op]) -> None:
+    def _take_inbox(self) -> None:
+        """On the loop: register every operation handed over so far, in hand-over order."""
+        with self._inbox_lock:
+            ops, self._inbox = self._inbox, []
+            self._wake_pending = False
         submit = self._ops.submit
         for op in ops:
             submit(op)
+
+    def _submit_held(self, op: Op) -> None:
+        """On the loop: send a held operation whose wait is over, behind the inbox."""
+        self._take_inbox()
+        self._ops.submit(op)
 
     async def _astart(self) -> None:
         self._stream.start()

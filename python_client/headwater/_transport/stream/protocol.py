@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import uuid
 
+from headwater._ids import uuid4_str
 from headwater._transport.channel import MAX_MESSAGE_BYTES
 from headwater._transport.stream.ops import FlushWaiter, Op
 from headwater.exceptions import InvalidRequest, ServiceUnavailable
@@ -158,5 +158,5 @@ def _with_idempotency_key(
 ) -> engine_pb2.ConnectRequest:
     inner = getattr(request, request.WhichOneof("operation"))
     if not getattr(inner, field):
-        setattr(inner, field, str(uuid.uuid4()))
+        setattr(inner, field, uuid4_str())
     return request

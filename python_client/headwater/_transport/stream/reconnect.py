@@ -77,6 +77,8 @@ class EngineStream:
         self.streams_opened = 0
         self.resent = 0
         self.reconnects = 0
+        #: How many messages were written on the streams (a batch counts once).
+        self.messages_sent = 0
 
     def start(self) -> None:
         """Open the channel and start the stream task."""
@@ -206,7 +208,7 @@ class EngineStream:
         self.streams_opened += 1
         ops.queue = queue
         batching = _Batching()
-        writer = asyncio.create_task(_write_loop(call, queue, batching))
+        writer = asyncio.create_task(_write_loop(call, queue, batching, self))
         progressed = False
         try:
             while True:
@@ -292,12 +294,15 @@ async def _server_batches(call: Any) -> bool:
 
 _BATCH_KEY = "headwater-engine-batch"
 #: The most operations one message carries (a batch stays far below gRPC's 4 MiB limit as long
-#: as each operation is small; `check_size` caps each one).
-_MAX_BATCH = 64
+#: as each operation is small; `check_size` caps each one, `_MAX_BATCH_BYTES` the batch), so a
+#: thousand submitted tasks' starts take four messages.
+MAX_BATCH = 256
 _MAX_BATCH_BYTES = 1 << 20
 
 
-async def _write_loop(call: Any, queue: asyncio.Queue[Op], batching: _Batching) -> None:
+async def _write_loop(
+    call: Any, queue: asyncio.Queue[Op], batching: _Batching, stream: EngineStream
+) -> None:
     """Put queued operations on the wire until the stream ends.
 
     Operations queued together (a task's end sent without waiting, then the next task's
@@ -307,6 +312,7 @@ async def _write_loop(call: Any, queue: asyncio.Queue[Op], batching: _Batching) 
     try:
         while True:
             op = await queue.get()
+            stream.messages_sent += 1
             if not batching.enabled or queue.empty():
                 await call.write(op.request)
                 continue
@@ -314,7 +320,7 @@ async def _write_loop(call: Any, queue: asyncio.Queue[Op], batching: _Batching) 
             requests = batch.batch.requests
             requests.append(op.request)
             size = op.request.ByteSize()
-            while not queue.empty() and len(requests) < _MAX_BATCH and size < _MAX_BATCH_BYTES:
+            while not queue.empty() and len(requests) < MAX_BATCH and size < _MAX_BATCH_BYTES:
                 request = queue.get_nowait().request
                 requests.append(request)
                 size += request.ByteSize()

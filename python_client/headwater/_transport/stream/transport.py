@@ -41,6 +41,7 @@ from headwater.v1 import flow_runs_pb2, states_pb2, task_runs_pb2
 
 if TYPE_CHECKING:
     import datetime as _dt
+    from collections.abc import Callable
 
     from headwater._runs import FlowRun
     from headwater._states import State
@@ -136,6 +137,25 @@ class StreamTransport:
     async def astart_task_run(self, spec: TaskRunSpec) -> Decision:
         response = await self.connection.acreate_task_run(_task_create_request(spec, start=True))
         return _started(response)
+
+    def start_task_run_then(
+        self,
+        spec: TaskRunSpec,
+        then: Callable[[Decision | None, BaseException | None], object],
+    ) -> None:
+        def answered(response: Any, error: BaseException | None) -> None:
+            if error is not None:
+                then(None, error)
+                return
+            try:
+                decision = _started(response)
+            except Exception as exc:  # a malformed answer: the waiting call fails with it
+                then(None, exc)
+                return
+            then(decision, None)
+
+        request = _task_create_request(spec, start=True)
+        self.connection.create_task_run_then(request, answered)
 
     def create_task_run(self, spec: TaskRunSpec) -> TaskRunSnapshot:
         response = self.connection.create_task_run(_task_create_request(spec, start=False))
