@@ -105,6 +105,10 @@ class Section:
     pairs: list[tuple[str, str, str]]
     measurements: dict[str, Measurement] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # The headings of a pair's two measurements and of their ratio (second / first).
+    columns: tuple[str, str, str] = ("Headwater", "Prefect", "Prefect/HW")
+    # Show the ratio as a difference in percent (for small overheads) rather than "1.2x".
+    ratio_as_percent: bool = False
 
 
 def headwater_sdk() -> Sdk:
@@ -681,15 +685,19 @@ def tracing_overhead(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> 
     rounds = 2 if plan.quick else 4
     section = Section(
         "tracing_overhead",
-        "one trivial flow call (embedded) by tracing mode; columns: off | that mode | ratio",
+        "one trivial flow call (embedded), each tracing mode beside tracing off",
         "ms",
         [("mean", "mean"), ("p50", "p50"), ("cpu", "CPU per call")],
         [(label, "tracing off", label) for mode, label in TRACING_MODES[1:]],
+        columns=("tracing off", "this mode", "difference"),
+        ratio_as_percent=True,
         notes=[
             f"{rounds} rounds of {runs} calls per mode, the modes taking turns so drift hits "
             "all alike. api: opentelemetry imported, no provider set; sdk: a TracerProvider "
             "with no span processor; otlp: OTEL_EXPORTER_OTLP_ENDPOINT set (the SDK installs a "
-            "batch OTLP exporter) to a local sink that drops the spans.",
+            "batch OTLP exporter) to a local sink that drops the spans; the embedded server "
+            "exports with the same provider, so each call exports the flow run's span, the "
+            "service's span per engine-stream operation and their SQL statements' spans.",
         ],
     )
     sdk = next((candidate for candidate in sdks if candidate.name == "headwater"), None)
@@ -741,18 +749,6 @@ def tracing_overhead(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> 
             "figures": {**stats, "cpu": cpu},
             "raw": pooled[mode],
         }
-    off = section.measurements.get("tracing off", {}).get("figures")
-    for _mode, label in TRACING_MODES[1:]:
-        figures = section.measurements.get(label, {}).get("figures")
-        if off and figures:
-            section.notes.append(
-                f"{label}: "
-                + ", ".join(
-                    f"{name} {100 * (figures[key] / off[key] - 1):+.1f}%"
-                    for key, name in (("mean", "mean"), ("p50", "p50"), ("cpu", "CPU"))
-                )
-                + " vs off"
-            )
     return section
 
 
@@ -792,7 +788,9 @@ def _cell(measurement: Measurement | None, key: str) -> str:
 HIGHER_IS_BETTER = frozenset({"per_second"})
 
 
-def _ratio(headwater: Measurement | None, prefect: Measurement | None, key: str) -> str:
+def _ratio(
+    headwater: Measurement | None, prefect: Measurement | None, key: str, percent: bool = False
+) -> str:
     if not headwater or not prefect or "error" in headwater or "error" in prefect:
         return "-"
     numerator, denominator = prefect["figures"][key], headwater["figures"][key]
@@ -801,6 +799,8 @@ def _ratio(headwater: Measurement | None, prefect: Measurement | None, key: str)
     if denominator <= 0:
         return "-"
     ratio = numerator / denominator
+    if percent:
+        return f"{100 * (ratio - 1):+.1f}%"
     return f"{ratio:.1f}x" if ratio < 100 else f"{ratio:,.0f}x"
 
 
@@ -810,7 +810,8 @@ def render(sections: Sequence[Section], header: Sequence[str]) -> str:
     for section in sections:
         lines.append(f"{section.name} ({section.unit}): {section.title}")
         lines.extend(f"  {note}" for note in section.notes)
-        lines.append(f"  {'':54}{'Headwater':>12}{'Prefect':>12}{'Prefect/HW':>12}")
+        first, second, ratio = section.columns
+        lines.append(f"  {'':54}{first:>12}{second:>12}{ratio:>12}")
         for caption, hw_label, pf_label in section.pairs:
             hw = section.measurements.get(hw_label)
             pf = section.measurements.get(pf_label)
@@ -818,7 +819,7 @@ def render(sections: Sequence[Section], header: Sequence[str]) -> str:
                 left = caption if index == 0 else ""
                 lines.append(
                     f"  {left:32}{name:>22}{_cell(hw, key):>12}{_cell(pf, key):>12}"
-                    f"{_ratio(hw, pf, key):>12}"
+                    f"{_ratio(hw, pf, key, section.ratio_as_percent):>12}"
                 )
         # One child's failure can fill several labels (cold_start's fresh and warm homes), and
         # two modes can fail alike: spell each distinct error once, naming all it hit.

@@ -1,6 +1,7 @@
 package headwater_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -183,10 +185,16 @@ if __name__ == "__main__":
 `
 
 func serveFlows(s *server, dir string) (*servedFlows, error) {
+	return serveSource(s, dir, flowsPy, "hello/daily")
+}
+
+// serveSource runs `python flows.py` with source as flows.py and extra environment variables,
+// and waits until it has registered deployment ("flow-name/deployment-name").
+func serveSource(s *server, dir, source, deployment string, env ...string) (*servedFlows, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "flows.py"), []byte(flowsPy), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "flows.py"), []byte(source), 0o644); err != nil {
 		return nil, err
 	}
 	log, err := os.Create(filepath.Join(dir, "serve.log"))
@@ -195,7 +203,7 @@ func serveFlows(s *server, dir string) (*servedFlows, error) {
 	}
 	cmd := exec.Command(projectBinary("HEADWATER_PYTHON", "python"), "flows.py")
 	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, log, log
-	cmd.Env = append(withoutHeadwaterVariables(os.Environ()), "HEADWATER_API_URL="+s.address, "HEADWATER_HOME="+dir, "PYTHONUNBUFFERED=1")
+	cmd.Env = append(withoutHeadwaterVariables(os.Environ()), append([]string{"HEADWATER_API_URL=" + s.address, "HEADWATER_HOME=" + dir, "PYTHONUNBUFFERED=1"}, env...)...)
 	err = cmd.Start()
 	log.Close()
 	if err != nil {
@@ -220,7 +228,7 @@ func serveFlows(s *server, dir string) (*servedFlows, error) {
 		default:
 		}
 		_, err = client.Deployments.GetDeployment(context.Background(), &headwaterv1.GetDeploymentRequest{
-			Deployment: &headwaterv1.GetDeploymentRequest_Name{Name: "hello/daily"},
+			Deployment: &headwaterv1.GetDeploymentRequest_Name{Name: deployment},
 		})
 		if err == nil {
 			return served, nil
@@ -231,7 +239,7 @@ func serveFlows(s *server, dir string) (*servedFlows, error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	served.stop()
-	return nil, fmt.Errorf("hello/daily was not deployed (%v):\n%s", err, served.output())
+	return nil, fmt.Errorf("%s was not deployed (%v):\n%s", deployment, err, served.output())
 }
 
 func (f *servedFlows) stop() {
@@ -244,7 +252,44 @@ func (f *servedFlows) output() string {
 }
 
 // shared is the server (with hello/daily served) most tests use; TestMain starts and stops it.
-var shared *server
+// sharedPostgres is its twin on PostgreSQL, for the tests that run on both databases.
+var shared, sharedPostgres *server
+
+// onEachDatabase runs test against the shared server on SQLite, then against the one on
+// PostgreSQL.
+func onEachDatabase(t *testing.T, test func(t *testing.T, s *server)) {
+	for _, database := range []struct {
+		name   string
+		server *server
+	}{{"sqlite", shared}, {"postgres", sharedPostgres}} {
+		t.Run(database.name, func(t *testing.T) { test(t, database.server) })
+	}
+}
+
+// throwawayPostgres creates an empty database on the test PostgreSQL server (the one
+// scripts/ensure-postgres runs, which make test starts) and returns its URL for the server and
+// a function that drops it. It goes through the project's Python and psycopg, as
+// tests/server_harness.py does, so this module needs no PostgreSQL driver of its own.
+func throwawayPostgres() (string, func(), error) {
+	port := cmp.Or(os.Getenv("HEADWATER_TEST_POSTGRES_PORT"), "54320")
+	admin := fmt.Sprintf("postgresql://postgres@127.0.0.1:%s/test", port)
+	name := "hw_go_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
+	run := func(statement string) error {
+		const script = "import sys, psycopg\n" +
+			"with psycopg.connect(sys.argv[1], autocommit=True, connect_timeout=5) as c:\n" +
+			"    c.execute(sys.argv[2])\n"
+		output, err := exec.Command(projectBinary("HEADWATER_PYTHON", "python"), "-c", script, admin, statement).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%s on %s failed (%v; run scripts/ensure-postgres):\n%s", statement, admin, err, output)
+		}
+		return nil
+	}
+	if err := run(`CREATE DATABASE "` + name + `"`); err != nil {
+		return "", nil, err
+	}
+	url := fmt.Sprintf("postgresql+psycopg://postgres@127.0.0.1:%s/%s", port, name)
+	return url, func() { _ = run(`DROP DATABASE IF EXISTS "` + name + `" WITH (FORCE)`) }, nil
+}
 
 func TestMain(m *testing.M) {
 	os.Exit(runTests(m))
@@ -269,5 +314,23 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer served.stop()
+	url, drop, err := throwawayPostgres()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer drop()
+	sharedPostgres, err = startServer(filepath.Join(home, "postgres"), "HEADWATER_DATABASE_URL="+url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer sharedPostgres.stop()
+	servedPostgres, err := serveFlows(sharedPostgres, filepath.Join(home, "flows-postgres"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer servedPostgres.stop()
 	return m.Run()
 }

@@ -4,7 +4,7 @@ Usage: python flow_overhead.py {headwater|prefect} RUNS WARMUP [TRACING]
 
 TRACING (Headwater's tracing_overhead, default off): ``off`` imports no OpenTelemetry; ``api``
 imports it and sets no tracer provider; ``sdk`` sets an SDK TracerProvider with no span
-processor (spans are made, then dropped); ``otlp`` sets nothing here: the parent exports
+processor (which Headwater notices, making no spans); ``otlp`` sets nothing here: the parent exports
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` and Headwater installs a batch OTLP exporter from it.
 
 The flow does nothing, so each call's time is the orchestration overhead alone: creating the

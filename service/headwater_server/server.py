@@ -479,9 +479,7 @@ def _interceptors(tracer_provider: object | None, db: Database) -> list[grpc.aio
     if provider is not None:
         from headwater_server.sql_spans import trace_database
 
-        interceptors.append(
-            telemetry.TracingInterceptor(provider.get_tracer(telemetry.TRACER_NAME))
-        )
+        interceptors.append(telemetry.TracingInterceptor.for_provider(provider))
         trace_database(db, provider)  # SQL statements as child spans of each call's span
     return interceptors
 

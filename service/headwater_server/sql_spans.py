@@ -9,13 +9,15 @@ Two paths reach the database, and both are covered:
   the bare DBAPI cursor, which SQLAlchemy's events never see) gets one span per statement from
   `TracedRawTransaction`, with the same ``db.*`` attributes.
 
-Only statements run on behalf of a traced call become spans, and that check comes first (once
-per raw transaction, once per SQLAlchemy statement): the background loops' queries would
-otherwise each be a trace of their own, and pay for spans nobody sees. Database calls run on
-other threads (`headwater_server.storage.hops`), so the database carries the caller's context
-over (`Database.trace`). The engine stream is one RPC for the life of an SDK process and is not
-made current, so its operations' statements stay out. This module is imported, and its hooks
-set, only when a tracer provider is configured.
+Only statements run on behalf of a traced call (a recording span is current) become spans, and
+that check comes first (once per raw transaction, once per SQLAlchemy statement): the
+background loops' queries would otherwise each be a trace of their own, and pay for spans
+nobody sees, and a call whose span is sampled out (or not made: no span processor) builds no
+statement attributes either. Database calls run on other threads
+(`headwater_server.storage.hops`), so the database carries the caller's context over
+(`Database.trace`). The engine stream's own span is never current; each of its operations'
+spans is (`headwater_server.stream_spans`), so their statements hang under them. This module is
+imported, and its hooks set, only when a tracer provider is configured.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def trace_database(db: Database, tracer_provider: Any) -> None:
 
     def transaction(cursor: DBAPICursor) -> RawTransaction:
         # Decided once per transaction: outside a traced call, the plain (untraced) runner.
-        if not trace.get_current_span().get_span_context().is_valid:
+        if not trace.get_current_span().is_recording():
             return RawTransaction(cursor)
         return TracedRawTransaction(cursor, tracer, system)
 
@@ -75,7 +77,7 @@ class _CallStatements(EngineTracer):
     def _before_cur_exec(
         self, conn: Any, cursor: Any, statement: Any, params: Any, context: Any, executemany: Any
     ) -> Any:
-        if not trace.get_current_span().get_span_context().is_valid:
+        if not trace.get_current_span().is_recording():
             return statement, params
         return super()._before_cur_exec(  # type: ignore[no-untyped-call]
             conn, cursor, statement, params, context, executemany

@@ -3,8 +3,11 @@
 Tracing costs nothing unless it is wanted: the interceptor is only installed when the
 ``opentelemetry`` API is importable AND a real tracer provider is configured, either by the
 host application (embedded mode) or, for ``headwater server start``, from the standard
-``OTEL_*`` variables (:func:`configure_from_environment`). The engine stream is one RPC, so it
-is one span for the life of the stream, not one per operation: the hot path stays untouched.
+``OTEL_*`` variables (:func:`configure_from_environment`). A provider with no span processor
+(nothing would receive the spans) makes no spans: each RPC asks, for the price of an attribute
+read, so the SDK's bare ``TracerProvider`` costs nothing per call. The engine stream is one RPC
+for the life of the stream; its operations get spans of their own from
+:mod:`headwater_server.stream_spans`, when the engine sends their trace context.
 
 A caller's trace continues through the W3C ``traceparent`` (and ``tracestate``) gRPC metadata.
 Each span names the runs its call concerns (``headwater.flow_run.id`` and the like, from the
@@ -16,6 +19,7 @@ when this server does not trace itself.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
@@ -36,7 +40,26 @@ _caller_trace: ContextVar[dict[str, str] | None] = ContextVar("caller_trace", de
 #: Request fields that name a run (or what runs it), copied onto the call's span.
 _REQUEST_ID_FIELDS = ("flow_run_id", "task_run_id", "deployment_id", "flow_id", "worker_name")
 #: Response fields holding the resource a call created or read, whose id goes onto the span.
-_RESPONSE_RESOURCES = ("flow_run", "task_run", "deployment")
+RESPONSE_RESOURCES = ("flow_run", "task_run", "deployment")
+
+
+#: The tracer (and its provider's span processors) of the streaming call in progress.
+_stream_tracing: ContextVar[tuple[Any, Any] | None] = ContextVar("stream_tracing", default=None)
+
+
+def stream_tracer() -> Any | None:
+    """The tracer for spans inside the current streaming call, or None when it is untraced.
+
+    Set by the tracing interceptor for the call (so a server that does not trace, and one whose
+    provider has lost its processors, answer None), read by :mod:`.stream_spans`.
+    """
+    tracing = _stream_tracing.get()
+    if tracing is None:
+        return None
+    tracer, processors = tracing
+    if processors is not None and not processors._span_processors:
+        return None
+    return tracer
 
 
 def remember_caller(context: grpc.aio.ServicerContext) -> None:
@@ -139,7 +162,20 @@ def server_interceptor(tracer_provider: Any = None) -> grpc.aio.ServerIntercepto
     provider = active_provider(tracer_provider)
     if provider is None:
         return None
-    return TracingInterceptor(provider.get_tracer(TRACER_NAME))
+    return TracingInterceptor.for_provider(provider)
+
+
+def span_processors(provider: Any) -> Any | None:
+    """The object holding ``provider``'s span processors, or None when it keeps no such list.
+
+    OpenTelemetry offers no public way to ask a provider whether anything receives its spans.
+    The SDK's ``TracerProvider`` keeps them in ``_active_span_processor._span_processors`` (a
+    tuple that ``add_span_processor`` replaces), stable since the SDK's 1.0; a provider shaped
+    otherwise is taken to export. (The SDK's ``headwater._telemetry.tracing`` asks the same
+    way; the service imports nothing from the SDK.)
+    """
+    holder = getattr(provider, "_active_span_processor", None)
+    return holder if isinstance(getattr(holder, "_span_processors", None), tuple) else None
 
 
 def _global_provider_possible() -> bool:
@@ -158,8 +194,20 @@ def _global_provider_possible() -> bool:
 class TracingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Wraps every RPC handler in a SERVER span named "<package.Service>/<Method>"."""
 
-    def __init__(self, tracer: Any) -> None:
+    def __init__(self, tracer: Any, processors: Any = None) -> None:
+        """
+        Args:
+            tracer: The tracer of the server's spans.
+            processors: Its provider's span processors (`span_processors`): while it holds
+                none, calls go untraced. None traces every call.
+        """
         self._tracer = tracer
+        self._processors = processors
+
+    @classmethod
+    def for_provider(cls, provider: Any) -> TracingInterceptor:
+        """The interceptor tracing with ``provider`` whenever it has a span processor."""
+        return cls(provider.get_tracer(TRACER_NAME), span_processors(provider))
 
     async def intercept_service(
         self,
@@ -167,8 +215,10 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
+        if handler is None or (
+            self._processors is not None and not self._processors._span_processors
+        ):
+            return handler  # nothing would receive the spans: not even the attributes are built
         method = handler_call_details.method.lstrip("/")
         metadata = handler_call_details.invocation_metadata or ()
         carrier = {key: value for key, value in metadata if isinstance(value, str)}
@@ -197,11 +247,11 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             from opentelemetry import trace
 
             span = self._start_span(method, carrier)
-            _name_runs(span, request)
+            name_runs(span, request)
             try:
                 with trace.use_span(span, end_on_exit=False):
                     response = await behavior(request, context)
-                _name_runs(span, response, _RESPONSE_RESOURCES)
+                name_runs(span, response, RESPONSE_RESOURCES)
                 return response
             finally:
                 _finish(span, context)
@@ -215,7 +265,10 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             # No use_span here: a context attached in an async generator may be detached in
             # another context when the client cancels; the span is passed explicitly instead.
             span = self._start_span(method, carrier)
-            _name_runs(span, request)
+            name_runs(span, request)
+            if not _engine_in_this_process(carrier):
+                # The engine stream's operations get spans of their own (`stream_tracer`).
+                _stream_tracing.set((self._tracer, self._processors))
             try:
                 async for item in behavior(request, context):
                     yield item
@@ -225,7 +278,21 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return traced
 
 
-def _name_runs(span: Any, message: Any, resources: tuple[str, ...] = ()) -> None:
+def _engine_in_this_process(metadata: Mapping[str, str]) -> bool:
+    """Whether a stream's engine is this very process (the SDK's embedded server).
+
+    Its operations then get no spans of their own: the engine's flow run and task run spans
+    already stand for them in the same process, and a span per operation with its SQL
+    statements' spans would cost a traced flow call several times what its own span costs
+    (``python -m bench --only tracing_overhead``). An engine names its host and pid in the
+    stream's metadata.
+    """
+    return metadata.get("headwater-engine-pid") == str(os.getpid()) and (
+        metadata.get("headwater-engine-host") == socket.gethostname()
+    )
+
+
+def name_runs(span: Any, message: Any, resources: tuple[str, ...] = ()) -> None:
     """Put the ids a request names (or a response's resource ids) on the call's span."""
     if message is None or not span.is_recording():
         return

@@ -21,20 +21,36 @@ import {
   type FlowRunEvent,
 } from "@headwater/client";
 
-import { ServerProcess, freePort } from "./server.js";
+import { ServerProcess, freePort, throwawayPostgres } from "./server.js";
 
 let server: ServerProcess;
 let client: HeadwaterClient;
 
-before(async () => {
-  server = await new ServerProcess().start();
-  client = createHeadwaterClient({ address: server.address });
-});
+// The suite runs twice: on the server's own SQLite file, then on a throwaway PostgreSQL database.
+for (const database of ["sqlite", "postgres"] as const) {
+  describe(database, () => {
+    let dropDatabase = (): void => {};
+    before(async () => {
+      const env: Record<string, string> = {};
+      if (database === "postgres") {
+        const postgres = throwawayPostgres();
+        env.HEADWATER_DATABASE_URL = postgres.url;
+        dropDatabase = postgres.drop;
+      }
+      server = await new ServerProcess(env).start();
+      client = createHeadwaterClient({ address: server.address });
+    });
 
-after(async () => {
-  client?.close();
-  await server?.dispose();
-});
+    after(async () => {
+      client?.close();
+      await server?.dispose();
+      dropDatabase();
+    });
+
+    describe("runs", runs);
+    describe("typed errors", typedErrors);
+  });
+}
 
 /** Moves a run as an engine does: RUNNING, a log line, then `final`. */
 async function execute(flowRunId: string, final: StateType, message = "done"): Promise<void> {
@@ -51,7 +67,7 @@ function stateTypes(events: FlowRunEvent[]): StateType[] {
   return events.flatMap((e) => (e.kind.case === "stateChanged" ? [e.kind.value.type] : []));
 }
 
-describe("runs", () => {
+function runs(): void {
   it("creates a run by flow name, watches it to COMPLETED and reads its logs", async () => {
     const flowName = `ts-etl-${randomUUID().slice(0, 8)}`;
     const run = await client.createFlowRun(
@@ -130,9 +146,9 @@ describe("runs", () => {
     assert.equal(run.state?.type, StateType.SCHEDULED);
     assert.equal(Number(run.state?.scheduledTime?.seconds), Math.floor(when.getTime() / 1000));
   });
-});
+}
 
-describe("typed errors", () => {
+function typedErrors(): void {
   it("an unknown run is a NotFoundError with the service's reason", async () => {
     const id = randomUUID();
     const error = await client.getFlowRun(id).catch((e: unknown) => e);
@@ -213,4 +229,4 @@ describe("typed errors", () => {
       if (saved !== undefined) process.env.HEADWATER_API_URL = saved;
     }
   });
-});
+}

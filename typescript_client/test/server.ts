@@ -2,7 +2,8 @@
  * A real `headwater server start` subprocess on 127.0.0.1 with its own home directory (and so
  * its own SQLite database), the same command the Python suite's harness runs.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { mkdtempSync, openSync, closeSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -37,6 +38,34 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * Creates an empty database on the test PostgreSQL server (the one scripts/ensure-postgres runs,
+ * which `make test` starts) and returns its URL for the server and a function that drops it.
+ * Through the project's Python and psycopg, as tests/server_harness.py does, so the package needs
+ * no PostgreSQL driver.
+ */
+export function throwawayPostgres(): { url: string; drop: () => void } {
+  const port = process.env.HEADWATER_TEST_POSTGRES_PORT ?? "54320";
+  const admin = `postgresql://postgres@127.0.0.1:${port}/test`;
+  const name = `hw_ts_${randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  const script = [
+    "import sys, psycopg",
+    "with psycopg.connect(sys.argv[1], autocommit=True, connect_timeout=5) as c:",
+    "    c.execute(sys.argv[2])",
+  ].join("\n");
+  const run = (statement: string): void => {
+    const result = spawnSync(join(VENV_BIN, "python"), ["-c", script, admin, statement], { encoding: "utf8" });
+    if (result.status !== 0) {
+      throw new Error(`${statement} on ${admin} failed (run scripts/ensure-postgres):\n${result.stderr}`);
+    }
+  };
+  run(`CREATE DATABASE "${name}"`);
+  return {
+    url: `postgresql+psycopg://postgres@127.0.0.1:${port}/${name}`,
+    drop: () => run(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`),
+  };
+}
+
 export class ServerProcess {
   readonly home: string;
   readonly logPath: string;
@@ -56,9 +85,10 @@ export class ServerProcess {
     }
     const port = this.address.split(":")[1] ?? "";
     const log = openSync(this.logPath, "a");
-    const env: Record<string, string | undefined> = { ...process.env, ...this.env };
+    const env: Record<string, string | undefined> = { ...process.env };
     delete env.HEADWATER_API_URL;
     delete env.HEADWATER_DATABASE_URL;
+    Object.assign(env, this.env);
     env.HEADWATER_HOME = this.home;
     env.PYTHONUNBUFFERED = "1";
     const child = spawn(

@@ -23,6 +23,7 @@ from headwater._telemetry.tracing import (
     configure_from_environment,
     current_carrier,
     current_metadata,
+    stamp_trace_context,
     tracer,
 )
 
@@ -31,6 +32,7 @@ __all__ = [
     "configure_from_environment",
     "current_carrier",
     "current_metadata",
+    "stamp_trace_context",
     "start_flow_run_span",
     "start_run_span",
     "start_task_run_span",

@@ -5,6 +5,12 @@ can only have set a global tracer provider after importing ``opentelemetry.trace
 that module is absent the answer is None at the cost of a dictionary lookup. Once it is
 imported, the provider is compared by identity with the last one seen, so the tracer is made
 once per provider, and an application (or a test) that swaps providers is followed.
+
+A provider that has nowhere to send spans (the SDK's ``TracerProvider`` before any span
+processor is added) counts as not tracing: its spans would be built, then dropped, at ~50 us
+per run. Whether it has one is asked on every call (`span_processors`), so a processor added
+later is followed too. The caller's own trace context still travels (`current_carrier`), as
+OpenTelemetry's API propagates context with no SDK at all.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ __all__ = [
     "configure_from_environment",
     "current_carrier",
     "current_metadata",
+    "span_processors",
+    "stamp_trace_context",
     "tracer",
 ]
 
@@ -27,11 +35,13 @@ TRACER_NAME = "headwater"
 _environment_checked = False
 _seen_provider: Any = None
 _tracer: Any = None
+#: The seen provider's span processors (`span_processors`), None when it has no such list.
+_processors: Any = None
 
 
 def tracer() -> Any | None:
-    """The SDK's tracer, or None when no real tracer provider is configured."""
-    global _seen_provider, _tracer
+    """The SDK's tracer, or None when no tracer provider that exports spans is configured."""
+    global _seen_provider, _tracer, _processors
     if not _environment_checked:
         configure_from_environment()
     trace = sys.modules.get("opentelemetry.trace")
@@ -41,10 +51,24 @@ def tracer() -> Any | None:
     if provider is not _seen_provider:
         _seen_provider = provider
         if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
-            _tracer = None
+            _tracer, _processors = None, None
         else:
-            _tracer = provider.get_tracer(TRACER_NAME)
+            _tracer, _processors = provider.get_tracer(TRACER_NAME), span_processors(provider)
+    if _processors is not None and not _processors._span_processors:
+        return None  # spans would be made and dropped: not tracing until a processor is added
     return _tracer
+
+
+def span_processors(provider: Any) -> Any | None:
+    """The object holding ``provider``'s span processors, or None when it keeps no such list.
+
+    OpenTelemetry offers no public way to ask a provider whether anything receives its spans.
+    The SDK's ``TracerProvider`` keeps them in ``_active_span_processor._span_processors`` (a
+    tuple that `add_span_processor` replaces), stable since the SDK's 1.0; a provider shaped
+    otherwise (another SDK, a vendor's) is taken to export.
+    """
+    holder = getattr(provider, "_active_span_processor", None)
+    return holder if isinstance(getattr(holder, "_span_processors", None), tuple) else None
 
 
 def configure_from_environment() -> bool:
@@ -93,18 +117,45 @@ def configure_from_environment() -> bool:
 
 
 def current_carrier() -> dict[str, str] | None:
-    """The W3C ``traceparent``/``tracestate`` of the current span, or None when not tracing.
+    """The W3C ``traceparent``/``tracestate`` of the current span, or None when there is none.
 
     What the transport sends so the service (and whoever executes a run created here)
-    continues this process's trace.
+    continues this process's trace. The current span may be the application's own even when
+    this process exports nothing (a context extracted from an incoming request): it travels
+    all the same, as OpenTelemetry's API propagates context without an SDK.
     """
-    if tracer() is None:
+    if not _environment_checked:
+        configure_from_environment()
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is None or not trace.get_current_span().get_span_context().is_valid:
         return None
-    from opentelemetry.propagate import inject
+    if _propagate.inject is None:
+        from opentelemetry.propagate import inject
 
+        _propagate.inject = inject
     carrier: dict[str, str] = {}
-    inject(carrier)
+    _propagate.inject(carrier)
     return carrier or None
+
+
+def stamp_trace_context(request: Any) -> None:
+    """Put the current trace context on an engine-stream request (its ``trace_context`` map).
+
+    The stream is one long call, so its metadata cannot carry each operation's context; the
+    server makes each operation's span a child of the one it carries.
+    """
+    carrier = current_carrier()
+    if carrier is not None:
+        request.trace_context.update(carrier)
+
+
+class _Propagate:
+    """``opentelemetry.propagate.inject``, imported on first use (not per call)."""
+
+    inject: Any = None
+
+
+_propagate = _Propagate()
 
 
 def current_metadata() -> tuple[tuple[str, str], ...] | None:

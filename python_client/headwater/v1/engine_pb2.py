@@ -27,7 +27,7 @@ from headwater.v1 import logs_pb2 as headwater_dot_v1_dot_logs__pb2
 from headwater.v1 import task_runs_pb2 as headwater_dot_v1_dot_task__runs__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19headwater/v1/engine.proto\x12\x0cheadwater.v1\x1a\x1cheadwater/v1/flow_runs.proto\x1a\x17headwater/v1/logs.proto\x1a\x1cheadwater/v1/task_runs.proto\"\xda\x03\n\x0e\x43onnectRequest\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12=\n\x0f\x63reate_flow_run\x18\x02 \x01(\x0b\x32\".headwater.v1.CreateFlowRunRequestH\x00\x12\x42\n\x12set_flow_run_state\x18\x03 \x01(\x0b\x32$.headwater.v1.SetFlowRunStateRequestH\x00\x12\x37\n\x0cget_flow_run\x18\x04 \x01(\x0b\x32\x1f.headwater.v1.GetFlowRunRequestH\x00\x12=\n\x0f\x63reate_task_run\x18\x05 \x01(\x0b\x32\".headwater.v1.CreateTaskRunRequestH\x00\x12\x42\n\x12set_task_run_state\x18\x06 \x01(\x0b\x32$.headwater.v1.SetTaskRunStateRequestH\x00\x12\x36\n\x0b\x63reate_logs\x18\x07 \x01(\x0b\x32\x1f.headwater.v1.CreateLogsRequestH\x00\x12\x32\n\x05\x62\x61tch\x18\x08 \x01(\x0b\x32!.headwater.v1.ConnectRequestBatchH\x00\x42\x0b\n\toperation\"E\n\x13\x43onnectRequestBatch\x12.\n\x08requests\x18\x01 \x03(\x0b\x32\x1c.headwater.v1.ConnectRequest\"H\n\x14\x43onnectResponseBatch\x12\x30\n\tresponses\x18\x01 \x03(\x0b\x32\x1d.headwater.v1.ConnectResponse\"\x8f\x04\n\x0f\x43onnectResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12>\n\x0f\x63reate_flow_run\x18\x02 \x01(\x0b\x32#.headwater.v1.CreateFlowRunResponseH\x00\x12\x43\n\x12set_flow_run_state\x18\x03 \x01(\x0b\x32%.headwater.v1.SetFlowRunStateResponseH\x00\x12\x38\n\x0cget_flow_run\x18\x04 \x01(\x0b\x32 .headwater.v1.GetFlowRunResponseH\x00\x12>\n\x0f\x63reate_task_run\x18\x05 \x01(\x0b\x32#.headwater.v1.CreateTaskRunResponseH\x00\x12\x43\n\x12set_task_run_state\x18\x06 \x01(\x0b\x32%.headwater.v1.SetTaskRunStateResponseH\x00\x12\x37\n\x0b\x63reate_logs\x18\x07 \x01(\x0b\x32 .headwater.v1.CreateLogsResponseH\x00\x12\x33\n\x05\x62\x61tch\x18\x08 \x01(\x0b\x32\".headwater.v1.ConnectResponseBatchH\x00\x12-\n\x05\x65rror\x18\x0f \x01(\x0b\x32\x1c.headwater.v1.OperationErrorH\x00\x42\t\n\x07outcome\"?\n\x0eOperationError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t2[\n\rEngineService\x12J\n\x07\x43onnect\x12\x1c.headwater.v1.ConnectRequest\x1a\x1d.headwater.v1.ConnectResponse(\x01\x30\x01\x42\x9c\x01\n\x10\x63om.headwater.v1B\x0b\x45ngineProtoP\x01ZEgithub.com/headwater/headwater/go_client/gen/headwater/v1;headwaterv1\xa2\x02\x03HWX\xaa\x02\x0cHeadwater.V1\xca\x02\x0cHeadwater\\V1\xea\x02\rHeadwater::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19headwater/v1/engine.proto\x12\x0cheadwater.v1\x1a\x1cheadwater/v1/flow_runs.proto\x1a\x17headwater/v1/logs.proto\x1a\x1cheadwater/v1/task_runs.proto\"\xd6\x04\n\x0e\x43onnectRequest\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12=\n\x0f\x63reate_flow_run\x18\x02 \x01(\x0b\x32\".headwater.v1.CreateFlowRunRequestH\x00\x12\x42\n\x12set_flow_run_state\x18\x03 \x01(\x0b\x32$.headwater.v1.SetFlowRunStateRequestH\x00\x12\x37\n\x0cget_flow_run\x18\x04 \x01(\x0b\x32\x1f.headwater.v1.GetFlowRunRequestH\x00\x12=\n\x0f\x63reate_task_run\x18\x05 \x01(\x0b\x32\".headwater.v1.CreateTaskRunRequestH\x00\x12\x42\n\x12set_task_run_state\x18\x06 \x01(\x0b\x32$.headwater.v1.SetTaskRunStateRequestH\x00\x12\x36\n\x0b\x63reate_logs\x18\x07 \x01(\x0b\x32\x1f.headwater.v1.CreateLogsRequestH\x00\x12\x32\n\x05\x62\x61tch\x18\x08 \x01(\x0b\x32!.headwater.v1.ConnectRequestBatchH\x00\x12\x45\n\rtrace_context\x18\t \x03(\x0b\x32..headwater.v1.ConnectRequest.TraceContextEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0b\n\toperation\"E\n\x13\x43onnectRequestBatch\x12.\n\x08requests\x18\x01 \x03(\x0b\x32\x1c.headwater.v1.ConnectRequest\"H\n\x14\x43onnectResponseBatch\x12\x30\n\tresponses\x18\x01 \x03(\x0b\x32\x1d.headwater.v1.ConnectResponse\"\x8f\x04\n\x0f\x43onnectResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12>\n\x0f\x63reate_flow_run\x18\x02 \x01(\x0b\x32#.headwater.v1.CreateFlowRunResponseH\x00\x12\x43\n\x12set_flow_run_state\x18\x03 \x01(\x0b\x32%.headwater.v1.SetFlowRunStateResponseH\x00\x12\x38\n\x0cget_flow_run\x18\x04 \x01(\x0b\x32 .headwater.v1.GetFlowRunResponseH\x00\x12>\n\x0f\x63reate_task_run\x18\x05 \x01(\x0b\x32#.headwater.v1.CreateTaskRunResponseH\x00\x12\x43\n\x12set_task_run_state\x18\x06 \x01(\x0b\x32%.headwater.v1.SetTaskRunStateResponseH\x00\x12\x37\n\x0b\x63reate_logs\x18\x07 \x01(\x0b\x32 .headwater.v1.CreateLogsResponseH\x00\x12\x33\n\x05\x62\x61tch\x18\x08 \x01(\x0b\x32\".headwater.v1.ConnectResponseBatchH\x00\x12-\n\x05\x65rror\x18\x0f \x01(\x0b\x32\x1c.headwater.v1.OperationErrorH\x00\x42\t\n\x07outcome\"?\n\x0eOperationError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t2[\n\rEngineService\x12J\n\x07\x43onnect\x12\x1c.headwater.v1.ConnectRequest\x1a\x1d.headwater.v1.ConnectResponse(\x01\x30\x01\x42\x9c\x01\n\x10\x63om.headwater.v1B\x0b\x45ngineProtoP\x01ZEgithub.com/headwater/headwater/go_client/gen/headwater/v1;headwaterv1\xa2\x02\x03HWX\xaa\x02\x0cHeadwater.V1\xca\x02\x0cHeadwater\\V1\xea\x02\rHeadwater::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,16 +35,20 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'headwater.v1.engine_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\020com.headwater.v1B\013EngineProtoP\001ZEgithub.com/headwater/headwater/go_client/gen/headwater/v1;headwaterv1\242\002\003HWX\252\002\014Headwater.V1\312\002\014Headwater\\V1\352\002\rHeadwater::V1'
+  _globals['_CONNECTREQUEST_TRACECONTEXTENTRY']._loaded_options = None
+  _globals['_CONNECTREQUEST_TRACECONTEXTENTRY']._serialized_options = b'8\001'
   _globals['_CONNECTREQUEST']._serialized_start=129
-  _globals['_CONNECTREQUEST']._serialized_end=603
-  _globals['_CONNECTREQUESTBATCH']._serialized_start=605
-  _globals['_CONNECTREQUESTBATCH']._serialized_end=674
-  _globals['_CONNECTRESPONSEBATCH']._serialized_start=676
-  _globals['_CONNECTRESPONSEBATCH']._serialized_end=748
-  _globals['_CONNECTRESPONSE']._serialized_start=751
-  _globals['_CONNECTRESPONSE']._serialized_end=1278
-  _globals['_OPERATIONERROR']._serialized_start=1280
-  _globals['_OPERATIONERROR']._serialized_end=1343
-  _globals['_ENGINESERVICE']._serialized_start=1345
-  _globals['_ENGINESERVICE']._serialized_end=1436
+  _globals['_CONNECTREQUEST']._serialized_end=727
+  _globals['_CONNECTREQUEST_TRACECONTEXTENTRY']._serialized_start=663
+  _globals['_CONNECTREQUEST_TRACECONTEXTENTRY']._serialized_end=714
+  _globals['_CONNECTREQUESTBATCH']._serialized_start=729
+  _globals['_CONNECTREQUESTBATCH']._serialized_end=798
+  _globals['_CONNECTRESPONSEBATCH']._serialized_start=800
+  _globals['_CONNECTRESPONSEBATCH']._serialized_end=872
+  _globals['_CONNECTRESPONSE']._serialized_start=875
+  _globals['_CONNECTRESPONSE']._serialized_end=1402
+  _globals['_OPERATIONERROR']._serialized_start=1404
+  _globals['_OPERATIONERROR']._serialized_end=1467
+  _globals['_ENGINESERVICE']._serialized_start=1469
+  _globals['_ENGINESERVICE']._serialized_end=1560
 # @@protoc_insertion_point(module_scope)

@@ -10,7 +10,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ConnectRequest(_message.Message):
-    __slots__ = ("sequence", "create_flow_run", "set_flow_run_state", "get_flow_run", "create_task_run", "set_task_run_state", "create_logs", "batch")
+    __slots__ = ("sequence", "create_flow_run", "set_flow_run_state", "get_flow_run", "create_task_run", "set_task_run_state", "create_logs", "batch", "trace_context")
+    class TraceContextEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     CREATE_FLOW_RUN_FIELD_NUMBER: _ClassVar[int]
     SET_FLOW_RUN_STATE_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +26,7 @@ class ConnectRequest(_message.Message):
     SET_TASK_RUN_STATE_FIELD_NUMBER: _ClassVar[int]
     CREATE_LOGS_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
+    TRACE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     create_flow_run: _flow_runs_pb2.CreateFlowRunRequest
     set_flow_run_state: _flow_runs_pb2.SetFlowRunStateRequest
@@ -27,7 +35,8 @@ class ConnectRequest(_message.Message):
     set_task_run_state: _task_runs_pb2.SetTaskRunStateRequest
     create_logs: _logs_pb2.CreateLogsRequest
     batch: ConnectRequestBatch
-    def __init__(self, sequence: _Optional[int] = ..., create_flow_run: _Optional[_Union[_flow_runs_pb2.CreateFlowRunRequest, _Mapping]] = ..., set_flow_run_state: _Optional[_Union[_flow_runs_pb2.SetFlowRunStateRequest, _Mapping]] = ..., get_flow_run: _Optional[_Union[_flow_runs_pb2.GetFlowRunRequest, _Mapping]] = ..., create_task_run: _Optional[_Union[_task_runs_pb2.CreateTaskRunRequest, _Mapping]] = ..., set_task_run_state: _Optional[_Union[_task_runs_pb2.SetTaskRunStateRequest, _Mapping]] = ..., create_logs: _Optional[_Union[_logs_pb2.CreateLogsRequest, _Mapping]] = ..., batch: _Optional[_Union[ConnectRequestBatch, _Mapping]] = ...) -> None: ...
+    trace_context: _containers.ScalarMap[str, str]
+    def __init__(self, sequence: _Optional[int] = ..., create_flow_run: _Optional[_Union[_flow_runs_pb2.CreateFlowRunRequest, _Mapping]] = ..., set_flow_run_state: _Optional[_Union[_flow_runs_pb2.SetFlowRunStateRequest, _Mapping]] = ..., get_flow_run: _Optional[_Union[_flow_runs_pb2.GetFlowRunRequest, _Mapping]] = ..., create_task_run: _Optional[_Union[_task_runs_pb2.CreateTaskRunRequest, _Mapping]] = ..., set_task_run_state: _Optional[_Union[_task_runs_pb2.SetTaskRunStateRequest, _Mapping]] = ..., create_logs: _Optional[_Union[_logs_pb2.CreateLogsRequest, _Mapping]] = ..., batch: _Optional[_Union[ConnectRequestBatch, _Mapping]] = ..., trace_context: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ConnectRequestBatch(_message.Message):
     __slots__ = ("requests",)

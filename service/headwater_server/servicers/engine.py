@@ -38,6 +38,7 @@ from headwater_server.application.engine import OPERATIONS
 from headwater_server.orchestration import rules
 from headwater_server.servicers._common import abort, to_service_error
 from headwater_server.servicers._decoding import UndecodableRequest
+from headwater_server.stream_spans import traced_operation
 
 logger = logging.getLogger("headwater_server.engine")
 
@@ -123,6 +124,7 @@ class EngineSession:
         if self.engine_id is not None and entry.run_owned is not None:
             handler = functools.partial(entry.run_owned, engine_id=self.engine_id)
         operation = getattr(request, kind)
+        handler = traced_operation(handler, kind, request, operation)  # a span when traced
         key = entry.ordering_key(operation)
         previous: tuple[asyncio.Task[None], ...] = ()
         if entry.barrier:

@@ -124,6 +124,18 @@ NODE_CALLER = textwrap.dedent(
     """
 )
 
+#: The service's spans for the engine-stream operations the tests look for.
+CREATE_FLOW_RUN = "headwater.v1.FlowRunService/CreateFlowRun"
+SET_FLOW_RUN_STATE = "headwater.v1.FlowRunService/SetFlowRunState"
+CREATE_TASK_RUN = "headwater.v1.TaskRunService/CreateTaskRun"
+SET_TASK_RUN_STATE = "headwater.v1.TaskRunService/SetTaskRunState"
+
+
+def runs(spans: list[Span]) -> list[Span]:
+    """The engine's flow run and task run spans among ``spans`` (not the service's)."""
+    return [span for span in spans if span.name.startswith(("flow ", "task "))]
+
+
 TYPESCRIPT_CLIENT = Path(__file__).resolve().parents[3] / "typescript_client"
 
 
@@ -207,7 +219,7 @@ def test_one_trace_from_the_caller_through_the_service_into_flows_and_tasks(
     pipeline = one(trace_spans, name="flow pipeline")
     assert pipeline.parent_id == root.span_id
     assert pipeline.attributes["headwater.state.type"] == "COMPLETED"
-    tasks = children(trace_spans, pipeline)
+    tasks = runs(children(trace_spans, pipeline))
     assert sorted(span.name for span in tasks) == ["task add", "task double", "task double"]
     assert {span.attributes["headwater.flow_run.id"] for span in tasks} == {
         pipeline.attributes["headwater.flow_run.id"]
@@ -215,6 +227,32 @@ def test_one_trace_from_the_caller_through_the_service_into_flows_and_tasks(
     retried = [span for span in tasks if "retry" in span.events]
     assert len(retried) == 1
     assert retried[0].attributes["headwater.state.type"] == "COMPLETED"
+    # The service's span for each operation the engine sent on its stream, named like the
+    # unary RPC it stands for, continues the engine's span it was sent in: the run's create
+    # (sent before the run's span starts) the caller's, its state changes the flow run's...
+    pipeline_id = pipeline.attributes["headwater.flow_run.id"]
+    created = one(trace_spans, name=CREATE_FLOW_RUN, **{"headwater.flow_run.id": pipeline_id})
+    assert created.service == "headwater-server"
+    assert created.parent_id == root.span_id
+    assert created.attributes["headwater.engine.operation"] == "create_flow_run"
+    assert any(
+        span.attributes.get("db.statement", "").startswith("INSERT INTO flow_runs")
+        for span in children(trace_spans, created)
+    )
+    proposals = [s for s in children(trace_spans, pipeline) if s.name == SET_FLOW_RUN_STATE]
+    assert len(proposals) >= 2  # RUNNING, then COMPLETED
+    assert {s.attributes["headwater.flow_run.id"] for s in proposals} == {pipeline_id}
+    # ...and a task run's create its flow run's, its state changes the task run's own span.
+    task_creates = [s for s in children(trace_spans, pipeline) if s.name == CREATE_TASK_RUN]
+    assert {s.attributes["headwater.task_run.id"] for s in task_creates} == {
+        s.attributes["headwater.task_run.id"] for s in tasks
+    }
+    for task_span in tasks:
+        changes = [s for s in children(trace_spans, task_span) if s.name == SET_TASK_RUN_STATE]
+        assert changes, f"no state change span under {task_span.name}"
+        assert {s.attributes["headwater.task_run.id"] for s in changes} == {
+            task_span.attributes["headwater.task_run.id"]
+        }
     broken = one(trace_spans, name="flow broken")
     assert broken.parent_id == root.span_id
     assert broken.attributes["headwater.state.type"] == "FAILED"
@@ -236,7 +274,7 @@ def test_one_trace_from_the_caller_through_the_service_into_flows_and_tasks(
     assert greet.attributes["headwater.flow_run.id"] == deployment_run_id
     assert greet.parent_id == create.span_id
     assert greet.attributes["headwater.state.type"] == "COMPLETED"
-    assert [span.name for span in children(trace_spans, greet)] == ["task shout"]
+    assert [span.name for span in runs(children(trace_spans, greet))] == ["task shout"]
 
 
 def test_a_node_callers_trace_goes_on_into_the_python_flow_it_started(
@@ -289,4 +327,4 @@ def test_a_node_callers_trace_goes_on_into_the_python_flow_it_started(
     assert greet.attributes["headwater.flow_run.id"] == run_id
     assert greet.parent_id == create.span_id
     assert greet.attributes["headwater.state.type"] == "COMPLETED"
-    assert [span.name for span in children(spans, greet)] == ["task shout"]
+    assert [span.name for span in runs(children(spans, greet))] == ["task shout"]

@@ -37,7 +37,13 @@ type ConnectRequest struct {
 	//	*ConnectRequest_SetTaskRunState
 	//	*ConnectRequest_CreateLogs
 	//	*ConnectRequest_Batch
-	Operation     isConnectRequest_Operation `protobuf_oneof:"operation"`
+	Operation isConnectRequest_Operation `protobuf_oneof:"operation"`
+	// The W3C trace context ("traceparent", "tracestate") the engine sent this operation in:
+	// its flow run's or task run's span. A server that traces makes the operation's span a
+	// child of it (named like the unary RPC the operation stands for); empty when the engine
+	// does not trace, and then the operation gets no span. Inside a batch, each operation
+	// carries its own.
+	TraceContext  map[string]string `protobuf:"bytes,9,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -145,6 +151,13 @@ func (x *ConnectRequest) GetBatch() *ConnectRequestBatch {
 		if x, ok := x.Operation.(*ConnectRequest_Batch); ok {
 			return x.Batch
 		}
+	}
+	return nil
+}
+
+func (x *ConnectRequest) GetTraceContext() map[string]string {
+	if x != nil {
+		return x.TraceContext
 	}
 	return nil
 }
@@ -564,7 +577,7 @@ var File_headwater_v1_engine_proto protoreflect.FileDescriptor
 
 const file_headwater_v1_engine_proto_rawDesc = "" +
 	"\n" +
-	"\x19headwater/v1/engine.proto\x12\fheadwater.v1\x1a\x1cheadwater/v1/flow_runs.proto\x1a\x17headwater/v1/logs.proto\x1a\x1cheadwater/v1/task_runs.proto\"\xc3\x04\n" +
+	"\x19headwater/v1/engine.proto\x12\fheadwater.v1\x1a\x1cheadwater/v1/flow_runs.proto\x1a\x17headwater/v1/logs.proto\x1a\x1cheadwater/v1/task_runs.proto\"\xd9\x05\n" +
 	"\x0eConnectRequest\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12L\n" +
 	"\x0fcreate_flow_run\x18\x02 \x01(\v2\".headwater.v1.CreateFlowRunRequestH\x00R\rcreateFlowRun\x12S\n" +
@@ -575,7 +588,11 @@ const file_headwater_v1_engine_proto_rawDesc = "" +
 	"\x12set_task_run_state\x18\x06 \x01(\v2$.headwater.v1.SetTaskRunStateRequestH\x00R\x0fsetTaskRunState\x12B\n" +
 	"\vcreate_logs\x18\a \x01(\v2\x1f.headwater.v1.CreateLogsRequestH\x00R\n" +
 	"createLogs\x129\n" +
-	"\x05batch\x18\b \x01(\v2!.headwater.v1.ConnectRequestBatchH\x00R\x05batchB\v\n" +
+	"\x05batch\x18\b \x01(\v2!.headwater.v1.ConnectRequestBatchH\x00R\x05batch\x12S\n" +
+	"\rtrace_context\x18\t \x03(\v2..headwater.v1.ConnectRequest.TraceContextEntryR\ftraceContext\x1a?\n" +
+	"\x11TraceContextEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\v\n" +
 	"\toperation\"O\n" +
 	"\x13ConnectRequestBatch\x128\n" +
 	"\brequests\x18\x01 \x03(\v2\x1c.headwater.v1.ConnectRequestR\brequests\"S\n" +
@@ -614,51 +631,53 @@ func file_headwater_v1_engine_proto_rawDescGZIP() []byte {
 	return file_headwater_v1_engine_proto_rawDescData
 }
 
-var file_headwater_v1_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_headwater_v1_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_headwater_v1_engine_proto_goTypes = []any{
 	(*ConnectRequest)(nil),          // 0: headwater.v1.ConnectRequest
 	(*ConnectRequestBatch)(nil),     // 1: headwater.v1.ConnectRequestBatch
 	(*ConnectResponseBatch)(nil),    // 2: headwater.v1.ConnectResponseBatch
 	(*ConnectResponse)(nil),         // 3: headwater.v1.ConnectResponse
 	(*OperationError)(nil),          // 4: headwater.v1.OperationError
-	(*CreateFlowRunRequest)(nil),    // 5: headwater.v1.CreateFlowRunRequest
-	(*SetFlowRunStateRequest)(nil),  // 6: headwater.v1.SetFlowRunStateRequest
-	(*GetFlowRunRequest)(nil),       // 7: headwater.v1.GetFlowRunRequest
-	(*CreateTaskRunRequest)(nil),    // 8: headwater.v1.CreateTaskRunRequest
-	(*SetTaskRunStateRequest)(nil),  // 9: headwater.v1.SetTaskRunStateRequest
-	(*CreateLogsRequest)(nil),       // 10: headwater.v1.CreateLogsRequest
-	(*CreateFlowRunResponse)(nil),   // 11: headwater.v1.CreateFlowRunResponse
-	(*SetFlowRunStateResponse)(nil), // 12: headwater.v1.SetFlowRunStateResponse
-	(*GetFlowRunResponse)(nil),      // 13: headwater.v1.GetFlowRunResponse
-	(*CreateTaskRunResponse)(nil),   // 14: headwater.v1.CreateTaskRunResponse
-	(*SetTaskRunStateResponse)(nil), // 15: headwater.v1.SetTaskRunStateResponse
-	(*CreateLogsResponse)(nil),      // 16: headwater.v1.CreateLogsResponse
+	nil,                             // 5: headwater.v1.ConnectRequest.TraceContextEntry
+	(*CreateFlowRunRequest)(nil),    // 6: headwater.v1.CreateFlowRunRequest
+	(*SetFlowRunStateRequest)(nil),  // 7: headwater.v1.SetFlowRunStateRequest
+	(*GetFlowRunRequest)(nil),       // 8: headwater.v1.GetFlowRunRequest
+	(*CreateTaskRunRequest)(nil),    // 9: headwater.v1.CreateTaskRunRequest
+	(*SetTaskRunStateRequest)(nil),  // 10: headwater.v1.SetTaskRunStateRequest
+	(*CreateLogsRequest)(nil),       // 11: headwater.v1.CreateLogsRequest
+	(*CreateFlowRunResponse)(nil),   // 12: headwater.v1.CreateFlowRunResponse
+	(*SetFlowRunStateResponse)(nil), // 13: headwater.v1.SetFlowRunStateResponse
+	(*GetFlowRunResponse)(nil),      // 14: headwater.v1.GetFlowRunResponse
+	(*CreateTaskRunResponse)(nil),   // 15: headwater.v1.CreateTaskRunResponse
+	(*SetTaskRunStateResponse)(nil), // 16: headwater.v1.SetTaskRunStateResponse
+	(*CreateLogsResponse)(nil),      // 17: headwater.v1.CreateLogsResponse
 }
 var file_headwater_v1_engine_proto_depIdxs = []int32{
-	5,  // 0: headwater.v1.ConnectRequest.create_flow_run:type_name -> headwater.v1.CreateFlowRunRequest
-	6,  // 1: headwater.v1.ConnectRequest.set_flow_run_state:type_name -> headwater.v1.SetFlowRunStateRequest
-	7,  // 2: headwater.v1.ConnectRequest.get_flow_run:type_name -> headwater.v1.GetFlowRunRequest
-	8,  // 3: headwater.v1.ConnectRequest.create_task_run:type_name -> headwater.v1.CreateTaskRunRequest
-	9,  // 4: headwater.v1.ConnectRequest.set_task_run_state:type_name -> headwater.v1.SetTaskRunStateRequest
-	10, // 5: headwater.v1.ConnectRequest.create_logs:type_name -> headwater.v1.CreateLogsRequest
+	6,  // 0: headwater.v1.ConnectRequest.create_flow_run:type_name -> headwater.v1.CreateFlowRunRequest
+	7,  // 1: headwater.v1.ConnectRequest.set_flow_run_state:type_name -> headwater.v1.SetFlowRunStateRequest
+	8,  // 2: headwater.v1.ConnectRequest.get_flow_run:type_name -> headwater.v1.GetFlowRunRequest
+	9,  // 3: headwater.v1.ConnectRequest.create_task_run:type_name -> headwater.v1.CreateTaskRunRequest
+	10, // 4: headwater.v1.ConnectRequest.set_task_run_state:type_name -> headwater.v1.SetTaskRunStateRequest
+	11, // 5: headwater.v1.ConnectRequest.create_logs:type_name -> headwater.v1.CreateLogsRequest
 	1,  // 6: headwater.v1.ConnectRequest.batch:type_name -> headwater.v1.ConnectRequestBatch
-	0,  // 7: headwater.v1.ConnectRequestBatch.requests:type_name -> headwater.v1.ConnectRequest
-	3,  // 8: headwater.v1.ConnectResponseBatch.responses:type_name -> headwater.v1.ConnectResponse
-	11, // 9: headwater.v1.ConnectResponse.create_flow_run:type_name -> headwater.v1.CreateFlowRunResponse
-	12, // 10: headwater.v1.ConnectResponse.set_flow_run_state:type_name -> headwater.v1.SetFlowRunStateResponse
-	13, // 11: headwater.v1.ConnectResponse.get_flow_run:type_name -> headwater.v1.GetFlowRunResponse
-	14, // 12: headwater.v1.ConnectResponse.create_task_run:type_name -> headwater.v1.CreateTaskRunResponse
-	15, // 13: headwater.v1.ConnectResponse.set_task_run_state:type_name -> headwater.v1.SetTaskRunStateResponse
-	16, // 14: headwater.v1.ConnectResponse.create_logs:type_name -> headwater.v1.CreateLogsResponse
-	2,  // 15: headwater.v1.ConnectResponse.batch:type_name -> headwater.v1.ConnectResponseBatch
-	4,  // 16: headwater.v1.ConnectResponse.error:type_name -> headwater.v1.OperationError
-	0,  // 17: headwater.v1.EngineService.Connect:input_type -> headwater.v1.ConnectRequest
-	3,  // 18: headwater.v1.EngineService.Connect:output_type -> headwater.v1.ConnectResponse
-	18, // [18:19] is the sub-list for method output_type
-	17, // [17:18] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	5,  // 7: headwater.v1.ConnectRequest.trace_context:type_name -> headwater.v1.ConnectRequest.TraceContextEntry
+	0,  // 8: headwater.v1.ConnectRequestBatch.requests:type_name -> headwater.v1.ConnectRequest
+	3,  // 9: headwater.v1.ConnectResponseBatch.responses:type_name -> headwater.v1.ConnectResponse
+	12, // 10: headwater.v1.ConnectResponse.create_flow_run:type_name -> headwater.v1.CreateFlowRunResponse
+	13, // 11: headwater.v1.ConnectResponse.set_flow_run_state:type_name -> headwater.v1.SetFlowRunStateResponse
+	14, // 12: headwater.v1.ConnectResponse.get_flow_run:type_name -> headwater.v1.GetFlowRunResponse
+	15, // 13: headwater.v1.ConnectResponse.create_task_run:type_name -> headwater.v1.CreateTaskRunResponse
+	16, // 14: headwater.v1.ConnectResponse.set_task_run_state:type_name -> headwater.v1.SetTaskRunStateResponse
+	17, // 15: headwater.v1.ConnectResponse.create_logs:type_name -> headwater.v1.CreateLogsResponse
+	2,  // 16: headwater.v1.ConnectResponse.batch:type_name -> headwater.v1.ConnectResponseBatch
+	4,  // 17: headwater.v1.ConnectResponse.error:type_name -> headwater.v1.OperationError
+	0,  // 18: headwater.v1.EngineService.Connect:input_type -> headwater.v1.ConnectRequest
+	3,  // 19: headwater.v1.EngineService.Connect:output_type -> headwater.v1.ConnectResponse
+	19, // [19:20] is the sub-list for method output_type
+	18, // [18:19] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_headwater_v1_engine_proto_init() }
@@ -694,7 +713,7 @@ func file_headwater_v1_engine_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_headwater_v1_engine_proto_rawDesc), len(file_headwater_v1_engine_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

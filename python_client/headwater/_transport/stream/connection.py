@@ -23,6 +23,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, cast
 
+from headwater._telemetry import stamp_trace_context
 from headwater._transport.stream.holding import HeldOps
 from headwater._transport.stream.ops import (
     AsyncOp,
@@ -188,6 +189,7 @@ class EngineConnection:
         if self._ops.closed:
             raise self._ops.closed_error()
         request = with_request_id(_Request(create_task_run=req))
+        stamp_trace_context(request)  # tracing hook: the server's span for it joins the trace
         check_size(request)
         self._submit(RecordedOp(request, record))
 
@@ -212,6 +214,7 @@ class EngineConnection:
         if self._ops.closed:
             raise self._ops.closed_error()
         request = with_transition_id(_Request(set_task_run_state=req))
+        stamp_trace_context(request)  # tracing hook: the server's span for it joins the trace
         check_size(request)
         self._held.hold(RecordedOp(request, record))
 
@@ -381,6 +384,7 @@ class EngineConnection:
                 "A blocking Headwater call was made on Headwater's background loop; "
                 "use the async twin (a-prefixed method) there."
             )
+        stamp_trace_context(request)  # tracing hook: the server's span for it joins the trace
         check_size(request)
         op = SyncOp(request)
         self._submit(op)
@@ -389,6 +393,7 @@ class EngineConnection:
     async def _acall(self, request: engine_pb2.ConnectRequest) -> Any:
         if self._ops.closed:
             raise self._ops.closed_error()
+        stamp_trace_context(request)  # tracing hook: the server's span for it joins the trace
         check_size(request)
         loop = asyncio.get_running_loop()
         op = AsyncOp(request, loop, same_loop=loop is self._loop)
