@@ -147,19 +147,19 @@ class Worker:
         return answer
 
 
-def create_deployments(channel: Any, count: int, first_due: datetime) -> None:
-    """The pool and ``count`` deployments, anchors spread evenly over one schedule period."""
-    from headwater.v1 import (
-        deployments_pb2,
-        deployments_pb2_grpc,
-        schedules_pb2,
-        work_pools_pb2,
-        work_pools_pb2_grpc,
-    )
+def create_pool(channel: Any) -> None:
+    """The work pool the deployments send their runs to."""
+    from headwater.v1 import work_pools_pb2, work_pools_pb2_grpc
 
     work_pools_pb2_grpc.WorkPoolServiceStub(channel).CreateWorkPool(
         work_pools_pb2.CreateWorkPoolRequest(work_pool=work_pools_pb2.WorkPool(name=POOL))
     )
+
+
+def create_deployments(channel: Any, count: int, first_due: datetime) -> None:
+    """``count`` deployments in the pool, anchors spread evenly over one schedule period."""
+    from headwater.v1 import deployments_pb2, deployments_pb2_grpc, schedules_pb2
+
     stub = deployments_pb2_grpc.DeploymentServiceStub(channel)
     step = timedelta(seconds=SCHEDULE_SECONDS) / count
 
@@ -188,15 +188,17 @@ def main() -> None:
     import grpc
 
     with grpc.insecure_channel(os.environ["HEADWATER_API_URL"]) as channel:
+        create_pool(channel)
+        # The worker polls from the start: on a busy machine creating the deployments takes
+        # longer than a scheduler pass, and runs falling due meanwhile must not pile up.
+        worker = Worker(channel)
+        polling = threading.Thread(target=worker.run, name="worker")
+        polling.start()
         start = datetime.now(UTC)
         create_deployments(channel, count, start)
         created_s = (datetime.now(UTC) - start).total_seconds()
         log = Path(os.environ["HEADWATER_HOME"]) / "server.log"
-        since = log.stat().st_size
-        worker = Worker(channel)
-        polling = threading.Thread(target=worker.run, name="worker")
-        polling.start()
-        _wait_for_first_fill(log, since, count)
+        _wait_for_first_fill(log, log.stat().st_size, count)
         fill_s = (datetime.now(UTC) - start).total_seconds() - created_s
         measure_from = datetime.now(UTC) + timedelta(seconds=WARMUP_SECONDS)
         measure_until = measure_from + timedelta(seconds=window)
