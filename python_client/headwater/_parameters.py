@@ -37,6 +37,9 @@ BOUND_SELF_ATTRIBUTE = "__headwater_self__"
 ORIGIN_ATTRIBUTE = "__headwater_origin__"
 
 _signatures: weakref.WeakKeyDictionary[Any, inspect.Signature] = weakref.WeakKeyDictionary()
+#: Per function: its parameter names when every one is positional-or-keyword without a default
+#: (the usual task), else None; such a call binds by position without `inspect`.
+_plain_names: weakref.WeakKeyDictionary[Any, tuple[str, ...] | None] = weakref.WeakKeyDictionary()
 _validators: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 _schemas: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 
@@ -58,6 +61,25 @@ def signature_of(fn: Callable[..., Any]) -> inspect.Signature:
     return signature
 
 
+def _plain_parameter_names(fn: Callable[..., Any]) -> tuple[str, ...] | None:
+    """``fn``'s parameter names if all are positional-or-keyword without defaults (cached)."""
+    key = _origin(fn)
+    try:
+        return _plain_names[key]
+    except (KeyError, TypeError):
+        pass
+    try:
+        parameters = signature_of(fn).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    names: tuple[str, ...] | None = tuple(p.name for p in parameters)
+    if any(p.kind is not p.POSITIONAL_OR_KEYWORD or p.default is not p.empty for p in parameters):
+        names = None
+    with contextlib.suppress(TypeError):
+        _plain_names[key] = names
+    return names
+
+
 def get_call_parameters(
     fn: Callable[..., Any],
     call_args: tuple[Any, ...],
@@ -75,6 +97,10 @@ def get_call_parameters(
     """
     if hasattr(fn, BOUND_SELF_ATTRIBUTE):
         call_args = (getattr(fn, BOUND_SELF_ATTRIBUTE), *call_args)
+    elif not call_kwargs:
+        names = _plain_parameter_names(fn)
+        if names is not None and len(names) == len(call_args):
+            return dict(zip(names, call_args, strict=True))
     signature = signature_of(fn)
     try:
         bound = signature.bind(*call_args, **call_kwargs)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from headwater.exceptions import MissingResult, clause
 
 if TYPE_CHECKING:
+    import json
     from pathlib import Path
 
 # pickle, json, tempfile, uuid and pathlib are imported where they are used: every flow
@@ -51,16 +52,25 @@ __all__ = [
 MAX_INLINE_RESULT_BYTES = 64 * 1024
 
 
+#: One strict encoder for every inline result (``json.dumps`` with arguments builds one per
+#: call); made on first use, as importing ``json`` is left to the first result.
+_strict_json: json.JSONEncoder | None = None
+
+
 def inline_json(value: Any) -> str | None:
     """The result as inline JSON text, or None when it is not JSON-able or too large to send.
 
     Only values that the standard library encodes as they are qualify (no NaN, no custom
     types), so any language reads back exactly what the flow returned.
     """
-    import json
+    global _strict_json
+    encoder = _strict_json
+    if encoder is None:
+        import json
 
+        encoder = _strict_json = json.JSONEncoder(allow_nan=False)
     try:
-        text = json.dumps(value, allow_nan=False)
+        text: str = encoder.encode(value)
     except (TypeError, ValueError, RecursionError):
         return None
     if len(text) >= MAX_INLINE_RESULT_BYTES:  # ensure_ascii: characters are bytes

@@ -67,6 +67,18 @@ class TestGetCallParameters:
     def test_positional_only(self) -> None:
         assert get_call_parameters(positional_only, (1, 2), {"c": 3}) == {"a": 1, "b": 2, "c": 3}
 
+    def test_a_plain_function_binds_by_position_as_inspect_would(self) -> None:
+        def plain(a, b):  # type: ignore[no-untyped-def]
+            return a, b
+
+        for _ in range(2):  # the second call takes the cached names
+            assert get_call_parameters(plain, (1, [2]), {}) == {"a": 1, "b": [2]}
+            assert get_call_parameters(plain, (1,), {"b": 2}) == {"a": 1, "b": 2}
+            with pytest.raises(ParameterBindError, match="missing a required argument: 'b'"):
+                get_call_parameters(plain, (1,), {})
+            with pytest.raises(ParameterBindError, match="too many positional arguments"):
+                get_call_parameters(plain, (1, 2, 3), {})
+
     def test_missing_argument_raises_bind_error(self) -> None:
         with pytest.raises(ParameterBindError) as info:
             get_call_parameters(simple, (), {})

@@ -106,10 +106,14 @@ class EarlyStarts:
             if error is None and not self._closed:
                 assert decision is not None
                 engine.prestarted = decision
-                inner = self._pool.submit(context.run, _run, engine)
-                outer.set_running_or_notify_cancel()
-                inner.add_done_callback(partial(_settle, engine, decision, outer))
-                return
+                try:
+                    inner = self._pool.submit(context.run, _run, engine)
+                except RuntimeError:  # the pool is shut down already: it is dropped below
+                    pass
+                else:
+                    outer.set_running_or_notify_cancel()
+                    inner.add_done_callback(partial(_settle, engine, decision, outer))
+                    return
         if error is not None:
             outer.set_exception(error)
         else:

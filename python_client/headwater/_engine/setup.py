@@ -7,8 +7,10 @@ any run exists.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -95,13 +97,28 @@ def call_arguments(
 _KEYWORD_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
 
+#: `_keywords_only_call`'s answer per function (a task's function is asked on every call).
+_keywords_only: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
 def _keywords_only_call(fn: Callable[..., Any]) -> bool:
     """True when every parameter of ``fn`` can be passed by keyword (no ``*args``, no ``/``)."""
+    try:
+        return _keywords_only[fn]
+    except (KeyError, TypeError):
+        pass
     try:
         parameters = _parameters.signature_of(fn).parameters.values()
     except (TypeError, ValueError):
         return False
-    return all(parameter.kind in _KEYWORD_KINDS for parameter in parameters)
+    answer = all(parameter.kind in _KEYWORD_KINDS for parameter in parameters)
+    with contextlib.suppress(TypeError):  # not weak-referenceable: ask again next time
+        _keywords_only[fn] = answer
+    return answer
+
+
+#: ``json.dumps(value, allow_nan=False)`` without building an encoder per call.
+_STRICT_JSON = json.JSONEncoder(allow_nan=False)
 
 
 def dump_parameters(parameters: dict[str, Any]) -> str:
@@ -109,7 +126,7 @@ def dump_parameters(parameters: dict[str, Any]) -> str:
     if not parameters:
         return "{}"
     try:
-        return json.dumps(parameters, allow_nan=False)
+        return _STRICT_JSON.encode(parameters)
     except (TypeError, ValueError):
         # serialize_parameters promises JSON values; keep the run going if one slipped through.
         return json.dumps({key: _json_or_type(value) for key, value in parameters.items()})

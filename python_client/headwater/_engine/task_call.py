@@ -163,7 +163,13 @@ def resolve_upstream(call: TaskCall) -> TaskCall:
     )
 
 
+#: Values that never hold a future or a state: most task arguments, checked without a walk.
+_PLAIN = frozenset({int, float, str, bool, bytes, type(None)})
+
+
 def _holds_upstream(expr: Any) -> bool:
+    if type(expr) is dict and all(type(value) in _PLAIN for value in expr.values()):
+        return False
     from headwater._annotations import BaseAnnotation
     from headwater._states import State
     from headwater.futures import TaskRunFuture
@@ -171,6 +177,8 @@ def _holds_upstream(expr: Any) -> bool:
     stack = [expr]
     while stack:
         item = stack.pop()
+        if type(item) in _PLAIN:
+            continue
         if isinstance(item, TaskRunFuture | State | BaseAnnotation):
             return True
         if isinstance(item, dict):

@@ -21,7 +21,7 @@ from headwater._transport.stream.ops import Op
 __all__ = ["HOLD_SECONDS", "HeldOps"]
 
 #: The longest a held operation waits for company before it is sent alone.
-HOLD_SECONDS = 0.002
+HOLD_SECONDS = 0.005
 
 
 class HeldOps:

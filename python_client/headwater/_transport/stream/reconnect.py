@@ -22,8 +22,7 @@ import grpc.aio
 from headwater._transport.channel import channel_options
 from headwater._transport.status import from_operation_error, from_rpc_error
 from headwater._transport.stream.identity import engine_metadata
-from headwater._transport.stream.ops import Op
-from headwater._transport.stream.protocol import OperationTable
+from headwater._transport.stream.protocol import OperationTable, Outbox
 from headwater.exceptions import ServiceError, ServiceUnavailable, clause
 from headwater.v1 import engine_pb2, engine_pb2_grpc
 
@@ -201,7 +200,7 @@ class EngineStream:
         """Run one Connect stream until it ends; True if any answer arrived on it."""
         ops = self._ops
         call = stub.Connect(wait_for_ready=False, metadata=engine_metadata())
-        queue: asyncio.Queue[Op] = asyncio.Queue()
+        queue = Outbox()
         for op in ops.pending.values():  # resend what the last stream left unanswered
             queue.put_nowait(op)
         self.resent += len(ops.pending)
@@ -300,9 +299,7 @@ MAX_BATCH = 256
 _MAX_BATCH_BYTES = 1 << 20
 
 
-async def _write_loop(
-    call: Any, queue: asyncio.Queue[Op], batching: _Batching, stream: EngineStream
-) -> None:
+async def _write_loop(call: Any, queue: Outbox, batching: _Batching, stream: EngineStream) -> None:
     """Put queued operations on the wire until the stream ends.
 
     Operations queued together (a task's end sent without waiting, then the next task's
