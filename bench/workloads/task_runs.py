@@ -13,6 +13,11 @@ server on one loop (as in the SDK's embedded mode). Inside one RUNNING flow run 
 - ``submitted``: TASKS tasks at once: every create-and-start in flight together, then every
   COMPLETED, then the flow's final state; the time until that answer is "TASKS submitted tasks
   stored", and TASKS / time is task runs stored per second (each stored twice: start and end).
+- ``batched``: ``submitted`` with the operations packed 64 to a ``batch`` message (and so the
+  answers batched too), as the SDK's stream writes whatever is queued together.
+
+Each figure also has its CPU time (``cpu_us``: the whole process, client and server, per task;
+``batched`` and ``submitted`` per task too), steadier than wall time on a busy machine.
 
 Prints a table and one ``BENCH_RESULT {json}`` line.
 """
@@ -43,6 +48,8 @@ from propose_state import RESULT_MARKER, Stream, database_url, proposal
 
 S = states_pb2
 T = task_runs_pb2
+#: Operations per ``batch`` message in ``batched`` (the SDK's stream packs up to 64).
+BATCH = 64
 
 
 class PipelinedStream(Stream):
@@ -53,15 +60,31 @@ class PipelinedStream(Stream):
         self._requests.put_nowait(engine_pb2.ConnectRequest(sequence=self._sequence, **operation))
         return self._sequence
 
+    def send_batch(self, operations: list[dict[str, Any]]) -> list[int]:
+        """Send ``operations`` in ``batch`` messages of at most BATCH each; their sequences."""
+        sequences = []
+        for start in range(0, len(operations), BATCH):
+            batch = engine_pb2.ConnectRequest()
+            for operation in operations[start : start + BATCH]:
+                self._sequence += 1
+                sequences.append(self._sequence)
+                batch.batch.requests.append(
+                    engine_pb2.ConnectRequest(sequence=self._sequence, **operation)
+                )
+            self._requests.put_nowait(batch)
+        return sequences
+
     async def collect(self, *until: int) -> dict[int, engine_pb2.ConnectResponse]:
         """Read answers until those numbered ``until`` have all arrived (in any order)."""
         answers: dict[int, engine_pb2.ConnectResponse] = {}
         missing = set(until)
         while missing:
-            answer = await self._call.read()
-            assert answer.WhichOneof("outcome") != "error", answer
-            answers[answer.sequence] = answer
-            missing.discard(answer.sequence)
+            message = await self._call.read()
+            inner = message.batch.responses if message.WhichOneof("outcome") == "batch" else ()
+            for answer in inner or (message,):
+                assert answer.WhichOneof("outcome") != "error", answer
+                answers[answer.sequence] = answer
+                missing.discard(answer.sequence)
         return answers
 
 
@@ -127,6 +150,31 @@ async def submitted(stream: PipelinedStream, tasks: int) -> float:
     return time.perf_counter() - begin
 
 
+async def batched(stream: PipelinedStream, tasks: int) -> float:
+    run_id = await _running_flow(stream)
+    begin = time.perf_counter()
+    sequences = stream.send_batch([{"create_task_run": _start(run_id, i)} for i in range(tasks)])
+    answers = await stream.collect(*sequences)
+    stream.send_batch(
+        [
+            {"set_task_run_state": _end(answers[sequence].create_task_run.task_run.id)}
+            for sequence in sequences
+        ]
+    )
+    await _finish(stream, run_id)
+    return time.perf_counter() - begin
+
+
+async def _timed(
+    workload: Any, stream: PipelinedStream, tasks: int, cpu: dict[str, list[float]], name: str
+) -> float:
+    """Run one workload; record its process CPU time per task (µs) under ``name``."""
+    before = time.process_time()
+    result: float = await workload(stream, tasks)
+    cpu.setdefault(name, []).append((time.process_time() - before) / tasks * 1e6)
+    return result
+
+
 async def main_async(url: str, tasks: int, rounds: int) -> dict[str, Any]:
     import grpc.aio
     from headwater_server.server import start_server
@@ -135,13 +183,13 @@ async def main_async(url: str, tasks: int, rounds: int) -> dict[str, Any]:
     dialect = server._backend.db.dialect
     channel = grpc.aio.insecure_channel(server.address)
     stream = PipelinedStream(engine_pb2_grpc.EngineServiceStub(channel))
-    results: dict[str, list[float]] = {"sequential": [], "end nowait": [], "submitted": []}
+    results: dict[str, list[float]] = {name: [] for name in WORKLOADS}
+    cpu: dict[str, list[float]] = {}
     try:
         await sequential(stream, 50)  # warm up
         for _ in range(rounds):
-            results["sequential"].append(await sequential(stream, tasks))
-            results["end nowait"].append(await end_nowait(stream, tasks))
-            results["submitted"].append(await submitted(stream, tasks))
+            for name, workload in WORKLOADS.items():
+                results[name].append(await _timed(workload, stream, tasks, cpu, name))
         await stream.close()
     finally:
         await channel.close()
@@ -155,7 +203,18 @@ async def main_async(url: str, tasks: int, rounds: int) -> dict[str, Any]:
         },
         "submitted_s": statistics.median(results["submitted"]),
         "stored_per_second": tasks / statistics.median(results["submitted"]),
+        "batched_s": statistics.median(results["batched"]),
+        "batched_stored_per_second": tasks / statistics.median(results["batched"]),
+        "cpu_us": {name: statistics.median(values) for name, values in cpu.items()},
     }
+
+
+WORKLOADS = {
+    "sequential": sequential,
+    "end nowait": end_nowait,
+    "submitted": submitted,
+    "batched": batched,
+}
 
 
 def main() -> None:
@@ -168,9 +227,17 @@ def main() -> None:
     print(f"{result['dialect']}: {tasks} tasks x {rounds} rounds, medians")
     for name, value in result["per_task_us"].items():
         print(f"  {name:12s} {value:9.1f} µs per task (start + end, until stored)")
+    for name, rate in (
+        ("submitted", "stored_per_second"),
+        ("batched", "batched_stored_per_second"),
+    ):
+        print(
+            f"  {name:12s} {result[name + '_s']:9.3f} s for {tasks} tasks until all stored "
+            f"COMPLETED: {result[rate]:.0f} task runs stored per second"
+        )
     print(
-        f"  submitted    {result['submitted_s']:9.3f} s for {tasks} tasks until all stored "
-        f"COMPLETED: {result['stored_per_second']:.0f} task runs stored per second"
+        "  CPU (process, µs per task): "
+        + ", ".join(f"{name} {value:.0f}" for name, value in result["cpu_us"].items())
     )
     print(RESULT_MARKER + json.dumps(result), flush=True)
 

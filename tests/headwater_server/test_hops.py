@@ -292,3 +292,145 @@ def _task_runs_seen_elsewhere(url: str) -> int:
 
     with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
         return int(conn.execute("SELECT count(*) FROM task_runs").fetchone()[0])
+
+
+async def test_callbacks_answer_in_the_order_queued_with_their_own_outcomes() -> None:
+    """`submit_callback` (the engine stream's lean operations): no future, one callback per
+    call on the loop, in order, grouped or not; a failing callback loses no other answer."""
+    group = RecordingGroup()
+    hop = WorkerHop("test-hop", group=group)
+    gate = threading.Event()
+    answers: list[tuple[int, object]] = []
+    done = asyncio.Event()
+
+    def answer(index: int, result: object, error: BaseException | None) -> None:
+        answers.append((index, result if error is None else type(error)))
+        if index == 1:
+            raise RuntimeError("a callback's own bug")
+        if index == 5:
+            done.set()
+
+    try:
+        loop = asyncio.get_running_loop()
+        blocker = _busy_writer(hop, loop, gate)  # the calls queue up behind it: one group
+        for i in range(5):
+            hop.submit_callback(loop, lambda i=i: group.call(i), lambda r, e, i=i: answer(i, r, e))
+        gate.set()
+        await blocker
+        hop.submit_callback(loop, lambda: 5, lambda r, e: answer(5, r, e))  # alone
+        await done.wait()
+    finally:
+        hop.close()
+    with pytest.raises(HopClosedError):
+        hop.submit_callback(loop, lambda: 0, lambda r, e: None)
+    assert group.groups == [[0, 1, 2, 3, 4]]
+    assert answers == [(0, 0), (1, 1), (2, 2), (3, ValueError), (4, 4), (5, 5)]
+
+
+def test_the_sqlite_writer_keeps_one_connection_for_its_writes(sqlite_url: str) -> None:
+    """No pool checkout per transaction on the writer thread; a failed write keeps it usable;
+    closing the database gives it back."""
+    db = Database.open(sqlite_url)
+    pool = db.engine.pool
+
+    async def writes() -> list[int]:
+        repo = db.repository
+        run = await db.run(
+            repo.create_flow_run, flow_runs_pb2.CreateFlowRunRequest(flow_name="held")
+        )
+        seen = []
+        for key in ("0", "1", "0", "2"):  # the second "0" is an existing run (a conflict)
+            await db.run(
+                repo.create_task_run,
+                task_runs_pb2.CreateTaskRunRequest(
+                    flow_run_id=run.flow_run.id, task_key="t", dynamic_key=key, start=True
+                ),
+            )
+            seen.append(pool.checkedout())  # type: ignore[attr-defined]
+        with pytest.raises(ServiceError):
+            await db.run(
+                repo.create_task_run,
+                task_runs_pb2.CreateTaskRunRequest(
+                    flow_run_id=str(uuid.uuid4()), task_key="t", dynamic_key="x"
+                ),
+            )
+        await db.run(
+            repo.create_task_run,
+            task_runs_pb2.CreateTaskRunRequest(
+                flow_run_id=run.flow_run.id, task_key="t", dynamic_key="3"
+            ),
+        )
+        seen.append(pool.checkedout())  # type: ignore[attr-defined]
+        return seen
+
+    try:
+        assert asyncio.run(writes()) == [1, 1, 1, 1, 1]
+    finally:
+        db.close()
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+def test_a_group_numbers_task_run_events_once_per_flow_run_and_gives_back_a_failed_writes(
+    sqlite_url: str,
+) -> None:
+    """Inside a group the flow run's event numbers come from memory after the first task run
+    write; a failed write's numbers are reused, a flow run proposal numbers after them, and
+    the flow run's row ends with the last number."""
+    db = Database.open(sqlite_url)
+    repo = db.repository
+    announced: list[tuple[str, int]] = []
+    repo.announce = announced.extend
+    try:
+        run_id = repo.create_flow_run(
+            flow_runs_pb2.CreateFlowRunRequest(flow_name="numbered")
+        ).flow_run.id
+        repo.set_flow_run_state(
+            flow_runs_pb2.SetFlowRunStateRequest(
+                flow_run_id=run_id, state=states_pb2.State(type=RUNNING)
+            )
+        )
+
+        def start(key: str, task_run_id: str = "") -> task_runs_pb2.TaskRun:
+            return repo.create_task_run(
+                task_runs_pb2.CreateTaskRunRequest(
+                    flow_run_id=run_id,
+                    task_key="t",
+                    dynamic_key=key,
+                    start=True,
+                    task_run_id=task_run_id,
+                )
+            ).task_run
+
+        def complete(task_run_id: str) -> None:
+            repo.set_task_run_state(
+                task_runs_pb2.SetTaskRunStateRequest(
+                    task_run_id=task_run_id,
+                    state=states_pb2.State(type=states_pb2.STATE_TYPE_COMPLETED),
+                )
+            )
+
+        with repo.group():
+            first = start("0")  # events 3 and 4 (PENDING, RUNNING)
+            complete(first.id)  # 5
+            with pytest.raises(ServiceError) as taken:  # its numbers are given back
+                start("1", task_run_id=first.id)
+            second = start("1")  # 6, 7
+            complete(second.id)  # 8
+        with repo.group():
+            third = start("2")  # 9, 10
+            repo.set_flow_run_state(  # 11: after the task run states before it
+                flow_runs_pb2.SetFlowRunStateRequest(
+                    flow_run_id=run_id, state=states_pb2.State(type=states_pb2.STATE_TYPE_FAILED)
+                )
+            )
+            complete(third.id)  # 12
+        assert taken.value.code == grpc.StatusCode.ALREADY_EXISTS
+        events = repo.list_flow_run_events(
+            flow_runs_pb2.ListFlowRunEventsRequest(flow_run_id=run_id)
+        )
+    finally:
+        db.close()
+    assert [event.sequence for event in events.events] == list(range(1, 13))
+    assert events.last_sequence == 12
+    assert events.events[10].WhichOneof("kind") == "state_changed"
+    assert [sequence for _, sequence in announced] == [3, 4, 5, 6, 7, 8, 9, 10, 12]

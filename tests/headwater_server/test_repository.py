@@ -852,6 +852,44 @@ def test_create_task_run_request_id_replay(database: Database, repository: Repos
     assert count(database, schema.task_runs) == 1
 
 
+def test_a_resent_create_and_start_gets_its_first_answer_after_the_run_moved_on(
+    database: Database, repository: Repository
+) -> None:
+    """The request_id's stored answer is the replay, even outside any flow (where only the
+    request_log's key collides) and after the run has ended since."""
+    run = new_run(repository)
+    for flow_run_id in (run.id, ""):
+        request = task_runs_pb2.CreateTaskRunRequest(
+            flow_run_id=flow_run_id,
+            task_key="t",
+            dynamic_key="0",
+            start=True,
+            request_id=str(uuid.uuid4()),
+        )
+        first = repository.create_task_run(request)
+        assert (first.created, first.task_run.state.type) == (True, RUNNING)
+        repository.set_task_run_state(
+            task_runs_pb2.SetTaskRunStateRequest(
+                task_run_id=first.task_run.id, state=states_pb2.State(type=COMPLETED)
+            )
+        )
+        assert repository.create_task_run(request) == first
+    assert count(database, schema.task_runs) == 2
+    # A request_id already used by another kind of request is refused, and creates nothing.
+    reused = task_runs_pb2.CreateTaskRunRequest(
+        task_key="t", dynamic_key="1", start=True, request_id=str(uuid.uuid4())
+    )
+    repository.create_flow_run(
+        flow_runs_pb2.CreateFlowRunRequest(flow_name="etl", request_id=reused.request_id)
+    )
+    refused = error_of(repository.create_task_run, reused)
+    assert (refused.code, refused.violations[0].field) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "request_id",
+    )
+    assert count(database, schema.task_runs) == 2
+
+
 # ---------------------------------------------------------------------------- logs
 
 

@@ -412,6 +412,58 @@ def test_a_batch_carries_a_task_start_and_end_and_each_is_answered(api: Api) -> 
     assert stream.close() == []
 
 
+def test_an_end_right_behind_a_start_that_may_wait_for_a_slot_is_applied_after_it(
+    api: Api,
+) -> None:
+    """A start with tags takes the stream's general way (it may wait for a tag's slot); the
+    end sent in the same message takes the lean way, yet must not overtake it."""
+    run = api.new_run(api.new_flow().id)
+    api.propose(run.id, S.STATE_TYPE_RUNNING)
+    stream = EngineStream(api)
+    ids = [str(uuid.uuid4()) for _ in range(20)]
+    inner = []
+    for index, task_run_id in enumerate(ids):
+        inner.append(
+            engine_pb2.ConnectRequest(
+                sequence=2 * index + 1,
+                create_task_run=T.CreateTaskRunRequest(
+                    flow_run_id=run.id,
+                    task_key="mod.tagged",
+                    dynamic_key=str(index),
+                    start=True,
+                    task_run_id=task_run_id,
+                    tags=["no-limit-here"],
+                ),
+            )
+        )
+        inner.append(
+            engine_pb2.ConnectRequest(
+                sequence=2 * index + 2,
+                set_task_run_state=T.SetTaskRunStateRequest(
+                    task_run_id=task_run_id,
+                    state=S.State(type=S.STATE_TYPE_COMPLETED, result=S.StateResult(json="1")),
+                ),
+            )
+        )
+    stream.send_raw(engine_pb2.ConnectRequest(batch=engine_pb2.ConnectRequestBatch(requests=inner)))
+    answers: dict[int, engine_pb2.ConnectResponse] = {}
+    while len(answers) < len(inner):
+        response = stream.receive()
+        for answer in response.batch.responses if response.HasField("batch") else [response]:
+            answers[answer.sequence] = answer
+    for sequence in range(1, len(inner) + 1):
+        answer = answers[sequence]
+        assert answer.WhichOneof("outcome") != "error", answer
+        outcome = answer.create_task_run if sequence % 2 else answer.set_task_run_state
+        assert outcome.result.decision == S.DECISION_ACCEPT
+    stored = api.task_runs.ListTaskRuns(
+        T.ListTaskRunsRequest(filter=T.TaskRunFilter(flow_run_id=run.id))
+    ).task_runs
+    assert sorted(t.id for t in stored) == sorted(ids)
+    assert {t.state.type for t in stored} == {S.STATE_TYPE_COMPLETED}
+    assert stream.close() == []
+
+
 def test_the_server_says_it_takes_batches(api: Api) -> None:
     call = api.engine.Connect(iter(()))
     assert ("headwater-engine-batch", "1") in tuple(call.initial_metadata())

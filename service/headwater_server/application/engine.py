@@ -14,12 +14,37 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
-from headwater_server.application import flow_runs, logs, task_runs
-from headwater_server.application.backend import Operation
+from headwater.v1 import states_pb2
 
-__all__ = ["OPERATIONS", "EngineOperation"]
+from headwater_server.application import flow_runs, logs, task_runs
+from headwater_server.application.backend import Backend, Operation
+
+__all__ = ["OPERATIONS", "EngineOperation", "LeanOperation"]
+
+
+@dataclass(frozen=True)
+class LeanOperation:
+    """How the stream may run an operation the cheap way: validated, then one call queued on
+    the database thread and answered from its completion, with no asyncio task in between.
+
+    Only for requests that need nothing after their transaction: no hold for a concurrency
+    slot and no ownership write (see ``takes``). Where the database thread runs calls in the
+    order queued (SQLite), queueing is the ordering: a later operation on the same run, or a
+    flow run's final state, is stored after it.
+    """
+
+    takes: Callable[[Any, bool], bool]
+    """Whether ``(request, owned)`` may take this way (``owned``: the stream names its
+    engine); anything else takes the general one."""
+    check: Callable[[Any], None]
+    """Validates the request (the same checks as the general way)."""
+    store: Callable[[Any], Callable[[Any], Any]]
+    """The repository method (given the repository) that stores and answers the request."""
+    stored: Callable[[Backend], None] | None = None
+    """Run on the loop after a successful answer (metrics)."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +60,21 @@ class EngineOperation:
     run_owned: Callable[..., Awaitable[Any]] | None = None
     """`run` with ``engine_id=``: the run it creates is owned by that engine from the same
     transaction (a separate ownership write cost every flow call a transaction)."""
+    lean: LeanOperation | None = None
+    """The cheap way for the common requests of this kind, where the database allows it."""
+
+
+def _create_is_lean(request: Any, owned: bool) -> bool:
+    # A start with tags may wait for a tag's slot (held before answering); a started run
+    # outside any flow is owned by the stream's engine (a write after the create).
+    if request.start and request.tags:
+        return False
+    return bool(request.flow_run_id) or not owned
+
+
+def _proposal_is_lean(request: Any, owned: bool) -> bool:
+    # Only RUNNING may wait for a slot or make the engine an owner: ends and the rest are lean.
+    return bool(request.state.type != states_pb2.STATE_TYPE_RUNNING)
 
 
 def _no_key(request: Any) -> str | None:
@@ -72,7 +112,24 @@ OPERATIONS: dict[str, EngineOperation] = {
         flow_runs.set_flow_run_state, lambda r: f"flow_run:{r.flow_run_id}", barrier=True
     ),
     "get_flow_run": EngineOperation(flow_runs.get_flow_run, lambda r: f"flow_run:{r.flow_run_id}"),
-    "create_task_run": EngineOperation(task_runs.create_task_run, _task_run_key),
-    "set_task_run_state": EngineOperation(task_runs.set_task_run_state, _task_run_key),
+    "create_task_run": EngineOperation(
+        task_runs.create_task_run,
+        _task_run_key,
+        lean=LeanOperation(
+            _create_is_lean,
+            task_runs.check_create_task_run,
+            attrgetter("create_task_run"),
+            task_runs.task_runs_created,
+        ),
+    ),
+    "set_task_run_state": EngineOperation(
+        task_runs.set_task_run_state,
+        _task_run_key,
+        lean=LeanOperation(
+            _proposal_is_lean,
+            task_runs.check_set_task_run_state,
+            attrgetter("set_task_run_state"),
+        ),
+    ),
     "create_logs": EngineOperation(logs.create_logs, _logs_key),
 }

@@ -17,6 +17,16 @@ async def create_task_run(
     With ``start`` the run is proposed RUNNING in the same transaction, so the engine learns in
     one round trip whether to run the code (ACCEPT), reuse a cached result (Cached) or stop.
     """
+    check_create_task_run(request)
+    mark = slots.slot_mark(backend)
+    response = await backend.db.run(backend.db.repository.create_task_run, request)
+    task_runs_created(backend)
+    await slots.hold_if_waiting_for_slot(backend, response, mark)
+    return response
+
+
+def check_create_task_run(request: task_runs_pb2.CreateTaskRunRequest) -> None:
+    """Validate a create (INVALID_ARGUMENT), before it goes to the database."""
     checks.optional_uuid("flow_run_id", request.flow_run_id)
     checks.optional_uuid("task_run_id", request.task_run_id)
     checks.required_text("task_key", request.task_key)
@@ -34,12 +44,12 @@ async def create_task_run(
             "needs a run created in PENDING (leave 'state' unset): a SCHEDULED run starts when "
             "its time comes, through SetTaskRunState.",
         )
-    mark = slots.slot_mark(backend)
-    response = await backend.db.run(backend.db.repository.create_task_run, request)
+
+
+def task_runs_created(backend: Backend, *_stored: object) -> None:
+    """Count a created task run (its stored answer is ignored)."""
     if backend.metrics is not None:  # metrics hook: task runs per second is this count's rate
         backend.metrics.task_runs_created()
-    await slots.hold_if_waiting_for_slot(backend, response, mark)
-    return response
 
 
 def _cache_fields(
@@ -96,10 +106,15 @@ async def set_task_run_state(
 
     A WAIT for a tag's concurrency slot is answered once a slot frees (`slots`).
     """
-    checks.proposal("task_run_id", request)
-    checks.name("cache_key", request.cache_key)
-    _cache_fields(request)
+    check_set_task_run_state(request)
     mark = slots.slot_mark(backend)
     response = await backend.db.run(backend.db.repository.set_task_run_state, request)
     await slots.hold_if_waiting_for_slot(backend, response, mark)
     return response
+
+
+def check_set_task_run_state(request: task_runs_pb2.SetTaskRunStateRequest) -> None:
+    """Validate a proposal (INVALID_ARGUMENT), before it goes to the database."""
+    checks.proposal("task_run_id", request)
+    checks.name("cache_key", request.cache_key)
+    _cache_fields(request)

@@ -34,11 +34,12 @@ from headwater.v1 import engine_pb2, engine_pb2_grpc, states_pb2
 
 from headwater_server import errors
 from headwater_server.application.backend import Backend, Operation
-from headwater_server.application.engine import OPERATIONS
+from headwater_server.application.engine import OPERATIONS, LeanOperation
 from headwater_server.orchestration import rules
 from headwater_server.servicers._common import abort, to_service_error
 from headwater_server.servicers._decoding import UndecodableRequest
 from headwater_server.stream_spans import traced_operation
+from headwater_server.telemetry import stream_tracer
 
 logger = logging.getLogger("headwater_server.engine")
 
@@ -79,6 +80,11 @@ class EngineSession:
         self._closed = False
         #: Whether the client sent a batch: it reads batched answers too.
         self.batches = False
+        #: Lean operations queued on the database thread and not answered yet (see `_lean`).
+        self._lean_pending = 0
+        #: Resolved (and dropped) when a lean operation answers: what `drain` and the reader's
+        #: in-flight limit wait on while only lean operations are running.
+        self._lean_progress: asyncio.Future[None] | None = None
 
     def submit(self, request: engine_pb2.ConnectRequest) -> None:
         """Start one operation, behind the previous operation on the same run."""
@@ -120,12 +126,21 @@ class EngineSession:
             )
             return
         assert kind is not None  # an entry was found for it
+        operation = getattr(request, kind)
+        key = entry.ordering_key(operation)
+        if (
+            entry.lean is not None
+            and self._backend.db.ordered
+            and entry.lean.takes(operation, self.engine_id is not None)
+            and (key is None or (tail := self._tails.get(key)) is None or tail.done())
+            and stream_tracer() is None  # a traced stream's operations get their spans
+        ):
+            self._lean(request.sequence, kind, entry.lean, operation)
+            return
         handler = entry.run
         if self.engine_id is not None and entry.run_owned is not None:
             handler = functools.partial(entry.run_owned, engine_id=self.engine_id)
-        operation = getattr(request, kind)
         handler = traced_operation(handler, kind, request, operation)  # a span when traced
-        key = entry.ordering_key(operation)
         previous: tuple[asyncio.Task[None], ...] = ()
         if entry.barrier:
             previous = tuple(self._running)
@@ -140,15 +155,77 @@ class EngineSession:
             self._tails[key] = task
             task.add_done_callback(functools.partial(self._release, key))
 
+    def _lean(self, sequence: int, kind: str, lean: LeanOperation, operation: Any) -> None:
+        """Run an operation the lean way: validate, queue its one database call, answer from
+        its completion (no task, no future; see `LeanOperation`).
+
+        No operation of its run is waiting (the caller checked), and the database thread
+        runs calls in the order queued, so anything received later about the same run, and a
+        flow run's final state, is stored after this one without waiting for it here.
+        """
+        backend = self._backend
+        try:
+            lean.check(operation)
+            backend.db.submit(
+                functools.partial(lean.store(backend.db.repository), operation),
+                functools.partial(self._lean_answer, sequence, kind, lean, operation),
+            )
+        except Exception as exc:
+            self._answer_error(sequence, to_service_error(exc, f"EngineService/{kind}", operation))
+            return
+        self._lean_pending += 1
+
+    def _lean_answer(
+        self,
+        sequence: int,
+        kind: str,
+        lean: LeanOperation,
+        operation: Any,
+        result: Any,
+        error: BaseException | None,
+    ) -> None:
+        """Answer a lean operation once its call is stored (on the loop)."""
+        self._lean_pending -= 1
+        progress = self._lean_progress
+        if progress is not None:
+            self._lean_progress = None
+            if not progress.done():
+                progress.set_result(None)
+        if error is not None:
+            if not isinstance(error, Exception):  # a KeyboardInterrupt or the like: not ours
+                raise error
+            self._answer_error(
+                sequence, to_service_error(error, f"EngineService/{kind}", operation)
+            )
+            return
+        if lean.stored is not None:
+            lean.stored(self._backend)
+        response = engine_pb2.ConnectResponse(sequence=sequence)
+        getattr(response, kind).CopyFrom(result)
+        self.outbox.put_nowait(response)
+
+    def _in_flight(self) -> int:
+        return len(self._running) + self._lean_pending
+
+    async def _progress(self) -> None:
+        """Wait until some operation answers (a task ends or a lean operation answers)."""
+        waiting: list[asyncio.Future[Any]] = list(self._running)
+        if self._lean_pending:
+            if self._lean_progress is None:
+                self._lean_progress = asyncio.get_running_loop().create_future()
+            waiting.append(self._lean_progress)
+        if waiting:
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+
     async def read(self, requests: AsyncIterator[engine_pb2.ConnectRequest]) -> None:
         """Submit every request the client sends; after its last one, answer all, then end."""
         try:
             async for request in requests:
                 self.submit(request)
-                if len(self._running) >= MAX_IN_FLIGHT:
+                while self._in_flight() >= MAX_IN_FLIGHT:
                     # Stop reading until some answer: HTTP/2 flow control then slows the client
                     # down instead of this stream queueing unbounded work.
-                    await asyncio.wait(tuple(self._running), return_when=asyncio.FIRST_COMPLETED)
+                    await self._progress()
         except Exception:  # the client went away mid-read; answer what we have, then end
             logger.debug("Engine stream read ended early", exc_info=True)
         await self.drain()
@@ -157,8 +234,8 @@ class EngineSession:
 
     async def drain(self) -> None:
         """Wait until every operation received so far has answered."""
-        while self._running:
-            await asyncio.wait(tuple(self._running))
+        while self._in_flight():
+            await self._progress()
 
     async def shutdown(self) -> None:
         """Stop taking operations, let the running ones answer, then end the stream."""

@@ -44,6 +44,13 @@ class InitialState(NamedTuple):
     scheduled_time: int | None
 
 
+#: What `RepositoryBase._initial_state` decides for a run created with no state given (the
+#: rules accept a new run's PENDING whatever its kind, with the default name).
+_PENDING = InitialState(
+    states_pb2.STATE_TYPE_PENDING, rules.default_state_name(states_pb2.STATE_TYPE_PENDING), "", None
+)
+
+
 class RepositoryBase:
     """Transactions and the request_log idempotency store, shared by every operation."""
 
@@ -109,10 +116,14 @@ class RepositoryBase:
             raise self._operational(exc) from exc
 
     @contextmanager
-    def _write_raw(self) -> Iterator[RawTransaction]:
-        """A hot-path write transaction on the raw DBAPI connection (see ``fastpath``)."""
+    def _write_raw(self, sequences: bool = False) -> Iterator[RawTransaction]:
+        """A hot-path write transaction on the raw DBAPI connection (see ``fastpath``).
+
+        ``sequences``: the transaction numbers task run states through `_flow_sequences`
+        and does nothing else with flow run rows (see `FastPath.write`).
+        """
         try:
-            with self._fast.write() as tx:
+            with self._fast.write(sequences) as tx:
                 yield tx
         except self._fast.OperationalError as exc:
             raise self._operational(exc) from exc
@@ -125,13 +136,34 @@ class RepositoryBase:
         """Number a task run state in its flow run's event log (``row`` is the history row)."""
         sequence = None
         if flow_run_id is not None:
-            found = conn.first(self._raw[TASK_RUN].next_flow_sequence, {"b_id": flow_run_id})
-            if found is None:
-                raise not_found("flow_run", flow_run_id)
-            sequence = found["last_sequence"]
+            sequence = self._flow_sequences(conn, flow_run_id, 1)
             conn.events.append((flow_run_id, sequence))
         row["flow_run_id"] = flow_run_id
         row["flow_sequence"] = sequence
+
+    def _flow_sequences(self, conn: RawTransaction, flow_run_id: str, count: int) -> int:
+        """Take the next ``count`` numbers of a flow run's event log; returns the last one.
+
+        The flow run's row is updated at once (its row lock, on PostgreSQL, orders the flow
+        run's own states after these), except inside a group, where the numbers after the
+        first write's come from memory and the row is written once before the commit.
+
+        Raises:
+            ServiceError: NOT_FOUND, there is no such flow run.
+        """
+        pending = conn.sequences
+        if pending is not None and (numbers := pending.get(flow_run_id)) is not None:
+            numbers[0] += count
+            return numbers[0]
+        found = conn.first(
+            self._raw[TASK_RUN].advance_flow_sequence, {"b_id": flow_run_id, "b_count": count}
+        )
+        if found is None:
+            raise not_found("flow_run", flow_run_id)
+        last: int = found["last_sequence"]
+        if pending is not None:
+            pending[flow_run_id] = [last, last]
+        return last
 
     @staticmethod
     def _operational(exc: Exception) -> ServiceError:
@@ -233,6 +265,8 @@ class RepositoryBase:
     @staticmethod
     def _initial_state(noun: str, state: states_pb2.State) -> InitialState:
         """The state a new run starts in: PENDING unless SCHEDULED is asked for."""
+        if not state.ByteSize():  # the common case (nothing asked): plain PENDING
+            return _PENDING
         state_type = state.type or states_pb2.STATE_TYPE_PENDING
         scheduled = (
             convert.timestamp_to_us(state.scheduled_time)

@@ -151,7 +151,7 @@ class ProposalsMixin(ConcurrencyLimitsMixin):
             force=req.force,
         )
         raw = self._raw[kind]
-        with self._write_raw() as conn:
+        with self._write_raw(sequences=kind is TASK_RUN) as conn:
             # One statement locks the run and looks up the transition's stored answer. SQLite's
             # BEGIN IMMEDIATE serialises twins completely; on PostgreSQL a twin that commits
             # while we wait for the lock is not in our join (the join keeps the statement's

@@ -111,13 +111,10 @@ class TaskRunsMixin(ProposalsMixin):
             if req.HasField("cache_expiration_time")
             else None
         )
-        with self._write_raw() as conn:
-            if key and (
-                replay := self._replay(
-                    conn, key, "CreateTaskRun", "", task_runs_pb2.CreateTaskRunResponse
-                )
-            ):
-                return replay
+        with self._write_raw(sequences=True) as conn:
+            # No look-up of the request_id first: a resent create collides with the stored run
+            # (its id or its unique key) or with its request_log row, and `create_task_run`
+            # answers it from the log after that conflict.
             now = convert.now_us()
             values: Mapping[str, Any] = {
                 "id": chosen_id or new_id(),
@@ -170,13 +167,7 @@ class TaskRunsMixin(ProposalsMixin):
             for row in rows:
                 row["flow_run_id"] = row["flow_sequence"] = None
         else:
-            found = conn.first(
-                self._raw[TASK_RUN].advance_flow_sequence,
-                {"b_id": flow_run_id, "b_count": len(rows)},
-            )
-            if found is None:
-                raise not_found("flow_run", flow_run_id)
-            sequence = found["last_sequence"] - len(rows)
+            sequence = self._flow_sequences(conn, flow_run_id, len(rows)) - len(rows)
             for row in rows:
                 sequence += 1
                 row["flow_run_id"] = flow_run_id

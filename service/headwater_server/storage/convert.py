@@ -87,6 +87,8 @@ def duration_seconds(value: duration_pb2.Duration) -> float:
 
 def dump_tags(tags: Any) -> str:
     """Tags as compact JSON text (the storage form; the tag filter relies on the separators)."""
+    if not tags:
+        return "[]"
     return json.dumps(list(tags), separators=(",", ":"), ensure_ascii=False)
 
 

@@ -54,7 +54,12 @@ class Database:
         self._hop: Hop
         if self.dialect == "sqlite":
             # Calls that queued up while the writer was busy share one transaction.
-            self._hop = WorkerHop(name="headwater-db-writer", group=self.repository.group)
+            # It also keeps one connection for all its writes (`FastPath.hold`).
+            self._hop = WorkerHop(
+                name="headwater-db-writer",
+                group=self.repository.group,
+                start=self.repository.fast_path.hold,
+            )
         else:
             self._hop = PoolHop(
                 ThreadPoolExecutor(max_workers=POSTGRES_THREADS, thread_name_prefix="headwater-db")
@@ -108,6 +113,36 @@ class Database:
 
         raise unavailable("The database is closed: the server is shutting down; retry.")
 
+    @property
+    def ordered(self) -> bool:
+        """Whether calls run one at a time in the order submitted (SQLite's one writer
+        thread), so that submitting is ordering. False on PostgreSQL (several threads) and
+        while statements are traced (the lean calls would carry no caller span)."""
+        return isinstance(self._hop, WorkerHop) and not self._carry_context
+
+    def submit(
+        self,
+        fn: Callable[[], T],
+        callback: Callable[[T | None, BaseException | None], object],
+    ) -> None:
+        """Queue the blocking ``fn()`` behind every call submitted before it (see `ordered`);
+        ``callback(result, error)`` runs on the running loop once it is stored.
+
+        Raises:
+            ServiceError: UNAVAILABLE, the database is closed.
+        """
+        hop = self._hop
+        if not self._closed and isinstance(hop, WorkerHop):
+            try:
+                hop.submit_callback(asyncio.get_running_loop(), fn, callback)
+            except HopClosedError:
+                pass  # closed by another thread just now
+            else:
+                return
+        from headwater_server.errors import unavailable
+
+        raise unavailable("The database is closed: the server is shutting down; retry.")
+
     def close(self) -> None:
         """Finish queued calls, stop the database threads, close all connections. Idempotent.
 
@@ -118,6 +153,7 @@ class Database:
             return
         self._closed = True
         self._hop.close()
+        self.repository.fast_path.close()
         self.engine.dispose()
         if self._checkpointer is not None:
             self._checkpointer.stop()

@@ -10,21 +10,33 @@ parameter order always match the schema) and runs them on the pooled DBAPI conne
 Transactions: SQLite gets an explicit ``BEGIN IMMEDIATE`` (the write lock before the first
 read, as everywhere else); psycopg opens its transaction implicitly and the run row is locked by
 the statement's ``FOR UPDATE``.
+
+The SQLite writer thread holds one connection and one cursor for good (`FastPath.hold`):
+checking a connection out of the pool and giving it back (with the pool's reset) cost about
+80 us per transaction, more than a small transaction's statements.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Boolean, Engine, Float, LargeBinary
 from sqlalchemy.sql import ClauseElement
 
 if TYPE_CHECKING:
     from sqlalchemy.engine.interfaces import DBAPICursor
+
+
+#: Stores the last event number a group gave out in its flow run's row (SQLite only).
+_SET_LAST_SEQUENCE = "UPDATE flow_runs SET last_sequence = ? WHERE id = ?"
+
+#: Column types whose bind processors change nothing sqlite3 stores (see `Prepared`).
+_SQLITE_NATIVE = (Boolean, Float, LargeBinary)
 
 
 class Prepared:
@@ -53,7 +65,17 @@ class Prepared:
             self._pick = lambda values: (values[only],)
         else:
             self._pick = itemgetter(*names)
-        self._processors: dict[str, Any] = dict(compiled._bind_processors)
+        processors = dict(compiled._bind_processors)
+        if engine.dialect.name == "sqlite":
+            # sqlite3 binds bool, bytes and int as these processors would make them (1/0, a
+            # BLOB, a REAL once stored in a FLOAT column): skipping them spares every hot
+            # statement a copy of its values.
+            processors = {
+                name: process
+                for name, process in processors.items()
+                if not isinstance(compiled.binds[name].type, _SQLITE_NATIVE)
+            }
+        self._processors: dict[str, Any] = processors
         selected = getattr(statement, "selected_columns", None)
         self.keys: tuple[str, ...] = tuple(c.key for c in selected) if selected is not None else ()
 
@@ -76,11 +98,14 @@ class RawTransaction:
     for the repository to announce once they are committed.
     """
 
-    __slots__ = ("_cursor", "events")
+    __slots__ = ("_cursor", "events", "sequences")
 
     def __init__(self, cursor: DBAPICursor) -> None:
         self._cursor = cursor
         self.events: list[tuple[str, int]] = []
+        #: Inside a group, for a write that numbers task run states: the group's flow run
+        #: event numbers (see `FastPath.write`); None elsewhere.
+        self.sequences: dict[str, list[int]] | None = None
 
     def execute(self, statement: Prepared, values: Mapping[str, Any]) -> int:
         """Run a write statement; returns the affected row count."""
@@ -108,13 +133,25 @@ class RawTransaction:
 class _Group:
     """One SQLite transaction shared by the write transactions of a group (see `FastPath.group`)."""
 
-    __slots__ = ("connection", "cursor", "events", "open")
+    __slots__ = ("connection", "cursor", "events", "open", "sequences")
+
+    def __init__(self, connection: Any, cursor: Any) -> None:
+        self.connection = connection
+        self.cursor = cursor
+        self.open = False  # BEGIN IMMEDIATE is sent by the first write, not by a group of reads
+        self.events: list[tuple[str, int]] = []
+        #: Flow run id -> [last event number given out, last one written to its row].
+        self.sequences: dict[str, list[int]] = {}
+
+
+class _Held:
+    """The connection (and its cursor) one thread keeps for all its transactions."""
+
+    __slots__ = ("connection", "cursor")
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
         self.cursor = connection.cursor()
-        self.open = False  # BEGIN IMMEDIATE is sent by the first write, not by a group of reads
-        self.events: list[tuple[str, int]] = []
 
 
 class FastPath:
@@ -131,6 +168,52 @@ class FastPath:
         #: Makes each transaction's statement runner; `headwater_server.sql_spans` swaps in
         #: one that traces each statement when the server traces.
         self.transaction: Callable[[DBAPICursor], RawTransaction] = RawTransaction
+        self._held: list[_Held] = []
+        self._held_lock = threading.Lock()
+
+    def hold(self) -> None:
+        """Keep one pooled connection for every transaction this thread runs (SQLite only).
+
+        For the SQLite writer thread, which runs every write: the connection stays checked out
+        until :meth:`close`, or until a failed rollback shows it is broken (then the next
+        transaction takes a fresh one). Elsewhere (PostgreSQL's pool of threads, tests) each
+        transaction checks a connection out and gives it back.
+        """
+        if self._sqlite:
+            self._local.hold = True
+
+    def close(self) -> None:
+        """Give back the connections threads hold (the database is closing). Idempotent."""
+        with self._held_lock:
+            held, self._held = self._held, []
+        for item in held:
+            try:
+                item.cursor.close()
+            finally:
+                item.connection.close()
+
+    def _take_held(self) -> _Held | None:
+        """This thread's held connection (checked out on first use), or None if it holds none."""
+        if not getattr(self._local, "hold", False):
+            return None
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is None:
+            held = _Held(self._engine.raw_connection())
+            with self._held_lock:
+                self._held.append(held)
+            self._local.held = held
+        return held
+
+    def _drop_held(self, held: _Held) -> None:
+        """Invalidate a held connection that failed (the next transaction takes a new one)."""
+        self._local.held = None
+        with self._held_lock:
+            if held in self._held:
+                self._held.remove(held)
+        # It is being thrown away; a broken cursor changes nothing.
+        with contextlib.suppress(Exception):
+            held.cursor.close()
+        held.connection.invalidate()
 
     @contextmanager
     def group(self) -> Iterator[list[tuple[str, int]]]:
@@ -149,7 +232,12 @@ class FastPath:
         if not self._sqlite or getattr(self._local, "group", None) is not None:
             yield []
             return
-        group = _Group(self._engine.raw_connection())
+        held = self._take_held()
+        if held is not None:
+            group = _Group(held.connection, held.cursor)
+        else:
+            connection = self._engine.raw_connection()
+            group = _Group(connection, connection.cursor())
         self._local.group = group
         try:
             yield group.events
@@ -159,12 +247,17 @@ class FastPath:
                 try:
                     group.connection.rollback()
                 except Exception:
-                    group.connection.invalidate()
+                    if held is not None:
+                        self._drop_held(held)
+                        held = None
+                    else:
+                        group.connection.invalidate()
             raise
         finally:
             self._local.group = None
-            group.cursor.close()
-            group.connection.close()
+            if held is None:
+                group.cursor.close()
+                group.connection.close()
 
     def flush_group(self) -> list[tuple[str, int]]:
         """Commit the open group's transaction now (before a statement outside it).
@@ -180,22 +273,42 @@ class FastPath:
         events, group.events[:] = list(group.events), []
         return events
 
-    @staticmethod
-    def _commit_group(group: _Group) -> None:
+    @classmethod
+    def _commit_group(cls, group: _Group) -> None:
         if group.open:
+            cls._write_sequences(group)
             group.connection.commit()
             group.open = False
+            group.sequences.clear()  # the next transaction reads the rows again
+
+    @staticmethod
+    def _write_sequences(group: _Group) -> None:
+        """Store the event numbers the group's writes took from their flow runs' rows."""
+        for flow_run_id, numbers in group.sequences.items():
+            given, written = numbers
+            if given != written:
+                group.cursor.execute(_SET_LAST_SEQUENCE, (given, flow_run_id))
+                numbers[1] = given
 
     @contextmanager
-    def write(self) -> Iterator[RawTransaction]:
+    def write(self, sequences: bool = False) -> Iterator[RawTransaction]:
         """One write transaction: committed when the block ends, rolled back on any error.
 
         Inside a `group` it is a savepoint of the group's transaction instead, and its events
-        go to the group (announced after the group's commit).
+        go to the group (announced after the group's commit). With ``sequences`` (a write
+        that numbers task run states in their flow run's event log, and touches the flow
+        run's row for nothing else) the numbers come from the group (``tx.sequences``): the
+        flow run's row is read and updated once per group instead of once per write; any
+        other write first stores the numbers given so far, so it sees the row as it is.
         """
         group: _Group | None = getattr(self._local, "group", None)
         if group is not None:
-            with self._savepoint(group) as tx:
+            with self._savepoint(group, sequences) as tx:
+                yield tx
+            return
+        held = self._take_held()
+        if held is not None:
+            with self._held_write(held) as tx:
                 yield tx
             return
         connection = self._engine.raw_connection()
@@ -223,18 +336,47 @@ class FastPath:
             connection.close()
 
     @contextmanager
-    def _savepoint(self, group: _Group) -> Iterator[RawTransaction]:
+    def _held_write(self, held: _Held) -> Iterator[RawTransaction]:
+        """`write` on the thread's held connection: the same transaction, no pool round trip."""
+        cursor = held.cursor
+        connection = held.connection
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.transaction(cursor)
+            connection.commit()
+        except BaseException:
+            try:
+                connection.rollback()
+            except Exception:
+                self._drop_held(held)
+            raise
+
+    @contextmanager
+    def _savepoint(self, group: _Group, sequences: bool) -> Iterator[RawTransaction]:
         cursor = group.cursor
         if not group.open:
             cursor.execute("BEGIN IMMEDIATE")
             group.open = True
+        before: dict[str, list[int]] | None = None
+        if sequences:
+            before = {key: list(numbers) for key, numbers in group.sequences.items()}
+        else:
+            # It may change the flow run's row (a flow run's own state takes the next number):
+            # the next numbering write reads the row again.
+            self._write_sequences(group)
+            group.sequences.clear()
         cursor.execute("SAVEPOINT headwater_op")
         tx = self.transaction(cursor)
+        if sequences:
+            tx.sequences = group.sequences
         try:
             yield tx
         except BaseException:
             cursor.execute("ROLLBACK TO headwater_op")
             cursor.execute("RELEASE headwater_op")
+            if before is not None:  # the numbers this write took are given back with it
+                group.sequences.clear()
+                group.sequences.update(before)
             raise
         cursor.execute("RELEASE headwater_op")
         group.events.extend(tx.events)

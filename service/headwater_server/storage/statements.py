@@ -155,16 +155,7 @@ class RawStatements:
         self.insert_state = Prepared(kind.insert_state, engine, state_columns)
         self.state_payload = Prepared(kind.state_payload, engine)
         # A task run state is also an event of its flow run: this takes the flow run's next
-        # sequence number (and its row lock, so the flow's own states number after it).
-        self.next_flow_sequence = Prepared(
-            update(flow_runs)
-            .where(flow_runs.c.id == bindparam("b_id"))
-            .values(last_sequence=flow_runs.c.last_sequence + literal_column("1"))
-            .returning(flow_runs.c.last_sequence),
-            engine,
-        )
-        self.next_flow_sequence.keys = ("last_sequence",)
-        # The same for several task run states stored at once (a task run's create-and-start).
+        # b_count sequence numbers (and its row lock, so the flow's own states number after).
         self.advance_flow_sequence = Prepared(
             update(flow_runs)
             .where(flow_runs.c.id == bindparam("b_id"))

@@ -6,6 +6,7 @@ these helpers only turn checked fields into what is stored: canonical ids, paylo
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 
@@ -16,17 +17,32 @@ NAME_MAX = 255
 
 
 def new_id() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID in its stored form.
+
+    Built from the random bytes directly: a task run takes several ids, and ``uuid.uuid4``
+    with its ``UUID`` object and ``str`` cost about three times as much.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+#: A UUID already in its stored form: lower case, with hyphens (as clients normally send).
+_CANONICAL = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def canonical_id(value: str) -> str:
     """The stored form of a checked UUID field (lower case, with hyphens)."""
+    if _CANONICAL.fullmatch(value):  # the common case, without building a UUID
+        return value
     return str(uuid.UUID(value))
 
 
 def optional_id(value: str) -> str | None:
     """The stored form of a checked optional UUID field, None when it is empty."""
-    return str(uuid.UUID(value)) if value else None
+    return canonical_id(value) if value else None
 
 
 def payloads(state: states_pb2.State) -> tuple[bytes | None, bytes | None]:
