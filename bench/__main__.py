@@ -9,6 +9,7 @@ an error in its row; the others still run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -30,6 +31,7 @@ from bench._runner import (
     run_workload,
     summarize,
     throwaway_dir,
+    throwaway_postgres_database,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -591,17 +593,32 @@ def client_round_trip(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) ->
 
 
 def schedule_lag(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> Section:
-    """1,000 deployments on 1-minute schedules, one worker: scheduled time -> RUNNING."""
+    """1,000 deployments on 1-minute schedules, one worker: scheduled time -> RUNNING.
+
+    On the home's SQLite, and also on PostgreSQL when ``BENCH_POSTGRES_URL`` names a server
+    (a libpq URL of a database to connect to; each measurement gets a database of its own).
+    """
     deployments = 1000
     window = 30 if plan.quick else 60
+    databases: list[tuple[str, str | None]] = [("", None)]
+    if postgres := os.environ.get("BENCH_POSTGRES_URL"):
+        databases.append((" (PostgreSQL)", postgres))
     section = Section(
         "schedule_lag",
         f"{deployments:,} deployments on 1-minute schedules, one worker: how late runs start",
         "ms",
         [("p50", "median"), ("p99", "p99"), ("max", "max")],
         [
-            ("claimed (scheduled -> PENDING)", "Headwater claimed", "Prefect claimed"),
-            ("running (scheduled -> RUNNING)", "Headwater running", "Prefect running"),
+            (
+                f"{what}{suffix}",
+                f"Headwater {short}{suffix}",
+                f"Prefect {short}{suffix}",
+            )
+            for suffix, _ in databases
+            for what, short in (
+                ("claimed (scheduled -> PENDING)", "claimed"),
+                ("running (scheduled -> RUNNING)", "running"),
+            )
         ],
         notes=[
             f"anchors spread over the minute (a run due every {60_000 // deployments} ms); runs "
@@ -614,43 +631,44 @@ def schedule_lag(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> Sect
     for sdk in sdks:
         if sdk.name != "headwater":
             continue
+        for suffix, postgres in databases:
 
-        def take(sdk: Sdk = sdk) -> Measurement:
-            with (
-                throwaway_dir("headwater-schedule-home") as home,
-                headwater_server(sdk, home) as server,
-            ):
-                env = sdk.environ(HEADWATER_HOME=str(home), HEADWATER_API_URL=server.address)
-                args = [str(deployments), str(window), str(server.pid)]
-                return run_workload(sdk, "schedule_lag", args, env, 300 + window)
+            def take(sdk: Sdk = sdk, postgres: str | None = postgres) -> Measurement:
+                with (
+                    throwaway_dir("headwater-schedule-home") as home,
+                    contextlib.ExitStack() as stack,
+                ):
+                    url = (
+                        stack.enter_context(throwaway_postgres_database(postgres))
+                        if postgres
+                        else None
+                    )
+                    server = stack.enter_context(headwater_server(sdk, home, database_url=url))
+                    env = sdk.environ(HEADWATER_HOME=str(home), HEADWATER_API_URL=server.address)
+                    args = [str(deployments), str(window), str(server.pid)]
+                    return run_workload(sdk, "schedule_lag", args, env, 300 + window)
 
-        raw = measure(sdk, f"schedule_lag on {sdk.label}, {deployments} deployments", take)
-        for key, label in (("claimed_s", "Headwater claimed"), ("running_s", "Headwater running")):
-            if "error" in raw:
-                section.measurements[label] = raw
-                continue
-            millis = [seconds * 1000 for seconds in raw[key]]
-            stats = summarize(millis)
-            stats["p99"] = percentile(sorted(millis), 99)
-            section.measurements[label] = {
-                "version": raw["version"],
-                "n": stats["n"],
-                "figures": stats,
-                "raw": millis,
-            }
-        if "error" not in raw:
-            section.notes.append(
-                f"server process: {raw['server_cpu_share'] * 100:.0f}% of one core over the "
-                f"window, {raw['server_rss_mib']:.0f} MiB resident at its end, peak "
-                f"{raw['server_peak_rss_mib']:.0f} MiB; {len(raw['running_s'])} runs measured; "
-                f"deployments created in {raw['create_deployments_s']:.1f} s, the scheduler's "
-                f"first fill (an hour of runs ahead) took {raw['fill_s']:.1f} s more"
-            )
-            section.measurements["Headwater running"]["server"] = {
-                key: raw[key]
-                for key in ("server_cpu_share", "server_rss_mib", "server_peak_rss_mib")
-            }
+            what = f"schedule_lag on {sdk.label}{suffix}, {deployments} deployments"
+            raw = measure(sdk, what, take)
+            _schedule_lag_figures(section, raw, suffix)
     return section
+
+
+def _schedule_lag_figures(section: Section, raw: Measurement, suffix: str) -> None:
+    """One database's schedule_lag measurement into the section: lags and the server's cost."""
+    claimed, running = f"Headwater claimed{suffix}", f"Headwater running{suffix}"
+    _milliseconds(section, raw, [("claimed_s", claimed), ("running_s", running)])
+    if "error" not in raw:
+        section.notes.append(
+            f"server process{suffix}: {raw['server_cpu_share'] * 100:.0f}% of one core over the "
+            f"window, {raw['server_rss_mib']:.0f} MiB resident at its end, peak "
+            f"{raw['server_peak_rss_mib']:.0f} MiB; {len(raw['running_s'])} runs measured; "
+            f"deployments created in {raw['create_deployments_s']:.1f} s, the scheduler's "
+            f"first fill (an hour of runs ahead) took {raw['fill_s']:.1f} s more"
+        )
+        section.measurements[running]["server"] = {
+            key: raw[key] for key in ("server_cpu_share", "server_rss_mib", "server_peak_rss_mib")
+        }
 
 
 # Tracing modes of tracing_overhead: (mode argument of the flow_overhead child, label).

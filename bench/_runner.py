@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -97,6 +98,24 @@ def throwaway_dir(prefix: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+@contextmanager
+def throwaway_postgres_database(server_url: str) -> Iterator[str]:
+    """Creates an empty database on the PostgreSQL server at `server_url` (a libpq URL of a
+    database to connect to, e.g. postgresql://postgres@127.0.0.1:54320/postgres), yields its
+    SQLAlchemy URL, and drops it afterwards: each measurement starts from an empty service."""
+    import psycopg
+
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = server_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(server_url, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def run_workload(
     sdk: Sdk, workload: str, args: Sequence[str], env: Mapping[str, str], timeout: float
 ) -> dict[str, Any]:
@@ -146,9 +165,12 @@ class RunningServer:
 
 
 @contextmanager
-def headwater_server(sdk: Sdk, home: Path, timeout: float = 60) -> Iterator[RunningServer]:
-    """Starts `headwater server start` on a free port with its own home, yields it once it
-    answers health checks, and stops it afterwards."""
+def headwater_server(
+    sdk: Sdk, home: Path, timeout: float = 60, database_url: str | None = None
+) -> Iterator[RunningServer]:
+    """Starts `headwater server start` on a free port with its own home (and `database_url`
+    when given, else the home's SQLite), yields it once it answers health checks, and stops
+    it afterwards."""
     port = free_port()
     cli = sdk.python.parent / "headwater"
     log_path = home / "server.log"
@@ -157,7 +179,10 @@ def headwater_server(sdk: Sdk, home: Path, timeout: float = 60) -> Iterator[Runn
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
                 cmd,
-                env=sdk.environ(HEADWATER_HOME=str(home)),
+                env=sdk.environ(
+                    HEADWATER_HOME=str(home),
+                    **({"HEADWATER_DATABASE_URL": database_url} if database_url else {}),
+                ),
                 cwd=SCRATCH,
                 stdout=log,
                 stderr=subprocess.STDOUT,

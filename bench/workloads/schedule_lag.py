@@ -11,11 +11,12 @@ and for each run it is handed proposes RUNNING at once, then COMPLETED. The work
 work of its own: a subprocess per run would measure process start-up, which pickup_latency
 covers, and 17 of them a second would swamp a small machine.
 
-The scheduler's first pass creates an hour of runs ahead (60,000 with the server's defaults);
-the workload waits for it (the server logs "Scheduled N upcoming flow runs" in
-``$HEADWATER_HOME/server.log``), so the window measures the steady state; ``fill_s`` is how long
-that first fill took. The runs due during the WINDOW_SECONDS after a warm-up are measured, with
-the service's own times (so the worker's clock adds nothing):
+The scheduler's first passes create an hour of runs ahead (60,000 with the server's defaults);
+the workload waits until they are over (the server logs "Scheduled N upcoming flow runs" in
+``$HEADWATER_HOME/server.log``: a pass creating fewer runs than there are deployments is a
+steady one), so the window measures the steady state; ``fill_s`` is how long that took. The
+runs due during the WINDOW_SECONDS after a warm-up are measured, with the service's own times
+(so the worker's clock adds nothing):
 
 - ``claimed_s``: scheduled time -> PENDING (the poll answering and claiming the run);
 - ``running_s``: scheduled time -> RUNNING (adds the worker's RUNNING proposal);
@@ -27,6 +28,7 @@ memory (now and peak).
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import time
@@ -62,12 +64,24 @@ def _rss_mib(pid: int) -> float:
     return 0.0
 
 
-def _wait_for_first_fill(log: Path) -> None:
-    """Wait until the server logged its scheduler's first pass that created runs."""
+_SCHEDULED = re.compile(r"Scheduled (\d+) upcoming flow runs")
+
+
+def _wait_for_first_fill(log: Path, since: int, count: int) -> None:
+    """Wait until the scheduler's first fill is over: a pass logged after ``since`` (the log's
+    size once the deployments existed) created fewer runs than there are deployments, as the
+    steady passes do (about 1,000 / 12 every 5 s), while the fill's passes create thousands.
+    On a busy machine creating the deployments takes longer than a pass, so the fill can be
+    spread over several passes: the first pass logged is not always the end of it."""
     deadline = time.monotonic() + FILL_TIMEOUT_SECONDS
-    while "upcoming flow runs" not in log.read_text(errors="replace"):
+    while True:
+        with log.open("rb") as text:
+            text.seek(since)
+            created = [int(n) for n in _SCHEDULED.findall(text.read().decode(errors="replace"))]
+        if any(n < count for n in created):
+            return
         if time.monotonic() > deadline:
-            raise SystemExit(f"the scheduler created no runs within {FILL_TIMEOUT_SECONDS} s")
+            raise SystemExit(f"the scheduler's first fill took over {FILL_TIMEOUT_SECONDS} s")
         time.sleep(0.2)
 
 
@@ -133,19 +147,19 @@ class Worker:
         return answer
 
 
-def create_deployments(channel: Any, count: int, first_due: datetime) -> None:
-    """The pool and ``count`` deployments, anchors spread evenly over one schedule period."""
-    from headwater.v1 import (
-        deployments_pb2,
-        deployments_pb2_grpc,
-        schedules_pb2,
-        work_pools_pb2,
-        work_pools_pb2_grpc,
-    )
+def create_pool(channel: Any) -> None:
+    """The work pool the deployments send their runs to."""
+    from headwater.v1 import work_pools_pb2, work_pools_pb2_grpc
 
     work_pools_pb2_grpc.WorkPoolServiceStub(channel).CreateWorkPool(
         work_pools_pb2.CreateWorkPoolRequest(work_pool=work_pools_pb2.WorkPool(name=POOL))
     )
+
+
+def create_deployments(channel: Any, count: int, first_due: datetime) -> None:
+    """``count`` deployments in the pool, anchors spread evenly over one schedule period."""
+    from headwater.v1 import deployments_pb2, deployments_pb2_grpc, schedules_pb2
+
     stub = deployments_pb2_grpc.DeploymentServiceStub(channel)
     step = timedelta(seconds=SCHEDULE_SECONDS) / count
 
@@ -174,13 +188,17 @@ def main() -> None:
     import grpc
 
     with grpc.insecure_channel(os.environ["HEADWATER_API_URL"]) as channel:
-        start = datetime.now(UTC)
-        create_deployments(channel, count, start)
-        created_s = (datetime.now(UTC) - start).total_seconds()
+        create_pool(channel)
+        # The worker polls from the start: on a busy machine creating the deployments takes
+        # longer than a scheduler pass, and runs falling due meanwhile must not pile up.
         worker = Worker(channel)
         polling = threading.Thread(target=worker.run, name="worker")
         polling.start()
-        _wait_for_first_fill(Path(os.environ["HEADWATER_HOME"]) / "server.log")
+        start = datetime.now(UTC)
+        create_deployments(channel, count, start)
+        created_s = (datetime.now(UTC) - start).total_seconds()
+        log = Path(os.environ["HEADWATER_HOME"]) / "server.log"
+        _wait_for_first_fill(log, log.stat().st_size, count)
         fill_s = (datetime.now(UTC) - start).total_seconds() - created_s
         measure_from = datetime.now(UTC) + timedelta(seconds=WARMUP_SECONDS)
         measure_until = measure_from + timedelta(seconds=window)

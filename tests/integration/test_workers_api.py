@@ -2,8 +2,8 @@
 
 Due runs are claimed once (PENDING through the ordinary proposal) however many pollers race for
 them; a held poll answers with a run created or becoming due while it waits; pools, queues,
-pauses and pool limits decide what a worker gets; the heartbeat names the runs to stop; bad
-input gets INVALID_ARGUMENT or NOT_FOUND naming the field.
+pauses and pool limits decide what a worker gets, and queue priority in which order; the
+heartbeat names the runs to stop; bad input gets INVALID_ARGUMENT or NOT_FOUND naming the field.
 """
 
 from __future__ import annotations
@@ -162,6 +162,50 @@ def test_a_worker_takes_runs_of_its_pool_and_queues_only(api: Api) -> None:
     got = _poll(api, work_pool_name=pool.name, max_runs=10)
     assert [run.flow_run.id for run in got] == [default_run]
     assert got[0].deployment.work_pool_name == pool.name
+
+
+def _ago(seconds: float) -> timestamp_pb2.Timestamp:
+    moment = timestamp_pb2.Timestamp()
+    moment.GetCurrentTime()
+    moment.FromNanoseconds(moment.ToNanoseconds() - int(seconds * 1e9))
+    return moment
+
+
+def _set_priority(api: Api, pool: str, queue: str, priority: int) -> None:
+    api.work_pools.UpdateWorkQueue(
+        work_pools_pb2.UpdateWorkQueueRequest(
+            work_pool_name=pool,
+            name=queue,
+            work_queue=work_pools_pb2.WorkQueue(priority=priority),
+            update_mask=field_mask_pb2.FieldMask(paths=["priority"]),
+        )
+    )
+
+
+def test_a_worker_takes_the_higher_priority_queues_runs_first(api: Api) -> None:
+    pool = _pool(api)  # its "default" queue has priority 1, the highest
+    api.work_pools.CreateWorkQueue(
+        work_pools_pb2.CreateWorkQueueRequest(
+            work_pool_name=pool.name, work_queue=work_pools_pb2.WorkQueue(name="bulk")
+        )
+    )  # priority 0: after the pool's other queues (2)
+    first = _deployment(api, work_pool_name=pool.name)
+    bulk = _deployment(api, work_pool_name=pool.name, work_queue_name="bulk")
+    # The bulk queue's runs have waited longer, yet the default queue's go first.
+    bulk_runs = [_runs(api, bulk.id, 1, scheduled_time=_ago(ago))[0] for ago in (60, 50)]
+    first_runs = [_runs(api, first.id, 1, scheduled_time=_ago(ago))[0] for ago in (20, 10)]
+
+    got = _poll(api, work_pool_name=pool.name, max_runs=3)
+
+    assert [run.flow_run.id for run in got] == [*first_runs, bulk_runs[0]]
+    assert [run.flow_run.id for run in _poll(api, work_pool_name=pool.name)] == [bulk_runs[1]]
+
+    # A changed priority orders the next claims.
+    _set_priority(api, pool.name, "default", 3)
+    first_runs = [_runs(api, first.id, 1, scheduled_time=_ago(ago))[0] for ago in (60, 50)]
+    bulk_runs = [_runs(api, bulk.id, 1, scheduled_time=_ago(ago))[0] for ago in (20, 10)]
+    got = _poll(api, work_pool_name=pool.name, max_runs=4)
+    assert [run.flow_run.id for run in got] == [*bulk_runs, *first_runs]
 
 
 def test_a_paused_pool_hands_out_nothing_and_a_pool_limit_caps_claims(api: Api) -> None:

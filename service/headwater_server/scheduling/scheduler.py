@@ -13,11 +13,13 @@ Cheap passes, for thousands of schedules every few seconds:
 
 - Due times are computed once per schedule version and extended as time moves on (a schedule
   whose definition changed gets its times anew); the computing runs off the event loop.
-- One read per page of schedules says how many runs each already has ahead and the last one's
-  time (:meth:`~headwater_server.storage.repository.Repository.future_schedule_runs`); only the
-  runs after that last one are inserted, unless the count shows a gap. A run deleted by pausing
-  or changing a schedule (deployment storage deletes the ones created ahead) is thus noticed
-  and, once the schedule is active again, created anew.
+- Each schedule row remembers how far ahead its runs exist (``scheduled_until``, moved on in
+  the transaction that creates them), so a pass reads the schedules only, not their runs, and
+  inserts just the runs after that mark: as time moves on, the few new ones. Changing, turning
+  off or removing a schedule, and pausing or deleting its deployment, delete the runs it
+  created ahead and clear its mark (deployment storage); the next pass then offers every run
+  it wants, and the insert skips those that exist. A run deleted one by one
+  (``DeleteFlowRun``) is not created again, as in Prefect once its time was scheduled.
 
 Runs due while no scheduler ran (the service was down) are not created afterwards, as in
 Prefect: a schedule's next run is its next due time from now.
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,7 +39,6 @@ from headwater_server.housekeeping import repeat_forever
 from headwater_server.scheduling.schedules import Recurrence, ScheduleError, compile_schedule
 from headwater_server.storage import convert
 from headwater_server.storage._deployment_runs import ScheduledRun, ScheduleToFill
-from headwater_server.storage._schedule_runs import FutureRuns
 
 __all__ = ["FillPolicy", "Scheduler"]
 
@@ -110,17 +112,7 @@ class Scheduler:
         if not page:
             return 0
         db = self.backend.db
-        wanted = await asyncio.to_thread(self._wanted_times, page, now)
-        existing = await db.run(
-            db.repository.future_schedule_runs,
-            [schedule.deployment_id for schedule in page],
-            _us(now),
-        )
-        missing = [
-            ScheduledRun(schedule, moment)
-            for schedule in page
-            for moment in _missing(wanted[schedule.schedule_id], existing.get(schedule.schedule_id))
-        ]
+        missing = await asyncio.to_thread(self._missing_runs, page, now)
         created = 0
         for start in range(0, len(missing), INSERT_CHUNK):
             runs = await db.run(
@@ -131,23 +123,25 @@ class Scheduler:
             created += len(runs)
         return created
 
-    def _wanted_times(
-        self, page: Sequence[ScheduleToFill], now: datetime
-    ) -> dict[str, list[datetime]]:
-        """The due times each schedule should have runs for (on a worker thread)."""
-        return {schedule.schedule_id: self._wanted(schedule, now) for schedule in page}
+    def _missing_runs(self, page: Sequence[ScheduleToFill], now: datetime) -> list[ScheduledRun]:
+        """The wanted runs after each schedule's ``scheduled_until`` (on a worker thread), each
+        schedule's in time order, as ``create_scheduled_runs`` needs them."""
+        missing: list[ScheduledRun] = []
+        for schedule in page:
+            wanted = self._wanted(schedule, now)
+            if schedule.scheduled_until_us is not None:
+                until = convert.us_to_datetime(schedule.scheduled_until_us)
+                wanted = wanted[bisect_right(wanted, until) :]
+            missing.extend(ScheduledRun(schedule, moment) for moment in wanted)
+        return missing
 
     def _wanted(self, schedule: ScheduleToFill, now: datetime) -> list[datetime]:
         policy = self.policy
         max_runs = schedule.max_scheduled_runs or policy.max_runs
         known = self._times(schedule, now, _later(now, policy.max_ahead), max_runs)
-        soon = _later(now, policy.min_ahead)
-        wanted: list[datetime] = []
-        for moment in known[:max_runs]:
-            if len(wanted) >= policy.min_runs and moment > soon:
-                break
-            wanted.append(moment)
-        return wanted
+        # Every time within ``min_ahead``, but at least ``min_runs`` and at most ``max_runs``.
+        within = bisect_right(known, _later(now, policy.min_ahead))
+        return known[: min(max(within, policy.min_runs), max_runs)]
 
     def _times(
         self, schedule: ScheduleToFill, now: datetime, end: datetime, max_runs: int
@@ -173,7 +167,7 @@ class Scheduler:
         if known.recurrence is None:
             return []
         # Invariant: ``times`` holds every due time in [now, frontier), and only those.
-        known.times = [moment for moment in known.times if moment >= now]
+        del known.times[: bisect_left(known.times, now)]
         frontier = max(known.frontier or now, now)
         need = max_runs - len(known.times)
         if need > 0 and frontier < end:
@@ -184,33 +178,9 @@ class Scheduler:
         return known.times
 
 
-def _missing(wanted: list[datetime], existing: FutureRuns | None) -> list[datetime]:
-    """The wanted times the schedule has no run for yet, judged from its runs ahead.
-
-    A schedule's runs ahead are runs at its own due times, so when there are at least as many
-    as it has due times up to the last of them, they are exactly those, and only the times after
-    the last are missing: the usual case as time moves on, one insert of the new runs. Fewer
-    means a run in between is gone (a pause or a change deletes the runs created ahead): then
-    every wanted time is offered, and the insert skips the ones that exist.
-    """
-    if existing is None:
-        return wanted
-    last = existing.last_time_us
-    up_to_last = sum(1 for moment in wanted if _us(moment) <= last)
-    if existing.runs >= up_to_last:
-        return [moment for moment in wanted if _us(moment) > last]
-    return wanted
-
-
 def _later(moment: datetime, delta: timedelta) -> datetime:
     """``moment + delta``, or the last representable time when that is beyond year 9999."""
     try:
         return moment + delta
     except OverflowError:
         return datetime.max.replace(tzinfo=UTC)
-
-
-def _us(moment: datetime) -> int:
-    value = convert.datetime_to_us(moment)
-    assert value is not None
-    return value

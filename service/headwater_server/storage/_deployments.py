@@ -438,6 +438,10 @@ def _delete_future_auto_scheduled_runs(
     A schedule's runs are those whose idempotency key starts with "scheduled <schedule id> ";
     the prefix is compared exactly (``substr``), since LIKE ignores case on SQLite. Without
     ``deployment_id`` (a schedule already removed) the runs are found by that prefix alone.
+
+    The schedules forget how far ahead their runs exist (``scheduled_until``), so the scheduler
+    offers all their wanted runs again once they are active: it creates only runs after that
+    mark otherwise, and would leave the deleted ones out.
     """
     prefix = SCHEDULED_KEY_PREFIX + (f"{schedule_id} " if schedule_id else "")
     key = flow_runs.c.idempotency_key
@@ -452,6 +456,16 @@ def _delete_future_auto_scheduled_runs(
     else:
         doomed.append(flow_runs.c.deployment_id.is_not(None))
     deleted = conn.execute(delete(flow_runs).where(*doomed).returning(flow_runs.c.id)).all()
+    forget = (
+        deployment_schedules.c.id == schedule_id
+        if schedule_id
+        else deployment_schedules.c.deployment_id == deployment_id
+    )
+    conn.execute(
+        update(deployment_schedules)
+        .where(forget, deployment_schedules.c.scheduled_until.is_not(None))
+        .values(scheduled_until=None)
+    )
     return [row.id for row in deleted]
 
 

@@ -1,7 +1,8 @@
 """Claiming due runs for workers and serving processes, and telling them which runs to stop.
 
 A claim picks due runs (SCHEDULED, scheduled time come, owned by no engine: a run awaiting a
-retry belongs to the engine that retries it) of the poller's deployments or work pool and moves
+retry belongs to the engine that retries it) of the poller's deployments or work pool, a pool's
+from its highest-priority queues first and each queue's earliest scheduled first, and moves
 each to PENDING through the ordinary proposal (:meth:`_decide_and_apply`), all in one write
 transaction. SQLite has one writer at a time (``BEGIN IMMEDIATE`` comes before the choice), and
 on PostgreSQL the chosen rows are taken ``FOR UPDATE SKIP LOCKED``: a concurrent poller skips
@@ -74,11 +75,11 @@ class _Scope:
 
     where: Any
     values: dict[str, Any]
-    order: tuple[Any, ...]
     pool_id: str | None
     limit: int
     paused: bool
     queue_limits: dict[str, int] = field(default_factory=dict)
+    queue_priorities: dict[str, int] = field(default_factory=dict)
 
 
 class WorkersMixin(LeasesMixin, DeploymentsMixin):
@@ -109,10 +110,13 @@ class WorkersMixin(LeasesMixin, DeploymentsMixin):
                     room = min(room, scope.limit - int(count["active"] if count else 0))
             queue_room = self._queue_room(conn, scope)
             due = _open_queues(scope, queue_room)
-            if room > 0 and due is not None:
-                candidates = conn.all(self._due(due, room), {**due.values, "now": now})
-                proposal = rules.Proposal(type=rules.PENDING, message=message)
-                state = states_pb2.State(type=states_pb2.STATE_TYPE_PENDING, message=message)
+            proposal = rules.Proposal(type=rules.PENDING, message=message)
+            state = states_pb2.State(type=states_pb2.STATE_TYPE_PENDING, message=message)
+            for tier in _by_priority(due) if due is not None else ():
+                left = room - len(claimed)
+                if left <= 0:
+                    break
+                candidates = conn.all(self._due(tier, left), {**tier.values, "now": now})
                 for candidate in candidates:
                     queue_id = candidate["work_queue_id"]
                     if queue_room.get(queue_id, 1) <= 0:
@@ -127,8 +131,8 @@ class WorkersMixin(LeasesMixin, DeploymentsMixin):
                         claimed.append(run)
                         if queue_id in queue_room:
                             queue_room[queue_id] -= 1
-                if claimed and worker_id:
-                    self._lease(conn, worker_id, worker_name, [run.id for run in claimed])
+            if claimed and worker_id:
+                self._lease(conn, worker_id, worker_name, [run.id for run in claimed])
         with self._read() as read:
             if claimed:
                 by_id = {
@@ -143,8 +147,11 @@ class WorkersMixin(LeasesMixin, DeploymentsMixin):
                     )
                 }
                 return Claim(tuple((run, by_id[run.deployment_id]) for run in claimed), None)
+            # ORDER BY ... LIMIT 1 rather than min(): PostgreSQL then walks the due-runs index
+            # in time order and stops at the first match (under 1 ms), where min() over the
+            # join read every future run of the scope (80 ms with 60,000 runs ahead).
             next_due = read.execute(
-                select(func.min(flow_runs.c.scheduled_time))
+                select(flow_runs.c.scheduled_time)
                 .select_from(
                     flow_runs.join(deployments, deployments.c.id == flow_runs.c.deployment_id)
                 )
@@ -153,7 +160,9 @@ class WorkersMixin(LeasesMixin, DeploymentsMixin):
                     flow_runs.c.state_type == rules.SCHEDULED,
                     flow_runs.c.scheduled_time > now,
                     flow_runs.c.engine_id.is_(None),
-                ),
+                )
+                .order_by(flow_runs.c.scheduled_time)
+                .limit(1),
                 scope.values,
             ).scalar()
         return Claim((), next_due)
@@ -188,7 +197,6 @@ class WorkersMixin(LeasesMixin, DeploymentsMixin):
             return _Scope(
                 where=flow_runs.c.deployment_id.in_([bindparam(name) for name in names]),
                 values=dict(zip(names, target.deployment_ids, strict=True)),
-                order=(flow_runs.c.scheduled_time, flow_runs.c.id),
                 pool_id=None,
                 limit=0,
                 paused=False,
@@ -213,11 +221,11 @@ class WorkersMixin(LeasesMixin, DeploymentsMixin):
         return _Scope(
             where=deployments.c.work_queue_id.in_([bindparam(name) for name in names]),
             values={name: row.id for name, row in zip(names, chosen, strict=True)},
-            order=(flow_runs.c.scheduled_time, flow_runs.c.id),
             pool_id=pool.id,
             limit=pool.concurrency_limit,
             paused=pool.paused or not chosen,
             queue_limits={row.id: row.concurrency_limit for row in chosen if row.concurrency_limit},
+            queue_priorities={row.id: row.priority for row in chosen},
         )
 
     def _queue_room(self, conn: Any, scope: _Scope) -> dict[str, int]:
@@ -283,7 +291,7 @@ class WorkersMixin(LeasesMixin, DeploymentsMixin):
                 # A run waiting for a concurrency slot is its engine's, which proposes it again.
                 flow_runs.c.state_name != literal_column(f"'{rules.AWAITING_CONCURRENCY_SLOT}'"),
             )
-            .order_by(*scope.order)
+            .order_by(flow_runs.c.scheduled_time, flow_runs.c.id)
             .limit(_constant(room))
             .offset(_constant(0))
         )
@@ -300,6 +308,23 @@ def _open_queues(scope: _Scope, queue_room: dict[str, int]) -> _Scope | None:
     values = {name: queue for name, queue in scope.values.items() if queue not in full}
     if not values:
         return None
+    return _with_queues(scope, values)
+
+
+def _by_priority(scope: _Scope) -> list[_Scope]:
+    """A pool's ``scope`` split by queue priority, the highest (lowest number) first; queues
+    of one priority together. Each part is claimed from in its own read, which the due-runs
+    index serves in time order, rather than sorting every due run of the pool by priority."""
+    if scope.pool_id is None:
+        return [scope]
+    tiers: dict[int, dict[str, Any]] = {}
+    for name, queue in scope.values.items():
+        tiers.setdefault(scope.queue_priorities.get(queue, 0), {})[name] = queue
+    return [_with_queues(scope, tiers[priority]) for priority in sorted(tiers)]
+
+
+def _with_queues(scope: _Scope, values: dict[str, Any]) -> _Scope:
+    """``scope`` narrowed to the queues in ``values`` (bind name -> queue id)."""
     return replace(
         scope,
         where=deployments.c.work_queue_id.in_([bindparam(name) for name in values]),

@@ -25,7 +25,6 @@ from headwater_server.storage._late_runs import LateRunsMixin
 from headwater_server.storage._logs import LogsMixin
 from headwater_server.storage._proposals import ProposalsMixin
 from headwater_server.storage._retention import RetentionMixin
-from headwater_server.storage._schedule_runs import ScheduleRunsMixin
 from headwater_server.storage._task_runs import TaskRunsMixin
 from headwater_server.storage._workers import WorkersMixin
 
@@ -42,7 +41,6 @@ class Repository(
     LogsMixin,
     RetentionMixin,
     LateRunsMixin,
-    ScheduleRunsMixin,
     EnginesMixin,
     GaugesMixin,
 ):
@@ -51,6 +49,6 @@ class Repository(
     Thread-safe: each method checks out its own connection and runs one transaction. The
     operations live in one module per resource (``_flows``, ``_flow_runs``, ``_task_runs``,
     ``_proposals``, ``_logs``, ``_work_pools``, ``_deployments``, ``_deployment_runs``,
-    ``_retention``, ``_late_runs``, ``_schedule_runs``, ``_engines``, ``_concurrency``,
+    ``_retention``, ``_late_runs``, ``_engines``, ``_concurrency``,
     ``_workers``, ``_gauges``) over the shared transactions and idempotency of ``_base``.
     """

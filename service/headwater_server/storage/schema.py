@@ -120,7 +120,7 @@ flow_runs = Table(
     # (revision 0017).
     Column("trace_context", Text, nullable=True),
     # The job variables (JSON object) the run was created with, which its worker merges over
-    # its deployment's; NULL for none (revision 0020).
+    # its deployment's; NULL for none (revision 0021).
     Column("job_variables_json", Text, nullable=True),
     UniqueConstraint("flow_id", "idempotency_key"),
 )
@@ -350,6 +350,10 @@ deployment_schedules = Table(
     Column("parameters_json", Text, nullable=False),
     Column("create_time", BigInteger, nullable=False),
     Column("update_time", BigInteger, nullable=False),
+    # The due time up to which every run of the schedule exists (revision 0020): the scheduler
+    # creates only runs after it. NULL when not known: new, changed or resumed, or its runs
+    # ahead were deleted; the scheduler then offers every wanted run and skips those that exist.
+    Column("scheduled_until", BigInteger, nullable=True),
 )
 Index(
     "ix_deployment_schedules_deployment_id_position",

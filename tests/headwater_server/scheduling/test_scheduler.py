@@ -59,6 +59,19 @@ def starts(found: list[flow_runs_pb2.FlowRun]) -> list[datetime]:
     return [run.expected_start_time.ToDatetime(tzinfo=UTC) for run in found]
 
 
+def replace_schedules(
+    application: SyncApplication, found: D.Deployment, *schedules: S.DeploymentSchedule
+) -> None:
+    """UpdateDeployment with these schedules (those with an id change that schedule)."""
+    application.update_deployment(
+        D.UpdateDeploymentRequest(
+            deployment_id=found.id,
+            deployment=D.Deployment(schedules=schedules),
+            update_mask=field_mask_pb2.FieldMask(paths=["schedules"]),
+        )
+    )
+
+
 def scheduler(application: SyncApplication, **policy: Any) -> Scheduler:
     return Scheduler(application.backend, FillPolicy(**policy))
 
@@ -165,15 +178,126 @@ def test_changing_a_schedule_replaces_its_runs_ahead(application: SyncApplicatio
     run_pass(one, NOW)
     changed = every(7200)
     changed.id = changing.schedules[0].id
-    application.update_deployment(
-        D.UpdateDeploymentRequest(
-            deployment_id=changing.id,
-            deployment=D.Deployment(schedules=[changed]),
-            update_mask=field_mask_pb2.FieldMask(paths=["schedules"]),
-        )
-    )
+    replace_schedules(application, changing, changed)
     assert run_pass(one, NOW) == 3
     assert starts(runs(application, changing.id)) == due_times(changed.schedule, NOW, limit=3)
+
+
+def marks(application: SyncApplication, found: D.Deployment) -> list[datetime | None]:
+    """How far ahead each of the deployment's schedules has its runs, as the scheduler noted."""
+    from headwater_server.storage.convert import us_to_datetime
+    from headwater_server.storage.schema import deployment_schedules
+    from sqlalchemy import select
+
+    table = deployment_schedules
+    with application.backend.db.engine.connect() as conn:
+        rows = conn.execute(
+            select(table.c.scheduled_until)
+            .where(table.c.deployment_id == found.id)
+            .order_by(table.c.position)
+        ).scalars()
+        return [us_to_datetime(value) for value in rows]
+
+
+def test_each_schedule_notes_how_far_ahead_its_runs_exist(application: SyncApplication) -> None:
+    hourly = deployment(application, every(3600))
+    assert marks(application, hourly) == [None]  # new: nothing known
+    one = scheduler(application, min_runs=3, max_runs=3)
+    run_pass(one, NOW)
+    assert marks(application, hourly) == [starts(runs(application, hourly.id))[-1]]
+
+    later = NOW + timedelta(hours=1, minutes=30)
+    assert run_pass(one, later) == 2
+    assert marks(application, hourly) == [later + timedelta(minutes=150)]  # the 4 h run
+    # Pausing deletes the runs ahead and forgets the mark; resuming starts from nothing known.
+    backend = application.backend
+    from headwater_server.application import deployments
+
+    asyncio.run(
+        deployments.pause_deployment(backend, D.PauseDeploymentRequest(deployment_id=hourly.id))
+    )
+    assert marks(application, hourly) == [None]
+    asyncio.run(
+        deployments.resume_deployment(backend, D.ResumeDeploymentRequest(deployment_id=hourly.id))
+    )
+    assert run_pass(one, later) == 3
+    assert marks(application, hourly) == [later + timedelta(minutes=150)]
+
+
+def test_a_pass_creates_only_the_runs_after_the_mark(application: SyncApplication) -> None:
+    """The pass trusts the mark instead of reading the runs: a run deleted one by one is not
+    made again, since its time was scheduled once already (a pause or a change of the
+    schedule is what makes runs anew)."""
+    minutely = deployment(application, every(60))
+    one = scheduler(application)
+    assert run_pass(one, NOW) == 61
+    second = runs(application, minutely.id)[1]
+    application.delete_flow_run(flow_runs_pb2.DeleteFlowRunRequest(flow_run_id=second.id))
+    assert run_pass(one, NOW + timedelta(minutes=2)) == 2  # minutes 61 and 62 only
+    assert run_pass(scheduler(application), NOW + timedelta(minutes=2)) == 0  # a new replica
+    assert second.expected_start_time not in [
+        r.expected_start_time for r in runs(application, minutely.id)
+    ]
+
+
+def test_a_schedule_edited_while_its_runs_exist_gets_runs_of_its_new_times_only(
+    application: SyncApplication,
+) -> None:
+    edited = deployment(application, every(600), every(3600))
+    one = scheduler(application)
+    run_pass(one, NOW)  # every 10 minutes: 7 within the hour; hourly: 3
+    ten, hourly = edited.schedules
+    # The ten-minute schedule's run at NOW is done with (cancelled) before the edit.
+    [first] = [r for r in runs(application, edited.id)[:2] if ten.id in r.idempotency_key]
+    cancelled = application.set_flow_run_state(
+        flow_runs_pb2.SetFlowRunStateRequest(
+            flow_run_id=first.id, state=states_pb2.State(type=states_pb2.STATE_TYPE_CANCELLED)
+        )
+    )
+    assert cancelled.result.decision == states_pb2.DECISION_ACCEPT
+    later = NOW + timedelta(minutes=5)
+    changed = every(900)  # every 15 minutes instead of 10
+    changed.id = ten.id
+    replace_schedules(application, edited, changed, hourly)  # the hourly one unchanged
+    assert marks(application, edited)[0] is None  # changed: its runs ahead went
+    assert marks(application, edited)[1] is not None  # unchanged: its runs and mark stay
+
+    # 15, 30, 45 and 60 minutes past; and the hourly one's third hour, as time moved on.
+    assert run_pass(one, later) == 5
+    assert run_pass(scheduler(application), later) == 0  # and nothing twice
+    by_schedule: dict[str, list[datetime]] = {}
+    for run in runs(application, edited.id):
+        schedule_id = run.idempotency_key.split()[1]
+        by_schedule.setdefault(schedule_id, []).append(run.expected_start_time.ToDatetime(UTC))
+    assert by_schedule[hourly.id] == [NOW + timedelta(hours=h) for h in range(4)]
+    # The run that ended under the old schedule stays; the new times follow it.
+    started = first.expected_start_time.ToDatetime(UTC)
+    assert by_schedule[ten.id] == sorted(
+        {started} | {NOW + timedelta(minutes=m) for m in (15, 30, 45, 60)}
+    )
+    assert marks(application, edited)[0] == NOW + timedelta(hours=1)
+
+
+def test_a_pass_over_a_schedule_changed_since_it_was_listed_creates_nothing(
+    application: SyncApplication,
+) -> None:
+    """A replica that listed the schedule before an edit neither creates runs of the old
+    definition nor moves the mark of the new one."""
+    from headwater_server.storage._deployment_runs import ScheduledRun
+
+    changing = deployment(application, every(3600))
+    repository = application.backend.db.repository
+    [listed] = [
+        found
+        for found in repository.list_schedules_to_fill(limit=10_000)
+        if found.deployment_id == changing.id
+    ]
+    changed = every(7200)
+    changed.id = changing.schedules[0].id
+    replace_schedules(application, changing, changed)
+    assert repository.create_scheduled_runs([ScheduledRun(listed, NOW)]) == []
+    assert runs(application, changing.id) == []
+    assert marks(application, changing) == [None]
 
 
 def test_inactive_schedules_create_nothing(application: SyncApplication) -> None:

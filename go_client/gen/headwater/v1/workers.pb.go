@@ -132,8 +132,9 @@ func (x *PollRunsRequest) GetWorkerId() string {
 // PollRunsResponse is the output of PollRuns.
 type PollRunsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The runs claimed for the caller (PENDING), earliest scheduled first; empty when none
-	// became due within `wait`.
+	// The runs claimed for the caller (PENDING): from a work pool, those of its highest-priority
+	// queues first (WorkQueue.priority, 1 the highest), then earliest scheduled first; empty
+	// when none became due within `wait`.
 	Runs          []*ClaimedRun `protobuf:"bytes,1,rep,name=runs,proto3" json:"runs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -95,8 +95,9 @@ export const PollRunsRequestSchema: GenMessage<PollRunsRequest> = /*@__PURE__*/
  */
 export type PollRunsResponse = Message<"headwater.v1.PollRunsResponse"> & {
   /**
-   * The runs claimed for the caller (PENDING), earliest scheduled first; empty when none
-   * became due within `wait`.
+   * The runs claimed for the caller (PENDING): from a work pool, those of its highest-priority
+   * queues first (WorkQueue.priority, 1 the highest), then earliest scheduled first; empty
+   * when none became due within `wait`.
    *
    * @generated from field: repeated headwater.v1.ClaimedRun runs = 1;
    */

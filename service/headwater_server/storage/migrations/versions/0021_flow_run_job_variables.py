@@ -1,7 +1,7 @@
 """The job variables a flow run was created with.
 
-Revision ID: 0020
-Revises: 0019
+Revision ID: 0021
+Revises: 0020
 Create Date: 2026-11-30 17:00:00.000000
 
 Adds ``flow_runs.job_variables_json`` (a JSON object, NULL for none): a run of a deployment
@@ -17,8 +17,8 @@ from typing import Literal
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0020"
-down_revision: str | None = "0019"
+revision: str = "0021"
+down_revision: str | None = "0020"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
