@@ -697,8 +697,9 @@ def tracing_overhead(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> 
             "all alike. api: opentelemetry imported, no provider set; sdk: a TracerProvider "
             "with no span processor; otlp: OTEL_EXPORTER_OTLP_ENDPOINT set (the SDK installs a "
             "batch OTLP exporter) to a local sink that drops the spans; the embedded server "
-            "exports with the same provider, so each call exports the flow run's span, the "
-            "service's span per engine-stream operation and their SQL statements' spans.",
+            "shares the provider but makes no span per engine-stream operation for an engine "
+            "in its own process, so each call exports the flow run's span (and a span for any "
+            "unary call it makes).",
         ],
     )
     sdk = next((candidate for candidate in sdks if candidate.name == "headwater"), None)
