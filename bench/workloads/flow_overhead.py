@@ -10,7 +10,7 @@ processor (which Headwater notices, making no spans); ``otlp`` sets nothing here
 and not (the provider's span processors taken away, as in ``sdk``) in one process, so the
 exporter's cost is read without the differences between processes that blur the other modes;
 ``paired-api`` and ``paired-sdk`` likewise alternate ``api`` or ``sdk`` with ``off`` (see
-`_Presence`).
+`_Presence`), and ``paired-off`` alternates ``off`` with itself (an A/A control).
 
 The flow does nothing, so each call's time is the orchestration overhead alone: creating the
 run, proposing its states and storing the result. Warm-up calls are left out so one-time costs
@@ -70,7 +70,7 @@ def _thread_cpu_s() -> dict[str, float]:
     return used
 
 
-MODES = ("off", "api", "sdk", "otlp", "paired-api", "paired-sdk", "paired-otlp")
+MODES = ("off", "api", "sdk", "otlp", "paired-off", "paired-api", "paired-sdk", "paired-otlp")
 
 
 def _tracing(mode: str) -> None:
@@ -151,6 +151,19 @@ class _Presence:
         return 0.0
 
 
+class _Nothing:
+    """paired-off's switch, which switches nothing: an A/A control of the paired method."""
+
+    def turn(self, on: bool) -> None:
+        pass
+
+    def exporting_s(self) -> float:
+        return 0.0
+
+    def flush_s(self) -> float:
+        return 0.0
+
+
 def _paired(mode: str, noop: Callable[[], int], runs: int) -> dict[str, list[float]]:
     """The ``paired-*`` modes: blocks of `PAIRED_BLOCK` calls with the mode's tracing on and
     off in one process, in the order on-off-off-on (a steady drift cancels out within each
@@ -165,7 +178,13 @@ def _paired(mode: str, noop: Callable[[], int], runs: int) -> dict[str, list[flo
         over the whole block, export moved as above); and each call's own wall time (ms), on
         and off.
     """
-    switch = _Exporter() if mode == "paired-otlp" else _Presence()
+    switch: _Exporter | _Presence | _Nothing = (
+        _Exporter()
+        if mode == "paired-otlp"
+        else _Nothing()
+        if mode == "paired-off"
+        else _Presence()
+    )
     found: dict[str, list[float]] = {
         "on": [],
         "cpu_ms": [],
