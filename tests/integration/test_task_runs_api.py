@@ -464,6 +464,45 @@ def test_an_end_right_behind_a_start_that_may_wait_for_a_slot_is_applied_after_i
     assert stream.close() == []
 
 
+def test_more_operations_than_a_stream_runs_at_once_are_all_answered(api: Api) -> None:
+    """Past the stream's in-flight limit the server stops reading until answers go out, then
+    reads on: every operation is answered, whichever way (general or lean) it took."""
+    from headwater_server.servicers.engine import MAX_IN_FLIGHT
+
+    run = api.new_run(api.new_flow().id)
+    api.propose(run.id, S.STATE_TYPE_RUNNING)
+    stream = EngineStream(api)
+    count = MAX_IN_FLIGHT + 200
+    inner = [
+        engine_pb2.ConnectRequest(
+            sequence=index + 1,
+            create_task_run=T.CreateTaskRunRequest(
+                flow_run_id=run.id,
+                task_key="mod.many",
+                dynamic_key=str(index),
+                start=True,
+                # Tagged ones take the general way (a task each), the others the lean one.
+                tags=["no-limit-here"] if index % 2 else [],
+            ),
+        )
+        for index in range(count)
+    ]
+    for start in range(0, count, 256):
+        stream.send_raw(
+            engine_pb2.ConnectRequest(
+                batch=engine_pb2.ConnectRequestBatch(requests=inner[start : start + 256])
+            )
+        )
+    answers: dict[int, engine_pb2.ConnectResponse] = {}
+    while len(answers) < count:
+        response = stream.receive()
+        for answer in response.batch.responses if response.HasField("batch") else [response]:
+            answers[answer.sequence] = answer
+    assert sorted(answers) == list(range(1, count + 1))
+    assert {a.create_task_run.result.decision for a in answers.values()} == {S.DECISION_ACCEPT}
+    assert stream.close() == []
+
+
 def test_the_server_says_it_takes_batches(api: Api) -> None:
     call = api.engine.Connect(iter(()))
     assert ("headwater-engine-batch", "1") in tuple(call.initial_metadata())

@@ -82,9 +82,9 @@ class EngineSession:
         self.batches = False
         #: Lean operations queued on the database thread and not answered yet (see `_lean`).
         self._lean_pending = 0
-        #: Resolved (and dropped) when a lean operation answers: what `drain` and the reader's
-        #: in-flight limit wait on while only lean operations are running.
-        self._lean_progress: asyncio.Future[None] | None = None
+        #: Resolved (and dropped) when any operation answers: what `drain` and the reader's
+        #: in-flight limit wait on (one future, however many operations are in flight).
+        self._answered: asyncio.Future[None] | None = None
 
     def submit(self, request: engine_pb2.ConnectRequest) -> None:
         """Start one operation, behind the previous operation on the same run."""
@@ -150,7 +150,7 @@ class EngineSession:
             self._execute(request.sequence, kind, handler, operation, previous)
         )
         self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        task.add_done_callback(self._task_done)
         if key is not None:
             self._tails[key] = task
             task.add_done_callback(functools.partial(self._release, key))
@@ -186,11 +186,7 @@ class EngineSession:
     ) -> None:
         """Answer a lean operation once its call is stored (on the loop)."""
         self._lean_pending -= 1
-        progress = self._lean_progress
-        if progress is not None:
-            self._lean_progress = None
-            if not progress.done():
-                progress.set_result(None)
+        self._progressed()
         if error is not None:
             if not isinstance(error, Exception):  # a KeyboardInterrupt or the like: not ours
                 raise error
@@ -207,15 +203,30 @@ class EngineSession:
     def _in_flight(self) -> int:
         return len(self._running) + self._lean_pending
 
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._progressed()
+
+    def _progressed(self) -> None:
+        """An operation answered (or its task ended): wake `_progress`."""
+        answered = self._answered
+        if answered is not None:
+            self._answered = None
+            if not answered.done():
+                answered.set_result(None)
+
     async def _progress(self) -> None:
-        """Wait until some operation answers (a task ends or a lean operation answers)."""
-        waiting: list[asyncio.Future[Any]] = list(self._running)
-        if self._lean_pending:
-            if self._lean_progress is None:
-                self._lean_progress = asyncio.get_running_loop().create_future()
-            waiting.append(self._lean_progress)
-        if waiting:
-            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        """Wait until some operation answers (a task ends or a lean operation answers).
+
+        One future for all of them: waiting on each running task would cost every answer a
+        pass over all of them (a thousand operations in flight made that quadratic).
+        """
+        if not self._in_flight():
+            return
+        answered = self._answered
+        if answered is None or answered.done():  # done: a cancelled wait left it behind
+            answered = self._answered = asyncio.get_running_loop().create_future()
+        await answered
 
     async def read(self, requests: AsyncIterator[engine_pb2.ConnectRequest]) -> None:
         """Submit every request the client sends; after its last one, answer all, then end."""
