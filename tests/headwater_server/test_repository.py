@@ -875,6 +875,27 @@ def test_a_task_runs_end_keeps_every_rule(repository: Repository) -> None:
     assert missing.reason == "TASK_RUN_NOT_FOUND"
 
 
+def test_the_cache_lookup_and_an_engines_clean_up_use_their_partial_indexes(
+    sqlite_url: str,
+) -> None:
+    """Both indexes hold only the task runs with a key or an owner (revision 0023); the
+    queries name that condition, so the planner still searches them instead of scanning."""
+    import sqlite3
+
+    db = Database.open(sqlite_url)
+    try:
+        lookup = db.repository._raw_cache.lookup.sql
+    finally:
+        db.close()
+    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:
+        cache_plan = conn.execute("EXPLAIN QUERY PLAN " + lookup, ("k", COMPLETED, "x", 0))
+        assert "ix_task_runs_cache_key_end_time" in str(cache_plan.fetchall())
+        owner_plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM task_runs WHERE engine_id = ?", ("e",)
+        )
+        assert "ix_task_runs_engine_id" in str(owner_plan.fetchall())
+
+
 def test_task_run_errors(repository: Repository, application: SyncApplication) -> None:
     missing = str(uuid.uuid4())
     error = error_of(
