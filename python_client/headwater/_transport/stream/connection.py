@@ -23,7 +23,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from headwater._telemetry import stamp_trace_context
+from headwater._telemetry import trace_stamper
 from headwater._transport.stream.holding import HeldOps
 from headwater._transport.stream.ops import (
     AsyncOp,
@@ -98,6 +98,7 @@ class EngineConnection:
         self._loop = loop.loop
         # Both are touched only on the background loop (but `closed` is read anywhere).
         self._ops = OperationTable(address)
+        self._stamp = trace_stamper(address)  # tracing hook (headwater._telemetry)
         self._stream = EngineStream(address, keepalive_time_ms, self._ops, retry_timeout)
         if loop.in_loop_thread():
             self._stream.start()  # already on the loop: waiting for it would deadlock
@@ -189,7 +190,7 @@ class EngineConnection:
         if self._ops.closed:
             raise self._ops.closed_error()
         request = with_request_id(_Request(create_task_run=req))
-        stamp_trace_context(request)  # tracing hook: the server's span for it joins the trace
+        self._stamp(request)  # tracing hook: the server's span for it joins the trace
         check_size(request)
         self._submit(RecordedOp(request, record))
 
@@ -214,7 +215,7 @@ class EngineConnection:
         if self._ops.closed:
             raise self._ops.closed_error()
         request = with_transition_id(_Request(set_task_run_state=req))
-        stamp_trace_context(request)  # tracing hook: the server's span for it joins the trace
+        self._stamp(request)  # tracing hook: the server's span for it joins the trace
         check_size(request)
         self._held.hold(RecordedOp(request, record))
 
@@ -384,7 +385,7 @@ class EngineConnection:
                 "A blocking Headwater call was made on Headwater's background loop; "
                 "use the async twin (a-prefixed method) there."
             )
-        stamp_trace_context(request)  # tracing hook: the server's span for it joins the trace
+        self._stamp(request)  # tracing hook: the server's span for it joins the trace
         check_size(request)
         op = SyncOp(request)
         self._submit(op)
@@ -393,7 +394,7 @@ class EngineConnection:
     async def _acall(self, request: engine_pb2.ConnectRequest) -> Any:
         if self._ops.closed:
             raise self._ops.closed_error()
-        stamp_trace_context(request)  # tracing hook: the server's span for it joins the trace
+        self._stamp(request)  # tracing hook: the server's span for it joins the trace
         check_size(request)
         loop = asyncio.get_running_loop()
         op = AsyncOp(request, loop, same_loop=loop is self._loop)
