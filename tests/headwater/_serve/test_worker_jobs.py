@@ -1,8 +1,9 @@
 """What a worker (or serving process) does with a run beyond starting it, end to end on both
-databases: job variables (``env``, ``working_dir``) over the pool's base job template (``env``
-set in a waiting spare process unless the spare's start-up read those variables), work
-queue concurrency limits across two workers, and the flow's ``retries`` for a deployment's run,
-retried in the run's own process."""
+databases: two real workers racing over 200 due runs start each exactly once; job variables
+(``env``, ``working_dir``) over the pool's base job template (``env`` set in a waiting spare
+process unless the spare's start-up read those variables); work queue concurrency limits across
+two workers; and the flow's ``retries`` for a deployment's run, retried in the run's own
+process."""
 
 from __future__ import annotations
 
@@ -51,6 +52,13 @@ FLOWS = textwrap.dedent(
         started = time.time()
         time.sleep(seconds)
         Path(out, flow_run.id).write_text(f"{started} {time.time()}")
+
+
+    @flow
+    def mark(out: str) -> None:
+        # Appends: a run started twice leaves two lines, whichever processes ran it.
+        with Path(out, flow_run.id).open("a") as file:
+            file.write(f"{os.getpid()} {os.getppid()}\\n")
 
 
     @flow(retries=2, retry_delay_seconds=0)
@@ -298,6 +306,63 @@ def test_a_work_queue_limit_caps_its_runs_across_workers(
         (state := client.get_flow_run(run.id).state) is not None and state.is_completed()
         for run in runs
     )
+
+
+def test_two_workers_racing_over_200_due_runs_start_each_exactly_once(
+    server: ServerProcess, client: HeadwaterClient, project: Path, tmp_path: Path
+) -> None:
+    pool = client.create_work_pool(_name("pool"))
+    deployment = client.create_deployment(
+        flow_name="mark",
+        name=_name("race"),
+        entrypoint="flows.py:mark",
+        path=str(project),
+        work_pool_name=pool.name,
+    )
+    out = tmp_path / "out"
+    # All 200 are due before either worker starts, so both race for the same runs from the start.
+    runs = client.create_flow_runs_from_deployment(
+        deployment.id, [{"parameters": {"out": str(out)}}] * 200
+    )
+    command = (str(HEADWATER_CLI), "worker", "start", "--pool", pool.name)
+    workers = [start(tmp_path, server, *command) for _ in range(2)]
+
+    def all_final() -> bool:
+        listed = client.list_flow_runs(deployment_id=deployment.id, limit=500)
+        return len(listed) == 200 and all(
+            run.state is not None and run.state.is_final() for run in listed
+        )
+
+    try:
+        until(all_final, "200 runs to end", workers[0])
+    finally:
+        outputs = [stop(worker) for worker in workers]
+        for worker in workers:
+            kill(worker)
+
+    final = {
+        run.id: run.state for run in client.list_flow_runs(deployment_id=deployment.id, limit=500)
+    }
+    assert sorted(final) == sorted(run.id for run in runs)
+    assert all(state is not None and state.is_completed() for state in final.values()), outputs
+    starts = {run.id: (out / run.id).read_text().splitlines() for run in runs}
+    assert {run_id: len(lines) for run_id, lines in starts.items() if len(lines) != 1} == {}
+    # Each run's process is a worker's child or a child of one of its spares: name the worker.
+    worker_pids = {worker.pid for worker in workers}
+    assert all(
+        int(parent) in worker_pids or _parent(int(parent)) in worker_pids
+        for lines in starts.values()
+        for parent in [lines[0].split()[1]]
+    )
+
+
+def _parent(pid: int) -> int | None:
+    """The parent of ``pid`` if it still runs (spares stay up until their worker stops)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("PPid:"))
 
 
 def test_a_served_flow_retries_in_its_own_process(
