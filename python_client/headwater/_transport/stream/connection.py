@@ -186,12 +186,7 @@ class EngineConnection:
         other threads reach the loop in one wake-up and leave in as few messages as the
         stream's batches allow; `flush` waits for them like any other operation.
         """
-        if self._ops.closed:
-            raise self._ops.closed_error()
-        request = with_request_id(_Request(create_task_run=req))
-        stamp_trace_context(request)  # tracing hook: the server's span for it joins the trace
-        check_size(request)
-        self._submit(RecordedOp(request, record))
+        self.send_then(with_request_id(_Request(create_task_run=req)), record)
 
     def set_task_run_state(
         self, req: task_runs_pb2.SetTaskRunStateRequest
@@ -211,9 +206,46 @@ class EngineConnection:
 
         `flush` waits for it like any other operation.
         """
+        self.send_held(with_transition_id(_Request(set_task_run_state=req)), record)
+
+    # ------------------------------------------------- operations built by the caller
+    #
+    # The engine's hottest operations (a task run's start and end) are built by the transport
+    # directly inside a ``ConnectRequest``, with their ``request_id`` or ``transition_id``
+    # already set: wrapping a finished inner request would copy it, and looking its
+    # idempotency field up by name costs as much again.
+
+    def call(self, request: engine_pb2.ConnectRequest) -> Any:
+        """Send a complete operation and wait for its answer (the matching response member).
+
+        The caller sets the operation's ``request_id`` or ``transition_id``.
+        """
+        return self._call(request)
+
+    async def acall(self, request: engine_pb2.ConnectRequest) -> Any:
+        """Async twin of `call`."""
+        return await self._acall(request)
+
+    def send_then(
+        self,
+        request: engine_pb2.ConnectRequest,
+        record: Callable[[Any, BaseException | None], object],
+    ) -> None:
+        """Send a complete operation without blocking; ``record`` gets its outcome on the loop."""
         if self._ops.closed:
             raise self._ops.closed_error()
-        request = with_transition_id(_Request(set_task_run_state=req))
+        stamp_trace_context(request)  # tracing hook: the server's span for it joins the trace
+        check_size(request)
+        self._submit(RecordedOp(request, record))
+
+    def send_held(
+        self,
+        request: engine_pb2.ConnectRequest,
+        record: Callable[[Any, BaseException | None], object],
+    ) -> None:
+        """Like `send_then`, but the operation rides with the next one (see holding.py)."""
+        if self._ops.closed:
+            raise self._ops.closed_error()
         stamp_trace_context(request)  # tracing hook: the server's span for it joins the trace
         check_size(request)
         self._held.hold(RecordedOp(request, record))
