@@ -92,7 +92,7 @@ def fill_state_proto(message: states_pb2.State, state: State[Any]) -> None:
 
     For a message that is already a field of the request being built, so nothing is copied.
     """
-    message.type = _TYPE_TO_PROTO[state.type]  # type: ignore[assignment]
+    message.type = _TYPE_TO_PROTO[state.type]
     if state.name:
         message.name = state.name
     if state.message:

@@ -136,6 +136,11 @@ class EngineConnection:
         return self._stream.messages_sent
 
     @property
+    def messages_received(self) -> int:
+        """How many messages were read from the stream (a batch of answers counts once)."""
+        return self._stream.messages_received
+
+    @property
     def reconnects(self) -> int:
         """How many times the stream was reopened after a backoff."""
         return self._stream.reconnects

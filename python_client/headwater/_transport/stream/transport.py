@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from headwater._ids import uuid4_str
 from headwater._telemetry import current_carrier
 from headwater._transport.client_convert import flow_run_from_proto, task_run_from_proto
-from headwater._ids import uuid4_str
 from headwater._transport.convert import (
     failure_from_exception,
     fill_state_proto,
