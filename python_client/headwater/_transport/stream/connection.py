@@ -237,11 +237,7 @@ class EngineConnection:
         record: Callable[[Any, BaseException | None], object],
     ) -> None:
         """Send a complete operation without blocking; ``record`` gets its outcome on the loop."""
-        if self._ops.closed:
-            raise self._ops.closed_error()
-        stamp_trace_context(request)  # tracing hook: the server's span for it joins the trace
-        check_size(request)
-        self._submit(RecordedOp(request, record))
+        self._submit(self._recorded(request, record))
 
     def send_held(
         self,
@@ -249,11 +245,19 @@ class EngineConnection:
         record: Callable[[Any, BaseException | None], object],
     ) -> None:
         """Like `send_then`, but the operation rides with the next one (see holding.py)."""
+        self._held.hold(self._recorded(request, record))
+
+    def _recorded(
+        self,
+        request: engine_pb2.ConnectRequest,
+        record: Callable[[Any, BaseException | None], object],
+    ) -> RecordedOp:
+        """The no-wait operation for ``request``, checked before anything is sent."""
         if self._ops.closed:
             raise self._ops.closed_error()
         stamp_trace_context(request)  # tracing hook: the server's span for it joins the trace
         check_size(request)
-        self._held.hold(RecordedOp(request, record))
+        return RecordedOp(request, record)
 
     def create_logs(self, req: logs_pb2.CreateLogsRequest) -> logs_pb2.CreateLogsResponse:
         """Store log lines and wait until they are stored."""
