@@ -12,9 +12,11 @@ import argparse
 import contextlib
 import dataclasses
 import datetime
+import functools
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -671,35 +673,95 @@ def _schedule_lag_figures(section: Section, raw: Measurement, suffix: str) -> No
         }
 
 
-# Tracing modes of tracing_overhead: (mode argument of the flow_overhead child, label).
+# Tracing modes of tracing_overhead, each child in a fresh process: (key, mode argument of the
+# flow_overhead child, label). The second "off" is an A/A control: it differs from the first in
+# nothing but chance, so its difference is the noise floor the other rows must be read against.
 TRACING_MODES = (
-    ("off", "tracing off"),
-    ("api", "OTel imported, no provider"),
-    ("sdk", "SDK provider, no exporter"),
-    ("otlp", "OTLP exporter"),
+    ("off", "off", "tracing off"),
+    ("off_again", "off", "A/A control: off again"),
+    ("api", "api", "OTel imported, no provider"),
+    ("sdk", "sdk", "SDK provider, no exporter"),
+    ("otlp", "otlp", "OTLP exporter"),
 )
+# The same modes measured against tracing off in one process, in alternating blocks of calls:
+# (key, mode argument, caption, (label of the blocks without, label of the blocks with)).
+PAIRED_MODES = (
+    ("paired_api", "paired-api", "api, paired blocks", ("api blocks: hidden", "api blocks: on")),
+    ("paired_sdk", "paired-sdk", "sdk, paired blocks", ("sdk blocks: hidden", "sdk blocks: on")),
+    (
+        "paired_otlp",
+        "paired-otlp",
+        "otlp, paired blocks",
+        ("otlp blocks: detached", "otlp blocks: on"),
+    ),
+)
+# What tracing_overhead reports per mode.
+TRACING_FIGURES = (("p50", "p50"), ("mean", "mean"), ("cpu", "CPU per call"))
+
+
+def _tracing_child(sdk: Sdk, mode: str, calls: int, warmup: int, endpoint: str) -> Measurement:
+    """One flow_overhead child in one tracing mode, with a home of its own."""
+    exporting = mode.endswith("otlp")
+    with throwaway_dir("headwater-tracing-home") as home:
+        extra = {"HEADWATER_HOME": str(home)}
+        if exporting:
+            extra["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
+            extra["OTEL_EXPORTER_OTLP_INSECURE"] = "true"
+        env = {
+            key: value
+            for key, value in sdk.environ(**extra).items()
+            if exporting or not key.startswith("OTEL_")
+        }
+        args = [str(calls), str(warmup), mode]
+        return run_workload(sdk, "flow_overhead", args, env, 120 + calls * 3)
+
+
+def _spread(values: Sequence[float], quartiles: bool = False) -> str:
+    """ "+1.2% [-0.4..+2.0]": the median of ``values`` (differences in percent), and their
+    range, or with ``quartiles`` their middle half."""
+    ordered = sorted(values)
+    low, high = ordered[0], ordered[-1]
+    if quartiles:
+        low, high = percentile(ordered, 25), percentile(ordered, 75)
+    return f"{percentile(ordered, 50):+.1f}% [{low:+.1f}..{high:+.1f}]"
 
 
 def tracing_overhead(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> Section:
-    """flow_overhead (embedded) with tracing off, OpenTelemetry present, and exporting spans."""
-    runs = 50 if plan.quick else 150
-    rounds = 2 if plan.quick else 4
+    """flow_overhead (embedded) with tracing off, OpenTelemetry present, and exporting spans.
+
+    Two ways, because a busy machine makes one process differ from the next by more than the
+    targets (2% and 10%). Fresh processes per mode, several rounds, the modes' order rotating
+    per round, figures the median over rounds, and each mode's difference from "off" taken
+    round by round beside an A/A control: what a user's process sees, noise included. And
+    paired blocks: one process per mode, its tracing switched on and off every few calls, so
+    both halves share the machine's moment; their difference is the hooks' cost alone.
+    """
+    calls = 200 if plan.quick else 500
+    paired_calls = 400 if plan.quick else 1200
+    rounds = 2 if plan.quick else 5
+    warmup = 30
     section = Section(
         "tracing_overhead",
         "one trivial flow call (embedded), each tracing mode beside tracing off",
         "ms",
-        [("mean", "mean"), ("p50", "p50"), ("cpu", "CPU per call")],
-        [(label, "tracing off", label) for mode, label in TRACING_MODES[1:]],
+        list(TRACING_FIGURES),
+        [(label, "tracing off", label) for _, _, label in TRACING_MODES[1:]]
+        + [(caption, *labels) for _, _, caption, labels in PAIRED_MODES],
         columns=("tracing off", "this mode", "difference"),
         ratio_as_percent=True,
         notes=[
-            f"{rounds} rounds of {runs} calls per mode, the modes taking turns so drift hits "
-            "all alike. api: opentelemetry imported, no provider set; sdk: a TracerProvider "
-            "with no span processor; otlp: OTEL_EXPORTER_OTLP_ENDPOINT set (the SDK installs a "
-            "batch OTLP exporter) to a local sink that drops the spans; the embedded server "
-            "shares the provider but makes no span per engine-stream operation for an engine "
-            "in its own process, so each call exports the flow run's span (and a span for any "
-            "unary call it makes).",
+            f"{rounds} rounds; a round runs each mode in a fresh process ({calls} calls after "
+            f"{warmup} warm-up calls) and each paired mode in one ({paired_calls} calls), in "
+            "an order that rotates per round; CPU per call is the whole process's (every "
+            "thread). Fresh-process figures: the median over rounds.",
+            "api: opentelemetry imported, no provider set; sdk: a TracerProvider with no span "
+            "processor; otlp: OTEL_EXPORTER_OTLP_ENDPOINT set (the SDK installs a batch OTLP "
+            "exporter; the server its OTLP metrics) to a local sink that counts the spans.",
+            "paired: blocks of 10 calls, on-off-off-on over and over in one process; off is "
+            "otlp's span processor detached (as sdk), or for api and sdk opentelemetry.trace "
+            "hidden from sys.modules (what every hook checks to tell off from on); each otlp "
+            "block flushes its spans within its own time. Figures: all blocks of all rounds "
+            "pooled (mean and CPU over whole blocks, p50 over the calls).",
         ],
     )
     sdk = next((candidate for candidate in sdks if candidate.name == "headwater"), None)
@@ -707,51 +769,163 @@ def tracing_overhead(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> 
         return section
     from bench._otlp_sink import otlp_sink
 
-    pooled: dict[str, dict[str, list[float]]] = {
-        mode: {"times": [], "cpu": []} for mode, _ in TRACING_MODES
-    }
+    children = [(key, mode, calls) for key, mode, _ in TRACING_MODES] + [
+        (key, mode, paired_calls) for key, mode, _, _ in PAIRED_MODES
+    ]
+    per_round: dict[str, list[Measurement]] = {key: [] for key, _, _ in children}
     errors: dict[str, Measurement] = {}
-    version = ""
-    with otlp_sink() as endpoint:
-        for _ in range(rounds):
-            for mode, label in TRACING_MODES:
-
-                def take(mode: str = mode) -> Measurement:
-                    with throwaway_dir("headwater-tracing-home") as home:
-                        extra = {"HEADWATER_HOME": str(home)}
-                        if mode == "otlp":
-                            extra["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
-                            extra["OTEL_EXPORTER_OTLP_INSECURE"] = "true"
-                        env = {
-                            key: value
-                            for key, value in sdk.environ(**extra).items()
-                            if mode == "otlp" or not key.startswith("OTEL_")
-                        }
-                        args = [str(runs), str(plan.warmup), mode]
-                        return run_workload(sdk, "flow_overhead", args, env, 120 + runs * 3)
-
-                raw = measure(sdk, f"flow_overhead on {sdk.label}, tracing {mode}", take)
+    exported: list[float] = []
+    with otlp_sink() as sink:
+        for index in range(rounds):
+            start = index % len(children)
+            for key, mode, count in children[start:] + children[:start]:
+                before = sink.spans
+                raw = measure(
+                    sdk,
+                    f"flow_overhead on {sdk.label}, tracing {mode}, round {index + 1}/{rounds}",
+                    functools.partial(_tracing_child, sdk, mode, count, warmup, sink.endpoint),
+                )
                 if "error" in raw:
-                    errors[label] = raw
+                    errors[key] = raw
                     continue
-                version = raw["version"]
-                pooled[mode]["times"].extend(raw["times_ms"])
-                pooled[mode]["cpu"].append(raw["cpu_ms_per_run"])
-    for mode, label in TRACING_MODES:
-        if label in errors:
-            section.measurements[label] = errors[label]
-            continue
-        if not pooled[mode]["cpu"]:
-            continue
-        stats = summarize(pooled[mode]["times"])
-        cpu = sum(pooled[mode]["cpu"]) / len(pooled[mode]["cpu"])
-        section.measurements[label] = {
-            "version": version,
-            "n": stats["n"],
-            "figures": {**stats, "cpu": cpu},
-            "raw": pooled[mode],
-        }
+                if "times_ms" in raw:
+                    ordered = sorted(raw.pop("times_ms"))
+                    raw.update(
+                        p50=percentile(ordered, 50),
+                        mean=statistics.fmean(ordered),
+                        cpu=raw["cpu_ms_per_run"],
+                    )
+                per_round[key].append(raw)
+                if mode == "otlp":
+                    exported.append((sink.spans - before) / (count + warmup))
+    _tracing_figures(section, per_round, errors)
+    _tracing_notes(section, per_round, exported)
     return section
+
+
+def _tracing_figures(
+    section: Section, per_round: dict[str, list[Measurement]], errors: dict[str, Measurement]
+) -> None:
+    """Fresh-process modes: each figure's median over rounds. Paired: all blocks pooled."""
+    for key, _, label in TRACING_MODES:
+        results = per_round[key]
+        if key in errors:
+            section.measurements[label] = errors[key]
+        elif results:
+            section.measurements[label] = {
+                "version": results[0]["version"],
+                "n": len(results),
+                "figures": {
+                    name: percentile(sorted(result[name] for result in results), 50)
+                    for name, _ in TRACING_FIGURES
+                },
+                "rounds": results,
+            }
+    for key, _, _, labels in PAIRED_MODES:
+        if key in errors:
+            section.measurements.update(dict.fromkeys(labels, errors[key]))
+            continue
+        results = per_round[key]
+        if not results:
+            continue
+        for on, label in enumerate(labels):
+            blocks = [
+                (cpu, wall)
+                for result in results
+                for flag, cpu, wall in zip(
+                    result["blocks"]["on"],
+                    result["blocks"]["cpu_ms"],
+                    result["blocks"]["wall_ms"],
+                    strict=True,
+                )
+                if flag == on
+            ]
+            times = sorted(
+                time
+                for result in results
+                for time in result["blocks"]["times_on_ms" if on else "times_off_ms"]
+            )
+            section.measurements[label] = {
+                "version": results[0]["version"],
+                "n": len(times),
+                "figures": {
+                    "p50": percentile(times, 50),
+                    "mean": statistics.fmean(wall for _, wall in blocks),
+                    "cpu": statistics.fmean(cpu for cpu, _ in blocks),
+                },
+                "rounds": [result["blocks"] for result in results] if on else [],
+            }
+
+
+def _group_differences(blocks: Measurement, key: str) -> list[float]:
+    """Per group of four blocks (on, off, off, on): the on blocks' difference from the off
+    ones, in percent, of ``key`` ("cpu_ms" or "wall_ms")."""
+    found = []
+    for first in range(0, len(blocks["on"]) - 3, 4):
+        group = range(first, first + 4)
+        on = sum(blocks[key][i] for i in group if blocks["on"][i])
+        off = sum(blocks[key][i] for i in group if not blocks["on"][i])
+        found.append(100 * (on / off - 1))
+    return found
+
+
+def _tracing_notes(
+    section: Section, per_round: dict[str, list[Measurement]], exported: list[float]
+) -> None:
+    """The differences from "off" with their spread, and where the CPU went."""
+    base = per_round["off"]
+    lines = []
+    for key, _, label in TRACING_MODES[1:]:
+        pairs = list(zip(base, per_round[key], strict=False))
+        if pairs:
+            cells = [
+                f"{name} "
+                + _spread([100 * (mine[figure] / off[figure] - 1) for off, mine in pairs])
+                for figure, name in (("cpu", "CPU"), ("p50", "p50"), ("mean", "mean"))
+            ]
+            lines.append(f"  {label:28} " + ", ".join(cells))
+    if lines:
+        section.notes.append("fresh processes, difference from off (median [min..max] of rounds):")
+        section.notes.extend(lines)
+    lines = []
+    for key, _, caption, _ in PAIRED_MODES:
+        results = per_round[key]
+        if results:
+            cells = [
+                f"{name} "
+                + _spread(
+                    [d for result in results for d in _group_differences(result["blocks"], field)],
+                    quartiles=True,
+                )
+                for field, name in (("cpu_ms", "CPU"), ("wall_ms", "mean"))
+            ]
+            groups = sum(len(result["blocks"]["on"]) // 4 for result in results)
+            lines.append(f"  {caption:28} " + ", ".join(cells) + f" ({groups} groups)")
+    if lines:
+        section.notes.append("paired, on vs off per group of 4 blocks (median [quartiles]):")
+        section.notes.extend(lines)
+    for key in ("off", "otlp"):
+        threads = _median_threads(per_round[key])
+        if threads:
+            shown = ", ".join(f"{name} {ms * 1000:.0f}" for name, ms in threads if ms >= 0.005)
+            section.notes.append(f"CPU per call by thread, {key} (us): {shown}")
+    if exported:
+        section.notes.append(
+            f"otlp: {percentile(sorted(exported), 50):.2f} spans reached the sink per flow call"
+        )
+
+
+def _median_threads(results: Sequence[Measurement]) -> list[tuple[str, float]]:
+    """Each thread's median CPU per call over ``results``, biggest first."""
+    names = {name for result in results for name in result.get("thread_cpu_ms_per_run", {})}
+    medians = {
+        name: percentile(
+            sorted(result.get("thread_cpu_ms_per_run", {}).get(name, 0.0) for result in results),
+            50,
+        )
+        for name in names
+    }
+    return sorted(medians.items(), key=lambda item: -item[1])
 
 
 MEASURES: dict[str, Callable[[Sequence[Sdk], Plan, dict[str, Any]], Section]] = {

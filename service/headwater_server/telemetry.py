@@ -89,15 +89,31 @@ def creation_context(explicit: Mapping[str, str]) -> Mapping[str, str] | None:
     if explicit:
         return explicit
     if "opentelemetry.trace" in sys.modules:
-        from opentelemetry import trace
-        from opentelemetry.propagate import inject
-
-        if trace.get_current_span().get_span_context().is_valid:
+        if _otel.inject is None:
+            _otel.load()
+        if _otel.get_current_span().get_span_context().is_valid:
             carrier: dict[str, str] = {}
-            inject(carrier)
+            _otel.inject(carrier)
             if carrier:
                 return carrier
     return _caller_trace.get()
+
+
+class _OpenTelemetry:
+    """OpenTelemetry's functions `creation_context` uses, imported once it is loaded (an
+    import statement in a function costs a lookup on every run created)."""
+
+    get_current_span: Any = None
+    inject: Any = None
+
+    def load(self) -> None:
+        from opentelemetry.propagate import inject
+        from opentelemetry.trace import get_current_span
+
+        self.get_current_span, self.inject = get_current_span, inject
+
+
+_otel = _OpenTelemetry()
 
 
 def configure_from_environment() -> bool:

@@ -23,7 +23,9 @@ from headwater._telemetry.tracing import (
     configure_from_environment,
     current_carrier,
     current_metadata,
+    serving_in_process,
     stamp_trace_context,
+    trace_stamper,
     tracer,
 )
 
@@ -32,9 +34,11 @@ __all__ = [
     "configure_from_environment",
     "current_carrier",
     "current_metadata",
+    "serving_in_process",
     "stamp_trace_context",
     "start_flow_run_span",
     "start_run_span",
     "start_task_run_span",
+    "trace_stamper",
     "tracer",
 ]

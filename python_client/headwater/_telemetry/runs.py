@@ -92,8 +92,10 @@ class RunSpan:
         Status, StatusCode = _otel.Status, _otel.StatusCode
         if final is not None:
             state_type = final.type.name
-            span.set_attribute("headwater.state.type", state_type)
-            span.set_attribute("headwater.state.name", final.name)
+            # One call, not one per attribute: each takes the span's lock and checks its limits.
+            span.set_attributes(
+                {"headwater.state.type": state_type, "headwater.state.name": final.name}
+            )
             if state_type not in _OK_STATES:
                 span.set_status(Status(StatusCode.ERROR, (final.message or final.name)[:500]))
         elif aborted is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = [
@@ -24,8 +25,10 @@ __all__ = [
     "configure_from_environment",
     "current_carrier",
     "current_metadata",
+    "serving_in_process",
     "span_processors",
     "stamp_trace_context",
+    "trace_stamper",
     "tracer",
 ]
 
@@ -116,43 +119,96 @@ def configure_from_environment() -> bool:
     return True
 
 
-def current_carrier() -> dict[str, str] | None:
+def current_carrier() -> Mapping[str, str] | None:
     """The W3C ``traceparent``/``tracestate`` of the current span, or None when there is none.
 
     What the transport sends so the service (and whoever executes a run created here)
     continues this process's trace. The current span may be the application's own even when
     this process exports nothing (a context extracted from an incoming request): it travels
     all the same, as OpenTelemetry's API propagates context without an SDK.
+
+    The engine asks several times per run with the same context current (each state proposal
+    carries it), so the answer is kept for the last context and propagator seen: a context is
+    immutable, and while it stays current the carrier cannot change. The mapping returned is
+    shared: read it, never change it.
     """
     if not _environment_checked:
         configure_from_environment()
-    trace = sys.modules.get("opentelemetry.trace")
-    if trace is None or not trace.get_current_span().get_span_context().is_valid:
+    if "opentelemetry.trace" not in sys.modules:
         return None
-    if _propagate.inject is None:
-        from opentelemetry.propagate import inject
-
-        _propagate.inject = inject
-    carrier: dict[str, str] = {}
-    _propagate.inject(carrier)
-    return carrier or None
+    propagate = _propagate
+    if propagate.get_current is None:
+        propagate.load()
+    current = propagate.get_current()
+    textmap = propagate.get_global_textmap()
+    last = propagate.last
+    if last[0] is current and last[1] is textmap:
+        return last[2]
+    carrier: dict[str, str] | None = None
+    if propagate.get_current_span(current).get_span_context().is_valid:
+        carrier = {}
+        textmap.inject(carrier, context=current)
+    found = carrier or None
+    propagate.last = (current, textmap, found)
+    return found
 
 
 def stamp_trace_context(request: Any) -> None:
     """Put the current trace context on an engine-stream request (its ``trace_context`` map).
 
     The stream is one long call, so its metadata cannot carry each operation's context; the
-    server makes each operation's span a child of the one it carries.
+    server makes each operation's span a child of the one it carries. A stream to a server in
+    this process takes `trace_stamper`'s no-op instead.
     """
     carrier = current_carrier()
     if carrier is not None:
-        request.trace_context.update(carrier)
+        stamped = request.trace_context
+        for key, value in carrier.items():  # not .update(): the map's ABC path costs ~5 us
+            stamped[key] = value
+
+
+#: The addresses of servers running in this process (`serving_in_process`).
+_in_process_servers: set[str] = set()
+
+
+def serving_in_process(address: str) -> None:
+    """Note that a server in this process (the embedded one) listens on ``address``."""
+    _in_process_servers.add(address)
+
+
+def trace_stamper(address: str) -> Callable[[Any], None]:
+    """What an engine stream to ``address`` stamps its requests with.
+
+    `stamp_trace_context`, except for a server in this process: it makes no span per
+    operation for an engine in its own process (``headwater_server.telemetry``: the engine's
+    run spans stand for them), so the context would be built for every state proposal and
+    dropped. Runs created there still store their trace context (the create request's own).
+    """
+    return _no_stamp if address in _in_process_servers else stamp_trace_context
+
+
+def _no_stamp(request: Any) -> None:
+    """Stamp nothing (see `trace_stamper`)."""
 
 
 class _Propagate:
-    """``opentelemetry.propagate.inject``, imported on first use (not per call)."""
+    """OpenTelemetry's context and propagation functions, imported on first use (not per
+    call), and the last carrier made (`current_carrier`)."""
 
-    inject: Any = None
+    get_current: Any = None
+    get_current_span: Any = None
+    get_global_textmap: Any = None
+    #: (context, propagator, carrier) of the last `current_carrier` that built one.
+    last: tuple[Any, Any, Mapping[str, str] | None] = (None, None, None)
+
+    def load(self) -> None:
+        from opentelemetry.context import get_current
+        from opentelemetry.propagate import get_global_textmap
+        from opentelemetry.trace import get_current_span
+
+        self.get_current_span = get_current_span
+        self.get_global_textmap = get_global_textmap
+        self.get_current = get_current
 
 
 _propagate = _Propagate()

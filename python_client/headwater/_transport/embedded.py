@@ -23,6 +23,8 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from headwater._telemetry import serving_in_process
+
 if TYPE_CHECKING:
     from headwater_server.settings import ServerSettings
 
@@ -65,6 +67,7 @@ class EmbeddedServer:
                 from headwater_server.server import start_server
 
                 running = loop.run_sync(start_server(address, settings))
+            serving_in_process(address)  # tracing hook: its engine stream needs no contexts
         except Exception as exc:
             from headwater.exceptions import ServiceUnavailable, clause
 

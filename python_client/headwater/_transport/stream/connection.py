@@ -23,7 +23,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from headwater._telemetry import stamp_trace_context
+from headwater._telemetry import trace_stamper
 from headwater._transport.stream.holding import HeldOps
 from headwater._transport.stream.ops import (
     AsyncOp,
@@ -98,6 +98,7 @@ class EngineConnection:
         self._loop = loop.loop
         # Both are touched only on the background loop (but `closed` is read anywhere).
         self._ops = OperationTable(address)
+        self._stamp = trace_stamper(address)  # tracing hook (headwater._telemetry)
         self._stream = EngineStream(address, keepalive_time_ms, self._ops, retry_timeout)
         if loop.in_loop_thread():
             self._stream.start()  # already on the loop: waiting for it would deadlock
@@ -255,7 +256,7 @@ class EngineConnection:
         """The no-wait operation for ``request``, checked before anything is sent."""
         if self._ops.closed:
             raise self._ops.closed_error()
-        stamp_trace_context(request)  # tracing hook: the server's span for it joins the trace
+        self._stamp(request)  # tracing hook: the server's span for it joins the trace
         check_size(request)
         return RecordedOp(request, record)
 
@@ -425,7 +426,7 @@ class EngineConnection:
                 "A blocking Headwater call was made on Headwater's background loop; "
                 "use the async twin (a-prefixed method) there."
             )
-        stamp_trace_context(request)  # tracing hook: the server's span for it joins the trace
+        self._stamp(request)  # tracing hook: the server's span for it joins the trace
         check_size(request)
         op = SyncOp(request)
         self._submit(op)
@@ -434,7 +435,7 @@ class EngineConnection:
     async def _acall(self, request: engine_pb2.ConnectRequest) -> Any:
         if self._ops.closed:
             raise self._ops.closed_error()
-        stamp_trace_context(request)  # tracing hook: the server's span for it joins the trace
+        self._stamp(request)  # tracing hook: the server's span for it joins the trace
         check_size(request)
         loop = asyncio.get_running_loop()
         op = AsyncOp(request, loop, same_loop=loop is self._loop)
