@@ -23,6 +23,12 @@ from headwater_server import errors
 if TYPE_CHECKING:
     from headwater_server.storage.notify import Wakes
 
+#: Seconds a task run event waits before it is relayed to other servers, gathered with the
+#: others of that time: a flow of many quick tasks would otherwise cost a NOTIFY (and every
+#: peer's listener a wake) per task state. Peers' watches see them this much later at most;
+#: a run's own state changes are relayed at once.
+TASK_EVENT_RELAY_SECONDS = 0.02
+
 # How many recently notified runs to remember, so that a notification landing between a
 # caller's storage read and its wait is not missed (the caller would otherwise sleep until the
 # next poll).
@@ -67,6 +73,10 @@ class EventHub:
         self.slots = SlotHub()
         #: Where this server's changes are sent for other servers on the database (or None).
         self.relay: Wakes | None = None
+        #: Task run events waiting to be relayed: run -> newest sequence (see
+        #: TASK_EVENT_RELAY_SECONDS), and the timer that relays them.
+        self._task_events_to_relay: dict[str, int] = {}
+        self._relay_timer: asyncio.TimerHandle | None = None
 
     @property
     def poll_interval(self) -> float:
@@ -103,9 +113,29 @@ class EventHub:
                 waiter.event.set()
 
     def notify_task_events(self, newest: dict[str, int]) -> None:
-        """`notify` for task run events just committed: each run's newest sequence."""
+        """`notify` for task run events just committed: each run's newest sequence.
+
+        Local waiters wake at once; other servers hear of them a moment later, together.
+        """
         for flow_run_id, sequence in newest.items():
-            self.notify(flow_run_id, sequence, own_state=False)
+            self._wake_run(flow_run_id, sequence, False)
+        if self.relay is None:
+            return
+        pending = self._task_events_to_relay
+        for flow_run_id, sequence in newest.items():
+            if sequence > pending.get(flow_run_id, -1):
+                pending[flow_run_id] = sequence
+        if self._relay_timer is None:
+            self._relay_timer = asyncio.get_running_loop().call_later(
+                TASK_EVENT_RELAY_SECONDS, self._relay_task_events
+            )
+
+    def _relay_task_events(self) -> None:
+        self._relay_timer = None
+        pending, self._task_events_to_relay = self._task_events_to_relay, {}
+        if self.relay is not None:
+            for flow_run_id, sequence in pending.items():
+                self.relay.run_changed(flow_run_id, sequence, False)
 
     def forget(self, flow_run_id: str) -> None:
         """Wake every waiter of a deleted run so it re-reads storage and learns it is gone."""
@@ -142,6 +172,9 @@ class EventHub:
 
     def close(self) -> None:
         """Stop waiting: every current and future wait returns immediately."""
+        if self._relay_timer is not None:  # what was gathered still goes out
+            self._relay_timer.cancel()
+            self._relay_task_events()
         self._closed = True
         self._wake_all()
         self.slots.close()

@@ -144,3 +144,43 @@ async def test_deleted_runs_and_closing_wake_every_slot_waiter() -> None:
     assert await asyncio.wait_for(waiter, 5) is True
     hub.close()
     assert await hub.slots.wait(["tag:a"], hub.slots.mark(), timeout=30) is True
+
+
+class Relay:
+    """Records what the hub sends to other servers (the `Wakes` a PostgreSQL notifier is)."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[str, int, bool]] = []
+
+    def run_changed(self, flow_run_id: str, sequence: int, own_state: bool) -> None:
+        self.runs.append((flow_run_id, sequence, own_state))
+
+    def run_gone(self, flow_run_id: str) -> None:
+        pass
+
+    def slots_freed(self, keys: object) -> None:
+        pass
+
+    def everything_changed(self) -> None:
+        pass
+
+
+async def test_task_events_wake_local_waiters_at_once_and_reach_peers_gathered() -> None:
+    hub = EventHub(Storage().read, poll_interval=10)
+    relay = Relay()
+    hub.relay = relay  # type: ignore[assignment]
+    waiter = asyncio.ensure_future(hub.wait_for_change(RUN, 1, timeout=30))
+    await asyncio.sleep(0.01)
+    other = "0b1c2d3e-0000-4000-8000-000000000002"
+    hub.notify_task_events({RUN: 2})
+    assert await asyncio.wait_for(waiter, 1) is True
+    hub.notify_task_events({RUN: 4, other: 1})
+    hub.notify_task_events({RUN: 3})
+    hub.notify(RUN, 5)  # the run's own state goes out at once
+    assert relay.runs == [(RUN, 5, True)]
+    await asyncio.sleep(0.1)
+    # One relay per run with its newest task event, after a moment.
+    assert sorted(relay.runs[1:]) == sorted([(RUN, 4, False), (other, 1, False)])
+    hub.notify_task_events({RUN: 6})
+    hub.close()  # closing sends what is still gathered
+    assert relay.runs[-1] == (RUN, 6, False)

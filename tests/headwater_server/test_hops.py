@@ -19,7 +19,9 @@ import pytest
 from headwater.v1 import flow_runs_pb2, states_pb2, task_runs_pb2
 from headwater_server.errors import ServiceError
 from headwater_server.storage.database import Database
+from headwater_server.storage.engine import create_database_engine
 from headwater_server.storage.hops import HopClosedError, PoolHop, WorkerHop
+from sqlalchemy import text
 
 RUNNING = states_pb2.STATE_TYPE_RUNNING
 
@@ -234,11 +236,11 @@ async def test_a_failed_group_commit_fails_every_call_of_the_group() -> None:
     assert [type(o) for o in outcomes] == [OSError, OSError]
 
 
-def test_a_group_on_sqlite_commits_once_and_rolls_back_only_a_failing_write(
-    sqlite_url: str,
-) -> None:
-    db = Database.open(sqlite_url)
+def test_a_group_commits_once_and_rolls_back_only_a_failing_write(database_url: str) -> None:
+    """On SQLite every group does; on PostgreSQL the lean writes' thread (`allow_groups`)."""
+    db = Database.open(database_url)
     repo = db.repository
+    repo.fast_path.allow_groups()
     announced: list[tuple[str, int]] = []
     commits: list[int] = []
 
@@ -263,10 +265,10 @@ def test_a_group_on_sqlite_commits_once_and_rolls_back_only_a_failing_write(
             start("1")
             assert announced == []  # nothing is announced before the commit
             # Another connection sees nothing of the group until it commits.
-            assert _task_runs_seen_elsewhere(sqlite_url) == 0
+            assert _task_runs_seen_elsewhere(database_url) == 0
             with pytest.raises(ServiceError) as unknown:
                 start("x", flow_run_id=str(uuid.uuid4()))  # rolled back alone
-            assert _task_runs_seen_elsewhere(sqlite_url) == 0
+            assert _task_runs_seen_elsewhere(database_url) == 0
             # A read through SQLAlchemy commits what the group wrote so far first.
             listed = repo.list_task_runs(
                 task_runs_pb2.ListTaskRunsRequest(
@@ -274,12 +276,12 @@ def test_a_group_on_sqlite_commits_once_and_rolls_back_only_a_failing_write(
                 )
             )
             assert [t.dynamic_key for t in listed.task_runs] == ["0", "1"]
-            assert _task_runs_seen_elsewhere(sqlite_url) == 2
+            assert _task_runs_seen_elsewhere(database_url) == 2
             assert len(announced) == 4
             start("2")
             assert len(announced) == 4
         assert unknown.value.code == grpc.StatusCode.NOT_FOUND
-        assert _task_runs_seen_elsewhere(sqlite_url) == 3
+        assert _task_runs_seen_elsewhere(database_url) == 3
         assert [sequence for _, sequence in announced] == [2, 3, 4, 5, 6, 7]
         assert commits == [4, 2]  # announced once per commit: the flush, then the end
     finally:
@@ -288,10 +290,12 @@ def test_a_group_on_sqlite_commits_once_and_rolls_back_only_a_failing_write(
 
 def _task_runs_seen_elsewhere(url: str) -> int:
     """How many task runs a separate connection (another reader) sees committed."""
-    import sqlite3
-
-    with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
-        return int(conn.execute("SELECT count(*) FROM task_runs").fetchone()[0])
+    engine = create_database_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM task_runs")).scalar_one())
+    finally:
+        engine.dispose()
 
 
 async def test_callbacks_answer_in_the_order_queued_with_their_own_outcomes() -> None:
@@ -371,13 +375,15 @@ def test_the_sqlite_writer_keeps_one_connection_for_its_writes(sqlite_url: str) 
 
 
 def test_a_group_numbers_task_run_events_once_per_flow_run_and_gives_back_a_failed_writes(
-    sqlite_url: str,
+    database_url: str,
 ) -> None:
     """Inside a group the flow run's event numbers come from memory after the first task run
     write; a failed write's numbers are reused, a flow run proposal numbers after them, and
-    the flow run's row ends with the last number."""
-    db = Database.open(sqlite_url)
+    the flow run's row ends with the last number. On PostgreSQL as on SQLite: there the
+    thread that runs the engine stream's lean writes groups them (`allow_groups`)."""
+    db = Database.open(database_url)
     repo = db.repository
+    repo.fast_path.allow_groups()
     announced: list[tuple[str, int]] = []
     repo.announce = announced.extend
     try:

@@ -821,6 +821,81 @@ def test_task_run_lifecycle(repository: Repository) -> None:
     assert gone.reason == "TASK_RUN_NOT_FOUND"
 
 
+def test_a_task_runs_end_keeps_every_rule(repository: Repository) -> None:
+    """COMPLETED for a RUNNING task run skips the snapshot and the rules that cannot object
+    (`rules.plain_completion`); what must still be refused or replayed still is."""
+    run = new_run(repository)
+
+    def start(dynamic_key: str) -> task_runs_pb2.TaskRun:
+        return repository.create_task_run(
+            task_runs_pb2.CreateTaskRunRequest(
+                flow_run_id=run.id, task_key="t", dynamic_key=dynamic_key, start=True
+            )
+        ).task_run
+
+    def end(task_run_id: str, **kwargs: object) -> task_runs_pb2.SetTaskRunStateResponse:
+        return repository.set_task_run_state(
+            task_runs_pb2.SetTaskRunStateRequest(
+                task_run_id=task_run_id,
+                state=states_pb2.State(type=COMPLETED, result=states_pb2.StateResult(json="7")),
+                **kwargs,  # type: ignore[arg-type]
+            )
+        )
+
+    running = start("0")
+    transition = str(uuid.uuid4())
+    done = end(running.id, transition_id=transition)
+    assert done.result.decision == ACCEPT
+    assert done.result.reason == "The task run moved from Running to Completed."
+    assert (done.task_run.state.type, done.task_run.state.result.json) == (COMPLETED, "7")
+    assert done.result.state == done.task_run.state
+    assert done.task_run.end_time.ToMicroseconds() > 0
+    assert done.task_run.run_count == 1
+    # The same transition again: its first answer, and no second state.
+    assert end(running.id, transition_id=transition) == done
+    # A second COMPLETED (another transition) is refused: the run is finished.
+    again = end(running.id, transition_id=str(uuid.uuid4()))
+    assert again.result.decision == REJECT
+    assert again.task_run.state.id == done.task_run.state.id
+    states = repository.list_task_run_states(
+        task_runs_pb2.ListTaskRunStatesRequest(task_run_id=running.id)
+    ).states
+    assert [s.type for s in states] == [PENDING, RUNNING, COMPLETED]
+    # A condition on the proposal still counts: the expected state must be the current one.
+    other = start("1")
+    stale = end(other.id, expected_state_id=str(uuid.uuid4()))
+    assert stale.result.decision == REJECT
+    assert stale.task_run.state.type == RUNNING
+    # From PENDING (not started by the service) the rules judge it as before.
+    pending = repository.create_task_run(
+        task_runs_pb2.CreateTaskRunRequest(flow_run_id=run.id, task_key="t", dynamic_key="2")
+    ).task_run
+    assert end(pending.id).result.decision == ACCEPT
+    missing = error_of(end, str(uuid.uuid4()))
+    assert missing.reason == "TASK_RUN_NOT_FOUND"
+
+
+def test_the_cache_lookup_and_an_engines_clean_up_use_their_partial_indexes(
+    sqlite_url: str,
+) -> None:
+    """Both indexes hold only the task runs with a key or an owner (revision 0023); the
+    queries name that condition, so the planner still searches them instead of scanning."""
+    import sqlite3
+
+    db = Database.open(sqlite_url)
+    try:
+        lookup = db.repository._raw_cache.lookup.sql
+    finally:
+        db.close()
+    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:
+        cache_plan = conn.execute("EXPLAIN QUERY PLAN " + lookup, ("k", COMPLETED, "x", 0))
+        assert "ix_task_runs_cache_key_end_time" in str(cache_plan.fetchall())
+        owner_plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM task_runs WHERE engine_id = ?", ("e",)
+        )
+        assert "ix_task_runs_engine_id" in str(owner_plan.fetchall())
+
+
 def test_task_run_errors(repository: Repository, application: SyncApplication) -> None:
     missing = str(uuid.uuid4())
     error = error_of(

@@ -481,3 +481,28 @@ def test_a_cache_hit_completes_without_waiting_for_a_slot() -> None:
     )
     assert decision.store is not None
     assert decision.store.name == "Cached"
+
+
+@pytest.mark.parametrize("running_name", ["Running", "Retrying"])
+@pytest.mark.parametrize("name", ["", "Done"])
+def test_a_plain_completion_is_what_decide_answers(running_name: str, name: str) -> None:
+    """The storage layer's shortcut for a task's end gives exactly decide's answer."""
+    current = RunSnapshot(state_type=T["RUNNING"], state_name=running_name, state_id="s")
+    proposal = Proposal(type=T["COMPLETED"], name=name, message="ok")
+    shortcut = rules.plain_completion(running_name, proposal)
+    assert shortcut == decide(current, proposal, NOW, "task run")
+    assert shortcut is not None and shortcut.decision == D["A"]
+
+
+@pytest.mark.parametrize(
+    "proposal",
+    [
+        Proposal(type=T["FAILED"]),
+        Proposal(type=T["RUNNING"]),
+        Proposal(type=T["CANCELLED"]),
+        Proposal(type=T["COMPLETED"], force=True),
+        Proposal(type=T["COMPLETED"], expected_state_id="another"),
+    ],
+)
+def test_anything_but_a_plain_completion_is_left_to_decide(proposal: Proposal) -> None:
+    assert rules.plain_completion("Running", proposal) is None

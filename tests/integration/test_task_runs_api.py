@@ -464,6 +464,129 @@ def test_an_end_right_behind_a_start_that_may_wait_for_a_slot_is_applied_after_i
     assert stream.close() == []
 
 
+def test_more_operations_than_a_stream_runs_at_once_are_all_answered(api: Api) -> None:
+    """Past the stream's in-flight limit the server stops reading until answers go out, then
+    reads on: every operation is answered, whichever way (general or lean) it took."""
+    from headwater_server.servicers.engine import MAX_IN_FLIGHT
+
+    run = api.new_run(api.new_flow().id)
+    api.propose(run.id, S.STATE_TYPE_RUNNING)
+    stream = EngineStream(api)
+    count = MAX_IN_FLIGHT + 200
+    inner = [
+        engine_pb2.ConnectRequest(
+            sequence=index + 1,
+            create_task_run=T.CreateTaskRunRequest(
+                flow_run_id=run.id,
+                task_key="mod.many",
+                dynamic_key=str(index),
+                start=True,
+                # Tagged ones take the general way (a task each), the others the lean one.
+                tags=["no-limit-here"] if index % 2 else [],
+            ),
+        )
+        for index in range(count)
+    ]
+    for start in range(0, count, 256):
+        stream.send_raw(
+            engine_pb2.ConnectRequest(
+                batch=engine_pb2.ConnectRequestBatch(requests=inner[start : start + 256])
+            )
+        )
+    answers: dict[int, engine_pb2.ConnectResponse] = {}
+    while len(answers) < count:
+        response = stream.receive()
+        for answer in response.batch.responses if response.HasField("batch") else [response]:
+            answers[answer.sequence] = answer
+    assert sorted(answers) == list(range(1, count + 1))
+    assert {a.create_task_run.result.decision for a in answers.values()} == {S.DECISION_ACCEPT}
+    assert stream.close() == []
+
+
+def test_a_retry_sent_right_behind_a_lean_failure_is_applied_after_it(api: Api) -> None:
+    """A failure takes the lean way, the retry's RUNNING the general one; sent in one message,
+    the RUNNING must still see the failure's AwaitingRetry (on PostgreSQL the two ways run
+    on different threads), and the flow's end comes after all of them."""
+    run = api.new_run(api.new_flow().id)
+    api.propose(run.id, S.STATE_TYPE_RUNNING)
+    stream = EngineStream(api)
+    inner = []
+    tasks = 10
+    for index in range(tasks):
+        task_run_id = str(uuid.uuid4())
+        base = 4 * index
+        inner += [
+            engine_pb2.ConnectRequest(
+                sequence=base + 1,
+                create_task_run=T.CreateTaskRunRequest(
+                    flow_run_id=run.id,
+                    task_key="mod.flaky",
+                    dynamic_key=str(index),
+                    start=True,
+                    task_run_id=task_run_id,
+                    policy=S.RunPolicy(retries=1),
+                ),
+            ),
+            engine_pb2.ConnectRequest(
+                sequence=base + 2,
+                set_task_run_state=T.SetTaskRunStateRequest(
+                    task_run_id=task_run_id,
+                    state=S.State(type=S.STATE_TYPE_FAILED, message="boom"),
+                ),
+            ),
+            engine_pb2.ConnectRequest(
+                sequence=base + 3,
+                set_task_run_state=T.SetTaskRunStateRequest(
+                    task_run_id=task_run_id,
+                    state=S.State(type=S.STATE_TYPE_RUNNING, name="Retrying"),
+                ),
+            ),
+            engine_pb2.ConnectRequest(
+                sequence=base + 4,
+                set_task_run_state=T.SetTaskRunStateRequest(
+                    task_run_id=task_run_id,
+                    state=S.State(type=S.STATE_TYPE_COMPLETED, result=S.StateResult(json="1")),
+                ),
+            ),
+        ]
+    final = 4 * tasks + 1
+    inner.append(
+        engine_pb2.ConnectRequest(
+            sequence=final,
+            set_flow_run_state=flow_runs_pb2.SetFlowRunStateRequest(
+                flow_run_id=run.id, state=S.State(type=S.STATE_TYPE_COMPLETED)
+            ),
+        )
+    )
+    stream.send_raw(engine_pb2.ConnectRequest(batch=engine_pb2.ConnectRequestBatch(requests=inner)))
+    answers: dict[int, engine_pb2.ConnectResponse] = {}
+    while len(answers) < len(inner):
+        response = stream.receive()
+        for answer in response.batch.responses if response.HasField("batch") else [response]:
+            answers[answer.sequence] = answer
+    for index in range(tasks):
+        base = 4 * index
+        failed = answers[base + 2].set_task_run_state
+        assert (failed.result.decision, failed.result.state.name) == (
+            S.DECISION_REJECT,
+            "AwaitingRetry",
+        )
+        retried = answers[base + 3].set_task_run_state
+        assert retried.result.decision == S.DECISION_ACCEPT, retried.result.reason
+        assert retried.task_run.run_count == 2
+        done = answers[base + 4].set_task_run_state
+        assert done.result.decision == S.DECISION_ACCEPT, done.result.reason
+    flow_end = answers[final].set_flow_run_state
+    assert flow_end.result.decision == S.DECISION_ACCEPT
+    stored = api.task_runs.ListTaskRuns(
+        T.ListTaskRunsRequest(filter=T.TaskRunFilter(flow_run_id=run.id))
+    ).task_runs
+    assert {t.state.type for t in stored} == {S.STATE_TYPE_COMPLETED}
+    flow_end_us = flow_end.flow_run.state.create_time.ToMicroseconds()
+    assert max(t.state.create_time.ToMicroseconds() for t in stored) <= flow_end_us
+    assert stream.close() == []
+
+
 def test_the_server_says_it_takes_batches(api: Api) -> None:
     call = api.engine.Connect(iter(()))
     assert ("headwater-engine-batch", "1") in tuple(call.initial_metadata())

@@ -115,6 +115,10 @@ _INITIAL_STATE_TYPES = (states_pb2.STATE_TYPE_PENDING, states_pb2.STATE_TYPE_SCH
 _STATE_TYPE_NAMES = tuple(states_pb2.StateType.Name(value) for value in rules.ALL_STATE_TYPES)
 
 
+#: A UUID in its canonical form (lower case, with hyphens).
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def uuid(field: str, value: str) -> str:
     """Return the canonical form of a required UUID field.
 
@@ -123,6 +127,8 @@ def uuid(field: str, value: str) -> str:
     """
     if not value:
         raise errors.invalid_argument(field, "is required (a UUID such as '0b1c...-...').")
+    if _CANONICAL_UUID.fullmatch(value):  # as clients normally send it: nothing to convert
+        return value
     try:
         return str(_uuid.UUID(value))
     except (ValueError, AttributeError, TypeError):

@@ -75,12 +75,23 @@ SLOT_HOLDING_TYPES: frozenset[int] = frozenset({RUNNING, CANCELLING})
 SLOT_RETRY_SECONDS = 0.0
 
 
-def default_state_name(state_type: int) -> str:
-    """The display name of a type: ``STATE_TYPE_RUNNING`` becomes ``"Running"``."""
+def _type_name(state_type: int) -> str:
     if state_type == NO_STATE:
         return "no state"
     name: str = states_pb2.StateType.Name(state_type)
     return name.removeprefix("STATE_TYPE_").title()
+
+
+#: Every type's display name, built once: a proposal looks several up (its reason's labels).
+_TYPE_NAMES: dict[int, str] = {
+    number: _type_name(number) for number in states_pb2.StateType.values()
+}
+
+
+def default_state_name(state_type: int) -> str:
+    """The display name of a type: ``STATE_TYPE_RUNNING`` becomes ``"Running"``."""
+    name = _TYPE_NAMES.get(state_type)
+    return name if name is not None else _type_name(state_type)  # unknown: Name() raises
 
 
 def is_terminal(state_type: int) -> bool:
@@ -384,6 +395,27 @@ def decide(
         )
 
     return _accept(current, proposal, name, noun)
+
+
+def plain_completion(
+    current_name: str, proposal: Proposal, noun: str = "task run"
+) -> RuleDecision | None:
+    """:func:`decide` for the commonest proposal of all: COMPLETED for a RUNNING run, made
+    without conditions (no expected state id, not forced). Every rule lets it through (a
+    RUNNING run is neither new nor finished, RUNNING -> COMPLETED is legal, the cache, the
+    limits and the retries judge other proposals), so it is accepted, with the reason
+    :func:`decide` gives; the storage layer's lean path calls this instead of building a
+    snapshot for :func:`decide`. None when the proposal is not that one (then call
+    :func:`decide`).
+    """
+    if proposal.type != COMPLETED or proposal.force or proposal.expected_state_id:
+        return None
+    return _accept(
+        RunSnapshot(state_type=RUNNING, state_name=current_name),
+        proposal,
+        proposal.name or _TYPE_NAMES[COMPLETED],
+        noun,
+    )
 
 
 def _no_free_slot(current: RunSnapshot, full: FullLimit, noun: str) -> RuleDecision:

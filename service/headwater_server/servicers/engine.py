@@ -75,16 +75,22 @@ class EngineSession:
         #: Flow runs this stream already made its engine the owner of.
         self._owned: set[str] = set()
         self.outbox: asyncio.Queue[Any] = asyncio.Queue()
-        self._tails: dict[str, asyncio.Task[None]] = {}
+        #: The last operation of each ordering key not finished yet (a task, or the mark of a
+        #: lean operation).
+        self._tails: dict[str, asyncio.Future[None]] = {}
+        #: Lean operations not answered yet, where a database call of the general way may run
+        #: before them (PostgreSQL): resolved on answer; what later operations of their run,
+        #: and barriers, wait for. Empty on SQLite, where queueing orders them already.
+        self._lean_marks: set[asyncio.Future[None]] = set()
         self._running: set[asyncio.Task[None]] = set()
         self._closed = False
         #: Whether the client sent a batch: it reads batched answers too.
         self.batches = False
         #: Lean operations queued on the database thread and not answered yet (see `_lean`).
         self._lean_pending = 0
-        #: Resolved (and dropped) when a lean operation answers: what `drain` and the reader's
-        #: in-flight limit wait on while only lean operations are running.
-        self._lean_progress: asyncio.Future[None] | None = None
+        #: Resolved (and dropped) when any operation answers: what `drain` and the reader's
+        #: in-flight limit wait on (one future, however many operations are in flight).
+        self._answered: asyncio.Future[None] | None = None
 
     def submit(self, request: engine_pb2.ConnectRequest) -> None:
         """Start one operation, behind the previous operation on the same run."""
@@ -132,48 +138,64 @@ class EngineSession:
             entry.lean is not None
             and self._backend.db.ordered
             and entry.lean.takes(operation, self.engine_id is not None)
-            and (key is None or (tail := self._tails.get(key)) is None or tail.done())
+            and (
+                key is None
+                or (tail := self._tails.get(key)) is None
+                or tail.done()
+                or tail in self._lean_marks  # the lean calls run in the order queued
+            )
             and stream_tracer() is None  # a traced stream's operations get their spans
         ):
-            self._lean(request.sequence, kind, entry.lean, operation)
+            self._lean(request.sequence, kind, entry.lean, operation, key)
             return
         handler = entry.run
         if self.engine_id is not None and entry.run_owned is not None:
             handler = functools.partial(entry.run_owned, engine_id=self.engine_id)
         handler = traced_operation(handler, kind, request, operation)  # a span when traced
-        previous: tuple[asyncio.Task[None], ...] = ()
+        previous: tuple[asyncio.Future[None], ...] = ()
         if entry.barrier:
-            previous = tuple(self._running)
+            previous = (*self._running, *self._lean_marks)
         elif key is not None and (tail := self._tails.get(key)) is not None:
             previous = (tail,)
         task = asyncio.get_running_loop().create_task(
             self._execute(request.sequence, kind, handler, operation, previous)
         )
         self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        task.add_done_callback(self._task_done)
         if key is not None:
             self._tails[key] = task
             task.add_done_callback(functools.partial(self._release, key))
 
-    def _lean(self, sequence: int, kind: str, lean: LeanOperation, operation: Any) -> None:
+    def _lean(
+        self, sequence: int, kind: str, lean: LeanOperation, operation: Any, key: str | None
+    ) -> None:
         """Run an operation the lean way: validate, queue its one database call, answer from
-        its completion (no task, no future; see `LeanOperation`).
+        its completion (no task; see `LeanOperation`).
 
-        No operation of its run is waiting (the caller checked), and the database thread
-        runs calls in the order queued, so anything received later about the same run, and a
-        flow run's final state, is stored after this one without waiting for it here.
+        No operation of its run is waiting but lean ones (the caller checked), and the lean
+        calls run in the order queued. On SQLite every database call does, so anything
+        received later about the same run, and a flow run's final state, is stored after
+        this one without waiting for it here; on PostgreSQL those wait for its mark.
         """
         backend = self._backend
+        mark: asyncio.Future[None] | None = None
+        if not backend.db.lean_after_run:
+            mark = asyncio.get_running_loop().create_future()
         try:
             lean.check(operation)
             backend.db.submit(
                 functools.partial(lean.store(backend.db.repository), operation),
-                functools.partial(self._lean_answer, sequence, kind, lean, operation),
+                functools.partial(self._lean_answer, sequence, kind, lean, operation, mark),
             )
         except Exception as exc:
             self._answer_error(sequence, to_service_error(exc, f"EngineService/{kind}", operation))
             return
         self._lean_pending += 1
+        if mark is not None:
+            self._lean_marks.add(mark)
+            if key is not None:
+                self._tails[key] = mark
+                mark.add_done_callback(functools.partial(self._release, key))
 
     def _lean_answer(
         self,
@@ -181,16 +203,16 @@ class EngineSession:
         kind: str,
         lean: LeanOperation,
         operation: Any,
+        mark: asyncio.Future[None] | None,
         result: Any,
         error: BaseException | None,
     ) -> None:
         """Answer a lean operation once its call is stored (on the loop)."""
         self._lean_pending -= 1
-        progress = self._lean_progress
-        if progress is not None:
-            self._lean_progress = None
-            if not progress.done():
-                progress.set_result(None)
+        self._progressed()
+        if mark is not None:
+            self._lean_marks.discard(mark)
+            mark.set_result(None)
         if error is not None:
             if not isinstance(error, Exception):  # a KeyboardInterrupt or the like: not ours
                 raise error
@@ -207,15 +229,30 @@ class EngineSession:
     def _in_flight(self) -> int:
         return len(self._running) + self._lean_pending
 
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._progressed()
+
+    def _progressed(self) -> None:
+        """An operation answered (or its task ended): wake `_progress`."""
+        answered = self._answered
+        if answered is not None:
+            self._answered = None
+            if not answered.done():
+                answered.set_result(None)
+
     async def _progress(self) -> None:
-        """Wait until some operation answers (a task ends or a lean operation answers)."""
-        waiting: list[asyncio.Future[Any]] = list(self._running)
-        if self._lean_pending:
-            if self._lean_progress is None:
-                self._lean_progress = asyncio.get_running_loop().create_future()
-            waiting.append(self._lean_progress)
-        if waiting:
-            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        """Wait until some operation answers (a task ends or a lean operation answers).
+
+        One future for all of them: waiting on each running task would cost every answer a
+        pass over all of them (a thousand operations in flight made that quadratic).
+        """
+        if not self._in_flight():
+            return
+        answered = self._answered
+        if answered is None or answered.done():  # done: a cancelled wait left it behind
+            answered = self._answered = asyncio.get_running_loop().create_future()
+        await answered
 
     async def read(self, requests: AsyncIterator[engine_pb2.ConnectRequest]) -> None:
         """Submit every request the client sends; after its last one, answer all, then end."""
@@ -251,7 +288,7 @@ class EngineSession:
         for task in tuple(self._running):
             task.cancel()
 
-    def _release(self, key: str, task: asyncio.Task[None]) -> None:
+    def _release(self, key: str, task: asyncio.Future[None]) -> None:
         if self._tails.get(key) is task:
             del self._tails[key]
 
@@ -261,7 +298,7 @@ class EngineSession:
         kind: str,
         handler: Operation[Any, Any],
         operation: Any,
-        previous: tuple[asyncio.Task[None], ...],
+        previous: tuple[asyncio.Future[None], ...],
     ) -> None:
         waiting = [task for task in previous if not task.done()]
         if waiting:

@@ -235,6 +235,70 @@ class ProposalsMixin(ConcurrencyLimitsMixin):
         """
         raw = self._raw[kind]
         hit = None
+        limit_ids = None
+        decision = None
+        if kind is TASK_RUN and current["state_type"] == rules.RUNNING:
+            # A task's end: accepted by every rule when made without conditions, so the
+            # snapshot, the cache and the limits are not looked at (see `plain_completion`).
+            decision = rules.plain_completion(current["state_name"], proposal)
+        if decision is None:
+            decision, hit, limit_ids, now = self._decide(
+                conn, kind, current, proposal, now, refresh_cache
+            )
+        result = states_pb2.OrchestrationResult(reason=decision.reason)
+        result.decision = decision.decision  # type: ignore[assignment]  # an int enum value
+        if decision.wait_seconds:
+            convert.set_duration_seconds(result.wait, decision.wait_seconds)
+        if decision.store is not None:
+            if decision.cached_from and hit is not None:
+                payload_result, payload_failure = hit["result"], None
+            elif decision.proposal_matched:
+                payload_result, payload_failure = payloads(state)
+            else:
+                # AwaitingRetry keeps the failure that caused it, for the history.
+                payload_result, payload_failure = None, payloads(state)[1]
+            values: Mapping[str, Any] = self._apply(
+                conn,
+                kind,
+                raw,
+                current,
+                decision.store,
+                decision.increments_run_count,
+                payload_result,
+                payload_failure,
+                proposal.force,
+                now,
+                deferred=deferred,
+            )
+            if limit_ids and decision.store.type == rules.RUNNING:
+                self._take_slots(conn, current["id"], limit_ids, values["state_time"])
+            run = kind.build(values, payload_result, payload_failure)
+        else:
+            values = current
+            if deferred is not None:  # a new run: its only state is the one being created
+                first = deferred[0]
+                run = kind.build(current, first["result"], first["failure"])
+            else:
+                run = kind.build(current, *self._payload(conn, raw, current))
+        result.state.CopyFrom(run.state)
+        return result, run, values
+
+    def _decide(
+        self,
+        conn: RawTransaction,
+        kind: RunKind,
+        current: Mapping[str, Any],
+        proposal: rules.Proposal,
+        now: int,
+        refresh_cache: bool,
+    ) -> tuple[rules.RuleDecision, dict[str, Any] | None, list[str] | None, int]:
+        """Every rule's judgement of ``proposal``, with what the rules needed looked up.
+
+        Returns the decision, the cache entry it reuses (if any), the ids of the concurrency
+        limits the run takes a slot of when it enters RUNNING, and the state's time (taken
+        again after the limits' locks).
+        """
+        hit = None
         if (
             kind is TASK_RUN
             and proposal.type == rules.RUNNING
@@ -273,43 +337,7 @@ class ProposalsMixin(ConcurrencyLimitsMixin):
             jitter=random.uniform(-1.0, 1.0) if snapshot.policy.retry_jitter_factor else 0.0,
             full_limit=full_limit,
         )
-        result = states_pb2.OrchestrationResult(reason=decision.reason)
-        result.decision = decision.decision  # type: ignore[assignment]  # an int enum value
-        if decision.wait_seconds:
-            convert.set_duration_seconds(result.wait, decision.wait_seconds)
-        if decision.store is not None:
-            if decision.cached_from and hit is not None:
-                payload_result, payload_failure = hit["result"], None
-            elif decision.proposal_matched:
-                payload_result, payload_failure = payloads(state)
-            else:
-                # AwaitingRetry keeps the failure that caused it, for the history.
-                payload_result, payload_failure = None, payloads(state)[1]
-            values: Mapping[str, Any] = self._apply(
-                conn,
-                kind,
-                raw,
-                current,
-                decision.store,
-                decision.increments_run_count,
-                payload_result,
-                payload_failure,
-                proposal.force,
-                now,
-                deferred=deferred,
-            )
-            if limit_ids and decision.store.type == rules.RUNNING:
-                self._take_slots(conn, current["id"], limit_ids, values["state_time"])
-            run = kind.build(values, payload_result, payload_failure)
-        else:
-            values = current
-            if deferred is not None:  # a new run: its only state is the one being created
-                first = deferred[0]
-                run = kind.build(current, first["result"], first["failure"])
-            else:
-                run = kind.build(current, *self._payload(conn, raw, current))
-        result.state.CopyFrom(run.state)
-        return result, run, values
+        return decision, hit, limit_ids, now
 
     @staticmethod
     def _payload(

@@ -52,17 +52,30 @@ class Database:
         self.repository = Repository(engine)
         self.migrated = migrated
         self._hop: Hop
+        #: Where `submit` queues the engine stream's lean calls: the SQLite writer itself, or
+        #: on PostgreSQL a thread of their own beside the pool (see `lean_after_run`).
+        self._lean_hop: WorkerHop
         if self.dialect == "sqlite":
             # Calls that queued up while the writer was busy share one transaction.
             # It also keeps one connection for all its writes (`FastPath.hold`).
-            self._hop = WorkerHop(
+            self._lean_hop = WorkerHop(
                 name="headwater-db-writer",
                 group=self.repository.group,
                 start=self.repository.fast_path.hold,
             )
+            self._hop = self._lean_hop
         else:
             self._hop = PoolHop(
                 ThreadPoolExecutor(max_workers=POSTGRES_THREADS, thread_name_prefix="headwater-db")
+            )
+            # The hot task run writes, one thread in arrival order, those that queued up
+            # together in one transaction (`FastPath.allow_groups`): each on its own, they
+            # queued for the flow run's row (every task run state takes a number of its
+            # event log) across the pool's threads, a round trip to the server at a time.
+            self._lean_hop = WorkerHop(
+                name="headwater-db-lean",
+                group=self.repository.group,
+                start=self.repository.fast_path.allow_groups,
             )
         self._checkpointer: WalCheckpointer | None = None
         database_path = engine.url.database
@@ -115,10 +128,17 @@ class Database:
 
     @property
     def ordered(self) -> bool:
-        """Whether calls run one at a time in the order submitted (SQLite's one writer
-        thread), so that submitting is ordering. False on PostgreSQL (several threads) and
-        while statements are traced (the lean calls would carry no caller span)."""
-        return isinstance(self._hop, WorkerHop) and not self._carry_context
+        """Whether `submit` takes calls: they run one at a time in the order submitted, so
+        that submitting is ordering among them. False while statements are traced (the lean
+        calls would carry no caller span)."""
+        return not self._carry_context
+
+    @property
+    def lean_after_run(self) -> bool:
+        """Whether a call given to `submit` also runs after every call given to `run` before
+        it (SQLite: one thread runs both). False on PostgreSQL, where `run` uses a pool: the
+        caller then orders a `run` call behind the lean calls it must follow itself."""
+        return self._lean_hop is self._hop
 
     def submit(
         self,
@@ -131,8 +151,8 @@ class Database:
         Raises:
             ServiceError: UNAVAILABLE, the database is closed.
         """
-        hop = self._hop
-        if not self._closed and isinstance(hop, WorkerHop):
+        hop = self._lean_hop
+        if not self._closed:
             try:
                 hop.submit_callback(asyncio.get_running_loop(), fn, callback)
             except HopClosedError:
@@ -152,6 +172,7 @@ class Database:
         if self._closed:
             return
         self._closed = True
+        self._lean_hop.close()  # no-op the second time on SQLite, where it is the same hop
         self._hop.close()
         self.repository.fast_path.close()
         self.engine.dispose()

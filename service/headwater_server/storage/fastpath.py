@@ -32,8 +32,10 @@ if TYPE_CHECKING:
     from sqlalchemy.engine.interfaces import DBAPICursor
 
 
-#: Stores the last event number a group gave out in its flow run's row (SQLite only).
+#: Stores the last event number a group gave out in its flow run's row (qmark: sqlite3).
 _SET_LAST_SEQUENCE = "UPDATE flow_runs SET last_sequence = ? WHERE id = ?"
+#: The same for psycopg (format style).
+_SET_LAST_SEQUENCE_PG = "UPDATE flow_runs SET last_sequence = %s WHERE id = %s"
 
 #: Column types whose bind processors change nothing sqlite3 stores (see `Prepared`).
 _SQLITE_NATIVE = (Boolean, Float, LargeBinary)
@@ -131,14 +133,17 @@ class RawTransaction:
 
 
 class _Group:
-    """One SQLite transaction shared by the write transactions of a group (see `FastPath.group`)."""
+    """One transaction shared by the write transactions of a group (see `FastPath.group`)."""
 
-    __slots__ = ("connection", "cursor", "events", "open", "sequences")
+    __slots__ = ("begin", "connection", "cursor", "events", "open", "sequences", "set_sequence")
 
-    def __init__(self, connection: Any, cursor: Any) -> None:
+    def __init__(self, connection: Any, cursor: Any, sqlite: bool) -> None:
         self.connection = connection
         self.cursor = cursor
         self.open = False  # BEGIN IMMEDIATE is sent by the first write, not by a group of reads
+        #: What opens the transaction: SQLite's write lock first; psycopg begins by itself.
+        self.begin: str | None = "BEGIN IMMEDIATE" if sqlite else None
+        self.set_sequence = _SET_LAST_SEQUENCE if sqlite else _SET_LAST_SEQUENCE_PG
         self.events: list[tuple[str, int]] = []
         #: Flow run id -> [last event number given out, last one written to its row].
         self.sequences: dict[str, list[int]] = {}
@@ -177,10 +182,21 @@ class FastPath:
         For the SQLite writer thread, which runs every write: the connection stays checked out
         until :meth:`close`, or until a failed rollback shows it is broken (then the next
         transaction takes a fresh one). Elsewhere (PostgreSQL's pool of threads, tests) each
-        transaction checks a connection out and gives it back.
+        transaction checks a connection out and gives it back; PostgreSQL's lean thread holds
+        one too (`allow_groups`).
         """
         if self._sqlite:
             self._local.hold = True
+
+    def allow_groups(self) -> None:
+        """Let this thread's `group` blocks share one transaction on PostgreSQL too.
+
+        For the one thread that runs the engine stream's lean writes there
+        (`Database.submit`), which also keeps one connection for them, as the SQLite writer
+        does (`hold`); the pool's threads keep a transaction and a checkout per call.
+        """
+        self._local.groups = True
+        self._local.hold = True
 
     def close(self) -> None:
         """Give back the connections threads hold (the database is closing). Idempotent."""
@@ -223,30 +239,35 @@ class FastPath:
         the block ends: many small operations that arrived together cost one commit instead
         of one each, and one failing operation still rolls back only its own writes. Yields
         the list the committed writes' events are collected in (complete once the block has
-        ended), for the caller to announce after the commit. A no-op on PostgreSQL, whose
-        operations run on several threads at once.
+        ended), for the caller to announce after the commit. On PostgreSQL, whose operations
+        run on several threads at once, a no-op except on a thread that `allow_groups`.
 
         Raises:
             Exception: the commit failed; nothing of the group is stored.
         """
-        if not self._sqlite or getattr(self._local, "group", None) is not None:
+        if getattr(self._local, "group", None) is not None or not (
+            self._sqlite or getattr(self._local, "groups", False)
+        ):
             yield []
             return
         held = self._take_held()
         if held is not None:
-            group = _Group(held.connection, held.cursor)
+            group = _Group(held.connection, held.cursor, self._sqlite)
         else:
             connection = self._engine.raw_connection()
-            group = _Group(connection, connection.cursor())
+            group = _Group(connection, connection.cursor(), self._sqlite)
         self._local.group = group
         try:
             yield group.events
             self._commit_group(group)
-        except BaseException:
-            if group.open:
+        except BaseException as exc:
+            lost = isinstance(exc, self.OperationalError) and not self._sqlite
+            if group.open or lost:
                 try:
                     group.connection.rollback()
                 except Exception:
+                    lost = True
+                if lost:  # a PostgreSQL operational error usually means a lost connection
                     if held is not None:
                         self._drop_held(held)
                         held = None
@@ -287,7 +308,7 @@ class FastPath:
         for flow_run_id, numbers in group.sequences.items():
             given, written = numbers
             if given != written:
-                group.cursor.execute(_SET_LAST_SEQUENCE, (given, flow_run_id))
+                group.cursor.execute(group.set_sequence, (given, flow_run_id))
                 numbers[1] = given
 
     @contextmanager
@@ -340,22 +361,27 @@ class FastPath:
         """`write` on the thread's held connection: the same transaction, no pool round trip."""
         cursor = held.cursor
         connection = held.connection
-        cursor.execute("BEGIN IMMEDIATE")
+        if self._sqlite:
+            cursor.execute("BEGIN IMMEDIATE")
         try:
             yield self.transaction(cursor)
             connection.commit()
-        except BaseException:
+        except BaseException as exc:
             try:
                 connection.rollback()
             except Exception:
                 self._drop_held(held)
+            else:
+                if isinstance(exc, self.OperationalError) and not self._sqlite:
+                    self._drop_held(held)  # as `write` does: likely a lost connection
             raise
 
     @contextmanager
     def _savepoint(self, group: _Group, sequences: bool) -> Iterator[RawTransaction]:
         cursor = group.cursor
         if not group.open:
-            cursor.execute("BEGIN IMMEDIATE")
+            if group.begin is not None:
+                cursor.execute(group.begin)
             group.open = True
         before: dict[str, list[int]] | None = None
         if sequences:

@@ -35,6 +35,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 # Stable constraint names, so migrations can refer to them on every database.
@@ -191,9 +192,24 @@ task_runs = Table(
 )
 Index("ix_task_runs_create_time_id", task_runs.c.create_time, task_runs.c.id)
 Index("ix_task_runs_state_type", task_runs.c.state_type)
-# The cache lookup: the newest COMPLETED run with a key (the service's task cache).
-Index("ix_task_runs_cache_key_end_time", task_runs.c.cache_key, task_runs.c.end_time)
-Index("ix_task_runs_engine_id", task_runs.c.engine_id)
+# The cache lookup: the newest COMPLETED run with a key (the service's task cache). Partial,
+# like the next one: most task runs have no key and no owning engine, and their writes then
+# skip these indexes (revision 0023).
+_HAS_CACHE_KEY = text("cache_key != ''")
+_HAS_ENGINE = text("engine_id IS NOT NULL")
+Index(
+    "ix_task_runs_cache_key_end_time",
+    task_runs.c.cache_key,
+    task_runs.c.end_time,
+    sqlite_where=_HAS_CACHE_KEY,
+    postgresql_where=_HAS_CACHE_KEY,
+)
+Index(
+    "ix_task_runs_engine_id",
+    task_runs.c.engine_id,
+    sqlite_where=_HAS_ENGINE,
+    postgresql_where=_HAS_ENGINE,
+)
 
 task_run_states = Table(
     "task_run_states",

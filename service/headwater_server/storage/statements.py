@@ -234,6 +234,8 @@ class RawCacheStatements:
             )
             .where(
                 task_runs.c.cache_key == bindparam("cache_key"),
+                # Names the partial index's condition, so the planner may use it.
+                task_runs.c.cache_key != literal_column("''"),
                 task_runs.c.state_type == bindparam("completed"),
                 task_runs.c.id != bindparam("id"),
                 or_(
