@@ -686,6 +686,7 @@ TRACING_MODES = (
 # The same modes measured against tracing off in one process, in alternating blocks of calls:
 # (key, mode argument, caption, (label of the blocks without, label of the blocks with)).
 PAIRED_MODES = (
+    ("paired_off", "paired-off", "A/A control, paired blocks", ("A/A blocks: a", "A/A blocks: b")),
     ("paired_api", "paired-api", "api, paired blocks", ("api blocks: hidden", "api blocks: on")),
     ("paired_sdk", "paired-sdk", "sdk, paired blocks", ("sdk blocks: hidden", "sdk blocks: on")),
     (
@@ -757,11 +758,13 @@ def tracing_overhead(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> 
             "api: opentelemetry imported, no provider set; sdk: a TracerProvider with no span "
             "processor; otlp: OTEL_EXPORTER_OTLP_ENDPOINT set (the SDK installs a batch OTLP "
             "exporter; the server its OTLP metrics) to a local sink that counts the spans.",
-            "paired: blocks of 10 calls, on-off-off-on over and over in one process; off is "
+            "paired: blocks of 10 calls, on-off-off-on over and over in one process (A/A: "
+            "tracing off in both); off is "
             "otlp's span processor detached (as sdk), or for api and sdk opentelemetry.trace "
-            "hidden from sys.modules (what every hook checks to tell off from on); each otlp "
-            "block flushes its spans within its own time. Figures: all blocks of all rounds "
-            "pooled (mean and CPU over whole blocks, p50 over the calls).",
+            "hidden from sys.modules (what every hook checks to tell off from on); the span "
+            "export thread's CPU is moved from the blocks it ran in to the exporting ones, in "
+            "CPU and in wall time. Figures: the detached blocks' median (p50: of their calls), "
+            "and that moved by the median of the groups' paired differences.",
         ],
     )
     sdk = next((candidate for candidate in sdks if candidate.name == "headwater"), None)
@@ -828,43 +831,58 @@ def _tracing_figures(
         results = per_round[key]
         if not results:
             continue
-        for on, label in enumerate(labels):
-            blocks = [
-                (cpu, wall)
-                for result in results
-                for flag, cpu, wall in zip(
-                    result["blocks"]["on"],
-                    result["blocks"]["cpu_ms"],
-                    result["blocks"]["wall_ms"],
-                    strict=True,
-                )
-                if flag == on
-            ]
-            times = sorted(
-                time
-                for result in results
-                for time in result["blocks"]["times_on_ms" if on else "times_off_ms"]
+        # Detached: the median block (p50 over all its calls). Exporting: that, moved by the
+        # median of the groups' differences, so the table's difference is the paired one.
+        off_cpu = [c for r in results for c, on in zip(*_cpu_and_on(r), strict=True) if not on]
+        off_wall = [
+            w
+            for r in results
+            for w, on in zip(r["blocks"]["wall_ms"], r["blocks"]["on"], strict=True)
+            if not on
+        ]
+        off_times = [t for r in results for t in r["blocks"]["times_off_ms"]]
+        detached = {
+            "p50": percentile(sorted(off_times), 50),
+            "mean": percentile(sorted(off_wall), 50),
+            "cpu": percentile(sorted(off_cpu), 50),
+        }
+        moved = {
+            figure: percentile(
+                sorted(d for r in results for d in _group_differences(r["blocks"], field)), 50
             )
-            section.measurements[label] = {
-                "version": results[0]["version"],
-                "n": len(times),
-                "figures": {
-                    "p50": percentile(times, 50),
-                    "mean": statistics.fmean(wall for _, wall in blocks),
-                    "cpu": statistics.fmean(cpu for cpu, _ in blocks),
-                },
-                "rounds": [result["blocks"] for result in results] if on else [],
-            }
+            for figure, field in (("p50", "times"), ("mean", "wall_ms"), ("cpu", "cpu_ms"))
+        }
+        section.measurements[labels[0]] = {
+            "version": results[0]["version"],
+            "n": len(off_times),
+            "figures": detached,
+        }
+        section.measurements[labels[1]] = {
+            "version": results[0]["version"],
+            "n": len(off_times),
+            "figures": {name: detached[name] * (1 + moved[name] / 100) for name in detached},
+            "rounds": [result["blocks"] for result in results],
+        }
+
+
+def _cpu_and_on(result: Measurement) -> tuple[list[float], list[float]]:
+    return result["blocks"]["cpu_ms"], result["blocks"]["on"]
 
 
 def _group_differences(blocks: Measurement, key: str) -> list[float]:
     """Per group of four blocks (on, off, off, on): the on blocks' difference from the off
-    ones, in percent, of ``key`` ("cpu_ms" or "wall_ms")."""
+    ones, in percent, of ``key``: "cpu_ms" or "wall_ms" (per call, over the blocks), or
+    "times" (the median of the group's calls, on against off)."""
     found = []
-    for first in range(0, len(blocks["on"]) - 3, 4):
-        group = range(first, first + 4)
-        on = sum(blocks[key][i] for i in group if blocks["on"][i])
-        off = sum(blocks[key][i] for i in group if not blocks["on"][i])
+    for group, first in enumerate(range(0, len(blocks["on"]) - 3, 4)):
+        if key == "times":
+            size = len(blocks["times_on_ms"]) // max(len(blocks["on"]) // 2, 1) * 2
+            on = percentile(sorted(blocks["times_on_ms"][group * size : (group + 1) * size]), 50)
+            off = percentile(sorted(blocks["times_off_ms"][group * size : (group + 1) * size]), 50)
+        else:
+            picked = range(first, first + 4)
+            on = sum(blocks[key][i] for i in picked if blocks["on"][i])
+            off = sum(blocks[key][i] for i in picked if not blocks["on"][i])
         found.append(100 * (on / off - 1))
     return found
 
@@ -897,7 +915,7 @@ def _tracing_notes(
                     [d for result in results for d in _group_differences(result["blocks"], field)],
                     quartiles=True,
                 )
-                for field, name in (("cpu_ms", "CPU"), ("wall_ms", "mean"))
+                for field, name in (("cpu_ms", "CPU"), ("times", "p50"), ("wall_ms", "mean"))
             ]
             groups = sum(len(result["blocks"]["on"]) // 4 for result in results)
             lines.append(f"  {caption:28} " + ", ".join(cells) + f" ({groups} groups)")
