@@ -505,16 +505,27 @@ def crash_detection(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> S
 
 
 def pickup_latency(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> Section:
-    """A run created for a served deployment -> RUNNING on the idle serving process."""
+    """A run created for a served deployment -> RUNNING on the idle serving process.
+
+    On the home's SQLite, and also on PostgreSQL when ``BENCH_POSTGRES_URL`` names a server
+    (as for schedule_lag).
+    """
     runs = 20 if plan.quick else 100
+    databases: list[tuple[str, str | None]] = [("", None)]
+    if postgres := os.environ.get("BENCH_POSTGRES_URL"):
+        databases.append((" (PostgreSQL)", postgres))
     section = Section(
         "pickup_latency",
         "run created for a served deployment until RUNNING (serving process idle)",
         "ms",
         [("p50", "median"), ("p99", "p99"), ("max", "max")],
         [
-            ("claimed (created -> PENDING)", "Headwater claimed", "Prefect claimed"),
-            ("running (created -> RUNNING)", "Headwater running", "Prefect running"),
+            (f"{what}{suffix}", f"Headwater {short}{suffix}", f"Prefect {short}{suffix}")
+            for suffix, _ in databases
+            for what, short in (
+                ("claimed (created -> PENDING)", "claimed"),
+                ("running (created -> RUNNING)", "running"),
+            )
         ],
         notes=[
             f"{runs} runs, one at a time after a second idle, times from the service's state "
@@ -527,18 +538,29 @@ def pickup_latency(sdks: Sequence[Sdk], plan: Plan, cache: dict[str, Any]) -> Se
     for sdk in sdks:
         if sdk.name != "headwater":
             continue
+        for suffix, postgres in databases:
 
-        def take(sdk: Sdk = sdk) -> Measurement:
-            with (
-                throwaway_dir("headwater-pickup-home") as home,
-                headwater_server(sdk, home) as server,
-            ):
-                env = sdk.environ(HEADWATER_HOME=str(home), HEADWATER_API_URL=server.address)
-                return run_workload(sdk, "pickup_latency", [str(runs)], env, 120 + runs * 10)
+            def take(sdk: Sdk = sdk, postgres: str | None = postgres) -> Measurement:
+                with (
+                    throwaway_dir("headwater-pickup-home") as home,
+                    contextlib.ExitStack() as stack,
+                ):
+                    url = (
+                        stack.enter_context(throwaway_postgres_database(postgres))
+                        if postgres
+                        else None
+                    )
+                    server = stack.enter_context(headwater_server(sdk, home, database_url=url))
+                    env = sdk.environ(HEADWATER_HOME=str(home), HEADWATER_API_URL=server.address)
+                    args = [str(runs)]
+                    return run_workload(sdk, "pickup_latency", args, env, 120 + runs * 10)
 
-        raw = measure(sdk, f"pickup_latency on {sdk.label}, {runs} runs", take)
-        rows = (("claimed_s", "Headwater claimed"), ("pickup_s", "Headwater running"))
-        _milliseconds(section, raw, rows)
+            raw = measure(sdk, f"pickup_latency on {sdk.label}{suffix}, {runs} runs", take)
+            rows = (
+                ("claimed_s", f"Headwater claimed{suffix}"),
+                ("pickup_s", f"Headwater running{suffix}"),
+            )
+            _milliseconds(section, raw, rows)
     return section
 
 

@@ -2,7 +2,8 @@
 
 Due runs are claimed once (PENDING through the ordinary proposal) however many pollers race for
 them; a held poll answers with a run created or becoming due while it waits; pools, queues,
-pauses and pool limits decide what a worker gets, and queue priority in which order; the
+pauses and pool limits decide what a worker gets, and queue priority in which order (queues of
+one priority as one, earliest scheduled run first, then the lower run id); the
 heartbeat names the runs to stop; bad input gets INVALID_ARGUMENT or NOT_FOUND naming the field.
 """
 
@@ -25,6 +26,7 @@ from headwater.v1 import (
     work_pools_pb2,
     workers_pb2,
 )
+from headwater_server.storage._workers import NEXT_DUE_WINDOW
 from rpc_helpers import Api, error_details
 from server_harness import ServerProcess
 
@@ -114,6 +116,34 @@ def test_a_run_scheduled_ahead_is_handed_out_once_it_is_due(api: Api) -> None:
 
     assert claimed.flow_run.id == run_id
     assert claimed.flow_run.state.type == states_pb2.STATE_TYPE_PENDING
+
+
+def _in(seconds: float) -> timestamp_pb2.Timestamp:
+    moment = timestamp_pb2.Timestamp()
+    moment.GetCurrentTime()
+    moment.FromNanoseconds(moment.ToNanoseconds() + int(seconds * 1e9))
+    return moment
+
+
+def test_a_held_poll_answers_once_due_with_more_than_a_window_of_other_runs_before(
+    api: Api,
+) -> None:
+    # The poll finds its next run in a window of the runs ahead (storage._workers): with other
+    # deployments' runs filling the window, it wakes at the window's end and looks again.
+    deployment = _deployment(api)
+    other = _deployment(api)
+    count = NEXT_DUE_WINDOW + 10
+    request = D.BatchCreateFlowRunsFromDeploymentRequest(
+        deployment_id=other.id,
+        runs=[D.DeploymentRun(scheduled_time=_in(0.5 + i / count)) for i in range(count)],
+    )
+    api.deployments.BatchCreateFlowRunsFromDeployment(request)
+    [run_id] = _runs(api, deployment.id, 1, scheduled_time=_in(2.0))
+
+    [claimed] = _poll(api, 20.0, deployment_ids=[deployment.id])
+
+    assert claimed.flow_run.id == run_id
+    assert _state(api, run_id) == states_pb2.STATE_TYPE_PENDING
 
 
 def test_pollers_racing_over_200_due_runs_claim_each_exactly_once(api: Api) -> None:
@@ -206,6 +236,34 @@ def test_a_worker_takes_the_higher_priority_queues_runs_first(api: Api) -> None:
     bulk_runs = [_runs(api, bulk.id, 1, scheduled_time=_ago(ago))[0] for ago in (20, 10)]
     got = _poll(api, work_pool_name=pool.name, max_runs=4)
     assert [run.flow_run.id for run in got] == [*bulk_runs, *first_runs]
+
+
+def test_queues_of_equal_priority_are_claimed_from_together_earliest_run_first(
+    api: Api,
+) -> None:
+    pool = _pool(api)  # its "default" queue has priority 1
+    api.work_pools.CreateWorkQueue(
+        work_pools_pb2.CreateWorkQueueRequest(
+            work_pool_name=pool.name, work_queue=work_pools_pb2.WorkQueue(name="peer", priority=1)
+        )
+    )
+    default = _deployment(api, work_pool_name=pool.name)
+    peer = _deployment(api, work_pool_name=pool.name, work_queue_name="peer")
+    # Interleaved in time across the two queues: neither queue goes first as a whole.
+    order = [
+        _runs(api, deployment.id, 1, scheduled_time=_ago(ago))[0]
+        for deployment, ago in ((peer, 60), (default, 50), (peer, 40), (default, 30))
+    ]
+    # Due at the same moment: the lower run id goes first.
+    same_time = _ago(20)
+    tied = sorted(
+        _runs(api, deployment.id, 1, scheduled_time=same_time)[0] for deployment in (default, peer)
+    )
+
+    got = _poll(api, work_pool_name=pool.name, max_runs=3)
+    assert [run.flow_run.id for run in got] == order[:3]
+    got = _poll(api, work_pool_name=pool.name, max_runs=3)
+    assert [run.flow_run.id for run in got] == [order[3], *tied]
 
 
 def test_a_paused_pool_hands_out_nothing_and_a_pool_limit_caps_claims(api: Api) -> None:

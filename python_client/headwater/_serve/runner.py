@@ -10,7 +10,11 @@ fast, `SPARE_PROCESSES` such processes are kept waiting with the SDK loaded and 
 (spares, started as ``execute -``, see `headwater._serve.spare`); a run's claim is handed to
 the oldest, and the next spare is started meanwhile. A run's job
 variables (`headwater._serve.jobs`: ``env``, ``working_dir``) set its process's environment and
-directory; one with ``env`` of its own starts afresh instead of in the spare.
+directory. A spare sets a run's ``env`` before loading its flow when nothing it did ahead read
+those variables (`headwater._serve.handoff`): not when it loaded the flow's file ahead, nor for
+variables its start-up read (``HEADWATER_*``, ``PYTHON*``, ``GRPC_*``, proxies...); such a run
+starts in a fresh process. So a runner serving one deployment whose runs carry ``env`` keeps
+its spares without the flow loaded ahead.
 
 A heartbeat every `HEARTBEAT_SECONDS` tells the service which runs this process runs (renewing
 its lease on the runs it claimed: if the heartbeats stop, those it has not started go back to
@@ -142,7 +146,7 @@ class Runner:
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _changed: threading.Condition = field(init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
-    _spares: deque[subprocess.Popen[bytes]] = field(default_factory=deque, init=False)
+    _spares: deque[_Spare] = field(default_factory=deque, init=False)
     _starting: int = field(default=0, init=False)
     #: What the next spare loads ahead (entrypoint, directory), once the runner knows it.
     _preload: tuple[str, str | None] | None = field(default=None, init=False)
@@ -250,10 +254,10 @@ class Runner:
             self._end(flow_run.id, "CRASHED", f"Crashed: its job variables are unusable: {exc}")
             return
         directory = job.working_dir or run.deployment.path or None
-        # The spare's environment is fixed: a run with variables of its own starts afresh.
-        process = None if job.env else self._hand_to_spare(run, directory)
+        process = self._hand_to_spare(run, directory, job.env)
         if process is not None and self._serves_one_deployment():
-            self._preload = _preload_of(run, directory)
+            # A flow loaded ahead would have read the environment without the run's variables.
+            self._preload = None if job.env else _preload_of(run, directory)
         if process is None:
             try:
                 process = self._spawn([flow_run.id], directory, job.environment(os.environ))
@@ -313,28 +317,31 @@ class Runner:
         return len(self.deployment_ids) == 1 and not self.work_pool_name
 
     def _hand_to_spare(
-        self, run: ClaimedRun, directory: str | None
+        self, run: ClaimedRun, directory: str | None, env: Mapping[str, str | None]
     ) -> subprocess.Popen[bytes] | None:
         """Give the run's claim to the oldest waiting spare process (`headwater._serve.spare`:
-        SDK loaded, stream connected, the likeliest to be ready); None if there is none."""
-        from headwater._serve.handoff import handoff_line
+        SDK loaded, stream connected, the likeliest to be ready) that can give it its ``env``
+        (see `headwater._serve.handoff`); None if there is none."""
+        from headwater._serve.handoff import handoff_line, spare_may_set
 
-        if not run.wire:
+        if not run.wire or (env and not spare_may_set(env)):
             return None
         while True:
             with self._lock:
-                if not self._spares:
+                fit = [spare for spare in self._spares if not (env and spare.preloaded)]
+                if not fit:
                     return None
-                spare = self._spares.popleft()
-            if spare.poll() is None and spare.stdin is not None:
+                self._spares.remove(fit[0])
+            process = fit[0].process
+            if process.poll() is None and process.stdin is not None:
                 break
         try:
-            spare.stdin.write(handoff_line(run, directory))
-            spare.stdin.close()
+            process.stdin.write(handoff_line(run, directory, env))
+            process.stdin.close()
         except OSError:
-            _kill(spare)
+            _kill(process)
             return None
-        return spare
+        return process
 
     def _refill_spare(self) -> None:
         """Start spare processes until `SPARE_PROCESSES` wait, so the next runs start as fast
@@ -355,7 +362,7 @@ class Runner:
             with self._lock:
                 self._starting -= 1
                 if spare is not None and not self._stop.is_set():
-                    self._spares.append(spare)
+                    self._spares.append(_Spare(spare, preloaded=bool(entrypoint)))
                     continue
             if spare is None:
                 return
@@ -365,7 +372,7 @@ class Runner:
         with self._lock:
             spares, self._spares = list(self._spares), deque()
         for spare in spares:
-            _dismiss(spare)
+            _dismiss(spare.process)
 
     def _reap(self, flow_run_id: str, process: subprocess.Popen[bytes]) -> None:
         code = process.wait()
@@ -479,6 +486,14 @@ class Runner:
                 signal.signal(signum, handler)
 
         return restore
+
+
+@dataclass(frozen=True)
+class _Spare:
+    """A waiting spare process, and whether it loaded a flow's file ahead (`preloaded`)."""
+
+    process: subprocess.Popen[bytes]
+    preloaded: bool
 
 
 def _dismiss(spare: subprocess.Popen[bytes]) -> None:

@@ -10,8 +10,9 @@ while the runner is idle:
   serves a single deployment, whose every run loads the same file.
 
 The runner then hands it the claim it already holds (`headwater._serve.handoff`: the run and its
-deployment as they came from ``PollRuns``), so the spare reads neither from the service and
-its first message is the RUNNING proposal (`run_handed`).
+deployment as they came from ``PollRuns``, and the run's ``env`` job variables, which the spare
+sets before loading the flow when that is honest: see that module), so the spare reads neither
+from the service and its first message is the RUNNING proposal (`run_handed`).
 
 What is safe to do ahead: a spare runs one run and exits, and the runner starts the next spare
 after each handoff, so a preloaded module serves exactly one run, as a module loaded at run
@@ -23,7 +24,6 @@ entrypoint or directory differ, the flow is loaded again at run time.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import importlib
 import os
@@ -133,17 +133,26 @@ def run_handed(line: str, preloaded: Preloaded | None) -> int:
     """Run the run handed over in ``line`` (`headwater._serve.handoff.handoff_line`); returns
     the process's exit status."""
     from headwater._engine.entry import run
+    from headwater._serve.handoff import read_handoff
     from headwater._serve.loading import adopt_retry_policy, load_flow_of_deployment
     from headwater._transport.client_workers import claimed_run_from_wire
     from headwater._transport.runtime import transport_for_call
     from headwater._transport.stream.transport import snapshot_of_run
 
-    wire, _, directory = line.rstrip("\n").partition("\t")
-    claimed, message = claimed_run_from_wire(base64.b64decode(wire))
+    wire, directory, env = read_handoff(line)
+    claimed, message = claimed_run_from_wire(wire)
     if directory:
         os.chdir(directory)
+    # The run's env job variables, before its flow is loaded (see headwater._serve.handoff: the
+    # runner hands such a run only to a spare that loaded no flow, and only variables that
+    # nothing read yet).
+    for name, value in env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     deployment = claimed.deployment
-    if preloaded is not None and preloaded.serves(deployment):
+    if preloaded is not None and not env and preloaded.serves(deployment):
         flow = preloaded.flow
     else:
         flow = load_flow_of_deployment(deployment)

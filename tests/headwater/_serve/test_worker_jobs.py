@@ -1,5 +1,6 @@
 """What a worker (or serving process) does with a run beyond starting it, end to end on both
-databases: job variables (``env``, ``working_dir``) over the pool's base job template, work
+databases: job variables (``env``, ``working_dir``) over the pool's base job template (``env``
+set in a waiting spare process unless the spare's start-up read those variables), work
 queue concurrency limits across two workers, and the flow's ``retries`` for a deployment's run,
 retried in the run's own process."""
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from engine_support import sdk_target
+from headwater._serve.runner import SPARE_PROCESSES
 from headwater.client import HeadwaterClient
 from headwater.deployments import run_deployment
 from process_support import DEADLINE_SECONDS, kill, start, stop, until
@@ -36,6 +38,12 @@ FLOWS = textwrap.dedent(
     def report(out: str) -> None:
         seen = {name: os.environ.get(name) for name in ("FROM_POOL", "SHARED", "DROPPED")}
         Path(out, flow_run.id).write_text(json.dumps({"cwd": os.getcwd(), "env": seen}))
+
+
+    @flow
+    def where(out: str, names: list[str]) -> None:
+        seen = {name: os.environ.get(name) for name in names}
+        Path(out, flow_run.id).write_text(json.dumps({"pid": os.getpid(), "env": seen}))
 
 
     @flow
@@ -161,6 +169,76 @@ def test_a_runs_own_job_variables_are_laid_over_its_deployments(
         "cwd": str(workdir),
         "env": {"FROM_POOL": "pool", "SHARED": "deployment", "DROPPED": None},
     }
+
+
+def _spares(worker_pid: int) -> set[int]:
+    """The worker's waiting spare processes (``python -m headwater._serve.execute ... -``)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = [part for part in (entry / "cmdline").read_bytes().split(b"\0") if part]
+        except OSError:
+            continue  # ended meanwhile
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == worker_pid and b"headwater._serve.execute" in command and command[-1] == b"-":
+            found.add(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="finds the spare processes in /proc")
+def test_a_runs_env_is_set_in_a_waiting_spare_unless_the_spares_start_up_read_it(
+    server: ServerProcess, client: HeadwaterClient, project: Path, tmp_path: Path
+) -> None:
+    pool = client.create_work_pool(_name("pool"), base_job_template={"env": {"FROM_POOL": "pool"}})
+    deployment = client.create_deployment(
+        flow_name="where",
+        name=_name("spare-env"),
+        entrypoint="flows.py:where",
+        path=str(project),
+        work_pool_name=pool.name,
+        job_variables={"env": {"SHARED": "deployment", "DROPPED": None}},
+    )
+    out = tmp_path / "out"
+    names = ["FROM_POOL", "SHARED", "DROPPED", "HEADWATER_LOGGING_LEVEL"]
+    worker = start(
+        tmp_path, server, str(HEADWATER_CLI), "worker", "start", "--pool", pool.name, DROPPED="1"
+    )
+    try:
+        until(lambda: len(_spares(worker.pid)) == SPARE_PROCESSES, "the spares", worker)
+        waiting = _spares(worker.pid)
+        spared = run_deployment(
+            deployment.id,
+            parameters={"out": str(out), "names": names},
+            timeout=DEADLINE_SECONDS,
+        )
+        until(lambda: len(_spares(worker.pid)) == SPARE_PROCESSES, "the next spare", worker)
+        waiting_then = _spares(worker.pid)
+        # The spare's settings were read when it started: this run needs a process of its own.
+        fresh = run_deployment(
+            deployment.id,
+            parameters={"out": str(out), "names": names},
+            timeout=DEADLINE_SECONDS,
+            job_variables={"env": {"HEADWATER_LOGGING_LEVEL": "DEBUG"}},
+        )
+    finally:
+        output = stop(worker)
+    assert spared.state is not None and spared.state.is_completed(), (spared.state, output)
+    seen = json.loads((out / spared.id).read_text())
+    assert seen["pid"] in waiting
+    assert seen["env"] == {
+        "FROM_POOL": "pool",
+        "SHARED": "deployment",
+        "DROPPED": None,
+        "HEADWATER_LOGGING_LEVEL": None,
+    }
+    assert fresh.state is not None and fresh.state.is_completed(), (fresh.state, output)
+    seen = json.loads((out / fresh.id).read_text())
+    assert seen["pid"] not in waiting | waiting_then
+    assert seen["env"]["HEADWATER_LOGGING_LEVEL"] == "DEBUG"
+    assert seen["env"]["SHARED"] == "deployment"
 
 
 def test_unusable_job_variables_end_the_run_crashed_with_the_reason(
