@@ -157,3 +157,34 @@ def test_only_streams_to_another_process_carry_each_operations_trace_context() -
         "unix-abstract:here []",
         "127.0.0.1:4200 ['traceparent']",
     ]
+
+
+LATE_PROVIDER_SCRIPT = textwrap.dedent(
+    """
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from headwater._telemetry import tracer
+
+    print("none set", tracer())
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+    trace.set_tracer_provider(provider)
+    print("set later", tracer() is not None)
+    """
+)
+
+
+def test_a_provider_set_after_the_first_runs_is_followed() -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
+    result = subprocess.run(
+        [sys.executable, "-c", LATE_PROVIDER_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["none set None", "set later True"]
