@@ -878,7 +878,7 @@ def test_a_task_runs_end_keeps_every_rule(repository: Repository) -> None:
 def test_the_cache_lookup_and_an_engines_clean_up_use_their_partial_indexes(
     sqlite_url: str,
 ) -> None:
-    """Both indexes hold only the task runs with a key or an owner (revision 0023); the
+    """Both indexes hold only the task runs with a key or an owner (revision 0022); the
     queries name that condition, so the planner still searches them instead of scanning."""
     import sqlite3
 

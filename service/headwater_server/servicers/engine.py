@@ -46,6 +46,30 @@ logger = logging.getLogger("headwater_server.engine")
 
 _Response = engine_pb2.ConnectResponse
 
+
+class _Answer:
+    """An operation's result waiting in the outbox, not yet put in a message.
+
+    Copying a result into a ConnectResponse, then that into a batch, cost each answer two
+    copies; the sender builds the message it sends with one (`message`, `_add_to`).
+    """
+
+    __slots__ = ("kind", "result", "sequence")
+
+    def __init__(self, sequence: int, kind: str, result: Any) -> None:
+        self.sequence = sequence
+        self.kind = kind
+        self.result = result
+
+    def message(self) -> engine_pb2.ConnectResponse:
+        response = engine_pb2.ConnectResponse(sequence=self.sequence)
+        getattr(response, self.kind).CopyFrom(self.result)
+        return response
+
+
+#: What the outbox holds that answers an operation (anything else marks the stream's end).
+_ANSWERS = (_Response, _Answer)
+
 #: Sent as the stream's initial metadata: this server takes and sends ``batch`` messages.
 BATCH_METADATA = (("headwater-engine-batch", "1"),)
 
@@ -222,9 +246,7 @@ class EngineSession:
             return
         if lean.stored is not None:
             lean.stored(self._backend)
-        response = engine_pb2.ConnectResponse(sequence=sequence)
-        getattr(response, kind).CopyFrom(result)
-        self.outbox.put_nowait(response)
+        self.outbox.put_nowait(_Answer(sequence, kind, result))
 
     def _in_flight(self) -> int:
         return len(self._running) + self._lean_pending
@@ -307,12 +329,10 @@ class EngineSession:
             result = await handler(self._backend, operation)
             if self.engine_id is not None and kind in _OWNING:
                 await self._own(kind, result)
-            response = engine_pb2.ConnectResponse(sequence=sequence)
-            getattr(response, kind).CopyFrom(result)
         except Exception as exc:
             self._answer_error(sequence, to_service_error(exc, f"EngineService/{kind}", operation))
             return
-        self.outbox.put_nowait(response)
+        self.outbox.put_nowait(_Answer(sequence, kind, result))
 
     async def _own(self, kind: str, result: Any) -> None:
         """Make this engine the owner of a run it just created or started, before answering.
@@ -394,7 +414,7 @@ class EngineServicer(engine_pb2_grpc.EngineServiceServicer):
         try:
             while True:
                 item = await outbox.get()
-                if session.batches and not outbox.empty() and isinstance(item, _Response):
+                if session.batches and not outbox.empty() and isinstance(item, _ANSWERS):
                     # Answers that are ready together go in one message.
                     item, ending = _batch(item, outbox)
                     yield item
@@ -405,7 +425,7 @@ class EngineServicer(engine_pb2_grpc.EngineServiceServicer):
                     return
                 if item is _SHUTDOWN:
                     break
-                yield item
+                yield item.message() if isinstance(item, _Answer) else item
         finally:
             self.backend.engine_sessions.discard(session)
             reader.cancel()
@@ -423,7 +443,7 @@ class EngineServicer(engine_pb2_grpc.EngineServiceServicer):
 
 
 def _batch(
-    first: engine_pb2.ConnectResponse, outbox: asyncio.Queue[Any]
+    first: engine_pb2.ConnectResponse | _Answer, outbox: asyncio.Queue[Any]
 ) -> tuple[engine_pb2.ConnectResponse, object | None]:
     """``first`` and every answer already waiting in ``outbox``, as one message.
 
@@ -432,13 +452,21 @@ def _batch(
     """
     batch = engine_pb2.ConnectResponse()
     answers = batch.batch.responses
-    answers.append(first)
+    _add_to(answers, first)
     while not outbox.empty():
         item = outbox.get_nowait()
-        if not isinstance(item, _Response):
+        if not isinstance(item, _ANSWERS):
             return batch, item
-        answers.append(item)
+        _add_to(answers, item)
     return batch, None
+
+
+def _add_to(answers: Any, item: engine_pb2.ConnectResponse | _Answer) -> None:
+    """Append an answer to a batch's responses (a result is copied once, into its place)."""
+    if isinstance(item, _Answer):
+        getattr(answers.add(sequence=item.sequence), item.kind).CopyFrom(item.result)
+    else:
+        answers.append(item)
 
 
 #: Disconnects being recorded (a reference each, so the loop does not drop the task).

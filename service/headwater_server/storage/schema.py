@@ -194,7 +194,7 @@ Index("ix_task_runs_create_time_id", task_runs.c.create_time, task_runs.c.id)
 Index("ix_task_runs_state_type", task_runs.c.state_type)
 # The cache lookup: the newest COMPLETED run with a key (the service's task cache). Partial,
 # like the next one: most task runs have no key and no owning engine, and their writes then
-# skip these indexes (revision 0023).
+# skip these indexes (revision 0022).
 _HAS_CACHE_KEY = text("cache_key != ''")
 _HAS_ENGINE = text("engine_id IS NOT NULL")
 Index(
