@@ -109,6 +109,13 @@ class _ServiceHandler(logging.Handler):
     default transport.
     """
 
+    def handle(self, record: logging.LogRecord) -> bool:
+        # The engine's progress lines (one per task run's end) are printed, never shipped:
+        # skipped before the handler's filters and lock rather than inside `emit`.
+        if getattr(record, "headwater_local", False):
+            return False
+        return bool(super().handle(record))
+
     def emit(self, record: logging.LogRecord) -> None:
         if getattr(record, "headwater_local", False):
             return
@@ -143,7 +150,10 @@ class _ServiceHandler(logging.Handler):
 class _ConsoleFormatter(logging.Formatter):
     """``12:00:00.123 | INFO    | Flow run 'crimson-otter' - message`` for run records.
 
-    A task run's records name the task run (``Task run 'fetch-0' - message``).
+    A task run's records name the task run (``Task run 'fetch-0' - message``). Every task
+    run prints its end here, so the line is built directly rather than through the format
+    string, and the clock text is made once per second rather than once per line (the output
+    is the same as the format string's).
     """
 
     def __init__(self) -> None:
@@ -151,15 +161,38 @@ class _ConsoleFormatter(logging.Formatter):
             "%(asctime)s.%(msecs)03d | %(levelname)-7s | %(run_label)s%(message)s",
             datefmt="%H:%M:%S",
         )
+        #: The last (whole second, clock text) formatted: lines come many per second.
+        self._clock: tuple[int, str] = (-1, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None and datefmt != self.datefmt:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        cached_second, text = self._clock
+        if second != cached_second:
+            text = super().formatTime(record, self.datefmt)
+            self._clock = (second, text)
+        return text
 
     def format(self, record: logging.LogRecord) -> str:
         task_run_name = getattr(record, "task_run_name", None)
-        name = getattr(record, "flow_run_name", None)
         if task_run_name:
-            record.run_label = f"Task run {task_run_name!r} - "
+            label = f"Task run {task_run_name!r} - "
         else:
-            record.run_label = f"Flow run {name!r} - " if name else f"{record.name} - "
-        return super().format(record)
+            name = getattr(record, "flow_run_name", None)
+            label = f"Flow run {name!r} - " if name else f"{record.name} - "
+        record.run_label = label
+        record.message = message = record.getMessage()
+        record.asctime = clock = self.formatTime(record)
+        text = f"{clock}.{int(record.msecs):03d} | {record.levelname:<7} | {label}{message}"
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            text = f"{text}\n{record.exc_text}" if text[-1:] != "\n" else text + record.exc_text
+        if record.stack_info:
+            stack = self.formatStack(record.stack_info)
+            text = f"{text}\n{stack}" if text[-1:] != "\n" else text + stack
+        return text
 
 
 _formatter = logging.Formatter()

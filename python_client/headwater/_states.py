@@ -93,7 +93,9 @@ class State(Generic[R]):
         data: Any = None,
         scheduled_time: _dt.datetime | None = None,
     ) -> None:
-        self.type = StateType(type)
+        # The engine passes a StateType already; converting (a str) only when needed is
+        # cheaper than the enum call, and states are made several times per run.
+        self.type = type if type.__class__ is StateType else StateType(type)
         self.name = name if name is not None else self.type.value.title()
         self.message = message
         self.timestamp = timestamp if timestamp is not None else _now(_utc)

@@ -127,10 +127,17 @@ def new_call(
         dynamic_key=dynamic_key,
         flow_run_id=flow_run_id,
         flow_parameters=flow_parameters,
-        tags=tuple(sorted(set(task.tags) | current_tags())),
+        tags=_tags_of(task.tags, current_tags()),
         log_prints=log_prints,
         wait_for=tuple(wait_for) if wait_for else (),
     )
+
+
+def _tags_of(own: Iterable[str], enclosing: frozenset[str]) -> tuple[str, ...]:
+    """The run's tags, sorted: the task's own and those of the enclosing `tags` blocks."""
+    if not own and not enclosing:
+        return ()  # most calls: nothing to merge or sort
+    return tuple(sorted(set(own) | enclosing))
 
 
 def has_upstream(call: TaskCall) -> bool:

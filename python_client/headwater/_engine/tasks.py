@@ -26,14 +26,14 @@ from headwater._engine.submissions import _current_submissions
 from headwater._engine.task_call import TaskCall, has_upstream, resolve_upstream
 from headwater._logging import TASK_RUN_LOGGER, RunLoggerAdapter, capture_prints, release_prints
 from headwater._telemetry import start_task_run_span
-from headwater._transport.interface import DecisionKind, TaskRunSpec
+from headwater._transport.interface import Decision, DecisionKind, TaskRunSpec
 from headwater.exceptions import Abort, ServiceUnavailable, TaskRunTimeoutError, UpstreamTaskError
 
 if TYPE_CHECKING:
     from headwater._engine.machine import ReturnType
     from headwater._runs import TaskRun
     from headwater._states import State
-    from headwater._transport.interface import Decision, Proposal, TaskRunSnapshot, Transport
+    from headwater._transport.interface import Proposal, TaskRunSnapshot, Transport
 
 __all__ = ["TaskEngine"]
 
@@ -291,8 +291,6 @@ class TaskEngine(RunEngine):
             or parent.transport is not self.transport
         ):
             return None
-        from headwater._transport.interface import Decision
-
         assert self.task_run is not None
         self.transport.propose_task_run_state_nowait(self.task_run.id, proposal)
         return Decision(DecisionKind.ACCEPT, state=proposal.state)
@@ -480,4 +478,8 @@ def _task_run_logger(
     }
     if parent is not None and parent.logger is not None:
         extra = {**(parent.logger.extra or {}), **extra}
-    return RunLoggerAdapter(logging.getLogger(TASK_RUN_LOGGER), extra)
+    return RunLoggerAdapter(_TASK_RUN_LOGGER, extra)
+
+
+#: Looked up once: `logging.getLogger` takes the logging module's lock on every call.
+_TASK_RUN_LOGGER = logging.getLogger(TASK_RUN_LOGGER)

@@ -16,6 +16,8 @@ import grpc
 import pytest
 from engine_support import Reader, current_run_id, sdk_target, unique
 from headwater import StateType, flow, task
+from headwater._context import FlowRunContext
+from headwater._transport.stream import holding
 from headwater.runtime import task_run
 from headwater.v1 import states_pb2, task_runs_pb2, task_runs_pb2_grpc
 
@@ -50,6 +52,40 @@ def test_every_end_is_stored_before_the_flows_final_state(reader: Reader) -> Non
     assert [t.state.data for t in task_runs if t.state is not None] == [2 * i for i in range(50)]
     flow_end = flow_run.state.create_time.ToMicroseconds()
     assert all(t.raw.state.create_time.ToMicroseconds() <= flow_end for t in task_runs)
+
+
+def test_a_sequential_task_costs_one_message_its_end_riding_with_the_next_start(
+    reader: Reader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Held ends wait for company as long as it takes here, so the count does not depend on
+    # how fast this machine calls the next task.
+    monkeypatch.setattr(holding, "HOLD_SECONDS", 60.0)
+
+    @task
+    def double(x: int) -> int:
+        return 2 * x
+
+    counted: dict[str, int] = {}
+    count = 40
+
+    @flow(name=unique())
+    def many() -> int:
+        connection = FlowRunContext.get().transport.connection  # type: ignore[union-attr]
+        sent, received = connection.messages_sent, connection.messages_received
+        total = sum(double(i) for i in range(count))
+        counted["sent"] = connection.messages_sent - sent
+        counted["received"] = connection.messages_received - received
+        seen["flow_run_id"] = current_run_id()
+        return total
+
+    seen: dict[str, str] = {}
+    assert many() == 2 * sum(range(count))
+    # Each task's start left in one message, carrying the previous task's end with it; the
+    # last end leaves with the flow run's final state.
+    assert counted["sent"] == count
+    assert 0 < counted["received"] <= 2 * count
+    task_runs = reader.client.list_task_runs(seen["flow_run_id"])
+    assert [t.state.type for t in task_runs if t.state is not None] == [StateType.COMPLETED] * count
 
 
 def test_an_end_the_service_refuses_is_logged_with_the_task_run(

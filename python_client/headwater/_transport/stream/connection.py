@@ -137,6 +137,11 @@ class EngineConnection:
         return self._stream.messages_sent
 
     @property
+    def messages_received(self) -> int:
+        """How many messages were read from the stream (a batch of answers counts once)."""
+        return self._stream.messages_received
+
+    @property
     def reconnects(self) -> int:
         """How many times the stream was reopened after a backoff."""
         return self._stream.reconnects
@@ -187,12 +192,7 @@ class EngineConnection:
         other threads reach the loop in one wake-up and leave in as few messages as the
         stream's batches allow; `flush` waits for them like any other operation.
         """
-        if self._ops.closed:
-            raise self._ops.closed_error()
-        request = with_request_id(_Request(create_task_run=req))
-        self._stamp(request)  # tracing hook: the server's span for it joins the trace
-        check_size(request)
-        self._submit(RecordedOp(request, record))
+        self.send_then(with_request_id(_Request(create_task_run=req)), record)
 
     def set_task_run_state(
         self, req: task_runs_pb2.SetTaskRunStateRequest
@@ -212,12 +212,53 @@ class EngineConnection:
 
         `flush` waits for it like any other operation.
         """
+        self.send_held(with_transition_id(_Request(set_task_run_state=req)), record)
+
+    # ------------------------------------------------- operations built by the caller
+    #
+    # The engine's hottest operations (a task run's start and end) are built by the transport
+    # directly inside a ``ConnectRequest``, with their ``request_id`` or ``transition_id``
+    # already set: wrapping a finished inner request would copy it, and looking its
+    # idempotency field up by name costs as much again.
+
+    def call(self, request: engine_pb2.ConnectRequest) -> Any:
+        """Send a complete operation and wait for its answer (the matching response member).
+
+        The caller sets the operation's ``request_id`` or ``transition_id``.
+        """
+        return self._call(request)
+
+    async def acall(self, request: engine_pb2.ConnectRequest) -> Any:
+        """Async twin of `call`."""
+        return await self._acall(request)
+
+    def send_then(
+        self,
+        request: engine_pb2.ConnectRequest,
+        record: Callable[[Any, BaseException | None], object],
+    ) -> None:
+        """Send a complete operation without blocking; ``record`` gets its outcome on the loop."""
+        self._submit(self._recorded(request, record))
+
+    def send_held(
+        self,
+        request: engine_pb2.ConnectRequest,
+        record: Callable[[Any, BaseException | None], object],
+    ) -> None:
+        """Like `send_then`, but the operation rides with the next one (see holding.py)."""
+        self._held.hold(self._recorded(request, record))
+
+    def _recorded(
+        self,
+        request: engine_pb2.ConnectRequest,
+        record: Callable[[Any, BaseException | None], object],
+    ) -> RecordedOp:
+        """The no-wait operation for ``request``, checked before anything is sent."""
         if self._ops.closed:
             raise self._ops.closed_error()
-        request = with_transition_id(_Request(set_task_run_state=req))
         self._stamp(request)  # tracing hook: the server's span for it joins the trace
         check_size(request)
-        self._held.hold(RecordedOp(request, record))
+        return RecordedOp(request, record)
 
     def create_logs(self, req: logs_pb2.CreateLogsRequest) -> logs_pb2.CreateLogsResponse:
         """Store log lines and wait until they are stored."""

@@ -76,8 +76,9 @@ class EngineStream:
         self.streams_opened = 0
         self.resent = 0
         self.reconnects = 0
-        #: How many messages were written on the streams (a batch counts once).
+        #: How many messages were written on the streams (a batch counts once), and read.
         self.messages_sent = 0
+        self.messages_received = 0
 
     def start(self) -> None:
         """Open the channel and start the stream task."""
@@ -214,6 +215,7 @@ class EngineStream:
                 response = await call.read()
                 if response is grpc.aio.EOF:
                     return progressed
+                self.messages_received += 1
                 if not progressed:
                     # The server's initial metadata has arrived with its first answer at the
                     # latest: from now on operations ready together may share a message.

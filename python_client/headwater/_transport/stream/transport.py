@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from headwater._ids import uuid4_str
 from headwater._telemetry import current_carrier
 from headwater._transport.client_convert import flow_run_from_proto, task_run_from_proto
 from headwater._transport.convert import (
     failure_from_exception,
+    fill_state_proto,
     reference_result,
     state_from_proto,
-    state_to_proto,
 )
 from headwater._transport.interface import (
     Decision,
@@ -37,7 +38,7 @@ from headwater._transport.interface import (
 )
 from headwater._transport.stream.logs import LogBuffer
 from headwater.exceptions import ServiceError
-from headwater.v1 import flow_runs_pb2, states_pb2, task_runs_pb2
+from headwater.v1 import engine_pb2, flow_runs_pb2, states_pb2, task_runs_pb2
 
 if TYPE_CHECKING:
     import datetime as _dt
@@ -57,6 +58,7 @@ _KINDS = {
     states_pb2.DECISION_WAIT: DecisionKind.WAIT,
     states_pb2.DECISION_ABORT: DecisionKind.ABORT,
 }
+_Request = engine_pb2.ConnectRequest
 _ACCEPT = states_pb2.DECISION_ACCEPT
 _RUNNING = states_pb2.STATE_TYPE_RUNNING
 _CANCELLING = states_pb2.STATE_TYPE_CANCELLING
@@ -131,12 +133,10 @@ class StreamTransport:
     # -- task runs -------------------------------------------------------------------------
 
     def start_task_run(self, spec: TaskRunSpec) -> Decision:
-        response = self.connection.create_task_run(_task_create_request(spec, start=True))
-        return _started(response)
+        return _started(self.connection.call(_task_create_op(spec, start=True)))
 
     async def astart_task_run(self, spec: TaskRunSpec) -> Decision:
-        response = await self.connection.acreate_task_run(_task_create_request(spec, start=True))
-        return _started(response)
+        return _started(await self.connection.acall(_task_create_op(spec, start=True)))
 
     def start_task_run_then(
         self,
@@ -154,15 +154,14 @@ class StreamTransport:
                 return
             then(decision, None)
 
-        request = _task_create_request(spec, start=True)
-        self.connection.create_task_run_then(request, answered)
+        self.connection.send_then(_task_create_op(spec, start=True), answered)
 
     def create_task_run(self, spec: TaskRunSpec) -> TaskRunSnapshot:
-        response = self.connection.create_task_run(_task_create_request(spec, start=False))
+        response = self.connection.call(_task_create_op(spec, start=False))
         return _task_snapshot(response.task_run, response.created)
 
     async def acreate_task_run(self, spec: TaskRunSpec) -> TaskRunSnapshot:
-        response = await self.connection.acreate_task_run(_task_create_request(spec, start=False))
+        response = await self.connection.acall(_task_create_op(spec, start=False))
         return _task_snapshot(response.task_run, response.created)
 
     def propose_task_run_state(
@@ -174,10 +173,10 @@ class StreamTransport:
         cache_expiration: _dt.datetime | None = None,
         refresh_cache: bool = False,
     ) -> Decision:
-        request = _task_propose_request(
+        request = _task_propose_op(
             task_run_id, proposal, cache_key, cache_expiration, refresh_cache
         )
-        return _task_decision(self.connection.set_task_run_state(request), proposal)
+        return _task_decision(self.connection.call(request), proposal)
 
     async def apropose_task_run_state(
         self,
@@ -188,13 +187,13 @@ class StreamTransport:
         cache_expiration: _dt.datetime | None = None,
         refresh_cache: bool = False,
     ) -> Decision:
-        request = _task_propose_request(
+        request = _task_propose_op(
             task_run_id, proposal, cache_key, cache_expiration, refresh_cache
         )
-        return _task_decision(await self.connection.aset_task_run_state(request), proposal)
+        return _task_decision(await self.connection.acall(request), proposal)
 
     def propose_task_run_state_nowait(self, task_run_id: str, proposal: Proposal) -> None:
-        request = _task_propose_request(task_run_id, proposal, None, None, False)
+        request = _task_propose_op(task_run_id, proposal, None, None, False)
 
         def record(response: Any, error: BaseException | None) -> None:
             if error is not None:
@@ -209,7 +208,7 @@ class StreamTransport:
             with self._task_problems_lock:
                 self._task_problems.append(problem)
 
-        self.connection.set_task_run_state_nowait(request, record)
+        self.connection.send_held(request, record)
 
     def flush_task_run_states(self, timeout: float | None = None) -> list[TaskStateProblem]:
         self.connection.flush(timeout)
@@ -327,19 +326,24 @@ def _propose_request(flow_run_id: str, proposal: Proposal) -> flow_runs_pb2.SetF
 
 def _proposed_state(proposal: Proposal) -> states_pb2.State:
     """The wire state of a proposal: its result as JSON or a reference, its failure."""
-    result = None
+    message = states_pb2.State()
+    _fill_proposed_state(message, proposal)
+    return message
+
+
+def _fill_proposed_state(message: states_pb2.State, proposal: Proposal) -> None:
+    """Write ``proposal``'s wire state into ``message`` (a field of the request, no copy)."""
+    fill_state_proto(message, proposal.state)
     if proposal.result_reference is not None:
-        result = reference_result(proposal.result_reference)
+        message.result.CopyFrom(reference_result(proposal.result_reference))
     elif proposal.result_json is not None:
-        result = states_pb2.StateResult(json=proposal.result_json)
+        message.result.json = proposal.result_json
     failure = proposal.failure
-    if failure is None:
-        failure_message = None
-    elif isinstance(failure, BaseException):
-        failure_message = failure_from_exception(failure)
-    else:
-        failure_message = states_pb2.Failure(message=failure)
-    return state_to_proto(proposal.state, result=result, failure=failure_message)
+    if failure is not None:
+        if isinstance(failure, BaseException):
+            message.failure.CopyFrom(failure_from_exception(failure))
+        else:
+            message.failure.message = failure
 
 
 def _decision(response: flow_runs_pb2.SetFlowRunStateResponse, proposal: Proposal) -> Decision:
@@ -380,34 +384,47 @@ def _decision_of(
 # -- task runs ----------------------------------------------------------------------------
 
 
-def _task_create_request(spec: TaskRunSpec, *, start: bool) -> task_runs_pb2.CreateTaskRunRequest:
-    request = task_runs_pb2.CreateTaskRunRequest(
-        flow_run_id=spec.flow_run_id or "",
-        task_key=spec.task_key,
-        dynamic_key=spec.dynamic_key,
-        name=spec.name,
-        parameters_json=spec.parameters_json,
-        cache_key=spec.cache_key or "",
-        start=start,
-        refresh_cache=spec.refresh_cache,
-        task_run_id=spec.task_run_id or "",
-    )
+def _task_create_op(spec: TaskRunSpec, *, start: bool) -> engine_pb2.ConnectRequest:
+    """The create (and with ``start``, start) operation, with its ``request_id``.
+
+    Built in place inside the stream's request, setting only what differs from the defaults:
+    a task run's start is the engine's most frequent message.
+    """
+    operation = _Request()
+    request = operation.create_task_run
+    request.request_id = uuid4_str()
+    request.task_key = spec.task_key
+    request.dynamic_key = spec.dynamic_key
+    request.parameters_json = spec.parameters_json
+    if spec.flow_run_id:
+        request.flow_run_id = spec.flow_run_id
+    if spec.task_run_id:
+        request.task_run_id = spec.task_run_id
+    if spec.name:
+        request.name = spec.name
+    if spec.cache_key:
+        request.cache_key = spec.cache_key
+    if start:
+        request.start = True
+    if spec.refresh_cache:
+        request.refresh_cache = True
     if spec.tags:
         request.tags.extend(spec.tags)
     if spec.cache_expiration is not None:
         request.cache_expiration_time.FromDatetime(spec.cache_expiration)
     policy = request.policy
-    policy.retries = spec.retries
+    policy.retries = spec.retries  # sets the (present, possibly empty) policy message
     delays = spec.retry_delay_seconds
     if isinstance(delays, tuple):
         for seconds in delays:
             policy.retry_delays.add().FromNanoseconds(int(seconds * 1e9))
     elif delays:
         policy.retry_delay.FromNanoseconds(int(delays * 1e9))
-    policy.retry_jitter_factor = spec.retry_jitter_factor
+    if spec.retry_jitter_factor:
+        policy.retry_jitter_factor = spec.retry_jitter_factor
     if spec.timeout_seconds:
         policy.timeout.FromNanoseconds(int(spec.timeout_seconds * 1e9))
-    return request
+    return operation
 
 
 def _task_snapshot(run: task_runs_pb2.TaskRun, created: bool = True) -> TaskRunSnapshot:
@@ -423,23 +440,30 @@ def _started(response: task_runs_pb2.CreateTaskRunResponse) -> Decision:
     )
 
 
-def _task_propose_request(
+def _task_propose_op(
     task_run_id: str,
     proposal: Proposal,
     cache_key: str | None,
     cache_expiration: _dt.datetime | None,
     refresh_cache: bool,
-) -> task_runs_pb2.SetTaskRunStateRequest:
-    """A task proposal's request, without a ``transition_id`` (the connection adds one)."""
-    request = task_runs_pb2.SetTaskRunStateRequest(
-        task_run_id=task_run_id,
-        state=_proposed_state(proposal),
-        cache_key=cache_key or "",
-        refresh_cache=refresh_cache,
-    )
+) -> engine_pb2.ConnectRequest:
+    """A task proposal as a stream operation, with a fresh ``transition_id``.
+
+    Each call is a new proposal (proposing again after a WAIT answer is not a repeat); a
+    resend of the same operation after a reconnect carries the same id.
+    """
+    operation = _Request()
+    request = operation.set_task_run_state
+    request.transition_id = uuid4_str()
+    request.task_run_id = task_run_id
+    _fill_proposed_state(request.state, proposal)
+    if cache_key:
+        request.cache_key = cache_key
+    if refresh_cache:
+        request.refresh_cache = True
     if cache_expiration is not None:
         request.cache_expiration_time.FromDatetime(cache_expiration)
-    return request
+    return operation
 
 
 def _warn_refused(problem: TaskStateProblem) -> None:
