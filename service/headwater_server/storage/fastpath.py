@@ -341,15 +341,8 @@ class FastPath:
             yield self.transaction(cursor)
             connection.commit()
         except BaseException as exc:
-            try:
-                connection.rollback()
-            except Exception:
-                connection.invalidate()
-            else:
-                if isinstance(exc, self.OperationalError) and not self._sqlite:
-                    # A PostgreSQL operational error usually means a lost connection: don't
-                    # give it back to the pool.
-                    connection.invalidate()
+            if not self._rolled_back(connection, exc):
+                connection.invalidate()  # don't give a lost connection back to the pool
             raise
         finally:
             if cursor is not None:
@@ -367,14 +360,21 @@ class FastPath:
             yield self.transaction(cursor)
             connection.commit()
         except BaseException as exc:
-            try:
-                connection.rollback()
-            except Exception:
+            if not self._rolled_back(connection, exc):
                 self._drop_held(held)
-            else:
-                if isinstance(exc, self.OperationalError) and not self._sqlite:
-                    self._drop_held(held)  # as `write` does: likely a lost connection
             raise
+
+    def _rolled_back(self, connection: Any, exc: BaseException) -> bool:
+        """Roll back after ``exc``; whether the connection can be used again.
+
+        A failed rollback, or a PostgreSQL operational error (usually a lost connection),
+        means it cannot.
+        """
+        try:
+            connection.rollback()
+        except Exception:
+            return False
+        return not (isinstance(exc, self.OperationalError) and not self._sqlite)
 
     @contextmanager
     def _savepoint(self, group: _Group, sequences: bool) -> Iterator[RawTransaction]:
