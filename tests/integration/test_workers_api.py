@@ -195,6 +195,9 @@ def test_a_worker_takes_runs_of_its_pool_and_queues_only(api: Api) -> None:
 
 
 def _ago(seconds: float) -> timestamp_pb2.Timestamp:
+    """A moment ``seconds`` back. Keep it well under the service's Late threshold (15 s): the
+    Late marker locks a run while it marks it, and a claim skips locked runs (PostgreSQL), so
+    an older run could be left out of a poll and the order these tests assert would race."""
     moment = timestamp_pb2.Timestamp()
     moment.GetCurrentTime()
     moment.FromNanoseconds(moment.ToNanoseconds() - int(seconds * 1e9))
@@ -222,8 +225,8 @@ def test_a_worker_takes_the_higher_priority_queues_runs_first(api: Api) -> None:
     first = _deployment(api, work_pool_name=pool.name)
     bulk = _deployment(api, work_pool_name=pool.name, work_queue_name="bulk")
     # The bulk queue's runs have waited longer, yet the default queue's go first.
-    bulk_runs = [_runs(api, bulk.id, 1, scheduled_time=_ago(ago))[0] for ago in (60, 50)]
-    first_runs = [_runs(api, first.id, 1, scheduled_time=_ago(ago))[0] for ago in (20, 10)]
+    bulk_runs = [_runs(api, bulk.id, 1, scheduled_time=_ago(ago))[0] for ago in (6, 5)]
+    first_runs = [_runs(api, first.id, 1, scheduled_time=_ago(ago))[0] for ago in (4, 3)]
 
     got = _poll(api, work_pool_name=pool.name, max_runs=3)
 
@@ -232,8 +235,8 @@ def test_a_worker_takes_the_higher_priority_queues_runs_first(api: Api) -> None:
 
     # A changed priority orders the next claims.
     _set_priority(api, pool.name, "default", 3)
-    first_runs = [_runs(api, first.id, 1, scheduled_time=_ago(ago))[0] for ago in (60, 50)]
-    bulk_runs = [_runs(api, bulk.id, 1, scheduled_time=_ago(ago))[0] for ago in (20, 10)]
+    first_runs = [_runs(api, first.id, 1, scheduled_time=_ago(ago))[0] for ago in (6, 5)]
+    bulk_runs = [_runs(api, bulk.id, 1, scheduled_time=_ago(ago))[0] for ago in (4, 3)]
     got = _poll(api, work_pool_name=pool.name, max_runs=4)
     assert [run.flow_run.id for run in got] == [*bulk_runs, *first_runs]
 
@@ -252,10 +255,10 @@ def test_queues_of_equal_priority_are_claimed_from_together_earliest_run_first(
     # Interleaved in time across the two queues: neither queue goes first as a whole.
     order = [
         _runs(api, deployment.id, 1, scheduled_time=_ago(ago))[0]
-        for deployment, ago in ((peer, 60), (default, 50), (peer, 40), (default, 30))
+        for deployment, ago in ((peer, 6), (default, 5), (peer, 4), (default, 3))
     ]
     # Due at the same moment: the lower run id goes first.
-    same_time = _ago(20)
+    same_time = _ago(2)
     tied = sorted(
         _runs(api, deployment.id, 1, scheduled_time=same_time)[0] for deployment in (default, peer)
     )
