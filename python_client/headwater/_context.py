@@ -171,9 +171,16 @@ class TaskRunContext:
     def task_run(self, value: TaskRun | None) -> None:
         self._task_run = value
 
-    def run_changed(self) -> None:
-        """The run's state changed: the next `task_run` access rebuilds the view."""
+    def run_changed(self, make_task_run: Callable[[], TaskRun] | None = None) -> None:
+        """The run's state changed: the next `task_run` access rebuilds the view.
+
+        Args:
+            make_task_run: Builds the new view (the engine's latest snapshot); None keeps
+                the previous builder.
+        """
         self._task_run = None
+        if make_task_run is not None:
+            self._make_task_run = make_task_run
 
     @staticmethod
     def get() -> TaskRunContext | None:

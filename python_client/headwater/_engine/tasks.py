@@ -188,7 +188,10 @@ class TaskEngine(RunEngine):
             flow_run_id=call.flow_run_id,
             log_prints=self.log_prints,
             logger=self.run_logger,
-            make_task_run=self._current_task_run,
+            # The snapshot's own method, not the engine's: a context that pointed back at its
+            # engine would make every task run a reference cycle, left for the garbage
+            # collector (whose full passes over the whole process cost more than the run).
+            make_task_run=snapshot.task_run,
         )
         # Tracing hook: one cheap check when not tracing; the span is the flow run's child.
         self.span = start_task_run_span(
@@ -221,10 +224,6 @@ class TaskEngine(RunEngine):
         self.hooks_done = True
         self._flush_logs()
         return outcomes.not_ready(exc)
-
-    def _current_task_run(self) -> TaskRun:
-        assert self.task_run is not None
-        return self.task_run.task_run()
 
     # -- starting an attempt ---------------------------------------------------------------
 
@@ -264,10 +263,11 @@ class TaskEngine(RunEngine):
     # -- proposing states ------------------------------------------------------------------
 
     def _answered(self, decision: Decision) -> Decision:
-        if decision.task_run is not None:
-            self.task_run = decision.task_run
+        snapshot = decision.task_run
+        if snapshot is not None:
+            self.task_run = snapshot
             if self.task_context is not None:
-                self.task_context.run_changed()
+                self.task_context.run_changed(snapshot.task_run)
         if decision.kind is WAIT:
             self._log_wait(decision)
         return decision

@@ -7,6 +7,7 @@ state, run count, name, keys, tags and parameters.
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 import pytest
@@ -179,6 +180,50 @@ def test_the_run_context_inside_a_task(reader: Reader) -> None:
     assert seen["task_context"] == (run.id, {"x": 7}, seen["flow_run_id"])
     assert seen["runtime"] == (run.id, "look", {"x": 7}, seen["flow_run_id"])
     assert seen["flow_context"].flow_run_id == seen["flow_run_id"]
+
+
+def test_a_finished_task_run_leaves_no_reference_cycle(reader: Reader) -> None:
+    """A run's objects are freed when it ends, not left to the garbage collector.
+
+    Cyclic garbage from every task run would make the collector run often, and its full
+    passes walk every object in the process (the embedded server's included).
+    """
+
+    @task
+    def double(x: int) -> int:
+        return 2 * x
+
+    @flow(name=unique())
+    def pipeline() -> int:
+        return double(1) + double(2)
+
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        assert pipeline() == 6
+        gc.collect()
+        leftovers = {type(item).__name__ for item in gc.garbage}
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert not leftovers & {"TaskEngine", "TaskRunContext", "TaskCall", "TaskRunSnapshot"}
+
+
+def test_a_kept_task_context_shows_the_run_as_it_was_last_reported(reader: Reader) -> None:
+    seen: dict[str, Any] = {}
+
+    @task(retries=1)
+    def flaky() -> None:
+        seen["context"] = get_run_context()
+        if task_run.run_count == 1:
+            raise ValueError("the first attempt fails")
+
+    @flow(name=unique())
+    def pipeline() -> None:
+        flaky()
+
+    pipeline()
+    assert seen["context"].task_run.run_count == 2
 
 
 def test_a_task_outside_any_flow_is_a_task_run_of_its_own(reader: Reader) -> None:
