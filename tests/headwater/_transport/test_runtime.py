@@ -94,3 +94,31 @@ def test_a_forked_child_starts_its_own_runtime(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
     assert result.stderr == ""
+
+
+FREEZING_SCRIPT = """
+import gc
+from headwater import flow
+
+@flow
+def hello() -> str:
+    return "hi"
+
+before = gc.get_freeze_count()
+assert hello() == "hi"
+print(before, gc.get_freeze_count() > 0, gc.isenabled())
+"""
+
+
+def test_the_embedded_server_start_freezes_what_it_loaded(tmp_path: Path) -> None:
+    """The server's stack lives as long as the process: the collector's full passes skip it.
+
+    (In a process of its own: freezing is process-wide.)
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
+    env["HEADWATER_HOME"] = str(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", FREEZING_SCRIPT], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "0 True True"
