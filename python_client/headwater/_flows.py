@@ -902,13 +902,16 @@ def serialize_parameters(fn: Callable[..., Any], parameters: dict[str, Any]) -> 
     form is recorded as ``"<TypeName>"`` instead of failing the run, and a `State` is never
     converted (its data could be huge, or an exception). The instance of a method is left out.
     """
-    from headwater._states import State
-
     bound_self = getattr(fn, _parameters.BOUND_SELF_ATTRIBUTE, _NO_INSTANCE)
     serialized: dict[str, Any] = {}
     for key, value in parameters.items():
         if value is bound_self:
             continue
+        if type(value) in _JSON_SCALARS:  # most parameters: already JSON, nothing to check
+            serialized[key] = value
+            continue
+        from headwater._states import State
+
         if isinstance(value, State):
             serialized[key] = f"<{type(value).__name__}>"
             continue
@@ -920,6 +923,8 @@ def serialize_parameters(fn: Callable[..., Any], parameters: dict[str, Any]) -> 
 
 
 _NO_INSTANCE = object()
+#: Values that are their own JSON form (``bool`` is an ``int``, but the check is by exact type).
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def run_flow(

@@ -9,6 +9,7 @@ nothing heavy is imported.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import inspect
 import logging
@@ -522,9 +523,7 @@ class Task(Generic[P, R]):
         parameters = _parameters.get_call_parameters(self.fn, args, kwargs)
         if (graph := active_graph()) is not None:  # Flow.visualize(): record, do not run
             return graph.record_call(self, parameters, wait_for)
-        from headwater._engine.calls import run_task
-        from headwater._transport.runtime import transport_for_call
-
+        run_task, transport_for_call = _engine_entry()
         return run_task(
             self,
             parameters,
@@ -806,12 +805,32 @@ def task(
     return Task(fn=__fn, **options)
 
 
-def _runner() -> TaskRunner:
-    """The entered task runner a submit made here goes to (the engine loads on first use)."""
+@functools.cache
+def _engine_entry() -> tuple[Callable[..., Any], Callable[[Any], Any]]:
+    """The engine's ``run_task`` and ``transport_for_call``, imported on the first task call.
+
+    Imported here rather than at the top so ``import headwater`` does not load the engine, and
+    looked up once: an import statement costs more than a trivial task's own function.
+    """
+    from headwater._engine.calls import run_task
+    from headwater._transport.runtime import transport_for_call
+
+    return run_task, transport_for_call
+
+
+@functools.cache
+def _submission_entry() -> tuple[Callable[[], Any], type[TaskRunner]]:
+    """`current_submissions` and the default runner, imported on the first submit (once)."""
     from headwater._engine.submissions import current_submissions
     from headwater.task_runners import ThreadPoolTaskRunner
 
-    runner: TaskRunner = current_submissions().runner(ThreadPoolTaskRunner)
+    return current_submissions, ThreadPoolTaskRunner
+
+
+def _runner() -> TaskRunner:
+    """The entered task runner a submit made here goes to (the engine loads on first use)."""
+    current_submissions, default_runner = _submission_entry()
+    runner: TaskRunner = current_submissions().runner(default_runner)
     return runner
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from headwater._engine.interrupts import crash_message
 from headwater._results import inline_json
+from headwater._settings import get_settings
 from headwater._states import Cancelled, Completed, Crashed, Failed, State, StateType
 from headwater._transport.interface import Proposal
 from headwater.exceptions import FlowRunTimeoutError, ParameterTypeError, UpstreamTaskError
@@ -47,8 +48,6 @@ def completed(flow: Runnable, value: Any, parameters: dict[str, Any] | None = No
     """
     persist = flow.persist_result
     if persist is None:
-        from headwater._settings import get_settings
-
         persist = get_settings().results_persist_by_default
     if persist:
         from headwater._results import format_storage_key, persist_result

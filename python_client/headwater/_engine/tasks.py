@@ -25,6 +25,7 @@ from headwater._engine.setup import dump_parameters, run_name
 from headwater._engine.submissions import _current_submissions
 from headwater._engine.task_call import TaskCall, has_upstream, resolve_upstream
 from headwater._logging import TASK_RUN_LOGGER, RunLoggerAdapter, capture_prints, release_prints
+from headwater._settings import get_settings
 from headwater._telemetry import start_task_run_span
 from headwater._transport.interface import Decision, DecisionKind, TaskRunSpec
 from headwater.exceptions import Abort, ServiceUnavailable, TaskRunTimeoutError, UpstreamTaskError
@@ -108,8 +109,6 @@ class TaskEngine(RunEngine):
             return None
         persist = task.persist_result
         if persist is None:
-            from headwater._settings import get_settings
-
             persist = get_settings().results_persist_by_default
         if not persist:
             return None
