@@ -1,6 +1,6 @@
 """Micro-benchmark: what a task run costs the service through the engine stream.
 
-Usage: python bench/workloads/task_runs.py [sqlite|postgres|URL] [TASKS] [ROUNDS]
+Usage: python bench/workloads/task_runs.py [sqlite|postgres|URL] [TASKS] [ROUNDS] [--server-process]
 
 An in-process server on an abstract unix socket, one ``EngineService.Connect`` stream, client and
 server on one loop (as in the SDK's embedded mode). Inside one RUNNING flow run it measures:
@@ -16,6 +16,11 @@ server on one loop (as in the SDK's embedded mode). Inside one RUNNING flow run 
 - ``batched``: ``submitted`` with the operations packed 64 to a ``batch`` message (and so the
   answers batched too), as the SDK's stream writes whatever is queued together.
 
+With ``--server-process`` the service runs as ``headwater server start`` in a process of its own
+(as deployed), the workloads drive it over TCP from this process, and each figure's CPU time is
+the server process's alone (``server_cpu_us``): what a task run costs the service, and so how
+many task runs per second one service process can store with a core to itself.
+
 Each figure also has its CPU time (``cpu_us``: the whole process, client and server, per task;
 ``batched`` and ``submitted`` per task too), steadier than wall time on a busy machine.
 
@@ -25,13 +30,18 @@ Prints a table and one ``BENCH_RESULT {json}`` line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import re
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -165,37 +175,82 @@ async def batched(stream: PipelinedStream, tasks: int) -> float:
     return time.perf_counter() - begin
 
 
+def _process_cpu(pid: int | None) -> float:
+    """CPU seconds used so far by process ``pid`` (None: this process), from /proc."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def _timed(
-    workload: Any, stream: PipelinedStream, tasks: int, cpu: dict[str, list[float]], name: str
+    workload: Any,
+    stream: PipelinedStream,
+    tasks: int,
+    cpu: dict[str, list[float]],
+    name: str,
+    pid: int | None,
 ) -> float:
-    """Run one workload; record its process CPU time per task (µs) under ``name``."""
-    before = time.process_time()
+    """Run one workload; record the CPU time per task (µs) of process ``pid`` (None: this
+    one) under ``name``."""
+    before = _process_cpu(pid)
     result: float = await workload(stream, tasks)
-    cpu.setdefault(name, []).append((time.process_time() - before) / tasks * 1e6)
+    cpu.setdefault(name, []).append((_process_cpu(pid) - before) / tasks * 1e6)
     return result
 
 
-async def main_async(url: str, tasks: int, rounds: int) -> dict[str, Any]:
-    import grpc.aio
-    from headwater_server.server import start_server
+@contextlib.asynccontextmanager
+async def _service(url: str, own_process: bool) -> AsyncIterator[tuple[str, str, int | None]]:
+    """A running service: (address, dialect, its pid when it runs in a process of its own)."""
+    dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
+    if not own_process:
+        from headwater_server.server import start_server
 
-    server = await start_server(f"unix-abstract:hw-bench-{uuid.uuid4().hex[:8]}", url)
-    dialect = server._backend.db.dialect
-    channel = grpc.aio.insecure_channel(server.address)
-    stream = PipelinedStream(engine_pb2_grpc.EngineServiceStub(channel))
+        server = await start_server(f"unix-abstract:hw-bench-{uuid.uuid4().hex[:8]}", url)
+        try:
+            yield server.address, server._backend.db.dialect, None
+        finally:
+            await server.stop(1.0)
+        return
+    cli = "from headwater.cli import main; main()"
+    command = [sys.executable, "-c", cli, "server", "start", "--host", "127.0.0.1"]
+    process = subprocess.Popen(
+        [*command, "--port", "0", "--database-url", url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.to_thread(process.stdout.readline)
+        found = re.search(r"listening on (\S+?),", line)
+        if found is None:
+            raise RuntimeError(f"the server did not start: {line!r}")
+        yield found.group(1), dialect, process.pid
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+async def main_async(url: str, tasks: int, rounds: int, own_process: bool) -> dict[str, Any]:
+    import grpc.aio
+
     results: dict[str, list[float]] = {name: [] for name in WORKLOADS}
     cpu: dict[str, list[float]] = {}
-    try:
-        await sequential(stream, 50)  # warm up
-        for _ in range(rounds):
-            for name, workload in WORKLOADS.items():
-                results[name].append(await _timed(workload, stream, tasks, cpu, name))
-        await stream.close()
-    finally:
-        await channel.close()
-        await server.stop(1.0)
+    async with _service(url, own_process) as (address, dialect, pid):
+        channel = grpc.aio.insecure_channel(address)
+        stream = PipelinedStream(engine_pb2_grpc.EngineServiceStub(channel))
+        try:
+            await sequential(stream, 50)  # warm up
+            for _ in range(rounds):
+                for name, workload in WORKLOADS.items():
+                    results[name].append(await _timed(workload, stream, tasks, cpu, name, pid))
+            await stream.close()
+        finally:
+            await channel.close()
     return {
         "dialect": dialect,
+        "server_process": own_process,
         "tasks": tasks,
         "rounds": rounds,
         "per_task_us": {
@@ -218,13 +273,16 @@ WORKLOADS = {
 
 
 def main() -> None:
-    target = sys.argv[1] if len(sys.argv) > 1 else "sqlite"
-    tasks = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
-    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+    own_process = "--server-process" in sys.argv
+    args = [arg for arg in sys.argv[1:] if arg != "--server-process"]
+    target = args[0] if args else "sqlite"
+    tasks = int(args[1]) if len(args) > 1 else 1000
+    rounds = int(args[2]) if len(args) > 2 else 3
     os.environ.setdefault("HEADWATER_HOME", tempfile.mkdtemp(prefix="hw-bench-home-"))
     with database_url(target) as url:
-        result = asyncio.run(main_async(url, tasks, rounds))
-    print(f"{result['dialect']}: {tasks} tasks x {rounds} rounds, medians")
+        result = asyncio.run(main_async(url, tasks, rounds, own_process))
+    where = "service in its own process" if own_process else "client and service in one process"
+    print(f"{result['dialect']}: {tasks} tasks x {rounds} rounds, medians ({where})")
     for name, value in result["per_task_us"].items():
         print(f"  {name:12s} {value:9.1f} µs per task (start + end, until stored)")
     for name, rate in (
@@ -235,8 +293,9 @@ def main() -> None:
             f"  {name:12s} {result[name + '_s']:9.3f} s for {tasks} tasks until all stored "
             f"COMPLETED: {result[rate]:.0f} task runs stored per second"
         )
+    whose = "server process" if own_process else "process"
     print(
-        "  CPU (process, µs per task): "
+        f"  CPU ({whose}, µs per task): "
         + ", ".join(f"{name} {value:.0f}" for name, value in result["cpu_us"].items())
     )
     print(RESULT_MARKER + json.dumps(result), flush=True)

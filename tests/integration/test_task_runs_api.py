@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -409,6 +410,102 @@ def test_a_batch_carries_a_task_start_and_end_and_each_is_answered(api: Api) -> 
     assert answers[13].set_flow_run_state.result.decision == S.DECISION_ACCEPT
     stored = api.task_runs.GetTaskRun(T.GetTaskRunRequest(task_run_id=task_run_id)).task_run
     assert (stored.state.type, stored.state.result.json) == (S.STATE_TYPE_COMPLETED, "7")
+    assert stream.close() == []
+
+
+def _batched_answers(
+    stream: EngineStream, requests: list[engine_pb2.ConnectRequest]
+) -> dict[int, engine_pb2.ConnectResponse]:
+    """Send ``requests`` as one batch message; every answer, by sequence."""
+    stream.send_raw(
+        engine_pb2.ConnectRequest(batch=engine_pb2.ConnectRequestBatch(requests=requests))
+    )
+    answers: dict[int, engine_pb2.ConnectResponse] = {}
+    while len(answers) < len(requests):
+        response = stream.receive()
+        for answer in response.batch.responses if response.HasField("batch") else [response]:
+            answers[answer.sequence] = answer
+    return answers
+
+
+def test_the_ends_of_one_batch_are_stored_together_and_each_answered_as_alone(
+    api: Api,
+) -> None:
+    """Neighbouring COMPLETED ends in one batch go to the database in one call; what is not a
+    plain end among them (a replay, an unknown run, a run named twice, a failure, a run that
+    already ended) is answered exactly as it would be on its own, and every run's order holds."""
+    run = api.new_run(api.new_flow().id)
+    api.propose(run.id, S.STATE_TYPE_RUNNING)
+    stream = EngineStream(api)
+    started = [
+        stream.call(
+            create_task_run=T.CreateTaskRunRequest(
+                flow_run_id=run.id, task_key="mod.end", dynamic_key=str(index), start=True
+            )
+        ).create_task_run.task_run.id
+        for index in range(6)
+    ]
+    done = S.State(type=S.STATE_TYPE_COMPLETED, result=S.StateResult(json="1"))
+    replayed = str(uuid.uuid4())
+    first = stream.call(
+        set_task_run_state=T.SetTaskRunStateRequest(
+            task_run_id=started[0], state=done, transition_id=replayed
+        )
+    ).set_task_run_state
+    assert first.result.decision == S.DECISION_ACCEPT
+    unknown = str(uuid.uuid4())
+
+    def end(sequence: int, task_run_id: str, **fields: Any) -> engine_pb2.ConnectRequest:
+        fields.setdefault("state", done)
+        request = T.SetTaskRunStateRequest(task_run_id=task_run_id, **fields)
+        return engine_pb2.ConnectRequest(sequence=sequence, set_task_run_state=request)
+
+    failed = S.State(type=S.STATE_TYPE_FAILED, message="boom")
+    answers = _batched_answers(
+        stream,
+        [
+            end(1, started[1], transition_id=str(uuid.uuid4())),
+            end(2, started[0], transition_id=replayed),  # a resent end: its stored answer
+            end(3, unknown),
+            end(4, started[2]),
+            end(5, started[3], state=failed),  # not an end of the plain kind: alone
+            end(6, started[4]),
+            end(7, started[4]),  # named twice: the second finds it ended
+            end(8, started[5], transition_id="not-a-uuid"),  # fails its check alone
+        ],
+    )
+
+    accepted = (1, 4, 6)
+    for sequence in accepted:
+        assert answers[sequence].set_task_run_state.result.decision == S.DECISION_ACCEPT
+        assert answers[sequence].set_task_run_state.task_run.state.type == S.STATE_TYPE_COMPLETED
+    assert answers[2].set_task_run_state == first
+    assert answers[3].error.code == grpc.StatusCode.NOT_FOUND.value[0]
+    assert unknown in answers[3].error.message
+    assert answers[5].set_task_run_state.task_run.state.type == S.STATE_TYPE_FAILED
+    assert answers[7].set_task_run_state.result.decision != S.DECISION_ACCEPT
+    assert answers[8].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    for index, expected in enumerate(
+        [S.STATE_TYPE_COMPLETED] * 3
+        + [S.STATE_TYPE_FAILED, S.STATE_TYPE_COMPLETED, S.STATE_TYPE_RUNNING]
+    ):
+        stored = api.task_runs.GetTaskRun(T.GetTaskRunRequest(task_run_id=started[index]))
+        assert stored.task_run.state.type == expected, index
+    # Each end is one history row after PENDING and RUNNING, and one event of the flow run,
+    # numbered without gaps or repeats.
+    history = api.task_runs.ListTaskRunStates(
+        T.ListTaskRunStatesRequest(task_run_id=started[4])
+    ).states
+    assert [state.type for state in history] == [
+        S.STATE_TYPE_PENDING,
+        S.STATE_TYPE_RUNNING,
+        S.STATE_TYPE_COMPLETED,
+    ]
+    events = api.flow_runs.ListFlowRunEvents(
+        flow_runs_pb2.ListFlowRunEventsRequest(flow_run_id=run.id, page_size=1000)
+    ).events
+    sequences = [event.sequence for event in events]
+    assert sequences == list(range(sequences[0], sequences[0] + len(sequences)))
     assert stream.close() == []
 
 

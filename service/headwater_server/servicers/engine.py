@@ -34,7 +34,7 @@ from headwater.v1 import engine_pb2, engine_pb2_grpc, states_pb2
 
 from headwater_server import errors
 from headwater_server.application.backend import Backend, Operation
-from headwater_server.application.engine import OPERATIONS, LeanOperation
+from headwater_server.application.engine import OPERATIONS, EngineOperation, LeanOperation
 from headwater_server.orchestration import rules
 from headwater_server.servicers._common import abort, to_service_error
 from headwater_server.servicers._decoding import UndecodableRequest
@@ -82,6 +82,9 @@ ENGINE_HOST_KEY = "headwater-engine-host"
 ENGINE_PID_KEY = "headwater-engine-pid"
 
 _RUNNING = states_pb2.STATE_TYPE_RUNNING
+_COMPLETED = states_pb2.STATE_TYPE_COMPLETED
+#: How task run proposals run; neighbouring ends of a batch go to the database together.
+_SET_TASK_RUN_STATE = OPERATIONS["set_task_run_state"]
 
 _END = object()  # the client closed its side and every operation was answered
 _SHUTDOWN = object()  # the server is stopping and every operation received was answered
@@ -128,10 +131,122 @@ class EngineSession:
         kind = request.WhichOneof("operation")
         if kind == "batch":
             self.batches = True
+            ends: list[engine_pb2.ConnectRequest] = []
             for inner in request.batch.requests:
-                self._submit_one(inner, inner.WhichOneof("operation"))
+                inner_kind = inner.WhichOneof("operation")
+                if inner_kind == "set_task_run_state" and self._joins_ends(inner):
+                    ends.append(inner)
+                    continue
+                if ends:
+                    self._submit_ends(ends)
+                    ends = []
+                self._submit_one(inner, inner_kind)
+            if ends:
+                self._submit_ends(ends)
             return
         self._submit_one(request, kind)
+
+    def _takes_lean(self, entry: EngineOperation, operation: Any, key: str | None) -> bool:
+        """Whether an operation may run the lean way (see `_lean`) rather than as a task."""
+        return (
+            entry.lean is not None
+            and self._backend.db.ordered
+            and entry.lean.takes(operation, self.engine_id is not None)
+            and (
+                key is None
+                or (tail := self._tails.get(key)) is None
+                or tail.done()
+                or tail in self._lean_marks  # the lean calls run in the order queued
+            )
+            and stream_tracer() is None  # a traced stream's operations get their spans
+        )
+
+    def _joins_ends(self, request: engine_pb2.ConnectRequest) -> bool:
+        """Whether a batched task run proposal may be stored with its neighbours in one call
+        (`Repository.set_task_run_states`): a COMPLETED that would take the lean way."""
+        operation = request.set_task_run_state
+        return operation.state.type == _COMPLETED and self._takes_lean(
+            _SET_TASK_RUN_STATE, operation, _SET_TASK_RUN_STATE.ordering_key(operation)
+        )
+
+    def _submit_ends(self, requests: list[engine_pb2.ConnectRequest]) -> None:
+        """Queue neighbouring task run ends of one batch as one database call (lean, as each
+        would go on its own), then answer each from its own result."""
+        lean = _SET_TASK_RUN_STATE.lean
+        assert lean is not None
+        checked: list[engine_pb2.ConnectRequest] = []
+        for request in requests:
+            try:
+                lean.check(request.set_task_run_state)
+            except Exception as exc:
+                self._answer_error(
+                    request.sequence,
+                    to_service_error(
+                        exc, "EngineService/set_task_run_state", request.set_task_run_state
+                    ),
+                )
+                continue
+            checked.append(request)
+        if len(checked) < 2:
+            for request in checked:
+                operation = request.set_task_run_state
+                key = _SET_TASK_RUN_STATE.ordering_key(operation)
+                self._lean(request.sequence, "set_task_run_state", lean, operation, key)
+            return
+        backend = self._backend
+        operations = [request.set_task_run_state for request in checked]
+        mark: asyncio.Future[None] | None = None
+        if not backend.db.lean_after_run:
+            mark = asyncio.get_running_loop().create_future()
+        try:
+            backend.db.submit(
+                functools.partial(backend.db.repository.set_task_run_states, operations),
+                functools.partial(self._ends_answer, checked, mark),
+            )
+        except Exception as exc:
+            for request in checked:
+                self._answer_error(
+                    request.sequence,
+                    to_service_error(
+                        exc, "EngineService/set_task_run_state", request.set_task_run_state
+                    ),
+                )
+            return
+        self._lean_pending += len(checked)
+        if mark is not None:
+            self._lean_marks.add(mark)
+            for operation in operations:
+                key = _SET_TASK_RUN_STATE.ordering_key(operation)
+                if key is not None:
+                    self._tails[key] = mark
+                    mark.add_done_callback(functools.partial(self._release, key))
+
+    def _ends_answer(
+        self,
+        requests: list[engine_pb2.ConnectRequest],
+        mark: asyncio.Future[None] | None,
+        results: list[Any] | None,
+        error: BaseException | None,
+    ) -> None:
+        """Answer each end of a `_submit_ends` call once the call is stored (on the loop)."""
+        self._lean_pending -= len(requests)
+        self._progressed()
+        if mark is not None:
+            self._lean_marks.discard(mark)
+            mark.set_result(None)
+        if error is not None and not isinstance(error, Exception):
+            raise error  # a KeyboardInterrupt or the like: not ours
+        for index, request in enumerate(requests):
+            outcome = error if error is not None or results is None else results[index]
+            if isinstance(outcome, Exception):
+                self._answer_error(
+                    request.sequence,
+                    to_service_error(
+                        outcome, "EngineService/set_task_run_state", request.set_task_run_state
+                    ),
+                )
+            else:
+                self.outbox.put_nowait(_Answer(request.sequence, "set_task_run_state", outcome))
 
     def _submit_one(self, request: engine_pb2.ConnectRequest, kind: str | None) -> None:
         if kind == "batch":
@@ -158,18 +273,7 @@ class EngineSession:
         assert kind is not None  # an entry was found for it
         operation = getattr(request, kind)
         key = entry.ordering_key(operation)
-        if (
-            entry.lean is not None
-            and self._backend.db.ordered
-            and entry.lean.takes(operation, self.engine_id is not None)
-            and (
-                key is None
-                or (tail := self._tails.get(key)) is None
-                or tail.done()
-                or tail in self._lean_marks  # the lean calls run in the order queued
-            )
-            and stream_tracer() is None  # a traced stream's operations get their spans
-        ):
+        if entry.lean is not None and self._takes_lean(entry, operation, key):
             self._lean(request.sequence, kind, entry.lean, operation, key)
             return
         handler = entry.run

@@ -236,17 +236,22 @@ class RepositoryBase:
         subject: str,
         response: Message,
     ) -> None:
-        values = {
+        values = self._request_row(key, method, subject, response)
+        if isinstance(conn, RawTransaction):
+            conn.execute(self._raw_insert_request, values)
+        else:
+            conn.execute(INSERT_REQUEST, values)
+
+    @staticmethod
+    def _request_row(key: str, method: str, subject: str, response: Message) -> dict[str, Any]:
+        """The request_log row that answers a replay of ``key`` with ``response``."""
+        return {
             "key": key,
             "method": method,
             "subject": subject,
             "response": response.SerializeToString(),
             "create_time": convert.now_us(),
         }
-        if isinstance(conn, RawTransaction):
-            conn.execute(self._raw_insert_request, values)
-        else:
-            conn.execute(INSERT_REQUEST, values)
 
     def _replay_after_conflict(
         self, key: str | None, method: str, response_type: type[M]

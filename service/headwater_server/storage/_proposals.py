@@ -362,11 +362,14 @@ class ProposalsMixin(ConcurrencyLimitsMixin):
         forced: bool,
         now: int | None = None,
         deferred: list[dict[str, Any]] | None = None,
+        collect: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None,
     ) -> dict[str, Any]:
         """Write ``stored`` as the run's new state: history row + run row. Returns the new row.
 
         With ``deferred`` nothing is written: the history row is appended to it (see
-        `_decide_and_apply`).
+        `_decide_and_apply`). With ``collect`` the history row and the run row's update are
+        numbered as usual but appended to its two lists, for the caller to write many at
+        once (see `TaskRunEndsMixin`).
         """
         now = convert.now_us() if now is None else now
         state_id = new_id()
@@ -416,26 +419,28 @@ class ProposalsMixin(ConcurrencyLimitsMixin):
                 self._free_slots(conn, kind, current)
             if kind is TASK_RUN:
                 self._task_state_event(conn, current["flow_run_id"], row)
-            conn.execute(raw.insert_state, row)
-            conn.execute(
-                raw.update_run,
-                {
-                    "b_id": current["id"],
-                    "b_state_id": state_id,
-                    "b_state_type": stored.type,
-                    "b_state_name": stored.name,
-                    "b_state_message": stored.message,
-                    "b_state_time": now,
-                    "b_scheduled_time": scheduled,
-                    "b_run_count": run_count,
-                    "b_start_time": start_time,
-                    "b_end_time": end_time,
-                    "b_total_run_time_us": total,
-                    "b_running_since": running_since,
-                    "b_last_sequence": sequence,
-                    "b_update_time": now,
-                },
-            )
+            update = {
+                "b_id": current["id"],
+                "b_state_id": state_id,
+                "b_state_type": stored.type,
+                "b_state_name": stored.name,
+                "b_state_message": stored.message,
+                "b_state_time": now,
+                "b_scheduled_time": scheduled,
+                "b_run_count": run_count,
+                "b_start_time": start_time,
+                "b_end_time": end_time,
+                "b_total_run_time_us": total,
+                "b_running_since": running_since,
+                "b_last_sequence": sequence,
+                "b_update_time": now,
+            }
+            if collect is not None:
+                collect[0].append(row)
+                collect[1].append(update)
+            else:
+                conn.execute(raw.insert_state, row)
+                conn.execute(raw.update_run, update)
         values = dict(current)
         values.update(
             state_id=state_id,

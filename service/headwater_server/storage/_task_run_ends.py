@@ -1,0 +1,184 @@
+"""Many task runs' ends stored together: the engine stream's batches of plain COMPLETED.
+
+A flow that submits or maps a thousand tasks sends their COMPLETED ends in batches. One by
+one, each end locks and reads its run, writes a history row, updates the run row and stores
+its answer for replays: four statements and a savepoint, and as much Python around them, per
+task run. Together, the runs are read in one statement and the three kinds of writes go in one
+driver call each; every decision is still the rules' own (`rules.plain_completion`), every
+state still takes its number in its flow run's event log in arrival order, and every answer is
+the one `ProposalsMixin.set_task_run_state` would give.
+
+Only the plain case is taken together: a COMPLETED proposal, without conditions, for a RUNNING
+run under no concurrency limit, with no cache fields, named once in the batch and not a replay.
+Anything else in the batch (and everything, if the shared write fails) goes the usual way, one
+proposal at a time, after the plain ones: each run appears once, so no run's own order changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from headwater.v1 import states_pb2, task_runs_pb2
+from sqlalchemy import Engine, bindparam, select
+
+from headwater_server.orchestration import rules
+from headwater_server.storage import convert
+from headwater_server.storage._concurrency import is_limited
+from headwater_server.storage._proposals import ProposalsMixin
+from headwater_server.storage.fastpath import Prepared
+from headwater_server.storage.schema import request_log, task_runs
+from headwater_server.storage.statements import TASK_RUN
+from headwater_server.storage.values import canonical_id, optional_id, payloads, proposal_message
+
+__all__ = ["TaskRunEndsMixin"]
+
+#: The sizes the shared reads are compiled for; a batch's ids are padded up to the next one, so
+#: a handful of statements serve every batch size.
+_SIZES = (4, 16, 64, 256)
+
+_Answer = task_runs_pb2.SetTaskRunStateResponse | Exception
+
+
+class TaskRunEndsMixin(ProposalsMixin):
+    """`set_task_run_states`: a batch of task run proposals, the plain ends stored together."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        #: The shared reads, compiled on first use, by size (see `_SIZES`).
+        self._task_run_reads: dict[int, Prepared] = {}
+        self._request_key_reads: dict[int, Prepared] = {}
+
+    def set_task_run_states(
+        self, requests: Sequence[task_runs_pb2.SetTaskRunStateRequest]
+    ) -> list[_Answer]:
+        """Propose each of ``requests``; each answer is what `set_task_run_state` gives for
+        it, or the error it raises (one request's error does not fail the others)."""
+        answers: list[_Answer | None] = [None] * len(requests)
+        alone: list[int] = list(range(len(requests)))
+        if 1 < len(requests) <= _SIZES[-1]:
+            try:
+                alone = self._end_together(requests, answers)
+            except Exception:
+                # A conflict (a twin of one of them committed first) or the like: the usual
+                # way sorts out which request it was and answers each as it should.
+                answers = [None] * len(requests)
+                alone = list(range(len(requests)))
+        for index in alone:
+            try:
+                answers[index] = self.set_task_run_state(requests[index])
+            except Exception as exc:
+                answers[index] = exc
+        return [answer for answer in answers if answer is not None]
+
+    def _end_together(
+        self,
+        requests: Sequence[task_runs_pb2.SetTaskRunStateRequest],
+        answers: list[_Answer | None],
+    ) -> list[int]:
+        """Store the plain ends among ``requests`` in one savepoint, filling their ``answers``;
+        returns the positions of the others, left for the usual way."""
+        ids = [canonical_id(request.task_run_id) for request in requests]
+        keys = [self._transition_key(request.transition_id) for request in requests]
+        named = [key for key in keys if key is not None]
+        if len(set(ids)) != len(ids) or len(set(named)) != len(named):
+            return list(range(len(requests)))  # a run twice: one at a time, in order
+        raw = self._raw[TASK_RUN]
+        alone: list[int] = []
+        with self._write_raw(sequences=True) as conn:
+            read, size = self._runs_read(len(ids))
+            values = {f"i{n}": ids[n] if n < len(ids) else ids[0] for n in range(size)}
+            found = {row["id"]: row for row in conn.all(read, values)}
+            replays: set[str] = set()
+            if named:
+                read, size = self._keys_read(len(named))
+                values = {f"k{n}": named[n] if n < len(named) else named[0] for n in range(size)}
+                replays = {row["key"] for row in conn.all(read, values)}
+            history: list[dict[str, Any]] = []
+            updates: list[dict[str, Any]] = []
+            stored: list[dict[str, Any]] = []
+            for index, request in enumerate(requests):
+                current = found.get(ids[index])
+                key = keys[index]
+                if not _plain(request, current) or (key is not None and key in replays):
+                    alone.append(index)
+                    continue
+                assert current is not None  # _plain checked it
+                state = request.state
+                proposal = rules.Proposal(
+                    type=state.type, name=state.name, message=proposal_message(state)
+                )
+                decision = rules.plain_completion(current["state_name"], proposal)
+                if decision is None or decision.store is None:
+                    alone.append(index)
+                    continue
+                result = states_pb2.OrchestrationResult(reason=decision.reason)
+                result.decision = decision.decision  # type: ignore[assignment]  # an enum int
+                payload_result, payload_failure = payloads(state)
+                row = self._apply(
+                    conn,
+                    TASK_RUN,
+                    raw,
+                    current,
+                    decision.store,
+                    decision.increments_run_count,
+                    payload_result,
+                    payload_failure,
+                    False,
+                    convert.now_us(),
+                    collect=(history, updates),
+                )
+                run = TASK_RUN.build(row, payload_result, payload_failure)
+                result.state.CopyFrom(run.state)
+                response = task_runs_pb2.SetTaskRunStateResponse(result=result, task_run=run)
+                if key is not None:
+                    stored.append(self._request_row(key, TASK_RUN.method, ids[index], response))
+                answers[index] = response
+            if history:
+                conn.execute_many(raw.insert_state, history)
+                conn.execute_many(raw.update_run, updates)
+            if stored:
+                conn.execute_many(self._raw_insert_request, stored)
+        return alone
+
+    def _runs_read(self, count: int) -> tuple[Prepared, int]:
+        """The read of up to ``count`` task runs by id (locked on PostgreSQL), and its size."""
+        size = next(size for size in _SIZES if size >= count)
+        reads = self._task_run_reads
+        read = reads.get(size)
+        if read is None:
+            statement = select(task_runs).where(
+                task_runs.c.id.in_([bindparam(f"i{n}") for n in range(size)])
+            )
+            if self._dialect != "sqlite":
+                statement = statement.with_for_update(of=task_runs)
+            read = reads[size] = Prepared(statement, self._engine)
+        return read, size
+
+    def _keys_read(self, count: int) -> tuple[Prepared, int]:
+        """The read of which of up to ``count`` request_log keys exist, and its size."""
+        size = next(size for size in _SIZES if size >= count)
+        reads = self._request_key_reads
+        read = reads.get(size)
+        if read is None:
+            statement = select(request_log.c.key).where(
+                request_log.c.key.in_([bindparam(f"k{n}") for n in range(size)])
+            )
+            read = reads[size] = Prepared(statement, self._engine)
+        return read, size
+
+
+def _plain(request: task_runs_pb2.SetTaskRunStateRequest, current: dict[str, Any] | None) -> bool:
+    """Whether ``request`` is a plain end of the run ``current`` (see the module docstring)."""
+    return (
+        current is not None
+        and current["state_type"] == rules.RUNNING
+        and request.state.type == rules.COMPLETED
+        and not request.force
+        and not optional_id(request.expected_state_id)
+        and not request.cache_key
+        and not request.refresh_cache
+        and not request.HasField("cache_expiration_time")
+        and not request.state.HasField("scheduled_time")
+        and not is_limited(TASK_RUN, current)
+    )
