@@ -1129,8 +1129,22 @@ def test_sqlite_connection_settings(sqlite_url: str) -> None:
             assert conn.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL
             assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 5000
             assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+            assert conn.execute(text("PRAGMA temp_store")).scalar() == 2  # MEMORY
     finally:
         db.close()
+
+
+def test_the_ids_the_service_makes_are_time_ordered_uuids(database: Database) -> None:
+    """Version 7: a run made later has a larger id, so new rows go to each index's end."""
+    repository = database.repository
+    first = repository.create_flow_run(flow_runs_pb2.CreateFlowRunRequest(flow_name="ids"))
+    time.sleep(0.002)  # a later millisecond: the ids' time parts differ
+    second = repository.create_flow_run(flow_runs_pb2.CreateFlowRunRequest(flow_name="ids"))
+    ids = [uuid.UUID(answer.flow_run.id) for answer in (first, second)]
+    assert [(made.version, made.variant) for made in ids] == [(7, uuid.RFC_4122)] * 2
+    assert ids[0] < ids[1]
+    state_ids = [uuid.UUID(answer.flow_run.state.id) for answer in (first, second)]
+    assert state_ids[0] < state_ids[1]
 
 
 def test_database_run_on_executor(database: Database) -> None:

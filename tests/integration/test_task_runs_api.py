@@ -509,6 +509,69 @@ def test_the_ends_of_one_batch_are_stored_together_and_each_answered_as_alone(
     assert stream.close() == []
 
 
+def test_the_starts_of_one_batch_are_stored_together_and_each_answered_as_alone(
+    api: Api,
+) -> None:
+    """Neighbouring create-and-starts in one batch go to the database in one call; a resent
+    create, a second create of an existing call, a start with tags and a bad request are each
+    answered as on their own."""
+    run = api.new_run(api.new_flow().id)
+    api.propose(run.id, S.STATE_TYPE_RUNNING)
+    stream = EngineStream(api)
+    resent = str(uuid.uuid4())
+
+    def start(sequence: int, dynamic_key: str, **fields: Any) -> engine_pb2.ConnectRequest:
+        request = T.CreateTaskRunRequest(
+            flow_run_id=run.id, task_key="mod.start", dynamic_key=dynamic_key, start=True, **fields
+        )
+        return engine_pb2.ConnectRequest(sequence=sequence, create_task_run=request)
+
+    first = _batched_answers(stream, [start(1, "a", request_id=resent), start(2, "b")])
+    assert first[1].create_task_run.created and first[2].create_task_run.created
+    chosen = str(uuid.uuid4())
+    answers = _batched_answers(
+        stream,
+        [
+            start(3, "c", task_run_id=chosen),
+            start(4, "a", request_id=resent),  # resent: the stored answer
+            start(5, "b"),  # the same call again: that run, not a new one
+            start(6, "d", tags=["t"]),  # may wait for a tag's slot: the general way
+            start(7, "e", task_run_id="not-a-uuid"),  # fails its check alone
+            start(8, "f"),
+            start(9, "c"),  # a key taken earlier in this very batch
+        ],
+    )
+
+    fresh = (3, 6, 8)
+    for sequence in fresh:
+        answer = answers[sequence].create_task_run
+        assert answer.created, sequence
+        assert answer.result.decision == S.DECISION_ACCEPT
+        assert answer.task_run.state.type == S.STATE_TYPE_RUNNING
+    assert answers[3].create_task_run.task_run.id == chosen
+    assert answers[4].create_task_run == first[1].create_task_run
+    assert not answers[5].create_task_run.created
+    assert answers[5].create_task_run.task_run.id == first[2].create_task_run.task_run.id
+    assert answers[7].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert not answers[9].create_task_run.created
+    assert answers[9].create_task_run.task_run.id == chosen
+    stored = api.task_runs.ListTaskRuns(
+        T.ListTaskRunsRequest(page_size=100, filter=T.TaskRunFilter(flow_run_id=run.id))
+    ).task_runs
+    assert sorted(t.dynamic_key for t in stored) == ["a", "b", "c", "d", "f"]
+    history = api.task_runs.ListTaskRunStates(T.ListTaskRunStatesRequest(task_run_id=chosen))
+    assert [state.type for state in history.states] == [
+        S.STATE_TYPE_PENDING,
+        S.STATE_TYPE_RUNNING,
+    ]
+    events = api.flow_runs.ListFlowRunEvents(
+        flow_runs_pb2.ListFlowRunEventsRequest(flow_run_id=run.id, page_size=1000)
+    ).events
+    sequences = [event.sequence for event in events]
+    assert sequences == list(range(sequences[0], sequences[0] + len(sequences)))
+    assert stream.close() == []
+
+
 def test_an_end_right_behind_a_start_that_may_wait_for_a_slot_is_applied_after_it(
     api: Api,
 ) -> None:

@@ -26,7 +26,7 @@ import asyncio
 import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc.aio
@@ -83,8 +83,17 @@ ENGINE_PID_KEY = "headwater-engine-pid"
 
 _RUNNING = states_pb2.STATE_TYPE_RUNNING
 _COMPLETED = states_pb2.STATE_TYPE_COMPLETED
-#: How task run proposals run; neighbouring ends of a batch go to the database together.
-_SET_TASK_RUN_STATE = OPERATIONS["set_task_run_state"]
+
+#: Operations whose neighbours of the same kind in one batch go to the database in one call:
+#: the repository method that stores them together, and which requests may join (it takes the
+#: plain ones together and the rest one at a time, each answered as on its own).
+_TOGETHER: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "create_task_run": ("create_task_runs", lambda request: bool(request.start)),
+    "set_task_run_state": (
+        "set_task_run_states",
+        lambda request: request.state.type == _COMPLETED,
+    ),
+}
 
 _END = object()  # the client closed its side and every operation was answered
 _SHUTDOWN = object()  # the server is stopping and every operation received was answered
@@ -131,18 +140,23 @@ class EngineSession:
         kind = request.WhichOneof("operation")
         if kind == "batch":
             self.batches = True
-            ends: list[engine_pb2.ConnectRequest] = []
+            joined: list[engine_pb2.ConnectRequest] = []
+            joined_kind = ""
             for inner in request.batch.requests:
                 inner_kind = inner.WhichOneof("operation")
-                if inner_kind == "set_task_run_state" and self._joins_ends(inner):
-                    ends.append(inner)
+                if inner_kind in _TOGETHER and self._joins(inner_kind, inner):
+                    if joined and inner_kind != joined_kind:
+                        self._submit_together(joined_kind, joined)
+                        joined = []
+                    joined_kind = inner_kind
+                    joined.append(inner)
                     continue
-                if ends:
-                    self._submit_ends(ends)
-                    ends = []
+                if joined:
+                    self._submit_together(joined_kind, joined)
+                    joined = []
                 self._submit_one(inner, inner_kind)
-            if ends:
-                self._submit_ends(ends)
+            if joined:
+                self._submit_together(joined_kind, joined)
             return
         self._submit_one(request, kind)
 
@@ -161,74 +175,70 @@ class EngineSession:
             and stream_tracer() is None  # a traced stream's operations get their spans
         )
 
-    def _joins_ends(self, request: engine_pb2.ConnectRequest) -> bool:
-        """Whether a batched task run proposal may be stored with its neighbours in one call
-        (`Repository.set_task_run_states`): a COMPLETED that would take the lean way."""
-        operation = request.set_task_run_state
-        return operation.state.type == _COMPLETED and self._takes_lean(
-            _SET_TASK_RUN_STATE, operation, _SET_TASK_RUN_STATE.ordering_key(operation)
+    def _joins(self, kind: str, request: engine_pb2.ConnectRequest) -> bool:
+        """Whether a batched operation may be stored with its neighbours of the same kind in
+        one database call (see `_TOGETHER`): one that would take the lean way on its own."""
+        entry = OPERATIONS[kind]
+        operation = getattr(request, kind)
+        return _TOGETHER[kind][1](operation) and self._takes_lean(
+            entry, operation, entry.ordering_key(operation)
         )
 
-    def _submit_ends(self, requests: list[engine_pb2.ConnectRequest]) -> None:
-        """Queue neighbouring task run ends of one batch as one database call (lean, as each
-        would go on its own), then answer each from its own result."""
-        lean = _SET_TASK_RUN_STATE.lean
+    def _submit_together(self, kind: str, requests: list[engine_pb2.ConnectRequest]) -> None:
+        """Queue neighbouring operations of one kind from one batch as one database call (lean,
+        as each would go on its own), then answer each from its own result."""
+        entry = OPERATIONS[kind]
+        lean = entry.lean
         assert lean is not None
         checked: list[engine_pb2.ConnectRequest] = []
         for request in requests:
             try:
-                lean.check(request.set_task_run_state)
+                lean.check(getattr(request, kind))
             except Exception as exc:
                 self._answer_error(
                     request.sequence,
-                    to_service_error(
-                        exc, "EngineService/set_task_run_state", request.set_task_run_state
-                    ),
+                    to_service_error(exc, f"EngineService/{kind}", getattr(request, kind)),
                 )
                 continue
             checked.append(request)
+        operations = [getattr(request, kind) for request in checked]
         if len(checked) < 2:
-            for request in checked:
-                operation = request.set_task_run_state
-                key = _SET_TASK_RUN_STATE.ordering_key(operation)
-                self._lean(request.sequence, "set_task_run_state", lean, operation, key)
+            for request, operation in zip(checked, operations, strict=True):
+                self._lean(request.sequence, kind, lean, operation, entry.ordering_key(operation))
             return
         backend = self._backend
-        operations = [request.set_task_run_state for request in checked]
         mark: asyncio.Future[None] | None = None
         if not backend.db.lean_after_run:
             mark = asyncio.get_running_loop().create_future()
         try:
             backend.db.submit(
-                functools.partial(backend.db.repository.set_task_run_states, operations),
-                functools.partial(self._ends_answer, checked, mark),
+                functools.partial(getattr(backend.db.repository, _TOGETHER[kind][0]), operations),
+                functools.partial(self._together_answer, kind, checked, mark),
             )
         except Exception as exc:
-            for request in checked:
+            for request, operation in zip(checked, operations, strict=True):
                 self._answer_error(
-                    request.sequence,
-                    to_service_error(
-                        exc, "EngineService/set_task_run_state", request.set_task_run_state
-                    ),
+                    request.sequence, to_service_error(exc, f"EngineService/{kind}", operation)
                 )
             return
         self._lean_pending += len(checked)
         if mark is not None:
             self._lean_marks.add(mark)
             for operation in operations:
-                key = _SET_TASK_RUN_STATE.ordering_key(operation)
+                key = entry.ordering_key(operation)
                 if key is not None:
                     self._tails[key] = mark
                     mark.add_done_callback(functools.partial(self._release, key))
 
-    def _ends_answer(
+    def _together_answer(
         self,
+        kind: str,
         requests: list[engine_pb2.ConnectRequest],
         mark: asyncio.Future[None] | None,
         results: list[Any] | None,
         error: BaseException | None,
     ) -> None:
-        """Answer each end of a `_submit_ends` call once the call is stored (on the loop)."""
+        """Answer each operation of a `_submit_together` call once it is stored (on the loop)."""
         self._lean_pending -= len(requests)
         self._progressed()
         if mark is not None:
@@ -236,17 +246,18 @@ class EngineSession:
             mark.set_result(None)
         if error is not None and not isinstance(error, Exception):
             raise error  # a KeyboardInterrupt or the like: not ours
+        stored = OPERATIONS[kind].lean.stored  # type: ignore[union-attr]  # joined: lean
         for index, request in enumerate(requests):
             outcome = error if error is not None or results is None else results[index]
             if isinstance(outcome, Exception):
                 self._answer_error(
                     request.sequence,
-                    to_service_error(
-                        outcome, "EngineService/set_task_run_state", request.set_task_run_state
-                    ),
+                    to_service_error(outcome, f"EngineService/{kind}", getattr(request, kind)),
                 )
-            else:
-                self.outbox.put_nowait(_Answer(request.sequence, "set_task_run_state", outcome))
+                continue
+            if stored is not None:
+                stored(self._backend)
+            self.outbox.put_nowait(_Answer(request.sequence, kind, outcome))
 
     def _submit_one(self, request: engine_pb2.ConnectRequest, kind: str | None) -> None:
         if kind == "batch":

@@ -46,7 +46,7 @@ class InitialState(NamedTuple):
 
 #: What `RepositoryBase._initial_state` decides for a run created with no state given (the
 #: rules accept a new run's PENDING whatever its kind, with the default name).
-_PENDING = InitialState(
+PENDING = InitialState(
     states_pb2.STATE_TYPE_PENDING, rules.default_state_name(states_pb2.STATE_TYPE_PENDING), "", None
 )
 
@@ -271,7 +271,7 @@ class RepositoryBase:
     def _initial_state(noun: str, state: states_pb2.State) -> InitialState:
         """The state a new run starts in: PENDING unless SCHEDULED is asked for."""
         if not state.ByteSize():  # the common case (nothing asked): plain PENDING
-            return _PENDING
+            return PENDING
         state_type = state.type or states_pb2.STATE_TYPE_PENDING
         scheduled = (
             convert.timestamp_to_us(state.scheduled_time)

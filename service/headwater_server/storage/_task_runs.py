@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from headwater_server.errors import already_exists, not_found, shown
 from headwater_server.orchestration import rules
 from headwater_server.storage import convert, pagination
+from headwater_server.storage._base import InitialState
 from headwater_server.storage._concurrency import ANY_KEY, SLOTS_FREED, free_slots_of_deleted
 from headwater_server.storage._proposals import ProposalsMixin
 from headwater_server.storage._runs import read_run, read_run_page
@@ -106,62 +107,79 @@ class TaskRunsMixin(ProposalsMixin):
         key: str | None,
     ) -> task_runs_pb2.CreateTaskRunResponse:
         initial = self._initial_state("task run", req.state)
+        with self._write_raw(sequences=True) as conn:
+            # No look-up of the request_id first: a resent create collides with the stored run
+            # (its id or its unique key) or with its request_log row, and `create_task_run`
+            # answers it from the log after that conflict.
+            values, rows, response = self._new_task_run(conn, req, flow_run_id, chosen_id, initial)
+            self._number_new_task_run(conn, values, rows)
+            conn.execute(self._raw_create.insert_task_run, values)
+            conn.execute_many(self._raw[TASK_RUN].insert_state, rows)
+            if key:
+                self._remember(conn, key, "CreateTaskRun", values["id"], response)
+            return response
+
+    def _new_task_run(
+        self,
+        conn: RawTransaction,
+        req: task_runs_pb2.CreateTaskRunRequest,
+        flow_run_id: str | None,
+        chosen_id: str | None,
+        initial: InitialState,
+    ) -> tuple[Mapping[str, Any], list[dict[str, Any]], task_runs_pb2.CreateTaskRunResponse]:
+        """A new task run decided in memory: its row's values, its history rows (not numbered
+        yet) and the answer. Nothing is written (the caller stores them, see
+        `_number_new_task_run`); a start's rules may read (a cache entry, a limit's slots).
+        """
         expiration = (
             convert.timestamp_to_us(req.cache_expiration_time)
             if req.HasField("cache_expiration_time")
             else None
         )
-        with self._write_raw(sequences=True) as conn:
-            # No look-up of the request_id first: a resent create collides with the stored run
-            # (its id or its unique key) or with its request_log row, and `create_task_run`
-            # answers it from the log after that conflict.
-            now = convert.now_us()
-            values: Mapping[str, Any] = {
-                "id": chosen_id or new_id(),
-                "flow_run_id": flow_run_id,
-                "task_key": req.task_key,
-                "dynamic_key": req.dynamic_key,
-                "name": req.name or task_run_name(req.task_key, req.dynamic_key),
-                "cache_key": req.cache_key,
-                "cache_expiration_time": expiration,
-                "parameters_json": req.parameters_json or "{}",
-                "tags": convert.dump_tags(req.tags),
-                **convert.policy_columns(req.policy),
-                **self._initial_run_values(initial, now),
-            }
-            # The run is decided in memory and written once, in its state after the start:
-            # the run row, its history rows in one call, and the flow run's event numbers in
-            # one update (three statements instead of six). No existence checks first: the
-            # flow run's update and the unique constraint catch both mistakes.
-            rows = [self._initial_state_row(TASK_RUN, values, initial, req.state)]
-            response = task_runs_pb2.CreateTaskRunResponse(created=True)
-            if req.start:
-                result, run, values = self._decide_and_apply(
-                    conn,
-                    TASK_RUN,
-                    values,
-                    _RUNNING,
-                    rules.Proposal(type=rules.RUNNING),
-                    now,
-                    refresh_cache=req.refresh_cache,
-                    deferred=rows,
-                )
-                response.result.CopyFrom(result)
-                response.task_run.CopyFrom(run)
-            else:
-                first = rows[0]
-                response.task_run.CopyFrom(
-                    convert.task_run_message(values, first["result"], first["failure"])
-                )
-            self._store_new_task_run(conn, values, rows)
-            if key:
-                self._remember(conn, key, "CreateTaskRun", values["id"], response)
-            return response
+        now = convert.now_us()
+        values: Mapping[str, Any] = {
+            "id": chosen_id or new_id(),
+            "flow_run_id": flow_run_id,
+            "task_key": req.task_key,
+            "dynamic_key": req.dynamic_key,
+            "name": req.name or task_run_name(req.task_key, req.dynamic_key),
+            "cache_key": req.cache_key,
+            "cache_expiration_time": expiration,
+            "parameters_json": req.parameters_json or "{}",
+            "tags": convert.dump_tags(req.tags),
+            **convert.policy_columns(req.policy),
+            **self._initial_run_values(initial, now),
+        }
+        # The run is decided in memory and written once, in its state after the start: the
+        # run row, its history rows in one call, and the flow run's event numbers in one
+        # update (three statements instead of six). No existence checks first: the flow run's
+        # update and the unique constraint catch both mistakes.
+        rows = [self._initial_state_row(TASK_RUN, values, initial, req.state)]
+        response = task_runs_pb2.CreateTaskRunResponse(created=True)
+        if req.start:
+            result, run, values = self._decide_and_apply(
+                conn,
+                TASK_RUN,
+                values,
+                _RUNNING,
+                rules.Proposal(type=rules.RUNNING),
+                now,
+                refresh_cache=req.refresh_cache,
+                deferred=rows,
+            )
+            response.result.CopyFrom(result)
+            response.task_run.CopyFrom(run)
+        else:
+            first = rows[0]
+            response.task_run.CopyFrom(
+                convert.task_run_message(values, first["result"], first["failure"])
+            )
+        return values, rows, response
 
-    def _store_new_task_run(
+    def _number_new_task_run(
         self, conn: RawTransaction, values: Mapping[str, Any], rows: list[dict[str, Any]]
     ) -> None:
-        """Insert a new task run and its history rows, numbering them in its flow run's log."""
+        """Number a new task run's history rows in its flow run's event log."""
         flow_run_id = values["flow_run_id"]
         if flow_run_id is None:
             for row in rows:
@@ -173,8 +191,6 @@ class TaskRunsMixin(ProposalsMixin):
                 row["flow_run_id"] = flow_run_id
                 row["flow_sequence"] = sequence
                 conn.events.append((flow_run_id, sequence))
-        conn.execute(self._raw_create.insert_task_run, values)
-        conn.execute_many(self._raw[TASK_RUN].insert_state, rows)
 
     def _existing_task_run(
         self, req: task_runs_pb2.CreateTaskRunRequest, task_run_id: str

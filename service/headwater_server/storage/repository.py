@@ -25,7 +25,7 @@ from headwater_server.storage._late_runs import LateRunsMixin
 from headwater_server.storage._logs import LogsMixin
 from headwater_server.storage._proposals import ProposalsMixin
 from headwater_server.storage._retention import RetentionMixin
-from headwater_server.storage._task_run_ends import TaskRunEndsMixin
+from headwater_server.storage._task_run_batches import TaskRunBatchesMixin
 from headwater_server.storage._task_runs import TaskRunsMixin
 from headwater_server.storage._workers import WorkersMixin
 
@@ -37,8 +37,8 @@ class Repository(
     DeploymentRunsMixin,
     FlowsMixin,
     FlowRunsMixin,
+    TaskRunBatchesMixin,
     TaskRunsMixin,
-    TaskRunEndsMixin,
     ProposalsMixin,
     LogsMixin,
     RetentionMixin,

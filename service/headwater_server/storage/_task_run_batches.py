@@ -1,22 +1,26 @@
-"""Many task runs' ends stored together: the engine stream's batches of plain COMPLETED.
+"""Many task runs stored together: the engine stream's batches of plain starts and ends.
 
-A flow that submits or maps a thousand tasks sends their COMPLETED ends in batches. One by
-one, each end locks and reads its run, writes a history row, updates the run row and stores
-its answer for replays: four statements and a savepoint, and as much Python around them, per
-task run. Together, the runs are read in one statement and the three kinds of writes go in one
-driver call each; every decision is still the rules' own (`rules.plain_completion`), every
-state still takes its number in its flow run's event log in arrival order, and every answer is
-the one `ProposalsMixin.set_task_run_state` would give.
+A flow that submits or maps a thousand tasks sends their create-and-starts, then their
+COMPLETED ends, in batches. One by one, each end locks and reads its run, writes a history row,
+updates the run row and stores its answer for replays (four statements and a savepoint, and as
+much Python around them), and each start writes its run, its history and its answer. Together,
+the ends' runs are read in one statement and each kind of write goes in one driver call; every
+decision is still the rules' own (`rules.plain_completion`, `ProposalsMixin._decide_and_apply`),
+every state still takes its number in its flow run's event log in arrival order, and every
+answer is the one the call on its own (`set_task_run_state`, `create_task_run`) would give.
 
-Only the plain case is taken together: a COMPLETED proposal, without conditions, for a RUNNING
-run under no concurrency limit, with no cache fields, named once in the batch and not a replay.
-Anything else in the batch (and everything, if the shared write fails) goes the usual way, one
-proposal at a time, after the plain ones: each run appears once, so no run's own order changes.
+Only the plain cases are taken together: a COMPLETED proposal, without conditions, for a
+RUNNING run under no concurrency limit, with no cache fields, named once in the batch and not
+a replay; a start of a new run in a flow run, without tags, cache fields or a given state.
+Anything else in the batch goes the usual way, one call at a time, after the plain ones (each
+run appears once, so no run's own order changes); if the shared write fails (a conflict: a
+resent create, a twin that committed first), every call of the batch goes the usual way, which
+sorts out which one it was and answers each as it should.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from headwater.v1 import states_pb2, task_runs_pb2
@@ -24,24 +28,26 @@ from sqlalchemy import Engine, bindparam, select
 
 from headwater_server.orchestration import rules
 from headwater_server.storage import convert
+from headwater_server.storage._base import PENDING
 from headwater_server.storage._concurrency import is_limited
-from headwater_server.storage._proposals import ProposalsMixin
+from headwater_server.storage._task_runs import TaskRunsMixin
 from headwater_server.storage.fastpath import Prepared
 from headwater_server.storage.schema import request_log, task_runs
 from headwater_server.storage.statements import TASK_RUN
 from headwater_server.storage.values import canonical_id, optional_id, payloads, proposal_message
 
-__all__ = ["TaskRunEndsMixin"]
+__all__ = ["TaskRunBatchesMixin"]
 
 #: The sizes the shared reads are compiled for; a batch's ids are padded up to the next one, so
 #: a handful of statements serve every batch size.
 _SIZES = (4, 16, 64, 256)
 
 _Answer = task_runs_pb2.SetTaskRunStateResponse | Exception
+_Created = task_runs_pb2.CreateTaskRunResponse | Exception
 
 
-class TaskRunEndsMixin(ProposalsMixin):
-    """`set_task_run_states`: a batch of task run proposals, the plain ends stored together."""
+class TaskRunBatchesMixin(TaskRunsMixin):
+    """`set_task_run_states` and `create_task_runs`: the plain ones of a batch together."""
 
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine)
@@ -70,6 +76,63 @@ class TaskRunEndsMixin(ProposalsMixin):
             except Exception as exc:
                 answers[index] = exc
         return [answer for answer in answers if answer is not None]
+
+    def create_task_runs(
+        self, requests: Sequence[task_runs_pb2.CreateTaskRunRequest]
+    ) -> list[_Created]:
+        """Create (and start) each of ``requests``; each answer is what `create_task_run`
+        gives for it, or the error it raises."""
+        answers: list[_Created | None] = [None] * len(requests)
+        alone: list[int] = list(range(len(requests)))
+        if len(requests) > 1:
+            try:
+                alone = self._create_together(requests, answers)
+            except Exception:
+                answers = [None] * len(requests)
+                alone = list(range(len(requests)))
+        for index in alone:
+            try:
+                answers[index] = self.create_task_run(requests[index])
+            except Exception as exc:
+                answers[index] = exc
+        return [answer for answer in answers if answer is not None]
+
+    def _create_together(
+        self,
+        requests: Sequence[task_runs_pb2.CreateTaskRunRequest],
+        answers: list[_Created | None],
+    ) -> list[int]:
+        """Store the plain starts among ``requests`` in one savepoint, filling their
+        ``answers``; returns the positions of the others, left for the usual way."""
+        alone: list[int] = []
+        runs: list[Mapping[str, Any]] = []
+        history: list[dict[str, Any]] = []
+        stored: list[dict[str, Any]] = []
+        with self._write_raw(sequences=True) as conn:
+            for index, request in enumerate(requests):
+                if not _plain_start(request):
+                    alone.append(index)
+                    continue
+                values, rows, response = self._new_task_run(
+                    conn,
+                    request,
+                    canonical_id(request.flow_run_id),
+                    optional_id(request.task_run_id),
+                    PENDING,
+                )
+                self._number_new_task_run(conn, values, rows)
+                runs.append(values)
+                history.extend(rows)
+                key = self._request_key(request.request_id)
+                if key is not None:
+                    stored.append(self._request_row(key, "CreateTaskRun", values["id"], response))
+                answers[index] = response
+            if runs:
+                conn.execute_many(self._raw_create.insert_task_run, runs)
+                conn.execute_many(self._raw[TASK_RUN].insert_state, history)
+            if stored:
+                conn.execute_many(self._raw_insert_request, stored)
+        return alone
 
     def _end_together(
         self,
@@ -181,4 +244,17 @@ def _plain(request: task_runs_pb2.SetTaskRunStateRequest, current: dict[str, Any
         and not request.HasField("cache_expiration_time")
         and not request.state.HasField("scheduled_time")
         and not is_limited(TASK_RUN, current)
+    )
+
+
+def _plain_start(request: task_runs_pb2.CreateTaskRunRequest) -> bool:
+    """Whether ``request`` is a plain start (see the module docstring)."""
+    return (
+        request.start
+        and bool(request.flow_run_id)
+        and not request.tags
+        and not request.cache_key
+        and not request.refresh_cache
+        and not request.HasField("cache_expiration_time")
+        and not request.state.ByteSize()
     )
