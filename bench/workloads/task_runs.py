@@ -1,6 +1,7 @@
 """Micro-benchmark: what a task run costs the service through the engine stream.
 
-Usage: python bench/workloads/task_runs.py [sqlite|postgres|URL] [TASKS] [ROUNDS] [--server-process]
+Usage: python bench/workloads/task_runs.py [headwater] [sqlite|postgres|URL] [TASKS] [ROUNDS]
+[--server-process]
 
 An in-process server on an abstract unix socket, one ``EngineService.Connect`` stream, client and
 server on one loop (as in the SDK's embedded mode). Inside one RUNNING flow run it measures:
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import json
 import os
 import re
@@ -249,6 +251,7 @@ async def main_async(url: str, tasks: int, rounds: int, own_process: bool) -> di
         finally:
             await channel.close()
     return {
+        "version": importlib.metadata.version("headwater"),
         "dialect": dialect,
         "server_process": own_process,
         "tasks": tasks,
@@ -275,6 +278,8 @@ WORKLOADS = {
 def main() -> None:
     own_process = "--server-process" in sys.argv
     args = [arg for arg in sys.argv[1:] if arg != "--server-process"]
+    if args[:1] == ["headwater"]:  # as `make bench` runs every workload: the SDK's name first
+        args = args[1:]
     target = args[0] if args else "sqlite"
     tasks = int(args[1]) if len(args) > 1 else 1000
     rounds = int(args[2]) if len(args) > 2 else 3

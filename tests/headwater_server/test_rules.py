@@ -506,3 +506,45 @@ def test_a_plain_completion_is_what_decide_answers(running_name: str, name: str)
 )
 def test_anything_but_a_plain_completion_is_left_to_decide(proposal: Proposal) -> None:
     assert rules.plain_completion("Running", proposal) is None
+
+
+def test_a_plain_completion_made_twice_is_still_what_decide_answers() -> None:
+    """The shortcut keeps one decision per wording: the second is the first, and both right."""
+    current = RunSnapshot(state_type=T["RUNNING"], state_name="Running", state_id="s")
+    proposal = Proposal(type=T["COMPLETED"])
+    first = rules.plain_completion("Running", proposal)
+    assert first is rules.plain_completion("Running", Proposal(type=T["COMPLETED"]))
+    assert first == decide(current, proposal, NOW, "task run")
+
+
+@pytest.mark.parametrize("pending_name", ["Pending", "Queued"])
+def test_a_plain_start_is_what_decide_answers(pending_name: str) -> None:
+    """The storage layer's shortcut for a task's start (no cache key, no limit) gives exactly
+    decide's answer for a run in PENDING, however many runs it has had."""
+    proposal = Proposal(type=T["RUNNING"])
+    shortcut = rules.plain_start(T["PENDING"], pending_name, proposal)
+    for run_count in (0, 2):
+        current = RunSnapshot(
+            state_type=T["PENDING"], state_name=pending_name, state_id="s", run_count=run_count
+        )
+        assert shortcut == decide(current, proposal, NOW, "task run")
+    assert shortcut is not None and shortcut.decision == D["A"]
+    assert shortcut.increments_run_count
+
+
+@pytest.mark.parametrize(
+    ("current_type", "proposal"),
+    [
+        (T["SCHEDULED"], Proposal(type=T["RUNNING"])),
+        (T["PENDING"], Proposal(type=T["RUNNING"], name="Retrying")),
+        (T["PENDING"], Proposal(type=T["RUNNING"], message="go")),
+        (T["PENDING"], Proposal(type=T["RUNNING"], force=True)),
+        (T["PENDING"], Proposal(type=T["RUNNING"], expected_state_id="another")),
+        (T["PENDING"], Proposal(type=T["RUNNING"], scheduled_time=NOW)),
+        (T["PENDING"], Proposal(type=T["FAILED"])),
+    ],
+)
+def test_anything_but_a_plain_start_is_left_to_decide(
+    current_type: int, proposal: Proposal
+) -> None:
+    assert rules.plain_start(current_type, "Pending", proposal) is None

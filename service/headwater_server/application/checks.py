@@ -249,15 +249,24 @@ def _refuse_constant(constant: str) -> Any:
     raise _NonStandardNumber(constant)
 
 
+#: One decoder for every check: ``json.loads`` with an argument builds a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+#: JSON texts so common (a task's result is often one) that they skip the parser; immutable
+#: values only, as every caller gets the same one.
+_COMMON_JSON: dict[str, Any] = {"null": None, "true": True, "false": False}
+
+
 def json_text(field: str, text: str, example: str = "'42' or '[1, 2]'") -> Any:
     """Parse standard JSON at most MAX_JSON_DEPTH levels deep and return its value.
 
     Python's json module accepts NaN and Infinity, which JSON (and so every other language's
     reader) does not, and raises RecursionError on deep nesting: both are the caller's mistake.
     """
+    if text in _COMMON_JSON:
+        return _COMMON_JSON[text]
     too_deep = f"is nested too deep; at most {MAX_JSON_DEPTH} levels of arrays and objects."
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = _DECODER.decode(text)
     except _NonStandardNumber as exc:
         raise errors.invalid_argument(
             field, f"contains {exc}, which is not standard JSON; send null or a string instead."

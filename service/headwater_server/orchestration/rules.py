@@ -13,6 +13,7 @@ decision goes onto the wire without translation.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -410,10 +411,47 @@ def plain_completion(
     """
     if proposal.type != COMPLETED or proposal.force or proposal.expected_state_id:
         return None
+    if proposal.scheduled_time is None:
+        name, message = proposal.name, proposal.message
+        return _plain_accept(RUNNING, current_name, COMPLETED, name, message, noun)
     return _accept(
         RunSnapshot(state_type=RUNNING, state_name=current_name),
         proposal,
         proposal.name or _TYPE_NAMES[COMPLETED],
+        noun,
+    )
+
+
+def plain_start(current_type: int, current_name: str, proposal: Proposal) -> RuleDecision | None:
+    """:func:`decide` for a task run's commonest start: RUNNING, without conditions, name or
+    message, for a run in plain PENDING that the caller found under no concurrency limit and
+    with no cache key (so no cache entry and no limit can answer instead). PENDING -> RUNNING
+    is legal, there is no scheduled time to wait for and retries judge failures only, so it is
+    accepted, with the reason :func:`decide` gives. None when it is not that proposal.
+    """
+    if (
+        current_type != PENDING
+        or proposal.type != RUNNING
+        or proposal.name
+        or proposal.message
+        or proposal.force
+        or proposal.expected_state_id
+        or proposal.scheduled_time is not None
+    ):
+        return None
+    return _plain_accept(PENDING, current_name, RUNNING, "", "", "task run")
+
+
+@functools.lru_cache(maxsize=1024)
+def _plain_accept(
+    current_type: int, current_name: str, proposed: int, name: str, message: str, noun: str
+) -> RuleDecision:
+    """The (immutable) acceptance of a plain proposal, made once per distinct wording: a
+    thousand task runs ending alike share one decision instead of building one each."""
+    return _accept(
+        RunSnapshot(state_type=current_type, state_name=current_name),
+        Proposal(type=proposed, name=name, message=message),
+        name or _TYPE_NAMES[proposed],
         noun,
     )
 

@@ -237,10 +237,15 @@ class ProposalsMixin(ConcurrencyLimitsMixin):
         hit = None
         limit_ids = None
         decision = None
-        if kind is TASK_RUN and current["state_type"] == rules.RUNNING:
-            # A task's end: accepted by every rule when made without conditions, so the
-            # snapshot, the cache and the limits are not looked at (see `plain_completion`).
-            decision = rules.plain_completion(current["state_name"], proposal)
+        if kind is TASK_RUN:
+            if current["state_type"] == rules.RUNNING:
+                # A task's end: accepted by every rule when made without conditions, so the
+                # snapshot, the cache and the limits are not looked at (see
+                # `plain_completion`).
+                decision = rules.plain_completion(current["state_name"], proposal)
+            elif not current["cache_key"] and not is_limited(kind, current):
+                # A task's start, with no cache entry or limit that could answer instead.
+                decision = rules.plain_start(current["state_type"], current["state_name"], proposal)
         if decision is None:
             decision, hit, limit_ids, now = self._decide(
                 conn, kind, current, proposal, now, refresh_cache
