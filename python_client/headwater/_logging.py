@@ -53,6 +53,33 @@ class RunLoggerAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
         return msg, kwargs
 
 
+def local_record(
+    logger: logging.Logger, level: int, msg: str, args: tuple[Any, ...], extra: Any
+) -> logging.LogRecord:
+    """An engine progress record: printed on the console, never shipped to the service.
+
+    The service already stores every state change as an event, and shipping the lines would
+    add a write to every trivial run, so the record is marked ``headwater_local``. It has no
+    caller (the engine is always the caller, so looking it up tells nobody anything), and the
+    run's identity is set on it at once rather than checked key by key as `Logger.makeRecord`
+    checks a caller's extras: the engine's own keys never clash with a record's attributes. A
+    custom record factory or logger class still makes the record, as usual.
+    """
+    if logging.getLogRecordFactory() is _LogRecord and type(logger).makeRecord is _make_record:
+        record = _LogRecord(logger.name, level, "", 0, msg, args, None)
+        fields = record.__dict__
+        fields.update(extra)
+        fields["headwater_local"] = True
+        return record
+    return logger.makeRecord(
+        logger.name, level, "", 0, msg, args, None, extra={**extra, "headwater_local": True}
+    )
+
+
+_LogRecord = logging.LogRecord
+_make_record = logging.Logger.makeRecord
+
+
 def get_run_logger(**extra: Any) -> RunLoggerAdapter:
     """The logger of the current flow run: its lines are stored with the run by the service.
 

@@ -18,7 +18,7 @@ from headwater._engine.cancel import forget_cancelled
 from headwater._engine.interrupts import RunningContext
 from headwater._engine.setup import call_arguments, run_spec, validate_parameters
 from headwater._engine.submissions import Submissions
-from headwater._logging import run_logger, setup_logging
+from headwater._logging import local_record, run_logger, setup_logging
 from headwater._telemetry import RunSpan, start_flow_run_span
 from headwater._transport.interface import DecisionKind
 from headwater.exceptions import ParameterTypeError
@@ -42,10 +42,6 @@ WAIT = DecisionKind.WAIT
 #: The longest single sleep for a WAIT answer; the engine then asks again, so a run whose
 #: schedule moved earlier does not oversleep.
 _MAX_WAIT_SECONDS = 30.0
-
-#: Marks engine progress lines that go to the console only: the service already stores every
-#: state change as an event, and shipping them would add a write to every trivial run.
-_LOCAL_ONLY = {"headwater_local": True}
 
 ReturnType = Literal["result", "state"]
 
@@ -275,10 +271,7 @@ class EngineRun:
             return
         target = adapter.logger
         if target.isEnabledFor(level):
-            extra = {**adapter.extra, **_LOCAL_ONLY}  # type: ignore[dict-item]
-            target.handle(
-                target.makeRecord(target.name, level, "", 0, message, args, None, extra=extra)
-            )
+            target.handle(local_record(target, level, message, args, adapter.extra))
 
 
 def _wait_seconds(decision: Decision) -> float:

@@ -985,6 +985,36 @@ class TestLogs:
         messages = [r.getMessage() for r in caplog.records if r.name == "headwater.flow_runs"]
         assert "Ended in state Completed()" in messages
 
+    @pytest.mark.parametrize("custom_factory", [False, True])
+    def test_state_change_lines_carry_the_run_and_stay_on_the_console(
+        self, reader: Reader, caplog: pytest.LogCaptureFixture, custom_factory: bool
+    ) -> None:
+        """Made by the installed record factory when there is one; never shipped."""
+        seen: list[str] = []
+        default_factory = logging.getLogRecordFactory()
+
+        def stamping_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = default_factory(*args, **kwargs)
+            record.stamped = True
+            return record
+
+        @flow(name=unique())
+        def job() -> None:
+            seen.append(current_run_id())
+            get_run_logger().info("from the code")
+
+        if custom_factory:
+            logging.setLogRecordFactory(stamping_factory)
+        try:
+            with caplog.at_level(logging.INFO, logger="headwater.flow_runs"):
+                job()
+        finally:
+            logging.setLogRecordFactory(default_factory)
+        (ended,) = [r for r in caplog.records if r.getMessage() == "Ended in state Completed()"]
+        assert (ended.flow_run_id, ended.flow_name) == (seen[0], job.name)
+        assert getattr(ended, "stamped", False) is custom_factory
+        assert reader.log_messages(seen[0]) == ["from the code"]
+
 
 # -- interrupts and concurrency ------------------------------------------------------------------
 
