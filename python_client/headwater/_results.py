@@ -63,6 +63,12 @@ def inline_json(value: Any) -> str | None:
     Only values that the standard library encodes as they are qualify (no NaN, no custom
     types), so any language reads back exactly what the flow returned.
     """
+    if type(value) is int:  # the most common small result: its JSON text is its repr
+        try:
+            digits = repr(value)
+        except ValueError:  # too many digits to turn into text (sys.get_int_max_str_digits)
+            return None
+        return digits if len(digits) < MAX_INLINE_RESULT_BYTES else None
     global _strict_json
     encoder = _strict_json
     if encoder is None:

@@ -69,6 +69,15 @@ def test_json_result_only_for_plain_small_json() -> None:
     assert json_result("x" * MAX_INLINE_RESULT_BYTES) is None
 
 
+@pytest.mark.parametrize("value", [0, -7, 2**70, True, False])
+def test_json_result_of_an_integer_is_its_json_text(value: int) -> None:
+    assert json_result(value).json == json.dumps(value)  # type: ignore[union-attr]
+
+
+def test_json_result_of_an_integer_too_long_to_print_is_not_inline() -> None:
+    assert json_result(10**5000) is None  # past Python's limit on digits turned into text
+
+
 def test_references_travel_as_file_uris(tmp_path: object) -> None:
     reference = ResultReference(storage_key="/tmp/results/a b", serializer="json")
     wire = reference_result(reference)
