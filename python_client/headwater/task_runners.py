@@ -22,6 +22,8 @@ Example:
 from __future__ import annotations
 
 import abc
+import contextvars
+import functools
 import io
 import sys
 from typing import TYPE_CHECKING, Any, Self
@@ -251,12 +253,7 @@ class ThreadPoolTaskRunner(TaskRunner):
         wait_for: Iterable[Any] | None = None,
         dependencies: dict[str, Any] | None = None,
     ) -> TaskRunFuture[Any]:
-        import contextvars
-
-        from headwater._engine.calls import new_call, run_task_call
-        from headwater._transport.runtime import transport_for_call
-        from headwater.futures import ConcurrentTaskRunFuture
-
+        new_call, run_task_call, transport_for_call, future_type = _submit_entry()
         executor = self._executor
         if executor is None:
             raise self._not_started()
@@ -267,7 +264,22 @@ class ThreadPoolTaskRunner(TaskRunner):
         wrapped = early.submit(call, transport, context) if early is not None else None
         if wrapped is None:
             wrapped = executor.submit(context.run, run_task_call, call, transport=transport)
-        return ConcurrentTaskRunFuture(call.task_run_id, wrapped, task_name=task.name)
+        return future_type(call.task_run_id, wrapped, task_name=task.name)  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _submit_entry() -> tuple[Any, Any, Any, Any]:
+    """What `ThreadPoolTaskRunner.submit` calls, imported on the first submit and then kept.
+
+    Not at the top: ``import headwater`` loads this module (flows name their default runner)
+    and must not load the engine. Not per call either: an import statement costs more than a
+    trivial task's own function.
+    """
+    from headwater._engine.calls import new_call, run_task_call
+    from headwater._transport.runtime import transport_for_call
+    from headwater.futures import ConcurrentTaskRunFuture
+
+    return new_call, run_task_call, transport_for_call, ConcurrentTaskRunFuture
 
 
 def _is_iterable(value: Any) -> bool:
