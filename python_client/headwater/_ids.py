@@ -1,11 +1,14 @@
-"""Random (version 4) UUID strings, made several times faster than ``str(uuid.uuid4())``.
+"""Time-ordered (version 7) UUID strings, made several times faster than through ``uuid``.
 
 A task run takes three fresh ids (its own, its create's ``request_id`` and its end's
-``transition_id``), and the `uuid.UUID` object each one builds only to be turned into a string
-is a measurable share of a trivial task's client time, and so is one `os.urandom` system call
-per id. The string here is the same: 122 random bits from `os.urandom`, with the version and
-variant bits of a random UUID, in the canonical 8-4-4-4-12 form. The random bytes are read for
-many ids at once, into a buffer of each thread's own (so two threads never share bytes), and a
+``transition_id``), and each is a key the service indexes. Version 7 (RFC 9562) puts the Unix
+time in milliseconds first, so ids made one after the other sort together and the service's
+indexes take them at their right edge, on pages already in memory, instead of one random page
+per id that SQLite must then write to its log at every commit. The other 74 bits are random.
+
+Building a `uuid.UUID` only to turn it into a string, and one `os.urandom` system call per id,
+were a measurable share of a trivial task's client time: the random bytes are read for many
+ids at once, into a buffer of each thread's own (so two threads never share bytes), and a
 forked child drops the buffer it inherited, so it never repeats its parent's ids.
 """
 
@@ -13,14 +16,18 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
-__all__ = ["uuid4_str"]
+__all__ = ["uuid7_str"]
 
-#: The variant digit (RFC 4122: binary 10xx) for each value of the random digit it replaces.
+#: The variant digit (RFC 4122/9562: binary 10xx) for each value of the random digit it replaces.
 _VARIANT = "89ab89ab89ab89ab"
 
+#: Random hex digits one id takes (74 random bits: 18 digits and 2 bits of the variant's).
+_DIGITS_PER_ID = 19
 #: How many ids' worth of random bytes one `os.urandom` call reads.
 _IDS_PER_READ = 128
+_BYTES_PER_READ = _DIGITS_PER_ID * _IDS_PER_READ // 2
 
 
 class _RandomHex(threading.local):
@@ -34,17 +41,18 @@ class _RandomHex(threading.local):
 _random = _RandomHex()
 
 
-def uuid4_str() -> str:
-    """A new random UUID as a string, as ``str(uuid.uuid4())`` would give."""
+def uuid7_str() -> str:
+    """A new time-ordered UUID as a string in its canonical 8-4-4-4-12 form."""
     random = _random
     start = random.used
     digits = random.digits
     if start >= len(digits):
-        digits = random.digits = os.urandom(16 * _IDS_PER_READ).hex()
+        digits = random.digits = os.urandom(_BYTES_PER_READ).hex()
         start = 0
-    random.used = start + 32
-    h = digits[start : start + 32]
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:]}"
+    random.used = start + _DIGITS_PER_ID
+    h = digits[start : start + _DIGITS_PER_ID]
+    t = f"{time.time_ns() // 1_000_000:012x}"
+    return f"{t[:8]}-{t[8:]}-7{h[:3]}-{_VARIANT[int(h[3], 16)]}{h[4:7]}-{h[7:]}"
 
 
 def _forget_inherited_randomness() -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from headwater._context import _current_flow_run, current_tags
-from headwater._ids import uuid4_str
+from headwater._ids import uuid7_str
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -123,7 +123,7 @@ def new_call(
     return TaskCall(
         task=task,
         parameters=parameters,
-        task_run_id=uuid4_str(),
+        task_run_id=uuid7_str(),
         dynamic_key=dynamic_key,
         flow_run_id=flow_run_id,
         flow_parameters=flow_parameters,

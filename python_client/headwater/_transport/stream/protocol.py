@@ -14,7 +14,7 @@ import asyncio
 import collections
 import copy
 
-from headwater._ids import uuid4_str
+from headwater._ids import uuid7_str
 from headwater._transport.channel import MAX_MESSAGE_BYTES
 from headwater._transport.stream.ops import FlushWaiter, Op
 from headwater.exceptions import InvalidRequest, ServiceUnavailable
@@ -199,5 +199,5 @@ def _with_idempotency_key(
 ) -> engine_pb2.ConnectRequest:
     inner = getattr(request, request.WhichOneof("operation"))
     if not getattr(inner, field):
-        setattr(inner, field, uuid4_str())
+        setattr(inner, field, uuid7_str())
     return request

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from headwater._ids import uuid4_str
+from headwater._ids import uuid7_str
 from headwater._telemetry import current_carrier
 from headwater._transport.client_convert import flow_run_from_proto, task_run_from_proto
 from headwater._transport.convert import (
@@ -392,7 +392,7 @@ def _task_create_op(spec: TaskRunSpec, *, start: bool) -> engine_pb2.ConnectRequ
     """
     operation = _Request()
     request = operation.create_task_run
-    request.request_id = uuid4_str()
+    request.request_id = uuid7_str()
     request.task_key = spec.task_key
     request.dynamic_key = spec.dynamic_key
     request.parameters_json = spec.parameters_json
@@ -454,7 +454,7 @@ def _task_propose_op(
     """
     operation = _Request()
     request = operation.set_task_run_state
-    request.transition_id = uuid4_str()
+    request.transition_id = uuid7_str()
     request.task_run_id = task_run_id
     _fill_proposed_state(request.state, proposal)
     if cache_key:
