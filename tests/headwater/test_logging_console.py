@@ -6,12 +6,15 @@ text within a second; what it prints must stay exactly what the format string gi
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
+import threading
+import time
 from typing import Any
 
 import pytest
-from headwater._logging import TASK_RUN_LOGGER, _ConsoleFormatter
+from headwater._logging import TASK_RUN_LOGGER, _ConsoleFormatter, _ConsoleHandler
 
 _DOCUMENTED = logging.Formatter(
     "%(asctime)s.%(msecs)03d | %(levelname)-7s | %(run_label)s%(message)s", datefmt="%H:%M:%S"
@@ -90,3 +93,68 @@ def test_an_explicit_date_format_is_honoured() -> None:
     formatter = _ConsoleFormatter()
     record = _pair(logging.INFO, {}, exc_info=None)[0]
     assert formatter.formatTime(record, "%Y") == _DOCUMENTED.formatTime(record, "%Y")
+
+
+class _SlowStream(io.StringIO):
+    """A stream whose writes release the GIL for a while, as a terminal's or a pipe's do."""
+
+    def write(self, text: str) -> int:
+        time.sleep(0.001)
+        return super().write(text)
+
+
+def _console(stream: io.StringIO) -> tuple[logging.Logger, _ConsoleHandler]:
+    handler = _ConsoleHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger(f"headwater.tests.console.{id(stream)}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    return logger, handler
+
+
+def test_lines_from_many_threads_are_all_written_whole_and_in_order() -> None:
+    stream = _SlowStream()
+    logger, _ = _console(stream)
+
+    def log_lines(thread: int) -> None:
+        for line in range(50):
+            logger.info("thread %d line %d", thread, line)
+
+    threads = [threading.Thread(target=log_lines, args=(number,)) for number in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    lines = stream.getvalue().splitlines()
+    assert sorted(lines) == sorted(f"thread {t} line {n}" for t in range(8) for n in range(50))
+    for number in range(8):
+        mine = [line for line in lines if line.startswith(f"thread {number} ")]
+        assert mine == [f"thread {number} line {n}" for n in range(50)]
+
+
+def test_a_line_nobody_else_is_writing_is_written_before_the_call_returns() -> None:
+    stream = io.StringIO()
+    logger, _ = _console(stream)
+    logger.warning("at once")
+    assert stream.getvalue() == "at once\n"
+
+
+def test_a_broken_stream_is_reported_and_the_next_line_is_tried_again(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    class Broken(io.StringIO):
+        fail = True
+
+        def write(self, text: str) -> int:
+            if self.fail:
+                raise OSError("disk full")
+            return super().write(text)
+
+    stream = Broken()
+    logger, _ = _console(stream)
+    logger.warning("lost")
+    stream.fail = False
+    logger.warning("written")
+    assert "OSError: disk full" in capsys.readouterr().err  # logging's own error report
+    assert stream.getvalue() == "written\n"
