@@ -1,0 +1,109 @@
+"""Micro-benchmark: what task runs cost the repository alone (no gRPC, no SDK), on SQLite.
+
+Usage: python bench/workloads/task_db.py [seq|batched] [TASKS]
+
+- ``seq``: as a flow calling tasks one after the other reaches the database: each
+  transaction holds the previous task's COMPLETED end and the next task's create-and-start
+  (the engine sends them in one message, and the database thread runs them as one group).
+- ``batched``: as submitted tasks arrive: groups of 64 create-and-starts, then groups of 64
+  ends, each group one call of `Repository.create_task_runs` / `set_task_run_states`.
+
+Ids are made as the SDK makes them (time-ordered UUIDs). Prints CPU and wall time per task and
+one ``BENCH_RESULT {json}`` line. This is the floor the service's database path sets under a
+task: compare ``seq`` with ``task_seq``'s figure to see what the rest costs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from headwater._ids import uuid7_str
+from headwater.v1 import flow_runs_pb2, states_pb2, task_runs_pb2
+from headwater_server.storage.database import Database
+from headwater_server.storage.repository import Repository
+
+RESULT_MARKER = "BENCH_RESULT "
+GROUP = 64
+_DONE = states_pb2.State(
+    type=states_pb2.STATE_TYPE_COMPLETED, result=states_pb2.StateResult(json="null")
+)
+
+
+def _start(flow_run_id: str, index: int) -> task_runs_pb2.CreateTaskRunRequest:
+    return task_runs_pb2.CreateTaskRunRequest(
+        flow_run_id=flow_run_id,
+        task_key="bench.task",
+        dynamic_key=str(index),
+        start=True,
+        task_run_id=uuid7_str(),
+        request_id=uuid7_str(),
+    )
+
+
+def _end(task_run_id: str) -> task_runs_pb2.SetTaskRunStateRequest:
+    return task_runs_pb2.SetTaskRunStateRequest(
+        task_run_id=task_run_id, state=_DONE, transition_id=uuid7_str()
+    )
+
+
+def sequential(repository: Repository, flow_run_id: str, first: int, count: int) -> None:
+    previous = None
+    for index in range(first, first + count):
+        with repository.group():
+            if previous is not None:
+                repository.set_task_run_state(_end(previous))
+            answer = repository.create_task_run(_start(flow_run_id, index))
+            previous = answer.task_run.id
+    if previous is not None:
+        repository.set_task_run_state(_end(previous))
+
+
+def batched(repository: Repository, flow_run_id: str, first: int, count: int) -> None:
+    ids: list[str] = []
+    for start in range(first, first + count, GROUP):
+        requests = [_start(flow_run_id, i) for i in range(start, min(first + count, start + GROUP))]
+        with repository.group():
+            ids.extend(answer.task_run.id for answer in repository.create_task_runs(requests))
+    for start in range(0, len(ids), GROUP):
+        with repository.group():
+            repository.set_task_run_states([_end(i) for i in ids[start : start + GROUP]])
+
+
+def main() -> None:
+    workload = sys.argv[1] if len(sys.argv) > 1 else "seq"
+    tasks = int(sys.argv[2]) if len(sys.argv) > 2 else 3000
+    run = {"seq": sequential, "batched": batched}[workload]
+    home = Path(tempfile.mkdtemp(prefix="hw-bench-db-"))
+    os.environ.setdefault("HEADWATER_HOME", str(home))
+    db = Database.open(f"sqlite:///{home / 'bench.db'}")
+    try:
+        repository = db.repository
+        repository.fast_path.hold()  # as the database thread does
+        flow_run = repository.create_flow_run(
+            flow_runs_pb2.CreateFlowRunRequest(flow_name="bench")
+        ).flow_run
+        repository.set_flow_run_state(
+            flow_runs_pb2.SetFlowRunStateRequest(
+                flow_run_id=flow_run.id,
+                state=states_pb2.State(type=states_pb2.STATE_TYPE_RUNNING),
+            )
+        )
+        run(repository, flow_run.id, 10**6, 200)  # warm up
+        cpu, wall = time.process_time(), time.perf_counter()
+        run(repository, flow_run.id, 0, tasks)
+        cpu_us = (time.process_time() - cpu) / tasks * 1e6
+        wall_us = (time.perf_counter() - wall) / tasks * 1e6
+    finally:
+        db.close()
+    print(f"{workload}: {tasks} task runs, {cpu_us:.0f} us CPU and {wall_us:.0f} us wall per task")
+    result = {"workload": workload, "tasks": tasks, "cpu_us": cpu_us, "wall_us": wall_us}
+    print(RESULT_MARKER + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
