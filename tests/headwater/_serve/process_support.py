@@ -29,10 +29,14 @@ def start(cwd: Path, server: ServerProcess, *args: str, **env: str) -> subproces
 
 
 def until(
-    condition: Callable[[], object], what: str, process: subprocess.Popen[str] | None = None
+    condition: Callable[[], object],
+    what: str,
+    process: subprocess.Popen[str] | None = None,
+    seconds: float = DEADLINE_SECONDS,
 ) -> None:
-    """Wait for ``condition()``; fail with the process's output if it exits or time runs out."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
+    """Wait for ``condition()``; fail with the process's output if it exits or ``seconds``
+    run out."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if condition():
             return
