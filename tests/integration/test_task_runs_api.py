@@ -428,6 +428,20 @@ def _batched_answers(
     return answers
 
 
+def _assert_history_and_gapless_events(
+    api: Api, task_run_id: str, types: list[int], flow_run_id: str
+) -> None:
+    """The task run's history is ``types``, and its flow run's events are numbered without
+    gaps or repeats."""
+    history = api.task_runs.ListTaskRunStates(T.ListTaskRunStatesRequest(task_run_id=task_run_id))
+    assert [state.type for state in history.states] == types
+    events = api.flow_runs.ListFlowRunEvents(
+        flow_runs_pb2.ListFlowRunEventsRequest(flow_run_id=flow_run_id, page_size=1000)
+    ).events
+    sequences = [event.sequence for event in events]
+    assert sequences == list(range(sequences[0], sequences[0] + len(sequences)))
+
+
 def test_the_ends_of_one_batch_are_stored_together_and_each_answered_as_alone(
     api: Api,
 ) -> None:
@@ -493,19 +507,12 @@ def test_the_ends_of_one_batch_are_stored_together_and_each_answered_as_alone(
         assert stored.task_run.state.type == expected, index
     # Each end is one history row after PENDING and RUNNING, and one event of the flow run,
     # numbered without gaps or repeats.
-    history = api.task_runs.ListTaskRunStates(
-        T.ListTaskRunStatesRequest(task_run_id=started[4])
-    ).states
-    assert [state.type for state in history] == [
-        S.STATE_TYPE_PENDING,
-        S.STATE_TYPE_RUNNING,
-        S.STATE_TYPE_COMPLETED,
-    ]
-    events = api.flow_runs.ListFlowRunEvents(
-        flow_runs_pb2.ListFlowRunEventsRequest(flow_run_id=run.id, page_size=1000)
-    ).events
-    sequences = [event.sequence for event in events]
-    assert sequences == list(range(sequences[0], sequences[0] + len(sequences)))
+    _assert_history_and_gapless_events(
+        api,
+        started[4],
+        [S.STATE_TYPE_PENDING, S.STATE_TYPE_RUNNING, S.STATE_TYPE_COMPLETED],
+        run.id,
+    )
     assert stream.close() == []
 
 
@@ -559,16 +566,9 @@ def test_the_starts_of_one_batch_are_stored_together_and_each_answered_as_alone(
         T.ListTaskRunsRequest(page_size=100, filter=T.TaskRunFilter(flow_run_id=run.id))
     ).task_runs
     assert sorted(t.dynamic_key for t in stored) == ["a", "b", "c", "d", "f"]
-    history = api.task_runs.ListTaskRunStates(T.ListTaskRunStatesRequest(task_run_id=chosen))
-    assert [state.type for state in history.states] == [
-        S.STATE_TYPE_PENDING,
-        S.STATE_TYPE_RUNNING,
-    ]
-    events = api.flow_runs.ListFlowRunEvents(
-        flow_runs_pb2.ListFlowRunEventsRequest(flow_run_id=run.id, page_size=1000)
-    ).events
-    sequences = [event.sequence for event in events]
-    assert sequences == list(range(sequences[0], sequences[0] + len(sequences)))
+    _assert_history_and_gapless_events(
+        api, chosen, [S.STATE_TYPE_PENDING, S.STATE_TYPE_RUNNING], run.id
+    )
     assert stream.close() == []
 
 

@@ -26,7 +26,7 @@ import asyncio
 import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import grpc.aio
@@ -190,6 +190,10 @@ class EngineSession:
         entry = OPERATIONS[kind]
         lean = entry.lean
         assert lean is not None
+        if len(requests) == 1:
+            operation = getattr(requests[0], kind)
+            self._lean(requests[0].sequence, kind, lean, operation, entry.ordering_key(operation))
+            return
         checked: list[engine_pb2.ConnectRequest] = []
         for request in requests:
             try:
@@ -201,15 +205,11 @@ class EngineSession:
                 )
                 continue
             checked.append(request)
-        operations = [getattr(request, kind) for request in checked]
-        if len(checked) < 2:
-            for request, operation in zip(checked, operations, strict=True):
-                self._lean(request.sequence, kind, lean, operation, entry.ordering_key(operation))
+        if not checked:
             return
+        operations = [getattr(request, kind) for request in checked]
         backend = self._backend
-        mark: asyncio.Future[None] | None = None
-        if not backend.db.lean_after_run:
-            mark = asyncio.get_running_loop().create_future()
+        mark = self._lean_mark()
         try:
             backend.db.submit(
                 functools.partial(getattr(backend.db.repository, _TOGETHER[kind][0]), operations),
@@ -221,14 +221,7 @@ class EngineSession:
                     request.sequence, to_service_error(exc, f"EngineService/{kind}", operation)
                 )
             return
-        self._lean_pending += len(checked)
-        if mark is not None:
-            self._lean_marks.add(mark)
-            for operation in operations:
-                key = entry.ordering_key(operation)
-                if key is not None:
-                    self._tails[key] = mark
-                    mark.add_done_callback(functools.partial(self._release, key))
+        self._lean_queued(len(checked), mark, map(entry.ordering_key, operations))
 
     def _together_answer(
         self,
@@ -239,11 +232,7 @@ class EngineSession:
         error: BaseException | None,
     ) -> None:
         """Answer each operation of a `_submit_together` call once it is stored (on the loop)."""
-        self._lean_pending -= len(requests)
-        self._progressed()
-        if mark is not None:
-            self._lean_marks.discard(mark)
-            mark.set_result(None)
+        self._lean_settled(len(requests), mark)
         if error is not None and not isinstance(error, Exception):
             raise error  # a KeyboardInterrupt or the like: not ours
         stored = OPERATIONS[kind].lean.stored  # type: ignore[union-attr]  # joined: lean
@@ -317,9 +306,7 @@ class EngineSession:
         this one without waiting for it here; on PostgreSQL those wait for its mark.
         """
         backend = self._backend
-        mark: asyncio.Future[None] | None = None
-        if not backend.db.lean_after_run:
-            mark = asyncio.get_running_loop().create_future()
+        mark = self._lean_mark()
         try:
             lean.check(operation)
             backend.db.submit(
@@ -329,12 +316,36 @@ class EngineSession:
         except Exception as exc:
             self._answer_error(sequence, to_service_error(exc, f"EngineService/{kind}", operation))
             return
-        self._lean_pending += 1
-        if mark is not None:
-            self._lean_marks.add(mark)
+        self._lean_queued(1, mark, (key,))
+
+    def _lean_mark(self) -> asyncio.Future[None] | None:
+        """A mark for lean calls about to be queued, where a database call of the general way
+        may run before them (PostgreSQL); None where queueing orders them already (SQLite)."""
+        if self._backend.db.lean_after_run:
+            return None
+        return asyncio.get_running_loop().create_future()
+
+    def _lean_queued(
+        self, count: int, mark: asyncio.Future[None] | None, keys: Iterable[str | None]
+    ) -> None:
+        """``count`` lean operations were queued in one call: wait for them, and make their
+        mark what later operations on their runs (``keys``) wait for."""
+        self._lean_pending += count
+        if mark is None:
+            return
+        self._lean_marks.add(mark)
+        for key in keys:
             if key is not None:
                 self._tails[key] = mark
                 mark.add_done_callback(functools.partial(self._release, key))
+
+    def _lean_settled(self, count: int, mark: asyncio.Future[None] | None) -> None:
+        """``count`` lean operations queued in one call are stored (or failed): release them."""
+        self._lean_pending -= count
+        self._progressed()
+        if mark is not None:
+            self._lean_marks.discard(mark)
+            mark.set_result(None)
 
     def _lean_answer(
         self,
@@ -347,11 +358,7 @@ class EngineSession:
         error: BaseException | None,
     ) -> None:
         """Answer a lean operation once its call is stored (on the loop)."""
-        self._lean_pending -= 1
-        self._progressed()
-        if mark is not None:
-            self._lean_marks.discard(mark)
-            mark.set_result(None)
+        self._lean_settled(1, mark)
         if error is not None:
             if not isinstance(error, Exception):  # a KeyboardInterrupt or the like: not ours
                 raise error

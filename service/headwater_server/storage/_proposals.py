@@ -225,6 +225,7 @@ class ProposalsMixin(ConcurrencyLimitsMixin):
         now: int,
         refresh_cache: bool = False,
         deferred: list[dict[str, Any]] | None = None,
+        collect: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None,
     ) -> tuple[states_pb2.OrchestrationResult, Any, Mapping[str, Any]]:
         """Judge ``proposal`` against the locked run ``current`` and store what the rules say.
 
@@ -232,6 +233,7 @@ class ProposalsMixin(ConcurrencyLimitsMixin):
         result, the run message as it now is, and the run's row values. With ``deferred``
         (a new run, not inserted yet) the new history row is appended to it instead of
         written, and the run's row is left for the caller to insert with the returned values.
+        With ``collect`` the writes are appended to its lists instead (see `_apply`).
         """
         raw = self._raw[kind]
         hit = None
@@ -274,6 +276,7 @@ class ProposalsMixin(ConcurrencyLimitsMixin):
                 proposal.force,
                 now,
                 deferred=deferred,
+                collect=collect,
             )
             if limit_ids and decision.store.type == rules.RUNNING:
                 self._take_slots(conn, current["id"], limit_ids, values["state_time"])

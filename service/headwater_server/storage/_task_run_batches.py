@@ -20,10 +20,10 @@ sorts out which one it was and answers each as it should.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from headwater.v1 import states_pb2, task_runs_pb2
+from headwater.v1 import task_runs_pb2
 from sqlalchemy import Engine, bindparam, select
 
 from headwater_server.orchestration import rules
@@ -34,7 +34,7 @@ from headwater_server.storage._task_runs import TaskRunsMixin
 from headwater_server.storage.fastpath import Prepared
 from headwater_server.storage.schema import request_log, task_runs
 from headwater_server.storage.statements import TASK_RUN
-from headwater_server.storage.values import canonical_id, optional_id, payloads, proposal_message
+from headwater_server.storage.values import canonical_id, optional_id, proposal_message
 
 __all__ = ["TaskRunBatchesMixin"]
 
@@ -60,42 +60,15 @@ class TaskRunBatchesMixin(TaskRunsMixin):
     ) -> list[_Answer]:
         """Propose each of ``requests``; each answer is what `set_task_run_state` gives for
         it, or the error it raises (one request's error does not fail the others)."""
-        answers: list[_Answer | None] = [None] * len(requests)
-        alone: list[int] = list(range(len(requests)))
-        if 1 < len(requests) <= _SIZES[-1]:
-            try:
-                alone = self._end_together(requests, answers)
-            except Exception:
-                # A conflict (a twin of one of them committed first) or the like: the usual
-                # way sorts out which request it was and answers each as it should.
-                answers = [None] * len(requests)
-                alone = list(range(len(requests)))
-        for index in alone:
-            try:
-                answers[index] = self.set_task_run_state(requests[index])
-            except Exception as exc:
-                answers[index] = exc
-        return [answer for answer in answers if answer is not None]
+        together = self._end_together if len(requests) <= _SIZES[-1] else None
+        return _each(requests, together, self.set_task_run_state)
 
     def create_task_runs(
         self, requests: Sequence[task_runs_pb2.CreateTaskRunRequest]
     ) -> list[_Created]:
         """Create (and start) each of ``requests``; each answer is what `create_task_run`
         gives for it, or the error it raises."""
-        answers: list[_Created | None] = [None] * len(requests)
-        alone: list[int] = list(range(len(requests)))
-        if len(requests) > 1:
-            try:
-                alone = self._create_together(requests, answers)
-            except Exception:
-                answers = [None] * len(requests)
-                alone = list(range(len(requests)))
-        for index in alone:
-            try:
-                answers[index] = self.create_task_run(requests[index])
-            except Exception as exc:
-                answers[index] = exc
-        return [answer for answer in answers if answer is not None]
+        return _each(requests, self._create_together, self.create_task_run)
 
     def _create_together(
         self,
@@ -171,28 +144,17 @@ class TaskRunBatchesMixin(TaskRunsMixin):
                 proposal = rules.Proposal(
                     type=state.type, name=state.name, message=proposal_message(state)
                 )
-                decision = rules.plain_completion(current["state_name"], proposal)
-                if decision is None or decision.store is None:
-                    alone.append(index)
-                    continue
-                result = states_pb2.OrchestrationResult(reason=decision.reason)
-                result.decision = decision.decision  # type: ignore[assignment]  # an enum int
-                payload_result, payload_failure = payloads(state)
-                row = self._apply(
+                # A plain end of a RUNNING run: the rules' shortcut decides it
+                # (`rules.plain_completion`), and its writes join the others'.
+                result, run, _ = self._decide_and_apply(
                     conn,
                     TASK_RUN,
-                    raw,
                     current,
-                    decision.store,
-                    decision.increments_run_count,
-                    payload_result,
-                    payload_failure,
-                    False,
+                    state,
+                    proposal,
                     convert.now_us(),
                     collect=(history, updates),
                 )
-                run = TASK_RUN.build(row, payload_result, payload_failure)
-                result.state.CopyFrom(run.state)
                 response = task_runs_pb2.SetTaskRunStateResponse(result=result, task_run=run)
                 if key is not None:
                     stored.append(self._request_row(key, TASK_RUN.method, ids[index], response))
@@ -245,6 +207,32 @@ def _plain(request: task_runs_pb2.SetTaskRunStateRequest, current: dict[str, Any
         and not request.state.HasField("scheduled_time")
         and not is_limited(TASK_RUN, current)
     )
+
+
+def _each(
+    requests: Sequence[Any],
+    together: Callable[[Sequence[Any], list[Any]], list[int]] | None,
+    alone: Callable[[Any], Any],
+) -> list[Any]:
+    """Each request's answer (or error): the plain ones by ``together`` (which fills their
+    answers and returns the positions of the rest), the rest, or all of them if ``together``
+    fails or there is only one, one at a time by ``alone``."""
+    answers: list[Any] = [None] * len(requests)
+    rest = list(range(len(requests)))
+    if together is not None and len(requests) > 1:
+        try:
+            rest = together(requests, answers)
+        except Exception:
+            # A conflict (a resent create, a twin that committed first) or the like: the
+            # usual way sorts out which request it was and answers each as it should.
+            answers = [None] * len(requests)
+            rest = list(range(len(requests)))
+    for index in rest:
+        try:
+            answers[index] = alone(requests[index])
+        except Exception as exc:
+            answers[index] = exc
+    return answers
 
 
 def _plain_start(request: task_runs_pb2.CreateTaskRunRequest) -> bool:
