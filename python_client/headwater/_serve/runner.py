@@ -413,16 +413,22 @@ class Runner:
             )
 
     def _heartbeat_loop(self, connection: WorkerConnection) -> None:
+        """A heartbeat every `HEARTBEAT_SECONDS`, each sent without waiting for the answer to
+        the one before (see `WorkerConnection.send_heartbeat`)."""
         while not self._stop.wait(HEARTBEAT_SECONDS):
             with self._lock:
                 running = list(self._children)
             try:
-                doomed = connection.heartbeat(running)
+                connection.send_heartbeat(running, self._heartbeat_answered)
             except Exception as exc:
                 logger.warning("Heartbeat failed (%s); retrying.", exc)
-                continue
-            for flow_run_id in doomed:
-                self._terminate(flow_run_id, "Cancelled: the runner stopped its process.")
+
+    def _heartbeat_answered(self, doomed: list[str] | None, error: Exception | None) -> None:
+        if error is not None:
+            logger.warning("Heartbeat failed (%s); retrying.", error)
+            return
+        for flow_run_id in doomed or ():
+            self._terminate(flow_run_id, "Cancelled: the runner stopped its process.")
 
     def _terminate(self, flow_run_id: str, reason: str) -> None:
         """Stop a cancelled run's subprocess: its engine gets the grace period to end the run
