@@ -18,12 +18,13 @@ its spares without the flow loaded ahead.
 
 A heartbeat every `HEARTBEAT_SECONDS` tells the service which runs this process runs (renewing
 its lease on the runs it claimed: if the heartbeats stop, those it has not started go back to
-SCHEDULED for another runner) and learns which to stop (cancelled): their subprocesses are
-terminated and the runs end CANCELLED. A subprocess that exits without its run reaching a final
-state (it failed to import the flow, or was killed) ends the run CRASHED, and the flow's
-``on_crashed`` hooks then run in one more subprocess (``execute --on-crashed``), on the flow
-loaded from the entrypoint again. SIGTERM or SIGINT stop the runner: no new claims, its runs are
-cancelled and given `STOP_GRACE_SECONDS` to end, and what is left is terminated.
+SCHEDULED for another runner; each goes out on time, without waiting for the answer to the one
+before, which a busy service can be slow to give) and learns which to stop (cancelled): their
+subprocesses are terminated and the runs end CANCELLED. A subprocess that exits without its run
+reaching a final state (it failed to import the flow, or was killed) ends the run CRASHED, and
+the flow's ``on_crashed`` hooks then run in one more subprocess (``execute --on-crashed``), on
+the flow loaded from the entrypoint again. SIGTERM or SIGINT stop the runner: no new claims,
+its runs are cancelled and given `STOP_GRACE_SECONDS` to end, and what is left is terminated.
 
 A runner killed outright (``kill -9``) takes its subprocesses with it: each dies with the runner
 (`headwater._serve.execute.die_with_runner`), its engine stream breaks, and the service ends its
