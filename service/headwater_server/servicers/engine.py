@@ -26,7 +26,7 @@ import asyncio
 import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from typing import Any
 
 import grpc.aio
@@ -402,13 +402,23 @@ class EngineSession:
         """Submit every request the client sends; after its last one, answer all, then end."""
         try:
             async for request in requests:
-                self.submit(request)
-                while self._in_flight() >= MAX_IN_FLIGHT:
-                    # Stop reading until some answer: HTTP/2 flow control then slows the client
-                    # down instead of this stream queueing unbounded work.
-                    await self._progress()
+                await self.accept(request)
         except Exception:  # the client went away mid-read; answer what we have, then end
             logger.debug("Engine stream read ended early", exc_info=True)
+        await self.finish()
+
+    async def accept(self, request: engine_pb2.ConnectRequest) -> None:
+        """Submit one request message; return once the stream may take the next.
+
+        Past `MAX_IN_FLIGHT` operations it waits for some answer: over gRPC, HTTP/2 flow
+        control then slows the client down instead of this stream queueing unbounded work.
+        """
+        self.submit(request)
+        while self._in_flight() >= MAX_IN_FLIGHT:
+            await self._progress()
+
+    async def finish(self) -> None:
+        """The client sends nothing more: answer everything received, then end the stream."""
         await self.drain()
         if not self._closed:
             self.outbox.put_nowait(_END)
@@ -552,19 +562,22 @@ async def open_session(backend: Backend, metadata: Iterable[tuple[str, Any]]) ->
 async def run_session(
     backend: Backend,
     session: EngineSession,
-    requests: AsyncIterator[engine_pb2.ConnectRequest],
-) -> AsyncIterator[engine_pb2.ConnectResponse]:
+    requests: AsyncIterator[engine_pb2.ConnectRequest] | None,
+) -> AsyncGenerator[engine_pb2.ConnectResponse, None]:
     """Run the operations read from ``requests`` and yield their answers, in batches where the
     client sends them, until the client's last one is answered.
 
     Shared by the gRPC method and by the in-process stream of an engine in the server's own
-    process (`headwater_server.servicers.engine_local`).
+    process (`headwater_server.servicers.engine_local`), which hands its requests to the
+    session itself (``requests`` None: `EngineSession.accept`, then `EngineSession.finish`).
 
     Raises:
         ServiceError: UNAVAILABLE, the server shut down (every operation received before was
             answered first).
     """
-    reader = asyncio.get_running_loop().create_task(session.read(requests))
+    reader = None
+    if requests is not None:
+        reader = asyncio.get_running_loop().create_task(session.read(requests))
     outbox = session.outbox
     try:
         while True:
@@ -582,17 +595,23 @@ async def run_session(
                 break
             yield item.message() if isinstance(item, _Answer) else item
     finally:
-        backend.engine_sessions.discard(session)
-        reader.cancel()
-        session.cancel()
-        if session.engine_id is not None and not backend.stopping.is_set():
-            # The client went away (or closed its side). A server that is stopping records
-            # nothing: its clients reconnect elsewhere, and are not disconnected by it.
-            # A task of its own: this RPC's task is being cancelled when the client is gone.
-            task = asyncio.get_running_loop().create_task(_record_disconnect(backend, session))
-            _recording.add(task)
-            task.add_done_callback(_recording.discard)
+        if reader is not None:
+            reader.cancel()
+        end_session(backend, session)
     raise _going_away()
+
+
+def end_session(backend: Backend, session: EngineSession) -> None:
+    """The stream is over: abandon what is in flight and record that its engine went away."""
+    backend.engine_sessions.discard(session)
+    session.cancel()
+    if session.engine_id is not None and not backend.stopping.is_set():
+        # The client went away (or closed its side). A server that is stopping records
+        # nothing: its clients reconnect elsewhere, and are not disconnected by it.
+        # A task of its own: this RPC's task is being cancelled when the client is gone.
+        task = asyncio.get_running_loop().create_task(_record_disconnect(backend, session))
+        _recording.add(task)
+        task.add_done_callback(_recording.discard)
 
 
 def _batch(

@@ -19,8 +19,7 @@ processes' engines such as process-pool task runners) still goes over the server
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Coroutine, Iterable
 from typing import Any
 
 import grpc
@@ -29,41 +28,47 @@ from headwater.v1 import engine_pb2
 
 from headwater_server import errors
 from headwater_server.application.backend import Backend
-from headwater_server.servicers.engine import BATCH_METADATA, open_session, run_session
+from headwater_server.servicers.engine import (
+    BATCH_METADATA,
+    EngineSession,
+    end_session,
+    open_session,
+    run_session,
+)
 
 __all__ = ["LocalEngineCall"]
-
-#: Request messages written but not yet read by the session; a writer beyond it waits, as
-#: HTTP/2 flow control makes a gRPC client wait (each message may be a batch of operations).
-_MAX_QUEUED_MESSAGES = 16
-
-_DONE_WRITING = object()
 
 
 class LocalEngineCall:
     """One in-process Connect stream: the part of ``grpc.aio.StreamStreamCall`` the SDK's
     engine stream uses (`write`, `done_writing`, `read`, `initial_metadata`, `cancel`).
 
-    Create it on the server's event loop. Failures surface as ``grpc.aio.AioRpcError`` with
-    the status the gRPC method would have ended with.
+    Create it on the server's event loop. A written message goes straight to the session
+    (no queue, no reader task between them); `read` runs the session's answer loop. Failures
+    surface as ``grpc.aio.AioRpcError`` with the status the gRPC method would end with.
     """
 
     def __init__(self, backend: Backend, metadata: Iterable[tuple[str, str]]) -> None:
         self._backend = backend
-        self._requests: asyncio.Queue[Any] = asyncio.Queue(_MAX_QUEUED_MESSAGES)
-        self._answers = self._serve(tuple(metadata))
+        self._opening = asyncio.get_running_loop().create_task(
+            open_session(backend, tuple(metadata))
+        )
+        self._session: EngineSession | None = None
+        self._answers: AsyncGenerator[engine_pb2.ConnectResponse, None] | None = None
         self._finished: grpc.aio.AioRpcError | None = None
-        self._closing: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def write(self, request: engine_pb2.ConnectRequest) -> None:
-        """Hand one request message to the session (waits while it has many unread)."""
+        """Hand one request message to the session (waits while it has many in flight)."""
         if self._finished is not None:
             raise self._finished
-        await self._requests.put(request)
+        session = self._session or await self._open()
+        await session.accept(request)
 
     async def done_writing(self) -> None:
         """The client sends nothing more: the session answers what it has, then ends."""
-        await self._requests.put(_DONE_WRITING)
+        session = self._session or await self._open()
+        self._background(session.finish())
 
     async def read(self) -> Any:
         """The next answer message, or ``grpc.aio.EOF`` once the stream ended cleanly.
@@ -74,8 +79,12 @@ class LocalEngineCall:
         """
         if self._finished is not None:
             raise self._finished
+        answers = self._answers
+        if answers is None:
+            session = self._session or await self._open()
+            answers = self._answers = run_session(self._backend, session, None)
         try:
-            return await self._answers.__anext__()
+            return await answers.__anext__()
         except StopAsyncIteration:
             return grpc.aio.EOF
         except errors.ServiceError as exc:
@@ -92,23 +101,31 @@ class LocalEngineCall:
         if self._finished is not None:
             return False
         self._finished = _rpc_error(grpc.StatusCode.CANCELLED, "Locally cancelled by the client.")
-        self._closing = asyncio.get_running_loop().create_task(self._close())
+        if self._answers is not None:
+            self._background(self._answers.aclose())  # its end ends the session
+        elif self._session is not None:
+            end_session(self._backend, self._session)
+        else:
+            self._opening.add_done_callback(self._end_opened)
         return True
 
-    async def _close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self._answers.aclose()
+    async def _open(self) -> EngineSession:
+        try:
+            self._session = await self._opening
+        except errors.ServiceError as exc:
+            self._finished = _rpc_error(exc.code, exc.message)
+            raise self._finished from None
+        return self._session
 
-    async def _serve(
-        self, metadata: tuple[tuple[str, str], ...]
-    ) -> AsyncGenerator[engine_pb2.ConnectResponse, None]:
-        session = await open_session(self._backend, metadata)
-        async for message in run_session(self._backend, session, self._incoming()):
-            yield message
+    def _end_opened(self, opening: asyncio.Task[EngineSession]) -> None:
+        """A session that opened after its stream was cancelled ends at once."""
+        if not opening.cancelled() and opening.exception() is None:
+            end_session(self._backend, opening.result())
 
-    async def _incoming(self) -> AsyncIterator[engine_pb2.ConnectRequest]:
-        while (request := await self._requests.get()) is not _DONE_WRITING:
-            yield request
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
 
 def _rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
