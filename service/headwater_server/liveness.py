@@ -33,6 +33,7 @@ from headwater.v1 import flow_runs_pb2, states_pb2, task_runs_pb2
 
 from headwater_server.application import flow_runs, task_runs
 from headwater_server.orchestration import rules
+from headwater_server.storage.convert import now_us
 
 if TYPE_CHECKING:
     from headwater_server.application.backend import Backend
@@ -163,7 +164,11 @@ async def _release_dead_workers(backend: Backend, policy: LivenessPolicy, lease:
             "starting it; that worker is taken for gone, and another may run it."
         )
 
-    dead = await backend.db.run(backend.db.repository.release_dead_workers, _us(lease), why)
+    # Decided now: heartbeats heard before this point count even if their writes are still
+    # queued ahead of this call (see storage._leases).
+    dead = await backend.db.run(
+        backend.db.repository.release_dead_workers, _us(lease), why, decided_us=now_us()
+    )
     released = 0
     for worker in dead:
         for run in worker.released:

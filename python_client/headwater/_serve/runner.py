@@ -18,12 +18,13 @@ its spares without the flow loaded ahead.
 
 A heartbeat every `HEARTBEAT_SECONDS` tells the service which runs this process runs (renewing
 its lease on the runs it claimed: if the heartbeats stop, those it has not started go back to
-SCHEDULED for another runner) and learns which to stop (cancelled): their subprocesses are
-terminated and the runs end CANCELLED. A subprocess that exits without its run reaching a final
-state (it failed to import the flow, or was killed) ends the run CRASHED, and the flow's
-``on_crashed`` hooks then run in one more subprocess (``execute --on-crashed``), on the flow
-loaded from the entrypoint again. SIGTERM or SIGINT stop the runner: no new claims, its runs are
-cancelled and given `STOP_GRACE_SECONDS` to end, and what is left is terminated.
+SCHEDULED for another runner; each goes out on time, without waiting for the answer to the one
+before, which a busy service can be slow to give) and learns which to stop (cancelled): their
+subprocesses are terminated and the runs end CANCELLED. A subprocess that exits without its run
+reaching a final state (it failed to import the flow, or was killed) ends the run CRASHED, and
+the flow's ``on_crashed`` hooks then run in one more subprocess (``execute --on-crashed``), on
+the flow loaded from the entrypoint again. SIGTERM or SIGINT stop the runner: no new claims,
+its runs are cancelled and given `STOP_GRACE_SECONDS` to end, and what is left is terminated.
 
 A runner killed outright (``kill -9``) takes its subprocesses with it: each dies with the runner
 (`headwater._serve.execute.die_with_runner`), its engine stream breaks, and the service ends its
@@ -413,16 +414,22 @@ class Runner:
             )
 
     def _heartbeat_loop(self, connection: WorkerConnection) -> None:
+        """A heartbeat every `HEARTBEAT_SECONDS`, each sent without waiting for the answer to
+        the one before (see `WorkerConnection.send_heartbeat`)."""
         while not self._stop.wait(HEARTBEAT_SECONDS):
             with self._lock:
                 running = list(self._children)
             try:
-                doomed = connection.heartbeat(running)
+                connection.send_heartbeat(running, self._heartbeat_answered)
             except Exception as exc:
                 logger.warning("Heartbeat failed (%s); retrying.", exc)
-                continue
-            for flow_run_id in doomed:
-                self._terminate(flow_run_id, "Cancelled: the runner stopped its process.")
+
+    def _heartbeat_answered(self, doomed: list[str] | None, error: Exception | None) -> None:
+        if error is not None:
+            logger.warning("Heartbeat failed (%s); retrying.", error)
+            return
+        for flow_run_id in doomed or ():
+            self._terminate(flow_run_id, "Cancelled: the runner stopped its process.")
 
     def _terminate(self, flow_run_id: str, reason: str) -> None:
         """Stop a cancelled run's subprocess: its engine gets the grace period to end the run

@@ -8,12 +8,13 @@ the ``wait`` ends. On PostgreSQL a run created through another server wakes the 
 storage again every ``hub.poll_interval`` (the ``wake_recheck_seconds`` setting).
 
 A caller that names itself (``worker_id``) holds the runs it claims as a lease, renewed by its
-polls' claims and its heartbeats; :mod:`headwater_server.liveness` releases the runs of a worker
-unheard of for the lease period.
+polls' claims and its heartbeats (from when the server heard each, see ``storage._leases``);
+:mod:`headwater_server.liveness` releases the runs of a worker unheard of for the lease period.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from headwater.v1 import workers_pb2
@@ -135,6 +136,11 @@ async def heartbeat(
         for index, run_id in enumerate(request.flow_run_ids)
     ]
     if worker_id:
-        await backend.db.run(backend.db.repository.worker_seen, worker_id, request.worker_name)
+        # Heard now, whenever the write runs, and written even if the caller stops waiting for
+        # the answer (its deadline passed while the write queued): it did call.
+        seen = backend.db.run(
+            backend.db.repository.worker_seen, worker_id, request.worker_name, now_us()
+        )
+        await asyncio.shield(seen)
     stop = await backend.db.run(backend.db.repository.runs_to_stop, ids)
     return workers_pb2.HeartbeatResponse(cancel_flow_run_ids=stop)

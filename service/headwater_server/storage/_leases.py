@@ -9,6 +9,14 @@ gone: its runs still PENDING (claimed, never started) go back to SCHEDULED, owne
 so another worker claims them; its row is deleted. Runs its subprocesses started belong to
 their engines, whose death the engine liveness handles (``headwater_server.liveness``).
 
+A heartbeat counts from when the server heard it, not from when its write ran: on a busy
+server (a worker starting a hundred run processes on two cores) the write can wait seconds
+behind other database calls, and a lease measured from the write expired for a worker that
+kept calling, whose runs, already handed to live processes, another worker then claimed and
+started processes for again, doubling the load that made the server slow. Likewise a release
+sweep judges against when it was decided, before it queued behind the writes of heartbeats
+heard earlier. A row keeps the latest time it was given, whatever order the writes ran in.
+
 These are not hot-path statements: a row write per claim and per heartbeat (once a second per
 worker), and a release only for dead workers.
 """
@@ -20,7 +28,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from headwater.v1 import flow_runs_pb2, states_pb2
-from sqlalchemy import Engine, bindparam, delete, literal_column, select, update
+from sqlalchemy import Engine, bindparam, case, delete, literal_column, select, update
 
 from headwater_server.orchestration import rules
 from headwater_server.storage import convert
@@ -62,7 +70,14 @@ class _LeaseStatements:
                 index_elements=[workers.c.id],
                 set_={
                     "name": upsert.excluded.name,
-                    "last_heartbeat_time": upsert.excluded.last_heartbeat_time,
+                    # The later time: a heartbeat heard earlier may be written after a claim.
+                    "last_heartbeat_time": case(
+                        (
+                            upsert.excluded.last_heartbeat_time > workers.c.last_heartbeat_time,
+                            upsert.excluded.last_heartbeat_time,
+                        ),
+                        else_=workers.c.last_heartbeat_time,
+                    ),
                 },
             ),
             engine,
@@ -98,10 +113,11 @@ class LeasesMixin(ProposalsMixin):
     def _lease_statements(self) -> _LeaseStatements:
         return _LeaseStatements(self._engine)
 
-    def worker_seen(self, worker_id: str, worker_name: str) -> None:
-        """Record a heartbeat of ``worker_id``: its lease on its claimed runs is renewed."""
+    def worker_seen(self, worker_id: str, worker_name: str, heard_us: int) -> None:
+        """Record a heartbeat of ``worker_id`` heard at ``heard_us`` (epoch microseconds): its
+        lease on its claimed runs is renewed from then (a later time already stored stays)."""
         with self._write_raw() as conn:
-            self._worker_seen(conn, worker_id, worker_name, convert.now_us())
+            self._worker_seen(conn, worker_id, worker_name, heard_us)
 
     def _worker_seen(
         self, conn: RawTransaction, worker_id: str, worker_name: str, now: int
@@ -119,16 +135,23 @@ class LeasesMixin(ProposalsMixin):
             conn.execute(own, {"b_id": run_id, "b_owner": worker_id})
 
     def release_dead_workers(
-        self, lease_us: int, why: Callable[[str], str], limit: int = 100
+        self,
+        lease_us: int,
+        why: Callable[[str], str],
+        limit: int = 100,
+        *,
+        decided_us: int | None = None,
     ) -> list[DeadWorker]:
-        """Workers unheard of for ``lease_us``: their PENDING runs go back to SCHEDULED.
+        """Workers unheard of for ``lease_us`` before ``decided_us`` (when the caller decided to
+        look, before this call waited behind others; default now): their PENDING runs go back
+        to SCHEDULED.
 
         Each run moves through the ordinary proposal (a history row, a new sequence), owned by
         nobody again, with the message ``why(worker name)``; a run that changed meanwhile (its
         engine started it) is left alone. A worker's row is deleted only if no heartbeat came
         while its runs were released.
         """
-        now = convert.now_us()
+        now = convert.now_us() if decided_us is None else decided_us
         with self._read() as read:
             rows = read.execute(
                 select(workers)
