@@ -19,7 +19,7 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -34,6 +34,7 @@ from headwater_server.servicers import (
     DecodeErrorInterceptor,
     add_servicers,
 )
+from headwater_server.servicers.engine_local import LocalEngineCall
 from headwater_server.settings import ServerSettings, ServerSettingsError
 
 if TYPE_CHECKING:
@@ -125,6 +126,11 @@ class RunningServer:
                 await asyncio.to_thread(self._metrics.shutdown)
             await asyncio.to_thread(self._backend.db.close)
             self._stopped.set()
+
+    def connect_engine(self, metadata: Iterable[tuple[str, str]]) -> LocalEngineCall:
+        """An ``EngineService.Connect`` stream for an engine in this very process, without the
+        socket (`headwater_server.servicers.engine_local`). Call it on the server's loop."""
+        return LocalEngineCall(self._backend, metadata)
 
     async def wait_for_termination(self) -> None:
         """Wait until the server stopped (through :meth:`stop` or a fatal gRPC error)."""

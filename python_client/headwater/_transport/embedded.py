@@ -80,6 +80,32 @@ class EmbeddedServer:
             ) from exc
         return cls(address, running)
 
+    def connect_engine(self, metadata: tuple[tuple[str, str], ...]) -> Any:
+        """This process's engine stream to the server, in-process (on the background loop).
+
+        The engine and the server share the loop, so their messages need no socket: the
+        stream hands them over directly (`headwater_server.servicers.engine_local`), with the
+        same operations, order and answers as over gRPC, at about a quarter less of a
+        sequential task's cost. Other processes (process-pool task runners, Dask workers)
+        and this process's other calls (watches) reach the server over its socket.
+
+        Raises:
+            grpc.aio.AioRpcError: UNAVAILABLE, the server was stopped (the stream then waits
+                and retries as it would for a remote server that went away).
+        """
+        running = self._running
+        if running is None:
+            import grpc
+            import grpc.aio
+
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.aio.Metadata(),
+                grpc.aio.Metadata(),
+                "The embedded Headwater server was stopped.",
+            )
+        return running.connect_engine(metadata)
+
     def stop(self, loop: BackgroundLoop) -> None:
         """Stop serving (in-flight calls get a short grace); never raises."""
         running, self._running = self._running, None

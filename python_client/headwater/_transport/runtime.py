@@ -127,11 +127,16 @@ class Runtime:
         from headwater._transport.channel import checked_target
         from headwater._transport.stream.connection import EngineConnection
 
+        embedded = self._embedded
         return EngineConnection(
             checked_target(address),
             loop=self.background_loop(),
             retry_timeout=retry_timeout,
             keepalive_time_ms=keepalive_time_ms,
+            # The embedded server's own engine stream skips the socket (see embedded.py).
+            local=embedded.connect_engine
+            if embedded is not None and embedded.address == address
+            else None,
         )
 
     def _open(self, address: str, *, retry_timeout: float | None = None) -> StreamTransport:

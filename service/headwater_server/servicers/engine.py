@@ -26,7 +26,7 @@ import asyncio
 import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from typing import Any
 
 import grpc.aio
@@ -402,13 +402,23 @@ class EngineSession:
         """Submit every request the client sends; after its last one, answer all, then end."""
         try:
             async for request in requests:
-                self.submit(request)
-                while self._in_flight() >= MAX_IN_FLIGHT:
-                    # Stop reading until some answer: HTTP/2 flow control then slows the client
-                    # down instead of this stream queueing unbounded work.
-                    await self._progress()
+                await self.accept(request)
         except Exception:  # the client went away mid-read; answer what we have, then end
             logger.debug("Engine stream read ended early", exc_info=True)
+        await self.finish()
+
+    async def accept(self, request: engine_pb2.ConnectRequest) -> None:
+        """Submit one request message; return once the stream may take the next.
+
+        Past `MAX_IN_FLIGHT` operations it waits for some answer: over gRPC, HTTP/2 flow
+        control then slows the client down instead of this stream queueing unbounded work.
+        """
+        self.submit(request)
+        while self._in_flight() >= MAX_IN_FLIGHT:
+            await self._progress()
+
+    async def finish(self) -> None:
+        """The client sends nothing more: answer everything received, then end the stream."""
         await self.drain()
         if not self._closed:
             self.outbox.put_nowait(_END)
@@ -514,54 +524,94 @@ class EngineServicer(engine_pb2_grpc.EngineServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[engine_pb2.ConnectResponse]:
         """Run the operations the engine sends and stream back their answers."""
-        if self.backend.stopping.is_set():
-            await abort(context, _going_away())
         try:
-            engine = _engine_identity(context.invocation_metadata() or ())
+            session = await open_session(self.backend, context.invocation_metadata() or ())
         except errors.ServiceError as exc:
             await abort(context, exc)
-        session = EngineSession(self.backend, engine[0] if engine else None)
-        if engine is not None:
-            await self.backend.db.run(
-                self.backend.db.repository.engine_connected,
-                engine[0],
-                session.engine_session,
-                engine[1],
-                engine[2],
-            )
-        self.backend.engine_sessions.add(session)
         await context.send_initial_metadata(BATCH_METADATA)
-        reader = asyncio.get_running_loop().create_task(session.read(request_iterator))
-        outbox = session.outbox
         try:
-            while True:
-                item = await outbox.get()
-                if session.batches and not outbox.empty() and isinstance(item, _ANSWERS):
-                    # Answers that are ready together go in one message.
-                    item, ending = _batch(item, outbox)
-                    yield item
-                    item = ending
-                    if item is None:
-                        continue
-                if item is _END:
-                    return
-                if item is _SHUTDOWN:
-                    break
-                yield item.message() if isinstance(item, _Answer) else item
-        finally:
-            self.backend.engine_sessions.discard(session)
+            async for message in run_session(self.backend, session, request_iterator):
+                yield message
+        except errors.ServiceError as exc:
+            await abort(context, exc)
+
+
+async def open_session(backend: Backend, metadata: Iterable[tuple[str, Any]]) -> EngineSession:
+    """Start serving one engine stream whose client sent ``metadata``.
+
+    Raises:
+        ServiceError: UNAVAILABLE, the server is stopping; INVALID_ARGUMENT, the engine id in
+            the metadata is not a UUID.
+    """
+    if backend.stopping.is_set():
+        raise _going_away()
+    engine = _engine_identity(metadata)
+    session = EngineSession(backend, engine[0] if engine else None)
+    if engine is not None:
+        await backend.db.run(
+            backend.db.repository.engine_connected,
+            engine[0],
+            session.engine_session,
+            engine[1],
+            engine[2],
+        )
+    backend.engine_sessions.add(session)
+    return session
+
+
+async def run_session(
+    backend: Backend,
+    session: EngineSession,
+    requests: AsyncIterator[engine_pb2.ConnectRequest] | None,
+) -> AsyncGenerator[engine_pb2.ConnectResponse, None]:
+    """Run the operations read from ``requests`` and yield their answers, in batches where the
+    client sends them, until the client's last one is answered.
+
+    Shared by the gRPC method and by the in-process stream of an engine in the server's own
+    process (`headwater_server.servicers.engine_local`), which hands its requests to the
+    session itself (``requests`` None: `EngineSession.accept`, then `EngineSession.finish`).
+
+    Raises:
+        ServiceError: UNAVAILABLE, the server shut down (every operation received before was
+            answered first).
+    """
+    reader = None
+    if requests is not None:
+        reader = asyncio.get_running_loop().create_task(session.read(requests))
+    outbox = session.outbox
+    try:
+        while True:
+            item = await outbox.get()
+            if session.batches and not outbox.empty() and isinstance(item, _ANSWERS):
+                # Answers that are ready together go in one message.
+                item, ending = _batch(item, outbox)
+                yield item
+                item = ending
+                if item is None:
+                    continue
+            if item is _END:
+                return
+            if item is _SHUTDOWN:
+                break
+            yield item.message() if isinstance(item, _Answer) else item
+    finally:
+        if reader is not None:
             reader.cancel()
-            session.cancel()
-            if session.engine_id is not None and not self.backend.stopping.is_set():
-                # The client went away (or closed its side). A server that is stopping records
-                # nothing: its clients reconnect elsewhere, and are not disconnected by it.
-                # A task of its own: this RPC's task is being cancelled when the client is gone.
-                task = asyncio.get_running_loop().create_task(
-                    _record_disconnect(self.backend, session)
-                )
-                _recording.add(task)
-                task.add_done_callback(_recording.discard)
-        await abort(context, _going_away())
+        end_session(backend, session)
+    raise _going_away()
+
+
+def end_session(backend: Backend, session: EngineSession) -> None:
+    """The stream is over: abandon what is in flight and record that its engine went away."""
+    backend.engine_sessions.discard(session)
+    session.cancel()
+    if session.engine_id is not None and not backend.stopping.is_set():
+        # The client went away (or closed its side). A server that is stopping records
+        # nothing: its clients reconnect elsewhere, and are not disconnected by it.
+        # A task of its own: this RPC's task is being cancelled when the client is gone.
+        task = asyncio.get_running_loop().create_task(_record_disconnect(backend, session))
+        _recording.add(task)
+        task.add_done_callback(_recording.discard)
 
 
 def _batch(

@@ -86,11 +86,7 @@ def test_a_forked_child_starts_its_own_runtime(tmp_path: Path) -> None:
     (gRPC itself cannot be used in a child forked while its threads are busy, so the child
     here forks before any connection exists.)
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
-    env["HEADWATER_HOME"] = str(tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-c", FORKING_SCRIPT], env=env, capture_output=True, text=True, timeout=60
-    )
+    result = _run_script(FORKING_SCRIPT, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
     assert result.stderr == ""
@@ -115,10 +111,48 @@ def test_the_embedded_server_start_freezes_what_it_loaded(tmp_path: Path) -> Non
 
     (In a process of its own: freezing is process-wide.)
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
-    env["HEADWATER_HOME"] = str(tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-c", FREEZING_SCRIPT], env=env, capture_output=True, text=True, timeout=60
-    )
+    result = _run_script(FREEZING_SCRIPT, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "0 True True"
+
+
+IN_PROCESS_SCRIPT = """
+from headwater import flow, task
+from headwater._transport.runtime import default_transport
+from headwater.client import HeadwaterClient
+
+@task
+def double(x: int) -> int:
+    return 2 * x
+
+@flow(name="in-process")
+def doubles() -> list[int]:
+    return [double(i) for i in range(3)] + [f.result() for f in double.map([5, 6])]
+
+assert doubles() == [0, 2, 4, 10, 12]
+connection = default_transport().connection
+with HeadwaterClient() as client:  # a second channel, over the embedded server's socket
+    (run,) = client.list_flow_runs(flow_name="in-process")
+    states = sorted(t.state.name for t in client.list_task_runs(run.id))
+print(connection.in_process, connection.streams_opened, run.state.name, states)
+"""
+
+
+def test_the_embedded_servers_own_engine_stream_skips_the_socket(tmp_path: Path) -> None:
+    """The process's engine reaches its embedded server in-process; everything it reported is
+    stored and readable over the server's socket like any run (in a process of its own, so
+    the embedded server is this script's)."""
+    result = _run_script(IN_PROCESS_SCRIPT, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == (
+        "True 1 Completed ['Completed', 'Completed', 'Completed', 'Completed', 'Completed']"
+    )
+
+
+def _run_script(script: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in a fresh interpreter on the embedded default, in ``home``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
+    env["HEADWATER_HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )

@@ -40,7 +40,7 @@ from headwater._transport.stream.protocol import (
     with_request_id,
     with_transition_id,
 )
-from headwater._transport.stream.reconnect import EngineStream
+from headwater._transport.stream.reconnect import EngineStream, LocalConnect
 from headwater.v1 import engine_pb2
 
 if TYPE_CHECKING:
@@ -73,6 +73,7 @@ class EngineConnection:
         loop: BackgroundLoop,
         retry_timeout: float | None = None,
         keepalive_time_ms: int | None = None,
+        local: LocalConnect | None = None,
     ) -> None:
         """Open the channel and start the stream on the background loop.
 
@@ -83,6 +84,8 @@ class EngineConnection:
                 to ``HEADWATER_CLIENT_RETRY_TIMEOUT_SECONDS``.
             keepalive_time_ms: The keepalive ping interval; defaults to
                 ``HEADWATER_KEEPALIVE_TIME_MS``.
+            local: Opens the stream in-process instead of over the channel, for the server
+                running on ``loop`` itself (the embedded one); see `EngineStream`.
         """
         if retry_timeout is None or keepalive_time_ms is None:
             from headwater._settings import get_settings
@@ -99,7 +102,9 @@ class EngineConnection:
         # Both are touched only on the background loop (but `closed` is read anywhere).
         self._ops = OperationTable(address)
         self._stamp = trace_stamper(address)  # tracing hook (headwater._telemetry)
-        self._stream = EngineStream(address, keepalive_time_ms, self._ops, retry_timeout)
+        self._stream = EngineStream(
+            address, keepalive_time_ms, self._ops, retry_timeout, local=local
+        )
         if loop.in_loop_thread():
             self._stream.start()  # already on the loop: waiting for it would deadlock
         else:
@@ -120,6 +125,12 @@ class EngineConnection:
     def loop(self) -> asyncio.AbstractEventLoop:
         """The background loop that owns the channel and the stream."""
         return self._loop
+
+    @property
+    def in_process(self) -> bool:
+        """Whether the stream reaches its server without a socket (the embedded server's own
+        engine; see `headwater._transport.embedded`)."""
+        return self._stream.in_process
 
     @property
     def streams_opened(self) -> int:

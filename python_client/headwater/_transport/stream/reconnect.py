@@ -14,6 +14,7 @@ import contextlib
 import copy
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -52,16 +53,29 @@ _RECONNECT_CODES = frozenset(
 )
 
 
+#: Opens a ``Connect`` stream without the wire, given the stream's metadata: how an engine
+#: reaches the embedded server in its own process (`headwater._transport.embedded`).
+LocalConnect = Callable[[tuple[tuple[str, str], ...]], Any]
+
+
 class EngineStream:
     """One grpc.aio channel and the task that keeps a ``Connect`` stream open on it.
 
-    Lives on the background loop: `start`, `stop` and `close_channel` are called there.
+    Lives on the background loop: `start`, `stop` and `close_channel` are called there. With
+    ``local``, the stream itself is opened by it (the server runs in this process, on this
+    loop); the channel then serves the other calls only (watches).
     """
 
     def __init__(
-        self, address: str, keepalive_time_ms: int, operations: OperationTable, retry_timeout: float
+        self,
+        address: str,
+        keepalive_time_ms: int,
+        operations: OperationTable,
+        retry_timeout: float,
+        local: LocalConnect | None = None,
     ) -> None:
         self.address = address
+        self._local = local
         self.retry_timeout = retry_timeout
         self._keepalive_time_ms = keepalive_time_ms
         self._ops = operations
@@ -114,6 +128,11 @@ class EngineStream:
                 self.reached = True
             elif not self.reached and self._ops.pending:
                 self._expire_pending(None, time.monotonic())
+
+    @property
+    def in_process(self) -> bool:
+        """Whether the stream is opened in-process (``local``) rather than over the channel."""
+        return self._local is not None
 
     @property
     def channel(self) -> grpc.aio.Channel | None:
@@ -200,7 +219,10 @@ class EngineStream:
     async def _stream_once(self, stub: engine_pb2_grpc.EngineServiceStub) -> bool:
         """Run one Connect stream until it ends; True if any answer arrived on it."""
         ops = self._ops
-        call = stub.Connect(wait_for_ready=False, metadata=engine_metadata())
+        if self._local is not None:
+            call = self._local(engine_metadata())
+        else:
+            call = stub.Connect(wait_for_ready=False, metadata=engine_metadata())
         queue = Outbox()
         for op in ops.pending.values():  # resend what the last stream left unanswered
             queue.put_nowait(op)
