@@ -11,6 +11,7 @@ import json
 import sys
 import textwrap
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -343,12 +344,25 @@ def test_two_workers_racing_over_200_due_runs_start_each_exactly_once(
             run.state is not None and run.state.is_final() for run in listed
         )
 
+    failure = None
     try:
         until(all_final, "200 runs to end", workers[0], seconds=RACE_SECONDS)
+    except AssertionError as exc:
+        failure = exc
     finally:
         outputs = [stop(worker) for worker in workers]
         for worker in workers:
             kill(worker)
+    if failure is not None:
+        # The first worker's output is in the failure; the other's and where the runs stand
+        # say which worker's runs did not end, and how.
+        stand = Counter(
+            (run.state.type.value, (run.state.message or "")[:80]) if run.state else None
+            for run in client.list_flow_runs(deployment_id=deployment.id, limit=500)
+        )
+        raise AssertionError(
+            f"the runs: {dict(stand)}; the other worker wrote: {outputs[1]}"
+        ) from failure
 
     final = {
         run.id: run.state for run in client.list_flow_runs(deployment_id=deployment.id, limit=500)
