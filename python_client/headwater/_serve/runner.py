@@ -422,7 +422,7 @@ class Runner:
             try:
                 connection.send_heartbeat(running, self._heartbeat_answered)
             except Exception as exc:
-                logger.warning("Heartbeat failed (%s); retrying.", exc)
+                self._heartbeat_answered(None, exc)
 
     def _heartbeat_answered(self, doomed: list[str] | None, error: Exception | None) -> None:
         if error is not None:

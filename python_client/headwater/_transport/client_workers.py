@@ -114,22 +114,13 @@ class WorkerConnection:
             raise ops.map_error(error, self.address) from None
         return [claimed_run_of(run) for run in response.runs]
 
-    def heartbeat(self, flow_run_ids: Iterable[str]) -> list[str]:
-        """Report the runs this process runs (renewing its lease); returns those it should stop."""
-        try:
-            response = self._stub.Heartbeat(
-                self._heartbeat_request(flow_run_ids), timeout=_CALL_MARGIN_SECONDS
-            )
-        except grpc.RpcError as error:
-            raise ops.map_error(error, self.address) from None
-        return list(response.cancel_flow_run_ids)
-
     def send_heartbeat(
         self,
         flow_run_ids: Iterable[str],
         answered: Callable[[list[str] | None, Exception | None], object],
     ) -> None:
-        """`heartbeat` without waiting for the answer: ``answered(to_stop, None)`` or
+        """Report the runs this process runs (renewing its lease), without waiting for the
+        answer: ``answered(to_stop, None)`` (the runs it should stop) or
         ``answered(None, error)`` is called on a gRPC thread once it comes (not at all if the
         channel closes first).
 
@@ -138,9 +129,12 @@ class WorkerConnection:
         for its answer must not hold back the next one (waiting, the heartbeats of a worker
         on a busy machine came further apart than the lease, and its runs were taken away).
         """
-        call = self._stub.Heartbeat.future(
-            self._heartbeat_request(flow_run_ids), timeout=_CALL_MARGIN_SECONDS
+        request = workers_pb2.HeartbeatRequest(
+            worker_name=self.worker_name,
+            flow_run_ids=list(flow_run_ids),
+            worker_id=self.worker_id,
         )
+        call = self._stub.Heartbeat.future(request, timeout=_CALL_MARGIN_SECONDS)
 
         def done(future: grpc.Future) -> None:
             if future.cancelled():
@@ -153,13 +147,6 @@ class WorkerConnection:
             answered(list(response.cancel_flow_run_ids), None)
 
         call.add_done_callback(done)
-
-    def _heartbeat_request(self, flow_run_ids: Iterable[str]) -> workers_pb2.HeartbeatRequest:
-        return workers_pb2.HeartbeatRequest(
-            worker_name=self.worker_name,
-            flow_run_ids=list(flow_run_ids),
-            worker_id=self.worker_id,
-        )
 
     def end_run(self, flow_run_id: str, state_type: str, message: str) -> bool:
         """Propose a final state ("CANCELLED", "CRASHED") for a run whose process this worker
