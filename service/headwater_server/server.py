@@ -34,6 +34,7 @@ from headwater_server.servicers import (
     DecodeErrorInterceptor,
     add_servicers,
 )
+from headwater_server.servicers.engine_direct import DirectLane
 from headwater_server.servicers.engine_local import LocalEngineCall
 from headwater_server.settings import ServerSettings, ServerSettingsError
 
@@ -131,6 +132,11 @@ class RunningServer:
         """An ``EngineService.Connect`` stream for an engine in this very process, without the
         socket (`headwater_server.servicers.engine_local`). Call it on the server's loop."""
         return LocalEngineCall(self._backend, metadata)
+
+    def direct_lane(self, owned: bool) -> DirectLane:
+        """The direct lane for an engine in this very process: its task runs' starts and ends
+        go straight to the database thread (`headwater_server.servicers.engine_direct`)."""
+        return DirectLane(self._backend, owned)
 
     async def wait_for_termination(self) -> None:
         """Wait until the server stopped (through :meth:`stop` or a fatal gRPC error)."""

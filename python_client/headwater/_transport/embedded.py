@@ -20,7 +20,7 @@ import dataclasses
 import gc
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from headwater._telemetry import serving_in_process
@@ -46,6 +46,9 @@ class EmbeddedServer:
     def __init__(self, address: str, running: Any) -> None:
         self.address = address
         self._running = running
+        # The direct lane of `_lane_server` (made on first use; a restarted server gets anew).
+        self._lane: Any = None
+        self._lane_server: Any = None
 
     @classmethod
     def start(cls, loop: BackgroundLoop) -> EmbeddedServer:
@@ -105,6 +108,25 @@ class EmbeddedServer:
                 "The embedded Headwater server was stopped.",
             )
         return running.connect_engine(metadata)
+
+    def submit_direct(
+        self, requests: Sequence[Any], deliver: Callable[[list[Any]], object]
+    ) -> bool:
+        """Hand task run starts and ends straight to the server's database thread (any thread).
+
+        The engine's direct lane (`headwater_server.servicers.engine_direct`): the same
+        operations as on the stream, without the two loop wake-ups each costs there.
+        ``deliver`` gets the outcomes on the database thread once they are stored. False, with
+        nothing queued, when they must take the stream (the caller then sends them there).
+        """
+        running = self._running
+        if running is None:
+            return False
+        lane = self._lane
+        if lane is None or self._lane_server is not running:
+            lane = self._lane = running.direct_lane(owned=True)
+            self._lane_server = running
+        return bool(lane.submit(requests, deliver))
 
     def stop(self, loop: BackgroundLoop) -> None:
         """Stop serving (in-flight calls get a short grace); never raises."""

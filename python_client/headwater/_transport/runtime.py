@@ -128,15 +128,15 @@ class Runtime:
         from headwater._transport.stream.connection import EngineConnection
 
         embedded = self._embedded
+        own = embedded if embedded is not None and embedded.address == address else None
         return EngineConnection(
             checked_target(address),
             loop=self.background_loop(),
             retry_timeout=retry_timeout,
             keepalive_time_ms=keepalive_time_ms,
             # The embedded server's own engine stream skips the socket (see embedded.py).
-            local=embedded.connect_engine
-            if embedded is not None and embedded.address == address
-            else None,
+            local=own.connect_engine if own is not None else None,
+            direct=own.submit_direct if own is not None else None,
         )
 
     def _open(self, address: str, *, retry_timeout: float | None = None) -> StreamTransport:

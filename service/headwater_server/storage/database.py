@@ -163,6 +163,23 @@ class Database:
 
         raise unavailable("The database is closed: the server is shutting down; retry.")
 
+    def submit_here(
+        self,
+        fn: Callable[[], T],
+        callback: Callable[[T | None, BaseException | None], object],
+    ) -> bool:
+        """Queue ``fn()`` like `submit`, with ``callback(result, error)`` run on the database
+        thread once it is stored (see `WorkerHop.submit_here`). Only where one thread runs
+        every call in the order queued (SQLite: `lean_after_run`); False, and nothing queued,
+        elsewhere or once the database is closing."""
+        if self._closed or not self.lean_after_run:
+            return False
+        try:
+            self._lean_hop.submit_here(fn, callback)
+        except HopClosedError:
+            return False  # closed by another thread just now
+        return True
+
     def close(self) -> None:
         """Finish queued calls, stop the database threads, close all connections. Idempotent.
 

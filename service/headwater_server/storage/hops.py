@@ -92,8 +92,9 @@ class WorkerHop:
         """``group`` makes the context calls that queued up together run in (one transaction);
         ``start`` runs first on the thread (the database keeps its connection there)."""
         self._start = start
-        # The third item is the caller's future, or a `_Callback`.
-        self._queue: SimpleQueue[tuple[Call, asyncio.AbstractEventLoop, Any] | None]
+        # The third item is the caller's future, or a `_Callback`; the loop is None for a
+        # `submit_here` call (answered on this thread).
+        self._queue: SimpleQueue[tuple[Call, asyncio.AbstractEventLoop | None, Any] | None]
         self._queue = SimpleQueue()
         self._group = group
         self._lock = threading.Lock()
@@ -130,6 +131,27 @@ class WorkerHop:
                 raise HopClosedError("cannot run database calls after the database was closed")
             self._queue.put((call, loop, _Callback(callback)))
 
+    def submit_here(
+        self,
+        call: Callable[[], _T],
+        callback: Callable[[_T | None, BaseException | None], object],
+    ) -> None:
+        """Queue ``call``; ``callback(result, error)`` then runs on this hop's own thread.
+
+        For a caller on another thread that waits with a cheaper wake-up than a loop callback
+        (the embedded engine's direct lane, `headwater_server.servicers.engine_direct`): the
+        callback runs right after the call's group is committed, so it is never told "stored"
+        early, and must be quick and thread-safe. The call always runs in a group, so several
+        writes made by one call share one transaction.
+
+        Raises:
+            HopClosedError: After :meth:`close`.
+        """
+        with self._lock:
+            if self._closed:
+                raise HopClosedError("cannot run database calls after the database was closed")
+            self._queue.put((call, None, _Here(callback)))
+
     def close(self) -> None:
         with self._lock:
             if not self._closed:
@@ -145,7 +167,7 @@ class WorkerHop:
         while (item := get()) is not _STOP:
             batch = [item]
             stop = self._group is not None and self._take_waiting(batch)
-            if len(batch) == 1:
+            if len(batch) == 1 and (self._group is None or type(item[2]) is not _Here):
                 call, loop, future = item
                 if not future.cancelled():
                     try:
@@ -174,7 +196,7 @@ class WorkerHop:
             batch.append(item)
         return False
 
-    def _run_group(self, batch: list[tuple[Call, asyncio.AbstractEventLoop, Any]]) -> None:
+    def _run_group(self, batch: list[tuple[Call, asyncio.AbstractEventLoop | None, Any]]) -> None:
         """Run calls that were waiting together in one transaction, then answer them all.
 
         Each call's answer (or its own error) is delivered only after the group's commit, so
@@ -196,6 +218,9 @@ class WorkerHop:
             outcomes = [(None, exc)] * len(batch)
         by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
         for (_call, loop, future), (result, error) in zip(batch, outcomes, strict=True):
+            if loop is None:  # `submit_here`: answered on this thread, in queue order
+                _resolve(future, result, error)
+                continue
             by_loop.setdefault(loop, []).append((future, result, error))
         for loop, answers in by_loop.items():
             # RuntimeError: the loop is closed, so nobody is waiting for these answers any more.
@@ -204,11 +229,14 @@ class WorkerHop:
 
 
 def _deliver(
-    loop: asyncio.AbstractEventLoop,
+    loop: asyncio.AbstractEventLoop | None,
     future: asyncio.Future[Any],
     result: Any,
     error: BaseException | None,
 ) -> None:
+    if loop is None:  # `submit_here`: answered on this thread
+        _resolve(future, result, error)
+        return
     # RuntimeError: the loop is closed, so nobody is waiting for this answer any more.
     with contextlib.suppress(RuntimeError):
         loop.call_soon_threadsafe(_resolve, future, result, error)
@@ -232,8 +260,14 @@ class _Callback:
         return False
 
 
+class _Here(_Callback):
+    """A callback queued by `WorkerHop.submit_here`: run on the hop's thread, not a loop."""
+
+    __slots__ = ()
+
+
 def _resolve(future: Any, result: Any, error: BaseException | None) -> None:
-    if type(future) is _Callback:
+    if type(future) is _Callback or type(future) is _Here:
         try:
             future.function(result, error)
         except Exception:  # one caller's bug must not lose the other answers of its group

@@ -156,3 +156,67 @@ def _run_script(script: str, home: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
     )
+
+
+DIRECT_LANE_SCRIPT = """
+import uuid
+from headwater import flow, task
+from headwater._transport.interface import Proposal
+from headwater._transport.runtime import default_transport
+from headwater.client import HeadwaterClient
+from headwater.exceptions import ObjectNotFound
+from headwater.states import Completed
+from headwater.v1 import task_runs_pb2
+
+@task
+def step(x: int) -> int:
+    return x + 1
+
+@flow(name="direct")
+def chain(n: int) -> int:
+    total = 0
+    for _ in range(n):
+        total = step(total)
+    return total
+
+assert chain(20) == 20
+transport = default_transport()
+connection = transport.connection
+streamed = connection.messages_sent
+with HeadwaterClient() as client:  # over the embedded server's socket
+    (run,) = client.list_flow_runs(flow_name="direct")
+    task_runs = client.list_task_runs(run.id)
+    states = {t.state.name for t in task_runs}
+
+# A start the lane cannot store (no such flow run) fails as it would over the stream.
+try:
+    connection.create_task_run(task_runs_pb2.CreateTaskRunRequest(
+        flow_run_id=str(uuid.uuid4()), task_key="k", dynamic_key="0", start=True,
+        task_run_id=str(uuid.uuid4())))
+    refused = "stored"
+except ObjectNotFound as exc:
+    refused = type(exc).__name__
+
+# An end sent without waiting, refused (the run ended already): the flush waits for its answer.
+transport.propose_task_run_state_nowait(task_runs[0].id, Proposal(Completed()))
+problems = transport.flush_task_run_states(timeout=10)
+print(connection.direct_sent, streamed, len(task_runs), run.state.name, sorted(states),
+      refused, len(problems), connection.messages_sent - streamed)
+"""
+
+
+def test_the_embedded_servers_own_task_starts_and_ends_take_the_direct_lane(
+    tmp_path: Path,
+) -> None:
+    """A flow's task starts and ends reach the embedded server's database thread without the
+    stream; an operation the lane refuses is answered over the stream with its usual error;
+    and a flush waits for what the lane holds."""
+    result = _run_script(DIRECT_LANE_SCRIPT, tmp_path)
+    assert result.returncode == 0, result.stderr
+    fields = result.stdout.strip().splitlines()[-1].split(" ")
+    direct_sent, streamed = int(fields[0]), int(fields[1])
+    # 20 starts and 20 ends took the lane; the stream carried the flow run's own operations
+    # (create, RUNNING, COMPLETED) and its log lines, never one message per task.
+    assert direct_sent >= 40
+    assert streamed < 20
+    assert fields[2:] == ["20", "Completed", "['Completed']", "ObjectNotFound", "1", "1"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, cast
@@ -51,6 +52,9 @@ __all__ = ["EngineConnection"]
 
 _Request = engine_pb2.ConnectRequest
 
+#: ``direct(requests, deliver) -> taken``: the embedded server's direct lane (see `_hand_over`).
+DirectSubmit = Callable[[list[engine_pb2.ConnectRequest], Callable[[list[Any]], object]], bool]
+
 
 class EngineConnection:
     """One grpc.aio channel and one ``EngineService.Connect`` stream, shared by every thread.
@@ -74,6 +78,7 @@ class EngineConnection:
         retry_timeout: float | None = None,
         keepalive_time_ms: int | None = None,
         local: LocalConnect | None = None,
+        direct: DirectSubmit | None = None,
     ) -> None:
         """Open the channel and start the stream on the background loop.
 
@@ -86,6 +91,9 @@ class EngineConnection:
                 ``HEADWATER_KEEPALIVE_TIME_MS``.
             local: Opens the stream in-process instead of over the channel, for the server
                 running on ``loop`` itself (the embedded one); see `EngineStream`.
+            direct: The same server's direct lane (``EmbeddedServer.submit_direct``): task
+                run starts and ends handed over while the stream is idle go straight to its
+                database thread (see `_hand_over`).
         """
         if retry_timeout is None or keepalive_time_ms is None:
             from headwater._settings import get_settings
@@ -116,6 +124,14 @@ class EngineConnection:
         self._inbox: list[Op] = []
         self._inbox_lock = threading.Lock()
         self._wake_pending = False
+        # Whether the loop is moving the inbox into the operation table (neither holds them).
+        self._taking = False
+        # The direct lane: operations handed to it, and answered, so far (under the inbox
+        # lock; answered in order), and `flush`'s callbacks waiting for a count.
+        self._direct = direct
+        self._direct_sent = 0
+        self._direct_answered = 0
+        self._direct_waiters: list[tuple[int, Callable[[], object]]] = []
         # No-wait task states waiting to ride with the next operation (see holding.py).
         self._held = HeldOps(self._loop, self._submit_held)
         #: How many ``WatchFlowRun`` calls the engine opened (cancellation watches); for tests.
@@ -146,6 +162,11 @@ class EngineConnection:
     def messages_sent(self) -> int:
         """How many messages were written on the stream (a batch of operations counts once)."""
         return self._stream.messages_sent
+
+    @property
+    def direct_sent(self) -> int:
+        """How many operations went the direct lane (see `_hand_over`); for tests."""
+        return self._direct_sent
 
     @property
     def messages_received(self) -> int:
@@ -255,9 +276,17 @@ class EngineConnection:
         self,
         request: engine_pb2.ConnectRequest,
         record: Callable[[Any, BaseException | None], object],
+        *,
+        any_thread: bool = False,
     ) -> None:
-        """Like `send_then`, but the operation rides with the next one (see holding.py)."""
-        self._held.hold(self._recorded(request, record))
+        """Like `send_then`, but the operation rides with the next one (see holding.py).
+
+        ``any_thread``: ``record`` is thread-safe, so the direct lane may call it on the
+        database thread rather than the loop.
+        """
+        op = self._recorded(request, record)
+        op.any_thread = any_thread
+        self._held.hold(op)
 
     def _recorded(
         self,
@@ -298,7 +327,10 @@ class EngineConnection:
         flushed = threading.Lock()
         flushed.acquire()
         self._release_held()
-        self._loop.call_soon_threadsafe(self._ops.add_flush_waiter, FlushWaiter(flushed.release))
+        waiter = FlushWaiter(flushed.release)
+        self._after_direct(
+            lambda: self._loop.call_soon_threadsafe(self._ops.add_flush_waiter, waiter)
+        )
         if not flushed.acquire(timeout=-1 if timeout is None else timeout):
             raise TimeoutError(
                 f"Operations sent to the Headwater service at {self.address} were still "
@@ -372,7 +404,11 @@ class EngineConnection:
 
         waiter = FlushWaiter(_release)
         self._release_held()
-        if on_loop:
+        if self._after_direct(
+            lambda: self._loop.call_soon_threadsafe(self._ops.add_flush_waiter, waiter), now=False
+        ):
+            pass  # registered once the direct lane has answered what it holds
+        elif on_loop:
             self._ops.add_flush_waiter(waiter)
         else:
             self._loop.call_soon_threadsafe(self._ops.add_flush_waiter, waiter)
@@ -462,7 +498,12 @@ class EngineConnection:
         self._hand_over([])
 
     def _hand_over(self, ops: list[Op]) -> None:
-        """Put what is held, then ``ops``, in the inbox; wake the loop unless it is due anyway."""
+        """Put what is held, then ``ops``, in the inbox; wake the loop unless it is due anyway.
+
+        With a direct lane, operations it can take go there instead, while nothing is in flight
+        on the stream: its database thread then stores them in hand-over order with everything
+        sent before (answered already) and after (queued behind them).
+        """
         if self._on_loop_thread():
             self._take_inbox()
             for op in [*self._held.take(), *ops]:
@@ -472,20 +513,89 @@ class EngineConnection:
             ops = self._held.take() + ops
             if not ops:
                 return
-            self._inbox.extend(ops)
-            if self._wake_pending:
-                return  # the loop is already due to take the inbox, these included
-            self._wake_pending = True
-        self._loop.call_soon_threadsafe(self._take_inbox)
+            if (
+                self._direct is not None
+                and not self._inbox
+                and not self._taking
+                and not self._ops.pending
+                and all(op.any_thread for op in ops)
+                and self._direct(
+                    [op.request for op in ops], functools.partial(self._direct_done, ops)
+                )
+            ):
+                self._direct_sent += len(ops)
+                return
+            wake = self._to_inbox(ops)
+        if wake:
+            self._loop.call_soon_threadsafe(self._take_inbox)
+
+    def _to_stream(self, ops: list[Op]) -> None:
+        """Hand ``ops`` to the stream (never the direct lane), from any thread."""
+        with self._inbox_lock:
+            wake = self._to_inbox(ops)
+        if wake:
+            self._loop.call_soon_threadsafe(self._take_inbox)
+
+    def _to_inbox(self, ops: list[Op]) -> bool:
+        """Under the inbox lock: queue ``ops`` for the loop; whether the loop must be woken
+        (it is not when it is due to take the inbox anyway)."""
+        self._inbox.extend(ops)
+        if self._wake_pending:
+            return False
+        self._wake_pending = True
+        return True
+
+    def _direct_done(self, ops: list[Op], outcomes: list[Any]) -> None:
+        """On the database thread: answer what the direct lane stored; send what failed over
+        the stream, whose answer carries the error (the lane's operation was rolled back)."""
+        failed = [
+            op
+            for op, outcome in zip(ops, outcomes, strict=True)
+            if isinstance(outcome, BaseException)
+        ]
+        if failed:  # first: what the answers below wake then queues behind them
+            self._to_stream(failed)
+        for op, outcome in zip(ops, outcomes, strict=True):
+            if not isinstance(outcome, BaseException):
+                op.resolve(outcome, None)
+        due: list[Callable[[], object]] = []
+        with self._inbox_lock:
+            self._direct_answered += len(ops)
+            if self._direct_waiters:
+                answered = self._direct_answered
+                due = [call for limit, call in self._direct_waiters if limit <= answered]
+                self._direct_waiters = [w for w in self._direct_waiters if w[0] > answered]
+        for call in due:
+            call()
+
+    def _after_direct(self, call: Callable[[], object], now: bool = True) -> bool:
+        """Run ``call`` once the direct lane has answered everything handed to it so far.
+
+        Returns whether it was deferred; when nothing is pending it runs at once if ``now``
+        (else the caller runs its own immediate path).
+        """
+        with self._inbox_lock:
+            if self._direct_answered < self._direct_sent:
+                self._direct_waiters.append((self._direct_sent, call))
+                return True
+        if now:
+            call()
+        return False
 
     def _take_inbox(self) -> None:
         """On the loop: register every operation handed over so far, in hand-over order."""
         with self._inbox_lock:
             ops, self._inbox = self._inbox, []
             self._wake_pending = False
+            self._taking = bool(ops)
         submit = self._ops.submit
-        for op in ops:
-            submit(op)
+        try:
+            for op in ops:
+                submit(op)
+        finally:
+            if ops:
+                with self._inbox_lock:
+                    self._taking = False
 
     def _submit_held(self, op: Op) -> None:
         """On the loop: send a held operation whose wait is over, behind the inbox."""

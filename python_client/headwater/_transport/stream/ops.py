@@ -35,6 +35,10 @@ class Op:
 
     __slots__ = ("request", "submitted")
 
+    #: Whether `resolve` may run on any thread (the direct lane's database thread), not only on
+    #: the background loop.
+    any_thread = False
+
     def __init__(self, request: engine_pb2.ConnectRequest) -> None:
         self.request = request
         self.submitted = time.monotonic()
@@ -48,6 +52,8 @@ class SyncOp(Op):
     """An operation a thread waits for: a released lock is the cheapest wake-up CPython has."""
 
     __slots__ = ("_done", "error", "response")
+
+    any_thread = True  # a lock release wakes the caller from any thread
 
     def __init__(self, request: engine_pb2.ConnectRequest) -> None:
         super().__init__(request)
@@ -119,7 +125,7 @@ class RecordedOp(Op):
     answers at its next flush.
     """
 
-    __slots__ = ("_record",)
+    __slots__ = ("_record", "any_thread")
 
     def __init__(
         self,
@@ -128,6 +134,7 @@ class RecordedOp(Op):
     ) -> None:
         super().__init__(request)
         self._record = record
+        self.any_thread = False  # see `EngineConnection.send_held`
 
     def resolve(self, response: Any, error: BaseException | None) -> None:
         self._record(response, error)

@@ -208,7 +208,7 @@ class StreamTransport:
             with self._task_problems_lock:
                 self._task_problems.append(problem)
 
-        self.connection.send_held(request, record)
+        self.connection.send_held(request, record, any_thread=True)  # record takes a lock
 
     def flush_task_run_states(self, timeout: float | None = None) -> list[TaskStateProblem]:
         self.connection.flush(timeout)

@@ -1,0 +1,231 @@
+"""The embedded engine's direct lane (`RunningServer.direct_lane`) against the stream.
+
+It must store what the stream's lean way stores and answer what it answers, only after the
+commit, on SQLite; and take nothing it cannot (anything but a task run's start or end, a
+PostgreSQL database, a stopping server), so that the caller sends those over the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from headwater.v1 import engine_pb2, flow_runs_pb2, states_pb2, task_runs_pb2
+from headwater_server.errors import ServiceError
+from headwater_server.server import RunningServer, start_server
+
+FR = flow_runs_pb2
+TR = task_runs_pb2
+_Request = engine_pb2.ConnectRequest
+_RUNNING = states_pb2.State(type=states_pb2.STATE_TYPE_RUNNING)
+_COMPLETED = states_pb2.State(
+    type=states_pb2.STATE_TYPE_COMPLETED, result=states_pb2.StateResult(json="7")
+)
+_METADATA = (("headwater-engine-id", str(uuid.UUID(int=7))),)
+
+
+def _start(flow_run_id: str, task_run_id: str, key: str, **fields: Any) -> _Request:
+    return _Request(
+        create_task_run=TR.CreateTaskRunRequest(
+            flow_run_id=flow_run_id,
+            task_key="t",
+            dynamic_key=key,
+            start=True,
+            task_run_id=task_run_id,
+            request_id=str(uuid.uuid4()),
+            **fields,
+        )
+    )
+
+
+def _end(task_run_id: str, state: states_pb2.State = _COMPLETED) -> _Request:
+    return _Request(
+        set_task_run_state=TR.SetTaskRunStateRequest(
+            task_run_id=task_run_id, state=state, transition_id=str(uuid.uuid4())
+        )
+    )
+
+
+class _Outcomes:
+    """What the lane delivers, and on which thread (it is called on the database thread)."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.outcomes: list[Any] = []
+        self.thread = ""
+        self.seen_in_database: list[Any] = []
+        self.on_deliver: Callable[[], list[Any]] | None = None
+
+    def __call__(self, outcomes: list[Any]) -> None:
+        self.outcomes = outcomes
+        self.thread = threading.current_thread().name
+        if self.on_deliver is not None:
+            self.seen_in_database = self.on_deliver()
+        self.done.set()
+
+    async def wait(self) -> list[Any]:
+        assert await asyncio.to_thread(self.done.wait, 10), "the lane never delivered"
+        return self.outcomes
+
+
+async def _running_flow_run(server: RunningServer) -> str:
+    """A flow run made RUNNING over the in-process stream, as the engine does it."""
+    call = server.connect_engine(_METADATA)
+    await call.write(_Request(sequence=1, create_flow_run=FR.CreateFlowRunRequest(flow_name="d")))
+    flow_run_id = (await call.read()).create_flow_run.flow_run.id
+    await call.write(
+        _Request(
+            sequence=2,
+            set_flow_run_state=FR.SetFlowRunStateRequest(
+                flow_run_id=flow_run_id, state=_RUNNING, transition_id=str(uuid.uuid4())
+            ),
+        )
+    )
+    await call.read()
+    call.cancel()
+    return flow_run_id
+
+
+def _stored_states(database: Path, task_run_ids: list[str]) -> list[tuple[str, str]]:
+    """Each task run's stored state, read on a connection of our own (what is committed)."""
+    with sqlite3.connect(database) as connection:
+        marks = ",".join("?" * len(task_run_ids))
+        rows = connection.execute(
+            f"SELECT id, state_name FROM task_runs WHERE id IN ({marks})", task_run_ids
+        ).fetchall()
+    return sorted(rows)
+
+
+async def _with_server(
+    tmp_path: Path, body: Callable[[RunningServer, Path], Awaitable[None]]
+) -> None:
+    database = tmp_path / "direct.db"
+    server = await start_server(
+        f"unix-abstract:headwater-test-{uuid.uuid4().hex}", f"sqlite:///{database}"
+    )
+    try:
+        await body(server, database)
+    finally:
+        await server.stop(1)
+
+
+async def test_the_lane_stores_a_start_and_an_end_and_answers_after_the_commit(
+    tmp_path: Path,
+) -> None:
+    async def body(server: RunningServer, database: Path) -> None:
+        flow_run_id = await _running_flow_run(server)
+        first, second = str(uuid.uuid4()), str(uuid.uuid4())
+        lane = server.direct_lane(owned=True)
+        started = _Outcomes()
+        assert lane.submit([_start(flow_run_id, first, "1")], started)
+        [answer] = await started.wait()
+        assert answer.created and answer.task_run.id == first
+        assert answer.result.decision == states_pb2.DECISION_ACCEPT
+        assert answer.task_run.state.type == states_pb2.STATE_TYPE_RUNNING
+        assert started.thread.startswith("headwater-db")  # answered on the database thread
+
+        # The first task's end rides with the second's start: one hand-over, both stored
+        # before the answer (read on another connection while delivering).
+        both = _Outcomes()
+        both.on_deliver = lambda: _stored_states(database, [first, second])
+        assert lane.submit([_end(first), _start(flow_run_id, second, "2")], both)
+        ended, created = await both.wait()
+        assert ended.result.decision == states_pb2.DECISION_ACCEPT
+        assert ended.task_run.state.type == states_pb2.STATE_TYPE_COMPLETED
+        assert created.task_run.state.type == states_pb2.STATE_TYPE_RUNNING
+        assert both.seen_in_database == sorted([(first, "Completed"), (second, "Running")])
+
+    await _with_server(tmp_path, body)
+
+
+async def test_a_failed_operation_is_handed_back_and_the_others_are_stored(
+    tmp_path: Path,
+) -> None:
+    async def body(server: RunningServer, database: Path) -> None:
+        flow_run_id = await _running_flow_run(server)
+        task_run_id = str(uuid.uuid4())
+        outcomes = _Outcomes()
+        unknown_run = str(uuid.uuid4())
+        assert server.direct_lane(owned=True).submit(
+            [
+                _end(unknown_run),  # no such task run
+                _start(flow_run_id, task_run_id, "1"),
+                _start(flow_run_id, str(uuid.uuid4()), "2", parameters_json="{not json"),
+            ],
+            outcomes,
+        )
+        missing, created, malformed = await outcomes.wait()
+        assert isinstance(missing, ServiceError) and "not found" in str(missing).lower()
+        assert isinstance(malformed, ServiceError) and "parameters_json" in str(malformed)
+        assert created.task_run.id == task_run_id
+        assert _stored_states(database, [task_run_id, unknown_run]) == [(task_run_id, "Running")]
+
+    await _with_server(tmp_path, body)
+
+
+@pytest.mark.parametrize(
+    "request_for",
+    [
+        pytest.param(lambda run, task: _end(task, _RUNNING), id="a RUNNING proposal"),
+        pytest.param(
+            lambda run, task: _start(run, task, "1", tags=["limited"]), id="a start with tags"
+        ),
+        pytest.param(
+            lambda run, task: _Request(create_flow_run=FR.CreateFlowRunRequest(flow_name="x")),
+            id="a flow run's create",
+        ),
+        pytest.param(
+            lambda run, task: _Request(
+                set_flow_run_state=FR.SetFlowRunStateRequest(flow_run_id=run, state=_COMPLETED)
+            ),
+            id="a flow run's state",
+        ),
+        pytest.param(lambda run, task: _Request(), id="no operation"),
+    ],
+)
+async def test_the_lane_takes_nothing_the_stream_must_run(
+    tmp_path: Path, request_for: Callable[[str, str], _Request]
+) -> None:
+    async def body(server: RunningServer, database: Path) -> None:
+        flow_run_id = await _running_flow_run(server)
+        task_run_id = str(uuid.uuid4())
+        delivered = _Outcomes()
+        lane = server.direct_lane(owned=True)
+        # Alone, or behind an operation it could take: all or nothing.
+        assert not lane.submit([request_for(flow_run_id, task_run_id)], delivered)
+        other = str(uuid.uuid4())
+        taken = [_start(flow_run_id, other, "0"), request_for(flow_run_id, task_run_id)]
+        assert not lane.submit(taken, delivered)
+        await asyncio.sleep(0.05)
+        assert not delivered.done.is_set()
+        assert _stored_states(database, [task_run_id, other]) == []
+
+    await _with_server(tmp_path, body)
+
+
+async def test_the_lane_takes_nothing_once_the_server_stops(tmp_path: Path) -> None:
+    database = tmp_path / "stopping.db"
+    server = await start_server(
+        f"unix-abstract:headwater-test-{uuid.uuid4().hex}", f"sqlite:///{database}"
+    )
+    flow_run_id = await _running_flow_run(server)
+    lane = server.direct_lane(owned=True)
+    await server.stop(1)
+    assert not lane.submit([_start(flow_run_id, str(uuid.uuid4()), "1")], _Outcomes())
+
+
+@pytest.mark.postgres
+async def test_the_lane_takes_nothing_on_postgresql(postgres_database_url: str) -> None:
+    server = await start_server("127.0.0.1:0", postgres_database_url)
+    try:
+        flow_run_id = await _running_flow_run(server)
+        lane = server.direct_lane(owned=True)
+        assert not lane.submit([_start(flow_run_id, str(uuid.uuid4()), "1")], _Outcomes())
+    finally:
+        await server.stop(1)
