@@ -161,7 +161,7 @@ async def test_a_failed_operation_is_handed_back_and_the_others_are_stored(
             outcomes,
         )
         missing, created, malformed = await outcomes.wait()
-        assert isinstance(missing, ServiceError) and "not found" in str(missing).lower()
+        assert isinstance(missing, ServiceError) and missing.reason == "TASK_RUN_NOT_FOUND"
         assert isinstance(malformed, ServiceError) and "parameters_json" in str(malformed)
         assert created.task_run.id == task_run_id
         assert _stored_states(database, [task_run_id, unknown_run]) == [(task_run_id, "Running")]
