@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import grpc
 import pytest
@@ -20,6 +21,7 @@ from headwater.v1 import flow_runs_pb2, states_pb2, task_runs_pb2
 from headwater_server.errors import ServiceError
 from headwater_server.storage.database import Database
 from headwater_server.storage.engine import create_database_engine
+from headwater_server.storage.fastpath import GroupBroken
 from headwater_server.storage.hops import HopClosedError, PoolHop, WorkerHop
 from sqlalchemy import text
 
@@ -170,7 +172,7 @@ class RecordingGroup:
         self.fail_commit = fail_commit
 
     @contextlib.contextmanager
-    def __call__(self) -> Iterator[None]:
+    def __call__(self, optimistic: bool = False) -> Iterator[None]:
         self.current = []
         yield
         self.groups.append(self.current)
@@ -286,6 +288,63 @@ def test_a_group_commits_once_and_rolls_back_only_a_failing_write(database_url: 
         assert commits == [4, 2]  # announced once per commit: the flush, then the end
     finally:
         db.close()
+
+
+def test_an_optimistic_group_writes_no_savepoints_and_breaks_on_a_failure(
+    database_url: str,
+) -> None:
+    """Lean groups drop the savepoint per write; a failing write, or anything that would
+    commit part of the group, breaks it whole (nothing stored) for the caller to run again."""
+    db = Database.open(database_url)
+    repo = db.repository
+    repo.fast_path.allow_groups()
+    try:
+        run_id = repo.create_flow_run(
+            flow_runs_pb2.CreateFlowRunRequest(flow_name="optimistic")
+        ).flow_run.id
+
+        def start(dynamic_key: str, flow_run_id: str = run_id) -> object:
+            return repo.create_task_run(
+                task_runs_pb2.CreateTaskRunRequest(
+                    flow_run_id=flow_run_id, task_key="t", dynamic_key=dynamic_key, start=True
+                )
+            )
+
+        with repo.group():  # the usual kind, which opens the thread's held connection
+            start("0")
+        statements = _traced(repo)
+        with repo.group():
+            start("1")
+        with repo.group(optimistic=True):
+            start("2")
+            start("3")
+        assert _task_runs_seen_elsewhere(database_url) == 4
+        if statements is not None:  # SQLite: the statements each group ran
+            usual, optimistic = "".join(statements).split("COMMIT")[:2]
+            assert "SAVEPOINT" in usual
+            assert "INSERT INTO task_runs" in optimistic and "SAVEPOINT" not in optimistic
+
+        with pytest.raises(GroupBroken) as broken, repo.group(optimistic=True):
+            start("4")
+            start("x", flow_run_id=str(uuid.uuid4()))  # no such flow run
+        assert isinstance(broken.value.__cause__, ServiceError)
+        assert broken.value.__cause__.code == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(GroupBroken), repo.group(optimistic=True):
+            start("5")
+            repo.list_task_runs(task_runs_pb2.ListTaskRunsRequest())  # would commit "5"
+        assert _task_runs_seen_elsewhere(database_url) == 4  # neither "4" nor "5"
+    finally:
+        db.close()
+
+
+def _traced(repo: Any) -> list[str] | None:
+    """On SQLite, the statements this thread's held connection runs from now; else None."""
+    connection = repo.fast_path._local.held.connection.dbapi_connection
+    if not hasattr(connection, "set_trace_callback"):
+        return None
+    statements: list[str] = []
+    connection.set_trace_callback(statements.append)
+    return statements
 
 
 def _task_runs_seen_elsewhere(url: str) -> int:

@@ -94,13 +94,14 @@ class RepositoryBase:
         return self._transaction(self._reader)
 
     @contextmanager
-    def group(self) -> Iterator[None]:
+    def group(self, optimistic: bool = False) -> Iterator[None]:
         """Run the calls made in this block in one database transaction (see `FastPath.group`).
 
         The database thread uses it for operations that arrived together; their events are
-        announced once the transaction is committed.
+        announced once the transaction is committed. ``optimistic``: without a savepoint per
+        write (`FastPath.group`; a failure raises `GroupBroken`).
         """
-        with self._fast.group() as events:
+        with self._fast.group(optimistic) as events:
             yield
         if events:
             self.announce(events)

@@ -132,12 +132,32 @@ class RawTransaction:
         return [dict(zip(statement.keys, row, strict=True)) for row in self._cursor.fetchall()]
 
 
+class GroupBroken(BaseException):
+    """A write failed inside an optimistic group, which has no savepoint to undo it alone.
+
+    A BaseException, so that no handler of the write's own errors (a conflict answered from the
+    existing row, say) goes on in a transaction that still holds the failed write's first
+    statements: it reaches the group's runner, which rolls the whole group back and runs it
+    again with a savepoint per write (see `FastPath.group`). The write's error is its cause.
+    """
+
+
 class _Group:
     """One transaction shared by the write transactions of a group (see `FastPath.group`)."""
 
-    __slots__ = ("begin", "connection", "cursor", "events", "open", "sequences", "set_sequence")
+    __slots__ = (
+        "begin",
+        "connection",
+        "cursor",
+        "events",
+        "open",
+        "optimistic",
+        "sequences",
+        "set_sequence",
+    )
 
-    def __init__(self, connection: Any, cursor: Any, sqlite: bool) -> None:
+    def __init__(self, connection: Any, cursor: Any, sqlite: bool, optimistic: bool) -> None:
+        self.optimistic = optimistic
         self.connection = connection
         self.cursor = cursor
         self.open = False  # BEGIN IMMEDIATE is sent by the first write, not by a group of reads
@@ -232,12 +252,18 @@ class FastPath:
         held.connection.invalidate()
 
     @contextmanager
-    def group(self) -> Iterator[list[tuple[str, int]]]:
+    def group(self, optimistic: bool = False) -> Iterator[list[tuple[str, int]]]:
         """Share one transaction among the write transactions of this block (group commit).
 
         Each `write` inside becomes a savepoint of one SQLite transaction, committed once when
         the block ends: many small operations that arrived together cost one commit instead
-        of one each, and one failing operation still rolls back only its own writes. Yields
+        of one each, and one failing operation still rolls back only its own writes.
+
+        ``optimistic`` drops the savepoints (two of the five statements of a task run's start
+        or end): a write that fails then raises `GroupBroken`, and so does a `flush_group`
+        (what it would commit could not be run again), and the caller runs the whole group
+        again without ``optimistic``. For groups of calls that rarely fail and do nothing
+        but their writes (the engine stream's lean operations). Yields
         the list the committed writes' events are collected in (complete once the block has
         ended), for the caller to announce after the commit. On PostgreSQL, whose operations
         run on several threads at once, a no-op except on a thread that `allow_groups`.
@@ -252,10 +278,10 @@ class FastPath:
             return
         held = self._take_held()
         if held is not None:
-            group = _Group(held.connection, held.cursor, self._sqlite)
+            group = _Group(held.connection, held.cursor, self._sqlite, optimistic)
         else:
             connection = self._engine.raw_connection()
-            group = _Group(connection, connection.cursor(), self._sqlite)
+            group = _Group(connection, connection.cursor(), self._sqlite, optimistic)
         self._local.group = group
         try:
             yield group.events
@@ -290,6 +316,8 @@ class FastPath:
         group: _Group | None = getattr(self._local, "group", None)
         if group is None or not group.open:
             return []
+        if group.optimistic:
+            raise GroupBroken("a statement outside the group needs its writes committed")
         self._commit_group(group)
         events, group.events[:] = list(group.events), []
         return events
@@ -383,6 +411,20 @@ class FastPath:
             if group.begin is not None:
                 cursor.execute(group.begin)
             group.open = True
+        if group.optimistic:  # no savepoint: a failure breaks the group (see `group`)
+            if not sequences:
+                self._write_sequences(group)  # as below
+                group.sequences.clear()
+            tx = self.transaction(cursor)
+            if sequences:
+                tx.sequences = group.sequences
+            try:
+                yield tx
+            except Exception as exc:
+                raise GroupBroken(f"a write of an optimistic group failed: {exc!r}") from exc
+            group.events.extend(tx.events)
+            tx.events = []
+            return
         before: dict[str, list[int]] | None = None
         if sequences:
             before = {key: list(numbers) for key, numbers in group.sequences.items()}

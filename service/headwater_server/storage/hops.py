@@ -24,6 +24,8 @@ from contextlib import AbstractContextManager
 from queue import Empty, SimpleQueue
 from typing import Any, Protocol, TypeVar
 
+from headwater_server.storage.fastpath import GroupBroken
+
 Call = Callable[[], Any]
 logger = logging.getLogger("headwater_server.storage")
 _T = TypeVar("_T")
@@ -86,11 +88,12 @@ class WorkerHop:
     def __init__(
         self,
         name: str,
-        group: Callable[[], AbstractContextManager[object]] | None = None,
+        group: Callable[..., AbstractContextManager[object]] | None = None,
         start: Callable[[], object] | None = None,
     ) -> None:
-        """``group`` makes the context calls that queued up together run in (one transaction);
-        ``start`` runs first on the thread (the database keeps its connection there)."""
+        """``group`` makes the context calls that queued up together run in (one transaction;
+        ``group(optimistic=True)`` for lean calls, see `_run_group`); ``start`` runs first on
+        the thread (the database keeps its connection there)."""
         self._start = start
         # The third item is the caller's future, or a `_Callback`; the loop is None for a
         # `submit_here` call (answered on this thread).
@@ -201,21 +204,15 @@ class WorkerHop:
 
         Each call's answer (or its own error) is delivered only after the group's commit, so
         nobody is told "stored" before it is; a failed commit fails every call of the group.
+        A group of lean calls (`submit_callback`, `submit_here`: the engine stream's writes)
+        runs first without a savepoint per write; if one of them fails, the group is rolled
+        back and runs again with them (see `FastPath.group`).
         """
-        assert self._group is not None
-        outcomes: list[tuple[Any, BaseException | None]] = []
-        try:
-            with self._group():
-                for call, _loop, future in batch:
-                    if future.cancelled():
-                        outcomes.append((None, None))
-                        continue
-                    try:
-                        outcomes.append((call(), None))
-                    except BaseException as exc:
-                        outcomes.append((None, exc))
-        except BaseException as exc:
-            outcomes = [(None, exc)] * len(batch)
+        optimistic = all(type(future) in _LEAN for _call, _loop, future in batch)
+        outcomes = self._run_in_group(batch, optimistic) if optimistic else None
+        if outcomes is None:
+            outcomes = self._run_in_group(batch, False)
+            assert outcomes is not None
         by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
         for (_call, loop, future), (result, error) in zip(batch, outcomes, strict=True):
             if loop is None:  # `submit_here`: answered on this thread, in queue order
@@ -226,6 +223,30 @@ class WorkerHop:
             # RuntimeError: the loop is closed, so nobody is waiting for these answers any more.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_resolve_all, answers)
+
+    def _run_in_group(
+        self, batch: list[tuple[Call, asyncio.AbstractEventLoop | None, Any]], optimistic: bool
+    ) -> list[tuple[Any, BaseException | None]] | None:
+        """Each call's outcome, all in one group; None if the optimistic group broke."""
+        assert self._group is not None
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        try:
+            with self._group(optimistic=True) if optimistic else self._group():
+                for call, _loop, future in batch:
+                    if future.cancelled():
+                        outcomes.append((None, None))
+                        continue
+                    try:
+                        outcomes.append((call(), None))
+                    except GroupBroken:
+                        raise
+                    except BaseException as exc:
+                        outcomes.append((None, exc))
+        except GroupBroken:
+            return None  # rolled back: nothing of it is stored
+        except BaseException as exc:
+            outcomes = [(None, exc)] * len(batch)
+        return outcomes
 
 
 def _deliver(
@@ -264,6 +285,10 @@ class _Here(_Callback):
     """A callback queued by `WorkerHop.submit_here`: run on the hop's thread, not a loop."""
 
     __slots__ = ()
+
+
+#: The queued answers of lean calls, whose groups may run optimistically (see `_run_group`).
+_LEAN = (_Callback, _Here)
 
 
 def _resolve(future: Any, result: Any, error: BaseException | None) -> None:
