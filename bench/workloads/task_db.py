@@ -1,12 +1,16 @@
 """Micro-benchmark: what task runs cost the repository alone (no gRPC, no SDK), on SQLite.
 
-Usage: python bench/workloads/task_db.py [seq|batched] [TASKS]
+Usage: python bench/workloads/task_db.py [seq|batched|lane] [TASKS]
 
 - ``seq``: as a flow calling tasks one after the other reaches the database: each
   transaction holds the previous task's COMPLETED end and the next task's create-and-start
   (the engine sends them in one message, and the database thread runs them as one group).
 - ``batched``: as submitted tasks arrive: groups of 64 create-and-starts, then groups of 64
   ends, each group one call of `Repository.create_task_runs` / `set_task_run_states`.
+- ``lane``: ``seq`` through a running server's direct lane (`RunningServer.direct_lane`), the
+  way the embedded engine sends a sequential task: a thread hands each end-and-start over and
+  waits for the answer, which the database thread gives after the commit. What the service
+  costs a sequential task in-process, without the SDK.
 
 Ids are made as the SDK makes them (time-ordered UUIDs). Prints CPU and wall time per task and
 one ``BENCH_RESULT {json}`` line. This is the floor the service's database path sets under a
@@ -74,9 +78,79 @@ def batched(repository: Repository, flow_run_id: str, first: int, count: int) ->
             repository.set_task_run_states([_end(i) for i in ids[start : start + GROUP]])
 
 
+def through_the_lane(url: str, tasks: int) -> tuple[float, float]:
+    """CPU and wall microseconds per task for ``lane`` (see the module)."""
+    import asyncio
+    import threading
+    import uuid
+
+    from headwater.v1 import engine_pb2
+    from headwater_server.server import start_server
+
+    def lane_seq(lane: object, flow_run_id: str, first: int, count: int) -> None:
+        previous: str | None = None
+        answered = threading.Lock()
+        answers: list[object] = []
+
+        def deliver(outcomes: list[object]) -> None:
+            answers[:] = outcomes
+            answered.release()
+
+        for index in range(first, first + count + 1):
+            requests = []
+            if previous is not None:
+                requests.append(engine_pb2.ConnectRequest(set_task_run_state=_end(previous)))
+            if index < first + count:
+                requests.append(
+                    engine_pb2.ConnectRequest(create_task_run=_start(flow_run_id, index))
+                )
+            answered.acquire()
+            assert lane.submit(requests, deliver)  # type: ignore[attr-defined]
+            answered.acquire()  # released by the database thread once stored
+            answered.release()
+            assert not any(isinstance(answer, Exception) for answer in answers), answers
+            previous = answers[-1].task_run.id if index < first + count else None  # type: ignore[attr-defined]
+
+    async def measure() -> tuple[float, float]:
+        server = await start_server(f"unix-abstract:headwater-bench-{uuid.uuid4().hex}", url)
+        try:
+            db = server._backend.db
+            flow_run = (
+                await db.run(
+                    db.repository.create_flow_run,
+                    flow_runs_pb2.CreateFlowRunRequest(flow_name="bench"),
+                )
+            ).flow_run
+            await db.run(
+                db.repository.set_flow_run_state,
+                flow_runs_pb2.SetFlowRunStateRequest(
+                    flow_run_id=flow_run.id,
+                    state=states_pb2.State(type=states_pb2.STATE_TYPE_RUNNING),
+                ),
+            )
+            lane = server.direct_lane(owned=True)
+            await asyncio.to_thread(lane_seq, lane, flow_run.id, 10**6, 200)  # warm up
+            cpu, wall = time.process_time(), time.perf_counter()
+            await asyncio.to_thread(lane_seq, lane, flow_run.id, 0, tasks)
+            return (
+                (time.process_time() - cpu) / tasks * 1e6,
+                (time.perf_counter() - wall) / tasks * 1e6,
+            )
+        finally:
+            await server.stop(1)
+
+    return asyncio.run(measure())
+
+
 def main() -> None:
     workload = sys.argv[1] if len(sys.argv) > 1 else "seq"
     tasks = int(sys.argv[2]) if len(sys.argv) > 2 else 3000
+    if workload == "lane":
+        home = Path(tempfile.mkdtemp(prefix="hw-bench-db-"))
+        os.environ.setdefault("HEADWATER_HOME", str(home))
+        cpu_us, wall_us = through_the_lane(f"sqlite:///{home / 'bench.db'}", tasks)
+        _report(workload, tasks, cpu_us, wall_us)
+        return
     run = {"seq": sequential, "batched": batched}[workload]
     home = Path(tempfile.mkdtemp(prefix="hw-bench-db-"))
     os.environ.setdefault("HEADWATER_HOME", str(home))
@@ -100,6 +174,10 @@ def main() -> None:
         wall_us = (time.perf_counter() - wall) / tasks * 1e6
     finally:
         db.close()
+    _report(workload, tasks, cpu_us, wall_us)
+
+
+def _report(workload: str, tasks: int, cpu_us: float, wall_us: float) -> None:
     print(f"{workload}: {tasks} task runs, {cpu_us:.0f} us CPU and {wall_us:.0f} us wall per task")
     result = {"workload": workload, "tasks": tasks, "cpu_us": cpu_us, "wall_us": wall_us}
     print(RESULT_MARKER + json.dumps(result), flush=True)
