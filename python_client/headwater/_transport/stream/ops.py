@@ -79,7 +79,7 @@ class SyncOp(Op):
 class AsyncOp(Op):
     """An operation awaited on some event loop, possibly not the background one."""
 
-    __slots__ = ("future", "loop", "same_loop")
+    __slots__ = ("any_thread", "future", "loop", "same_loop")
 
     def __init__(
         self, request: engine_pb2.ConnectRequest, loop: asyncio.AbstractEventLoop, same_loop: bool
@@ -87,6 +87,8 @@ class AsyncOp(Op):
         super().__init__(request)
         self.loop = loop
         self.same_loop = same_loop
+        # On another loop the answer is posted to it, which works from any thread.
+        self.any_thread = not same_loop
         self.future: asyncio.Future[Any] = loop.create_future()
 
     def resolve(self, response: Any, error: BaseException | None) -> None:
