@@ -152,7 +152,10 @@ class Endings:
                 return  # given up on by close(), which named it already
             self._changed.notify_all()
         if accepted and ending.then is not None:
-            ending.then()
+            try:
+                ending.then()
+            except Exception:
+                logger.exception("After ending %s %s:", ending.named, ending.state_type)
 
     def _settle(self, ending: Ending) -> bool:
         """Propose the ending until the service answers it; whether it accepted it."""

@@ -273,3 +273,29 @@ def test_a_run_claimed_again_after_the_lease_lapsed_is_left_to_its_new_claim(
     )
     state = setting.client.get_flow_run(run_id).state
     assert (state.type.value, state.message) == ("PENDING", "Claimed by the other worker.")
+
+
+@pytest.mark.parametrize(
+    ("job_variables", "said"),
+    [
+        pytest.param({"env": "oops"}, "its job variables are unusable", id="unusable-job"),
+        pytest.param(
+            # A variable a spare read at start-up needs a fresh process, which cannot start in
+            # a directory that does not exist.
+            {"working_dir": "/nonexistent/headwater", "env": {"PYTHONHASHSEED": "1"}},
+            "the runner could not start it",
+            id="spawn-failure",
+        ),
+    ],
+)
+def test_a_run_the_runner_could_not_start_ends_crashed(
+    setting: Setting, job_variables: dict[str, Any], said: str
+) -> None:
+    run = setting.client.create_flow_run_from_deployment(
+        setting.deployment_id, job_variables=job_variables
+    )
+
+    final = _final(setting.client, run.id)
+    assert final.is_crashed(), final
+    assert said in (final.message or ""), final
+    assert not list(setting.project.glob("loading-*"))
