@@ -23,8 +23,11 @@ before, which a busy service can be slow to give) and learns which to stop (canc
 subprocesses are terminated and the runs end CANCELLED. A subprocess that exits without its run
 reaching a final state (it failed to import the flow, or was killed) ends the run CRASHED, and
 the flow's ``on_crashed`` hooks then run in one more subprocess (``execute --on-crashed``), on
-the flow loaded from the entrypoint again. SIGTERM or SIGINT stop the runner: no new claims,
-its runs are cancelled and given `STOP_GRACE_SECONDS` to end, and what is left is terminated.
+the flow loaded from the entrypoint again. These final states are reported in the background
+and retried until the service hears them (`headwater._serve.endings`): while this process
+lives, nothing else would end those runs. SIGTERM or SIGINT stop the runner: no new claims,
+its runs are cancelled and given `STOP_GRACE_SECONDS` to end, what is left is terminated, and
+the reports still under way get `END_GRACE_SECONDS`.
 
 A runner killed outright (``kill -9``) takes its subprocesses with it: each dies with the runner
 (`headwater._serve.execute.die_with_runner`), its engine stream breaks, and the service ends its
@@ -51,6 +54,7 @@ from queue import SimpleQueue
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from headwater._serve.endings import Endings
     from headwater._serve.jobs import Job, PoolTemplates
     from headwater._transport.client_workers import ClaimedRun, WorkerConnection
 
@@ -69,6 +73,9 @@ HEARTBEAT_SECONDS = 1.0
 SPARE_PROCESSES = 2
 #: How long runs get to end once cancelled (at shutdown or on request) before being killed.
 STOP_GRACE_SECONDS = 10.0
+#: How long a stopping runner keeps trying to report the final states of runs whose processes
+#: it lost or stopped (see `headwater._serve.endings`) before it names those left and exits.
+END_GRACE_SECONDS = 10.0
 # With no limit, at most this many runs are claimed per poll.
 _BATCH = 100
 
@@ -134,6 +141,8 @@ class Runner:
         work_pool_name: The pool whose runs to take (a worker); exclusive with deployments.
         work_queue_names: Only these queues of the pool (empty: all).
         address: The service; None means ``HEADWATER_API_URL`` or the embedded service.
+        end_grace_seconds: How long stopping waits for the final states of runs still being
+            reported (the service unreachable, say) before it names them and returns.
     """
 
     name: str = ""
@@ -143,6 +152,7 @@ class Runner:
     work_queue_names: tuple[str, ...] = ()
     address: str | None = None
     on_stop: list[Callable[[], None]] = field(default_factory=list)
+    end_grace_seconds: float = END_GRACE_SECONDS
     _children: dict[str, _Child] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _changed: threading.Condition = field(init=False)
@@ -154,6 +164,7 @@ class Runner:
     _signalled: bool = field(default=False, init=False)
     _templates: PoolTemplates | None = field(default=None, init=False)
     _spawner: _Spawner | None = field(default=None, init=False)
+    _endings: Endings | None = field(default=None, init=False)
     #: Names this process to the service: what it claims is leased to this id.
     worker_id: str = field(default_factory=lambda: str(uuid.uuid4()), init=False)
 
@@ -170,13 +181,16 @@ class Runner:
         ``on_ready`` is called once the signal handlers are in place (say, to print that the
         process is serving): from then on SIGTERM stops it cleanly.
         """
+        from headwater._serve.endings import Endings
         from headwater._transport.client_workers import WorkerConnection
 
-        # Two channels: closing the polling one ends a poll in flight at once at shutdown,
-        # while the other still reports and cancels.
+        # Three channels: closing the polling one ends a poll in flight at once at shutdown,
+        # while the others still report and cancels; the reports of runs' final states, retried
+        # through outages, have one of their own.
         polling = WorkerConnection(self.name, self.address, self.worker_id)
         self.address = polling.address
         control = WorkerConnection(self.name, self.address, self.worker_id)
+        self._endings = endings = Endings(WorkerConnection(self.name, self.address))
         self._spawner = _Spawner()
         restore = self._handle_signals()
         self._refill_spare()
@@ -198,6 +212,7 @@ class Runner:
             self._shut_down(control)
             for thread in threads:
                 thread.join(timeout=STOP_GRACE_SECONDS)
+            endings.close(self.end_grace_seconds)
             control.close()
             self._spawner.close()
             restore()
@@ -252,7 +267,7 @@ class Runner:
         try:
             job = self._job(run)
         except Exception as exc:
-            self._end(flow_run.id, "CRASHED", f"Crashed: its job variables are unusable: {exc}")
+            self._end(run, "CRASHED", f"Crashed: its job variables are unusable: {exc}")
             return
         directory = job.working_dir or run.deployment.path or None
         process = self._hand_to_spare(run, directory, job.env)
@@ -264,7 +279,7 @@ class Runner:
                 process = self._spawn([flow_run.id], directory, job.environment(os.environ))
             except OSError as exc:
                 message = f"Crashed: the runner could not start it: {exc}."
-                self._end(flow_run.id, "CRASHED", message)
+                self._end(run, "CRASHED", message)
                 return
         with self._changed:
             self._children[flow_run.id] = _Child(run, process)
@@ -383,16 +398,17 @@ class Runner:
         if child is None:
             return
         if child.stopping:
-            self._end(flow_run_id, "CANCELLED", child.reason)
-        elif code != 0 and self._end(
-            flow_run_id,
-            "CRASHED",
-            f"Crashed: its process exited with code {code} before the run ended "
-            "(see the runner's output).",
-        ):
+            self._end(child.run, "CANCELLED", child.reason)
+        elif code != 0:
             # Accepted only when the run did not reach a final state itself; its process could
             # not run the flow's on_crashed hooks, so they run in a new one.
-            self._run_crashed_hooks(child.run)
+            self._end(
+                child.run,
+                "CRASHED",
+                f"Crashed: its process exited with code {code} before the run ended "
+                "(see the runner's output).",
+                then=lambda: self._run_crashed_hooks(child.run),
+            )
 
     def _run_crashed_hooks(self, run: ClaimedRun) -> None:
         """Run the flow's on_crashed hooks in a subprocess (``execute --on-crashed``)."""
@@ -457,19 +473,18 @@ class Runner:
         with self._changed:
             self._changed.wait_for(lambda: not self._children, timeout=STOP_GRACE_SECONDS + 5)
 
-    def _end(self, flow_run_id: str, state_type: str, message: str) -> bool:
-        """Propose a final state for a run; whether the service accepted it."""
-        from headwater._transport.client_workers import WorkerConnection
-
-        try:
-            connection = WorkerConnection(self.name, self.address)
-            try:
-                return connection.end_run(flow_run_id, state_type, message)
-            finally:
-                connection.close()
-        except Exception as exc:
-            logger.warning("Could not end flow run %s %s: %s", flow_run_id, state_type, exc)
-            return False
+    def _end(
+        self,
+        run: ClaimedRun,
+        state_type: str,
+        message: str,
+        then: Callable[[], object] | None = None,
+    ) -> None:
+        """Report a final state for a run, in the background and until the service hears it
+        (see `headwater._serve.endings`); ``then()`` once it is accepted."""
+        if self._endings is None:
+            raise RuntimeError("the runner is not running (run_forever reports its runs)")
+        self._endings.end(run, state_type, message, then)
 
     def _handle_signals(self) -> Callable[[], None]:
         """SIGTERM and SIGINT only raise a flag that the main loop reads within 0.2 s.

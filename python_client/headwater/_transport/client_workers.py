@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 
 from headwater._deployment_records import Deployment
 from headwater._runs import FlowRun
+from headwater._states import State
 from headwater._transport import client_ops as ops
 from headwater._transport.channel import channel_options
 from headwater._transport.client_convert import flow_run_from_proto
 from headwater._transport.client_deployments import deployment_from_proto
+from headwater._transport.convert import state_from_proto
 from headwater.v1 import (
     flow_runs_pb2,
     flow_runs_pb2_grpc,
@@ -25,7 +28,13 @@ from headwater.v1 import (
     workers_pb2_grpc,
 )
 
-__all__ = ["ClaimedRun", "WorkerConnection", "claimed_run_from_wire", "claimed_run_of"]
+__all__ = [
+    "ClaimedRun",
+    "EndAnswer",
+    "WorkerConnection",
+    "claimed_run_from_wire",
+    "claimed_run_of",
+]
 
 # A poll's call may take this much longer than its wait before the client gives up on it.
 _CALL_MARGIN_SECONDS = 10.0
@@ -42,6 +51,21 @@ class ClaimedRun:
     flow_run: FlowRun
     deployment: Deployment
     wire: bytes = field(default=b"", repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class EndAnswer:
+    """The service's answer to a final state a worker proposed for a run.
+
+    Attributes:
+        accepted: Whether the run now is in the proposed state.
+        state: The state the run is in after the answer (the one it kept when refused).
+        reason: Why, in the service's words.
+    """
+
+    accepted: bool
+    state: State[Any] | None
+    reason: str
 
 
 def claimed_run_of(message: workers_pb2.ClaimedRun) -> ClaimedRun:
@@ -148,23 +172,79 @@ class WorkerConnection:
 
         call.add_done_callback(done)
 
-    def end_run(self, flow_run_id: str, state_type: str, message: str) -> bool:
+    def end_run(
+        self,
+        flow_run_id: str,
+        state_type: str,
+        message: str,
+        *,
+        transition_id: str = "",
+        expected_state_id: str = "",
+    ) -> EndAnswer:
         """Propose a final state ("CANCELLED", "CRASHED") for a run whose process this worker
-        stopped or lost; returns whether the service accepted it (a run already final keeps
-        its state)."""
+        stopped or lost; the service's answer (a run already final keeps its state).
+
+        ``transition_id`` makes a retry after a lost answer safe: it gets the first answer and
+        is applied once. With ``expected_state_id`` the proposal is refused if the run moved on
+        from that state meanwhile (another claim of it, say).
+
+        Raises:
+            ServiceError: The call failed (unreachable service, unknown run, ...).
+        """
         state = states_pb2.State(
             type=states_pb2.StateType.Value(f"STATE_TYPE_{state_type}"), message=message
         )
-        request = flow_runs_pb2.SetFlowRunStateRequest(flow_run_id=flow_run_id, state=state)
+        request = flow_runs_pb2.SetFlowRunStateRequest(
+            flow_run_id=flow_run_id,
+            state=state,
+            transition_id=transition_id,
+            expected_state_id=expected_state_id,
+        )
         try:
             response = self._runs.SetFlowRunState(request, timeout=_CALL_MARGIN_SECONDS)
         except grpc.RpcError as error:
             raise ops.map_error(error, self.address) from None
-        return bool(response.result.decision == states_pb2.DECISION_ACCEPT)
+        result = response.result
+        return EndAnswer(
+            accepted=result.decision == states_pb2.DECISION_ACCEPT,
+            state=state_from_proto(result.state, None) if result.HasField("state") else None,
+            reason=result.reason,
+        )
 
-    def cancel_run(self, flow_run_id: str) -> None:
-        """Ask the service to cancel a run (its engine then interrupts it and ends it)."""
-        request = flow_runs_pb2.CancelFlowRunRequest(flow_run_id=flow_run_id)
+    def states_since(self, flow_run_id: str, after_sequence: int) -> list[State[Any]]:
+        """The states a run entered after its event ``after_sequence``, oldest first.
+
+        Raises:
+            ServiceError: The call failed (unreachable service, unknown run, ...).
+        """
+        states: list[State[Any]] = []
+        while True:
+            request = flow_runs_pb2.ListFlowRunEventsRequest(
+                flow_run_id=flow_run_id,
+                after_sequence=after_sequence,
+                page_size=ops.MAX_PAGE,
+                flow_run_states_only=True,
+            )
+            try:
+                response = self._runs.ListFlowRunEvents(request, timeout=_CALL_MARGIN_SECONDS)
+            except grpc.RpcError as error:
+                raise ops.map_error(error, self.address) from None
+            states.extend(
+                state_from_proto(event.state_changed, None)
+                for event in response.events
+                if event.HasField("state_changed")
+            )
+            if not response.events or response.events[-1].sequence >= response.last_sequence:
+                return states
+            after_sequence = response.events[-1].sequence
+
+    def cancel_run(self, flow_run_id: str, request_id: str = "") -> None:
+        """Ask the service to cancel a run (its engine then interrupts it and ends it).
+
+        Raises:
+            ServiceError: The call failed; FAILED_PRECONDITION when the run already ended.
+        """
+        request = flow_runs_pb2.CancelFlowRunRequest(flow_run_id=flow_run_id, request_id=request_id)
         try:
             self._runs.CancelFlowRun(request, timeout=_CALL_MARGIN_SECONDS)
         except grpc.RpcError as error:
