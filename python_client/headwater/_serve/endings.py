@@ -184,6 +184,8 @@ class Endings:
                     return True
                 moved_to = self._still_ours(ending, answer, expected, failures)
             except ServiceError as error:
+                if self._abandoned.is_set():
+                    return False  # the call was cut off by close(), which names the run
                 if error.code not in TRANSIENT_CODES:
                     logger.warning(
                         "Gave up ending %s %s: the service refused (%s: %s).%s",

@@ -466,10 +466,17 @@ class Runner:
         if not running:
             return
         logger.info("Shutting down: cancelling %d running flow run(s).", len(running))
+        reason = "Cancelled: the runner serving it was stopped."
+        failed: dict[str, Exception]
+        try:
+            failed = dict(connection.cancel_runs(running, reason))
+        except Exception as exc:  # not even sent (the channel is unusable)
+            failed = dict.fromkeys(running, exc)
+        for flow_run_id, error in failed.items():
+            # Its process is stopped anyway, and the run then ends CANCELLED (see _reap).
+            logger.info("Could not ask the service to cancel flow run %s: %s", flow_run_id, error)
         for flow_run_id in running:
-            with contextlib.suppress(Exception):
-                connection.cancel_run(flow_run_id)
-            self._terminate(flow_run_id, "Cancelled: the runner serving it was stopped.")
+            self._terminate(flow_run_id, reason)
         with self._changed:
             self._changed.wait_for(lambda: not self._children, timeout=STOP_GRACE_SECONDS + 5)
 
