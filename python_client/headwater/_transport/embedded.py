@@ -46,9 +46,8 @@ class EmbeddedServer:
     def __init__(self, address: str, running: Any) -> None:
         self.address = address
         self._running = running
-        # The direct lane of `_lane_server` (made on first use; a restarted server gets anew).
-        self._lane: Any = None
-        self._lane_server: Any = None
+        # Its direct lane (see `submit_direct`); a restarted server is a new EmbeddedServer.
+        self._lane: Any = running.direct_lane(owned=True)
 
     @classmethod
     def start(cls, loop: BackgroundLoop) -> EmbeddedServer:
@@ -119,14 +118,9 @@ class EmbeddedServer:
         ``deliver`` gets the outcomes on the database thread once they are stored. False, with
         nothing queued, when they must take the stream (the caller then sends them there).
         """
-        running = self._running
-        if running is None:
+        if self._running is None:  # stopped
             return False
-        lane = self._lane
-        if lane is None or self._lane_server is not running:
-            lane = self._lane = running.direct_lane(owned=True)
-            self._lane_server = running
-        return bool(lane.submit(requests, deliver))
+        return bool(self._lane.submit(requests, deliver))
 
     def stop(self, loop: BackgroundLoop) -> None:
         """Stop serving (in-flight calls get a short grace); never raises."""

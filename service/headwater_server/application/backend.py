@@ -105,11 +105,10 @@ class _Announcer:
 
     def _tick(self) -> None:
         if not self._deliver():
-            with self._lock:  # quiet: stop, unless something arrived since
+            with self._lock:  # quiet: stop, unless something arrived since (the next tick's)
                 if not self._newest and not self._freed:
                     self._ticking = False
                     return
-            self._deliver()
         self._loop.call_later(ANNOUNCE_SECONDS, self._tick)
 
     def _deliver(self) -> bool:

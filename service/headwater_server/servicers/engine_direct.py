@@ -84,8 +84,9 @@ class DirectLane:
             return outcomes
 
         def stored(outcomes: list[Any] | None, error: BaseException | None) -> None:
-            if outcomes is None or error is not None:  # the commit failed: none is stored
-                outcomes = [error or RuntimeError("no outcome")] * len(work)
+            if error is not None:  # the commit failed: none is stored
+                outcomes = [error] * len(work)
+            assert outcomes is not None  # a call that did not fail has its outcomes
             for (lean, _operation), outcome in zip(work, outcomes, strict=True):
                 if lean.stored is not None and not isinstance(outcome, BaseException):
                     lean.stored(backend)

@@ -411,41 +411,35 @@ class FastPath:
             if group.begin is not None:
                 cursor.execute(group.begin)
             group.open = True
-        if group.optimistic:  # no savepoint: a failure breaks the group (see `group`)
-            if not sequences:
-                self._write_sequences(group)  # as below
-                group.sequences.clear()
-            tx = self.transaction(cursor)
-            if sequences:
-                tx.sequences = group.sequences
-            try:
-                yield tx
-            except Exception as exc:
-                raise GroupBroken(f"a write of an optimistic group failed: {exc!r}") from exc
-            group.events.extend(tx.events)
-            tx.events = []
-            return
+        # An optimistic group has no savepoint: a failure breaks the whole group (see `group`).
+        optimistic = group.optimistic
         before: dict[str, list[int]] | None = None
-        if sequences:
-            before = {key: list(numbers) for key, numbers in group.sequences.items()}
-        else:
+        if not sequences:
             # It may change the flow run's row (a flow run's own state takes the next number):
             # the next numbering write reads the row again.
             self._write_sequences(group)
             group.sequences.clear()
-        cursor.execute("SAVEPOINT headwater_op")
+        elif not optimistic:
+            before = {key: list(numbers) for key, numbers in group.sequences.items()}
+        if not optimistic:
+            cursor.execute("SAVEPOINT headwater_op")
         tx = self.transaction(cursor)
         if sequences:
             tx.sequences = group.sequences
         try:
             yield tx
-        except BaseException:
+        except BaseException as exc:
+            if optimistic:
+                if isinstance(exc, Exception):
+                    raise GroupBroken(f"a write of an optimistic group failed: {exc!r}") from exc
+                raise
             cursor.execute("ROLLBACK TO headwater_op")
             cursor.execute("RELEASE headwater_op")
             if before is not None:  # the numbers this write took are given back with it
                 group.sequences.clear()
                 group.sequences.update(before)
             raise
-        cursor.execute("RELEASE headwater_op")
+        if not optimistic:
+            cursor.execute("RELEASE headwater_op")
         group.events.extend(tx.events)
         tx.events = []  # announced after the group's commit, not by this write's caller

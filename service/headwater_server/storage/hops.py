@@ -108,10 +108,7 @@ class WorkerHop:
 
     def submit(self, loop: asyncio.AbstractEventLoop, call: Callable[[], _T]) -> asyncio.Future[_T]:
         future: asyncio.Future[_T] = loop.create_future()
-        with self._lock:  # no call may slip in behind the stop marker
-            if self._closed:
-                raise HopClosedError("cannot run database calls after the database was closed")
-            self._queue.put((call, loop, future))
+        self._put((call, loop, future))
         return future
 
     def submit_callback(
@@ -129,10 +126,7 @@ class WorkerHop:
         Raises:
             HopClosedError: After :meth:`close`.
         """
-        with self._lock:
-            if self._closed:
-                raise HopClosedError("cannot run database calls after the database was closed")
-            self._queue.put((call, loop, _Callback(callback)))
+        self._put((call, loop, _Callback(callback)))
 
     def submit_here(
         self,
@@ -150,10 +144,13 @@ class WorkerHop:
         Raises:
             HopClosedError: After :meth:`close`.
         """
-        with self._lock:
+        self._put((call, None, _Here(callback)))
+
+    def _put(self, item: tuple[Call, asyncio.AbstractEventLoop | None, Any]) -> None:
+        with self._lock:  # no call may slip in behind the stop marker
             if self._closed:
                 raise HopClosedError("cannot run database calls after the database was closed")
-            self._queue.put((call, None, _Here(callback)))
+            self._queue.put(item)
 
     def close(self) -> None:
         with self._lock:
@@ -209,10 +206,10 @@ class WorkerHop:
         back and runs again with them (see `FastPath.group`).
         """
         optimistic = all(type(future) in _LEAN for _call, _loop, future in batch)
-        outcomes = self._run_in_group(batch, optimistic) if optimistic else None
-        if outcomes is None:
+        outcomes = self._run_in_group(batch, optimistic)
+        if outcomes is None:  # the optimistic group broke: again, with a savepoint per write
             outcomes = self._run_in_group(batch, False)
-            assert outcomes is not None
+            assert outcomes is not None  # only an optimistic group breaks
         by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
         for (_call, loop, future), (result, error) in zip(batch, outcomes, strict=True):
             if loop is None:  # `submit_here`: answered on this thread, in queue order
@@ -231,7 +228,7 @@ class WorkerHop:
         assert self._group is not None
         outcomes: list[tuple[Any, BaseException | None]] = []
         try:
-            with self._group(optimistic=True) if optimistic else self._group():
+            with self._group(optimistic=optimistic):
                 for call, _loop, future in batch:
                     if future.cancelled():
                         outcomes.append((None, None))
@@ -292,7 +289,7 @@ _LEAN = (_Callback, _Here)
 
 
 def _resolve(future: Any, result: Any, error: BaseException | None) -> None:
-    if type(future) is _Callback or type(future) is _Here:
+    if type(future) in _LEAN:
         try:
             future.function(result, error)
         except Exception:  # one caller's bug must not lose the other answers of its group

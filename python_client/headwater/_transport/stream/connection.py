@@ -404,14 +404,15 @@ class EngineConnection:
 
         waiter = FlushWaiter(_release)
         self._release_held()
-        if self._after_direct(
-            lambda: self._loop.call_soon_threadsafe(self._ops.add_flush_waiter, waiter), now=False
-        ):
-            pass  # registered once the direct lane has answered what it holds
-        elif on_loop:
-            self._ops.add_flush_waiter(waiter)
-        else:
-            self._loop.call_soon_threadsafe(self._ops.add_flush_waiter, waiter)
+        register_later = functools.partial(
+            self._loop.call_soon_threadsafe, self._ops.add_flush_waiter, waiter
+        )
+        # While the direct lane holds operations, registered once it has answered them.
+        if not self._after_direct(register_later, now=False):
+            if on_loop:
+                self._ops.add_flush_waiter(waiter)
+            else:
+                register_later()
         await done
 
     async def awatch_flow_run(
