@@ -251,3 +251,65 @@ def test_upgrading_an_old_database_keeps_every_runs_history(engine: Engine) -> N
             assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
             assert conn.execute(text("PRAGMA foreign_key_check")).all() == []
     assert counts == [1, 1, 1]
+
+
+def test_upgrading_keeps_stored_answers_replayable(engine: Engine) -> None:
+    """Revision 0023 drops the key prefixes of request_log: answers stored before it still
+    answer their retries after it (a UUID stored under both prefixes keeps its create's)."""
+    import uuid
+
+    from alembic import command
+    from headwater.v1 import flow_runs_pb2
+
+    created, proposed, both = (str(uuid.uuid4()) for _ in range(3))
+    answers = {
+        name: flow_runs_pb2.CreateFlowRunResponse(
+            flow_run=flow_runs_pb2.FlowRun(id=str(uuid.uuid4()), name=name)
+        )
+        for name in ("created", "both")
+    }
+    with engine.begin() as conn:
+        command.upgrade(migrate.alembic_config(conn), "0022")  # type: ignore[arg-type]
+    with engine.begin() as conn:
+        insert = text(
+            "INSERT INTO request_log (key, method, subject, response, create_time) "
+            "VALUES (:key, :method, '', :response, 1)"
+        )
+        conn.execute(
+            insert,
+            [
+                {
+                    "key": f"req:{created}",
+                    "method": "CreateFlowRun",
+                    "response": answers["created"].SerializeToString(),
+                },
+                {"key": f"transition:{proposed}", "method": "SetFlowRunState", "response": b""},
+                {
+                    "key": f"req:{both}",
+                    "method": "CreateFlowRun",
+                    "response": answers["both"].SerializeToString(),
+                },
+                {"key": f"transition:{both}", "method": "SetFlowRunState", "response": b""},
+            ],
+        )
+
+    assert migrate.ensure_schema(engine) is True
+    with engine.connect() as conn:
+        stored = dict(conn.execute(text("SELECT key, method FROM request_log")).all())
+        indexes = {index["name"] for index in inspect(conn).get_indexes("task_runs")}
+    assert stored == {
+        created: "CreateFlowRun",
+        proposed: "SetFlowRunState",
+        both: "CreateFlowRun",
+    }
+    assert "ix_task_runs_state_type" not in indexes
+
+    db = Database.open(str(engine.url.render_as_string(hide_password=False)))
+    try:
+        for request_id, name in ((created, "created"), (both, "both")):
+            replay = db.repository.create_flow_run(
+                flow_runs_pb2.CreateFlowRunRequest(flow_name="etl", request_id=request_id)
+            )
+            assert replay == answers[name]
+    finally:
+        db.close()

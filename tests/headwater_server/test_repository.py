@@ -1083,7 +1083,10 @@ def test_schema_matches_the_migrations(database: Database) -> None:
     from alembic.runtime.migration import MigrationContext
 
     with database.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            conn,
+            opts={"compare_type": True, "include_object": schema.objects_on(conn.dialect.name)},
+        )
         assert compare_metadata(context, schema.metadata) == []
 
 
@@ -1175,6 +1178,40 @@ def test_prune_request_log(database: Database, repository: Repository) -> None:
     time.sleep(0.01)
     assert repository.prune_request_log(older_than_seconds=0) == 2
     assert count(database, schema.request_log) == 0
+
+
+def test_pruning_keeps_the_answers_stored_after_the_cutoff(
+    database: Database, repository: Repository
+) -> None:
+    """Pruning removes exactly the answers older than the cutoff (on SQLite by rowid, without
+    an index on create_time) and the kept ones still replay."""
+    older = [new_run(repository, request_id=str(uuid.uuid4())) for _ in range(5)]
+    time.sleep(0.05)
+    boundary = time.time()
+    time.sleep(0.05)
+    newer_ids = [str(uuid.uuid4()) for _ in range(7)]
+    newer = [new_run(repository, request_id=request_id) for request_id in newer_ids]
+    assert len(older) == 5
+    assert count(database, schema.request_log) == 12
+
+    assert repository.prune_request_log(older_than_seconds=time.time() - boundary) == 5
+    assert count(database, schema.request_log) == 7
+    for request_id, run in zip(newer_ids, newer, strict=True):
+        assert new_run(repository, request_id=request_id).id == run.id  # replayed, not new
+    assert repository.prune_request_log(older_than_seconds=3600) == 0
+    assert repository.prune_request_log(older_than_seconds=-1) == 7
+    assert repository.prune_request_log(older_than_seconds=-1) == 0  # an empty log
+
+
+def test_a_request_id_and_a_transition_id_share_one_key_space(repository: Repository) -> None:
+    """One UUID names one request, whichever field carries it: reusing a create's request_id
+    as a proposal's transition_id is refused, naming the field the proposal got wrong."""
+    shared = str(uuid.uuid4())
+    run = new_run(repository, request_id=shared)
+    error = error_of(propose, repository, run.id, RUNNING, transition_id=shared)  # type: ignore[arg-type]
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.violations[0].field == "transition_id"
+    assert shared in error.violations[0].description
 
 
 def test_in_memory_sqlite_works_for_throwaway_use() -> None:

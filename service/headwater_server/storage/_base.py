@@ -34,6 +34,9 @@ from headwater_server.storage.values import new_id, optional_id, payloads, propo
 
 M = TypeVar("M", bound=Message)
 
+#: The methods whose idempotency id is a ``transition_id`` (every other one's: ``request_id``).
+_PROPOSALS = frozenset((FLOW_RUN.method, TASK_RUN.method))
+
 
 class InitialState(NamedTuple):
     """The state a new run is created in (scheduled_time in microseconds)."""
@@ -183,8 +186,14 @@ class RepositoryBase:
 
     @staticmethod
     def _request_key(request_id: str) -> str | None:
-        canonical = optional_id(request_id)
-        return f"req:{canonical}" if canonical else None
+        """The request_log key of a ``request_id`` or a proposal's ``transition_id``: the UUID.
+
+        Both kinds of id share one key space (a UUID names one request, whichever field
+        carries it). The bare UUID keeps the SDK's time-ordered ids in time order in the key
+        index, so each commit appends to its last page instead of to one page per prefix
+        (revision 0023).
+        """
+        return optional_id(request_id)
 
     def _replay(
         self,
@@ -219,11 +228,10 @@ class RepositoryBase:
         if row is None:
             return None
         if row.method != method or (subject and row.subject != subject):
-            kind, _, value = key.partition(":")
-            field_name = "transition_id" if kind == "transition" else "request_id"
+            field_name = "transition_id" if method in _PROPOSALS else "request_id"
             raise invalid_argument(
                 field_name,
-                f"'{value}' was already used for another request ({row.method} on "
+                f"'{key}' was already used for another request ({row.method} on "
                 f"'{row.subject}'); use a new UUID for every distinct request.",
             )
         stored: M = response_type.FromString(row.response)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from headwater.v1 import logs_pb2
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, text, update
 
 from headwater_server.errors import not_found
 from headwater_server.storage import convert, pagination
@@ -28,6 +28,9 @@ class LogsMixin(RepositoryBase):
         """
         cutoff = convert.now_us() - round(older_than_seconds * 1_000_000)
         with self._write() as conn:
+            if conn.dialect.name == "sqlite":
+                first_kept = _first_rowid_from(conn, cutoff)
+                return conn.execute(_DELETE_BEFORE_ROWID, {"rowid": first_kept}).rowcount
             return conn.execute(
                 delete(request_log).where(request_log.c.create_time < cutoff)
             ).rowcount
@@ -141,3 +144,33 @@ class LogsMixin(RepositoryBase):
             logs=[convert.log_message(r._mapping) for r in rows[:size]],
             next_page_token=pagination.next_page_token("logs", rows, size, time_key="log_time"),
         )
+
+
+_ROWID_RANGE = text("SELECT min(rowid), max(rowid) FROM request_log")
+_FIRST_AT_OR_AFTER = text(
+    "SELECT rowid, create_time FROM request_log WHERE rowid >= :rowid ORDER BY rowid LIMIT 1"
+)
+_DELETE_BEFORE_ROWID = text("DELETE FROM request_log WHERE rowid < :rowid")
+
+
+def _first_rowid_from(conn: Connection, cutoff: int) -> int:
+    """SQLite: the first rowid of the request_log rows stored at or after ``cutoff``.
+
+    Rows are appended in time order (a new rowid is one more than the largest, and pruning
+    removes the smallest), so the rows before ``cutoff`` are a prefix of the rowids, found by
+    bisection in about 20 reads without an index on create_time (revision 0023). A row stored
+    while the clock was set back may outlive its time by as much, or go early: an answer kept
+    for a day, give or take that, is still kept for far longer than any retry waits.
+    """
+    low, high = conn.execute(_ROWID_RANGE).one()
+    if low is None:
+        return 0
+    high += 1  # past the last row: every row is older
+    while low < high:
+        middle = (low + high) // 2
+        rowid, create_time = conn.execute(_FIRST_AT_OR_AFTER, {"rowid": middle}).one()
+        if create_time < cutoff:
+            low = rowid + 1
+        else:
+            high = middle
+    return int(low)

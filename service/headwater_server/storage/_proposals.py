@@ -115,17 +115,11 @@ class ProposalsMixin(ConcurrencyLimitsMixin):
         try:
             return self._set_state_locked(kind, req, response_type)
         except self._fast.IntegrityError:
-            key = self._transition_key(req.transition_id)
+            key = self._request_key(req.transition_id)
             replay = self._replay_after_conflict(key, kind.method, response_type)
             if replay is None:
                 raise
             return replay
-
-    @staticmethod
-    def _transition_key(transition_id: str) -> str | None:
-        """The request_log key of a proposal's ``transition_id`` (None when it has none)."""
-        canonical = optional_id(transition_id)
-        return f"transition:{canonical}" if canonical else None
 
     def _set_state_locked(self, kind: RunKind, req: SetStateRequest, response_type: type[M]) -> M:
         """The transactional proposal shared by flow runs and task runs.
@@ -135,7 +129,7 @@ class ProposalsMixin(ConcurrencyLimitsMixin):
         """
         run_id = canonical_id(getattr(req, kind.id_field))
         state = req.state
-        key = self._transition_key(req.transition_id)
+        key = self._request_key(req.transition_id)
         expected_state_id = optional_id(req.expected_state_id)
         proposed_scheduled = (
             convert.timestamp_to_us(state.scheduled_time)

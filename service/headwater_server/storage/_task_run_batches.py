@@ -115,7 +115,7 @@ class TaskRunBatchesMixin(TaskRunsMixin):
         """Store the plain ends among ``requests`` in one savepoint, filling their ``answers``;
         returns the positions of the others, left for the usual way."""
         ids = [canonical_id(request.task_run_id) for request in requests]
-        keys = [self._transition_key(request.transition_id) for request in requests]
+        keys = [self._request_key(request.transition_id) for request in requests]
         named = [key for key in keys if key is not None]
         if len(set(ids)) != len(ids) or len(set(named)) != len(named):
             return list(range(len(requests)))  # a run twice: one at a time, in order

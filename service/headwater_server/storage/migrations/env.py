@@ -11,7 +11,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from headwater_server.storage.schema import metadata
+from headwater_server.storage.schema import metadata, objects_on
 
 config = context.config
 
@@ -23,6 +23,7 @@ def _run(connection: Connection) -> None:
         # SQLite cannot ALTER most things; batch mode rebuilds tables instead.
         render_as_batch=True,
         compare_type=True,
+        include_object=objects_on(connection.dialect.name),
     )
     with context.begin_transaction():
         context.run_migrations()
