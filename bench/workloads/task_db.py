@@ -1,6 +1,6 @@
 """Micro-benchmark: what task runs cost the repository alone (no gRPC, no SDK), on SQLite.
 
-Usage: python bench/workloads/task_db.py [seq|batched|lane] [TASKS]
+Usage: python bench/workloads/task_db.py [seq|batched|lane|pages] [TASKS]
 
 - ``seq``: as a flow calling tasks one after the other reaches the database: each
   transaction holds the previous task's COMPLETED end and the next task's create-and-start
@@ -11,6 +11,10 @@ Usage: python bench/workloads/task_db.py [seq|batched|lane] [TASKS]
   way the embedded engine sends a sequential task: a thread hands each end-and-start over and
   waits for the answer, which the database thread gives after the commit. What the service
   costs a sequential task in-process, without the SDK.
+- ``pages``: ``seq``, counting what its commits write to SQLite's WAL: pages per task, by the
+  table or index each page belongs to. On this machine a commit costs about 15 us per page, so
+  this says which B-tree a sequential task's commit pays for (TASKS defaults to 100 here: the
+  WAL must not wrap while it is counted).
 
 Ids are made as the SDK makes them (time-ordered UUIDs). Prints CPU and wall time per task and
 one ``BENCH_RESULT {json}`` line. This is the floor the service's database path sets under a
@@ -151,6 +155,9 @@ def main() -> None:
         cpu_us, wall_us = through_the_lane(f"sqlite:///{home / 'bench.db'}", tasks)
         _report(workload, tasks, cpu_us, wall_us)
         return
+    if workload == "pages":
+        _pages_per_task(int(sys.argv[2]) if len(sys.argv) > 2 else 100)
+        return
     run = {"seq": sequential, "batched": batched}[workload]
     home = Path(tempfile.mkdtemp(prefix="hw-bench-db-"))
     os.environ.setdefault("HEADWATER_HOME", str(home))
@@ -175,6 +182,80 @@ def main() -> None:
     finally:
         db.close()
     _report(workload, tasks, cpu_us, wall_us)
+
+
+def _pages_per_task(tasks: int) -> None:
+    """``pages`` (see the module): the WAL's frames after ``tasks`` sequential tasks, by owner."""
+    import collections
+    import sqlite3
+
+    home = Path(tempfile.mkdtemp(prefix="hw-bench-db-"))
+    path = home / "bench.db"
+    db = Database.open(f"sqlite:///{path}")
+    if db._checkpointer is not None:  # no checkpoint may reset the WAL while it is read
+        db._checkpointer.stop()
+    reader = sqlite3.connect(path, isolation_level=None)
+    try:
+        repository = db.repository
+        repository.fast_path.hold()
+        flow_run = repository.create_flow_run(
+            flow_runs_pb2.CreateFlowRunRequest(flow_name="bench")
+        ).flow_run
+        repository.set_flow_run_state(
+            flow_runs_pb2.SetFlowRunStateRequest(
+                flow_run_id=flow_run.id,
+                state=states_pb2.State(type=states_pb2.STATE_TYPE_RUNNING),
+            )
+        )
+        sequential(repository, flow_run.id, 10**6, 3000)  # indexes of a realistic depth
+        reader.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        sequential(repository, flow_run.id, 0, tasks)
+        wal = (home / "bench.db-wal").read_bytes()
+        reader.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        owners = _page_owners(reader, path.read_bytes())
+    finally:
+        reader.close()
+        db.close()
+    page_size = int.from_bytes(wal[8:12], "big")
+    frames = collections.Counter()
+    commits = 0
+    for offset in range(32, len(wal) - page_size - 23, page_size + 24):
+        page = int.from_bytes(wal[offset : offset + 4], "big")
+        commits += int.from_bytes(wal[offset + 4 : offset + 8], "big") != 0
+        frames[owners.get(page, "(database header, free pages)")] += 1
+    total = sum(frames.values())
+    print(f"pages: {tasks} tasks, {commits} commits, {total / tasks:.1f} WAL pages per task")
+    for owner, count in frames.most_common():
+        print(f"  {count / tasks:5.2f}  {owner}")
+    result = {"workload": "pages", "tasks": tasks, "pages_per_task": total / tasks}
+    result["by_owner"] = {owner: count / tasks for owner, count in frames.items()}
+    print(RESULT_MARKER + json.dumps(result), flush=True)
+
+
+def _page_owners(reader: object, data: bytes) -> dict[int, str]:
+    """Page number -> the table or index whose B-tree holds it (walked from each root)."""
+    page_size = int.from_bytes(data[16:18], "big")
+    owners: dict[int, str] = {}
+
+    def walk(page: int, name: str) -> None:
+        owners[page] = name
+        start = (page - 1) * page_size
+        header = start + (100 if page == 1 else 0)
+        if data[header] not in (2, 5):  # a leaf: no children
+            return
+        cells = int.from_bytes(data[header + 3 : header + 5], "big")
+        for index in range(cells):
+            at = header + 12 + 2 * index
+            cell = start + int.from_bytes(data[at : at + 2], "big")
+            walk(int.from_bytes(data[cell : cell + 4], "big"), name)
+        walk(int.from_bytes(data[header + 8 : header + 12], "big"), name)
+
+    roots = reader.execute(  # type: ignore[attr-defined]
+        "SELECT name, rootpage FROM sqlite_master WHERE rootpage > 0"
+    )
+    for name, root in roots:
+        walk(root, name)
+    return owners
 
 
 def _report(workload: str, tasks: int, cpu_us: float, wall_us: float) -> None:
