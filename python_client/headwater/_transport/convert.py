@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import json.scanner
 import traceback
 from typing import Any
 
@@ -20,12 +21,14 @@ __all__ = [
     "MAX_INLINE_RESULT_BYTES",
     "failure_from_exception",
     "json_result",
+    "loads_json",
     "reference_from_proto",
     "reference_result",
     "state_from_proto",
     "state_to_proto",
     "state_type_from_proto",
     "state_type_to_proto",
+    "to_datetime",
 ]
 
 _UTC = _dt.UTC
@@ -124,12 +127,12 @@ def state_from_proto(message: states_pb2.State, data: Any = _UNSET) -> State[Any
     state.name = message.name or _TITLES[state_type]
     state.message = message.message or None
     state.timestamp = (
-        _datetime(message.create_time) if message.HasField("create_time") else _now(_UTC)
+        to_datetime(message.create_time) if message.HasField("create_time") else _now(_UTC)
     )
     state.id = message.id or None
     state.data = data
     state.scheduled_time = (
-        _datetime(message.scheduled_time) if message.HasField("scheduled_time") else None
+        to_datetime(message.scheduled_time) if message.HasField("scheduled_time") else None
     )
     return state
 
@@ -139,15 +142,55 @@ _TITLES: dict[StateType, str] = {state_type: state_type.value.title() for state_
 
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
+_timedelta = _dt.timedelta
 
 
-def _datetime(timestamp: Any) -> _dt.datetime:
-    """A Timestamp as an aware UTC datetime (to the microsecond, as ``ToDatetime`` gives).
+def to_datetime(timestamp: Any) -> _dt.datetime:
+    """A Timestamp as an aware UTC datetime: what ``ToDatetime(tzinfo=UTC)`` gives (to the
+    microsecond, truncated), for the valid Timestamps the service sends.
 
-    About ten times cheaper than ``Timestamp.ToDatetime``, and every answer the engine reads
-    carries one or two of these.
+    Several times cheaper than ``Timestamp.ToDatetime``, which checks the range and converts
+    the time zone again; every answer the engine reads carries one or two of these, and a
+    listed task run five.
     """
-    return _EPOCH + _dt.timedelta(seconds=timestamp.seconds, microseconds=timestamp.nanos // 1000)
+    us = timestamp.seconds * 1_000_000 + timestamp.nanos // 1000
+    moment = _MOMENTS.get(us)
+    if moment is None:
+        if len(_MOMENTS) >= _MOMENTS_KEPT:
+            _MOMENTS.clear()
+        # Positional arguments: timedelta's keyword parsing costs a third of the call.
+        moment = _MOMENTS[us] = _EPOCH + _timedelta(0, 0, us)
+    return moment
+
+
+#: Times converted lately, by microseconds since the epoch: a task run's five (created,
+#: started, ended, updated, and its state's) are two or three distinct values. A datetime is
+#: immutable, so handing out one object twice changes nothing for its holders.
+_MOMENTS: dict[int, _dt.datetime] = {}
+_MOMENTS_KEPT = 4096
+
+
+#: The scanner of a decoder with the standard library's defaults, as ``json.loads`` has it
+#: (typeshed types the argument as a scanner, not as the decoder its settings are read from).
+_scan_json = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+
+
+def loads_json(text: str) -> Any:
+    """``json.loads(text)`` for text that is one JSON value and nothing else, as the service
+    stores parameters and results: a third of the cost, same value, same errors.
+
+    The scanner is what ``json.loads`` runs after its checks of the argument and around it:
+    when it reads the whole text the value is the one ``json.loads`` returns; anything else
+    (whitespace around the value, trailing data, invalid JSON) is left to ``json.loads``,
+    which answers it as it always does.
+    """
+    try:
+        value, end = _scan_json(text, 0)
+    except StopIteration:
+        return json.loads(text)
+    if end != len(text):
+        return json.loads(text)
+    return value
 
 
 def _data_from_proto(message: states_pb2.State) -> Any:
@@ -156,7 +199,7 @@ def _data_from_proto(message: states_pb2.State) -> Any:
     result = message.result
     kind = result.WhichOneof("kind")
     if kind == "json":
-        return json.loads(result.json)
+        return loads_json(result.json)
     if kind == "reference":
         return reference_from_proto(result.reference)
     if kind == "payload" and result.payload.encoding in ("python/pickle", "python/cloudpickle"):

@@ -46,6 +46,30 @@ def read_run_page(
     ``collection`` tags the token (default: the table's name), so a List method with two orders
     can refuse a token made for the other one.
     """
+    rows, token = read_run_rows(
+        conn, kind, conditions, after, size, newest_first=newest_first, collection=collection
+    )
+    build = kind.build
+    return [build(m, m["payload_result"], m["payload_failure"]) for m in rows], token
+
+
+def read_run_rows(
+    conn: Connection,
+    kind: RunKind,
+    conditions: Sequence[Any],
+    after: tuple[int, str] | None,
+    size: int,
+    *,
+    newest_first: bool,
+    collection: str | None = None,
+) -> tuple[list[dict[str, Any]], str]:
+    """`read_run_page`'s rows, as dicts (``kind.with_payload``'s columns), and the next token.
+
+    For a caller that builds the messages itself, in its response (`fill_task_run`): a page
+    holds up to a thousand runs, so copying each built message into the response costs.
+    Plain dicts because a builder reads some thirty columns by name, which a dict answers
+    several times faster than a Row's mapping.
+    """
     table = kind.table
     time_col, id_col = table.c.create_time, table.c.id
     where = list(conditions)
@@ -58,6 +82,8 @@ def read_run_page(
         if after is not None:
             where.append(keyset_after(time_col, id_col, after))
     stmt = kind.with_payload.where(*where).order_by(*order).limit(size + 1)
-    rows = conn.execute(stmt).all()
-    runs = [run_message(kind, row) for row in rows[:size]]
-    return runs, pagination.next_page_token(collection or table.name, rows, size)
+    result = conn.execute(stmt)
+    keys = tuple(result.keys())
+    rows = result.all()
+    token = pagination.next_page_token(collection or table.name, rows, size)
+    return [dict(zip(keys, row, strict=True)) for row in rows[:size]], token

@@ -15,7 +15,7 @@ from headwater_server.storage import convert, pagination
 from headwater_server.storage._base import InitialState
 from headwater_server.storage._concurrency import ANY_KEY, SLOTS_FREED, free_slots_of_deleted
 from headwater_server.storage._proposals import ProposalsMixin
-from headwater_server.storage._runs import read_run, read_run_page
+from headwater_server.storage._runs import read_run, read_run_rows
 from headwater_server.storage.fastpath import RawTransaction
 from headwater_server.storage.schema import flow_runs, task_run_states, task_runs
 from headwater_server.storage.statements import TASK_RUN
@@ -234,7 +234,7 @@ class TaskRunsMixin(ProposalsMixin):
         if f.task_key:
             conditions.append(task_runs.c.task_key == f.task_key)
         with self._read() as conn:
-            runs, token = read_run_page(
+            rows, token = read_run_rows(
                 conn,
                 TASK_RUN,
                 conditions,
@@ -243,7 +243,12 @@ class TaskRunsMixin(ProposalsMixin):
                 newest_first=req.newest_first,
                 collection=collection,
             )
-        return task_runs_pb2.ListTaskRunsResponse(task_runs=runs, next_page_token=token)
+        # Filled in the response (no copy of each run), after the read transaction.
+        response = task_runs_pb2.ListTaskRunsResponse(next_page_token=token)
+        add = response.task_runs.add
+        for m in rows:
+            convert.fill_task_run(add(), m, m["payload_result"], m["payload_failure"])
+        return response
 
     def list_task_run_states(
         self, req: task_runs_pb2.ListTaskRunStatesRequest

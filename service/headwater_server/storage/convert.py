@@ -226,18 +226,31 @@ def task_run_message(
     m: Mapping[Any, Any], result: bytes | None = None, failure: bytes | None = None
 ) -> task_runs_pb2.TaskRun:
     """A TaskRun from a ``task_runs`` row mapping (plus the current state's payloads)."""
-    run = task_runs_pb2.TaskRun(
-        id=m["id"],
-        flow_run_id=m["flow_run_id"] or "",
-        task_key=m["task_key"],
-        dynamic_key=m["dynamic_key"],
-        name=m["name"],
-        cache_key=m["cache_key"],
-    )
+    run = task_runs_pb2.TaskRun()
+    fill_task_run(run, m, result, failure)
+    return run
+
+
+def fill_task_run(
+    run: task_runs_pb2.TaskRun,
+    m: Mapping[Any, Any],
+    result: bytes | None = None,
+    failure: bytes | None = None,
+) -> None:
+    """Fill an empty TaskRun in place, as `task_run_message` builds one.
+
+    For a list's page, whose runs are filled where they stay (``response.task_runs.add()``):
+    a message built apart is copied whole into its response.
+    """
+    run.id = m["id"]
+    run.flow_run_id = m["flow_run_id"] or ""
+    run.task_key = m["task_key"]
+    run.dynamic_key = m["dynamic_key"]
+    run.name = m["name"]
+    run.cache_key = m["cache_key"]
     _fill_run_common(run, m, result, failure)
     if m["cache_expiration_time"] is not None:
         set_timestamp(run.cache_expiration_time, m["cache_expiration_time"])
-    return run
 
 
 def flow_message(m: Mapping[Any, Any]) -> flows_pb2.Flow:

@@ -6,18 +6,21 @@ import datetime as dt
 import json
 
 import pytest
+from google.protobuf import timestamp_pb2
 from headwater import AwaitingRetry, Completed, State, StateType
 from headwater._results import ResultReference
 from headwater._transport.convert import (
     MAX_INLINE_RESULT_BYTES,
     failure_from_exception,
     json_result,
+    loads_json,
     reference_from_proto,
     reference_result,
     state_from_proto,
     state_to_proto,
     state_type_from_proto,
     state_type_to_proto,
+    to_datetime,
 )
 from headwater.v1 import states_pb2
 
@@ -99,3 +102,66 @@ def test_failure_describes_the_exception() -> None:
 
 def test_state_repr_is_not_affected() -> None:
     assert isinstance(state_from_proto(state_to_proto(State(StateType.PENDING))), State)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos"),
+    [
+        (0, 0),
+        (1_796_109_632, 679_452_000),
+        (1_796_109_632, 679_452_999),  # below the microsecond: truncated, as ToDatetime does
+        (-1, 999_999_999),  # just before the epoch
+        (-62_135_596_800, 0),  # 0001-01-01, the first time a Timestamp holds
+        (253_402_300_799, 999_999_999),  # 9999-12-31T23:59:59.999999999, the last
+    ],
+)
+def test_to_datetime_is_what_protobufs_to_datetime_gives(seconds: int, nanos: int) -> None:
+    stamp = timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
+    expected = stamp.ToDatetime(tzinfo=dt.UTC)
+    for _ in range(2):  # the second time from the memo of recent values
+        moment = to_datetime(stamp)
+        assert moment == expected and moment.tzinfo is expected.tzinfo
+        assert moment.isoformat() == expected.isoformat()
+
+
+def test_to_datetime_stays_right_past_its_memos_size() -> None:
+    start = 1_800_000_000_000_000
+    for offset in range(10_000):  # more distinct values than the memo keeps
+        us = start + offset * 997
+        stamp = timestamp_pb2.Timestamp(seconds=us // 1_000_000, nanos=us % 1_000_000 * 1000)
+        assert to_datetime(stamp) == stamp.ToDatetime(tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"x": 0}',
+        "0",
+        '"text"',
+        "null",
+        "[1, 2.5e3, -0, true]",
+        '{"big": 123456789012345678901234567890, "nested": {"a": [{}]}}',
+        "NaN",
+        "-Infinity",
+        ' {"space": "before"}',
+        '{"space": "after"}\n',
+        '{"a": 1}{"b": 2}',
+        "",
+        '{"a": ',
+        "nul",
+        "\ufeff{}",
+        '"\\ud800"',
+        '{"dup": 1, "dup": 2}',
+    ],
+)
+def test_loads_json_answers_as_json_loads_does(text: str) -> None:
+    try:
+        expected = json.loads(text)
+    except json.JSONDecodeError as error:
+        with pytest.raises(json.JSONDecodeError) as raised:
+            loads_json(text)
+        assert str(raised.value) == str(error)
+    else:
+        value = loads_json(text)
+        assert type(value) is type(expected)
+        assert repr(value) == repr(expected)  # NaN is not equal to itself; its repr is
