@@ -6,10 +6,11 @@ these helpers only turn checked fields into what is stored: canonical ids, paylo
 
 from __future__ import annotations
 
+import os
 import re
+import time
 import uuid
 
-from headwater._ids import uuid7_str
 from headwater.v1 import states_pb2
 
 # The longest name the schema stores (VARCHAR(255) on PostgreSQL).
@@ -19,12 +20,19 @@ NAME_MAX = 255
 def new_id() -> str:
     """A new time-ordered (version 7, RFC 9562) UUID in its stored form.
 
-    The SDK's own ids (`headwater._ids`): ids made one after the other sort in the order
-    made, so every index keyed by an id (each table's primary key, the history rows' ids) takes
-    new rows at its last entry, on pages already in memory, instead of one random page per row
-    and per index, which SQLite then writes to its log at every commit.
+    Its first 48 bits are the Unix time in milliseconds and the other 74 free bits random, so
+    ids made one after the other sort together: every index keyed by an id (each table's
+    primary key, the history rows' ids) takes new rows at its right edge, on pages that are
+    already in memory and that a transaction's neighbours dirty anyway, instead of one random
+    page per row and per index, which SQLite then writes to its log at every commit. Built
+    from the random bytes directly (``uuid`` objects cost several times as much).
     """
-    return uuid7_str()
+    raw = bytearray(os.urandom(16))
+    raw[0:6] = (time.time_ns() // 1_000_000).to_bytes(6, "big")
+    raw[6] = (raw[6] & 0x0F) | 0x70  # version 7
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122/9562 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 #: A UUID already in its stored form: lower case, with hyphens (as clients normally send).
