@@ -154,8 +154,9 @@ class WorkerHop:
         For a caller on another thread that waits with a cheaper wake-up than a loop callback
         (the embedded engine's direct lane, `headwater_server.servicers.engine_direct`): the
         callback runs right after the call's group is committed, so it is never told "stored"
-        early, and must be quick and thread-safe. The call always runs in a group, so several
-        writes made by one call share one transaction.
+        early, and must be quick and thread-safe (and must not close the hop, which waits for
+        it). The call always runs in a group, so several writes made by one call share one
+        transaction.
 
         With ``inline``, when nothing is queued or running, the call is not queued: it is
         taken to run on the caller's thread, in the hop's place (its `seat`, the same group
