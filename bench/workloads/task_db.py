@@ -1,6 +1,6 @@
 """Micro-benchmark: what task runs cost the repository alone (no gRPC, no SDK), on SQLite.
 
-Usage: python bench/workloads/task_db.py [seq|batched|lane|pages] [TASKS]
+Usage: python bench/workloads/task_db.py [seq|batched|lane|lane_queued|pages] [TASKS]
 
 - ``seq``: as a flow calling tasks one after the other reaches the database: each
   transaction holds the previous task's COMPLETED end and the next task's create-and-start
@@ -9,8 +9,11 @@ Usage: python bench/workloads/task_db.py [seq|batched|lane|pages] [TASKS]
   ends, each group one call of `Repository.create_task_runs` / `set_task_run_states`.
 - ``lane``: ``seq`` through a running server's direct lane (`RunningServer.direct_lane`), the
   way the embedded engine sends a sequential task: a thread hands each end-and-start over and
-  waits for the answer, which the database thread gives after the commit. What the service
-  costs a sequential task in-process, without the SDK.
+  waits for the answer, given after the commit; the database thread being idle, the lane lets
+  the calling thread store them itself (``inline``). What the service costs a sequential task
+  in-process, without the SDK.
+- ``lane_queued``: ``lane`` with every hand-over queued for the database thread (as before
+  ``inline``), which answers it and wakes the caller: the cost of those two thread switches.
 - ``pages``: ``seq``, counting what its commits write to SQLite's WAL: pages per task, by the
   table or index each page belongs to. On this machine a commit costs about 15 us per page, so
   this says which B-tree a sequential task's commit pays for (TASKS defaults to 100 here: the
@@ -82,8 +85,9 @@ def batched(repository: Repository, flow_run_id: str, first: int, count: int) ->
             repository.set_task_run_states([_end(i) for i in ids[start : start + GROUP]])
 
 
-def through_the_lane(url: str, tasks: int) -> tuple[float, float]:
-    """CPU and wall microseconds per task for ``lane`` (see the module)."""
+def through_the_lane(url: str, tasks: int, inline: bool = True) -> tuple[float, float]:
+    """CPU and wall microseconds per task for ``lane`` (see the module); ``lane_queued``
+    without ``inline``."""
     import asyncio
     import threading
     import uuid
@@ -109,8 +113,11 @@ def through_the_lane(url: str, tasks: int) -> tuple[float, float]:
                     engine_pb2.ConnectRequest(create_task_run=_start(flow_run_id, index))
                 )
             answered.acquire()
-            assert lane.submit(requests, deliver)  # type: ignore[attr-defined]
-            answered.acquire()  # released by the database thread once stored
+            taken = lane.submit(requests, deliver, inline)  # type: ignore[attr-defined]
+            assert taken
+            if taken is not True:  # stored on this thread, in the database thread's place
+                taken()
+            answered.acquire()  # released by whichever thread stored them, once stored
             answered.release()
             assert not any(isinstance(answer, Exception) for answer in answers), answers
             previous = answers[-1].task_run.id if index < first + count else None  # type: ignore[attr-defined]
@@ -149,10 +156,11 @@ def through_the_lane(url: str, tasks: int) -> tuple[float, float]:
 def main() -> None:
     workload = sys.argv[1] if len(sys.argv) > 1 else "seq"
     tasks = int(sys.argv[2]) if len(sys.argv) > 2 else 3000
-    if workload == "lane":
+    if workload in ("lane", "lane_queued"):
         home = Path(tempfile.mkdtemp(prefix="hw-bench-db-"))
         os.environ.setdefault("HEADWATER_HOME", str(home))
-        cpu_us, wall_us = through_the_lane(f"sqlite:///{home / 'bench.db'}", tasks)
+        inline = workload == "lane"
+        cpu_us, wall_us = through_the_lane(f"sqlite:///{home / 'bench.db'}", tasks, inline)
         _report(workload, tasks, cpu_us, wall_us)
         return
     if workload == "pages":

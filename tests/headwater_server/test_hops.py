@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 import time
 import uuid
@@ -339,7 +340,7 @@ def test_an_optimistic_group_writes_no_savepoints_and_breaks_on_a_failure(
 
 def _traced(repo: Any) -> list[str] | None:
     """On SQLite, the statements this thread's held connection runs from now; else None."""
-    connection = repo.fast_path._local.held.connection.dbapi_connection
+    connection = repo.fast_path._local.seat.held.connection.dbapi_connection
     if not hasattr(connection, "set_trace_callback"):
         return None
     statements: list[str] = []
@@ -499,3 +500,157 @@ def test_a_group_numbers_task_run_events_once_per_flow_run_and_gives_back_a_fail
     assert events.last_sequence == 12
     assert events.events[10].WhichOneof("kind") == "state_changed"
     assert [sequence for _, sequence in announced] == [3, 4, 5, 6, 7, 8, 9, 10, 12]
+
+
+def test_an_idle_hop_lets_the_caller_run_a_call_itself_and_queues_later_ones_behind_it() -> None:
+    """`submit_here` with ``inline``: taken to run on the caller's thread only when nothing
+    is queued or running; whatever is submitted after it, inline or not, waits for it."""
+    group = RecordingGroup()
+    hop = WorkerHop("test-hop", group=group)
+    answered: list[tuple[object, str]] = []
+
+    def answer(result: object, error: BaseException | None) -> None:
+        answered.append((result if error is None else type(error), threading.current_thread().name))
+
+    try:
+        run_here = hop.submit_here(lambda: group.call(0), answer, inline=True)
+        assert run_here is not None
+        assert answered == []  # taken, not run: nothing runs until the caller runs it
+        assert hop.submit_here(lambda: group.call(1), answer) is None
+        assert hop.submit_here(lambda: group.call(2), answer, inline=True) is None  # not idle
+        run_here()
+        assert answered[0] == (0, threading.current_thread().name)  # answered by then
+    finally:
+        hop.close()
+    assert answered == [(0, threading.current_thread().name), (1, "test-hop"), (2, "test-hop")]
+    # Its own group; the two queued behind it waited together for it, so they share one.
+    assert group.groups == [[0], [1, 2]]
+    with pytest.raises(HopClosedError):
+        hop.submit_here(lambda: None, answer, inline=True)
+
+
+async def test_a_busy_hop_queues_an_inline_call() -> None:
+    group = RecordingGroup()
+    hop = WorkerHop("test-hop", group=group)
+    gate = threading.Event()
+    answered = threading.Event()
+    names: list[str] = []
+
+    def answer(result: object, error: BaseException | None) -> None:
+        names.append(threading.current_thread().name)
+        answered.set()
+
+    try:
+        blocker = _busy_writer(hop, asyncio.get_running_loop(), gate)
+        assert hop.submit_here(lambda: group.call(0), answer, inline=True) is None
+        gate.set()
+        await blocker
+        assert await asyncio.to_thread(answered.wait, 10)
+    finally:
+        hop.close()
+    assert names == ["test-hop"]
+
+
+def test_inline_and_queued_calls_from_several_threads_never_overlap_and_keep_their_order() -> None:
+    """Callers on several threads, each sometimes running its call itself and sometimes
+    queueing it (and not always waiting for the answer): one call at a time, each caller's
+    calls in the order submitted, every call answered once."""
+    group = RecordingGroup()
+    hop = WorkerHop("test-hop", group=group)
+    running: list[int] = []  # the calls running now: never more than one
+    overlaps: list[list[int]] = []
+    ran: list[tuple[int, int]] = []
+    answers: list[int] = []
+    here = [0] * 4
+
+    def call(caller: int, index: int) -> int:
+        running.append(caller)
+        if len(running) > 1:
+            overlaps.append(list(running))
+        time.sleep(0)  # let another thread in, if anything let it run a call now
+        ran.append((caller, index))
+        running.remove(caller)
+        return index
+
+    def caller(number: int) -> None:
+        for index in range(150):
+            answered = threading.Lock()
+            answered.acquire()
+
+            def answer(
+                result: object, error: BaseException | None, done: threading.Lock = answered
+            ) -> None:
+                assert error is None, error
+                answers.append(number)
+                done.release()
+
+            run_here = hop.submit_here(
+                functools.partial(call, number, index), answer, inline=index % 3 != 2
+            )
+            if run_here is not None:
+                here[number] += 1
+                run_here()
+            if index % 4:  # else on without waiting: the next one queues behind it
+                assert answered.acquire(timeout=10)
+
+    try:
+        caller(0)  # alone first: the hop is idle, so its calls run here
+        assert here[0] > 0
+        threads = [threading.Thread(target=caller, args=(n,)) for n in (1, 2, 3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        hop.close()
+    assert overlaps == []
+    assert len(ran) == len(answers) == 4 * 150
+    for number in range(4):
+        assert [index for who, index in ran if who == number] == list(range(150))
+
+
+def test_closing_the_database_waits_for_a_call_running_on_its_callers_thread(
+    sqlite_url: str,
+) -> None:
+    """A call taken to run on its caller's thread before the close is stored whole before the
+    close returns (it keeps the connection the close then gives back); later ones are refused."""
+    db = Database.open(sqlite_url)
+    repo = db.repository
+    run_id = repo.create_flow_run(flow_runs_pb2.CreateFlowRunRequest(flow_name="c")).flow_run.id
+    inside, gate = threading.Event(), threading.Event()
+    order: list[object] = []
+
+    def store() -> object:
+        inside.set()
+        gate.wait()
+        return repo.create_task_run(
+            task_runs_pb2.CreateTaskRunRequest(
+                flow_run_id=run_id, task_key="t", dynamic_key="0", start=True
+            )
+        )
+
+    run_here = db.submit_here(store, lambda result, error: order.append(("answered", error)), True)
+    assert callable(run_here)
+    caller = threading.Thread(target=run_here)
+    caller.start()
+    assert inside.wait(10)
+    # The call goes on once the close is under way (if the close waited for nothing, it
+    # would have returned by then).
+    opener = threading.Timer(0.2, gate.set)
+    opener.start()
+    db.close()
+    order.append("closed")
+    caller.join()
+    opener.join()
+    assert order == [("answered", None), "closed"]
+    assert db.submit_here(lambda: None, lambda result, error: None, True) is False
+    reopened = Database.open(sqlite_url)
+    try:
+        listed = reopened.repository.list_task_runs(
+            task_runs_pb2.ListTaskRunsRequest(
+                filter=task_runs_pb2.TaskRunFilter(flow_run_id=run_id)
+            )
+        )
+    finally:
+        reopened.close()
+    assert [t.dynamic_key for t in listed.task_runs] == ["0"]

@@ -109,18 +109,25 @@ class EmbeddedServer:
         return running.connect_engine(metadata)
 
     def submit_direct(
-        self, requests: Sequence[Any], deliver: Callable[[list[Any]], object]
-    ) -> bool:
+        self,
+        requests: Sequence[Any],
+        deliver: Callable[[list[Any]], object],
+        inline: bool = False,
+    ) -> bool | Callable[[], None]:
         """Hand task run starts and ends straight to the server's database thread (any thread).
 
         The engine's direct lane (`headwater_server.servicers.engine_direct`): the same
         operations as on the stream, without the two loop wake-ups each costs there.
         ``deliver`` gets the outcomes on the database thread once they are stored. False, with
-        nothing queued, when they must take the stream (the caller then sends them there).
+        nothing queued, when they must take the stream (the caller then sends them there);
+        True when queued. With ``inline`` (the caller will block until ``deliver`` has run),
+        maybe the function that stores them on the caller's thread instead, which it must
+        call at once, holding none of its locks (`DirectLane.submit`).
         """
         if self._running is None:  # stopped
             return False
-        return bool(self._lane.submit(requests, deliver))
+        taken: bool | Callable[[], None] = self._lane.submit(requests, deliver, inline)
+        return taken
 
     def stop(self, loop: BackgroundLoop) -> None:
         """Stop serving (in-flight calls get a short grace); never raises."""

@@ -24,7 +24,7 @@ from sqlalchemy import Engine
 from headwater_server.storage.checkpoint import WalCheckpointer
 from headwater_server.storage.engine import create_database_engine, dialect_of, normalize_url
 from headwater_server.storage.fastpath import RawTransaction
-from headwater_server.storage.hops import Hop, HopClosedError, PoolHop, WorkerHop
+from headwater_server.storage.hops import Hop, HopClosedError, PoolHop, RunHere, WorkerHop
 from headwater_server.storage.migrate import ensure_schema
 from headwater_server.storage.repository import Repository
 
@@ -57,11 +57,12 @@ class Database:
         self._lean_hop: WorkerHop
         if self.dialect == "sqlite":
             # Calls that queued up while the writer was busy share one transaction.
-            # It also keeps one connection for all its writes (`FastPath.hold`).
+            # It also keeps one connection for all its writes (`FastPath.seat`), on whichever
+            # thread runs them (`submit_here` may run one on its caller's).
             self._lean_hop = WorkerHop(
                 name="headwater-db-writer",
                 group=self.repository.group,
-                start=self.repository.fast_path.hold,
+                seat=self.repository.fast_path.seat(),
             )
             self._hop = self._lean_hop
         else:
@@ -75,7 +76,7 @@ class Database:
             self._lean_hop = WorkerHop(
                 name="headwater-db-lean",
                 group=self.repository.group,
-                start=self.repository.fast_path.allow_groups,
+                seat=self.repository.fast_path.seat(groups=True),
             )
         self._checkpointer: WalCheckpointer | None = None
         database_path = engine.url.database
@@ -167,18 +168,24 @@ class Database:
         self,
         fn: Callable[[], T],
         callback: Callable[[T | None, BaseException | None], object],
-    ) -> bool:
+        inline: bool = False,
+    ) -> bool | RunHere:
         """Queue ``fn()`` like `submit`, with ``callback(result, error)`` run on the database
         thread once it is stored (see `WorkerHop.submit_here`). Only where one thread runs
         every call in the order queued (SQLite: `lean_after_run`); False, and nothing queued,
-        elsewhere or once the database is closing."""
+        elsewhere or once the database is closing.
+
+        With ``inline``, when the database thread is idle, returns instead the function that
+        runs ``fn()`` (and then ``callback``) on the caller's thread in its place, which the
+        caller must call at once (see `WorkerHop.submit_here`); True when queued.
+        """
         if self._closed or not self.lean_after_run:
             return False
         try:
-            self._lean_hop.submit_here(fn, callback)
+            run_here = self._lean_hop.submit_here(fn, callback, inline)
         except HopClosedError:
             return False  # closed by another thread just now
-        return True
+        return True if run_here is None else run_here
 
     def close(self) -> None:
         """Finish queued calls, stop the database threads, close all connections. Idempotent.

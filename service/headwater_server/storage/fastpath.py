@@ -11,17 +11,20 @@ Transactions: SQLite gets an explicit ``BEGIN IMMEDIATE`` (the write lock before
 read, as everywhere else); psycopg opens its transaction implicitly and the run row is locked by
 the statement's ``FOR UPDATE``.
 
-The SQLite writer thread holds one connection and one cursor for good (`FastPath.hold`):
-checking a connection out of the pool and giving it back (with the pool's reset) cost about
-80 us per transaction, more than a small transaction's statements.
+The SQLite writer holds one connection and one cursor for good (`FastPath.seat`): checking a
+connection out of the pool and giving it back (with the pool's reset) cost about 80 us per
+transaction, more than a small transaction's statements. The writer is its thread's, or, while
+that thread idles, a caller's that runs a call in its place (`WorkerHop.submit_here`): the
+connection and the open group belong to the writer's seat, not to a thread.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -179,6 +182,33 @@ class _Held:
         self.cursor = connection.cursor()
 
 
+class _Seat:
+    """What a writer works with: its held connection and its open group, if any.
+
+    A thread has a seat of its own; a seat made by `FastPath.seat` is a writer's (the SQLite
+    writer thread's), which another thread takes while it runs a call in the writer's place
+    (`headwater_server.storage.hops.WorkerHop.submit_here`). The hop lets one thread at a
+    time do either, so one seat is never used by two threads at once.
+    """
+
+    __slots__ = ("group", "groups", "held", "hold")
+
+    def __init__(self, hold: bool = False, groups: bool = False) -> None:
+        #: Keep one connection for every transaction (see `FastPath.hold`).
+        self.hold = hold
+        #: Share transactions in `group` blocks on PostgreSQL too (see `FastPath.allow_groups`).
+        self.groups = groups
+        self.held: _Held | None = None
+        self.group: _Group | None = None
+
+
+class _Seats(threading.local):
+    """The seat each thread works with: its own, until it takes a writer's."""
+
+    def __init__(self) -> None:
+        self.seat = _Seat()
+
+
 class FastPath:
     """Opens raw write transactions on the engine's pooled connections."""
 
@@ -188,8 +218,8 @@ class FastPath:
         dbapi = engine.dialect.loaded_dbapi
         self.OperationalError: type[Exception] = dbapi.OperationalError
         self.IntegrityError: type[Exception] = dbapi.IntegrityError
-        # The group open on this thread, if any (groups belong to the SQLite writer thread).
-        self._local = threading.local()
+        # Each thread's seat: the group open on it, its held connection (see `_Seat`).
+        self._local = _Seats()
         #: Makes each transaction's statement runner; `headwater_server.sql_spans` swaps in
         #: one that traces each statement when the server traces.
         self.transaction: Callable[[DBAPICursor], RawTransaction] = RawTransaction
@@ -199,24 +229,48 @@ class FastPath:
     def hold(self) -> None:
         """Keep one pooled connection for every transaction this thread runs (SQLite only).
 
-        For the SQLite writer thread, which runs every write: the connection stays checked out
-        until :meth:`close`, or until a failed rollback shows it is broken (then the next
-        transaction takes a fresh one). Elsewhere (PostgreSQL's pool of threads, tests) each
-        transaction checks a connection out and gives it back; PostgreSQL's lean thread holds
-        one too (`allow_groups`).
+        As the SQLite writer does (`seat`), for a thread that writes on its own (benchmarks,
+        tests): the connection stays checked out until :meth:`close`, or until a failed
+        rollback shows it is broken (then the next transaction takes a fresh one). Elsewhere
+        (PostgreSQL's pool of threads) each transaction checks a connection out and gives it
+        back; PostgreSQL's lean thread holds one too (`allow_groups`).
         """
         if self._sqlite:
-            self._local.hold = True
+            self._local.seat.hold = True
 
     def allow_groups(self) -> None:
         """Let this thread's `group` blocks share one transaction on PostgreSQL too.
 
-        For the one thread that runs the engine stream's lean writes there
-        (`Database.submit`), which also keeps one connection for them, as the SQLite writer
-        does (`hold`); the pool's threads keep a transaction and a checkout per call.
+        As the one thread that runs the engine stream's lean writes there does
+        (`Database.submit`, `seat` with ``groups``), which also keeps one connection for
+        them, as the SQLite writer does; the pool's threads keep a transaction and a checkout
+        per call.
         """
-        self._local.groups = True
-        self._local.hold = True
+        seat = self._local.seat
+        seat.groups = True
+        seat.hold = True
+
+    def seat(self, groups: bool = False) -> Callable[[], AbstractContextManager[None]]:
+        """A writer's seat: inside each block the function returned opens, the thread works
+        as that writer (its held connection, its groups), as after `hold` (SQLite) or
+        `allow_groups` (``groups``, for PostgreSQL's lean thread).
+
+        For a hop whose calls run on its own thread or, in its place, on a caller's
+        (`headwater_server.storage.hops.WorkerHop`): the writer keeps one connection
+        whichever thread runs its calls. The blocks must not overlap (the hop runs one
+        call at a time); a thread's own seat comes back when the block ends.
+        """
+        seat = _Seat(hold=self._sqlite or groups, groups=groups)
+        return functools.partial(self._seated, seat)
+
+    @contextmanager
+    def _seated(self, seat: _Seat) -> Iterator[None]:
+        local = self._local
+        own, local.seat = local.seat, seat
+        try:
+            yield
+        finally:
+            local.seat = own
 
     def close(self) -> None:
         """Give back the connections threads hold (the database is closing). Idempotent."""
@@ -228,21 +282,21 @@ class FastPath:
             finally:
                 item.connection.close()
 
-    def _take_held(self) -> _Held | None:
-        """This thread's held connection (checked out on first use), or None if it holds none."""
-        if not getattr(self._local, "hold", False):
+    def _take_held(self, seat: _Seat) -> _Held | None:
+        """The seat's held connection (checked out on first use), or None if it holds none."""
+        if not seat.hold:
             return None
-        held: _Held | None = getattr(self._local, "held", None)
+        held = seat.held
         if held is None:
             held = _Held(self._engine.raw_connection())
             with self._held_lock:
                 self._held.append(held)
-            self._local.held = held
+            seat.held = held
         return held
 
-    def _drop_held(self, held: _Held) -> None:
+    def _drop_held(self, seat: _Seat, held: _Held) -> None:
         """Invalidate a held connection that failed (the next transaction takes a new one)."""
-        self._local.held = None
+        seat.held = None
         with self._held_lock:
             if held in self._held:
                 self._held.remove(held)
@@ -271,18 +325,17 @@ class FastPath:
         Raises:
             Exception: the commit failed; nothing of the group is stored.
         """
-        if getattr(self._local, "group", None) is not None or not (
-            self._sqlite or getattr(self._local, "groups", False)
-        ):
+        seat = self._local.seat
+        if seat.group is not None or not (self._sqlite or seat.groups):
             yield []
             return
-        held = self._take_held()
+        held = self._take_held(seat)
         if held is not None:
             group = _Group(held.connection, held.cursor, self._sqlite, optimistic)
         else:
             connection = self._engine.raw_connection()
             group = _Group(connection, connection.cursor(), self._sqlite, optimistic)
-        self._local.group = group
+        seat.group = group
         try:
             yield group.events
             self._commit_group(group)
@@ -295,13 +348,13 @@ class FastPath:
                     lost = True
                 if lost:  # a PostgreSQL operational error usually means a lost connection
                     if held is not None:
-                        self._drop_held(held)
+                        self._drop_held(seat, held)
                         held = None
                     else:
                         group.connection.invalidate()
             raise
         finally:
-            self._local.group = None
+            seat.group = None
             if held is None:
                 group.cursor.close()
                 group.connection.close()
@@ -313,7 +366,7 @@ class FastPath:
         one), which must see, and not wait behind, what the group has written so far. Returns
         the events of what was committed; the group goes on with a new transaction.
         """
-        group: _Group | None = getattr(self._local, "group", None)
+        group = self._local.seat.group
         if group is None or not group.open:
             return []
         if group.optimistic:
@@ -350,14 +403,15 @@ class FastPath:
         flow run's row is read and updated once per group instead of once per write; any
         other write first stores the numbers given so far, so it sees the row as it is.
         """
-        group: _Group | None = getattr(self._local, "group", None)
+        seat = self._local.seat
+        group = seat.group
         if group is not None:
             with self._savepoint(group, sequences) as tx:
                 yield tx
             return
-        held = self._take_held()
+        held = self._take_held(seat)
         if held is not None:
-            with self._held_write(held) as tx:
+            with self._held_write(seat, held) as tx:
                 yield tx
             return
         connection = self._engine.raw_connection()
@@ -378,7 +432,7 @@ class FastPath:
             connection.close()
 
     @contextmanager
-    def _held_write(self, held: _Held) -> Iterator[RawTransaction]:
+    def _held_write(self, seat: _Seat, held: _Held) -> Iterator[RawTransaction]:
         """`write` on the thread's held connection: the same transaction, no pool round trip."""
         cursor = held.cursor
         connection = held.connection
@@ -389,7 +443,7 @@ class FastPath:
             connection.commit()
         except BaseException as exc:
             if not self._rolled_back(connection, exc):
-                self._drop_held(held)
+                self._drop_held(seat, held)
             raise
 
     def _rolled_back(self, connection: Any, exc: BaseException) -> bool:

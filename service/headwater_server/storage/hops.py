@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 import weakref
@@ -27,6 +28,8 @@ from typing import Any, Protocol, TypeVar
 from headwater_server.storage.fastpath import GroupBroken
 
 Call = Callable[[], Any]
+#: Runs a call taken to run on its caller's thread (`WorkerHop.submit_here`).
+RunHere = Callable[[], None]
 logger = logging.getLogger("headwater_server.storage")
 _T = TypeVar("_T")
 
@@ -80,28 +83,40 @@ class WorkerHop:
     keeps one warm connection). A call whose awaiting future was cancelled before the thread
     reached it is skipped, as a pool skips a cancelled work item; one already running finishes.
 
-    :meth:`close` runs everything queued before it, so no write accepted before the close is
-    lost. The thread is a daemon so a forgotten hop cannot hang interpreter exit, and an exit
-    hook closes (drains) every live hop first, as ``concurrent.futures`` does for its pools.
+    A `submit_here` call may instead run on its caller's thread, when the hop is idle (see
+    there). Order is kept by a count of the calls queued or running, taken with the submission
+    under one lock, and by a lock the thread that runs calls holds while it does: an inline
+    call starts only when the count is zero, takes the running lock before anyone can queue
+    behind it, and whatever queues meanwhile waits for that lock.
+
+    :meth:`close` runs everything queued before it, and waits for an inline call accepted
+    before it, so no write accepted before the close is lost. The thread is a daemon so a
+    forgotten hop cannot hang interpreter exit, and an exit hook closes (drains) every live
+    hop first, as ``concurrent.futures`` does for its pools.
     """
 
     def __init__(
         self,
         name: str,
         group: Callable[..., AbstractContextManager[object]] | None = None,
-        start: Callable[[], object] | None = None,
+        seat: Callable[[], AbstractContextManager[object]] | None = None,
     ) -> None:
         """``group`` makes the context calls that queued up together run in (one transaction;
-        ``group(optimistic=True)`` for lean calls, see `_run_group`); ``start`` runs first on
-        the thread (the database keeps its connection there)."""
-        self._start = start
+        ``group(optimistic=True)`` for lean calls, see `_run_group`); ``seat`` the context
+        every call runs in, on the hop's thread or a caller's (the database's writer state:
+        its held connection, `FastPath.seat`)."""
+        self._seat = seat if seat is not None else contextlib.nullcontext
         # The third item is the caller's future, or a `_Callback`; the loop is None for a
-        # `submit_here` call (answered on this thread).
+        # `submit_here` call (answered on the thread that runs it).
         self._queue: SimpleQueue[tuple[Call, asyncio.AbstractEventLoop | None, Any] | None]
         self._queue = SimpleQueue()
         self._group = group
         self._lock = threading.Lock()
         self._closed = False
+        #: Calls queued or running (under ``_lock``): an inline call needs none.
+        self._pending = 0
+        #: Held by the thread running calls (this hop's, or an inline caller's).
+        self._running = threading.Lock()
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._thread.start()
         _drain_at_exit(self)
@@ -132,24 +147,55 @@ class WorkerHop:
         self,
         call: Callable[[], _T],
         callback: Callable[[_T | None, BaseException | None], object],
-    ) -> None:
-        """Queue ``call``; ``callback(result, error)`` then runs on this hop's own thread.
+        inline: bool = False,
+    ) -> RunHere | None:
+        """Queue ``call``; ``callback(result, error)`` then runs on the thread that ran it.
 
         For a caller on another thread that waits with a cheaper wake-up than a loop callback
         (the embedded engine's direct lane, `headwater_server.servicers.engine_direct`): the
         callback runs right after the call's group is committed, so it is never told "stored"
-        early, and must be quick and thread-safe. The call always runs in a group, so several
-        writes made by one call share one transaction.
+        early, and must be quick and thread-safe (and must not close the hop, which waits for
+        it). The call always runs in a group, so several writes made by one call share one
+        transaction.
+
+        With ``inline``, when nothing is queued or running, the call is not queued: it is
+        taken to run on the caller's thread, in the hop's place (its `seat`, the same group
+        and answer), by the function returned, which the caller must call at once, once
+        (every later call waits behind it), and after letting go of its own locks. For a
+        caller that would block until the answer anyway: it saves two thread switches, the
+        hand-over to the hop's thread and the wake-up back. None when the call was queued.
 
         Raises:
             HopClosedError: After :meth:`close`.
         """
-        self._put((call, None, _Here(callback)))
+        item = (call, None, _Here(callback))
+        if inline and self._group is not None:
+            with self._lock:
+                if not self._pending and not self._closed:
+                    # Nothing runs or waits, so the running lock is free: taken here, under
+                    # the lock every submission takes, nothing can overtake this call.
+                    self._pending = 1
+                    taken = self._running.acquire(blocking=False)
+                    assert taken, "the running lock is held with no call pending"
+                    return functools.partial(self._run_here, item)
+        self._put(item)
+        return None
+
+    def _run_here(self, item: tuple[Call, asyncio.AbstractEventLoop | None, Any]) -> None:
+        """Run a `submit_here` call taken inline, on the caller's thread (the lock is held)."""
+        try:
+            with self._seat():
+                self._run_group([item])
+        finally:
+            self._running.release()
+            with self._lock:
+                self._pending -= 1
 
     def _put(self, item: tuple[Call, asyncio.AbstractEventLoop | None, Any]) -> None:
         with self._lock:  # no call may slip in behind the stop marker
             if self._closed:
                 raise HopClosedError("cannot run database calls after the database was closed")
+            self._pending += 1
             self._queue.put(item)
 
     def close(self) -> None:
@@ -161,27 +207,33 @@ class WorkerHop:
             self._thread.join()
 
     def _work(self) -> None:
-        if self._start is not None:
-            self._start()
         get = self._queue.get
-        while (item := get()) is not _STOP:
-            batch = [item]
-            stop = self._group is not None and self._take_waiting(batch)
-            if len(batch) == 1 and (self._group is None or type(item[2]) is not _Here):
-                call, loop, future = item
-                if not future.cancelled():
-                    try:
-                        result = call()
-                    except BaseException as exc:  # delivered to the caller, like a pool does
-                        _deliver(loop, future, None, exc)
+        running = self._running
+        with self._seat():
+            while (item := get()) is not _STOP:
+                with running:  # after an inline call taken before this one was queued
+                    batch = [item]
+                    stop = self._group is not None and self._take_waiting(batch)
+                    if len(batch) == 1 and (self._group is None or type(item[2]) is not _Here):
+                        call, loop, future = item
+                        if not future.cancelled():
+                            try:
+                                result = call()
+                            except BaseException as exc:  # delivered to the caller, as a pool
+                                _deliver(loop, future, None, exc)
+                            else:
+                                _deliver(loop, future, result, None)
+                            del call, future  # drop references to the result while waiting
                     else:
-                        _deliver(loop, future, result, None)
-                    del call, future  # drop references to the result while waiting for more
-            else:
-                self._run_group(batch)
-            del item, batch
-            if stop:
-                return
+                        self._run_group(batch)
+                # Released first: a count of zero means the running lock is free.
+                with self._lock:
+                    self._pending -= len(batch)
+                del item, batch
+                if stop:
+                    break
+        with running:  # an inline call accepted before the close finishes before it returns
+            pass
 
     def _take_waiting(self, batch: list[Any]) -> bool:
         """Add the calls already queued behind the first to ``batch``; True if _STOP came."""
@@ -279,7 +331,8 @@ class _Callback:
 
 
 class _Here(_Callback):
-    """A callback queued by `WorkerHop.submit_here`: run on the hop's thread, not a loop."""
+    """A callback given to `WorkerHop.submit_here`: run on the thread that ran the call (the
+    hop's, or its caller's), not on a loop."""
 
     __slots__ = ()
 

@@ -184,6 +184,7 @@ assert chain(20) == 20
 transport = default_transport()
 connection = transport.connection
 streamed = connection.messages_sent
+here = connection.direct_here
 with HeadwaterClient() as client:  # over the embedded server's socket
     (run,) = client.list_flow_runs(flow_name="direct")
     task_runs = client.list_task_runs(run.id)
@@ -216,9 +217,11 @@ async def achain(n: int) -> int:
     return total
 
 direct_before = connection.direct_sent
+here_before = connection.direct_here
 assert asyncio.run(achain(5)) == 5
 print(direct_before, streamed, len(task_runs), run.state.name, sorted(states),
-      refused, len(problems), refusal_messages, connection.direct_sent - direct_before)
+      refused, len(problems), refusal_messages, connection.direct_sent - direct_before,
+      here, connection.direct_here - here_before)
 """
 
 
@@ -226,8 +229,9 @@ def test_the_embedded_servers_own_task_starts_and_ends_take_the_direct_lane(
     tmp_path: Path,
 ) -> None:
     """A flow's task starts and ends (sync or async) reach the embedded server's database
-    thread without the stream; an operation the lane refuses is answered over the stream with
-    its usual error; and a flush waits for what the lane holds."""
+    thread without the stream (a sync flow's stored by its own thread when that one idles);
+    an operation the lane refuses is answered over the stream with its usual error; and a
+    flush waits for what the lane holds."""
     result = _run_script(DIRECT_LANE_SCRIPT, tmp_path)
     assert result.returncode == 0, result.stderr
     fields = result.stdout.strip().splitlines()[-1].split(" ")
@@ -239,3 +243,7 @@ def test_the_embedded_servers_own_task_starts_and_ends_take_the_direct_lane(
     assert streamed < 20
     assert fields[2:8] == ["20", "Completed", "['Completed']", "ObjectNotFound", "1", "1"]
     assert int(fields[8]) >= 1  # of the async flow's 5 starts and 5 ends
+    # The sync flow's thread waits for each task's start: while the database thread idles
+    # (it does between most of them) it stores them itself. The async flow's loop does not.
+    assert 1 <= int(fields[9]) <= direct_sent
+    assert fields[10] == "0"

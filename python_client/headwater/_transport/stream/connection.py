@@ -52,8 +52,12 @@ __all__ = ["EngineConnection"]
 
 _Request = engine_pb2.ConnectRequest
 
-#: ``direct(requests, deliver) -> taken``: the embedded server's direct lane (see `_hand_over`).
-DirectSubmit = Callable[[list[engine_pb2.ConnectRequest], Callable[[list[Any]], object]], bool]
+#: ``direct(requests, deliver, inline) -> taken``: the embedded server's direct lane (see
+#: `_hand_over`): False (not taken), True (queued), or the function that stores them here.
+DirectSubmit = Callable[
+    [list[engine_pb2.ConnectRequest], Callable[[list[Any]], object], bool],
+    bool | Callable[[], None],
+]
 
 
 class EngineConnection:
@@ -93,7 +97,7 @@ class EngineConnection:
                 running on ``loop`` itself (the embedded one); see `EngineStream`.
             direct: The same server's direct lane (``EmbeddedServer.submit_direct``): task
                 run starts and ends handed over while the stream is idle go straight to its
-                database thread (see `_hand_over`).
+                database thread, or are stored on the caller's (see `_hand_over`).
         """
         if retry_timeout is None or keepalive_time_ms is None:
             from headwater._settings import get_settings
@@ -130,6 +134,7 @@ class EngineConnection:
         # lock; answered in order), and `flush`'s callbacks waiting for a count.
         self._direct = direct
         self._direct_sent = 0
+        self._direct_here = 0  # of them, stored on the caller's thread
         self._direct_answered = 0
         self._direct_waiters: list[tuple[int, Callable[[], object]]] = []
         # No-wait task states waiting to ride with the next operation (see holding.py).
@@ -167,6 +172,11 @@ class EngineConnection:
     def direct_sent(self) -> int:
         """How many operations went the direct lane (see `_hand_over`); for tests."""
         return self._direct_sent
+
+    @property
+    def direct_here(self) -> int:
+        """How many of `direct_sent` the caller's own thread stored (see `_hand_over`)."""
+        return self._direct_here
 
     @property
     def messages_received(self) -> int:
@@ -503,7 +513,11 @@ class EngineConnection:
 
         With a direct lane, operations it can take go there instead, while nothing is in flight
         on the stream: its database thread then stores them in hand-over order with everything
-        sent before (answered already) and after (queued behind them).
+        sent before (answered already) and after (queued behind them). When this thread is
+        about to wait for their answer anyway, and the database thread is idle, the lane lets
+        it store them itself: then after the inbox lock is let go (the answer's bookkeeping,
+        `_direct_done`, takes it; other threads need not wait for a transaction), still ahead
+        of anything handed over later, which the lane queues behind it.
         """
         if self._on_loop_thread():
             self._take_inbox()
@@ -514,19 +528,30 @@ class EngineConnection:
             ops = self._held.take() + ops
             if not ops:
                 return
+            taken: bool | Callable[[], None] = False
+            wake = False
             if (
                 self._direct is not None
                 and not self._inbox
                 and not self._taking
                 and not self._ops.pending
                 and all(op.any_thread for op in ops)
-                and self._direct(
-                    [op.request for op in ops], functools.partial(self._direct_done, ops)
-                )
             ):
+                taken = self._direct(
+                    [op.request for op in ops],
+                    functools.partial(self._direct_done, ops),
+                    any(op.waited for op in ops),
+                )
+            if taken:
                 self._direct_sent += len(ops)
-                return
-            wake = self._to_inbox(ops)
+                if taken is not True:
+                    self._direct_here += len(ops)
+            else:
+                wake = self._to_inbox(ops)
+        if taken:
+            if taken is not True:
+                taken()  # stored here; `_direct_done` has answered them
+            return
         if wake:
             self._loop.call_soon_threadsafe(self._take_inbox)
 
@@ -547,8 +572,9 @@ class EngineConnection:
         return True
 
     def _direct_done(self, ops: list[Op], outcomes: list[Any]) -> None:
-        """On the database thread: answer what the direct lane stored; send what failed over
-        the stream, whose answer carries the error (the lane's operation was rolled back)."""
+        """On the database thread (or the thread that stored them in its place): answer what
+        the direct lane stored; send what failed over the stream, whose answer carries the
+        error (the lane's operation was rolled back)."""
         failed = [
             op
             for op, outcome in zip(ops, outcomes, strict=True)

@@ -38,6 +38,9 @@ class Op:
     #: Whether `resolve` may run on any thread (the direct lane's database thread), not only on
     #: the background loop.
     any_thread = False
+    #: Whether the thread that hands it over then blocks until it is answered: the direct
+    #: lane may store it on that thread (see `EngineConnection._hand_over`).
+    waited = False
 
     def __init__(self, request: engine_pb2.ConnectRequest) -> None:
         self.request = request
@@ -54,6 +57,7 @@ class SyncOp(Op):
     __slots__ = ("_done", "error", "response")
 
     any_thread = True  # a lock release wakes the caller from any thread
+    waited = True  # `EngineConnection._call` waits right after handing it over
 
     def __init__(self, request: engine_pb2.ConnectRequest) -> None:
         super().__init__(request)
