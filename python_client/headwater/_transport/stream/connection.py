@@ -524,33 +524,38 @@ class EngineConnection:
             for op in [*self._held.take(), *ops]:
                 self._ops.submit(op)
             return
-        with self._inbox_lock:
-            ops = self._held.take() + ops
-            if not ops:
-                return
-            taken: bool | Callable[[], None] = False
-            wake = False
-            if (
-                self._direct is not None
-                and not self._inbox
-                and not self._taking
-                and not self._ops.pending
-                and all(op.any_thread for op in ops)
-            ):
-                taken = self._direct(
-                    [op.request for op in ops],
-                    functools.partial(self._direct_done, ops),
-                    any(op.waited for op in ops),
-                )
-            if taken:
-                self._direct_sent += len(ops)
-                if taken is not True:
-                    self._direct_here += len(ops)
-            else:
-                wake = self._to_inbox(ops)
+        taken: bool | Callable[[], None] = False
+        wake = False
+        try:
+            with self._inbox_lock:
+                ops = self._held.take() + ops
+                if not ops:
+                    return
+                if (
+                    self._direct is not None
+                    and not self._inbox
+                    and not self._taking
+                    and not self._ops.pending
+                    and all(op.any_thread for op in ops)
+                ):
+                    taken = self._direct(
+                        [op.request for op in ops],
+                        functools.partial(self._direct_done, ops),
+                        any(op.waited for op in ops),
+                    )
+                if taken:
+                    self._direct_sent += len(ops)
+                    if taken is not True:
+                        self._direct_here += len(ops)
+                else:
+                    wake = self._to_inbox(ops)
+        finally:
+            # Stored here (`_direct_done` answers them), even when something like Ctrl-C
+            # interrupts this thread in between: the lane has reserved the database for this
+            # call, and a reservation never run would stall every write after it.
+            if taken is not False and taken is not True:
+                taken()
         if taken:
-            if taken is not True:
-                taken()  # stored here; `_direct_done` has answered them
             return
         if wake:
             self._loop.call_soon_threadsafe(self._take_inbox)
