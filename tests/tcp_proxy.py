@@ -3,7 +3,9 @@
 Put it between a process and a real server to make the service unreachable on cue, the way a
 network blip or an overloaded machine does: `PausableProxy.pause` resets every connection it
 carries and resets each new one at once (the client's calls fail UNAVAILABLE), and `resume`
-forwards again on the same address. It runs on an asyncio loop of its own, in a thread.
+forwards again on the same address. With ``hold_seconds`` it also holds each new connection
+that long before forwarding it (no byte reaches the client meanwhile), the way a loaded server
+is slow to answer a handshake. It runs on an asyncio loop of its own, in a thread.
 """
 
 from __future__ import annotations
@@ -20,15 +22,20 @@ __all__ = ["PausableProxy"]
 class PausableProxy:
     """Forward ``127.0.0.1:<port>`` to ``upstream`` ("host:port") until paused.
 
+    Args:
+        upstream: The server's address.
+        hold_seconds: How long each new connection waits before it is forwarded.
+
     Attributes:
         address: What clients dial instead of the server ("127.0.0.1:<port>").
         refused: How many connections it reset while paused (a client did try to reach the
             server then).
     """
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, hold_seconds: float = 0.0) -> None:
         host, _, port = upstream.rpartition(":")
         self._upstream = (host, int(port))
+        self._hold_seconds = hold_seconds
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
@@ -91,6 +98,10 @@ class PausableProxy:
             self.refused += 1
             writer.transport.abort()
             return
+        if self._hold_seconds:
+            self._links.add(writer)  # a pause or close resets it while it waits
+            await asyncio.sleep(self._hold_seconds)
+            self._links.discard(writer)
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self._upstream)
         except OSError:
