@@ -62,6 +62,20 @@ def _end(task_run_id: str) -> task_runs_pb2.SetTaskRunStateRequest:
     )
 
 
+def _running_flow_run(repository: Repository) -> str:
+    """A new flow run, RUNNING, for the task runs to belong to; its id."""
+    flow_run = repository.create_flow_run(
+        flow_runs_pb2.CreateFlowRunRequest(flow_name="bench")
+    ).flow_run
+    repository.set_flow_run_state(
+        flow_runs_pb2.SetFlowRunStateRequest(
+            flow_run_id=flow_run.id,
+            state=states_pb2.State(type=states_pb2.STATE_TYPE_RUNNING),
+        )
+    )
+    return flow_run.id
+
+
 def sequential(repository: Repository, flow_run_id: str, first: int, count: int) -> None:
     previous = None
     for index in range(first, first + count):
@@ -126,23 +140,11 @@ def through_the_lane(url: str, tasks: int, inline: bool = True) -> tuple[float, 
         server = await start_server(f"unix-abstract:headwater-bench-{uuid.uuid4().hex}", url)
         try:
             db = server._backend.db
-            flow_run = (
-                await db.run(
-                    db.repository.create_flow_run,
-                    flow_runs_pb2.CreateFlowRunRequest(flow_name="bench"),
-                )
-            ).flow_run
-            await db.run(
-                db.repository.set_flow_run_state,
-                flow_runs_pb2.SetFlowRunStateRequest(
-                    flow_run_id=flow_run.id,
-                    state=states_pb2.State(type=states_pb2.STATE_TYPE_RUNNING),
-                ),
-            )
+            flow_run_id = await db.run(_running_flow_run, db.repository)
             lane = server.direct_lane(owned=True)
-            await asyncio.to_thread(lane_seq, lane, flow_run.id, 10**6, 200)  # warm up
+            await asyncio.to_thread(lane_seq, lane, flow_run_id, 10**6, 200)  # warm up
             cpu, wall = time.process_time(), time.perf_counter()
-            await asyncio.to_thread(lane_seq, lane, flow_run.id, 0, tasks)
+            await asyncio.to_thread(lane_seq, lane, flow_run_id, 0, tasks)
             return (
                 (time.process_time() - cpu) / tasks * 1e6,
                 (time.perf_counter() - wall) / tasks * 1e6,
@@ -173,18 +175,10 @@ def main() -> None:
     try:
         repository = db.repository
         repository.fast_path.hold()  # as the database thread does
-        flow_run = repository.create_flow_run(
-            flow_runs_pb2.CreateFlowRunRequest(flow_name="bench")
-        ).flow_run
-        repository.set_flow_run_state(
-            flow_runs_pb2.SetFlowRunStateRequest(
-                flow_run_id=flow_run.id,
-                state=states_pb2.State(type=states_pb2.STATE_TYPE_RUNNING),
-            )
-        )
-        run(repository, flow_run.id, 10**6, 200)  # warm up
+        flow_run_id = _running_flow_run(repository)
+        run(repository, flow_run_id, 10**6, 200)  # warm up
         cpu, wall = time.process_time(), time.perf_counter()
-        run(repository, flow_run.id, 0, tasks)
+        run(repository, flow_run_id, 0, tasks)
         cpu_us = (time.process_time() - cpu) / tasks * 1e6
         wall_us = (time.perf_counter() - wall) / tasks * 1e6
     finally:
@@ -206,18 +200,10 @@ def _pages_per_task(tasks: int) -> None:
     try:
         repository = db.repository
         repository.fast_path.hold()
-        flow_run = repository.create_flow_run(
-            flow_runs_pb2.CreateFlowRunRequest(flow_name="bench")
-        ).flow_run
-        repository.set_flow_run_state(
-            flow_runs_pb2.SetFlowRunStateRequest(
-                flow_run_id=flow_run.id,
-                state=states_pb2.State(type=states_pb2.STATE_TYPE_RUNNING),
-            )
-        )
-        sequential(repository, flow_run.id, 10**6, 3000)  # indexes of a realistic depth
+        flow_run_id = _running_flow_run(repository)
+        sequential(repository, flow_run_id, 10**6, 3000)  # indexes of a realistic depth
         reader.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-        sequential(repository, flow_run.id, 0, tasks)
+        sequential(repository, flow_run_id, 0, tasks)
         wal = (home / "bench.db-wal").read_bytes()
         reader.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         owners = _page_owners(reader, path.read_bytes())

@@ -70,7 +70,7 @@ class Database:
                 ThreadPoolExecutor(max_workers=POSTGRES_THREADS, thread_name_prefix="headwater-db")
             )
             # The hot task run writes, one thread in arrival order, those that queued up
-            # together in one transaction (`FastPath.allow_groups`): each on its own, they
+            # together in one transaction (`FastPath.seat` with ``groups``): each on its own, they
             # queued for the flow run's row (every task run state takes a number of its
             # event log) across the pool's threads, a round trip to the server at a time.
             self._lean_hop = WorkerHop(

@@ -233,7 +233,7 @@ class FastPath:
         tests): the connection stays checked out until :meth:`close`, or until a failed
         rollback shows it is broken (then the next transaction takes a fresh one). Elsewhere
         (PostgreSQL's pool of threads) each transaction checks a connection out and gives it
-        back; PostgreSQL's lean thread holds one too (`allow_groups`).
+        back; PostgreSQL's lean thread holds one too (`seat` with ``groups``).
         """
         if self._sqlite:
             self._local.seat.hold = True
@@ -241,10 +241,10 @@ class FastPath:
     def allow_groups(self) -> None:
         """Let this thread's `group` blocks share one transaction on PostgreSQL too.
 
-        As the one thread that runs the engine stream's lean writes there does
-        (`Database.submit`, `seat` with ``groups``), which also keeps one connection for
-        them, as the SQLite writer does; the pool's threads keep a transaction and a checkout
-        per call.
+        As the one thread that runs the engine stream's lean writes there does through `seat`
+        with ``groups`` (`Database.submit`), for a thread that writes on its own (tests); it
+        also keeps one connection, as the SQLite writer does. The pool's threads keep a
+        transaction and a checkout per call.
         """
         seat = self._local.seat
         seat.groups = True
@@ -320,7 +320,8 @@ class FastPath:
         but their writes (the engine stream's lean operations). Yields
         the list the committed writes' events are collected in (complete once the block has
         ended), for the caller to announce after the commit. On PostgreSQL, whose operations
-        run on several threads at once, a no-op except on a thread that `allow_groups`.
+        run on several threads at once, a no-op except in a seat with ``groups`` (`seat`,
+        `allow_groups`).
 
         Raises:
             Exception: the commit failed; nothing of the group is stored.
