@@ -8,6 +8,8 @@ stop calling; ``tests/headwater/_serve/test_runner_death.py`` kills a real worke
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,7 +19,8 @@ import grpc
 import pytest
 from headwater.v1 import deployments_pb2, flow_runs_pb2, states_pb2, workers_pb2
 from rpc_helpers import Api, error_details
-from server_harness import DATABASES, ServerFactory, database_url_for
+from server_harness import DATABASES, ServerFactory, ServerProcess, database_url_for
+from sqlalchemy import make_url
 
 pytestmark = pytest.mark.integration
 
@@ -30,8 +33,12 @@ SETTLE_SECONDS = 60.0
 
 
 @pytest.fixture(params=DATABASES)
-def api(request: pytest.FixtureRequest, make_server: ServerFactory) -> Iterator[Api]:
-    server = make_server(database_url_for(request.param, request), env=LEASE)
+def server(request: pytest.FixtureRequest, make_server: ServerFactory) -> ServerProcess:
+    return make_server(database_url_for(request.param, request), env=LEASE)
+
+
+@pytest.fixture
+def api(server: ServerProcess) -> Iterator[Api]:
     with server.channel() as channel:
         yield Api(channel)
 
@@ -135,3 +142,79 @@ def test_a_malformed_worker_id_is_invalid_argument(api: Api, rpc: str) -> None:
     assert error.code == grpc.StatusCode.INVALID_ARGUMENT
     assert error.fields == ["worker_id"]
     assert "not a valid UUID" in error.message
+
+
+@contextlib.contextmanager
+def _claims_held_up(database_url: str) -> Iterator[None]:
+    """Make the server's claims wait, as on a server whose database is busy: hold SQLite's
+    write lock, or lock the PostgreSQL workers table a leased claim writes, from outside."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        lock = sqlite3.connect(str(url.database), isolation_level=None, timeout=30)
+        lock.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            lock.rollback()
+            lock.close()
+        return
+    import psycopg
+
+    libpq = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(libpq) as held:  # one transaction, rolled back on exit
+        held.execute("LOCK TABLE workers IN EXCLUSIVE MODE")
+        yield
+        held.rollback()
+
+
+# The poll gives up after POLL_DEADLINE; the claim waits HOLD (less than SQLite's busy timeout
+# of 5 s, after which the claim would fail instead) and is then made for nobody.
+POLL_DEADLINE = 2.0
+HOLD = 4.0
+
+
+@pytest.mark.parametrize("gone", ["deadline", "hung_up"])
+def test_a_claim_made_after_its_poller_stopped_waiting_goes_back_to_scheduled(
+    server: ServerProcess, api: Api, gone: str
+) -> None:
+    deployment = _deployment(api)
+    (run_id,) = _runs(api, deployment.id, 1)
+    worker = str(uuid.uuid4())
+    request = W.PollRunsRequest(
+        deployment_ids=[deployment.id], worker_name="impatient", worker_id=worker
+    )
+
+    held = time.monotonic()
+    with _claims_held_up(server.database_url):
+        poll = api.workers.PollRuns.future(request, timeout=POLL_DEADLINE)
+        if gone == "hung_up":
+            time.sleep(POLL_DEADLINE / 2)
+            poll.cancel()
+        with pytest.raises(grpc.FutureCancelledError if gone == "hung_up" else grpc.RpcError):
+            poll.result()
+        if gone == "deadline":
+            assert poll.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        time.sleep(max(HOLD - (time.monotonic() - held), 0.0))
+
+    def history() -> list[Any]:
+        # The worker lives on and keeps its lease: only the undoing can free the run.
+        api.workers.Heartbeat(W.HeartbeatRequest(worker_name="impatient", worker_id=worker))
+        request = flow_runs_pb2.ListFlowRunEventsRequest(
+            flow_run_id=run_id, flow_run_states_only=True
+        )
+        return [event.state_changed for event in api.flow_runs.ListFlowRunEvents(request).events]
+
+    # Claimed once the lock went, for a caller no longer there: put back at once, long before
+    # the lease (its worker could heartbeat on for ever while never hearing of the run).
+    _until(lambda: len(history()) == 3, "the unanswered claim to be undone")
+    states = history()
+    assert [state.type for state in states] == [
+        states_pb2.STATE_TYPE_SCHEDULED,
+        states_pb2.STATE_TYPE_PENDING,
+        states_pb2.STATE_TYPE_SCHEDULED,
+    ]
+    assert "impatient" in states[-1].message
+    assert "stopped waiting" in states[-1].message
+    # The worker polls again, waiting this time, and gets the run.
+    assert _poll(api, deployment.id, worker_name="impatient", worker_id=worker) == [run_id]
+    assert _run(api, run_id).state.type == states_pb2.STATE_TYPE_PENDING

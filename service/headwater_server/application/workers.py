@@ -10,11 +10,17 @@ storage again every ``hub.poll_interval`` (the ``wake_recheck_seconds`` setting)
 A caller that names itself (``worker_id``) holds the runs it claims as a lease, renewed by its
 polls' claims and its heartbeats (from when the server heard each, see ``storage._leases``);
 :mod:`headwater_server.liveness` releases the runs of a worker unheard of for the lease period.
+
+A claim whose caller is gone by the time the database made it (its deadline passed, or it hung
+up, while the claim queued behind other writes on a busy server) is undone at once: nobody was
+told of those runs, and a worker that lives on, heartbeat after heartbeat, would otherwise hold
+them PENDING for good while it polls for more.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from headwater.v1 import workers_pb2
@@ -22,8 +28,10 @@ from headwater.v1 import workers_pb2
 from headwater_server import errors
 from headwater_server.application import checks
 from headwater_server.application.backend import Backend, time_remaining
-from headwater_server.storage._workers import ClaimTarget
+from headwater_server.storage._workers import Claim, ClaimTarget
 from headwater_server.storage.convert import now_us
+
+logger = logging.getLogger("headwater_server.workers")
 
 MAX_WAIT_SECONDS = 60.0
 MAX_RUNS = 1000
@@ -68,6 +76,76 @@ def _target(request: workers_pb2.PollRunsRequest) -> ClaimTarget:
     )
 
 
+class _Caller:
+    """Whether a poll's caller still waits for its answer."""
+
+    __slots__ = ("deadline", "gone")
+
+    def __init__(self) -> None:
+        remaining = time_remaining.get()
+        #: When the caller's deadline passes (monotonic seconds); None: it set none.
+        self.deadline = None if remaining is None else time.monotonic() + remaining
+        #: The call was cancelled: the caller hung up or its deadline passed.
+        self.gone = False
+
+    def waiting(self) -> bool:
+        return not self.gone and (self.deadline is None or time.monotonic() < self.deadline)
+
+
+#: Claims (and their undoing) still under way whose poll was cancelled: referenced until done.
+_orphans: set[asyncio.Task[Claim]] = set()
+
+
+def _keep_until_done(task: asyncio.Task[Claim]) -> None:
+    """Hold ``task`` until it ends; its failure, which no caller awaits, is logged."""
+
+    def done(task: asyncio.Task[Claim]) -> None:
+        _orphans.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("Undoing an unanswered claim failed", exc_info=task.exception())
+
+    _orphans.add(task)
+    task.add_done_callback(done)
+
+
+async def _claim(
+    backend: Backend,
+    target: ClaimTarget,
+    max_runs: int,
+    worker_name: str,
+    worker_id: str,
+    caller: _Caller,
+) -> Claim:
+    """Claim due runs for ``caller``; undone if the caller stopped waiting meanwhile."""
+    db = backend.db
+    claim = await db.run(db.repository.claim_due_runs, target, max_runs, worker_name, worker_id)
+    if not claim.runs or caller.waiting():
+        return claim
+    return await _undo(backend, claim, worker_name, worker_id)
+
+
+async def _undo(backend: Backend, claim: Claim, worker_name: str, worker_id: str) -> Claim:
+    """Put a claim nobody will hear of back: its runs go back to SCHEDULED for another poll."""
+    message = (
+        f"Rescheduled: {worker_name} polled for this run but stopped waiting for the answer "
+        "(its deadline passed or it hung up) before the service could hand it over; another "
+        "poll may take it."
+    )
+    run_ids = [run.id for run, _deployment in claim.runs]
+    db = backend.db
+    released = await db.run(db.repository.release_claims, run_ids, worker_id, message)
+    for run in released:
+        backend.hub.notify(run.id, run.last_sequence)  # wakes the pollers
+    logger.warning(
+        "%s stopped waiting for its poll before the claim was handed over; %d claimed flow "
+        "run(s) went back to SCHEDULED: %s",
+        worker_name,
+        len(released),
+        ", ".join(run.id for run in released),
+    )
+    return Claim((), claim.next_due_us)
+
+
 def _wait_seconds(request: workers_pb2.PollRunsRequest) -> float:
     """The request's wait, cut to MAX_WAIT_SECONDS and to the caller's deadline."""
     if not request.HasField("wait"):
@@ -93,7 +171,7 @@ async def poll_runs(
     worker_id = checks.optional_uuid("worker_id", request.worker_id)
     max_runs = request.max_runs or 1
     deadline = time.monotonic() + _wait_seconds(request)
-    repository = backend.db.repository
+    caller = _Caller()
     while True:
         if backend.stopping.is_set():
             raise errors.unavailable(
@@ -101,9 +179,23 @@ async def poll_runs(
                 "it is back)."
             )
         generation = backend.hub.runs_generation
-        claim = await backend.db.run(
-            repository.claim_due_runs, target, max_runs, request.worker_name, worker_id
+        claiming = asyncio.ensure_future(
+            _claim(backend, target, max_runs, request.worker_name, worker_id, caller)
         )
+        try:
+            # Shielded: a claim the database is making goes on if the caller hangs up, and
+            # then undoes itself (see _claim), instead of being left made and unanswered.
+            claim = await asyncio.shield(claiming)
+        except asyncio.CancelledError:
+            caller.gone = True
+            if not claiming.done():
+                _keep_until_done(claiming)  # it sees the caller gone once the claim is made
+            elif not claiming.cancelled() and claiming.exception() is None:
+                made = claiming.result()  # made just before the caller hung up
+                if made.runs:
+                    undo = _undo(backend, made, request.worker_name, worker_id)
+                    _keep_until_done(asyncio.ensure_future(undo))
+            raise
         if claim.runs:
             for run, _deployment in claim.runs:
                 backend.hub.notify(run.id, run.last_sequence)

@@ -171,22 +171,46 @@ class LeasesMixin(ProposalsMixin):
             dead.append(worker)
         return dead
 
+    def release_claims(
+        self, run_ids: Sequence[str], worker_id: str, message: str
+    ) -> list[flow_runs_pb2.FlowRun]:
+        """Put runs a poll claimed back to SCHEDULED because its caller never got the answer
+        (its deadline passed, or it hung up, while the claim waited for the database); the
+        runs moved, each as `release_dead_workers` moves a dead worker's.
+
+        ``worker_id`` is the poll's ("" for none): a run no longer PENDING under that claim
+        (a later claim, a cancel) is left alone.
+        """
+        with self._write_raw() as conn:
+            return self._release_runs(conn, run_ids, worker_id or None, message)
+
     def _release(self, conn: RawTransaction, worker: DeadWorker, message: str) -> None:
-        statements = self._lease_statements
+        found = [
+            row["id"] for row in conn.all(self._lease_statements.claimed, {"b_worker": worker.id})
+        ]
+        worker.released.extend(self._release_runs(conn, found, worker.id, message))
+
+    def _release_runs(
+        self, conn: RawTransaction, run_ids: Sequence[str], owner: str | None, message: str
+    ) -> list[flow_runs_pb2.FlowRun]:
+        """Move those of ``run_ids`` still PENDING and held by ``owner`` back to SCHEDULED."""
         raw = self._raw[FLOW_RUN]
+        own = self._lease_statements.own
         proposal = rules.Proposal(type=rules.SCHEDULED, message=message)
         state = states_pb2.State(type=states_pb2.STATE_TYPE_SCHEDULED, message=message)
-        for found in conn.all(statements.claimed, {"b_worker": worker.id}):
-            current = conn.first(raw.lock_run, {"id": found["id"], "key": None})
+        released = []
+        for run_id in run_ids:
+            current = conn.first(raw.lock_run, {"id": run_id, "key": None})
             if (
                 current is None
                 or current["state_type"] != rules.PENDING
-                or current["engine_id"] != worker.id
+                or current["engine_id"] != owner
             ):
-                continue  # started or ended since it was read
+                continue  # started or ended since it was claimed
             result, run, _ = self._decide_and_apply(
                 conn, FLOW_RUN, current, state, proposal, convert.now_us()
             )
             if result.decision == states_pb2.DECISION_ACCEPT:
-                conn.execute(statements.own, {"b_id": run.id, "b_owner": None})
-                worker.released.append(run)
+                conn.execute(own, {"b_id": run.id, "b_owner": None})
+                released.append(run)
+        return released

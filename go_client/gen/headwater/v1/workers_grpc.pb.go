@@ -37,7 +37,9 @@ type WorkerServiceClient interface {
 	// through the ordinary state proposal, in one transaction with the choice of runs (on
 	// PostgreSQL with FOR UPDATE SKIP LOCKED), so two concurrent polls never get the same run.
 	// When no run is due the call is held up to `wait` and answers the moment one becomes due
-	// or is created (an empty answer after `wait`, or before the caller's deadline).
+	// or is created (an empty answer after `wait`, or before the caller's deadline). A claim
+	// made after the caller stopped waiting (its deadline passed, or it cancelled the call,
+	// while the claim waited for a busy database) is undone: its runs go back to SCHEDULED.
 	// Errors: INVALID_ARGUMENT (neither or both of a work pool and deployment ids, malformed
 	// ids (also `worker_id`) or names, `max_runs` or `wait` out of range), NOT_FOUND (unknown work pool, queue or
 	// deployment), UNAVAILABLE (the server is shutting down).
@@ -92,7 +94,9 @@ type WorkerServiceServer interface {
 	// through the ordinary state proposal, in one transaction with the choice of runs (on
 	// PostgreSQL with FOR UPDATE SKIP LOCKED), so two concurrent polls never get the same run.
 	// When no run is due the call is held up to `wait` and answers the moment one becomes due
-	// or is created (an empty answer after `wait`, or before the caller's deadline).
+	// or is created (an empty answer after `wait`, or before the caller's deadline). A claim
+	// made after the caller stopped waiting (its deadline passed, or it cancelled the call,
+	// while the claim waited for a busy database) is undone: its runs go back to SCHEDULED.
 	// Errors: INVALID_ARGUMENT (neither or both of a work pool and deployment ids, malformed
 	// ids (also `worker_id`) or names, `max_runs` or `wait` out of range), NOT_FOUND (unknown work pool, queue or
 	// deployment), UNAVAILABLE (the server is shutting down).
