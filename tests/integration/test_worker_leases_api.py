@@ -218,3 +218,63 @@ def test_a_claim_made_after_its_poller_stopped_waiting_goes_back_to_scheduled(
     # The worker polls again, waiting this time, and gets the run.
     assert _poll(api, deployment.id, worker_name="impatient", worker_id=worker) == [run_id]
     assert _run(api, run_id).state.type == states_pb2.STATE_TYPE_PENDING
+
+
+def _heartbeat(api: Api, worker: str, held: list[str], claims_seen: int) -> None:
+    request = W.HeartbeatRequest(
+        worker_name="forgetful", worker_id=worker, flow_run_ids=held, claims_seen=claims_seen
+    )
+    api.workers.Heartbeat(request)
+
+
+def test_a_run_whose_claim_never_reached_its_worker_goes_back_when_its_heartbeat_says_so(
+    api: Api,
+) -> None:
+    deployment = _deployment(api)
+    runs = _runs(api, deployment.id, 2)
+    worker = str(uuid.uuid4())
+
+    def poll() -> W.PollRunsResponse:
+        request = W.PollRunsRequest(
+            deployment_ids=[deployment.id], worker_name="forgetful", worker_id=worker
+        )
+        return api.workers.PollRuns(request)
+
+    answer = poll()
+    assert answer.claims == 1
+    (first,) = [run.flow_run.id for run in answer.runs]
+    (lost,) = set(runs) - {first}
+    # The second claim's answer is lost on its way (the worker never hears of `lost`)...
+    assert ([run.flow_run.id for run in poll().runs]) == [lost]
+    # ...but a heartbeat sent before that answer could have arrived (it echoes one claim) is
+    # no proof of the loss, and an older client that echoes nothing neither: nothing moves.
+    _heartbeat(api, worker, [first], claims_seen=1)
+    _heartbeat(api, worker, [first], claims_seen=0)
+    assert _run(api, lost).state.type == states_pb2.STATE_TYPE_PENDING
+    # Its next poll's answer, empty, tells it the count; its heartbeat echoes it.
+    empty = poll()
+    assert (list(empty.runs), empty.claims) == ([], 2)
+    _heartbeat(api, worker, [first], claims_seen=2)
+
+    rescheduled = _run(api, lost).state
+    assert rescheduled.type == states_pb2.STATE_TYPE_SCHEDULED
+    assert "forgetful" in rescheduled.message
+    assert "never reached it" in rescheduled.message
+    assert _run(api, first).state.type == states_pb2.STATE_TYPE_PENDING  # held: kept
+    # Another worker takes it.
+    other = str(uuid.uuid4())
+    assert _poll(api, deployment.id, worker_name="other", worker_id=other) == [lost]
+
+
+def test_a_heartbeat_echoing_every_claim_keeps_each_run_it_holds(api: Api) -> None:
+    deployment = _deployment(api)
+    runs = _runs(api, deployment.id, 3)
+    worker = str(uuid.uuid4())
+    request = W.PollRunsRequest(
+        deployment_ids=[deployment.id], worker_name="steady", worker_id=worker, max_runs=3
+    )
+    answer = api.workers.PollRuns(request)
+    assert sorted(run.flow_run.id for run in answer.runs) == sorted(runs)
+    for _ in range(3):
+        _heartbeat(api, worker, runs, claims_seen=answer.claims)
+    assert {_run(api, run_id).state.type for run_id in runs} == {states_pb2.STATE_TYPE_PENDING}

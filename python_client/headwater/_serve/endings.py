@@ -65,12 +65,15 @@ class Ending:
         state_type: "CRASHED" or "CANCELLED".
         message: The state's message, saying why.
         then: Called (on the report's thread) once the service accepted the state.
+        settled: Called (on the report's thread) once the report is over, whatever its
+            outcome: until then the runner still holds the run (its heartbeats list it).
     """
 
     run: ClaimedRun
     state_type: str
     message: str
     then: Callable[[], object] | None = None
+    settled: Callable[[], object] | None = None
 
     @property
     def named(self) -> str:
@@ -101,11 +104,14 @@ class Endings:
         state_type: str,
         message: str,
         then: Callable[[], object] | None = None,
+        settled: Callable[[], object] | None = None,
     ) -> None:
-        """Report ``state_type`` for ``run`` in the background; ``then()`` once accepted."""
-        ending = Ending(run, state_type, message, then)
+        """Report ``state_type`` for ``run`` in the background; ``then()`` once accepted,
+        ``settled()`` once the report is over (see `Ending`)."""
+        ending = Ending(run, state_type, message, then, settled)
         if self._abandoned.is_set():
             logger.warning("Could not end %s %s: the runner stopped.", ending.named, state_type)
+            _call(settled, ending, "Settling")
             return
         with self._changed:
             number = next(self._numbers)
@@ -148,14 +154,11 @@ class Endings:
             logger.exception("Could not end %s %s.", ending.named, ending.state_type)
             accepted = False
         with self._changed:
-            if self._pending.pop(number, None) is None:
-                return  # given up on by close(), which named it already
+            given_up = self._pending.pop(number, None) is None  # by close(), which named it
             self._changed.notify_all()
-        if accepted and ending.then is not None:
-            try:
-                ending.then()
-            except Exception:
-                logger.exception("After ending %s %s:", ending.named, ending.state_type)
+        _call(ending.settled, ending, "Settling")
+        if accepted and not given_up:
+            _call(ending.then, ending, "After ending")
 
     def _settle(self, ending: Ending) -> bool:
         """Propose the ending until the service answers it; whether it accepted it."""
@@ -266,3 +269,13 @@ class Endings:
             self._abandoned.wait(min(seconds, CLOSING_RETRY_SECONDS))
         else:
             self._closing.wait(seconds)
+
+
+def _call(callback: Callable[[], object] | None, ending: Ending, doing: str) -> None:
+    """Run a report's callback; its failure is logged (it runs on the report's thread)."""
+    if callback is None:
+        return
+    try:
+        callback()
+    except Exception:
+        logger.exception("%s %s %s:", doing, ending.named, ending.state_type)

@@ -16,10 +16,11 @@ variables its start-up read (``HEADWATER_*``, ``PYTHON*``, ``GRPC_*``, proxies..
 starts in a fresh process. So a runner serving one deployment whose runs carry ``env`` keeps
 its spares without the flow loaded ahead.
 
-A heartbeat every `HEARTBEAT_SECONDS` tells the service which runs this process runs (renewing
+A heartbeat every `HEARTBEAT_SECONDS` tells the service which runs this process holds (renewing
 its lease on the runs it claimed: if the heartbeats stop, those it has not started go back to
-SCHEDULED for another runner; each goes out on time, without waiting for the answer to the one
-before, which a busy service can be slow to give) and learns which to stop (cancelled): their
+SCHEDULED for another runner, as does a run whose claim's answer never arrived; each goes out
+on time, without waiting for the answer to the one before, which a busy service can be slow to
+give) and learns which to stop (cancelled): their
 subprocesses are terminated and the runs end CANCELLED. A subprocess that exits without its run
 reaching a final state (it failed to import the flow, or was killed) ends the run CRASHED, and
 the flow's ``on_crashed`` hooks then run in one more subprocess (``execute --on-crashed``), on
@@ -154,6 +155,12 @@ class Runner:
     on_stop: list[Callable[[], None]] = field(default_factory=list)
     end_grace_seconds: float = END_GRACE_SECONDS
     _children: dict[str, _Child] = field(default_factory=dict, init=False)
+    #: Runs claimed and not started yet, runs whose final state is being reported, and how
+    #: many claims' answers arrived (see `_heartbeat_loop`); changed together with
+    #: `_children`, under the lock.
+    _claimed: set[str] = field(default_factory=set, init=False)
+    _ending: set[str] = field(default_factory=set, init=False)
+    _claims_seen: int = field(default=0, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _changed: threading.Condition = field(init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
@@ -245,7 +252,7 @@ class Runner:
             if room == 0:
                 return
             try:
-                claimed = connection.poll(
+                answer = connection.poll(
                     max_runs=room,
                     wait=POLL_WAIT_SECONDS,
                     deployment_ids=self.deployment_ids,
@@ -258,7 +265,10 @@ class Runner:
                 logger.warning("Polling for runs failed (%s); retrying in 1 s.", exc)
                 self._stop.wait(1.0)
                 continue
-            for run in claimed:
+            with self._lock:  # held from now on: the next heartbeat lists them
+                self._claimed.update(run.flow_run.id for run in answer.runs)
+                self._claims_seen = max(self._claims_seen, answer.claims)
+            for run in answer.runs:
                 self._start(run)
 
     def _start(self, run: ClaimedRun) -> None:
@@ -267,7 +277,7 @@ class Runner:
         try:
             job = self._job(run)
         except Exception as exc:
-            self._end(run, "CRASHED", f"Crashed: its job variables are unusable: {exc}")
+            self._end_claimed(run, "CRASHED", f"Crashed: its job variables are unusable: {exc}")
             return
         directory = job.working_dir or run.deployment.path or None
         process = self._hand_to_spare(run, directory, job.env)
@@ -279,12 +289,20 @@ class Runner:
                 process = self._spawn([flow_run.id], directory, job.environment(os.environ))
             except OSError as exc:
                 message = f"Crashed: the runner could not start it: {exc}."
-                self._end(run, "CRASHED", message)
+                self._end_claimed(run, "CRASHED", message)
                 return
         with self._changed:
             self._children[flow_run.id] = _Child(run, process)
+            self._claimed.discard(flow_run.id)
         threading.Thread(target=self._reap, args=(flow_run.id, process), daemon=True).start()
         threading.Thread(target=self._refill_spare, daemon=True).start()
+
+    def _end_claimed(self, run: ClaimedRun, state_type: str, message: str) -> None:
+        """End a claimed run that will not start here; held until the report is over."""
+        with self._lock:
+            self._claimed.discard(run.flow_run.id)
+            self._ending.add(run.flow_run.id)
+        self._end(run, state_type, message)
 
     def _spawn(
         self, args: list[str], directory: str | None, environ: Mapping[str, str] = os.environ
@@ -394,6 +412,8 @@ class Runner:
         code = process.wait()
         with self._changed:
             child = self._children.pop(flow_run_id, None)
+            if child is not None and (child.stopping or code != 0):
+                self._ending.add(flow_run_id)  # still held: its ending is to be reported
             self._changed.notify_all()
         if child is None:
             return
@@ -431,12 +451,19 @@ class Runner:
 
     def _heartbeat_loop(self, connection: WorkerConnection) -> None:
         """A heartbeat every `HEARTBEAT_SECONDS`, each sent without waiting for the answer to
-        the one before (see `WorkerConnection.send_heartbeat`)."""
+        the one before (see `WorkerConnection.send_heartbeat`).
+
+        Each lists every run this process holds (those it runs, those claimed and not started
+        yet, those whose final state is being reported), read in one piece with the number of
+        claims whose answers came: the service then puts back a run it claimed for this process
+        by an answer that was lost.
+        """
         while not self._stop.wait(HEARTBEAT_SECONDS):
             with self._lock:
-                running = list(self._children)
+                held = list({*self._children, *self._claimed, *self._ending})
+                claims_seen = self._claims_seen
             try:
-                connection.send_heartbeat(running, self._heartbeat_answered)
+                connection.send_heartbeat(held, self._heartbeat_answered, claims_seen)
             except Exception as exc:
                 self._heartbeat_answered(None, exc)
 
@@ -488,10 +515,17 @@ class Runner:
         then: Callable[[], object] | None = None,
     ) -> None:
         """Report a final state for a run, in the background and until the service hears it
-        (see `headwater._serve.endings`); ``then()`` once it is accepted."""
+        (see `headwater._serve.endings`); ``then()`` once it is accepted. The run stays held
+        (listed by the heartbeats) until the report is over."""
         if self._endings is None:
             raise RuntimeError("the runner is not running (run_forever reports its runs)")
-        self._endings.end(run, state_type, message, then)
+        flow_run_id = run.flow_run.id
+
+        def settled() -> None:
+            with self._lock:
+                self._ending.discard(flow_run_id)
+
+        self._endings.end(run, state_type, message, then, settled)
 
     def _handle_signals(self) -> Callable[[], None]:
         """SIGTERM and SIGINT only raise a flag that the main loop reads within 0.2 s.

@@ -69,6 +69,20 @@ class EndAnswer:
     reason: str
 
 
+@dataclass(frozen=True)
+class PollAnswer:
+    """What one poll brought.
+
+    Attributes:
+        runs: The runs claimed for this worker (PENDING).
+        claims: How many claims the service has made for this worker's id so far (0 without
+            an id): a heartbeat echoes the highest one heard of (`WorkerConnection.send_heartbeat`).
+    """
+
+    runs: list[ClaimedRun]
+    claims: int
+
+
 def claimed_run_of(message: workers_pb2.ClaimedRun) -> ClaimedRun:
     """The SDK records of one claim, keeping its wire form."""
     return ClaimedRun(
@@ -118,7 +132,7 @@ class WorkerConnection:
         deployment_ids: Iterable[str] = (),
         work_pool_name: str = "",
         work_queue_names: Iterable[str] = (),
-    ) -> list[ClaimedRun]:
+    ) -> PollAnswer:
         """Claim up to ``max_runs`` due runs, waiting up to ``wait`` seconds for one.
 
         Raises:
@@ -137,17 +151,20 @@ class WorkerConnection:
             response = self._stub.PollRuns(request, timeout=wait + _CALL_MARGIN_SECONDS)
         except grpc.RpcError as error:
             raise ops.map_error(error, self.address) from None
-        return [claimed_run_of(run) for run in response.runs]
+        return PollAnswer([claimed_run_of(run) for run in response.runs], response.claims)
 
     def send_heartbeat(
         self,
         flow_run_ids: Iterable[str],
         answered: Callable[[list[str] | None, Exception | None], object],
+        claims_seen: int = 0,
     ) -> None:
-        """Report the runs this process runs (renewing its lease), without waiting for the
+        """Report the runs this process holds (renewing its lease), without waiting for the
         answer: ``answered(to_stop, None)`` (the runs it should stop) or
         ``answered(None, error)`` is called on a gRPC thread once it comes (not at all if the
-        channel closes first).
+        channel closes first). ``claims_seen``: the highest `PollAnswer.claims` whose runs
+        ``flow_run_ids`` holds (with it, a run claimed for this worker and left out goes back
+        to SCHEDULED: its claim's answer never arrived).
 
         A runner sends its heartbeats on time this way even while the service is slow to
         answer: the service counts a heartbeat from when it hears it, so a heartbeat waiting
@@ -158,6 +175,7 @@ class WorkerConnection:
             worker_name=self.worker_name,
             flow_run_ids=list(flow_run_ids),
             worker_id=self.worker_id,
+            claims_seen=claims_seen,
         )
         call = self._stub.Heartbeat.future(request, timeout=_CALL_MARGIN_SECONDS)
 

@@ -27,7 +27,7 @@ from headwater.v1 import deployments_pb2 as headwater_dot_v1_dot_deployments__pb
 from headwater.v1 import flow_runs_pb2 as headwater_dot_v1_dot_flow__runs__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aheadwater/v1/workers.proto\x12\x0cheadwater.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1eheadwater/v1/deployments.proto\x1a\x1cheadwater/v1/flow_runs.proto\"\xbe\x01\n\x0fPollRunsRequest\x12\x13\n\x0bworker_name\x18\x01 \x01(\t\x12\x16\n\x0ework_pool_name\x18\x02 \x01(\t\x12\x18\n\x10work_queue_names\x18\x03 \x03(\t\x12\x16\n\x0e\x64\x65ployment_ids\x18\x04 \x03(\t\x12\x10\n\x08max_runs\x18\x05 \x01(\x05\x12\'\n\x04wait\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tworker_id\x18\x07 \x01(\t\":\n\x10PollRunsResponse\x12&\n\x04runs\x18\x01 \x03(\x0b\x32\x18.headwater.v1.ClaimedRun\"c\n\nClaimedRun\x12\'\n\x08\x66low_run\x18\x01 \x01(\x0b\x32\x15.headwater.v1.FlowRun\x12,\n\ndeployment\x18\x02 \x01(\x0b\x32\x18.headwater.v1.Deployment\"P\n\x10HeartbeatRequest\x12\x13\n\x0bworker_name\x18\x01 \x01(\t\x12\x14\n\x0c\x66low_run_ids\x18\x02 \x03(\t\x12\x11\n\tworker_id\x18\x03 \x01(\t\"0\n\x11HeartbeatResponse\x12\x1b\n\x13\x63\x61ncel_flow_run_ids\x18\x01 \x03(\t2\xa8\x01\n\rWorkerService\x12I\n\x08PollRuns\x12\x1d.headwater.v1.PollRunsRequest\x1a\x1e.headwater.v1.PollRunsResponse\x12L\n\tHeartbeat\x12\x1e.headwater.v1.HeartbeatRequest\x1a\x1f.headwater.v1.HeartbeatResponseB\x9d\x01\n\x10\x63om.headwater.v1B\x0cWorkersProtoP\x01ZEgithub.com/headwater/headwater/go_client/gen/headwater/v1;headwaterv1\xa2\x02\x03HWX\xaa\x02\x0cHeadwater.V1\xca\x02\x0cHeadwater\\V1\xea\x02\rHeadwater::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aheadwater/v1/workers.proto\x12\x0cheadwater.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1eheadwater/v1/deployments.proto\x1a\x1cheadwater/v1/flow_runs.proto\"\xbe\x01\n\x0fPollRunsRequest\x12\x13\n\x0bworker_name\x18\x01 \x01(\t\x12\x16\n\x0ework_pool_name\x18\x02 \x01(\t\x12\x18\n\x10work_queue_names\x18\x03 \x03(\t\x12\x16\n\x0e\x64\x65ployment_ids\x18\x04 \x03(\t\x12\x10\n\x08max_runs\x18\x05 \x01(\x05\x12\'\n\x04wait\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tworker_id\x18\x07 \x01(\t\"J\n\x10PollRunsResponse\x12&\n\x04runs\x18\x01 \x03(\x0b\x32\x18.headwater.v1.ClaimedRun\x12\x0e\n\x06\x63laims\x18\x02 \x01(\x04\"c\n\nClaimedRun\x12\'\n\x08\x66low_run\x18\x01 \x01(\x0b\x32\x15.headwater.v1.FlowRun\x12,\n\ndeployment\x18\x02 \x01(\x0b\x32\x18.headwater.v1.Deployment\"e\n\x10HeartbeatRequest\x12\x13\n\x0bworker_name\x18\x01 \x01(\t\x12\x14\n\x0c\x66low_run_ids\x18\x02 \x03(\t\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63laims_seen\x18\x04 \x01(\x04\"0\n\x11HeartbeatResponse\x12\x1b\n\x13\x63\x61ncel_flow_run_ids\x18\x01 \x03(\t2\xa8\x01\n\rWorkerService\x12I\n\x08PollRuns\x12\x1d.headwater.v1.PollRunsRequest\x1a\x1e.headwater.v1.PollRunsResponse\x12L\n\tHeartbeat\x12\x1e.headwater.v1.HeartbeatRequest\x1a\x1f.headwater.v1.HeartbeatResponseB\x9d\x01\n\x10\x63om.headwater.v1B\x0cWorkersProtoP\x01ZEgithub.com/headwater/headwater/go_client/gen/headwater/v1;headwaterv1\xa2\x02\x03HWX\xaa\x02\x0cHeadwater.V1\xca\x02\x0cHeadwater\\V1\xea\x02\rHeadwater::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,13 +38,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_POLLRUNSREQUEST']._serialized_start=139
   _globals['_POLLRUNSREQUEST']._serialized_end=329
   _globals['_POLLRUNSRESPONSE']._serialized_start=331
-  _globals['_POLLRUNSRESPONSE']._serialized_end=389
-  _globals['_CLAIMEDRUN']._serialized_start=391
-  _globals['_CLAIMEDRUN']._serialized_end=490
-  _globals['_HEARTBEATREQUEST']._serialized_start=492
-  _globals['_HEARTBEATREQUEST']._serialized_end=572
-  _globals['_HEARTBEATRESPONSE']._serialized_start=574
-  _globals['_HEARTBEATRESPONSE']._serialized_end=622
-  _globals['_WORKERSERVICE']._serialized_start=625
-  _globals['_WORKERSERVICE']._serialized_end=793
+  _globals['_POLLRUNSRESPONSE']._serialized_end=405
+  _globals['_CLAIMEDRUN']._serialized_start=407
+  _globals['_CLAIMEDRUN']._serialized_end=506
+  _globals['_HEARTBEATREQUEST']._serialized_start=508
+  _globals['_HEARTBEATREQUEST']._serialized_end=609
+  _globals['_HEARTBEATRESPONSE']._serialized_start=611
+  _globals['_HEARTBEATRESPONSE']._serialized_end=659
+  _globals['_WORKERSERVICE']._serialized_start=662
+  _globals['_WORKERSERVICE']._serialized_end=830
 # @@protoc_insertion_point(module_scope)

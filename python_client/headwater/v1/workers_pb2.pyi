@@ -30,10 +30,12 @@ class PollRunsRequest(_message.Message):
     def __init__(self, worker_name: _Optional[str] = ..., work_pool_name: _Optional[str] = ..., work_queue_names: _Optional[_Iterable[str]] = ..., deployment_ids: _Optional[_Iterable[str]] = ..., max_runs: _Optional[int] = ..., wait: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., worker_id: _Optional[str] = ...) -> None: ...
 
 class PollRunsResponse(_message.Message):
-    __slots__ = ("runs",)
+    __slots__ = ("runs", "claims")
     RUNS_FIELD_NUMBER: _ClassVar[int]
+    CLAIMS_FIELD_NUMBER: _ClassVar[int]
     runs: _containers.RepeatedCompositeFieldContainer[ClaimedRun]
-    def __init__(self, runs: _Optional[_Iterable[_Union[ClaimedRun, _Mapping]]] = ...) -> None: ...
+    claims: int
+    def __init__(self, runs: _Optional[_Iterable[_Union[ClaimedRun, _Mapping]]] = ..., claims: _Optional[int] = ...) -> None: ...
 
 class ClaimedRun(_message.Message):
     __slots__ = ("flow_run", "deployment")
@@ -44,14 +46,16 @@ class ClaimedRun(_message.Message):
     def __init__(self, flow_run: _Optional[_Union[_flow_runs_pb2.FlowRun, _Mapping]] = ..., deployment: _Optional[_Union[_deployments_pb2.Deployment, _Mapping]] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
-    __slots__ = ("worker_name", "flow_run_ids", "worker_id")
+    __slots__ = ("worker_name", "flow_run_ids", "worker_id", "claims_seen")
     WORKER_NAME_FIELD_NUMBER: _ClassVar[int]
     FLOW_RUN_IDS_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    CLAIMS_SEEN_FIELD_NUMBER: _ClassVar[int]
     worker_name: str
     flow_run_ids: _containers.RepeatedScalarFieldContainer[str]
     worker_id: str
-    def __init__(self, worker_name: _Optional[str] = ..., flow_run_ids: _Optional[_Iterable[str]] = ..., worker_id: _Optional[str] = ...) -> None: ...
+    claims_seen: int
+    def __init__(self, worker_name: _Optional[str] = ..., flow_run_ids: _Optional[_Iterable[str]] = ..., worker_id: _Optional[str] = ..., claims_seen: _Optional[int] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
     __slots__ = ("cancel_flow_run_ids",)

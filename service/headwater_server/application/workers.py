@@ -11,10 +11,13 @@ A caller that names itself (``worker_id``) holds the runs it claims as a lease, 
 polls' claims and its heartbeats (from when the server heard each, see ``storage._leases``);
 :mod:`headwater_server.liveness` releases the runs of a worker unheard of for the lease period.
 
-A claim whose caller is gone by the time the database made it (its deadline passed, or it hung
-up, while the claim queued behind other writes on a busy server) is undone at once: nobody was
-told of those runs, and a worker that lives on, heartbeat after heartbeat, would otherwise hold
-them PENDING for good while it polls for more.
+A worker holds the runs of every claim it heard of, and says so in each heartbeat, with the
+number of claims it heard of: when that is every claim made for it, a run leased to it that
+the heartbeat leaves out was claimed by an answer lost on its way, and goes back to SCHEDULED
+(see ``storage._leases``). A claim whose caller is gone by the time the database made it (its
+deadline passed, or it hung up, while the claim queued behind other writes on a busy server) is
+undone at once: nobody was told of those runs, and a worker that lives on, heartbeat after
+heartbeat, would otherwise hold them PENDING until it stops.
 """
 
 from __future__ import annotations
@@ -203,11 +206,15 @@ async def poll_runs(
                 runs=[
                     workers_pb2.ClaimedRun(flow_run=run, deployment=deployment)
                     for run, deployment in claim.runs
-                ]
+                ],
+                claims=claim.claims,
             )
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            return workers_pb2.PollRunsResponse()
+            claims = 0
+            if worker_id:  # so that a worker whose last claim's answer was lost learns of it
+                claims = await backend.db.run(backend.db.repository.worker_claims, worker_id)
+            return workers_pb2.PollRunsResponse(claims=claims)
         nap = min(remaining, backend.hub.poll_interval)
         if claim.next_due_us is not None:
             nap = min(nap, max((claim.next_due_us - now_us()) / 1_000_000, 0.0))
@@ -231,8 +238,22 @@ async def heartbeat(
         # Heard now, whenever the write runs, and written even if the caller stops waiting for
         # the answer (its deadline passed while the write queued): it did call.
         seen = backend.db.run(
-            backend.db.repository.worker_seen, worker_id, request.worker_name, now_us()
+            backend.db.repository.worker_seen,
+            worker_id,
+            request.worker_name,
+            now_us(),
+            ids,
+            request.claims_seen,
         )
-        await asyncio.shield(seen)
+        lost = await asyncio.shield(seen)
+        for run in lost:
+            backend.hub.notify(run.id, run.last_sequence)  # wakes the pollers
+        if lost:
+            logger.warning(
+                "%s never received the claim of %d flow run(s), which went back to SCHEDULED: %s",
+                request.worker_name,
+                len(lost),
+                ", ".join(run.id for run in lost),
+            )
     stop = await backend.db.run(backend.db.repository.runs_to_stop, ids)
     return workers_pb2.HeartbeatResponse(cancel_flow_run_ids=stop)

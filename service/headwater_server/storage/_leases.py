@@ -97,6 +97,15 @@ class _LeaseStatements:
             .order_by(flow_runs.c.scheduled_time),
             engine,
         )
+        self.count_claim = Prepared(
+            update(workers)
+            .where(workers.c.id == bindparam("b_id"))
+            .values(claims=workers.c.claims + literal_column("1")),
+            engine,
+        )
+        self.claims = Prepared(
+            select(workers.c.claims).where(workers.c.id == bindparam("b_id")), engine
+        )
         self.forget = Prepared(
             delete(workers).where(
                 workers.c.id == bindparam("b_id"),
@@ -113,11 +122,52 @@ class LeasesMixin(ProposalsMixin):
     def _lease_statements(self) -> _LeaseStatements:
         return _LeaseStatements(self._engine)
 
-    def worker_seen(self, worker_id: str, worker_name: str, heard_us: int) -> None:
+    def worker_seen(
+        self,
+        worker_id: str,
+        worker_name: str,
+        heard_us: int,
+        held: Sequence[str] = (),
+        claims_seen: int = 0,
+    ) -> list[flow_runs_pb2.FlowRun]:
         """Record a heartbeat of ``worker_id`` heard at ``heard_us`` (epoch microseconds): its
-        lease on its claimed runs is renewed from then (a later time already stored stays)."""
+        lease on its claimed runs is renewed from then (a later time already stored stays).
+
+        With ``claims_seen`` equal to the number of claims made for the worker, the worker has
+        heard of every run it claimed and lists in ``held`` all it holds: a run leased to it
+        and still PENDING that ``held`` leaves out was claimed by an answer lost on its way,
+        and goes back to SCHEDULED. Returns those runs. The worker's row, locked by the
+        heartbeat's write, keeps a claim from being made between the count and the runs read.
+        """
         with self._write_raw() as conn:
             self._worker_seen(conn, worker_id, worker_name, heard_us)
+            if not claims_seen:
+                return []
+            row = conn.first(self._lease_statements.claims, {"b_id": worker_id})
+            if row is None or row["claims"] != claims_seen:
+                return []  # a claim's answer is still on its way (or a stale heartbeat)
+            kept = set(held)
+            lost = [
+                found["id"]
+                for found in conn.all(self._lease_statements.claimed, {"b_worker": worker_id})
+                if found["id"] not in kept
+            ]
+            if not lost:
+                return []
+            message = (
+                f"Rescheduled: {worker_name} claimed this run, but the answer never reached it "
+                "(its heartbeat, sent after every claim it heard of, does not hold the run); "
+                "another poll may take it."
+            )
+            return self._release_runs(conn, lost, worker_id, message)
+
+    def worker_claims(self, worker_id: str) -> int:
+        """How many claims were made for ``worker_id`` (0 for a worker never seen)."""
+        with self._read() as conn:
+            return int(
+                conn.execute(select(workers.c.claims).where(workers.c.id == worker_id)).scalar()
+                or 0
+            )
 
     def _worker_seen(
         self, conn: RawTransaction, worker_id: str, worker_name: str, now: int
@@ -127,12 +177,16 @@ class LeasesMixin(ProposalsMixin):
 
     def _lease(
         self, conn: RawTransaction, worker_id: str, worker_name: str, run_ids: Sequence[str]
-    ) -> None:
-        """Make ``worker_id`` the holder of the runs it just claimed, in the claim's transaction."""
+    ) -> int:
+        """Make ``worker_id`` the holder of the runs it just claimed, in the claim's
+        transaction. Returns the worker's count of claims, this one included."""
         self._worker_seen(conn, worker_id, worker_name, convert.now_us())
         own = self._lease_statements.own
         for run_id in run_ids:
             conn.execute(own, {"b_id": run_id, "b_owner": worker_id})
+        conn.execute(self._lease_statements.count_claim, {"b_id": worker_id})
+        counted = conn.first(self._lease_statements.claims, {"b_id": worker_id})
+        return int(counted["claims"]) if counted is not None else 0
 
     def release_dead_workers(
         self,

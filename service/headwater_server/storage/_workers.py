@@ -94,10 +94,13 @@ class Claim:
         next_due_us: When the poller should look again for runs not yet due (microseconds
             since the epoch): the earliest matching run's scheduled time, or a time no
             matching run is due before; None when no matching run is scheduled ahead.
+        claims: With a worker id and runs claimed: the worker's count of claims, this one
+            included (see `LeasesMixin.worker_seen`); 0 otherwise.
     """
 
     runs: tuple[tuple[flow_runs_pb2.FlowRun, deployments_pb2.Deployment], ...]
     next_due_us: int | None
+    claims: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,10 +174,11 @@ class WorkersMixin(LeasesMixin, DeploymentsMixin):
                             queue_room[queue_id] -= 1
             if not claimed:
                 return Claim((), self._next_due(conn, scope, now))
+            claims = 0
             if worker_id:
-                self._lease(conn, worker_id, worker_name, [run.id for run in claimed])
+                claims = self._lease(conn, worker_id, worker_name, [run.id for run in claimed])
             found = self._claimed_deployments(conn, {run.deployment_id for run in claimed})
-        return Claim(tuple((run, found[run.deployment_id]) for run in claimed), None)
+        return Claim(tuple((run, found[run.deployment_id]) for run in claimed), None, claims)
 
     def runs_to_stop(self, flow_run_ids: Sequence[str]) -> list[str]:
         """Those of ``flow_run_ids`` being cancelled, cancelled, or gone (a worker stops them)."""

@@ -30,7 +30,7 @@ from headwater_server.storage.engine import WRITE_OPTION
 
 # The newest revision in storage/migrations/versions. A test checks it against Alembic's own
 # view of the scripts, so forgetting to bump it fails the suite rather than every start-up.
-HEAD_REVISION = "0023"
+HEAD_REVISION = "0024"
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 

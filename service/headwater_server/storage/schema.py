@@ -430,6 +430,11 @@ workers = Table(
     # For people: "worker-ab12 on host-1", as its claims' states say.
     Column("name", String(255), nullable=False),
     Column("last_heartbeat_time", BigInteger, nullable=False),
+    # How many claims the service made for this worker (revision 0024): each poll's answer
+    # says, and each heartbeat echoes the number the worker has seen, with every run it holds.
+    # When the two agree, a run leased to the worker that its heartbeat leaves out was claimed
+    # by an answer that never reached it, and goes back to SCHEDULED.
+    Column("claims", BigInteger, nullable=False, server_default=text("0")),
 )
 Index("ix_workers_last_heartbeat_time", workers.c.last_heartbeat_time)
 

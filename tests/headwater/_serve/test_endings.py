@@ -263,7 +263,7 @@ def test_a_run_claimed_again_after_the_lease_lapsed_is_left_to_its_new_claim(
         claimed = other.poll(max_runs=1, wait=30, work_pool_name=setting.pool)
     finally:
         other.close()
-    assert [run.flow_run.id for run in claimed] == [run_id]
+    assert [run.flow_run.id for run in claimed.runs] == [run_id]
 
     setting.proxy.resume()
 

@@ -135,7 +135,11 @@ type PollRunsResponse struct {
 	// The runs claimed for the caller (PENDING): from a work pool, those of its highest-priority
 	// queues first (WorkQueue.priority, 1 the highest), then earliest scheduled first; empty
 	// when none became due within `wait`.
-	Runs          []*ClaimedRun `protobuf:"bytes,1,rep,name=runs,proto3" json:"runs,omitempty"`
+	Runs []*ClaimedRun `protobuf:"bytes,1,rep,name=runs,proto3" json:"runs,omitempty"`
+	// With a `worker_id`: how many claims the service has made for that worker so far, this
+	// answer's included (0 without one). Echo the highest number received in
+	// HeartbeatRequest.claims_seen.
+	Claims        uint64 `protobuf:"varint,2,opt,name=claims,proto3" json:"claims,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -175,6 +179,13 @@ func (x *PollRunsResponse) GetRuns() []*ClaimedRun {
 		return x.Runs
 	}
 	return nil
+}
+
+func (x *PollRunsResponse) GetClaims() uint64 {
+	if x != nil {
+		return x.Claims
+	}
+	return 0
 }
 
 // ClaimedRun is one run handed to a poller, with the deployment it runs from.
@@ -237,11 +248,19 @@ type HeartbeatRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Who is alive, as in PollRunsRequest. Required.
 	WorkerName string `protobuf:"bytes,1,opt,name=worker_name,json=workerName,proto3" json:"worker_name,omitempty"`
-	// The runs the worker is running now (at most 1000).
+	// The runs the worker holds (at most 1000): those it is running, and those it claimed and
+	// has not started yet.
 	FlowRunIds []string `protobuf:"bytes,2,rep,name=flow_run_ids,json=flowRunIds,proto3" json:"flow_run_ids,omitempty"`
 	// The worker's id, as in PollRunsRequest: the heartbeat renews its lease on the runs it
 	// claimed. Empty renews nothing.
-	WorkerId      string `protobuf:"bytes,3,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	WorkerId string `protobuf:"bytes,3,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	// The highest PollRunsResponse.claims the worker received, read together with
+	// `flow_run_ids` (a worker that holds the runs of every claim it heard of). When it equals
+	// the number of claims the service made for `worker_id`, a run still leased to the worker
+	// (claimed, PENDING) that `flow_run_ids` leaves out was claimed by an answer that never
+	// arrived (a dropped connection), and goes back to SCHEDULED for another poll. 0 (unset)
+	// releases nothing.
+	ClaimsSeen    uint64 `protobuf:"varint,4,opt,name=claims_seen,json=claimsSeen,proto3" json:"claims_seen,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -295,6 +314,13 @@ func (x *HeartbeatRequest) GetWorkerId() string {
 		return x.WorkerId
 	}
 	return ""
+}
+
+func (x *HeartbeatRequest) GetClaimsSeen() uint64 {
+	if x != nil {
+		return x.ClaimsSeen
+	}
+	return 0
 }
 
 // HeartbeatResponse is the output of Heartbeat.
@@ -357,21 +383,24 @@ const file_headwater_v1_workers_proto_rawDesc = "" +
 	"\x0edeployment_ids\x18\x04 \x03(\tR\rdeploymentIds\x12\x19\n" +
 	"\bmax_runs\x18\x05 \x01(\x05R\amaxRuns\x12-\n" +
 	"\x04wait\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x04wait\x12\x1b\n" +
-	"\tworker_id\x18\a \x01(\tR\bworkerId\"@\n" +
+	"\tworker_id\x18\a \x01(\tR\bworkerId\"X\n" +
 	"\x10PollRunsResponse\x12,\n" +
-	"\x04runs\x18\x01 \x03(\v2\x18.headwater.v1.ClaimedRunR\x04runs\"x\n" +
+	"\x04runs\x18\x01 \x03(\v2\x18.headwater.v1.ClaimedRunR\x04runs\x12\x16\n" +
+	"\x06claims\x18\x02 \x01(\x04R\x06claims\"x\n" +
 	"\n" +
 	"ClaimedRun\x120\n" +
 	"\bflow_run\x18\x01 \x01(\v2\x15.headwater.v1.FlowRunR\aflowRun\x128\n" +
 	"\n" +
 	"deployment\x18\x02 \x01(\v2\x18.headwater.v1.DeploymentR\n" +
-	"deployment\"r\n" +
+	"deployment\"\x93\x01\n" +
 	"\x10HeartbeatRequest\x12\x1f\n" +
 	"\vworker_name\x18\x01 \x01(\tR\n" +
 	"workerName\x12 \n" +
 	"\fflow_run_ids\x18\x02 \x03(\tR\n" +
 	"flowRunIds\x12\x1b\n" +
-	"\tworker_id\x18\x03 \x01(\tR\bworkerId\"B\n" +
+	"\tworker_id\x18\x03 \x01(\tR\bworkerId\x12\x1f\n" +
+	"\vclaims_seen\x18\x04 \x01(\x04R\n" +
+	"claimsSeen\"B\n" +
 	"\x11HeartbeatResponse\x12-\n" +
 	"\x13cancel_flow_run_ids\x18\x01 \x03(\tR\x10cancelFlowRunIds2\xa8\x01\n" +
 	"\rWorkerService\x12I\n" +

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file headwater/v1/workers.proto.
  */
 export const file_headwater_v1_workers: GenFile = /*@__PURE__*/
-  fileDesc("ChpoZWFkd2F0ZXIvdjEvd29ya2Vycy5wcm90bxIMaGVhZHdhdGVyLnYxIr4BCg9Qb2xsUnVuc1JlcXVlc3QSEwoLd29ya2VyX25hbWUYASABKAkSFgoOd29ya19wb29sX25hbWUYAiABKAkSGAoQd29ya19xdWV1ZV9uYW1lcxgDIAMoCRIWCg5kZXBsb3ltZW50X2lkcxgEIAMoCRIQCghtYXhfcnVucxgFIAEoBRInCgR3YWl0GAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhEKCXdvcmtlcl9pZBgHIAEoCSI6ChBQb2xsUnVuc1Jlc3BvbnNlEiYKBHJ1bnMYASADKAsyGC5oZWFkd2F0ZXIudjEuQ2xhaW1lZFJ1biJjCgpDbGFpbWVkUnVuEicKCGZsb3dfcnVuGAEgASgLMhUuaGVhZHdhdGVyLnYxLkZsb3dSdW4SLAoKZGVwbG95bWVudBgCIAEoCzIYLmhlYWR3YXRlci52MS5EZXBsb3ltZW50IlAKEEhlYXJ0YmVhdFJlcXVlc3QSEwoLd29ya2VyX25hbWUYASABKAkSFAoMZmxvd19ydW5faWRzGAIgAygJEhEKCXdvcmtlcl9pZBgDIAEoCSIwChFIZWFydGJlYXRSZXNwb25zZRIbChNjYW5jZWxfZmxvd19ydW5faWRzGAEgAygJMqgBCg1Xb3JrZXJTZXJ2aWNlEkkKCFBvbGxSdW5zEh0uaGVhZHdhdGVyLnYxLlBvbGxSdW5zUmVxdWVzdBoeLmhlYWR3YXRlci52MS5Qb2xsUnVuc1Jlc3BvbnNlEkwKCUhlYXJ0YmVhdBIeLmhlYWR3YXRlci52MS5IZWFydGJlYXRSZXF1ZXN0Gh8uaGVhZHdhdGVyLnYxLkhlYXJ0YmVhdFJlc3BvbnNlQp0BChBjb20uaGVhZHdhdGVyLnYxQgxXb3JrZXJzUHJvdG9QAVpFZ2l0aHViLmNvbS9oZWFkd2F0ZXIvaGVhZHdhdGVyL2dvX2NsaWVudC9nZW4vaGVhZHdhdGVyL3YxO2hlYWR3YXRlcnYxogIDSFdYqgIMSGVhZHdhdGVyLlYxygIMSGVhZHdhdGVyXFYx6gINSGVhZHdhdGVyOjpWMWIGcHJvdG8z", [file_google_protobuf_duration, file_headwater_v1_deployments, file_headwater_v1_flow_runs]);
+  fileDesc("ChpoZWFkd2F0ZXIvdjEvd29ya2Vycy5wcm90bxIMaGVhZHdhdGVyLnYxIr4BCg9Qb2xsUnVuc1JlcXVlc3QSEwoLd29ya2VyX25hbWUYASABKAkSFgoOd29ya19wb29sX25hbWUYAiABKAkSGAoQd29ya19xdWV1ZV9uYW1lcxgDIAMoCRIWCg5kZXBsb3ltZW50X2lkcxgEIAMoCRIQCghtYXhfcnVucxgFIAEoBRInCgR3YWl0GAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhEKCXdvcmtlcl9pZBgHIAEoCSJKChBQb2xsUnVuc1Jlc3BvbnNlEiYKBHJ1bnMYASADKAsyGC5oZWFkd2F0ZXIudjEuQ2xhaW1lZFJ1bhIOCgZjbGFpbXMYAiABKAQiYwoKQ2xhaW1lZFJ1bhInCghmbG93X3J1bhgBIAEoCzIVLmhlYWR3YXRlci52MS5GbG93UnVuEiwKCmRlcGxveW1lbnQYAiABKAsyGC5oZWFkd2F0ZXIudjEuRGVwbG95bWVudCJlChBIZWFydGJlYXRSZXF1ZXN0EhMKC3dvcmtlcl9uYW1lGAEgASgJEhQKDGZsb3dfcnVuX2lkcxgCIAMoCRIRCgl3b3JrZXJfaWQYAyABKAkSEwoLY2xhaW1zX3NlZW4YBCABKAQiMAoRSGVhcnRiZWF0UmVzcG9uc2USGwoTY2FuY2VsX2Zsb3dfcnVuX2lkcxgBIAMoCTKoAQoNV29ya2VyU2VydmljZRJJCghQb2xsUnVucxIdLmhlYWR3YXRlci52MS5Qb2xsUnVuc1JlcXVlc3QaHi5oZWFkd2F0ZXIudjEuUG9sbFJ1bnNSZXNwb25zZRJMCglIZWFydGJlYXQSHi5oZWFkd2F0ZXIudjEuSGVhcnRiZWF0UmVxdWVzdBofLmhlYWR3YXRlci52MS5IZWFydGJlYXRSZXNwb25zZUKdAQoQY29tLmhlYWR3YXRlci52MUIMV29ya2Vyc1Byb3RvUAFaRWdpdGh1Yi5jb20vaGVhZHdhdGVyL2hlYWR3YXRlci9nb19jbGllbnQvZ2VuL2hlYWR3YXRlci92MTtoZWFkd2F0ZXJ2MaICA0hXWKoCDEhlYWR3YXRlci5WMcoCDEhlYWR3YXRlclxWMeoCDUhlYWR3YXRlcjo6VjFiBnByb3RvMw", [file_google_protobuf_duration, file_headwater_v1_deployments, file_headwater_v1_flow_runs]);
 
 /**
  * PollRunsRequest is the input of PollRuns. It names where to take runs from: a work pool
@@ -102,6 +102,15 @@ export type PollRunsResponse = Message<"headwater.v1.PollRunsResponse"> & {
    * @generated from field: repeated headwater.v1.ClaimedRun runs = 1;
    */
   runs: ClaimedRun[];
+
+  /**
+   * With a `worker_id`: how many claims the service has made for that worker so far, this
+   * answer's included (0 without one). Echo the highest number received in
+   * HeartbeatRequest.claims_seen.
+   *
+   * @generated from field: uint64 claims = 2;
+   */
+  claims: bigint;
 };
 
 /**
@@ -153,7 +162,8 @@ export type HeartbeatRequest = Message<"headwater.v1.HeartbeatRequest"> & {
   workerName: string;
 
   /**
-   * The runs the worker is running now (at most 1000).
+   * The runs the worker holds (at most 1000): those it is running, and those it claimed and
+   * has not started yet.
    *
    * @generated from field: repeated string flow_run_ids = 2;
    */
@@ -166,6 +176,18 @@ export type HeartbeatRequest = Message<"headwater.v1.HeartbeatRequest"> & {
    * @generated from field: string worker_id = 3;
    */
   workerId: string;
+
+  /**
+   * The highest PollRunsResponse.claims the worker received, read together with
+   * `flow_run_ids` (a worker that holds the runs of every claim it heard of). When it equals
+   * the number of claims the service made for `worker_id`, a run still leased to the worker
+   * (claimed, PENDING) that `flow_run_ids` leaves out was claimed by an answer that never
+   * arrived (a dropped connection), and goes back to SCHEDULED for another poll. 0 (unset)
+   * releases nothing.
+   *
+   * @generated from field: uint64 claims_seen = 4;
+   */
+  claimsSeen: bigint;
 };
 
 /**
