@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from headwater.v1 import flow_runs_pb2, states_pb2
 from sqlalchemy import Engine, bindparam, case, delete, literal_column, select, update
@@ -60,27 +61,32 @@ class _LeaseStatements:
             from sqlalchemy.dialects.sqlite import insert
         else:
             from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
-        upsert = insert(workers).values(
-            id=bindparam("b_id"),
-            name=bindparam("b_name"),
-            last_heartbeat_time=bindparam("b_now"),
-        )
-        self.seen = Prepared(
-            upsert.on_conflict_do_update(
-                index_elements=[workers.c.id],
-                set_={
-                    "name": upsert.excluded.name,
-                    # The later time: a heartbeat heard earlier may be written after a claim.
-                    "last_heartbeat_time": case(
-                        (
-                            upsert.excluded.last_heartbeat_time > workers.c.last_heartbeat_time,
-                            upsert.excluded.last_heartbeat_time,
-                        ),
-                        else_=workers.c.last_heartbeat_time,
-                    ),
-                },
-            ),
-            engine,
+
+        def upsert(**extra: Any) -> Any:
+            """Insert the worker's row, or refresh it, keeping the later heartbeat time (one
+            heard earlier may be written after a claim); ``extra`` sets more columns."""
+            row = insert(workers).values(
+                id=bindparam("b_id"),
+                name=bindparam("b_name"),
+                last_heartbeat_time=bindparam("b_now"),
+                **extra,
+            )
+            later = case(
+                (
+                    row.excluded.last_heartbeat_time > workers.c.last_heartbeat_time,
+                    row.excluded.last_heartbeat_time,
+                ),
+                else_=workers.c.last_heartbeat_time,
+            )
+            changes = {"name": row.excluded.name, "last_heartbeat_time": later}
+            if extra:
+                changes["claims"] = workers.c.claims + literal_column("1")
+            return row.on_conflict_do_update(index_elements=[workers.c.id], set_=changes)
+
+        self.seen = Prepared(upsert(), engine)
+        # A claim: the worker seen, and one more claim counted; the count returned.
+        self.count_claim = Prepared(
+            upsert(claims=literal_column("1")).returning(workers.c.claims), engine
         )
         self.own = Prepared(
             update(flow_runs)
@@ -95,12 +101,6 @@ class _LeaseStatements:
                 flow_runs.c.state_type == literal_column(str(int(rules.PENDING))),
             )
             .order_by(flow_runs.c.scheduled_time),
-            engine,
-        )
-        self.count_claim = Prepared(
-            update(workers)
-            .where(workers.c.id == bindparam("b_id"))
-            .values(claims=workers.c.claims + literal_column("1")),
             engine,
         )
         self.claims = Prepared(
@@ -180,12 +180,15 @@ class LeasesMixin(ProposalsMixin):
     ) -> int:
         """Make ``worker_id`` the holder of the runs it just claimed, in the claim's
         transaction. Returns the worker's count of claims, this one included."""
-        self._worker_seen(conn, worker_id, worker_name, convert.now_us())
+        values = {
+            "b_id": worker_id,
+            "b_name": worker_name[:_NAME_LENGTH],
+            "b_now": convert.now_us(),
+        }
+        counted = conn.first(self._lease_statements.count_claim, values)
         own = self._lease_statements.own
         for run_id in run_ids:
             conn.execute(own, {"b_id": run_id, "b_owner": worker_id})
-        conn.execute(self._lease_statements.count_claim, {"b_id": worker_id})
-        counted = conn.first(self._lease_statements.claims, {"b_id": worker_id})
         return int(counted["claims"]) if counted is not None else 0
 
     def release_dead_workers(

@@ -82,7 +82,11 @@ class Prepared:
             }
         self._processors: dict[str, Any] = processors
         selected = getattr(statement, "selected_columns", None)
-        self.keys: tuple[str, ...] = tuple(c.key for c in selected) if selected is not None else ()
+        if selected is not None:
+            self.keys: tuple[str, ...] = tuple(c.key for c in selected)
+        else:  # a write, with the columns of its RETURNING clause if it has one
+            returned = getattr(statement, "returning_column_descriptions", None) or ()
+            self.keys = tuple(column["name"] for column in returned)
 
     def parameters(self, values: Mapping[str, Any]) -> Any:
         """The DBAPI parameters for ``values`` (a tuple or a dict, as the driver wants)."""
