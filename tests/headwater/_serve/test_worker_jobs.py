@@ -28,6 +28,7 @@ pytestmark = pytest.mark.integration
 
 #: How long the 200-run race may take before the test gives up (see that test).
 RACE_SECONDS = 240.0
+RACE_LIMIT = 25
 
 FLOWS = textwrap.dedent(
     """
@@ -294,7 +295,19 @@ def test_a_work_queue_limit_caps_its_runs_across_workers(
     runs = client.create_flow_runs_from_deployment(
         deployment.id, [{"parameters": {"out": str(out), "seconds": 1.0}}] * 6
     )
-    command = (str(HEADWATER_CLI), "worker", "start", "--pool", pool.name)
+    # Each worker runs at most RACE_LIMIT at once, so they keep racing, poll after poll, for
+    # what is left. Without a limit each started a hundred Python processes at once: on a
+    # two-core machine the server then missed the deadlines of calls for minutes, and runs
+    # crashed for reasons that say nothing of how claims race.
+    command = (
+        str(HEADWATER_CLI),
+        "worker",
+        "start",
+        "--pool",
+        pool.name,
+        "--limit",
+        str(RACE_LIMIT),
+    )
     workers = [start(tmp_path, server, *command) for _ in range(2)]
     try:
         until(lambda: all((out / run.id).exists() for run in runs), "six runs", workers[0])
@@ -336,7 +349,19 @@ def test_two_workers_racing_over_200_due_runs_start_each_exactly_once(
     runs = client.create_flow_runs_from_deployment(
         deployment.id, [{"parameters": {"out": str(out)}}] * 200
     )
-    command = (str(HEADWATER_CLI), "worker", "start", "--pool", pool.name)
+    # Each worker runs at most RACE_LIMIT at once, so they keep racing, poll after poll, for
+    # what is left. Without a limit each started a hundred Python processes at once: on a
+    # two-core machine the server then missed the deadlines of calls for minutes, and runs
+    # crashed for reasons that say nothing of how claims race.
+    command = (
+        str(HEADWATER_CLI),
+        "worker",
+        "start",
+        "--pool",
+        pool.name,
+        "--limit",
+        str(RACE_LIMIT),
+    )
     workers = [start(tmp_path, server, *command) for _ in range(2)]
 
     def all_final() -> bool:
