@@ -295,19 +295,7 @@ def test_a_work_queue_limit_caps_its_runs_across_workers(
     runs = client.create_flow_runs_from_deployment(
         deployment.id, [{"parameters": {"out": str(out), "seconds": 1.0}}] * 6
     )
-    # Each worker runs at most RACE_LIMIT at once, so they keep racing, poll after poll, for
-    # what is left. Without a limit each started a hundred Python processes at once: on a
-    # two-core machine the server then missed the deadlines of calls for minutes, and runs
-    # crashed for reasons that say nothing of how claims race.
-    command = (
-        str(HEADWATER_CLI),
-        "worker",
-        "start",
-        "--pool",
-        pool.name,
-        "--limit",
-        str(RACE_LIMIT),
-    )
+    command = (str(HEADWATER_CLI), "worker", "start", "--pool", pool.name)
     workers = [start(tmp_path, server, *command) for _ in range(2)]
     try:
         until(lambda: all((out / run.id).exists() for run in runs), "six runs", workers[0])
