@@ -62,14 +62,15 @@ class _LeaseStatements:
         else:
             from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
 
-        def upsert(**extra: Any) -> Any:
+        def upsert(counting: bool) -> Any:
             """Insert the worker's row, or refresh it, keeping the later heartbeat time (one
-            heard earlier may be written after a claim); ``extra`` sets more columns."""
+            heard earlier may be written after a claim); ``counting`` counts one more claim.
+            Returns the worker's count of claims."""
             row = insert(workers).values(
                 id=bindparam("b_id"),
                 name=bindparam("b_name"),
                 last_heartbeat_time=bindparam("b_now"),
-                **extra,
+                claims=literal_column("1" if counting else "0"),
             )
             later = case(
                 (
@@ -79,15 +80,16 @@ class _LeaseStatements:
                 else_=workers.c.last_heartbeat_time,
             )
             changes = {"name": row.excluded.name, "last_heartbeat_time": later}
-            if extra:
+            if counting:
                 changes["claims"] = workers.c.claims + literal_column("1")
-            return row.on_conflict_do_update(index_elements=[workers.c.id], set_=changes)
+            return row.on_conflict_do_update(index_elements=[workers.c.id], set_=changes).returning(
+                workers.c.claims
+            )
 
-        self.seen = Prepared(upsert(), engine)
-        # A claim: the worker seen, and one more claim counted; the count returned.
-        self.count_claim = Prepared(
-            upsert(claims=literal_column("1")).returning(workers.c.claims), engine
-        )
+        #: A heartbeat: the worker seen.
+        self.seen = Prepared(upsert(counting=False), engine)
+        #: A claim: the worker seen, and one more claim counted.
+        self.count_claim = Prepared(upsert(counting=True), engine)
         self.own = Prepared(
             update(flow_runs)
             .where(flow_runs.c.id == bindparam("b_id"))
@@ -102,9 +104,6 @@ class _LeaseStatements:
             )
             .order_by(flow_runs.c.scheduled_time),
             engine,
-        )
-        self.claims = Prepared(
-            select(workers.c.claims).where(workers.c.id == bindparam("b_id")), engine
         )
         self.forget = Prepared(
             delete(workers).where(
@@ -140,12 +139,11 @@ class LeasesMixin(ProposalsMixin):
         heartbeat's write, keeps a claim from being made between the count and the runs read.
         """
         with self._write_raw() as conn:
-            self._worker_seen(conn, worker_id, worker_name, heard_us)
-            if not claims_seen:
-                return []
-            row = conn.first(self._lease_statements.claims, {"b_id": worker_id})
-            if row is None or row["claims"] != claims_seen:
-                return []  # a claim's answer is still on its way (or a stale heartbeat)
+            row = conn.first(
+                self._lease_statements.seen, _worker_values(worker_id, worker_name, heard_us)
+            )
+            if not claims_seen or row is None or row["claims"] != claims_seen:
+                return []  # a claim's answer may still be on its way (or a stale heartbeat)
             kept = set(held)
             lost = [
                 found["id"]
@@ -169,22 +167,12 @@ class LeasesMixin(ProposalsMixin):
                 or 0
             )
 
-    def _worker_seen(
-        self, conn: RawTransaction, worker_id: str, worker_name: str, now: int
-    ) -> None:
-        values = {"b_id": worker_id, "b_name": worker_name[:_NAME_LENGTH], "b_now": now}
-        conn.execute(self._lease_statements.seen, values)
-
     def _lease(
         self, conn: RawTransaction, worker_id: str, worker_name: str, run_ids: Sequence[str]
     ) -> int:
         """Make ``worker_id`` the holder of the runs it just claimed, in the claim's
         transaction. Returns the worker's count of claims, this one included."""
-        values = {
-            "b_id": worker_id,
-            "b_name": worker_name[:_NAME_LENGTH],
-            "b_now": convert.now_us(),
-        }
+        values = _worker_values(worker_id, worker_name, convert.now_us())
         counted = conn.first(self._lease_statements.count_claim, values)
         own = self._lease_statements.own
         for run_id in run_ids:
@@ -271,3 +259,8 @@ class LeasesMixin(ProposalsMixin):
                 conn.execute(own, {"b_id": run.id, "b_owner": None})
                 released.append(run)
         return released
+
+
+def _worker_values(worker_id: str, worker_name: str, now: int) -> dict[str, Any]:
+    """The bind values of the worker's upserts (`_LeaseStatements.seen`, ``count_claim``)."""
+    return {"b_id": worker_id, "b_name": worker_name[:_NAME_LENGTH], "b_now": now}
