@@ -41,6 +41,15 @@ FAST_LIVENESS = {
     "HEADWATER_ENGINE_TIMEOUT_SECONDS": "2",
 }
 
+# Each test below expects one detector to end the run, so the others get far longer than the
+# test takes: on a busy machine a 2 s timeout can run out before the server has recorded a
+# closed stream, and a 1 s grace before the runner has reported its child's exit.
+RUNNER_DIES = {**FAST_LIVENESS, "HEADWATER_ENGINE_TIMEOUT_SECONDS": "60"}
+RUN_PROCESS_DIES = {
+    "HEADWATER_ENGINE_GRACE_SECONDS": "60",
+    "HEADWATER_ENGINE_TIMEOUT_SECONDS": "60",
+}
+
 SCRIPT = textwrap.dedent(
     """
     import os
@@ -152,11 +161,21 @@ def _final(client: HeadwaterClient, run_id: str) -> Any:
 
 
 @pytest.fixture
+def liveness() -> dict[str, str]:
+    """The server's liveness settings; a test parametrizes this to override them."""
+    return RUNNER_DIES
+
+
+@pytest.fixture
 def serving(
-    request: pytest.FixtureRequest, project: Path, make_server: ServerFactory, tmp_path: Path
+    request: pytest.FixtureRequest,
+    project: Path,
+    make_server: ServerFactory,
+    tmp_path: Path,
+    liveness: dict[str, str],
 ) -> Iterator[tuple[Serving, HeadwaterClient]]:
     database = getattr(request, "param", "sqlite")
-    server = make_server(database_url_for(database, request), env=FAST_LIVENESS)
+    server = make_server(database_url_for(database, request), env=liveness)
     runner = Serving(project, server, f"slow-{os.urandom(4).hex()}")
     with sdk_target(tmp_path / "home", server.address), HeadwaterClient() as client:
         try:
@@ -201,6 +220,7 @@ def test_kill_9_of_a_runner_ends_its_runs_crashed_and_frees_their_slots(
     assert not (project / f"crashed-{run.id}").exists()
 
 
+@pytest.mark.parametrize("liveness", [RUN_PROCESS_DIES])
 def test_a_killed_run_process_ends_crashed_and_the_runner_runs_its_on_crashed_hooks(
     serving: tuple[Serving, HeadwaterClient], project: Path
 ) -> None:
