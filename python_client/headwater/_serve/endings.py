@@ -260,6 +260,14 @@ class Endings:
                 ending.state_type,
             )
             return None
+        logger.debug(
+            "The service refused to end %s %s (%s): it is %s now; proposing again against that "
+            "state.",
+            ending.named,
+            ending.state_type,
+            answer.reason,
+            state.type.value,
+        )
         return state.id
 
     def _pause(self, seconds: float) -> None:

@@ -60,14 +60,17 @@ DOOMED = textwrap.dedent(
 )
 
 
-def _until(condition: Callable[[], Any], what: str) -> Any:
+def _until(
+    condition: Callable[[], Any], what: str, context: Callable[[], object] | None = None
+) -> Any:
     deadline = time.monotonic() + DEADLINE_SECONDS
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(0.05)
-    raise AssertionError(f"gave up waiting for {what}")
+    said = f"; meanwhile: {context()}" if context is not None else ""
+    raise AssertionError(f"gave up waiting for {what}{said}")
 
 
 @dataclass
@@ -270,6 +273,11 @@ def test_a_run_claimed_again_after_the_lease_lapsed_is_left_to_its_new_claim(
     _until(
         lambda: any("to its new claim" in line for line in setting.lines(run_id)),
         "the runner to give up its report",
+        # What the runner said of the run, and its states, if this ever times out again.
+        lambda: (
+            setting.lines(run_id),
+            [(s.type.value, s.message) for s in setting.client.list_flow_run_states(run_id)],
+        ),
     )
     state = setting.client.get_flow_run(run_id).state
     assert (state.type.value, state.message) == ("PENDING", "Claimed by the other worker.")
