@@ -3,9 +3,12 @@
 Put it between a process and a real server to make the service unreachable on cue, the way a
 network blip or an overloaded machine does: `PausableProxy.pause` resets every connection it
 carries and resets each new one at once (the client's calls fail UNAVAILABLE), and `resume`
-forwards again on the same address. With ``hold_seconds`` it also holds each new connection
-that long before forwarding it (no byte reaches the client meanwhile), the way a loaded server
-is slow to answer a handshake. It runs on an asyncio loop of its own, in a thread.
+forwards again on the same address. `stall` keeps every connection open but forwards no byte
+until `resume`, the way a hung server or a dropped route does: calls then run into their
+deadlines (DEADLINE_EXCEEDED) instead of failing at once. With ``hold_seconds`` it also holds
+each new connection that long before forwarding it (no byte reaches the client meanwhile), the
+way a loaded server is slow to answer a handshake. It runs on an asyncio loop of its own, in a
+thread.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ class PausableProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
         self._paused = False
+        self._flowing = asyncio.Event()  # cleared while stalled; used on the loop only
+        self._flowing.set()
         self._links: set[asyncio.StreamWriter] = set()
         self.address = ""
         self.refused = 0
@@ -54,8 +59,12 @@ class PausableProxy:
         """Reset every connection now, and each new one until `resume`."""
         self._call(self._pause())
 
+    def stall(self) -> None:
+        """Keep every connection, old and new, open, but forward nothing until `resume`."""
+        self._call(self._stall())
+
     def resume(self) -> None:
-        """Forward new connections again."""
+        """Forward again: new connections after `pause`, held bytes after `stall`."""
         self._call(self._resume())
 
     def close(self) -> None:
@@ -81,8 +90,12 @@ class PausableProxy:
             writer.transport.abort()
         self._links.clear()
 
+    async def _stall(self) -> None:
+        self._flowing.clear()
+
     async def _resume(self) -> None:
         self._paused = False
+        self._flowing.set()
 
     async def _close(self) -> None:
         await self._pause()
@@ -111,17 +124,23 @@ class PausableProxy:
         self._links.update(pair)
         try:
             with contextlib.suppress(asyncio.CancelledError):  # the proxy closes
-                await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
+                await asyncio.gather(
+                    _pipe(reader, upstream_writer, self._flowing),
+                    _pipe(upstream_reader, writer, self._flowing),
+                )
         finally:
             for end in pair:
                 self._links.discard(end)
                 end.transport.abort()
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Copy ``reader`` to ``writer`` until either end closes."""
+async def _pipe(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flowing: asyncio.Event
+) -> None:
+    """Copy ``reader`` to ``writer`` until either end closes, holding bytes while stalled."""
     with contextlib.suppress(OSError, asyncio.CancelledError):
         while data := await reader.read(65536):
+            await flowing.wait()
             writer.write(data)
             await writer.drain()
     writer.transport.abort()

@@ -180,6 +180,46 @@ def test_a_run_whose_process_died_unheard_ends_crashed_once_the_service_is_back(
     )
 
 
+@pytest.fixture
+def long_lease(
+    tmp_path: Path, make_server: ServerFactory, caplog: pytest.LogCaptureFixture
+) -> Iterator[Setting]:
+    # Longer than a report's call waits for its answer (10 s): the heartbeats hang with it,
+    # and the default lease (10 s) would hand the run to be run again meanwhile.
+    server = make_server(env={"HEADWATER_WORKER_LEASE_SECONDS": "60"})
+    yield from _setting(tmp_path, server, caplog)
+
+
+def test_a_report_that_runs_into_its_deadline_is_tried_again_until_the_service_answers(
+    long_lease: Setting,
+) -> None:
+    setting = long_lease
+    run = setting.client.create_flow_run_from_deployment(setting.deployment_id)
+    _until(lambda: list(setting.project.glob("loading-*")), "the run's process to load its flow")
+    # The path to the service hangs instead of failing: the report's call waits for an answer
+    # until its deadline, which is as passing as a refused connection.
+    setting.proxy.stall()
+    (setting.project / "die").write_text("")
+    _until(
+        lambda: any(
+            line.startswith("Could not end") and "DEADLINE_EXCEEDED" in line
+            for line in setting.lines(run.id)
+        ),
+        "the runner's report to run into its deadline",
+        lambda: setting.lines(run.id),
+    )
+
+    setting.proxy.resume()
+
+    final = _final(setting.client, run.id)
+    assert final.is_crashed(), final
+    assert "exited with code 3" in (final.message or "")
+    states = setting.client.list_flow_run_states(run.id)
+    assert [state.type.value for state in states] == ["SCHEDULED", "PENDING", "CRASHED"], [
+        (state.type.value, state.message) for state in states
+    ]
+
+
 def _delete(server: ServerProcess, flow_run_id: str) -> None:
     with server.channel() as channel:
         flow_runs_pb2_grpc.FlowRunServiceStub(channel).DeleteFlowRun(
