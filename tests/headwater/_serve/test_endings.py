@@ -220,6 +220,66 @@ def test_a_report_that_runs_into_its_deadline_is_tried_again_until_the_service_a
     ]
 
 
+SLEEPY = textwrap.dedent(
+    """
+    import os
+    import time
+    from pathlib import Path
+
+    from headwater import flow
+    from headwater.runtime import flow_run
+
+    HERE = Path(__file__).parent
+
+
+    @flow
+    def sleepy() -> None:
+        (HERE / f"running-{flow_run.id}").write_text(str(os.getpid()))
+        time.sleep(600)
+    """
+)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/stat")  # a zombie (exited, not yet reaped) counts as gone
+    return not (status.exists() and status.read_text().split()[2] == "Z")
+
+
+def test_a_run_cancelled_while_its_runner_is_cut_off_stops_once_the_service_is_back(
+    setting: Setting,
+) -> None:
+    (setting.project / "sleepy.py").write_text(SLEEPY)
+    deployment = setting.client.create_deployment(
+        flow_name="sleepy",
+        name=f"cut-off-{os.urandom(4).hex()}",
+        entrypoint="sleepy.py:sleepy",
+        path=str(setting.project),
+        work_pool_name=setting.pool,
+    )
+    run = setting.client.create_flow_run_from_deployment(deployment.id)
+    marker = setting.project / f"running-{run.id}"
+    _until(marker.exists, "the run to start")
+    pid = int(marker.read_text())
+
+    # The runner and the run's process both reach the service through the proxy: neither
+    # hears of the cancellation while it is cut off, and the run goes on meanwhile.
+    setting.proxy.pause()
+    cancelling = setting.client.cancel_flow_run(run.id)
+    assert cancelling.state is not None and cancelling.state.type.value == "CANCELLING"
+    time.sleep(1.0)
+    assert _alive(pid)
+
+    setting.proxy.resume()
+
+    _until(lambda: not _alive(pid), "the run's process to stop", lambda: setting.lines(run.id))
+    final = _final(setting.client, run.id)
+    assert final.is_cancelled(), final
+
+
 def _delete(server: ServerProcess, flow_run_id: str) -> None:
     with server.channel() as channel:
         flow_runs_pb2_grpc.FlowRunServiceStub(channel).DeleteFlowRun(
