@@ -362,25 +362,40 @@ def test_a_run_claimed_again_after_the_lease_lapsed_is_left_to_its_new_claim(
         "the service to take the run back",
     )
     other = WorkerConnection("the other worker", setting.server.address, str(uuid.uuid4()))
+    stop_beating = threading.Event()
     try:
         claimed = other.poll(max_runs=1, wait=30, work_pool_name=setting.pool)
+        assert [run.flow_run.id for run in claimed.runs] == [run_id]
+        # The other worker keeps its claim, as a live worker does: with no heartbeat its lease
+        # (2 s) would lapse before the runner's next attempt (up to 10 s away), the run would go
+        # back to SCHEDULED, and the runner would claim and run it again itself.
+        beating = threading.Thread(
+            target=_beat, args=(other, [run_id], claimed.claims, stop_beating), daemon=True
+        )
+        beating.start()
+
+        setting.proxy.resume()
+
+        _until(
+            lambda: any("to its new claim" in line for line in setting.lines(run_id)),
+            "the runner to give up its report",
+            # What the runner said of the run, and its states, if this ever times out again.
+            lambda: (
+                setting.lines(run_id),
+                [(s.type.value, s.message) for s in setting.client.list_flow_run_states(run_id)],
+            ),
+        )
     finally:
+        stop_beating.set()
         other.close()
-    assert [run.flow_run.id for run in claimed.runs] == [run_id]
-
-    setting.proxy.resume()
-
-    _until(
-        lambda: any("to its new claim" in line for line in setting.lines(run_id)),
-        "the runner to give up its report",
-        # What the runner said of the run, and its states, if this ever times out again.
-        lambda: (
-            setting.lines(run_id),
-            [(s.type.value, s.message) for s in setting.client.list_flow_run_states(run_id)],
-        ),
-    )
     state = setting.client.get_flow_run(run_id).state
     assert (state.type.value, state.message) == ("PENDING", "Claimed by the other worker.")
+
+
+def _beat(worker: WorkerConnection, held: list[str], claims: int, stop: threading.Event) -> None:
+    """Send ``worker``'s heartbeats, holding ``held``, every 0.25 s until ``stop``."""
+    while not stop.wait(0.25):
+        worker.send_heartbeat(held, lambda _to_stop, _error: None, claims_seen=claims)
 
 
 @pytest.mark.parametrize(
