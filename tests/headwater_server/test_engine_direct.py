@@ -150,6 +150,48 @@ async def test_the_lane_stores_a_start_and_an_end_and_answers_after_the_commit(
     await _with_server(tmp_path, body)
 
 
+def _logged(database: Path, keys: list[str]) -> list[str]:
+    """Which of ``keys`` (request or transition ids) the request log holds."""
+    with sqlite3.connect(database) as connection:
+        marks = ",".join("?" * len(keys))
+        rows = connection.execute(
+            f"SELECT key FROM request_log WHERE key IN ({marks})", keys
+        ).fetchall()
+    return sorted(key for (key,) in rows)
+
+
+async def test_the_lane_logs_no_request_to_answer_a_resend_and_the_stream_does(
+    tmp_path: Path,
+) -> None:
+    async def body(server: RunningServer, database: Path) -> None:
+        flow_run_id = await _running_flow_run(server)
+        task_run_id = str(uuid.uuid4())
+        start = _start(flow_run_id, task_run_id, "1")
+        end = _end(task_run_id)
+        lane_keys = [start.create_task_run.request_id, end.set_task_run_state.transition_id]
+        for request in (start, end):
+            outcomes = _Outcomes()
+            assert server.direct_lane(owned=True).submit([request], outcomes)
+            [answer] = await outcomes.wait()
+            assert answer.task_run.id == task_run_id
+        # Answered once, within this process: nothing can arrive again to be answered from a log.
+        assert _logged(database, lane_keys) == []
+
+        # The same operations the stream's way are logged: a resend gets the first answer.
+        db = server._backend.db
+        other = str(uuid.uuid4())
+        stream_start = _start(flow_run_id, other, "2").create_task_run
+        first = await db.run(db.repository.create_task_run, stream_start)
+        stream_end = _end(other).set_task_run_state
+        await db.run(db.repository.set_task_run_state, stream_end)
+        assert _logged(database, [stream_start.request_id, stream_end.transition_id]) == sorted(
+            [stream_start.request_id, stream_end.transition_id]
+        )
+        assert await db.run(db.repository.create_task_run, stream_start) == first
+
+    await _with_server(tmp_path, body)
+
+
 async def test_a_failed_operation_is_handed_back_and_the_others_are_stored(
     tmp_path: Path,
 ) -> None:

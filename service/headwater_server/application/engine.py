@@ -41,8 +41,9 @@ class LeanOperation:
     engine); anything else takes the general one."""
     check: Callable[[Any], None]
     """Validates the request (the same checks as the general way)."""
-    store: Callable[[Any], Callable[[Any], Any]]
-    """The repository method (given the repository) that stores and answers the request."""
+    store: Callable[[Any], Callable[..., Any]]
+    """The repository method (given the repository) that stores and answers the request; it
+    takes ``replayable=False`` for a request that cannot arrive again (`DirectLane`)."""
     stored: Callable[[Backend], None] | None = None
     """Run on the loop after a successful answer (metrics)."""
 

@@ -103,25 +103,42 @@ class ProposalsMixin(ConcurrencyLimitsMixin):
             return response
 
     def set_task_run_state(
-        self, req: task_runs_pb2.SetTaskRunStateRequest
+        self, req: task_runs_pb2.SetTaskRunStateRequest, *, replayable: bool = True
     ) -> task_runs_pb2.SetTaskRunStateResponse:
-        """Propose a task run state; the decision is in the response (never an error)."""
-        return self._set_state(TASK_RUN, req, task_runs_pb2.SetTaskRunStateResponse)
+        """Propose a task run state; the decision is in the response (never an error).
+
+        ``replayable=False``: the proposal cannot arrive again (see `DirectLane`), so its
+        ``transition_id`` is neither looked up nor logged for a resend to be answered from.
+        """
+        return self._set_state(
+            TASK_RUN, req, task_runs_pb2.SetTaskRunStateResponse, replayable=replayable
+        )
 
     # ------------------------------------------------------------------ state proposals
 
-    def _set_state(self, kind: RunKind, req: SetStateRequest, response_type: type[M]) -> M:
+    def _set_state(
+        self,
+        kind: RunKind,
+        req: SetStateRequest,
+        response_type: type[M],
+        *,
+        replayable: bool = True,
+    ) -> M:
         """:meth:`_set_state_locked`, answering a concurrent twin's stored response."""
         try:
-            return self._set_state_locked(kind, req, response_type)
+            return self._set_state_locked(kind, req, response_type, replayable)
         except self._fast.IntegrityError:
+            if not replayable:
+                raise
             key = self._request_key(req.transition_id)
             replay = self._replay_after_conflict(key, kind.method, response_type)
             if replay is None:
                 raise
             return replay
 
-    def _set_state_locked(self, kind: RunKind, req: SetStateRequest, response_type: type[M]) -> M:
+    def _set_state_locked(
+        self, kind: RunKind, req: SetStateRequest, response_type: type[M], replayable: bool = True
+    ) -> M:
         """The transactional proposal shared by flow runs and task runs.
 
         Returns the stored response for a replayed transition, otherwise a new
@@ -129,7 +146,7 @@ class ProposalsMixin(ConcurrencyLimitsMixin):
         """
         run_id = canonical_id(getattr(req, kind.id_field))
         state = req.state
-        key = self._request_key(req.transition_id)
+        key = self._request_key(req.transition_id) if replayable else None
         expected_state_id = optional_id(req.expected_state_id)
         proposed_scheduled = (
             convert.timestamp_to_us(state.scheduled_time)

@@ -32,17 +32,20 @@ class TaskRunsMixin(ProposalsMixin):
     """
 
     def create_task_run(
-        self, req: task_runs_pb2.CreateTaskRunRequest
+        self, req: task_runs_pb2.CreateTaskRunRequest, *, replayable: bool = True
     ) -> task_runs_pb2.CreateTaskRunResponse:
         """Create a task run, and with ``start`` propose RUNNING in the same transaction.
 
         (flow_run_id, task_key, dynamic_key) is unique: a create that collides returns the
         existing run (``created`` false), as Prefect does. A run outside any flow (no
         flow_run_id) is never a duplicate: each such call is its own run.
+
+        ``replayable=False``: the request cannot arrive again (see `DirectLane`), so its
+        ``request_id`` is neither looked up nor logged for a resend to be answered from.
         """
         flow_run_id = optional_id(req.flow_run_id)
         chosen_id = optional_id(req.task_run_id)
-        key = self._request_key(req.request_id)
+        key = self._request_key(req.request_id) if replayable else None
         try:
             return self._insert_task_run(req, flow_run_id, chosen_id, key)
         except (IntegrityError, self._fast.IntegrityError):
