@@ -44,8 +44,14 @@ def loop_held() -> Iterator[None]:
         release.set()
 
 
-def _workers() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("headwater-task")]
+def _workers(before: frozenset[threading.Thread] = frozenset()) -> list[str]:
+    """The task runners' worker threads alive now, but for those in ``before`` (another
+    test's runner may still be winding its threads down)."""
+    return [
+        t.name
+        for t in threading.enumerate()
+        if t.name.startswith("headwater-task") and t not in before
+    ]
 
 
 @task
@@ -56,13 +62,15 @@ def double(x: int) -> int:
 def test_submitted_calls_start_without_a_worker_and_all_complete(reader: Reader) -> None:
     seen: dict[str, Any] = {}
 
+    before = frozenset(threading.enumerate())
+
     @flow(name=unique())
     def pipeline() -> list[int]:
         seen["flow_run_id"] = current_run_id()
         with loop_held():
             futures = [double.submit(index) for index in range(50)]
             # No answer can have arrived, so no call has a worker yet: none waits in one.
-            seen["workers"] = _workers()
+            seen["workers"] = _workers(before)
             seen["states"] = {future.state.type for future in futures}
         return [future.result() for future in futures]
 
