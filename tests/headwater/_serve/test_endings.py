@@ -26,6 +26,7 @@ from headwater._serve.runner import Runner
 from headwater._transport.client_workers import WorkerConnection
 from headwater.client import HeadwaterClient
 from headwater.v1 import flow_runs_pb2, flow_runs_pb2_grpc
+from process_support import alive
 from server_harness import ServerFactory, ServerProcess
 from tcp_proxy import PausableProxy
 
@@ -240,15 +241,6 @@ SLEEPY = textwrap.dedent(
 )
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path(f"/proc/{pid}/stat")  # a zombie (exited, not yet reaped) counts as gone
-    return not (status.exists() and status.read_text().split()[2] == "Z")
-
-
 def test_a_run_cancelled_while_its_runner_is_cut_off_stops_once_the_service_is_back(
     setting: Setting,
 ) -> None:
@@ -271,11 +263,11 @@ def test_a_run_cancelled_while_its_runner_is_cut_off_stops_once_the_service_is_b
     cancelling = setting.client.cancel_flow_run(run.id)
     assert cancelling.state is not None and cancelling.state.type.value == "CANCELLING"
     time.sleep(1.0)
-    assert _alive(pid)
+    assert alive(pid)
 
     setting.proxy.resume()
 
-    _until(lambda: not _alive(pid), "the run's process to stop", lambda: setting.lines(run.id))
+    _until(lambda: not alive(pid), "the run's process to stop", lambda: setting.lines(run.id))
     final = _final(setting.client, run.id)
     assert final.is_cancelled(), final
 

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from engine_support import sdk_target
 from headwater.client import HeadwaterClient
+from process_support import alive
 from server_harness import (
     DATABASES,
     HEADWATER_CLI,
@@ -143,15 +144,6 @@ def _until(condition: Callable[[], Any], what: str, process: Any = None) -> Any:
     raise AssertionError(f"gave up waiting for {what}")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path(f"/proc/{pid}/stat")  # a zombie (exited, not yet reaped) counts as gone
-    return not (status.exists() and status.read_text().split()[2] == "Z")
-
-
 def _final(client: HeadwaterClient, run_id: str) -> Any:
     def ended() -> Any:
         state = client.get_flow_run(run_id).state
@@ -203,7 +195,7 @@ def test_kill_9_of_a_runner_ends_its_runs_crashed_and_frees_their_slots(
     process.wait(timeout=10)
 
     # The run's process died with its runner: nothing is left holding the slots.
-    _until(lambda: not _alive(int(pid_file.read_text())), "the run's process to die")
+    _until(lambda: not alive(int(pid_file.read_text())), "the run's process to die")
     final = _final(client, run.id)
     assert final.is_crashed(), final
     assert "lost its connection to the service" in (final.message or "")
@@ -315,7 +307,7 @@ def test_runs_claimed_by_a_killed_worker_go_back_to_scheduled_for_another_worker
 
             workers[0].send_signal(signal.SIGKILL)
             workers[0].wait(timeout=10)
-            _until(lambda: not _alive(run_pid), "the run's process to die with its worker")
+            _until(lambda: not alive(run_pid), "the run's process to die with its worker")
             (project / "slow-import").unlink()
             workers.append(_worker(project, server, pool.name, project / "worker-b.log"))
 

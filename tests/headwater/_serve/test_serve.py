@@ -24,6 +24,7 @@ from engine_support import sdk_target
 from headwater.client import HeadwaterClient
 from headwater.deployments import run_deployment
 from headwater.exceptions import ObjectNotFound
+from process_support import alive
 from server_harness import HEADWATER_CLI, ServerProcess
 
 pytestmark = pytest.mark.integration
@@ -123,16 +124,6 @@ def _stop(process: subprocess.Popen[str]) -> str:
     return output
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie (exited, not yet reaped by its parent) counts as gone.
-    status = Path(f"/proc/{pid}/stat")
-    return not (status.exists() and status.read_text().split()[2] == "Z")
-
-
 @pytest.fixture
 def name() -> str:
     return f"greeter-{os.urandom(4).hex()}"
@@ -197,7 +188,7 @@ def test_cancelling_a_served_run_stops_its_subprocess(
 
     client.cancel_flow_run(run.id)
 
-    _until(lambda: not _alive(pid), "the run's process to end", served)
+    _until(lambda: not alive(pid), "the run's process to end", served)
     _until(
         lambda: (state := client.get_flow_run(run.id).state) is not None and state.is_final(),
         "the run to end",
@@ -219,7 +210,7 @@ def test_sigterm_stops_serving_cleanly_and_pauses_the_schedules(
     assert served.returncode == 0, output
     assert "is being served" in output
     assert f"headwater deployment run 'greet/{name}'" in output
-    assert not _alive(int(pid_file.read_text()))
+    assert not alive(int(pid_file.read_text()))
     final = client.get_flow_run(run.id).state
     assert final is not None and final.is_cancelled(), final
     schedules = client.get_deployment(deployment.id).schedules
