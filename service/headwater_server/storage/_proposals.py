@@ -125,28 +125,26 @@ class ProposalsMixin(ConcurrencyLimitsMixin):
         replayable: bool = True,
     ) -> M:
         """:meth:`_set_state_locked`, answering a concurrent twin's stored response."""
+        key = self._request_key(req.transition_id) if replayable else None
         try:
-            return self._set_state_locked(kind, req, response_type, replayable)
+            return self._set_state_locked(kind, req, response_type, key)
         except self._fast.IntegrityError:
-            if not replayable:
-                raise
-            key = self._request_key(req.transition_id)
             replay = self._replay_after_conflict(key, kind.method, response_type)
             if replay is None:
                 raise
             return replay
 
     def _set_state_locked(
-        self, kind: RunKind, req: SetStateRequest, response_type: type[M], replayable: bool = True
+        self, kind: RunKind, req: SetStateRequest, response_type: type[M], key: str | None
     ) -> M:
         """The transactional proposal shared by flow runs and task runs.
 
-        Returns the stored response for a replayed transition, otherwise a new
-        ``response_type`` holding the decision and the run as it now is.
+        ``key``: the transition's request-log key, or None when it is not logged. Returns the
+        stored response for a replayed transition, otherwise a new ``response_type`` holding
+        the decision and the run as it now is.
         """
         run_id = canonical_id(getattr(req, kind.id_field))
         state = req.state
-        key = self._request_key(req.transition_id) if replayable else None
         expected_state_id = optional_id(req.expected_state_id)
         proposed_scheduled = (
             convert.timestamp_to_us(state.scheduled_time)
