@@ -37,12 +37,42 @@ __all__ = [
     "State",
     "StateType",
     "Suspended",
+    "UnstoredResult",
 ]
 
 R = TypeVar("R")
 
 _utc = _dt.UTC
 _now = _dt.datetime.now
+
+
+class UnstoredResult:
+    """The data of a COMPLETED state read from the service with no result stored for it.
+
+    The service keeps a result only as inline JSON or as a reference to persisted data: a
+    value that is not JSON (or too large to send inline) from a run that did not persist
+    its results is known only to the process that ran it. A run that returned ``None`` has a
+    stored result (JSON null), so the two are told apart: `State.result` raises
+    `MissingResult` for this one, where a None would look like a real answer. Prefect raises
+    the same error for a result that was not persisted.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UnstoredResult()"
+
+
+#: The one `UnstoredResult`: the data of every state whose result the service does not hold.
+UNSTORED_RESULT = UnstoredResult()
+
+#: Why `State.result` has nothing to give for an `UnstoredResult`, and what to do about it.
+_UNSTORED_MESSAGE = (
+    "The run completed, but its result was not stored: it is not JSON (or is too large to "
+    "send inline) and the run did not persist its results, so only the process that ran it "
+    "had the value. Set persist_result=True (or a result_storage) on the flow or task to read "
+    "such results from another process."
+)
 
 
 class StateType(StrEnum):
@@ -181,8 +211,15 @@ class State(Generic[R]):
         return exc
 
     def _load_data(self) -> Any:
-        """The state's data, reading it from result storage when it is a reference."""
+        """The state's data, reading it from result storage when it is a reference.
+
+        Raises:
+            MissingResult: The service holds no result for it (`UnstoredResult`), or the
+                persisted result can no longer be read.
+        """
         data = self.data
+        if data is UNSTORED_RESULT:
+            raise MissingResult(_UNSTORED_MESSAGE)
         if type(data).__name__ == "ResultReference":
             from headwater._results import ResultReference, load_result
 

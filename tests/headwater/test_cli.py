@@ -477,11 +477,17 @@ def _next_log_millisecond() -> int:
     return _last_log_millisecond[0]
 
 
-def add_logs(conn: EngineConnection, run_id: str, *messages: str, level: int = 20) -> None:
+def add_logs(
+    conn: EngineConnection,
+    run_id: str,
+    *messages: str,
+    level: int = 20,
+    logger_name: str = "etl.load",
+) -> None:
     request = logs_pb2.CreateLogsRequest()
     for message in messages:
         line = request.logs.add(
-            flow_run_id=run_id, logger_name="etl.load", level=level, message=message
+            flow_run_id=run_id, logger_name=logger_name, level=level, message=message
         )
         line.log_time.FromMilliseconds(_next_log_millisecond())
     conn.create_logs(request)
@@ -587,6 +593,35 @@ def test_logs_follow_prints_new_lines_until_the_run_is_final(
             follower.kill()
     assert follower.returncode == 0, errors
     assert [line.split(" - ", 1)[1] for line in rest.splitlines()] == ["last words"]
+
+
+@pytest.mark.parametrize("command", ["inspect", "logs", "watch"])
+def test_the_flow_runs_own_lines_are_shown_under_its_name_as_the_engine_printed_them(
+    command: str, conn, sqlite_server, tmp_path: Path
+) -> None:
+    """``get_run_logger()`` in a flow and its captured prints log under the flow run logger;
+    the engine prints them as "Flow run 'name' - ...", and so do the commands that show
+    stored lines. Lines of other loggers keep their logger's name."""
+    name = f"shown-{uuid.uuid4().hex[:8]}"
+    run_id = conn.create_flow_run(
+        flow_runs_pb2.CreateFlowRunRequest(flow_name="cli-log-source", name=name)
+    ).flow_run.id
+    conn.set_flow_run_state(
+        flow_runs_pb2.SetFlowRunStateRequest(
+            flow_run_id=run_id, state=states_pb2.State(type=RUNNING)
+        )
+    )
+    add_logs(conn, run_id, "from the run logger", logger_name="headwater.flow_runs")
+    add_logs(conn, run_id, "from a library")
+    complete_with_json(conn, run_id, "1")
+
+    result = run_cli("flow-run", command, run_id, api_url=sqlite_server.address, home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    shown = [line.split("| ", 2)[-1] for line in result.stdout.splitlines() if " | " in line]
+    assert shown == [
+        f"Flow run '{name}' - from the run logger",
+        "etl.load - from a library",
+    ], result.stdout
 
 
 @pytest.mark.parametrize("command", ["inspect", "logs", "watch", "cancel"])

@@ -39,6 +39,7 @@ from stream_support import (
     propose,
     stream_get,
 )
+from test_cli import run_cli
 
 # ------------------------------------------------------------------------- error mapping
 
@@ -546,3 +547,93 @@ asyncio.run(main())
     assert lines[1].startswith("FailedRun ") and "negative" in lines[1]
     assert lines[2] == "[0, 1, 2]"
     assert lines[3] == "raised FailedRun"
+
+
+@pytest.mark.integration
+def test_a_result_that_was_never_stored_is_a_missing_result_not_none(
+    sqlite_server, tmp_path: Path
+) -> None:
+    """A run that returned a value the service could not hold (not JSON, or too large to send
+    inline) and did not persist it: another process asking for the result gets MissingResult
+    saying what to change, where a bare None would pass for the run's real answer. A run that
+    returned None reads back None, and the CLI tells the two apart."""
+    flow = f"unstored-{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
+    env["HEADWATER_HOME"] = str(tmp_path)
+    env["HEADWATER_API_URL"] = sqlite_server.address
+    producer = f"""
+from headwater import flow, task
+
+@task
+def a_set() -> set[int]:
+    return {{1, 2}}
+
+@flow(name={flow!r})
+def produce(kind: str):
+    if kind == "set":
+        return a_set()
+    if kind == "large":
+        return "x" * 70_000
+    return None
+
+for kind in ("set", "large", "none"):
+    produce(kind)
+"""
+    made = subprocess.run(
+        [sys.executable, "-c", producer], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert made.returncode == 0, made.stderr
+
+    reader = f"""
+from headwater.client import get_client
+from headwater.exceptions import MissingResult
+
+with get_client(sync_client=True) as client:
+    for run in client.list_flow_runs(flow_name={flow!r}):
+        kind = run.parameters["kind"]
+        try:
+            print(kind, "value", repr(client.get_flow_run_result(run.id)))
+        except MissingResult as exc:
+            print(kind, "missing", exc)
+        for task_run in client.list_task_runs(run.id):
+            try:
+                print(kind, "task value", repr(task_run.state.result()))
+            except MissingResult as exc:
+                print(kind, "task missing", exc)
+    for run in client.list_flow_runs(flow_name={flow!r}):
+        print(run.parameters["kind"], run.id)
+"""
+    read = subprocess.run(
+        [sys.executable, "-c", reader], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert read.returncode == 0, read.stderr
+    lines = sorted(read.stdout.splitlines()[:-3])
+    assert [line.split(" ", 2)[:2] for line in lines] == [
+        ["large", "missing"],
+        ["none", "value"],
+        ["set", "missing"],
+        ["set", "task"],
+    ]
+    assert lines[1] == "none value None"
+    for missing in (lines[0], lines[2], lines[3]):
+        assert "result was not stored" in missing and "persist_result=True" in missing
+    assert lines[3].startswith("set task missing ")
+
+    runs = {line.split(" ")[0]: line.split(" ")[1] for line in read.stdout.splitlines()[-3:]}
+    for kind, shown in (("set", "not stored"), ("large", "not stored"), ("none", "null")):
+        inspected = run_cli(
+            "flow-run", "inspect", runs[kind], api_url=sqlite_server.address, home=tmp_path
+        )
+        assert inspected.returncode == 0, inspected.stderr
+        result_row = next(
+            line for line in inspected.stdout.splitlines() if line.startswith("Result")
+        )
+        assert result_row.split(None, 1)[1].startswith(shown), inspected.stdout
+    task_row = next(
+        line
+        for line in run_cli(
+            "flow-run", "inspect", runs["set"], api_url=sqlite_server.address, home=tmp_path
+        ).stdout.splitlines()
+        if line.startswith("a_set-0")
+    )
+    assert task_row.rstrip().endswith("not stored"), task_row

@@ -14,7 +14,7 @@ import traceback
 from typing import Any
 
 from headwater._results import MAX_INLINE_RESULT_BYTES, inline_json
-from headwater._states import State, StateType
+from headwater._states import UNSTORED_RESULT, State, StateType
 from headwater.v1 import states_pb2
 
 __all__ = [
@@ -195,7 +195,8 @@ def loads_json(text: str) -> Any:
 
 def _data_from_proto(message: states_pb2.State) -> Any:
     if not message.HasField("result"):
-        return None
+        # A COMPLETED state without one: the value was never stored (see `UnstoredResult`).
+        return UNSTORED_RESULT if message.type == states_pb2.STATE_TYPE_COMPLETED else None
     result = message.result
     kind = result.WhichOneof("kind")
     if kind == "json":

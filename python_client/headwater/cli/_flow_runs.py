@@ -118,7 +118,7 @@ def inspect_run(args: argparse.Namespace) -> int:
     if logs:
         out.print(f"[bold]Logs ({len(logs)})[/]")
         for line in logs:
-            out.print(_render.log_line(line, names))
+            out.print(_render.log_line(line, names, run.name))
     else:
         out.print("[bold]Logs[/]: none")
     return 0
@@ -136,7 +136,7 @@ def print_logs(args: argparse.Namespace) -> int:
 
             if line.task_run_id and line.task_run_id not in names:  # a task run started since
                 names.update((t.id, t.name) for t in client.list_task_runs(run.id))
-            return _render.log_line(line, names)
+            return _render.log_line(line, names, run.name)
 
         follow_logs(
             lambda: client.list_logs(run.id),
@@ -161,6 +161,7 @@ def watch_run(args: argparse.Namespace) -> int:
     announced = False
     outage_since: float | None = None
     names: dict[str, str] = {}  # task run names, from their state events
+    run_name: str | None = None  # for the flow run's own log lines
     with open_client(timeout=None) as client:
         run_id = find_run(client, args.run).id
         while True:
@@ -169,6 +170,7 @@ def watch_run(args: argparse.Namespace) -> int:
                     outage_since = None
                     if isinstance(item, FlowRun):
                         final_state = item.state
+                        run_name = item.name
                         if not announced:
                             out.print(
                                 f"Watching flow run [bold]{_render.escape(item.name)}[/] "
@@ -184,7 +186,7 @@ def watch_run(args: argparse.Namespace) -> int:
                         if item.state is not None or item.task_run_state is not None:
                             out.print(_render.watch_line(item))
                         elif item.log is not None:
-                            out.print(_render.log_line(item.log, names))
+                            out.print(_render.log_line(item.log, names, run_name))
                 break  # the server ends the watch after a final state
             except ServiceUnavailable:
                 if not announced:

@@ -159,10 +159,13 @@ def flow_run_details(run: FlowRun) -> Any:
 def result_text(state: State[Any]) -> str:
     """A completed state's result for people: the value, or where it was persisted."""
     from headwater._results import ResultReference
+    from headwater._states import UnstoredResult
 
     data = state.data
     if isinstance(data, ResultReference):
         return f"persisted to {data.storage_key} ({data.serializer})"
+    if isinstance(data, UnstoredResult):
+        return "not stored (not JSON or too large, and not persisted: see persist_result)"
     try:
         text = json.dumps(data)
     except (TypeError, ValueError):
@@ -176,12 +179,15 @@ def short_result(state: State[Any] | None) -> str:
     """A completed state's result in a table cell: a short preview, or how it was persisted
     (`task-run inspect` shows where); "-" for other states."""
     from headwater._results import ResultReference
+    from headwater._states import UnstoredResult
 
     if state is None or not state.is_completed():
         return "-"
     data = state.data
     if isinstance(data, ResultReference):
         return f"persisted ({data.serializer})"
+    if isinstance(data, UnstoredResult):
+        return "not stored"
     text = result_text(state)
     return text if len(text) <= RESULT_CELL_CHARS else text[: RESULT_CELL_CHARS - 3] + "..."
 
@@ -299,18 +305,28 @@ def states_table(states: list[State[Any]]) -> Any:
     return table
 
 
-def log_line(log: Log, task_run_names: Mapping[str, str] | None = None) -> str:
+def log_line(
+    log: Log,
+    task_run_names: Mapping[str, str] | None = None,
+    flow_run_name: str | None = None,
+) -> str:
     """One stored log line: time, level, where it came from, message.
 
     A task run's line is shown under the task run's name (from ``task_run_names``, else its
-    id), as the engine prints it; other lines under their logger's name.
+    id), and a line of the flow run's own logger (``get_run_logger()``, captured prints)
+    under ``flow_run_name``, as the engine printed them while the run ran; other lines under
+    their logger's name.
     """
+    from headwater._logging import FLOW_RUN_LOGGER
+
     level = log.level_name
     style = _LEVEL_STYLES.get(level)
     shown = f"[{style}]{level:<8}[/]" if style else f"{level:<8}"
     if log.task_run_id:
         name = (task_run_names or {}).get(log.task_run_id, log.task_run_id)
         source = f"Task run {escape(repr(name))}"
+    elif flow_run_name is not None and log.logger_name == FLOW_RUN_LOGGER:
+        source = f"Flow run {escape(repr(flow_run_name))}"
     else:
         source = escape(log.logger_name)
     return f"{precise_time(log.time)} | {shown}| {source} - {escape(log.message)}"
