@@ -79,8 +79,12 @@ def section(out: str, title: str) -> list[str]:
     return lines[: lines.index("")] if "" in lines else lines
 
 
-def make_run(conn: EngineConnection, flow: str, *states: int, message: str = "") -> str:
-    run_id = conn.create_flow_run(flow_runs_pb2.CreateFlowRunRequest(flow_name=flow)).flow_run.id
+def make_run(
+    conn: EngineConnection, flow: str, *states: int, message: str = "", name: str = ""
+) -> str:
+    run_id = conn.create_flow_run(
+        flow_runs_pb2.CreateFlowRunRequest(flow_name=flow, name=name)
+    ).flow_run.id
     for state_type in states:
         conn.set_flow_run_state(
             flow_runs_pb2.SetFlowRunStateRequest(
@@ -603,14 +607,7 @@ def test_the_flow_runs_own_lines_are_shown_under_its_name_as_the_engine_printed_
     the engine prints them as "Flow run 'name' - ...", and so do the commands that show
     stored lines. Lines of other loggers keep their logger's name."""
     name = f"shown-{uuid.uuid4().hex[:8]}"
-    run_id = conn.create_flow_run(
-        flow_runs_pb2.CreateFlowRunRequest(flow_name="cli-log-source", name=name)
-    ).flow_run.id
-    conn.set_flow_run_state(
-        flow_runs_pb2.SetFlowRunStateRequest(
-            flow_run_id=run_id, state=states_pb2.State(type=RUNNING)
-        )
-    )
+    run_id = make_run(conn, "cli-log-source", RUNNING, name=name)
     add_logs(conn, run_id, "from the run logger", logger_name="headwater.flow_runs")
     add_logs(conn, run_id, "from a library")
     complete_with_json(conn, run_id, "1")
@@ -630,15 +627,7 @@ def test_every_run_command_takes_a_run_name(
 ) -> None:
     name = f"named-{uuid.uuid4().hex[:8]}"
     final = () if command == "cancel" else (RUNNING, COMPLETED)
-    run_id = conn.create_flow_run(
-        flow_runs_pb2.CreateFlowRunRequest(flow_name="cli-names", name=name)
-    ).flow_run.id
-    for state_type in final:
-        conn.set_flow_run_state(
-            flow_runs_pb2.SetFlowRunStateRequest(
-                flow_run_id=run_id, state=states_pb2.State(type=state_type)
-            )
-        )
+    run_id = make_run(conn, "cli-names", *final, name=name)
     add_logs(conn, run_id, f"line of {name}")
     result = run_cli("flow-run", command, name, api_url=sqlite_server.address, home=tmp_path)
     assert result.returncode == 0, result.stderr
