@@ -202,6 +202,24 @@ _current_tags: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
 )
 
 
+@contextmanager
+def current(context: FlowRunContext | TaskRunContext) -> Iterator[None]:
+    """Make ``context`` the current flow run's or task run's for the block.
+
+    For code that runs on behalf of a run before the engine enters the run's context: a
+    ``flow_run_name`` or ``task_run_name`` callable reads the run's parameters through
+    `headwater.runtime`, as Prefect's documented callables do.
+    """
+    variable: contextvars.ContextVar[Any] = (
+        _current_flow_run if isinstance(context, FlowRunContext) else _current_task_run
+    )
+    token = variable.set(context)
+    try:
+        yield
+    finally:
+        variable.reset(token)
+
+
 def get_run_context() -> FlowRunContext | TaskRunContext:
     """The context of the current run: the task run's inside a task, else the flow run's.
 

@@ -30,7 +30,15 @@ from headwater._flows import (
 )
 from headwater._results import validate_serializer, validate_storage
 from headwater._visualize import active_graph
-from headwater.cache_policies import DEFAULT, NO_CACHE, CacheKeyFn, CacheKeyFnPolicy, CachePolicy
+from headwater.cache_policies import (
+    DEFAULT,
+    NO_CACHE,
+    CacheKeyFn,
+    CacheKeyFnPolicy,
+    CachePolicy,
+    UnhashableInputError,
+    hash_objects,
+)
 
 __all__ = ["Task", "exponential_backoff", "task"]
 
@@ -66,6 +74,24 @@ def exponential_backoff(backoff_factor: float) -> Callable[[int], list[float]]:
         return [backoff_factor * 2**attempt for attempt in range(retries)]
 
     return retry_delays
+
+
+def task_input_hash(context: TaskRunContext, arguments: dict[str, Any]) -> str | None:
+    """A ``cache_key_fn`` keyed by the task, its code and its inputs, as Prefect's.
+
+    The key changes when the task's function body changes or any argument does; None (no
+    caching for this call) when an argument can be neither JSON-encoded nor pickled.
+
+    Example:
+        >>> @task(cache_key_fn=task_input_hash, cache_expiration=timedelta(days=1))
+        ... def fetch(url: str) -> bytes: ...
+    """
+    fn = context.task.fn
+    code = getattr(_parameters._origin(fn), "__code__", None)
+    try:
+        return hash_objects(_task_key(fn), code.co_code.hex() if code else "", arguments)
+    except UnhashableInputError:
+        return None
 
 
 def _task_key(fn: Callable[..., Any]) -> str:
@@ -835,6 +861,7 @@ def _runner() -> TaskRunner:
 
 
 if TYPE_CHECKING:
+    from headwater._context import TaskRunContext
     from headwater._engine.runnable import Runnable
     from headwater._states import State
     from headwater.futures import PrefectFutureList, TaskRunFuture

@@ -30,6 +30,7 @@ from headwater.cache_policies import (
     RunId,
     TaskSource,
 )
+from headwater.tasks import task_input_hash
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -184,6 +185,17 @@ class TestComposition:
     def test_only_policies_can_be_added(self) -> None:
         with pytest.raises(TypeError):
             INPUTS + "x"  # type: ignore[operator]
+
+
+def test_task_input_hash_keys_by_the_task_its_code_and_its_inputs() -> None:
+    """Prefect's ``cache_key_fn=task_input_hash``: one key per (task, code, inputs); an input
+    that cannot be hashed means no caching for that call rather than an error."""
+    first = task_input_hash(context(double), {"x": 1})
+    assert first is not None
+    assert task_input_hash(context(double, task_run_id="another-run"), {"x": 1}) == first
+    assert task_input_hash(context(double), {"x": 2}) != first
+    assert task_input_hash(context(triple), {"x": 1}) != first
+    assert task_input_hash(context(double), {"x": threading.Lock()}) is None
 
 
 def test_keys_are_the_same_in_another_process() -> None:

@@ -105,7 +105,7 @@ def test_top_level_and_tasks_module_agree() -> None:
 # The public modules named as Prefect's are, so imports port by changing "prefect" to
 # "headwater"; each one's names are pinned.
 PUBLIC_MODULES = {
-    "headwater.tasks": ["Task", "exponential_backoff", "task"],
+    "headwater.tasks": ["Task", "exponential_backoff", "task", "task_input_hash"],
     "headwater.cache_policies": [
         "DEFAULT",
         "FLOW_PARAMETERS",

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from headwater import _parameters
-from headwater._context import FlowRunContext, current_tags
+from headwater._context import FlowRunContext, TaskRunContext, current, current_tags
 from headwater._transport.interface import FlowRunSpec
 from headwater.exceptions import ParameterTypeError
 
@@ -66,11 +66,46 @@ def run_spec(
         flow_version=flow.version or "",
         parameters_json=dump_parameters(serialized_parameters),
         parameters=serialized_parameters,
-        name=run_name(flow, parameters),
+        name=run_name(
+            flow,
+            parameters,
+            context=lambda: _unborn_flow_run(flow, parameters, serialized_parameters, parent),
+        ),
         tags=tuple(sorted(current_tags())),
         parent_flow_run_id=parent.flow_run_id if parent is not None else None,
         retries=retries,
         retry_delay_seconds=delay,
+    )
+
+
+def _unborn_flow_run(
+    flow: Runnable,
+    parameters: dict[str, Any],
+    serialized_parameters: dict[str, Any],
+    parent: FlowRunContext | None,
+) -> FlowRunContext:
+    """The context of a flow run about to be created, for its ``flow_run_name`` callable.
+
+    The name travels in the create, so the run has no id or name yet (``runtime.flow_run``
+    gives None for both); its flow, parameters, tags and parent are known.
+    """
+    from headwater._runs import FlowRun
+
+    run = FlowRun(
+        id="",
+        name="",
+        flow_name=flow.name,
+        parameters=serialized_parameters,
+        tags=tuple(sorted(current_tags())),
+        parent_flow_run_id=parent.flow_run_id if parent is not None else None,
+        flow_version=flow.version,
+    )
+    return FlowRunContext(
+        flow=flow,
+        flow_run_id="",
+        make_flow_run=lambda: run,
+        parameters=parameters,
+        parent=parent,
     )
 
 
@@ -150,11 +185,15 @@ def run_name(
     parameters: dict[str, Any],
     option: str = "flow_run_name",
     kind: str = "flow",
+    context: Callable[[], FlowRunContext | TaskRunContext] | None = None,
 ) -> str:
     """The run's name from its template or callable ("" lets the service generate one).
 
     ``option`` and ``kind`` name the argument and the runnable in errors
-    (``flow_run_name`` of a flow, ``task_run_name`` of a task).
+    (``flow_run_name`` of a flow, ``task_run_name`` of a task). ``context`` makes the run's
+    context (before the run exists) current while a callable runs, so that it can read
+    ``headwater.runtime.flow_run.parameters`` or ``task_run.parameters``, as Prefect's
+    documented name callables do; it is made only for a callable.
 
     Raises:
         ValueError: The template names something that is not a parameter, or is malformed.
@@ -164,7 +203,10 @@ def run_name(
     if template is None:
         return ""
     if callable(template):
-        return _call_namer(runnable, template, parameters, option, kind)
+        if context is None:
+            return _call_namer(runnable, template, parameters, option, kind)
+        with current(context()):
+            return _call_namer(runnable, template, parameters, option, kind)
     try:
         return template.format(**parameters)
     except KeyError as exc:

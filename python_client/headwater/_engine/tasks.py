@@ -78,7 +78,9 @@ class TaskEngine(RunEngine):
             dynamic_key=call.dynamic_key,
             task_run_id=call.task_run_id,
             flow_run_id=call.flow_run_id,
-            name=run_name(task, self.parameters, "task_run_name", "task"),
+            name=run_name(
+                task, self.parameters, "task_run_name", "task", context=self._unborn_context
+            ),
             tags=call.tags,
             parameters_json=dump_parameters(self.serialized_parameters),
             retries=int(task.retries),
@@ -94,6 +96,17 @@ class TaskEngine(RunEngine):
                 else None
             ),
             refresh_cache=bool(task.refresh_cache),
+        )
+
+    def _unborn_context(self) -> TaskRunContext:
+        """The task run's context before the run exists: what its name callable and its cache
+        policy may read (the task, its parameters, the run's id; no `TaskRun` view yet)."""
+        call = self.call
+        return TaskRunContext(
+            task=self.task,
+            task_run_id=call.task_run_id,
+            parameters=self.parameters,
+            flow_run_id=call.flow_run_id,
         )
 
     def _cache_key(self) -> str | None:
@@ -112,15 +125,10 @@ class TaskEngine(RunEngine):
             persist = get_settings().results_persist_by_default
         if not persist:
             return None
-        call = self.call
-        context = TaskRunContext(
-            task=task,
-            task_run_id=call.task_run_id,
-            parameters=self.parameters,
-            flow_run_id=call.flow_run_id,
-        )
         try:
-            key: str | None = policy.compute_key(context, self.parameters, call.flow_parameters)
+            key: str | None = policy.compute_key(
+                self._unborn_context(), self.parameters, self.call.flow_parameters
+            )
         except Exception as exc:
             logger.warning(
                 "Task %r runs without caching: its cache key could not be computed (%s)",

@@ -38,12 +38,13 @@ def _context() -> FlowRunContext | None:
 
 def _id() -> str | None:
     context = _context()
-    return context.flow_run_id if context is not None else None
+    # "" while a flow_run_name callable names a run not created yet (`run_name`).
+    return (context.flow_run_id or None) if context is not None else None
 
 
 def _name() -> str | None:
     context = _context()
-    return context.flow_run.name if context is not None else None
+    return (context.flow_run.name or None) if context is not None else None
 
 
 def _flow_name() -> str | None:

@@ -26,14 +26,21 @@ ROOT = Path(__file__).resolve().parents[3]
 
 CACHED_SCRIPT = textwrap.dedent(
     """
-    import json, sys
+    import datetime, json, sys
     from headwater import flow, task
     from headwater.cache_policies import INPUTS
     from headwater.runtime import flow_run
+    from headwater.tasks import task_input_hash
 
     ran = []
+    # Prefect's two spellings: a cache policy, or the older cache_key_fn=task_input_hash.
+    caching = (
+        {"cache_policy": INPUTS}
+        if sys.argv[2] == "policy"
+        else {"cache_key_fn": task_input_hash, "cache_expiration": datetime.timedelta(hours=1)}
+    )
 
-    @task(name="square", cache_policy=INPUTS, persist_result=True)
+    @task(name="square", persist_result=True, **caching)
     def square(x: int) -> int:
         ran.append(x)
         return x * x
@@ -79,7 +86,8 @@ def test_task_runs_are_stored_with_their_states(reader: Reader) -> None:
     assert run.run_count == 2
 
 
-def test_a_cache_hit_across_processes(server: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("caching", ["policy", "task_input_hash"])
+def test_a_cache_hit_across_processes(server: Any, tmp_path: Path, caching: str) -> None:
     name = unique("squares")
     env = {
         **os.environ,
@@ -91,7 +99,7 @@ def test_a_cache_hit_across_processes(server: Any, tmp_path: Path) -> None:
     outputs = []
     for _ in range(2):
         done = subprocess.run(
-            [sys.executable, "-c", CACHED_SCRIPT, name],
+            [sys.executable, "-c", CACHED_SCRIPT, name, caching],
             capture_output=True,
             text=True,
             env=env,

@@ -147,3 +147,45 @@ def test_task_run_from_the_task_run_context() -> None:
         _current_task_run.reset(token)
     with pytest.raises(MissingContextError):
         get_run_context()
+
+
+def test_run_name_callables_read_the_runs_parameters_through_runtime(reader: Reader) -> None:
+    """Prefect's documented name callables take no arguments and read the run from
+    ``prefect.runtime``: the parameters, flow and task names, tags and parent are there while
+    the name is made, though the run (and so its id and name) does not exist yet."""
+    seen: dict[str, Any] = {}
+
+    def flow_run_name() -> str:
+        seen["flow"] = {
+            "id": flow_run.id,
+            "name": flow_run.name,
+            "tags": flow_run.tags,
+            "parent": flow_run.parent_flow_run_id,
+        }
+        return f"{flow_run.flow_name}-with-{flow_run.parameters['name']}"
+
+    def task_run_name() -> str:
+        seen["task"] = {"id": task_run.id, "name": task_run.name, "flow_run": flow_run.name}
+        parameters = task_run.parameters
+        return f"{task_run.task_name}-with-{parameters['name']}-and-{parameters['limit']}"
+
+    @task(name=unique("greet"), task_run_name=task_run_name)
+    def greet(name: str, limit: int = 100) -> str | None:
+        return task_run.name
+
+    @flow(name=unique("hello"), flow_run_name=flow_run_name)
+    def hello(name: str) -> tuple[str | None, str | None]:
+        return flow_run.name, greet(name)
+
+    with tags("nightly"):
+        run_name, task_name = hello("marvin")
+    assert run_name == f"{hello.name}-with-marvin"
+    assert task_name == f"{greet.name}-with-marvin-and-100"
+    stored = reader.only_run_of(hello.name)
+    assert stored.name == run_name
+    assert seen["flow"] == {"id": None, "name": None, "tags": ["nightly"], "parent": None}
+    assert seen["task"]["name"] is None  # not created yet
+    assert seen["task"]["id"]  # the engine chooses the task run's id before creating it
+    assert seen["task"]["flow_run"] == run_name  # the flow run it runs in is there
+    # Outside the callables nothing of the unborn runs is left current.
+    assert flow_run.id is None and task_run.id is None
