@@ -60,6 +60,7 @@ if TYPE_CHECKING:
         Suspended,
     )
     from headwater._tasks import Task, task
+    from headwater.client import get_client
 
 __all__ = [
     "FINAL_STATE_TYPES",
@@ -88,6 +89,7 @@ __all__ = [
     "allow_failure",
     "deploy",
     "flow",
+    "get_client",
     "get_run_context",
     "get_run_logger",
     "serve",
@@ -109,6 +111,8 @@ _LAZY_ATTRIBUTES = {
     "get_run_context": "headwater._context",
     "tags": "headwater._context",
     "get_run_logger": "headwater._logging",
+    # Prefect's top-level ``get_client`` too (``from prefect import get_client``).
+    "get_client": "headwater.client",
     "allow_failure": "headwater._annotations",
     "unmapped": "headwater._annotations",
     **{

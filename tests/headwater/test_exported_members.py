@@ -41,6 +41,7 @@ def test_headwater_all_is_pinned() -> None:
             "allow_failure",
             "deploy",
             "flow",
+            "get_client",
             "get_run_context",
             "get_run_logger",
             "serve",
@@ -85,6 +86,9 @@ def test_exported_objects_come_from_private_modules() -> None:
         if name in ("__version__", "FINAL_STATE_TYPES"):
             continue
         owner = getattr(headwater, name).__module__
+        if name == "get_client":  # Prefect's top-level name for the public client module's
+            assert owner == "headwater.client"
+            continue
         assert owner.startswith("headwater._"), f"{name} is defined in {owner}"
 
 
@@ -93,6 +97,12 @@ def test_top_level_and_flows_module_agree() -> None:
     assert headwater.Flow is headwater.flows.Flow
     assert headwater.serve is headwater.flows.serve
     assert headwater.deploy is headwater.deployments.deploy
+
+
+def test_top_level_get_client_is_the_clients() -> None:
+    import headwater.client
+
+    assert headwater.get_client is headwater.client.get_client
 
 
 def test_top_level_and_tasks_module_agree() -> None:
