@@ -40,7 +40,7 @@ from headwater.cache_policies import (
     hash_objects,
 )
 
-__all__ = ["Task", "exponential_backoff", "task"]
+__all__ = ["Task", "exponential_backoff", "task", "task_input_hash"]
 
 P = ParamSpec("P")
 R = TypeVar("R")

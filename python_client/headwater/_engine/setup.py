@@ -61,51 +61,41 @@ def run_spec(
     """
     retries = int(flow.retries)
     delay = first_retry_delay(flow.retry_delay_seconds)
+    tags = tuple(sorted(current_tags()))
+    parent_id = parent.flow_run_id if parent is not None else None
+
+    def unborn_run() -> FlowRunContext:
+        """The run about to be created, for a ``flow_run_name`` callable: the name travels in
+        the create, so it has no id or name yet (``runtime.flow_run`` gives None for both)."""
+        from headwater._runs import FlowRun
+
+        run = FlowRun(
+            id="",
+            name="",
+            flow_name=flow.name,
+            parameters=serialized_parameters,
+            tags=tags,
+            parent_flow_run_id=parent_id,
+            flow_version=flow.version,
+        )
+        return FlowRunContext(
+            flow=flow,
+            flow_run_id="",
+            make_flow_run=lambda: run,
+            parameters=parameters,
+            parent=parent,
+        )
+
     return FlowRunSpec(
         flow_name=flow.name,
         flow_version=flow.version or "",
         parameters_json=dump_parameters(serialized_parameters),
         parameters=serialized_parameters,
-        name=run_name(
-            flow,
-            parameters,
-            context=lambda: _unborn_flow_run(flow, parameters, serialized_parameters, parent),
-        ),
-        tags=tuple(sorted(current_tags())),
-        parent_flow_run_id=parent.flow_run_id if parent is not None else None,
+        name=run_name(flow, parameters, context=unborn_run),
+        tags=tags,
+        parent_flow_run_id=parent_id,
         retries=retries,
         retry_delay_seconds=delay,
-    )
-
-
-def _unborn_flow_run(
-    flow: Runnable,
-    parameters: dict[str, Any],
-    serialized_parameters: dict[str, Any],
-    parent: FlowRunContext | None,
-) -> FlowRunContext:
-    """The context of a flow run about to be created, for its ``flow_run_name`` callable.
-
-    The name travels in the create, so the run has no id or name yet (``runtime.flow_run``
-    gives None for both); its flow, parameters, tags and parent are known.
-    """
-    from headwater._runs import FlowRun
-
-    run = FlowRun(
-        id="",
-        name="",
-        flow_name=flow.name,
-        parameters=serialized_parameters,
-        tags=tuple(sorted(current_tags())),
-        parent_flow_run_id=parent.flow_run_id if parent is not None else None,
-        flow_version=flow.version,
-    )
-    return FlowRunContext(
-        flow=flow,
-        flow_run_id="",
-        make_flow_run=lambda: run,
-        parameters=parameters,
-        parent=parent,
     )
 
 
@@ -203,9 +193,7 @@ def run_name(
     if template is None:
         return ""
     if callable(template):
-        if context is None:
-            return _call_namer(runnable, template, parameters, option, kind)
-        with current(context()):
+        with current(context()) if context is not None else contextlib.nullcontext():
             return _call_namer(runnable, template, parameters, option, kind)
     try:
         return template.format(**parameters)
