@@ -228,7 +228,8 @@ class Flow(Generic[P, R]):
         persist_result: Write the result to result storage. ``None`` lets the engine decide; it
             becomes True when ``result_storage`` or ``result_serializer`` is given.
         result_storage: A directory path, ``file://`` URI, or storage object for results.
-        result_serializer: ``"pickle"``, ``"cloudpickle"``, ``"json"`` or a serializer object.
+        result_serializer: ``"pickle"``, ``"cloudpickle"``, ``"json"``, ``"compressed/pickle"``,
+            ``"compressed/json"`` or a serializer object (see `headwater.serializers`).
         cache_result_in_memory: Keep the result in memory after persisting it.
         log_prints: Send ``print`` output to the run's logs; ``None`` inherits the parent's.
         on_completion: Callables ``hook(flow, flow_run, state)`` run when a run completes.

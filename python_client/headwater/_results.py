@@ -6,18 +6,30 @@ need not travel through the service (gRPC refuses messages over 4 MiB by default
 
 Storage is anything with ``write_path(path, content) -> str`` and ``read_path(path) -> bytes``
 (the same two methods Prefect's file-system blocks have); `LocalFileSystem` is the built-in one.
-A serializer is anything with ``dumps(obj) -> bytes`` and ``loads(blob) -> obj``; the built-in
-ones are named ``"pickle"``, ``"cloudpickle"`` and ``"json"``.
+A serializer is anything with ``dumps(obj) -> bytes`` and ``loads(blob) -> obj`` (see
+`headwater._serializers` for the built-in ones and their names).
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from headwater._serializers import (
+    DEFAULT_SERIALIZER,
+    CloudPickleSerializer,
+    CompressedJSONSerializer,
+    CompressedPickleSerializer,
+    CompressedSerializer,
+    JSONSerializer,
+    PickleSerializer,
+    Serializer,
+    resolve_serializer,
+    serializer_name,
+    validate_serializer,
+)
 from headwater.exceptions import MissingResult, clause
 
 if TYPE_CHECKING:
@@ -31,6 +43,9 @@ __all__ = [
     "DEFAULT_SERIALIZER",
     "MAX_INLINE_RESULT_BYTES",
     "CloudPickleSerializer",
+    "CompressedJSONSerializer",
+    "CompressedPickleSerializer",
+    "CompressedSerializer",
     "JSONSerializer",
     "LocalFileSystem",
     "PickleSerializer",
@@ -45,6 +60,7 @@ __all__ = [
     "resolve_serializer",
     "resolve_storage",
     "serializer_name",
+    "validate_serializer",
 ]
 
 #: Results whose JSON text is at least this long are not sent inline: they would bloat every
@@ -84,20 +100,6 @@ def inline_json(value: Any) -> str | None:
     return text
 
 
-#: The serializer used when a flow persists results without naming one. cloudpickle handles
-#: lambdas and classes defined in scripts, which plain pickle refuses.
-DEFAULT_SERIALIZER = "cloudpickle"
-
-
-@runtime_checkable
-class Serializer(Protocol):
-    """Turns a value into bytes and back."""
-
-    def dumps(self, obj: Any) -> bytes: ...
-
-    def loads(self, blob: bytes) -> Any: ...
-
-
 @runtime_checkable
 class ResultStorage(Protocol):
     """Somewhere results can be written to and read back from by key."""
@@ -105,154 +107,6 @@ class ResultStorage(Protocol):
     def write_path(self, path: str, content: bytes) -> str: ...
 
     def read_path(self, path: str) -> bytes: ...
-
-
-class PickleSerializer:
-    """The standard library's pickle: fast, but only for importable objects."""
-
-    name = "pickle"
-
-    def dumps(self, obj: Any) -> bytes:
-        import pickle
-
-        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-
-    def loads(self, blob: bytes) -> Any:
-        import pickle
-
-        return pickle.loads(blob)
-
-
-class CloudPickleSerializer:
-    """cloudpickle: also handles lambdas, closures and classes defined in scripts."""
-
-    name = "cloudpickle"
-
-    def dumps(self, obj: Any) -> bytes:
-        import pickle
-
-        import cloudpickle  # imported here: loading it costs time most runs never need
-
-        return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
-
-    def loads(self, blob: bytes) -> Any:
-        import pickle
-
-        return pickle.loads(blob)
-
-
-class JSONSerializer:
-    """JSON text, readable from any language; values that JSON lacks are converted.
-
-    Dates, UUIDs, sets, pydantic models and similar are stored in their JSON form (a date
-    becomes a string), so they load back as plain JSON values, not as the original types.
-    """
-
-    name = "json"
-
-    def dumps(self, obj: Any) -> bytes:
-        import json
-
-        try:
-            return json.dumps(obj, allow_nan=False).encode()
-        except (TypeError, ValueError):
-            from headwater._parameters import jsonable
-
-            try:
-                return json.dumps(jsonable(obj), allow_nan=False).encode()
-            except (TypeError, ValueError) as exc:
-                raise ValueError(
-                    f"The result ({type(obj).__name__}) cannot be stored as JSON: {clause(exc)}. "
-                    "Use result_serializer='cloudpickle' for Python objects."
-                ) from exc
-
-    def loads(self, blob: bytes) -> Any:
-        import json
-
-        return json.loads(blob)
-
-
-_BUILTIN_SERIALIZERS: dict[str, type[PickleSerializer | CloudPickleSerializer | JSONSerializer]] = {
-    "pickle": PickleSerializer,
-    "cloudpickle": CloudPickleSerializer,
-    "json": JSONSerializer,
-}
-
-
-def validate_serializer(serializer: Any) -> None:
-    """Raise now, at flow definition, for a serializer that could never work.
-
-    Raises:
-        ValueError: An unknown serializer name.
-        TypeError: An object without ``dumps`` and ``loads``.
-    """
-    if serializer is None:
-        return
-    if isinstance(serializer, str):
-        if serializer in _BUILTIN_SERIALIZERS or ":" in serializer:
-            return
-        raise ValueError(
-            f"Unknown result serializer {serializer!r}. Use one of "
-            f"{', '.join(repr(name) for name in _BUILTIN_SERIALIZERS)}, an object with "
-            "dumps()/loads(), or an import path 'package.module:ClassName'."
-        )
-    if not (
-        callable(getattr(serializer, "dumps", None))
-        and callable(getattr(serializer, "loads", None))
-    ):
-        raise TypeError(
-            f"result_serializer must be a serializer name or an object with dumps() and "
-            f"loads(); got {type(serializer).__name__}."
-        )
-
-
-def resolve_serializer(serializer: str | Serializer | None) -> Serializer:
-    """Return a serializer object for a name, an import path, an object, or None (default).
-
-    Raises:
-        ValueError: The name is neither built in nor an importable ``module:Class`` path.
-    """
-    if serializer is None:
-        serializer = DEFAULT_SERIALIZER
-    if not isinstance(serializer, str):
-        validate_serializer(serializer)
-        return serializer
-    builtin = _BUILTIN_SERIALIZERS.get(serializer)
-    if builtin is not None:
-        return builtin()
-    if ":" in serializer:
-        module_name, _, qualname = serializer.partition(":")
-        try:
-            target: Any = importlib.import_module(module_name)
-            for part in qualname.split("."):
-                target = getattr(target, part)
-        except (ImportError, AttributeError) as exc:
-            raise ValueError(
-                f"Cannot import the result serializer {serializer!r}: {clause(exc)}. Install the "
-                "package that defines it, or load the result in the process that wrote it."
-            ) from exc
-        resolved = target() if isinstance(target, type) else target
-        validate_serializer(resolved)
-        return resolved  # type: ignore[no-any-return]
-    validate_serializer(serializer)  # raises with the list of valid names
-    raise AssertionError("unreachable")
-
-
-def serializer_name(serializer: Any) -> str:
-    """The name recorded in a `ResultReference`: a built-in name, or ``module:QualName``."""
-    if serializer is None:
-        return DEFAULT_SERIALIZER
-    if isinstance(serializer, str):
-        return serializer
-    name = getattr(serializer, "name", None)
-    if (
-        isinstance(name, str)
-        and name in _BUILTIN_SERIALIZERS
-        and isinstance(serializer, _BUILTIN_SERIALIZERS[name])
-    ):
-        return name
-    cls = type(serializer)
-    return f"{cls.__module__}:{cls.__qualname__}"
 
 
 def default_storage_basepath() -> Path:

@@ -214,7 +214,8 @@ class Task(Generic[P, R]):
         persist_result: Write the result to result storage. None lets the engine decide; it
             becomes True when caching or result storage options are given.
         result_storage: A directory path, ``file://`` URI, or storage object for results.
-        result_serializer: ``"pickle"``, ``"cloudpickle"``, ``"json"`` or a serializer object.
+        result_serializer: ``"pickle"``, ``"cloudpickle"``, ``"json"``, ``"compressed/pickle"``,
+            ``"compressed/json"`` or a serializer object (see `headwater.serializers`).
         result_storage_key: A template (formatted with the run's parameters) for where the
             result is stored.
         cache_result_in_memory: Keep the result in memory after persisting it.

@@ -152,6 +152,16 @@ PUBLIC_MODULES = {
         "Suspended",
     ],
     "headwater.logging": ["get_run_logger"],
+    "headwater.filesystems": ["LocalFileSystem"],
+    "headwater.serializers": [
+        "CloudPickleSerializer",
+        "CompressedJSONSerializer",
+        "CompressedPickleSerializer",
+        "CompressedSerializer",
+        "JSONSerializer",
+        "PickleSerializer",
+        "Serializer",
+    ],
     "headwater.deployments": ["RunnerDeployment", "deploy", "run_deployment"],
     "headwater.runner.storage": ["GitRepository", "LocalStorage"],
     "headwater.context": ["FlowRunContext", "TaskRunContext", "get_run_context", "tags"],
@@ -225,6 +235,16 @@ def test_public_modules_reexport_the_sdk_objects() -> None:
     assert headwater.context.get_run_context is headwater.get_run_context
     assert headwater.context.FlowRunContext is headwater.FlowRunContext
     assert headwater.context.tags is headwater.tags
+
+
+def test_result_modules_are_the_ones_results_are_persisted_with() -> None:
+    import headwater._results
+    import headwater.filesystems
+    import headwater.serializers
+
+    assert headwater.filesystems.LocalFileSystem is headwater._results.LocalFileSystem
+    for name in headwater.serializers.__all__:
+        assert getattr(headwater.serializers, name) is getattr(headwater._results, name)
 
 
 def test_public_modules_are_attributes_of_the_package() -> None:

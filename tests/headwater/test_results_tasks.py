@@ -60,8 +60,15 @@ WRITER = textwrap.dedent(
 
 
 def write(serializer: str, store: Path, server: Any, home: Path) -> dict[str, str]:
+    return run_writer(
+        WRITER, [serializer, str(store), f"results-{uuid.uuid4().hex[:8]}"], server, home
+    )
+
+
+def run_writer(script: str, argv: list[str], server: Any, home: Path) -> dict[str, str]:
+    """Run ``script`` in a new process against ``server``; the ids it printed last."""
     done = subprocess.run(
-        [sys.executable, "-c", WRITER, serializer, str(store), f"results-{uuid.uuid4().hex[:8]}"],
+        [sys.executable, "-c", script, *argv],
         env=cli_env(server.address, home),
         capture_output=True,
         text=True,
@@ -166,3 +173,65 @@ def test_a_result_not_cached_in_memory_is_read_back_from_storage(
     (store / "made-2.json").unlink()
     with pytest.raises(MissingResult):
         state.result()
+
+
+#: Prefect's result-storage idioms, with only the import changed: a `LocalFileSystem` block and
+#: serializer objects from `headwater.serializers`, and the names "pickle" (cloudpickle, so a
+#: closure is stored) and "compressed/json". Prints the run ids.
+PREFECT_IDIOMS = textwrap.dedent(
+    """
+    import json, sys
+    from headwater import flow, task
+    from headwater.filesystems import LocalFileSystem
+    from headwater.runtime import task_run
+    from headwater.serializers import CompressedSerializer, PickleSerializer
+
+    store = LocalFileSystem(basepath=sys.argv[1])
+    ids = {}
+
+    @task(
+        result_storage=store,
+        result_serializer=CompressedSerializer(PickleSerializer(), compressionlib="zlib"),
+        result_storage_key="closure.zz",
+    )
+    def closure(n: int):
+        ids["closure"] = task_run.id
+        return lambda x: x + n
+
+    @task(result_storage=store, result_serializer="compressed/json", result_storage_key="rows.xz")
+    def rows(n: int):
+        ids["rows"] = task_run.id
+        return {"rows": ["row"] * n}
+
+    @flow(name=sys.argv[2], result_storage=store, result_serializer="pickle")
+    def pipeline(n: int):
+        add = closure(n)
+        rows(n)
+        return lambda x: add(x) * 2
+
+    pipeline(100)
+    print(json.dumps(ids))
+    """
+)
+
+
+def test_prefects_result_storage_idioms_port_by_changing_the_import(
+    sqlite_server: Any, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    flow_name = f"idioms-{uuid.uuid4().hex[:8]}"
+    ids = run_writer(PREFECT_IDIOMS, [str(store), flow_name], sqlite_server, tmp_path)
+
+    assert (store / "closure.zz").read_bytes()[:1] == b"\x78"  # zlib, as the object asked
+    assert (store / "rows.xz").read_bytes().startswith(b"\xfd7zXZ\x00")  # lzma, Prefect's default
+    with HeadwaterClient(sqlite_server.address) as client:
+        # Another process rebuilds each serializer from the name its reference recorded.
+        assert client.get_task_run_result(ids["closure"])(1) == 101
+        assert client.get_task_run_result(ids["rows"]) == {"rows": ["row"] * 100}
+        flow_run = client.list_flow_runs(flow_name=flow_name)[0]
+        assert client.get_flow_run_result(flow_run.id)(1) == 202  # "pickle" stored a closure
+
+    shown = run_cli("task-run", "inspect", ids["closure"], api_url=sqlite_server.address,
+                    home=tmp_path)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert f"persisted to {store / 'closure.zz'} (compressed/pickle)" in shown.stdout
