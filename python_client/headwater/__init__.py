@@ -157,6 +157,7 @@ _SUBMODULES = frozenset(
         "states",
         "task_runners",
         "tasks",
+        "testing",
         "utilities",
     }
 )

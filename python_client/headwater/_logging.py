@@ -13,10 +13,12 @@ With ``log_prints``, ``print()`` inside a flow becomes an INFO line of the run l
 from __future__ import annotations
 
 import builtins
+import contextlib
 import io
 import logging
 import sys
 import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from headwater._context import (
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
 __all__ = [
     "FLOW_RUN_LOGGER",
     "RunLoggerAdapter",
+    "disable_run_logger",
+    "get_logger",
     "get_run_logger",
     "setup_logging",
 ]
@@ -87,14 +91,21 @@ def get_run_logger(**extra: Any) -> RunLoggerAdapter:
         **extra: Extra attributes to add to every record of the returned logger.
 
     Raises:
-        MissingContextError: Called outside a flow run.
+        MissingContextError: Called outside a flow or task run, unless run loggers are
+            disabled (`disable_run_logger`): then a logger that drops every line, as
+            Prefect's does, so a task's ``.fn`` can be tested on its own.
 
     Example:
         >>> @flow
         ... def etl():
         ...     get_run_logger().info("loaded %d rows", 42)
     """
-    context = get_run_context()
+    try:
+        context = get_run_context()
+    except MissingContextError:
+        if _run_loggers_disabled():
+            return RunLoggerAdapter(_dropping_logger(), {})
+        raise
     logger = context.logger
     if logger is None:  # pragma: no cover - the engine always sets one
         if not isinstance(context, FlowRunContext):
@@ -106,6 +117,56 @@ def get_run_logger(**extra: Any) -> RunLoggerAdapter:
     if extra:
         return RunLoggerAdapter(logger.logger, {**(logger.extra or {}), **extra})
     return logger  # type: ignore[return-value]
+
+
+def get_logger(name: str | None = None) -> logging.Logger:
+    """A logger under ``headwater`` (Prefect's `get_logger` gives one under ``prefect``).
+
+    Its lines go to the console as the SDK's own do, but are not stored with any run: use
+    `get_run_logger` inside a flow or task for that.
+
+    Args:
+        name: The name below ``headwater`` (``"etl"`` gives ``headwater.etl``); None for the
+            ``headwater`` logger itself.
+    """
+    if not name:
+        return logging.getLogger("headwater")
+    return logging.getLogger(name if name.startswith("headwater.") else f"headwater.{name}")
+
+
+@contextlib.contextmanager
+def disable_run_logger() -> Iterator[None]:
+    """Silence the run loggers for a block, as Prefect's does for tests.
+
+    Lines of flow and task runs (the engine's own included) are dropped, and `get_run_logger`
+    called outside any run returns a logger that drops them too, so a test can call a task's
+    ``.fn`` directly. Each logger is put back as it was when the block ends.
+
+    Example:
+        >>> with disable_run_logger():
+        ...     assert my_task.fn(2) == 4
+    """
+    loggers = [logging.getLogger(name) for name in (FLOW_RUN_LOGGER, TASK_RUN_LOGGER)]
+    before = [logger.disabled for logger in loggers]
+    for logger in loggers:
+        logger.disabled = True
+    try:
+        yield
+    finally:
+        for logger, disabled in zip(loggers, before, strict=True):
+            logger.disabled = disabled
+
+
+def _run_loggers_disabled() -> bool:
+    return all(logging.getLogger(name).disabled for name in (FLOW_RUN_LOGGER, TASK_RUN_LOGGER))
+
+
+def _dropping_logger() -> logging.Logger:
+    """A logger that drops every line, whatever its level (for `disable_run_logger`)."""
+    logger = logging.getLogger("headwater.null")
+    logger.disabled = True
+    logger.propagate = False
+    return logger
 
 
 def run_logger(flow_run_id: str, flow_run_name: str, flow_name: str) -> RunLoggerAdapter:

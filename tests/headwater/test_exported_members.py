@@ -151,7 +151,8 @@ PUBLIC_MODULES = {
         "StateType",
         "Suspended",
     ],
-    "headwater.logging": ["get_run_logger"],
+    "headwater.logging": ["disable_run_logger", "get_logger", "get_run_logger"],
+    "headwater.testing.utilities": ["headwater_test_harness", "prefect_test_harness"],
     "headwater.filesystems": ["LocalFileSystem"],
     "headwater.serializers": [
         "CloudPickleSerializer",
