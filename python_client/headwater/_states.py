@@ -7,6 +7,7 @@ plain slotted object with no validation and no imports beyond the standard libra
 from __future__ import annotations
 
 import datetime as _dt
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
@@ -35,6 +36,7 @@ __all__ = [
     "Running",
     "Scheduled",
     "State",
+    "StateDetails",
     "StateType",
     "Suspended",
     "UnstoredResult",
@@ -109,9 +111,21 @@ class State(Generic[R]):
         data: The in-memory result (COMPLETED), the exception (FAILED/CRASHED), or a
             `headwater._results.ResultReference` when the result was persisted.
         scheduled_time: When a SCHEDULED (or PAUSED) run should resume.
+        state_details: Which run the state belongs to (`StateDetails`), as Prefect's
+            ``state.state_details.flow_run_id`` says.
     """
 
-    __slots__ = ("data", "id", "message", "name", "scheduled_time", "timestamp", "type")
+    __slots__ = (
+        "_flow_run_id",
+        "_task_run_id",
+        "data",
+        "id",
+        "message",
+        "name",
+        "scheduled_time",
+        "timestamp",
+        "type",
+    )
 
     def __init__(
         self,
@@ -252,6 +266,26 @@ class State(Generic[R]):
             error.__cause__ = data
         return error
 
+    @property
+    def state_details(self) -> StateDetails:
+        """Which run this state belongs to, and when a scheduled one resumes.
+
+        States the engine hands out (``return_state=True``, a future's ``state``, hooks) and
+        states read through the client know their run; a state made in code (``Completed()``)
+        knows none until a run takes it.
+        """
+        return StateDetails(
+            flow_run_id=getattr(self, "_flow_run_id", None),
+            task_run_id=getattr(self, "_task_run_id", None),
+            scheduled_time=self.scheduled_time,
+        )
+
+    def _belongs_to(self, flow_run_id: str | None, task_run_id: str | None = None) -> State[R]:
+        """Record the run this state is of (see `state_details`); returns the state itself."""
+        self._flow_run_id = flow_run_id or None
+        self._task_run_id = task_run_id or None
+        return self
+
     def __repr__(self) -> str:
         parts = [f"type={self.type.value}"]
         if self.message is not None:
@@ -263,7 +297,7 @@ class State(Generic[R]):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, State):
             return NotImplemented
-        return all(getattr(self, slot) == getattr(other, slot) for slot in State.__slots__)
+        return all(getattr(self, slot) == getattr(other, slot) for slot in _COMPARED)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -279,7 +313,33 @@ class State(Generic[R]):
                 self.data,
                 self.scheduled_time,
             ),
+            (
+                None,
+                {
+                    "_flow_run_id": self.state_details.flow_run_id,
+                    "_task_run_id": self.state_details.task_run_id,
+                },
+            ),
         )
+
+
+#: What two states are equal by: what they say, not which run holds them.
+_COMPARED = ("data", "id", "message", "name", "scheduled_time", "timestamp", "type")
+
+
+@dataclass(frozen=True, slots=True)
+class StateDetails:
+    """Which run a state belongs to (Prefect's `StateDetails`, with the fields that apply).
+
+    Attributes:
+        flow_run_id: The flow run the state is of, or the flow run of its task run.
+        task_run_id: The task run the state is of, for a task run's state.
+        scheduled_time: When a SCHEDULED (or PAUSED) run should resume.
+    """
+
+    flow_run_id: str | None = None
+    task_run_id: str | None = None
+    scheduled_time: _dt.datetime | None = None
 
 
 def _short(value: Any, limit: int = 40) -> str:

@@ -276,7 +276,8 @@ class HeadwaterClient:
 
     def list_task_run_states(self, task_run_id: str) -> list[State[Any]]:
         """Every state the task run has been in, oldest first, each with its ``timestamp``."""
-        return self._runner.collect(ops.list_task_run_states(task_run_id))
+        states = self._runner.collect(ops.list_task_run_states(task_run_id))
+        return _of_task_run(states, self.get_task_run(task_run_id) if states else None)
 
     def get_task_run_result(self, task_run_id: str, *, raise_on_failure: bool = True) -> Any:
         """The result of a finished task run, read back from result storage when persisted.
@@ -689,7 +690,8 @@ class AsyncHeadwaterClient:
 
     async def list_task_run_states(self, task_run_id: str) -> list[State[Any]]:
         """Every state the task run has been in, oldest first."""
-        return await self._runner().collect(ops.list_task_run_states(task_run_id))
+        states = await self._runner().collect(ops.list_task_run_states(task_run_id))
+        return _of_task_run(states, await self.get_task_run(task_run_id) if states else None)
 
     async def get_task_run_result(self, task_run_id: str, *, raise_on_failure: bool = True) -> Any:
         """The result of a finished task run (see `HeadwaterClient.get_task_run_result`); a
@@ -972,6 +974,14 @@ class AsyncHeadwaterClient:
 
 def _states_of(events: list[FlowRunEvent]) -> list[State[Any]]:
     return [event.state for event in events if event.state is not None]
+
+
+def _of_task_run(states: list[State[Any]], run: TaskRun | None) -> list[State[Any]]:
+    """``states``, marked as the task run's (the listing itself does not name its flow run)."""
+    if run is not None:
+        for state in states:
+            state._belongs_to(run.flow_run_id, run.id)
+    return states
 
 
 def _result_of(run: FlowRun | TaskRun, raise_on_failure: bool) -> Any:

@@ -62,7 +62,7 @@ class RunEngine(EngineRun):
         current = decision.state
         if kind is ACCEPT:
             self.attempts += 1
-            self.state = current if current is not None else Running()
+            self.state = self._own(current if current is not None else Running())
             if self.attempts == 1:
                 self._progress(self.start_log_level, "Started (%s %r)", (self.kind, self.flow.name))
             else:
@@ -74,7 +74,7 @@ class RunEngine(EngineRun):
             return False
         self.aborted = decision.reason or "the service refused to start it"
         if current is not None:
-            self.state = current
+            self.state = self._own(current)
         self._info("Not started by this process: %s", self.aborted)
         return False
 
@@ -196,7 +196,7 @@ class RunEngine(EngineRun):
             self._info("The service refused state %s: %s", proposed.name, self.aborted)
             return False
         if retryable and current.type is StateType.SCHEDULED:
-            self.state = current
+            self.state = self._own(current)
             if self.span is not None:  # tracing hook: a retry is an event of the run's span
                 self.span.retrying(self.run_count(), proposed.message)
             self._info(
@@ -215,11 +215,17 @@ class RunEngine(EngineRun):
             self._finished(current)
             return False
         self.aborted = decision.reason or f"the service kept the run in {current.name}"
-        self.state = current
+        self.state = self._own(current)
         self._info("The service refused state %s: %s", proposed.name, self.aborted)
         return False
 
+    def _own(self, state: State[Any]) -> State[Any]:
+        """``state``, marked as this run's (what its ``state_details`` say)."""
+        run = self.run
+        return state._belongs_to(run.id if run is not None else None)
+
     def _finished(self, state: State[Any]) -> None:
+        state = self._own(state)
         self.state = state
         self.final = state
         if self.context is not None:

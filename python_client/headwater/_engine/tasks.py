@@ -382,6 +382,11 @@ class TaskEngine(RunEngine):
     def run_count(self) -> int:
         return self.task_run.run_count if self.task_run is not None else 0
 
+    def _own(self, state: State[Any]) -> State[Any]:
+        run = self.task_run
+        task_run_id = run.id if run is not None else self.call.task_run_id
+        return state._belongs_to(self.call.flow_run_id, task_run_id)
+
     def _view(self, state: State[Any] | None) -> TaskRun:  # type: ignore[override]
         assert self.task_run is not None
         return self.task_run.task_run()

@@ -52,7 +52,7 @@ def flow_run_from_proto(
     if parameters is None:
         parameters = json_object(message.parameters_json)
     if state is None and message.HasField("state"):
-        state = state_from_proto(message.state)
+        state = state_from_proto(message.state)._belongs_to(message.id)
     return FlowRun(
         id=message.id,
         name=message.name,
@@ -85,7 +85,11 @@ def flow_run_from_proto(
 
 def event_from_proto(message: flow_runs_pb2.FlowRunEvent) -> FlowRunEvent:
     """The SDK form of one history entry."""
-    state = state_from_proto(message.state_changed) if message.HasField("state_changed") else None
+    state = (
+        state_from_proto(message.state_changed)._belongs_to(message.flow_run_id)
+        if message.HasField("state_changed")
+        else None
+    )
     task = message.task_run_state_changed if message.HasField("task_run_state_changed") else None
     return FlowRunEvent(
         sequence=message.sequence,
@@ -95,7 +99,9 @@ def event_from_proto(message: flow_runs_pb2.FlowRunEvent) -> FlowRunEvent:
         task_run_id=task.task_run_id if task is not None else "",
         task_run_name=task.task_run_name if task is not None else "",
         task_run_state=(
-            state_from_proto(task.state) if task is not None and task.HasField("state") else None
+            state_from_proto(task.state)._belongs_to(message.flow_run_id, task.task_run_id)
+            if task is not None and task.HasField("state")
+            else None
         ),
         log=log_from_proto(message.log) if message.HasField("log") else None,
         raw=message,
@@ -117,7 +123,9 @@ def task_run_from_proto(message: task_runs_pb2.TaskRun) -> TaskRun:
         message.name,
         message.task_key,
         message.dynamic_key,
-        state_from_proto(state) if has("state") else None,
+        state_from_proto(state)._belongs_to(message.flow_run_id, message.id)
+        if has("state")
+        else None,
         message.run_count,
         tuple(message.tags),
         json_object(message.parameters_json),
