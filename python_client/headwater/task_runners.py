@@ -37,12 +37,15 @@ if TYPE_CHECKING:
     from headwater._engine.runnable import TaskRunnable
     from headwater.futures import PrefectFutureList, TaskRunFuture
 
-# DaskTaskRunner and ProcessPoolTaskRunner come from `__getattr__` (see the end of the module).
+# DaskTaskRunner, ProcessPoolTaskRunner and the Dask clients come from `__getattr__` (see the
+# end of the module).
 __all__ = [
     "DaskTaskRunner",  # noqa: F822
     "ProcessPoolTaskRunner",  # noqa: F822
     "TaskRunner",
     "ThreadPoolTaskRunner",
+    "get_async_dask_client",  # noqa: F822
+    "get_dask_client",  # noqa: F822
 ]
 
 
@@ -306,6 +309,8 @@ def _describe(parameters: dict[str, Any]) -> str:
 _OTHER_PROCESSES = {
     "ProcessPoolTaskRunner": "headwater._runners.process",
     "DaskTaskRunner": "headwater._runners.dask",
+    "get_dask_client": "headwater._runners.dask",
+    "get_async_dask_client": "headwater._runners.dask",
 }
 
 

@@ -171,6 +171,8 @@ PUBLIC_MODULES = {
         "ProcessPoolTaskRunner",
         "TaskRunner",
         "ThreadPoolTaskRunner",
+        "get_async_dask_client",
+        "get_dask_client",
     ],
     "headwater.futures": [
         "ConcurrentTaskRunFuture",

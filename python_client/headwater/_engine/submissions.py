@@ -73,6 +73,16 @@ class Submissions:
                     self._runner = runner
         return runner
 
+    def runner_of_kind(self, kind: type) -> Any | None:
+        """The run's runner, entered as a submit would enter it, when it is a ``kind``; None
+        (nothing entered) when the run's runner is of another kind or it has none of its own.
+        """
+        runner = self._runner
+        if runner is None and not isinstance(self._template, kind):
+            return None
+        runner = self.runner(lambda: self._template)  # type: ignore[arg-type,return-value]
+        return runner if isinstance(runner, kind) else None
+
     def close(self, interrupt: BaseException | None = None) -> None:
         """Exit the runner, which waits until every submitted run has ended.
 

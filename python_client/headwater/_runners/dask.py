@@ -18,6 +18,7 @@ RUNNING in the process that died).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import threading
 import uuid
@@ -31,7 +32,7 @@ from headwater._runners.dispatch import Dispatcher
 from headwater.task_runners import TaskRunner
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import AsyncIterator, Iterable, Iterator
     from types import TracebackType
 
     from headwater._engine.calls import TaskCall
@@ -42,6 +43,8 @@ __all__ = [
     "DaskCluster",
     "DaskSettings",
     "DaskTaskRunner",
+    "get_async_dask_client",
+    "get_dask_client",
     "require_dask",
     "unreachable_from_workers",
 ]
@@ -157,6 +160,94 @@ class DaskTaskRunner(TaskRunner):
         if cluster is None:
             raise self._not_started()
         return cluster.dispatcher.submit_task(task, parameters, wait_for)
+
+
+@contextlib.contextmanager
+def get_dask_client(timeout: float | str | None = None, **client_kwargs: Any) -> Iterator[Any]:
+    """A ``distributed.Client`` of the cluster the current code runs on, as prefect-dask's.
+
+    A task running on a Dask worker has no client of its own: this is how it computes a Dask
+    collection (a dask DataFrame, a Bag) on the whole cluster. On a worker, the client is the
+    worker's (`distributed.worker_client`, which lets the worker run other work while this task
+    waits), unless ``client_kwargs`` are given: then a new client of the worker's scheduler. In
+    a flow run with a `DaskTaskRunner`, in the flow's own code, it is a new client of the flow
+    run's cluster (started now if nothing was submitted yet), with the runner's
+    ``client_kwargs``.
+
+    Args:
+        timeout: Seconds (or a Dask duration such as ``"10s"``) to wait for the scheduler.
+        **client_kwargs: More arguments for ``distributed.Client``.
+
+    Raises:
+        ImportError: dask.distributed is not installed.
+        RuntimeError: The code runs neither on a Dask worker nor in a flow run's code whose
+            task runner is a `DaskTaskRunner`; the message says where to call it.
+
+    Example:
+        >>> @task
+        ... def describe():
+        ...     with get_dask_client() as client:
+        ...         return client.compute(frame.describe()).result()
+    """
+    require_dask()
+    worker = _current_worker()
+    if worker is not None and not client_kwargs:
+        from distributed import worker_client
+
+        with worker_client(timeout=timeout) as client:
+            yield client
+        return
+    from distributed import Client
+
+    address, kwargs = _scheduler_of_current_code(worker, timeout, client_kwargs)
+    with Client(address, set_as_default=False, **kwargs) as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def get_async_dask_client(
+    timeout: float | str | None = None, **client_kwargs: Any
+) -> AsyncIterator[Any]:
+    """`get_dask_client` for async code: an asynchronous ``distributed.Client`` of the same
+    cluster (``await client.compute(...)``), closed when the block ends."""
+    require_dask()
+    from distributed import Client
+
+    address, kwargs = _scheduler_of_current_code(_current_worker(), timeout, client_kwargs)
+    async with Client(address, asynchronous=True, set_as_default=False, **kwargs) as client:
+        yield client
+
+
+def _current_worker() -> Any:
+    """The Dask worker this code runs on, or None."""
+    from distributed import get_worker
+
+    try:
+        return get_worker()
+    except ValueError:
+        return None
+
+
+def _scheduler_of_current_code(
+    worker: Any, timeout: float | str | None, client_kwargs: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """The address of the scheduler the current code's cluster has, and the client arguments."""
+    kwargs = dict(client_kwargs)
+    if timeout is not None:
+        kwargs["timeout"] = timeout
+    if worker is not None:
+        return worker.scheduler.address, kwargs
+    from headwater._engine.submissions import current_submissions
+
+    runner = current_submissions().runner_of_kind(DaskTaskRunner)
+    if runner is None or runner.client is None:
+        raise RuntimeError(
+            "get_dask_client() found no Dask cluster: call it inside a task submitted to a flow "
+            "run whose task_runner is DaskTaskRunner (it then runs on a Dask worker), or in "
+            "such a flow's own code. A task called directly runs in the flow's process, not on "
+            "the cluster: submit it (task.submit(...)) instead."
+        )
+    return runner.client.scheduler.address, {**runner._config.client_kwargs, **kwargs}
 
 
 def _installed(module: str) -> bool:

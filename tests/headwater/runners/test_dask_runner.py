@@ -20,7 +20,7 @@ from headwater import StateType, flow, task
 from headwater._runners.dask import DaskCluster, DaskSettings
 from headwater._runs import TaskRun
 from headwater.exceptions import CrashedRun
-from headwater.task_runners import DaskTaskRunner
+from headwater.task_runners import DaskTaskRunner, get_async_dask_client, get_dask_client
 
 distributed = pytest.importorskip("distributed")
 
@@ -272,4 +272,69 @@ def test_a_performance_report_without_bokeh_says_what_to_install() -> None:
         performance_report_path="report.html",
     )
     with pytest.raises(ImportError, match="pip install bokeh"), runner:
+        pass
+
+
+@task(task_run_name="bag-total-{n}")
+def bag_total(n: int, **client_kwargs: Any) -> tuple[int, int]:
+    """What prefect-dask's docs do in a task: compute a collection on the whole cluster."""
+    import dask.bag
+
+    with get_dask_client(**client_kwargs) as client:
+        total = client.compute(dask.bag.from_sequence(range(n), npartitions=4).sum()).result()
+    return total, os.getpid()
+
+
+def test_a_task_on_a_worker_computes_a_collection_on_the_whole_cluster(
+    reader: Reader, scheduler: tuple[str, set[int]]
+) -> None:
+    address, worker_pids = scheduler
+    seen: dict[str, Any] = {}
+
+    @flow(name=unique(), task_runner=DaskTaskRunner(address=address))
+    def pipeline() -> list[tuple[int, int]]:
+        seen["flow_run_id"] = current_run_id()
+        on_worker = bag_total.submit(100)  # the worker's own client
+        own_client = bag_total.submit(10, timeout="20s", name="headwater-test")  # a new one
+        return [on_worker.result(), own_client.result()]
+
+    (total, pid), (small_total, small_pid) = pipeline()
+    assert (total, small_total) == (sum(range(100)), sum(range(10)))
+    assert {pid, small_pid} <= worker_pids
+    runs = stored(reader, seen["flow_run_id"])
+    assert {state_type(run) for run in runs.values()} == {StateType.COMPLETED}
+
+
+def test_a_flows_own_code_gets_a_client_of_its_cluster(
+    reader: Reader, scheduler: tuple[str, set[int]]
+) -> None:
+    address, worker_pids = scheduler
+
+    @flow(name=unique(), task_runner=DaskTaskRunner(address=address))
+    def pipeline() -> int:
+        with get_dask_client() as client:  # nothing submitted yet: the runner starts now
+            pid: int = client.submit(os.getpid, pure=False).result()
+        return pid
+
+    @flow(name=unique(), task_runner=DaskTaskRunner(address=address))
+    async def async_pipeline() -> int:
+        async with get_async_dask_client() as client:
+            pid: int = await client.submit(os.getpid, pure=False)
+        return pid
+
+    assert pipeline() in worker_pids
+    import asyncio
+
+    assert asyncio.run(async_pipeline()) in worker_pids
+
+
+def test_without_a_dask_cluster_get_dask_client_says_where_to_call_it(reader: Reader) -> None:
+    @flow(name=unique())
+    def threads() -> None:
+        with get_dask_client():
+            pass
+
+    with pytest.raises(RuntimeError, match="found no Dask cluster: call it inside a task"):
+        threads()
+    with pytest.raises(RuntimeError, match="found no Dask cluster"), get_dask_client():
         pass
