@@ -637,3 +637,49 @@ with get_client(sync_client=True) as client:
         if line.startswith("a_set-0")
     )
     assert task_row.rstrip().endswith("not stored"), task_row
+
+
+@pytest.mark.integration
+def test_prefects_client_module_and_method_names_read_the_same_records(server) -> None:
+    """``from prefect.client.orchestration import get_client`` and Prefect's ``read_*``
+    names port by changing the import: the same calls, the same records."""
+    from headwater.client.orchestration import PrefectClient, SyncPrefectClient, get_client
+
+    conn = connect(server.address, retry_timeout=10, keepalive_time_ms=20000)
+    flow_name = f"prefect-names-{uuid.uuid4().hex[:8]}"
+    try:
+        run_id, task_id = finished_run(conn, flow_name)
+    finally:
+        conn.close()
+    tag = f"prefect-names-{uuid.uuid4().hex[:8]}"
+    with get_client(sync_client=True, address=server.address) as client:
+        assert isinstance(client, SyncPrefectClient)
+        run = client.read_flow_run(run_id)
+        assert (run.id, run.flow_name, run.state.name) == (run_id, flow_name, "Completed")
+        assert client.read_flow(run.flow_id).name == flow_name
+        assert [s.name for s in client.read_flow_run_states(run_id)] == [
+            s.name for s in client.list_flow_run_states(run_id)
+        ]
+        assert client.read_task_run(task_id).flow_run_id == run_id
+        assert [s.name for s in client.read_task_run_states(task_id)] == [
+            s.name for s in client.list_task_run_states(task_id)
+        ]
+        client.create_concurrency_limit(tag, 2)
+        assert client.read_concurrency_limit_by_tag(tag).concurrency_limit == 2
+        assert client.reset_concurrency_limit_by_tag(tag).active_slots == ()
+        client.delete_concurrency_limit_by_tag(tag)
+        with pytest.raises(ObjectNotFound):
+            client.read_concurrency_limit_by_tag(tag)
+        with pytest.raises(ObjectNotFound):
+            client.read_deployment_by_name(f"{flow_name}/none")
+        with pytest.raises(ObjectNotFound):
+            client.read_work_pool(f"{flow_name}-pool")
+
+    async def read_async() -> tuple[str, str]:
+        async with get_client(address=server.address) as client:
+            assert isinstance(client, PrefectClient)
+            flow_run = await client.read_flow_run(run_id)
+            task_run = await client.read_task_run(task_id)
+            return flow_run.id, task_run.id
+
+    assert asyncio.run(read_async()) == (run_id, task_id)

@@ -153,6 +153,13 @@ PUBLIC_MODULES = {
     ],
     "headwater.logging": ["disable_run_logger", "get_logger", "get_run_logger"],
     "headwater.testing.utilities": ["headwater_test_harness", "prefect_test_harness"],
+    "headwater.client.orchestration": [
+        "AsyncHeadwaterClient",
+        "HeadwaterClient",
+        "PrefectClient",
+        "SyncPrefectClient",
+        "get_client",
+    ],
     "headwater.filesystems": ["LocalFileSystem"],
     "headwater.serializers": [
         "CloudPickleSerializer",

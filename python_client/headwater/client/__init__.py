@@ -532,6 +532,21 @@ class HeadwaterClient:
         """Free every slot of a tag's limit (slots an operator knows are stale)."""
         return self._runner.call(cops.reset_concurrency_limit(tag, request_id or _new_id()))
 
+    # ------------------------------------------------------------------ Prefect's names
+    # The same calls under the names Prefect's client gives them, so a script that reads runs
+    # ports by changing the import (``client.read_flow_run(flow_run_id)``).
+    read_flow = get_flow
+    read_flow_run = get_flow_run
+    read_flow_run_states = list_flow_run_states
+    read_task_run = get_task_run
+    read_task_run_states = list_task_run_states
+    read_deployment = get_deployment
+    read_deployment_by_name = get_deployment
+    read_work_pool = get_work_pool
+    read_concurrency_limit_by_tag = get_concurrency_limit
+    delete_concurrency_limit_by_tag = delete_concurrency_limit
+    reset_concurrency_limit_by_tag = reset_concurrency_limit
+
     # ---------------------------------------------------------------------- lifecycle
 
     def close(self) -> None:
@@ -937,6 +952,21 @@ class AsyncHeadwaterClient:
     ) -> ConcurrencyLimit:
         """Free every slot of a tag's limit (slots an operator knows are stale)."""
         return await self._runner().call(cops.reset_concurrency_limit(tag, request_id or _new_id()))
+
+    # ------------------------------------------------------------------ Prefect's names
+    # The same calls under the names Prefect's client gives them, so a script that reads runs
+    # ports by changing the import (``client.read_flow_run(flow_run_id)``).
+    read_flow = get_flow
+    read_flow_run = get_flow_run
+    read_flow_run_states = list_flow_run_states
+    read_task_run = get_task_run
+    read_task_run_states = list_task_run_states
+    read_deployment = get_deployment
+    read_deployment_by_name = get_deployment
+    read_work_pool = get_work_pool
+    read_concurrency_limit_by_tag = get_concurrency_limit
+    delete_concurrency_limit_by_tag = delete_concurrency_limit
+    reset_concurrency_limit_by_tag = reset_concurrency_limit
 
     # ---------------------------------------------------------------------- lifecycle
 
