@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -25,7 +26,7 @@ from headwater._runners.dispatch import Dispatcher
 from headwater.task_runners import TaskRunner
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from multiprocessing.queues import SimpleQueue
     from types import TracebackType
 
@@ -52,20 +53,40 @@ class ProcessPoolTaskRunner(TaskRunner):
 
     Args:
         max_workers: The most processes to run at once; ``None`` means one per CPU.
+        initializer: Called once in each child as it starts, before any of its tasks (to open
+            a connection, load a model...), as ``concurrent.futures``' initializer is; it is
+            pickled by reference, so it must be a module-level function.
+        initargs: The arguments ``initializer`` is called with.
+
+    Raises:
+        ValueError: ``max_workers`` is not a positive integer.
+        TypeError: ``initializer`` is not callable.
     """
 
-    def __init__(self, max_workers: int | None = None) -> None:
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+    ) -> None:
         super().__init__()
         if max_workers is not None and (isinstance(max_workers, bool) or max_workers < 1):
             raise ValueError(
                 f"max_workers must be a positive integer or None; got {max_workers!r}."
             )
+        if initializer is not None and not callable(initializer):
+            raise TypeError(
+                f"initializer must be a function called in each child; got "
+                f"{type(initializer).__name__}."
+            )
         self.max_workers = max_workers
+        self.initializer = initializer
+        self.initargs = tuple(initargs)
         self._pool: ProcessPool | None = None
 
     def __enter__(self) -> Self:
         super().__enter__()
-        self._pool = ProcessPool(self.max_workers)
+        self._pool = ProcessPool(self.max_workers, self.initializer, self.initargs)
         return self
 
     def __exit__(
@@ -103,8 +124,15 @@ class ProcessPool:
     replaces the pool when a child died, and says which process ran a call that was lost.
     """
 
-    def __init__(self, max_workers: int | None) -> None:
+    def __init__(
+        self,
+        max_workers: int | None,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+    ) -> None:
         self.max_workers = max_workers or os.cpu_count() or 1
+        self._initializer = initializer
+        self._initargs = initargs
         self.dispatcher = Dispatcher(self, preparers=self.max_workers)
         self._context = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
@@ -141,6 +169,8 @@ class ProcessPool:
                 "A child of the ProcessPoolTaskRunner died, and the pool stopped every child "
                 "it had, this one included."
             )
+            if self._initializer is not None:
+                detail += " If the runner's initializer raised, the child's error output says so."
             return process_died(where, detail), True
         return stopped_short(where, error), False
 
@@ -182,7 +212,7 @@ class ProcessPool:
             self.max_workers,
             mp_context=self._context,
             initializer=_child_started,
-            initargs=(self._started,),
+            initargs=(self._started, self._initializer, self._initargs),
         )
         return self._executor
 
@@ -196,10 +226,28 @@ class ProcessPool:
             self._pids[task_run_id] = pid
 
 
-def _child_started(started: SimpleQueue[tuple[str, int] | None]) -> None:
-    """In each child, once: keep the queue its calls are announced on."""
+def _child_started(
+    started: SimpleQueue[tuple[str, int] | None],
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
+) -> None:
+    """In each child, once: keep the queue its calls are announced on, then run the runner's
+    initializer (a failure stops the child, and the pool with it, as concurrent.futures does)."""
     global _announce
     _announce = started
+    if initializer is None:
+        return
+    try:
+        initializer(*initargs)
+    except BaseException as exc:
+        name = getattr(initializer, "__qualname__", repr(initializer))
+        print(
+            f"headwater: the ProcessPoolTaskRunner initializer {name} raised in process "
+            f"{os.getpid()}: {type(exc).__name__}: {exc}. No task can run in this pool; fix the "
+            "initializer.",
+            file=sys.stderr,
+        )
+        raise
 
 
 def _run_in_child(payload: bytes, address: str, task_run_id: str) -> bytes:

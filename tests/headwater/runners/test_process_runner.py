@@ -244,9 +244,56 @@ def test_calls_queued_behind_a_dead_child_run_on_a_fresh_pool(reader: Reader) ->
         assert run.run_count == 1
 
 
-def test_max_workers_is_checked_and_kept_by_duplicate() -> None:
-    runner = ProcessPoolTaskRunner(max_workers=3)
+def test_the_arguments_are_checked_and_kept_by_duplicate() -> None:
+    runner = ProcessPoolTaskRunner(max_workers=3, initializer=mark_child, initargs=["ready"])
     assert runner.duplicate() == runner
-    assert repr(runner) == "ProcessPoolTaskRunner(max_workers=3)"
+    assert repr(runner) == (
+        f"ProcessPoolTaskRunner(max_workers=3, initializer={mark_child!r}, initargs=('ready',))"
+    )
     with pytest.raises(ValueError, match="positive integer"):
         ProcessPoolTaskRunner(max_workers=0)
+    with pytest.raises(TypeError, match="initializer must be a function called in each child"):
+        ProcessPoolTaskRunner(initializer="setup")  # type: ignore[arg-type]
+
+
+def mark_child(prefix: str) -> None:
+    """An initializer, as Prefect's docs' would open a connection: run once in each child."""
+    os.environ["HEADWATER_TEST_CHILD_MARK"] = f"{prefix}-{os.getpid()}"
+
+
+def refuse_to_start() -> None:
+    raise RuntimeError("no database here")
+
+
+@task(task_run_name="mark-{x}")
+def child_mark(x: int) -> tuple[str, int]:
+    return os.environ.get("HEADWATER_TEST_CHILD_MARK", ""), os.getpid()
+
+
+def test_the_initializer_runs_in_each_child_before_its_tasks(reader: Reader) -> None:
+    runner = ProcessPoolTaskRunner(max_workers=2, initializer=mark_child, initargs=("ready",))
+
+    @flow(name=unique(), task_runner=runner)
+    def pipeline() -> list[tuple[str, int]]:
+        return child_mark.map(range(4)).result()
+
+    marks = pipeline()
+    assert len(marks) == 4
+    for mark, pid in marks:
+        assert mark == f"ready-{pid}"  # set in that very process, before the task
+        assert pid != os.getpid()
+    assert "HEADWATER_TEST_CHILD_MARK" not in os.environ  # never in the flow's process
+
+
+def test_an_initializer_that_raises_fails_the_tasks_and_says_so(
+    reader: Reader, capfd: pytest.CaptureFixture[str]
+) -> None:
+    @flow(name=unique(), task_runner=ProcessPoolTaskRunner(1, initializer=refuse_to_start))
+    def pipeline() -> None:
+        child_mark.submit(0).result()
+
+    with pytest.raises(CrashedRun, match="The task run crashed: BrokenProcessPool"):
+        pipeline()
+    err = capfd.readouterr().err
+    assert "ProcessPoolTaskRunner initializer refuse_to_start raised" in err
+    assert "RuntimeError: no database here" in err
