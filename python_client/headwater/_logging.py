@@ -46,6 +46,7 @@ __all__ = [
 #: The logger engine messages and run loggers write to; Prefect's is ``prefect.flow_runs``.
 FLOW_RUN_LOGGER = "headwater.flow_runs"
 TASK_RUN_LOGGER = "headwater.task_runs"
+_RUN_LOGGERS = (FLOW_RUN_LOGGER, TASK_RUN_LOGGER)
 
 
 class RunLoggerAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -146,7 +147,7 @@ def disable_run_logger() -> Iterator[None]:
         >>> with disable_run_logger():
         ...     assert my_task.fn(2) == 4
     """
-    loggers = [logging.getLogger(name) for name in (FLOW_RUN_LOGGER, TASK_RUN_LOGGER)]
+    loggers = [logging.getLogger(name) for name in _RUN_LOGGERS]
     before = [logger.disabled for logger in loggers]
     for logger in loggers:
         logger.disabled = True
@@ -158,7 +159,7 @@ def disable_run_logger() -> Iterator[None]:
 
 
 def _run_loggers_disabled() -> bool:
-    return all(logging.getLogger(name).disabled for name in (FLOW_RUN_LOGGER, TASK_RUN_LOGGER))
+    return all(logging.getLogger(name).disabled for name in _RUN_LOGGERS)
 
 
 def _dropping_logger() -> logging.Logger:
@@ -378,7 +379,7 @@ def setup_logging() -> None:
             console.setFormatter(_ConsoleFormatter())
             root.addHandler(console)
         service_handler = _ServiceHandler()
-        for name in (FLOW_RUN_LOGGER, TASK_RUN_LOGGER):
+        for name in _RUN_LOGGERS:
             logging.getLogger(name).addHandler(service_handler)
         _setup_done = True
 

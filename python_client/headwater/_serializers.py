@@ -45,11 +45,13 @@ COMPRESSED = "compressed/"
 
 _PICKLE_LIBRARIES = ("cloudpickle", "pickle")
 
-#: Leading bytes of each format `CompressedSerializer` writes, and the module that reads it.
+#: Leading bytes of each standard format `CompressedSerializer` writes, and the module that
+#: reads it.
 _COMPRESSION_MAGIC = (
     (b"\xfd7zXZ\x00", "lzma"),
     (b"BZh", "bz2"),
     (b"\x1f\x8b", "gzip"),
+    (b"\x78", "zlib"),  # a zlib stream's first byte (deflate, 32 KiB window): checked last
 )
 
 #: The keyword each standard-library compressor takes its level as.
@@ -233,10 +235,6 @@ class CompressedSerializer:
         for magic, module in _COMPRESSION_MAGIC:
             if blob.startswith(magic):
                 return importlib.import_module(module).decompress(blob)  # type: ignore[no-any-return]
-        if blob[:1] == b"\x78":  # a zlib stream's first byte (deflate, 32 KiB window)
-            import zlib
-
-            return zlib.decompress(blob)
         return self._library.decompress(blob)  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:

@@ -316,8 +316,8 @@ class State(Generic[R]):
             (
                 None,
                 {
-                    "_flow_run_id": self.state_details.flow_run_id,
-                    "_task_run_id": self.state_details.task_run_id,
+                    "_flow_run_id": getattr(self, "_flow_run_id", None),
+                    "_task_run_id": getattr(self, "_task_run_id", None),
                 },
             ),
         )

@@ -77,9 +77,9 @@ class Submissions:
         """The run's runner, entered as a submit would enter it, when it is a ``kind``; None
         (nothing entered) when the run's runner is of another kind or it has none of its own.
         """
-        runner = self._runner
-        if runner is None and not isinstance(self._template, kind):
+        if self._runner is None and not isinstance(self._template, kind):
             return None
+        # The default is never called here: the run has a runner of its own (entered or not).
         runner = self.runner(lambda: self._template)  # type: ignore[arg-type,return-value]
         return runner if isinstance(runner, kind) else None
 
